@@ -32,6 +32,7 @@ def _register():
 
     main.add_command(lab.lab)
     main.add_command(collect.collect)
+    main.add_command(collect.show)
 
 
 _register()

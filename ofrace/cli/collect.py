@@ -1,0 +1,135 @@
+"""``ofrace collect``: read every node and the OVN databases into one snapshot file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ofrace.collect.cluster import CollectEvent, collect_cluster
+from ofrace.collect.inventory import (
+    DatabaseSpec,
+    Inventory,
+    check_remote,
+    load_inventory,
+    parse_node_arg,
+)
+from ofrace.errors import InputError
+from ofrace.render.summary import print_summary, snapshot_summary
+from ofrace.snapshot import Snapshot
+
+EXIT_PARTIAL = 1
+
+
+def build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via) -> Inventory:
+    """Merge the inventory file and command-line specs (the command line wins)."""
+    inventory = load_inventory(inventory_file) if inventory_file else Inventory()
+    for arg in nodes:
+        spec = parse_node_arg(arg)
+        inventory.nodes = [n for n in inventory.nodes if n.name != spec.name] + [spec]
+    for attr, remote, via, flag in (("southbound", sb, sb_via, "--sb"),
+                                    ("northbound", nb, nb_via, "--nb")):
+        if remote:
+            check_remote(remote, flag)
+        if remote or via:
+            current = getattr(inventory, attr) or DatabaseSpec()
+            current.remote = remote or (current.remote if not via else None)
+            current.via = via or current.via
+            setattr(inventory, attr, current)
+    names = {n.name for n in inventory.nodes}
+    for db in (inventory.southbound, inventory.northbound):
+        if db and db.via and db.via not in names:
+            raise InputError(f"via node {db.via!r} is not one of the nodes "
+                             f"({', '.join(sorted(names)) or 'none given'})")
+    if not inventory.nodes and not inventory.southbound and not inventory.northbound:
+        raise InputError("nothing to collect: give --inventory FILE, --node NAME=SPEC, "
+                         "or --sb REMOTE")
+    return inventory
+
+
+class _ProgressPrinter:
+    """Shows each node as it starts and finishes; a spinner line when on a terminal."""
+
+    def __init__(self, console: Console, total: int):
+        self.console, self.total, self.finished = console, total, 0
+        self.status = console.status("collecting…") if console.is_terminal else None
+        if self.status:
+            self.status.start()
+
+    def __call__(self, event: CollectEvent) -> None:
+        if event.what == "start":
+            return
+        self.finished += 1
+        mark = "[green]✓[/]" if event.what == "done" else "[red]✗[/]"
+        self.console.print(f"{mark} {event.name}: {event.detail}", highlight=False)
+        if self.status:
+            self.status.update(f"collecting… {self.finished}/{self.total}")
+
+    def close(self) -> None:
+        if self.status:
+            self.status.stop()
+
+
+@click.command()
+@click.option("-i", "--inventory", "inventory_file", type=click.Path(dir_okay=False),
+              help="Inventory file (TOML) naming the nodes and how to reach them.")
+@click.option("--node", "nodes", multiple=True, metavar="NAME=SPEC",
+              help="A node: NAME=ssh://[user@]host[:port], NAME=exec:TEMPLATE or NAME=local.")
+@click.option("--sb", metavar="REMOTE", help="Southbound DB remote (tcp:, ssl:, unix:).")
+@click.option("--sb-via", metavar="NODE", help="Read the Southbound DB through this node.")
+@click.option("--nb", metavar="REMOTE", help="Northbound DB remote (optional).")
+@click.option("--nb-via", metavar="NODE", help="Read the Northbound DB through this node.")
+@click.option("--insecure-host-keys", is_flag=True,
+              help="Accept SSH host keys that are not in known_hosts (not recommended).")
+@click.option("-j", "--jobs", default=16, show_default=True, help="Nodes read in parallel.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Snapshot file to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def collect(inventory_file, nodes, sb, sb_via, nb, nb_via, insecure_host_keys, jobs, output,
+            as_json):
+    """Read OpenFlow tables, OVSDB rows and the OVN databases into one snapshot.
+
+    Exits 0 when everything was read, 1 when the snapshot is partial (the
+    summary says what is missing), 2 on bad input.
+    """
+    inventory = build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via)
+    out_path = Path(output)
+    if not out_path.parent.is_dir():
+        raise InputError(f"cannot write {output}: directory {out_path.parent} does not exist")
+    err = Console(stderr=True)
+    total = len(inventory.nodes) + bool(inventory.southbound) + bool(inventory.northbound)
+    printer = _ProgressPrinter(err, total) if not as_json else None
+    try:
+        snapshot = collect_cluster(inventory, strict_host_keys=not insecure_host_keys,
+                                   jobs=jobs, progress=printer)
+    finally:
+        if printer:
+            printer.close()
+    try:
+        snapshot.save(out_path)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from None
+    if as_json:
+        click.echo(json.dumps({**snapshot_summary(snapshot), "output": str(out_path)}, indent=2))
+    else:
+        console = Console()
+        print_summary(snapshot, console)
+        size = out_path.stat().st_size
+        console.print(f"snapshot written to {out_path} ({size / 1e6:.1f} MB)")
+    if not snapshot.complete:
+        sys.exit(EXIT_PARTIAL)
+
+
+@click.command()
+@click.argument("snapshot_file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def show(snapshot_file, as_json):
+    """Summarise a snapshot file: nodes, bridges, flow counts, databases, gaps."""
+    snapshot = Snapshot.load(snapshot_file)
+    if as_json:
+        click.echo(json.dumps(snapshot_summary(snapshot), indent=2))
+    else:
+        print_summary(snapshot, Console())

@@ -1,0 +1,1 @@
+"""Collection: transports, the node agent runner, inventories, whole-cluster reads."""

@@ -1,0 +1,200 @@
+"""Collect a whole cluster into one Snapshot: every node in parallel, then the DBs.
+
+Failures are data: a node that cannot be reached, or a command that fails on
+it, becomes a ``Problem`` in the snapshot and the run goes on.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from ofrace.agents import ofrace_agent
+from ofrace.collect.agent import AgentError, run_agent, transport_runner
+from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
+from ofrace.collect.transport import (
+    ExecTransport,
+    LocalTransport,
+    SSHTransport,
+    TransportError,
+)
+from ofrace.snapshot import Bridge, Chassis, CommandRecord, Database, Problem, Snapshot
+
+# What ofrace reads from the OVN databases (whole tables, all columns).
+SOUTHBOUND_TABLES = (
+    "SB_Global", "Chassis", "Chassis_Private", "Encap", "Datapath_Binding", "Port_Binding",
+    "Logical_Flow", "Logical_DP_Group", "Multicast_Group", "MAC_Binding", "Static_MAC_Binding",
+    "Load_Balancer", "FDB", "Gateway_Chassis", "HA_Chassis", "HA_Chassis_Group", "Address_Set",
+    "Port_Group", "DNS", "Meter", "Chassis_Template_Var", "IP_Multicast", "Controller_Event",
+)
+NORTHBOUND_TABLES = (
+    "NB_Global", "Logical_Switch", "Logical_Switch_Port", "Logical_Router",
+    "Logical_Router_Port", "Logical_Router_Static_Route", "Logical_Router_Policy", "NAT",
+    "ACL", "Load_Balancer", "Load_Balancer_Group", "Port_Group", "Address_Set",
+    "Gateway_Chassis", "HA_Chassis_Group", "HA_Chassis", "DHCP_Options", "DNS", "QoS",
+    "Meter", "Forwarding_Group", "Static_MAC_Binding", "BFD", "Copp", "Chassis_Template_Var",
+)
+
+
+@dataclass
+class CollectEvent:
+    """Progress: ``what`` is 'start', 'done' or 'failed' for ``name``."""
+
+    what: str
+    name: str
+    detail: str = ""
+
+
+Progress = Callable[[CollectEvent], None]
+
+
+def make_transport(spec: NodeSpec, strict_host_keys: bool = True):
+    if spec.transport == "local":
+        return LocalTransport(env=spec.env)
+    if spec.transport == "exec":
+        return ExecTransport(template=spec.template or "",
+                             fields={"node": spec.name, "name": spec.name, **spec.fields},
+                             env=spec.env)
+    return SSHTransport(host=spec.host or spec.name, user=spec.user, port=spec.port,
+                        identity=spec.identity, known_hosts=spec.known_hosts,
+                        strict_host_keys=strict_host_keys, timeout=spec.timeout, env=spec.env)
+
+
+def chassis_from_agent(name: str, transport: str, doc: dict) -> Chassis:
+    """Turn the agent's document into the snapshot model."""
+    bridges = {}
+    for br_name, br in doc.get("bridges", {}).items():
+        bridges[br_name] = Bridge(name=br_name, flows=br.get("flows", []),
+                                  groups=br.get("groups", []), meters=br.get("meters", []),
+                                  tlv_map=br.get("tlv_map", ""),
+                                  ports_desc=br.get("ports_desc", ""),
+                                  errors=br.get("errors", {}))
+    return Chassis(
+        name=name, transport=f"{transport} ({doc.get('mode', 'agent')})", reachable=True,
+        hostname=doc.get("hostname"), system_id=doc.get("system_id"),
+        integration_bridge=doc.get("integration_bridge") or "br-int",
+        ovs_version=doc.get("ovs_version"), ovn_version=doc.get("ovn_version"),
+        ovn_controller_status=doc.get("ovn_controller_status"),
+        bridges=bridges, ovsdb=doc.get("ovsdb", {}),
+        commands=[CommandRecord(argv=c["argv"], rc=c["rc"], started=c["started"],
+                                elapsed=c["elapsed"], error=c.get("error"))
+                  for c in doc.get("commands", [])],
+        problems=[Problem(where=name, what=e["what"], error=e["error"])
+                  for e in doc.get("errors", [])],
+        started=doc.get("started"), finished=doc.get("finished"))
+
+
+def collect_node(spec: NodeSpec, transport) -> Chassis:
+    """Read one node; never raises for the node's own faults."""
+    try:
+        doc = run_agent(transport, timeout=max(spec.timeout * 20, 120))
+    except (TransportError, AgentError) as exc:
+        return Chassis(name=spec.name, transport=transport.describe(), reachable=False,
+                       problems=[Problem(where=spec.name, what="collect", error=str(exc))])
+    return chassis_from_agent(spec.name, transport.describe(), doc)
+
+
+def _ssl_args(spec: DatabaseSpec, chassis: Chassis | None) -> list[str]:
+    """ovsdb-client SSL options: from the spec, else the node's own SSL table."""
+    key, cert, ca = spec.private_key, spec.certificate, spec.ca_cert
+    if chassis is not None and not (key and cert and ca):
+        rows = chassis.ovsdb.get("SSL") or [{}]
+        key = key or rows[0].get("private_key")
+        cert = cert or rows[0].get("certificate")
+        ca = ca or rows[0].get("ca_cert")
+    args = []
+    for flag, value in (("-p", key), ("-c", cert), ("-C", ca)):
+        if value:
+            args += [flag, value]
+    return args
+
+
+def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
+                     transports: dict, snapshot: Snapshot) -> Database:
+    """Read whole tables of one OVN database, locally or through a node."""
+    database = {"southbound": "OVN_Southbound", "northbound": "OVN_Northbound"}[name]
+    chassis = snapshot.chassis.get(spec.via) if spec.via else None
+    remote = spec.remote
+    if remote is None and chassis is not None and name == "southbound":
+        remote = chassis.external_ids.get("ovn-remote")
+    db = Database(name=name, remote=remote or "?", via=spec.via or "local",
+                  started=time.time())
+    if remote is None:
+        db.error = (f"no remote for the {name} database: give one, or read it via a node "
+                    "whose ovn-remote is known")
+        return db
+    if spec.via:
+        if chassis is not None and not chassis.reachable:
+            db.error = f"via node {spec.via} is unreachable"
+            return db
+        run = transport_runner(transports[spec.via], timeout=600)
+    else:
+        run = transport_runner(LocalTransport(), timeout=600)
+    extra = _ssl_args(spec, chassis) if remote.startswith("ssl:") else []
+    reader = ofrace_agent.Reader(run)
+    try:
+        data, version, error = ofrace_agent.ovsdb_select(
+            reader, remote, database, dict.fromkeys(tables), extra)
+    except TransportError as exc:
+        data, version, error = None, None, str(exc)
+    db.finished = time.time()
+    db.schema_version = version
+    if data is not None:
+        db.tables = data
+        db.missing_tables = [t for t in tables if t not in data]
+    if error and not (data is not None and error.startswith("tables not in this schema")):
+        db.error = _explain_ovsdb_error(error, remote)
+    return db
+
+
+def _explain_ovsdb_error(error: str, remote: str) -> str:
+    line = error.strip().splitlines()[-1] if error.strip() else error
+    if re.search(r"ovsdb-client'?: (command )?not found|'ovsdb-client': No such file", line):
+        return ("ovsdb-client not found where the database is read from "
+                "(apt-get install openvswitch-common, or read it via a node)")
+    return f"{remote}: {line}"
+
+
+def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs: int = 16,
+                    progress: Progress | None = None) -> Snapshot:
+    """Read every node in parallel, then the Southbound and Northbound databases."""
+    progress = progress or (lambda event: None)
+    snapshot = Snapshot()
+    transports = {spec.name: make_transport(spec, strict_host_keys) for spec in inventory.nodes}
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(inventory.nodes) or 1))) as pool:
+            futures = {}
+            for spec in inventory.nodes:
+                progress(CollectEvent("start", spec.name))
+                futures[pool.submit(collect_node, spec, transports[spec.name])] = spec
+            for future in as_completed(futures):
+                chassis = future.result()
+                snapshot.chassis[chassis.name] = chassis
+                if chassis.reachable:
+                    flows = sum(len(b.flows) for b in chassis.bridges.values())
+                    progress(CollectEvent("done", chassis.name,
+                                          f"{flows} flows, {len(chassis.bridges)} bridges"
+                                          + (f", {len(chassis.problems)} problems"
+                                             if chassis.problems else "")))
+                else:
+                    progress(CollectEvent("failed", chassis.name, chassis.problems[0].error))
+        snapshot.chassis = dict(sorted(snapshot.chassis.items()))
+        for name, tables, spec in (("southbound", SOUTHBOUND_TABLES, inventory.southbound),
+                                   ("northbound", NORTHBOUND_TABLES, inventory.northbound)):
+            if spec is None:
+                continue
+            progress(CollectEvent("start", name))
+            db = collect_database(name, tables, spec, transports, snapshot)
+            setattr(snapshot, name, db)
+            if db.error:
+                progress(CollectEvent("failed", name, db.error))
+            else:
+                rows = sum(len(rows) for rows in db.tables.values())
+                progress(CollectEvent("done", name, f"{rows} rows, {len(db.tables)} tables"))
+    finally:
+        for transport in transports.values():
+            transport.close()
+    return snapshot

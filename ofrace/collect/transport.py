@@ -1,0 +1,231 @@
+"""How ofrace reaches a node: locally, over SSH, or through a command template.
+
+A transport runs one argv on a node and returns its exit status and output.
+Every argument is quoted for the remote shell; nothing here writes on the
+node.  Connection-level failures (unreachable host, unknown host key,
+refused authentication) raise ``TransportError`` with a one-line reason, so
+the collector can record it and move on to the next node.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+
+class TransportError(Exception):
+    """The node could not be reached or refused us; one line, for the user."""
+
+
+@dataclass
+class CommandOutput:
+    rc: int
+    stdout: bytes
+    stderr: bytes
+
+
+def _with_env(argv: list[str], env: dict[str, str]) -> list[str]:
+    """Prefix ``env K=V`` so the variables reach the node's command."""
+    if not env:
+        return list(argv)
+    return ["env", *(f"{k}={v}" for k, v in sorted(env.items())), *argv]
+
+
+@dataclass
+class LocalTransport:
+    """Commands run on this machine (ofrace runs on the node itself)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return "local"
+
+    def run(self, argv: list[str], timeout: float = 120) -> CommandOutput:
+        env = {**os.environ, **self.env}
+        try:
+            proc = subprocess.run(argv, capture_output=True, timeout=timeout, env=env,
+                                  stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            return CommandOutput(127, b"", f"{argv[0]}: command not found".encode())
+        except subprocess.TimeoutExpired:
+            return CommandOutput(-1, b"", f"timed out after {timeout}s".encode())
+        return CommandOutput(proc.returncode, proc.stdout, proc.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class ExecTransport:
+    """Commands wrapped by a template: ``docker exec -i {node}``, ``kubectl exec …``.
+
+    The template is split like a shell line after its ``{field}``s are filled
+    with quoted values.  The node's argv is appended as separate arguments,
+    unless the template holds ``{command}``, which then receives the whole
+    argv as one shell-quoted string (for wrappers that hand a string to a
+    shell, such as ``ssh host {command}`` or ``sh -c {command}``).
+    """
+
+    template: str
+    fields: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"exec: {self.expanded()}"
+
+    def expanded(self) -> str:
+        quoted = {k: shlex.quote(v) for k, v in self.fields.items()}
+        try:
+            return self.template.replace("{command}", "\0").format(**quoted).replace(
+                "\0", "{command}")
+        except KeyError as exc:
+            raise TransportError(
+                f"template {self.template!r} uses {{{exc.args[0]}}}, which is not known here "
+                f"(known: {', '.join('{' + k + '}' for k in sorted(self.fields))})") from None
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        argv = _with_env(argv, self.env)
+        expanded = self.expanded()
+        if "{command}" in expanded:
+            return shlex.split(expanded.replace("{command}", shlex.quote(shlex.join(argv))))
+        return shlex.split(expanded) + argv
+
+    def run(self, argv: list[str], timeout: float = 120) -> CommandOutput:
+        wrapped = self.wrap(argv)
+        try:
+            proc = subprocess.run(wrapped, capture_output=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise TransportError(f"{wrapped[0]}: command not found") from None
+        except subprocess.TimeoutExpired:
+            return CommandOutput(-1, b"", f"timed out after {timeout}s".encode())
+        return CommandOutput(proc.returncode, proc.stdout, proc.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class SSHTransport:
+    """Commands over SSH with paramiko.
+
+    Host keys are checked against known_hosts (the user's, the system's and
+    the one given) unless ``strict_host_keys`` is turned off explicitly.
+    ``~/.ssh/config`` supplies HostName, User, Port, IdentityFile,
+    UserKnownHostsFile and ProxyCommand, as OpenSSH would.
+    """
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    identity: str | None = None
+    known_hosts: str | None = None
+    strict_host_keys: bool = True
+    timeout: float = 15.0
+    env: dict[str, str] = field(default_factory=dict)
+    ssh_config: str | None = "~/.ssh/config"
+    _client: paramiko.SSHClient | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def describe(self) -> str:
+        return f"ssh://{self.user + '@' if self.user else ''}{self.host}" + (
+            f":{self.port}" if self.port else "")
+
+    def _settings(self) -> dict:
+        settings = {"hostname": self.host, "port": self.port, "user": self.user,
+                    "identity": [self.identity] if self.identity else [],
+                    "known_hosts": [self.known_hosts] if self.known_hosts else [],
+                    "proxy": None}
+        path = Path(os.path.expanduser(self.ssh_config)) if self.ssh_config else None
+        if path and path.is_file():
+            conf = paramiko.SSHConfig.from_path(str(path)).lookup(self.host)
+            settings["hostname"] = conf.get("hostname", self.host)
+            settings["port"] = settings["port"] or (int(conf["port"]) if "port" in conf else None)
+            settings["user"] = settings["user"] or conf.get("user")
+            settings["identity"] += conf.get("identityfile", [])
+            if "userknownhostsfile" in conf:
+                settings["known_hosts"] += conf["userknownhostsfile"].split()
+            settings["proxy"] = conf.get("proxycommand")
+        settings["port"] = settings["port"] or 22
+        settings["user"] = settings["user"] or os.environ.get("USER") or "root"
+        return settings
+
+    def _connect(self) -> paramiko.SSHClient:
+        s = self._settings()
+        where = f"{s['user']}@{s['hostname']}:{s['port']}"
+        client = paramiko.SSHClient()
+        try:
+            client.load_system_host_keys()
+        except OSError:
+            pass
+        for kh in s["known_hosts"]:
+            path = os.path.expanduser(kh)
+            if os.path.isfile(path):
+                client.load_host_keys(path)
+            elif self.strict_host_keys and kh == self.known_hosts:
+                raise TransportError(f"known_hosts file {path} does not exist")
+        if self.strict_host_keys:
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        keys = [os.path.expanduser(k) for k in s["identity"]]
+        for key in keys:
+            if not os.path.isfile(key):
+                raise TransportError(f"identity file {key} does not exist")
+        try:
+            client.connect(
+                s["hostname"], port=s["port"], username=s["user"],
+                key_filename=keys or None, look_for_keys=not keys, allow_agent=not keys,
+                timeout=self.timeout, banner_timeout=self.timeout, auth_timeout=self.timeout,
+                sock=paramiko.ProxyCommand(s["proxy"]) if s["proxy"] else None)
+        except paramiko.BadHostKeyException:
+            raise TransportError(
+                f"{where}: host key does not match known_hosts (possible "
+                "man-in-the-middle, or the host was reinstalled)") from None
+        except paramiko.SSHException as exc:
+            client.close()
+            if "not found in known_hosts" in str(exc):
+                files = ", ".join(s["known_hosts"]) or "~/.ssh/known_hosts"
+                raise TransportError(
+                    f"{where}: host key unknown (not in {files}); verify it and add it "
+                    "to known_hosts, or pass --insecure-host-keys to skip the check") from None
+            if isinstance(exc, paramiko.AuthenticationException):
+                how = f"key {', '.join(keys)}" if keys else "agent/default keys"
+                raise TransportError(f"{where}: authentication failed with {how}") from None
+            raise TransportError(f"{where}: {exc}") from None
+        except (TimeoutError, OSError) as exc:
+            client.close()
+            reason = exc.strerror if getattr(exc, "strerror", None) else str(exc) or "timed out"
+            raise TransportError(f"{where}: cannot connect: {reason}") from None
+        return client
+
+    def run(self, argv: list[str], timeout: float = 120) -> CommandOutput:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            client = self._client
+        command = shlex.join(_with_env(argv, self.env))
+        try:
+            _, stdout, stderr = client.exec_command(command, timeout=timeout)
+            stdout.channel.shutdown_write()
+            out = stdout.read()
+            err = stderr.read()
+            rc = stdout.channel.recv_exit_status()
+            if rc == -1:
+                raise TransportError(
+                    f"{self.describe()}: connection lost (no exit status from the node)")
+        except (TimeoutError, paramiko.SSHException, OSError) as exc:
+            raise TransportError(
+                f"{self.describe()}: connection lost: {exc or 'timed out'}") from None
+        return CommandOutput(rc, out, err)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

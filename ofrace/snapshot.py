@@ -1,0 +1,252 @@
+"""The snapshot: everything collected from a cluster, as plain versioned data.
+
+Every later stage (index, simulate, annotate, audit) reads only this model,
+so a snapshot loaded from a file traces exactly like the live cluster it was
+taken from.  The model holds raw facts (flow text as ``ovs-ofctl`` printed
+it, OVSDB rows as the server sent them) and derives the rest on demand;
+nothing here parses flows.
+
+On disk: gzip-compressed JSON ``{"format": "ofrace-snapshot", "version": N, …}``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from ofrace import __version__
+from ofrace.errors import InputError
+
+SNAPSHOT_FORMAT = "ofrace-snapshot"
+SNAPSHOT_VERSION = 1
+
+
+@dataclass
+class CommandRecord:
+    """One command run on a node, kept so a gap can be traced to its cause."""
+
+    argv: list[str]
+    rc: int
+    started: float
+    elapsed: float
+    error: str | None = None
+
+
+@dataclass
+class Problem:
+    """Something that could not be read; the run went on without it."""
+
+    where: str
+    what: str
+    error: str
+
+
+@dataclass
+class Bridge:
+    """One OpenFlow bridge as ``ovs-ofctl`` showed it."""
+
+    name: str
+    flows: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    meters: list[str] = field(default_factory=list)
+    tlv_map: str = ""
+    ports_desc: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Interface:
+    """An OVS Interface row, reduced to what tracing and auditing use."""
+
+    name: str
+    bridge: str
+    type: str
+    ofport: int | None
+    options: dict[str, str]
+    external_ids: dict[str, str]
+    error: str | None
+    mac_in_use: str | None
+
+    @property
+    def iface_id(self) -> str | None:
+        return self.external_ids.get("iface-id")
+
+
+@dataclass
+class Chassis:
+    """One node's OVS/OVN state, or the reason it could not be read."""
+
+    name: str
+    transport: str
+    reachable: bool = True
+    hostname: str | None = None
+    system_id: str | None = None
+    integration_bridge: str = "br-int"
+    ovs_version: str | None = None
+    ovn_version: str | None = None
+    ovn_controller_status: str | None = None
+    bridges: dict[str, Bridge] = field(default_factory=dict)
+    ovsdb: dict[str, list[dict]] = field(default_factory=dict)
+    commands: list[CommandRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def external_ids(self) -> dict[str, str]:
+        rows = self.ovsdb.get("Open_vSwitch") or [{}]
+        return rows[0].get("external_ids") or {}
+
+    @property
+    def encap_ips(self) -> list[str]:
+        raw = self.external_ids.get("ovn-encap-ip", "")
+        return [ip.strip() for ip in raw.split(",") if ip.strip()]
+
+    @property
+    def encap_types(self) -> list[str]:
+        raw = self.external_ids.get("ovn-encap-type", "")
+        return [t.strip() for t in raw.split(",") if t.strip()]
+
+    @property
+    def bridge_mappings(self) -> dict[str, str]:
+        """physical network name → bridge, from ``ovn-bridge-mappings``."""
+        raw = self.external_ids.get("ovn-bridge-mappings", "")
+        pairs = (item.split(":", 1) for item in raw.split(",") if ":" in item)
+        return {net.strip(): br.strip() for net, br in pairs}
+
+    @property
+    def nb_cfg(self) -> int | None:
+        """The ``nb_cfg`` this chassis' ovn-controller reports having reached."""
+        value = self.external_ids.get("ovn-nb-cfg")
+        return int(value) if value and value.isdigit() else None
+
+    @cached_property
+    def interfaces(self) -> list[Interface]:
+        """Every Interface row with the bridge it sits on."""
+        ifaces = {row["_uuid"]: row for row in self.ovsdb.get("Interface", [])}
+        ports = {row["_uuid"]: row for row in self.ovsdb.get("Port", [])}
+        result = []
+        for br in self.ovsdb.get("Bridge", []):
+            for port_uuid in br.get("ports", []):
+                for iface_uuid in ports.get(port_uuid, {}).get("interfaces", []):
+                    row = ifaces.get(iface_uuid)
+                    if row is None:
+                        continue
+                    ofport = row.get("ofport")
+                    result.append(Interface(
+                        name=row["name"], bridge=br["name"], type=row.get("type") or "",
+                        ofport=ofport[0] if isinstance(ofport, list) and ofport else (
+                            ofport if isinstance(ofport, int) else None),
+                        options=row.get("options") or {},
+                        external_ids=row.get("external_ids") or {},
+                        error=_scalar(row.get("error")),
+                        mac_in_use=_scalar(row.get("mac_in_use")),
+                    ))
+        return sorted(result, key=lambda i: (i.bridge, i.ofport or 0, i.name))
+
+
+def _scalar(value):
+    """An optional OVSDB column arrives as [] when empty."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+@dataclass
+class Database:
+    """Whole tables of an OVN database (Southbound or Northbound)."""
+
+    name: str
+    remote: str
+    via: str = "local"
+    schema_version: str | None = None
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+    missing_tables: list[str] = field(default_factory=list)
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+
+
+@dataclass
+class Snapshot:
+    """A whole cluster at one moment: every chassis plus the OVN databases."""
+
+    chassis: dict[str, Chassis] = field(default_factory=dict)
+    southbound: Database | None = None
+    northbound: Database | None = None
+    problems: list[Problem] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+    ofrace_version: str = __version__
+    version: int = SNAPSHOT_VERSION
+
+    def all_problems(self) -> list[Problem]:
+        """Every gap in the snapshot, wherever it was recorded."""
+        found = list(self.problems)
+        for ch in self.chassis.values():
+            found.extend(ch.problems)
+        for db in (self.southbound, self.northbound):
+            if db is not None and db.error:
+                found.append(Problem(where=db.name, what="read", error=db.error))
+        return found
+
+    @property
+    def complete(self) -> bool:
+        return not self.all_problems()
+
+    # --- serialisation -------------------------------------------------
+
+    def to_dict(self) -> dict:
+        doc = asdict(self)
+        doc["format"] = SNAPSHOT_FORMAT
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Snapshot:
+        if doc.get("format") != SNAPSHOT_FORMAT:
+            raise InputError("not an ofrace snapshot (no 'format: ofrace-snapshot' header)")
+        version = doc.get("version")
+        if version != SNAPSHOT_VERSION:
+            raise InputError(
+                f"snapshot format version {version} is not supported "
+                f"(this ofrace reads version {SNAPSHOT_VERSION})")
+        return cls(
+            chassis={name: _chassis_from_dict(ch) for name, ch in doc["chassis"].items()},
+            southbound=_database_from_dict(doc.get("southbound")),
+            northbound=_database_from_dict(doc.get("northbound")),
+            problems=[Problem(**p) for p in doc.get("problems", [])],
+            created=doc["created"],
+            ofrace_version=doc.get("ofrace_version", "?"),
+            version=version,
+        )
+
+    def save(self, path: str | Path) -> None:
+        data = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        with gzip.open(path, "wb", compresslevel=6) as fh:
+            fh.write(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Snapshot:
+        try:
+            with gzip.open(path, "rb") as fh:
+                doc = json.loads(fh.read())
+        except FileNotFoundError:
+            raise InputError(f"snapshot file not found: {path}") from None
+        except (OSError, EOFError, ValueError) as exc:
+            raise InputError(f"cannot read snapshot {path}: {exc}") from None
+        return cls.from_dict(doc)
+
+
+def _chassis_from_dict(doc: dict) -> Chassis:
+    doc = dict(doc)
+    doc["bridges"] = {name: Bridge(**br) for name, br in doc.get("bridges", {}).items()}
+    doc["commands"] = [CommandRecord(**c) for c in doc.get("commands", [])]
+    doc["problems"] = [Problem(**p) for p in doc.get("problems", [])]
+    return Chassis(**doc)
+
+
+def _database_from_dict(doc: dict | None) -> Database | None:
+    return Database(**doc) if doc is not None else None
