@@ -1,0 +1,1 @@
+"""OpenFlow semantics: fields, flow text, the classifier, bridge indexes, execution."""

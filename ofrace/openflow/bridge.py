@@ -1,0 +1,145 @@
+"""The index of one bridge: its tables, ports, groups and TLV map, ready to simulate.
+
+Built once from a snapshot ``Bridge`` (and the chassis' Interface rows);
+every flow either lands in a table or, when it cannot be read, in
+``unparsed`` with its reason, so a trace can say when it reaches a gap.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ofrace.openflow.classifier import FlowEntry, FlowTable
+from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, parse_flow
+from ofrace.snapshot import Bridge, Interface
+
+_CONJ = re.compile(r"conjunction\((\d+),(\d+)/(\d+)\)")
+_PORT_DESC = re.compile(r"^\s*(\d+|LOCAL)\(([^)]*)\): addr:([0-9a-f:]+)", re.M)
+_TLV = re.compile(r"^\s*(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\d+)\s+tun_metadata(\d+)", re.M)
+
+
+@dataclass
+class Port:
+    """An OpenFlow port of the bridge, with the OVSDB facts about it."""
+
+    ofport: int
+    name: str
+    type: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+    mac: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Group:
+    group_id: int
+    type: str
+    buckets: list[str]
+    raw: str
+    selection_method: str | None = None
+
+
+@dataclass
+class TunnelOption:
+    """One Geneve option mapped to a ``tun_metadataN`` field by the TLV map."""
+
+    opt_class: int
+    opt_type: int
+    length: int
+    index: int
+
+
+@dataclass
+class UnparsedFlow:
+    index: int
+    line: str
+    reason: str
+
+
+class BridgeIndex:
+    """Tables of one bridge, indexed for lookup, plus what the simulator needs around them."""
+
+    def __init__(self, bridge: Bridge, interfaces: list[Interface] = (), chassis: str = ""):
+        self.name = bridge.name
+        self.chassis = chassis
+        # A copy: learned flows are appended here without touching the snapshot.
+        self.flows = list(bridge.flows)
+        self.learned: list[FlowEntry] = []
+        self.tables: dict[int, FlowTable] = {}
+        self.unparsed: list[UnparsedFlow] = []
+        self.ports: dict[int, Port] = {}
+        self._load_ports(bridge, interfaces)
+        self.port_by_name = {p.name: p for p in self.ports.values()}
+        self.groups = {g.group_id: g for g in parse_groups(bridge.groups)}
+        self.tlv_map = {t.index: t for t in parse_tlv_map(bridge.tlv_map)}
+        self._index(bridge.flows)
+
+    def _load_ports(self, bridge: Bridge, interfaces) -> None:
+        for m in _PORT_DESC.finditer(bridge.ports_desc):
+            number = 0xFFFE if m.group(1) == "LOCAL" else int(m.group(1))
+            self.ports[number] = Port(ofport=number, name=m.group(2), mac=m.group(3))
+        for iface in interfaces:
+            if iface.bridge != bridge.name:
+                continue
+            number = iface.ofport
+            if iface.type == "internal" and iface.name == bridge.name:
+                number = 0xFFFE
+            port = self.ports.get(number) if number is not None else None
+            if port is None:
+                port = Port(ofport=number if number is not None else -1, name=iface.name)
+                if number is not None and number >= 0:
+                    self.ports[number] = port
+            port.type = iface.type
+            port.options = iface.options
+            port.external_ids = iface.external_ids
+            port.error = iface.error
+            if iface.mac_in_use and not port.mac:
+                port.mac = iface.mac_in_use
+
+    def _index(self, lines: list[str]) -> None:
+        cache = TokenCache({p.name: n for n, p in self.ports.items()})
+        tables = self.tables
+        for index, line in enumerate(lines):
+            try:
+                flow = parse_flow(line, cache)
+            except (FlowSyntaxError, ValueError) as exc:
+                self.unparsed.append(UnparsedFlow(index, line, str(exc)))
+                continue
+            table = tables.get(flow.table)
+            if table is None:
+                table = tables[flow.table] = FlowTable(flow.table)
+            entry = FlowEntry(flow.table, flow.priority, flow.cookie, index, flow.actions, index)
+            conj = ()
+            if flow.actions.startswith("conjunction("):
+                conj = tuple((int(a), int(b), int(c)) for a, b, c in _CONJ.findall(flow.actions))
+            table.add(flow.match, entry, conj)
+
+    @property
+    def flow_count(self) -> int:
+        return sum(len(t) for t in self.tables.values())
+
+    def line(self, entry: FlowEntry) -> str:
+        return self.flows[entry.index]
+
+
+def parse_groups(lines: list[str]) -> list[Group]:
+    """``dump-groups`` lines → groups with their bucket action text."""
+    groups = []
+    for line in lines:
+        m = re.match(r"group_id=(\d+),type=(\w+)(.*)$", line.strip())
+        if not m:
+            continue
+        rest = m.group(3)
+        method = re.search(r"selection_method=([\w]+)", rest)
+        buckets = [b.strip().rstrip(",") for b in re.split(r",?bucket=", rest)[1:]]
+        groups.append(Group(int(m.group(1)), m.group(2), buckets, line.strip(),
+                            method.group(1) if method else None))
+    return groups
+
+
+def parse_tlv_map(text: str) -> list[TunnelOption]:
+    """``dump-tlv-map`` text → which Geneve option each ``tun_metadataN`` carries."""
+    return [TunnelOption(int(c, 16), int(t, 16), int(ln), int(i))
+            for c, t, ln, i in _TLV.findall(text)]

@@ -1,0 +1,1 @@
+"""Simulation: OpenFlow execution on one chassis, conntrack, learn."""

@@ -1,0 +1,539 @@
+"""Execute a packet through the OpenFlow tables of one chassis, as ovs-vswitchd would.
+
+The translation follows ofproto-dpif-xlate's rules (see docs/ovs-xlate-semantics.md):
+lookups start at table 0; resubmit nests (depth ≤ 64, ≤ 4096 in all);
+output to the input port is skipped; a patch port continues in the peer
+bridge with metadata, registers, tunnel and conntrack state cleared and the
+original state restored afterwards; ``ct(table=N)`` freezes the packet and
+resumes it at table N in a new pass once the current one is done.  Each
+action kind has one handler, found by type in ``_HANDLERS``.
+
+Exits (ports, tunnels, controller, drops) are collected with the packet as
+it left; crossing to another chassis is the job of ``ofrace.trace``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+from ofrace.openflow import actions as A
+from ofrace.openflow.actions import ActionError, parse_actions
+from ofrace.openflow.bridge import BridgeIndex, Port
+from ofrace.openflow.fields import SPECIAL_PORTS
+from ofrace.simulate.conntrack import ConntrackTable, CtOutcome
+from ofrace.simulate.packet import Packet, read_ref, write, write_ref
+from ofrace.simulate.steps import Exit, Step
+
+MAX_DEPTH = 64
+MAX_RESUBMITS = 4096
+MAX_PASSES = 32
+TUNNEL_TYPES = {"geneve", "vxlan", "stt", "gre", "erspan", "ip6gre", "ip6erspan", "gtpu",
+                "bareudp"}
+LOCAL = SPECIAL_PORTS["LOCAL"]
+IN_PORT = SPECIAL_PORTS["IN_PORT"]
+NORMAL = SPECIAL_PORTS["NORMAL"]
+FLOOD = SPECIAL_PORTS["FLOOD"]
+ALL = SPECIAL_PORTS["ALL"]
+CONTROLLER = SPECIAL_PORTS["CONTROLLER"]
+CT_FIELDS = ("ct_state", "ct_zone", "ct_mark", "ct_label", "ct_nw_src", "ct_nw_dst",
+             "ct_ipv6_src", "ct_ipv6_dst", "ct_nw_proto", "ct_tp_src", "ct_tp_dst")
+TUNNEL_FIELDS = ("tun_id", "tun_src", "tun_dst", "tun_ipv6_src", "tun_ipv6_dst", "tun_flags",
+                 "tun_tos", "tun_ttl")
+
+
+class _Stop(Exception):
+    """Unwinds the whole translation (``exit`` action, limits)."""
+
+
+@dataclass
+class SimulationOptions:
+    """Choices the real datapath makes that a trace must make explicitly."""
+
+    select_buckets: dict[int, int] = field(default_factory=dict)  # group id -> bucket
+    packet_length: int | None = None
+
+
+@dataclass
+class _Frozen:
+    """A packet waiting to resume after ct(table=N)."""
+
+    bridge: str
+    table: int
+    packet: Packet
+    step: Step
+    outcome: CtOutcome
+
+
+@dataclass
+class _Context:
+    chassis: str
+    exits: list[Exit]
+    frozen: list[_Frozen]
+    depth: int = 0
+    resubmits: int = 0
+    stack: list[int] = field(default_factory=list)
+    stopped: bool = False
+
+
+class ChassisDatapath:
+    """The bridges of one chassis, and the machinery to run packets through them."""
+
+    def __init__(self, chassis: str, bridges: dict[str, BridgeIndex], conntrack=None,
+                 options: SimulationOptions | None = None):
+        self.chassis = chassis
+        self.bridges = bridges
+        self.conntrack = conntrack if conntrack is not None else ConntrackTable()
+        self.options = options or SimulationOptions()
+        self._actions: dict[tuple[str, int], tuple] = {}
+        self.learned: list[Step] = []
+
+    # ------------------------------------------------------------------ API
+
+    def inject(self, bridge: str, packet: Packet, root: Step | None = None,
+               table: int = 0) -> tuple[Step, list[Exit]]:
+        """Run ``packet`` (with its ``in_port``) through ``bridge`` from ``table``."""
+        root = root or Step("bridge", f'bridge("{bridge}")', self.chassis, bridge)
+        ctx = _Context(self.chassis, [], [])
+        packet = dict(packet)
+        try:
+            self._lookup(ctx, bridge, table, packet, root)
+        except _Stop:
+            pass
+        passes = 0
+        while ctx.frozen:
+            passes += 1
+            frozen = ctx.frozen.pop(0)
+            if passes > MAX_PASSES:
+                self._exit(ctx, "limit", frozen.bridge, frozen.packet, frozen.step,
+                           f"more than {MAX_PASSES} recirculations")
+                break
+            resume = frozen.step.add(Step(
+                "recirc", f"resume at table {frozen.table} after ct: "
+                f"{frozen.outcome.describe()}", self.chassis, frozen.bridge,
+                table=frozen.table, data={"pass": passes}))
+            ctx.depth, ctx.resubmits, ctx.stopped = 0, 0, False
+            try:
+                self._lookup(ctx, frozen.bridge, frozen.table, frozen.packet, resume)
+            except _Stop:
+                pass
+        return root, ctx.exits
+
+    # --------------------------------------------------------------- lookup
+
+    def _lookup(self, ctx: _Context, bridge_name: str, table_no: int, packet: Packet,
+                parent: Step) -> None:
+        bridge = self.bridges[bridge_name]
+        table = bridge.tables.get(table_no)
+        entry, conj_id = table.lookup(packet) if table is not None else (None, None)
+        gaps = [u for u in bridge.unparsed if u.line.find(f"table={table_no},") >= 0]
+        if entry is None:
+            step = parent.add(Step("miss", f"{table_no}. no flow matched", self.chassis,
+                                   bridge_name, table=table_no))
+            if gaps:
+                step.data["unparsed"] = [u.line for u in gaps]
+                self._exit(ctx, "gap", bridge_name, packet, step,
+                           f"table {table_no} missed, and {len(gaps)} of its flows could "
+                           "not be read (one of them may have matched)")
+            elif ctx.depth == 0:
+                self._exit(ctx, "drop", bridge_name, packet, step,
+                           f"no flow matched in table {table_no}")
+            return
+        step = parent.add(Step(
+            "flow", bridge.line(entry), self.chassis, bridge_name, table=table_no,
+            priority=entry.priority, cookie=entry.cookie, flow=bridge.line(entry),
+            data={"flow_index": entry.index}))
+        if conj_id is not None:
+            step.data["conj_id"] = conj_id
+        if gaps:
+            step.data["unparsed"] = [u.line for u in gaps]
+        try:
+            acts = self._parsed(bridge_name, entry)
+        except ActionError as exc:
+            self._exit(ctx, "gap", bridge_name, packet, step, str(exc))
+            return
+        if not acts:
+            step.data["no_actions"] = True
+        if conj_id is not None:
+            packet["conj_id"] = conj_id
+        self._execute(ctx, bridge_name, table_no, acts, packet, step)
+        if not any(True for _ in _exits_under(step)) and not acts and ctx.depth == 0:
+            self._exit(ctx, "drop", bridge_name, packet, step, "flow has no actions (drop)")
+
+    def _parsed(self, bridge: str, entry) -> tuple:
+        key = (bridge, entry.index)
+        acts = self._actions.get(key)
+        if acts is None:
+            acts = self._actions[key] = parse_actions(entry.actions) if entry.actions not in (
+                "drop", "") else ()
+        return acts
+
+    # ------------------------------------------------------------- actions
+
+    def _execute(self, ctx: _Context, bridge: str, table: int, acts, packet: Packet,
+                 step: Step) -> None:
+        for action in acts:
+            if ctx.stopped:
+                return
+            handler = _HANDLERS.get(type(action))
+            if handler is None:
+                self._exit(ctx, "gap", bridge, packet, step,
+                           f"action {action} is not simulated")
+                return
+            if handler(self, ctx, bridge, table, action, packet, step) is False:
+                return
+
+    def _exit(self, ctx: _Context, kind: str, bridge: str, packet: Packet, step: Step,
+              reason: str, port: Port | None = None, data: dict | None = None) -> Exit:
+        exit_ = Exit(kind, self.chassis, bridge, reason, dict(packet),
+                     port=port.ofport if port else None, port_name=port.name if port else None,
+                     data=data or {}, step=step)
+        ctx.exits.append(exit_)
+        step.add(Step("exit", f"{kind}: {reason}", self.chassis, bridge,
+                      data={"exit": len(ctx.exits) - 1}))
+        return exit_
+
+    def _resubmit(self, ctx, bridge, table, action: A.Resubmit, packet, step):
+        if action.ct:
+            self._exit(ctx, "gap", bridge, packet, step, "resubmit(...,ct) is not simulated")
+            return False
+        ctx.resubmits += 1
+        if ctx.resubmits > MAX_RESUBMITS:
+            self._exit(ctx, "limit", bridge, packet, step, f"over {MAX_RESUBMITS} resubmits")
+            raise _Stop
+        if ctx.depth >= MAX_DEPTH:
+            self._exit(ctx, "limit", bridge, packet, step,
+                       f"over max translation depth {MAX_DEPTH}")
+            raise _Stop
+        saved_port = packet.get("in_port", 0)
+        if action.port is not None:
+            packet["in_port"] = action.port
+        ctx.depth += 1
+        try:
+            self._lookup(ctx, bridge, table if action.table is None else action.table, packet,
+                         step)
+        finally:
+            ctx.depth -= 1
+            if action.port is not None:
+                packet["in_port"] = saved_port
+        return None
+
+    def _goto(self, ctx, bridge, table, action: A.GotoTable, packet, step):
+        ctx.depth += 1
+        try:
+            self._lookup(ctx, bridge, action.table, packet, step)
+        finally:
+            ctx.depth -= 1
+        return False
+
+    def _set_field(self, ctx, bridge, table, action: A.SetField, packet, step):
+        write(packet, action.target.name, action.value, action.mask)
+
+    def _move(self, ctx, bridge, table, action: A.Move, packet, step):
+        write_ref(packet, action.dst, read_ref(packet, action.src))
+
+    def _push(self, ctx, bridge, table, action: A.Push, packet, step):
+        ctx.stack.append(read_ref(packet, action.src))
+
+    def _pop(self, ctx, bridge, table, action: A.Pop, packet, step):
+        if not ctx.stack:
+            self._exit(ctx, "gap", bridge, packet, step, "pop from an empty stack")
+            return False
+        write_ref(packet, action.dst, ctx.stack.pop())
+
+    def _simple(self, ctx, bridge, table, action: A.Simple, packet, step):
+        name = action.name
+        if name == "drop":
+            return False
+        if name == "exit":
+            ctx.stopped = True
+            return False
+        if name == "ct_clear":
+            for f in CT_FIELDS:
+                packet.pop(f, None)
+            return None
+        if name == "dec_ttl":
+            if packet.get("dl_type") not in (0x0800, 0x86DD):
+                return None
+            ttl = packet.get("nw_ttl", 0)
+            if ttl <= 1:
+                step.add(Step("ttl", f"dec_ttl: TTL {ttl} expires here", self.chassis, bridge))
+                self._exit(ctx, "drop", bridge, packet, step, f"TTL {ttl} expired at dec_ttl")
+                return False
+            packet["nw_ttl"] = ttl - 1
+            return None
+        if name == "pop_vlan":
+            packet["vlan_tci"] = 0
+            return None
+        step.add(Step(name, f"{name}{'' if action.arg is None else ':' + str(action.arg)}"
+                      " (no effect on the packet)", self.chassis, bridge))
+        return None
+
+    def _push_vlan(self, ctx, bridge, table, action: A.PushVlan, packet, step):
+        packet["vlan_tci"] = 0x1000
+
+    def _check_pkt_larger(self, ctx, bridge, table, action: A.CheckPktLarger, packet, step):
+        length = self.options.packet_length or _frame_length(packet)
+        write_ref(packet, action.dst, 1 if length > action.length else 0)
+
+    def _clone(self, ctx, bridge, table, action: A.Clone, packet, step):
+        inner = step.add(Step("clone", "clone", self.chassis, bridge))
+        saved_stack = list(ctx.stack)
+        self._execute(ctx, bridge, table, action.actions, dict(packet), inner)
+        ctx.stack = saved_stack
+        ctx.stopped = False
+
+    def _ct(self, ctx, bridge, table, action: A.Ct, packet, step):
+        before = dict(packet)
+        outcome = self.conntrack.execute(action, packet, where=f"{self.chassis}/{bridge}")
+        ct_step = step.add(Step("ct", f"ct: {outcome.describe()}", self.chassis, bridge,
+                                data={"zone": outcome.zone, "state": outcome.state,
+                                      "nat": outcome.nat, "commit": outcome.committed}))
+        if action.table is None:
+            # The ct result stays hidden from the rest of this pass (no recirculation),
+            # but NAT still rewrites the packet on the wire.
+            for f in CT_FIELDS:
+                if f in before:
+                    packet[f] = before[f]
+                else:
+                    packet.pop(f, None)
+            return None
+        frozen = dict(packet)
+        _set_ct_fields(frozen, outcome)
+        ctx.frozen.append(_Frozen(bridge, action.table, frozen, ct_step, outcome))
+        # Later actions of this list act on the pre-ct packet.
+        packet.clear()
+        packet.update(before)
+        return None
+
+    def _group(self, ctx, bridge, table, action: A.Group, packet, step):
+        group = self.bridges[bridge].groups.get(action.group_id)
+        if group is None:
+            self._exit(ctx, "drop", bridge, packet, step, f"group {action.group_id} not found")
+            return False
+        if not group.buckets:
+            step.add(Step("group", f"group {group.group_id}: no buckets", self.chassis, bridge))
+            return None
+        if group.type == "all":
+            chosen = list(range(len(group.buckets)))
+        elif action.group_id in self.options.select_buckets:
+            chosen = [self.options.select_buckets[action.group_id] % len(group.buckets)]
+        else:
+            chosen = [_select_bucket(packet, len(group.buckets))]
+        for i in chosen:
+            text = _bucket_actions(group.buckets[i])
+            gstep = step.add(Step("group", f"group {group.group_id} ({group.type}) bucket {i} "
+                                  f"of {len(group.buckets)}: {text}", self.chassis, bridge,
+                                  data={"group": group.group_id, "bucket": i}))
+            try:
+                acts = parse_actions(text) if text not in ("", "drop") else ()
+            except ActionError as exc:
+                self._exit(ctx, "gap", bridge, packet, gstep, str(exc))
+                continue
+            self._execute(ctx, bridge, table, acts, dict(packet) if len(chosen) > 1 else packet,
+                          gstep)
+        return None
+
+    def _controller(self, ctx, bridge, table, action: A.Controller, packet, step):
+        self._exit(ctx, "controller", bridge, packet, step, "sent to the controller",
+                   data={"userdata": action.userdata.hex(), "pause": action.pause,
+                         "reason": action.reason, "meter_id": action.meter_id})
+        return None
+
+    def _learn(self, ctx, bridge, table, action: A.Learn, packet, step):
+        from ofrace.simulate.learn import learn_flow
+
+        result = learn_flow(self.bridges[bridge], action, packet)
+        step.add(Step("learn", f"learned: {result}", self.chassis, bridge))
+        return None
+
+    def _conjunction(self, ctx, bridge, table, action, packet, step):
+        return None
+
+    def _unknown(self, ctx, bridge, table, action: A.Unknown, packet, step):
+        self._exit(ctx, "gap", bridge, packet, step,
+                   f"action {action.name}:{action.text} is not simulated")
+        return False
+
+    # --------------------------------------------------------------- output
+
+    def _output(self, ctx, bridge_name, table, action: A.Output, packet, step):
+        port_no = read_ref(packet, action.source) if action.source else action.port
+        in_port = packet.get("in_port", 0)
+        if port_no == IN_PORT:
+            port_no = in_port
+        elif port_no == in_port:
+            step.add(Step("skip", f"output:{port_no} skipped: it is the input port",
+                          self.chassis, bridge_name))
+            return None
+        if port_no in (NORMAL, FLOOD, ALL):
+            return self._flood(ctx, bridge_name, port_no, packet, step)
+        if port_no == CONTROLLER:
+            return self._controller(ctx, bridge_name, table, A.Controller(), packet, step)
+        bridge = self.bridges[bridge_name]
+        port = bridge.ports.get(port_no)
+        if port is None:
+            step.add(Step("skip", f"output:{port_no}: no such port (dropped)", self.chassis,
+                          bridge_name))
+            return None
+        self._output_port(ctx, bridge_name, port, packet, step)
+        return None
+
+    def _output_port(self, ctx, bridge_name: str, port: Port, packet: Packet, step: Step):
+        if port.type == "patch":
+            return self._patch(ctx, bridge_name, port, packet, step)
+        if port.type in TUNNEL_TYPES:
+            return self._tunnel(ctx, bridge_name, port, packet, step)
+        kind = "LOCAL" if port.ofport == LOCAL else (port.type or "system")
+        self._exit(ctx, "output", bridge_name, packet, step,
+                   f"output to {port.name} ({kind})", port=port,
+                   data={"iface_id": port.external_ids.get("iface-id")})
+
+    def _patch(self, ctx, bridge_name, port: Port, packet, step):
+        peer_name = port.options.get("peer")
+        for other_name, other in self.bridges.items():
+            peer = other.port_by_name.get(peer_name)
+            if peer is not None and other_name != bridge_name:
+                break
+        else:
+            self._exit(ctx, "gap", bridge_name, packet, step,
+                       f"patch port {port.name}: peer {peer_name} is on no collected bridge")
+            return
+        if ctx.depth >= MAX_DEPTH:
+            self._exit(ctx, "limit", bridge_name, packet, step, "patch port loop")
+            raise _Stop
+        crossed = dict(packet)
+        crossed["in_port"] = peer.ofport
+        crossed["metadata"] = 0
+        for name in list(crossed):
+            if (name.startswith("reg") or name.startswith("tun_metadata")
+                    or name in TUNNEL_FIELDS or name in CT_FIELDS):
+                del crossed[name]
+        cross = step.add(Step("patch", f'patch {port.name} -> bridge("{other_name}") '
+                              f"in_port {peer.name} ({peer.ofport})", self.chassis, other_name,
+                              data={"from_port": port.name, "to_port": peer.name}))
+        saved_stack = ctx.stack
+        ctx.stack = []
+        ctx.depth += 1
+        try:
+            self._lookup(ctx, other_name, 0, crossed, cross)
+        finally:
+            ctx.depth -= 1
+            ctx.stack = saved_stack
+
+    def _tunnel(self, ctx, bridge_name, port: Port, packet, step):
+        opts = port.options
+        outer = {
+            "type": port.type,
+            "remote_ip": opts.get("remote_ip"),
+            "local_ip": opts.get("local_ip"),
+            "tun_id": packet.get("tun_id", 0) if opts.get("key", "0") == "flow"
+            else int(opts.get("key", "0"), 0),
+            "options": {f: packet[f] for f in packet if f.startswith("tun_metadata")},
+        }
+        if outer["remote_ip"] == "flow":
+            outer["remote_ip"] = str(packet.get("tun_dst"))
+        self._exit(ctx, "tunnel", bridge_name, packet, step,
+                   f"output to tunnel {port.name} ({port.type} to {outer['remote_ip']})",
+                   port=port, data=outer)
+
+    def _flood(self, ctx, bridge_name, how: int, packet, step):
+        bridge = self.bridges[bridge_name]
+        in_port = packet.get("in_port", 0)
+        label = {NORMAL: "NORMAL", FLOOD: "FLOOD", ALL: "ALL"}[how]
+        flood = step.add(Step("flood", f"{label}: L2 switching, flooded (no MAC table "
+                              "was collected for this bridge)", self.chassis, bridge_name))
+        for port in sorted(bridge.ports.values(), key=lambda p: p.ofport):
+            if port.ofport == in_port and how != ALL:
+                continue
+            self._output_port(ctx, bridge_name, port, dict(packet), flood)
+        return None
+
+
+def _exits_under(step: Step):
+    return (s for s in step.walk() if s.kind == "exit")
+
+
+def _set_ct_fields(packet: Packet, outcome: CtOutcome) -> None:
+    packet["ct_state"] = outcome.state
+    packet["ct_zone"] = outcome.zone
+    conn = outcome.connection
+    packet["ct_mark"] = conn.mark if conn else 0
+    packet["ct_label"] = conn.label if conn else 0
+    tup = conn.original if conn else outcome.tuple
+    if tup is not None and not outcome.forced:
+        if tup.dl_type == 0x0800:
+            packet["ct_nw_src"], packet["ct_nw_dst"] = tup.src, tup.dst
+        else:
+            packet["ct_ipv6_src"], packet["ct_ipv6_dst"] = tup.src, tup.dst
+        packet["ct_nw_proto"] = tup.proto
+        packet["ct_tp_src"], packet["ct_tp_dst"] = tup.sport, tup.dport
+
+
+def _select_bucket(packet: Packet, n: int) -> int:
+    """A stable choice from the 5-tuple (the datapath hashes; users may override)."""
+    key = "|".join(str(packet.get(f, 0)) for f in ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
+                                                   "nw_proto", "tp_src", "tp_dst"))
+    return zlib.crc32(key.encode()) % n
+
+
+def _bucket_actions(bucket: str) -> str:
+    parts = []
+    for item in _split_top(bucket):
+        if item.startswith(("bucket_id:", "weight:", "watch_port:", "watch_group:")):
+            continue
+        if item.startswith("actions="):
+            parts.append(item[8:])
+        else:
+            parts.append(item)
+    return ",".join(parts)
+
+
+def _split_top(text: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+            continue
+        depth += ch == "("
+        depth -= ch == ")"
+        cur += ch
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _frame_length(packet: Packet) -> int:
+    dl = packet.get("dl_type", 0)
+    size = 14 + (4 if packet.get("vlan_tci", 0) & 0x1000 else 0)
+    if dl == 0x0800:
+        size += 20
+    elif dl == 0x86DD:
+        size += 40
+    elif dl == 0x0806:
+        return max(size + 28, 60)
+    proto = packet.get("nw_proto", 0)
+    size += {6: 20, 17: 8, 1: 8, 58: 8, 132: 12}.get(proto, 0)
+    return max(size, 60)
+
+
+_HANDLERS = {
+    A.Resubmit: ChassisDatapath._resubmit,
+    A.GotoTable: ChassisDatapath._goto,
+    A.SetField: ChassisDatapath._set_field,
+    A.Move: ChassisDatapath._move,
+    A.Push: ChassisDatapath._push,
+    A.Pop: ChassisDatapath._pop,
+    A.Simple: ChassisDatapath._simple,
+    A.PushVlan: ChassisDatapath._push_vlan,
+    A.CheckPktLarger: ChassisDatapath._check_pkt_larger,
+    A.Clone: ChassisDatapath._clone,
+    A.Ct: ChassisDatapath._ct,
+    A.Group: ChassisDatapath._group,
+    A.Controller: ChassisDatapath._controller,
+    A.Learn: ChassisDatapath._learn,
+    A.Conjunction: ChassisDatapath._conjunction,
+    A.Unknown: ChassisDatapath._unknown,
+    A.Output: ChassisDatapath._output,
+}
