@@ -1,0 +1,396 @@
+"""Lab topologies: declarative TOML data turned into dataclasses.
+
+A topology is a TOML file in ``ofrace/lab/topologies/`` (or any path given to
+:func:`load`).  It says *what* the lab contains; :mod:`ofrace.lab.northbound`
+and :mod:`ofrace.lab.chassis` turn it into ``ovn-nbctl`` and ``ovs-vsctl``
+commands without knowing any topology by name.  Everything that would
+otherwise be allocated at run time (datapath and port tunnel keys, ofports) is
+pinned here so that two bring-ups give the same OpenFlow tables.
+
+Schema (keys not listed are rejected, so typos fail loudly)::
+
+    name = "kind"                      # required, the topology's name
+    description = "..."                # one line, shown by `ofrace lab status`
+    notes = "..."                      # free text: choices the source did not show
+
+    [network]                          # optional, these are the defaults
+    management = "198.18.0.1/24"       # root-namespace bridge ofr-mgmt; SSH, OVSDB TCP
+    tunnel = "192.168.100.0/24"        # Geneve underlay, exists only in the dummy datapath
+
+    [[chassis]]                        # brought up in file order
+    name = "ovn-worker"                # namespace ofr-<name>, run directory <dir>/<name>
+    system_id = "4da007a6-..."         # default: name
+    hostname = "ovn-worker"            # default: name
+    address = "198.18.0.4"             # management address (sshd listens here)
+    encap_ip = "192.168.100.4"         # Geneve endpoint on br-phys
+    bridge_mappings = { physnet = "breth0" }   # network name -> provider bridge
+    uplinks = { breth0 = "eth0" }      # provider bridge -> uplink port on the "outside" hub
+
+    [[load_balancer]]
+    name = "Service_default/nginx-np_TCP_node_router+switch_ovn-worker"
+    protocol = "tcp"                   # tcp | udp | sctp
+    vips = { "172.18.0.4:30007" = "10.244.1.3:80" }   # VIP -> comma-separated backends
+    options = {}                       # Load_Balancer.options
+    external_ids = {}
+
+    [[switch]]
+    name = "ovn-worker"
+    tunnel_key = 3                     # other_config:requested-tnl-key
+    other_config = {}
+    external_ids = {}
+    load_balancers = ["..."]           # names of [[load_balancer]] entries
+
+    [[switch.port]]
+    name = "default_nginx-deployment-9456bbbf9-x6pc6"
+    tunnel_key = 3                     # options:requested-tnl-key
+    type = ""                          # "", "router", "localnet", ...
+    addresses = ["0a:58:0a:f4:01:03 10.244.1.3"]
+    port_security = []
+    options = {}                       # e.g. { router-port = "rtos-ovn-worker" }
+    external_ids = {}
+    # A VIF: bound on one chassis as a dummy interface on br-int.
+    vif = { chassis = "ovn-worker", iface = "nginx-x6pc6", ofport = 12 }
+
+    [[router]]
+    name = "GR_ovn-worker"
+    tunnel_key = 5                     # options:requested-tnl-key
+    options = { chassis = "4da007a6-..." }
+    external_ids = {}
+    load_balancers = ["..."]
+
+    [[router.port]]
+    name = "rtoe-GR_ovn-worker"
+    tunnel_key = 2                     # options:requested-tnl-key
+    mac = "02:42:ac:12:00:04"
+    networks = ["172.18.0.4/16"]
+    gateway_chassis = []               # system-ids, highest priority first
+    options = {}
+    external_ids = {}
+
+    [[router.nat]]
+    type = "snat"                      # snat | dnat | dnat_and_snat
+    external_ip = "172.18.0.4"
+    logical_ip = "10.244.0.0/16"
+
+    [[router.route]]
+    prefix = "0.0.0.0/0"
+    nexthop = "172.18.0.1"
+    policy = "dst-ip"                  # dst-ip | src-ip
+    output_port = "rtoe-GR_ovn-worker" # optional
+
+    [[router.policy]]
+    priority = 101
+    match = "ip4.src == 10.244.0.0/16 && ip4.dst == 100.64.0.0/16"
+    action = "allow"                   # allow | drop | reroute
+    nexthops = []                      # for reroute
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ofrace.errors import LabError
+
+
+@dataclass(frozen=True)
+class Network:
+    """Addresses of the lab's two Linux-visible or dummy networks."""
+
+    management: str = "198.18.0.1/24"
+    tunnel: str = "192.168.100.0/24"
+
+    @property
+    def central_address(self) -> str:
+        """The root namespace's address on the management bridge."""
+        return str(ipaddress.ip_interface(self.management).ip)
+
+    @property
+    def management_prefixlen(self) -> int:
+        return ipaddress.ip_interface(self.management).network.prefixlen
+
+    @property
+    def tunnel_prefixlen(self) -> int:
+        return ipaddress.ip_network(self.tunnel).prefixlen
+
+
+@dataclass(frozen=True)
+class Vif:
+    """Where a logical switch port is plugged in: a dummy interface on br-int."""
+
+    chassis: str
+    iface: str
+    ofport: int
+
+
+@dataclass(frozen=True)
+class Chassis:
+    name: str
+    address: str
+    encap_ip: str
+    system_id: str = ""
+    hostname: str = ""
+    bridge_mappings: dict[str, str] = field(default_factory=dict)
+    uplinks: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.system_id:
+            object.__setattr__(self, "system_id", self.name)
+        if not self.hostname:
+            object.__setattr__(self, "hostname", self.name)
+
+    @property
+    def netns(self) -> str:
+        return f"ofr-{self.name}"
+
+    @property
+    def provider_bridges(self) -> list[str]:
+        """Bridges named by ovn-bridge-mappings, in mapping order."""
+        return list(dict.fromkeys(self.bridge_mappings.values()))
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    name: str
+    vips: dict[str, str]
+    protocol: str = "tcp"
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SwitchPort:
+    name: str
+    tunnel_key: int
+    type: str = ""
+    addresses: list[str] = field(default_factory=list)
+    port_security: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+    vif: Vif | None = None
+
+
+@dataclass(frozen=True)
+class Switch:
+    name: str
+    tunnel_key: int
+    ports: list[SwitchPort] = field(default_factory=list)
+    other_config: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+    load_balancers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RouterPort:
+    name: str
+    tunnel_key: int
+    mac: str
+    networks: list[str]
+    gateway_chassis: list[str] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Nat:
+    type: str
+    external_ip: str
+    logical_ip: str
+
+
+@dataclass(frozen=True)
+class Route:
+    prefix: str
+    nexthop: str
+    policy: str = "dst-ip"
+    output_port: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    priority: int
+    match: str
+    action: str
+    nexthops: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Router:
+    name: str
+    tunnel_key: int
+    ports: list[RouterPort] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+    load_balancers: list[str] = field(default_factory=list)
+    nat: list[Nat] = field(default_factory=list)
+    route: list[Route] = field(default_factory=list)
+    policy: list[Policy] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    chassis: list[Chassis]
+    description: str = ""
+    notes: str = ""
+    network: Network = field(default_factory=Network)
+    load_balancer: list[LoadBalancer] = field(default_factory=list)
+    switch: list[Switch] = field(default_factory=list)
+    router: list[Router] = field(default_factory=list)
+
+    def chassis_named(self, name: str) -> Chassis:
+        for chassis in self.chassis:
+            if chassis.name == name:
+                return chassis
+        raise LabError(f"topology {self.name}: no chassis named {name!r}")
+
+    def vifs_on(self, chassis_name: str) -> list[tuple[SwitchPort, Vif]]:
+        """The VIFs bound on one chassis, in topology order."""
+        return [
+            (port, port.vif)
+            for switch in self.switch
+            for port in switch.ports
+            if port.vif is not None and port.vif.chassis == chassis_name
+        ]
+
+
+def available() -> list[str]:
+    """Names of the topologies shipped with ofrace."""
+    folder = _shipped()
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _shipped():
+    return resources.files("ofrace.lab").joinpath("topologies")
+
+
+def load(name_or_path: str) -> Topology:
+    """Load a shipped topology by name, or any topology file by path."""
+    if name_or_path.endswith(".toml") or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise LabError(f"topology file {path} not found")
+        text = path.read_text()
+        origin = str(path)
+    else:
+        resource = _shipped().joinpath(f"{name_or_path}.toml")
+        if not resource.is_file():
+            known = ", ".join(available())
+            raise LabError(f"unknown topology {name_or_path!r} (known: {known})")
+        text = resource.read_text()
+        origin = name_or_path
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LabError(f"topology {origin}: {exc}") from None
+    topology = _build(Topology, data, origin)
+    _validate(topology, origin)
+    return topology
+
+
+# Nested tables and arrays of tables, by dataclass and key.
+_NESTED: dict[tuple[type, str], type] = {
+    (Topology, "network"): Network,
+    (Topology, "chassis"): Chassis,
+    (Topology, "load_balancer"): LoadBalancer,
+    (Topology, "switch"): Switch,
+    (Topology, "router"): Router,
+    (Switch, "port"): SwitchPort,
+    (SwitchPort, "vif"): Vif,
+    (Router, "port"): RouterPort,
+    (Router, "nat"): Nat,
+    (Router, "route"): Route,
+    (Router, "policy"): Policy,
+}
+# TOML keys that differ from the dataclass field names.
+_RENAMED = {"port": "ports"}
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise LabError(f"topology {where}: expected a table")
+    known = {f.name for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        attr = _RENAMED.get(key, key) if cls in (Switch, Router) else key
+        if attr not in known:
+            raise LabError(f"topology {where}: unknown key {key!r} in {cls.__name__.lower()}")
+        nested = _NESTED.get((cls, key))
+        label = f"{where}: {key}"
+        if nested is not None and isinstance(value, list):
+            value = [_build(nested, item, f"{label}[{i}]") for i, item in enumerate(value)]
+        elif nested is not None:
+            value = _build(nested, value, label)
+        elif isinstance(value, dict):
+            value = {str(k): _option_value(v, f"{label}.{k}") for k, v in value.items()}
+        kwargs[attr] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        missing = str(exc).split("argument", 1)[-1].strip(": ")
+        raise LabError(f"topology {where}: {cls.__name__.lower()} lacks {missing}") from None
+
+
+def _option_value(value: Any, where: str) -> str:
+    """OVSDB maps hold strings; accept TOML booleans and integers for readability."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | str):
+        return str(value)
+    raise LabError(f"topology {where}: expected a string, number or boolean")
+
+
+def _validate(topology: Topology, where: str) -> None:
+    """Catch the mistakes that would otherwise surface as an obscure ovn-nbctl error."""
+    chassis_names = [c.name for c in topology.chassis]
+    if not chassis_names:
+        raise LabError(f"topology {where}: no chassis")
+    _unique(chassis_names, "chassis name", where)
+    _unique([c.address for c in topology.chassis], "chassis address", where)
+    _unique([c.encap_ip for c in topology.chassis], "encap_ip", where)
+    for chassis in topology.chassis:
+        if len(chassis.netns) > 40:
+            raise LabError(f"topology {where}: chassis name {chassis.name!r} is too long")
+        for bridge in chassis.uplinks:
+            if bridge not in chassis.provider_bridges:
+                raise LabError(
+                    f"topology {where}: chassis {chassis.name} has an uplink on {bridge}, "
+                    "which no bridge mapping names"
+                )
+    lb_names = {lb.name for lb in topology.load_balancer}
+    _unique([lb.name for lb in topology.load_balancer], "load balancer name", where)
+    _unique([s.name for s in topology.switch] + [r.name for r in topology.router],
+            "datapath name", where)
+    _unique([s.tunnel_key for s in topology.switch] + [r.tunnel_key for r in topology.router],
+            "datapath tunnel_key", where)
+    all_ports = [p.name for s in topology.switch for p in s.ports]
+    all_ports += [p.name for r in topology.router for p in r.ports]
+    _unique(all_ports, "port name", where)
+    for datapath in [*topology.switch, *topology.router]:
+        _unique([p.tunnel_key for p in datapath.ports], f"port tunnel_key in {datapath.name}",
+                where)
+        for lb in datapath.load_balancers:
+            if lb not in lb_names:
+                raise LabError(f"topology {where}: {datapath.name} names unknown load "
+                               f"balancer {lb!r}")
+    for chassis_name in chassis_names:
+        vifs = topology.vifs_on(chassis_name)
+        _unique([v.iface for _, v in vifs], f"VIF iface on {chassis_name}", where)
+        _unique([v.ofport for _, v in vifs], f"VIF ofport on {chassis_name}", where)
+    for switch in topology.switch:
+        for port in switch.ports:
+            if port.vif and port.vif.chassis not in chassis_names:
+                raise LabError(f"topology {where}: port {port.name} is bound to unknown "
+                               f"chassis {port.vif.chassis!r}")
+
+
+def _unique(values: list, what: str, where: str) -> None:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise LabError(f"topology {where}: duplicate {what} {value!r}")
+        seen.add(value)
