@@ -1,0 +1,144 @@
+"""Turn a topology's logical network into ``ovn-nbctl`` commands.
+
+Most of the network goes in one transaction, so ovn-northd computes the
+southbound database once, before any ovn-controller starts.  Two things are
+added one at a time instead, because what they allocate depends on the order
+in which they are processed, and within one batch that order follows random
+row UUIDs:
+
+* gateway chassis, one router port at a time (with northd caught up in
+  between): each makes a chassisredirect port ``cr-<port>`` whose tunnel key
+  northd picks itself, lowest free key first;
+* load balancer attachments, one datapath at a time (with every chassis
+  caught up in between): ovn-controller numbers OpenFlow groups (one per
+  distinct ``ct_lb_mark`` backend set) in the order it first meets them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ofrace.lab.topology import Router, Switch, Topology
+
+
+def ovsdb_string(value: str) -> str:
+    """Quote a string the way ovn-nbctl/ovs-vsctl parse OVSDB atoms (C-style escapes)."""
+    return json.dumps(value)
+
+
+def map_assignments(column: str, values: dict[str, str]) -> list[str]:
+    """``column:"key"="value"`` arguments for ``set``/``create``."""
+    return [f"{column}:{ovsdb_string(k)}={ovsdb_string(v)}" for k, v in values.items()]
+
+
+def nbctl_commands(topology: Topology) -> list[list[str]]:
+    """The commands, each an argv fragment, to join with ``--`` into one ovn-nbctl call.
+
+    Load balancers are created but not attached (see :func:`load_balancer_attachments`),
+    and router ports get no gateway chassis yet (see :func:`gateway_chassis_commands`).
+    """
+    commands: list[list[str]] = []
+    for lb in topology.load_balancer:
+        commands.append([
+            "create", "Load_Balancer",
+            f"name={ovsdb_string(lb.name)}", f"protocol={lb.protocol}",
+            *map_assignments("vips", lb.vips),
+            *map_assignments("options", lb.options),
+            *map_assignments("external_ids", lb.external_ids),
+        ])
+    for router in topology.router:
+        commands += _router_commands(router)
+    for switch in topology.switch:
+        commands += _switch_commands(switch)
+    return commands
+
+
+def gateway_chassis_commands(topology: Topology) -> list[list[str]]:
+    """One ovn-nbctl command per gateway router port, to run one at a time, in order.
+
+    A port's chassis are listed highest priority first.
+    """
+    commands = []
+    for router in topology.router:
+        for port in router.ports:
+            if port.gateway_chassis:
+                command = []
+                for rank, chassis in enumerate(port.gateway_chassis):
+                    priority = len(port.gateway_chassis) - rank
+                    command += ["--", "lrp-set-gateway-chassis", port.name, chassis,
+                                str(priority)]
+                commands.append(command[1:])
+    return commands
+
+
+def load_balancer_attachments(topology: Topology) -> list[list[str]]:
+    """One ovn-nbctl command per (load balancer, datapath), to run one at a time, in order."""
+    commands = []
+    for lb in topology.load_balancer:
+        for router in topology.router:
+            if lb.name in router.load_balancers:
+                commands.append(["lr-lb-add", router.name, lb.name])
+        for switch in topology.switch:
+            if lb.name in switch.load_balancers:
+                commands.append(["ls-lb-add", switch.name, lb.name])
+    return commands
+
+
+def nbctl_argv(topology: Topology) -> list[str]:
+    """All of :func:`nbctl_commands` as one ovn-nbctl argument list (without the program)."""
+    argv: list[str] = []
+    for command in nbctl_commands(topology):
+        argv += ["--", *command]
+    return argv
+
+
+def _switch_commands(switch: Switch) -> list[list[str]]:
+    other_config = {**switch.other_config, "requested-tnl-key": str(switch.tunnel_key)}
+    commands = [
+        ["ls-add", switch.name],
+        ["set", "Logical_Switch", switch.name,
+         *map_assignments("other_config", other_config),
+         *map_assignments("external_ids", switch.external_ids)],
+    ]
+    for port in switch.ports:
+        options = {**port.options, "requested-tnl-key": str(port.tunnel_key)}
+        commands.append(["lsp-add", switch.name, port.name])
+        commands.append(["lsp-set-addresses", port.name, *port.addresses])
+        if port.port_security:
+            commands.append(["lsp-set-port-security", port.name, *port.port_security])
+        settings = [*map_assignments("options", options),
+                    *map_assignments("external_ids", port.external_ids)]
+        if port.type:
+            settings.append(f"type={ovsdb_string(port.type)}")
+        commands.append(["set", "Logical_Switch_Port", port.name, *settings])
+    return commands
+
+
+def _router_commands(router: Router) -> list[list[str]]:
+    options = {**router.options, "requested-tnl-key": str(router.tunnel_key)}
+    commands = [
+        ["lr-add", router.name],
+        ["set", "Logical_Router", router.name,
+         *map_assignments("options", options),
+         *map_assignments("external_ids", router.external_ids)],
+    ]
+    for port in router.ports:
+        port_options = {**port.options, "requested-tnl-key": str(port.tunnel_key)}
+        commands.append(["lrp-add", router.name, port.name, port.mac, *port.networks])
+        commands.append(["set", "Logical_Router_Port", port.name,
+                         *map_assignments("options", port_options),
+                         *map_assignments("external_ids", port.external_ids)])
+    for nat in router.nat:
+        commands.append(["lr-nat-add", router.name, nat.type, nat.external_ip, nat.logical_ip])
+    for route in router.route:
+        argv = [f"--policy={route.policy}", "lr-route-add", router.name, route.prefix,
+                route.nexthop]
+        if route.output_port:
+            argv.append(route.output_port)
+        commands.append(argv)
+    for policy in router.policy:
+        argv = ["lr-policy-add", router.name, str(policy.priority), policy.match, policy.action]
+        if policy.nexthops:
+            argv.append(",".join(policy.nexthops))
+        commands.append(argv)
+    return commands
