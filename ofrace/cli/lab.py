@@ -1,0 +1,89 @@
+"""``ofrace lab up|down|status``: the embedded multi-chassis OVN lab."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ofrace.lab.lab import Lab, default_dir
+from ofrace.lab.topology import available
+
+_dir_option = click.option(
+    "--dir", "lab_dir", type=click.Path(file_okay=False), default=None,
+    help=f"Lab directory [default: $OFRACE_LAB_DIR or {default_dir()}].",
+)
+
+
+@click.group()
+def lab():
+    """A real OVN on this machine: central, chassis in network namespaces, sshd in each."""
+
+
+@lab.command()
+@click.option("--topology", "topology_name", default="kind", show_default=True,
+              help=f"Topology name ({', '.join(available())}) or path to a TOML file.")
+@_dir_option
+def up(topology_name, lab_dir):
+    """Bring the lab up (taking down this directory's previous lab first)."""
+    console = Console(stderr=True)
+    the_lab = Lab(lab_dir)
+    with console.status("bringing the lab up") as spinner:
+        state = the_lab.up(topology_name, progress=lambda m: spinner.update(m))
+    console.print(f"[green]lab up[/]: topology {state['topology']}, "
+                  f"{len(state['chassis'])} chassis, {state['bringup_seconds']}s "
+                  f"(dir {state['dir']})")
+    _print_status(the_lab.status())
+
+
+@lab.command()
+@_dir_option
+def down(lab_dir):
+    """Stop exactly what `up` started and remove its namespaces and links."""
+    report = Lab(lab_dir).down()
+    stopped = len(report["stopped"])
+    click.echo(f"stopped {stopped} process{'es' if stopped != 1 else ''}; removed "
+               f"{len(report['namespaces'])} namespace(s) and {len(report['links'])} link(s)")
+
+
+@lab.command()
+@_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the lab state as JSON.")
+def status(lab_dir, as_json):
+    """What runs, where, and how to reach each node."""
+    state = Lab(lab_dir).status()
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+    else:
+        _print_status(state)
+
+
+def _print_status(state: dict) -> None:
+    console = Console()
+    if state["status"] == "absent":
+        console.print(f"no lab in {state['dir']}")
+        return
+    console.print(f"lab [bold]{state['topology']}[/] in {state['dir']}: {state['status']}")
+    if state["status"] not in ("up", "degraded", "starting"):
+        return
+    console.print(f"  northbound  {state['nb_remote']}  {state['nb_tcp']}")
+    console.print(f"  southbound  {state['sb_remote']}  {state['sb_tcp']}")
+    console.print(f"  inventory   {state['dir']}/inventory.toml")
+    for chassis in state["chassis"]:
+        console.print(f"\n[bold]{chassis['name']}[/]  system-id {chassis['system_id']}  "
+                      f"netns {chassis['netns']}  {chassis['address']}  "
+                      f"encap {chassis['encap_ip']}")
+        console.print(f"  ssh:  {shlex.join(chassis['ssh_command'])}", soft_wrap=True)
+        console.print(f"  exec: {shlex.join(chassis['exec_command'])} ovs-vsctl show",
+                      soft_wrap=True)
+    table = Table("where", "process", "pid", "alive", box=None, pad_edge=False)
+    for proc in state["processes"]:
+        alive = "[green]yes[/]" if proc["alive"] else "[red]no[/]"
+        name = proc.get("name") or proc["what"]
+        what = proc["what"] if name == proc["what"] else f"{proc['what']} ({name})"
+        table.add_row(proc["chassis"], what, str(proc["pid"]), alive)
+    console.print()
+    console.print(table)

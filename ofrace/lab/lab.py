@@ -1,0 +1,671 @@
+"""A real OVN on one machine: bring it up, inspect it, take it down.
+
+``Lab(dir).up("kind")`` starts a central (NB/SB ovsdb-server, ovn-northd), a
+hub OVS that wires the chassis together, and per chassis a network namespace
+with its own ovsdb-server, ovs-vswitchd (userspace dummy datapath),
+ovn-controller and sshd.  Everything it starts is recorded in
+``<dir>/lab.json`` as it goes, so ``down`` stops exactly that -- by pid and
+start time, never by name -- even after a failed ``up``.
+
+Bring-up is ordered and pinned so that two ``up``s give the same OpenFlow
+tables: tunnel keys come from the topology, VIF ofports are requested, the
+ofports OVS would pick itself (tunnels, patch ports) are pinned once they
+exist, and bring-up ends with every ovn-controller caught up
+(``--wait=hv``), fully recomputed, and caught up again.  Only the flow
+cookies differ between runs: they are the first 32 bits of southbound row
+UUIDs, which ovsdb-server and ovn-northd draw at random.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ofrace.errors import LabError
+from ofrace.lab import chassis as chassis_config
+from ofrace.lab import network, sshd
+from ofrace.lab.command import find_program, run
+from ofrace.lab.daemons import ProcessRecord, start_foreground, start_ovs_daemon, stop
+from ofrace.lab.layout import MAX_SOCKET_PATH, LabLayout
+from ofrace.lab.northbound import (
+    gateway_chassis_commands,
+    load_balancer_attachments,
+    map_assignments,
+    nbctl_argv,
+)
+from ofrace.lab.topology import Chassis, Topology, load
+
+DEFAULT_DIR = "/var/tmp/ofrace-lab"
+STATE_VERSION = 1
+OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
+SB_SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")
+NB_PORT = 6641
+SB_PORT = 6642
+REQUIRED_PROGRAMS = (
+    "ip", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl", "ovs-ofctl",
+    "ovn-northd", "ovn-nbctl", "ovn-sbctl", "ovn-controller", "ovn-appctl", "sshd", "ssh-keygen",
+)
+SERVICE_MONITOR_MAC = "0a:00:00:00:fe:fe"
+MAC_PREFIX = "0a:00:00"
+# How long bring-up waits for OVN to converge before giving up.
+SETTLE_TIMEOUT = 30.0
+
+Progress = Callable[[str], None]
+
+
+def default_dir() -> Path:
+    return Path(os.environ.get("OFRACE_LAB_DIR") or DEFAULT_DIR)
+
+
+class Lab:
+    """One lab directory and what runs from it."""
+
+    def __init__(self, dir: str | os.PathLike | None = None):
+        self.layout = LabLayout(Path(dir or default_dir()).absolute())
+        self.state: dict = self._read_state()
+
+    @property
+    def dir(self) -> Path:
+        return self.layout.root
+
+    # ------------------------------------------------------------------ up
+
+    def up(self, topology_name: str = "kind", progress: Progress | None = None) -> dict:
+        """Tear down this directory's previous lab, then bring ``topology_name`` up."""
+        say = progress or (lambda message: None)
+        began = time.monotonic()
+        _require_root()
+        for program in REQUIRED_PROGRAMS:
+            find_program(program)
+        topology = load(topology_name)
+        self._check_socket_paths(topology)
+        if self.state.get("processes") or self.state.get("namespaces"):
+            say("taking down the previous lab in this directory")
+            self.down()
+        self._prepare_dir()
+        self.state = self._initial_state(topology)
+        self._save_state()
+        try:
+            self._bring_up(topology, say)
+        except BaseException:
+            self.down()
+            self.state["status"] = "failed"
+            self._save_state()
+            raise
+        self.state["status"] = "up"
+        self.state["bringup_seconds"] = round(time.monotonic() - began, 2)
+        self._save_state()
+        self._write_inventory()
+        return self.state
+
+    def _bring_up(self, topology: Topology, say: Progress) -> None:
+        say("management network and namespaces")
+        self._make_network(topology)
+        say("central: NB and SB ovsdb-server, ovn-northd")
+        self._start_central(topology)
+        say("northbound: logical network")
+        self.nbctl("--wait=sb", "--timeout=20", *nbctl_argv(topology))
+        for command in gateway_chassis_commands(topology):
+            self.nbctl("--wait=sb", "--timeout=20", *command)
+        say("hub: the OVS instance that wires the chassis together")
+        self._start_hub(topology)
+        for index, chassis in enumerate(topology.chassis):
+            say(f"chassis {chassis.name}")
+            self._start_chassis(topology, chassis)
+            self._wait_for_tunnels_to(topology.chassis[: index + 1])
+        say("sshd in every chassis")
+        self._start_sshds(topology)
+        say("waiting for ports to be bound")
+        self.nbctl("--wait=hv", "--timeout=20", "sync")
+        _wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+        say("numbering conntrack zones")
+        self._renumber_ct_zones(topology)
+        say("load balancers, one datapath at a time")
+        for command in load_balancer_attachments(topology):
+            self.nbctl("--wait=hv", "--timeout=20", *command)
+        say("waiting for OVN to settle")
+        self._settle(topology)
+
+    def _initial_state(self, topology: Topology) -> dict:
+        central = topology.network.central_address
+        return {
+            "version": STATE_VERSION,
+            "status": "starting",
+            "topology": topology.name,
+            "description": topology.description,
+            "dir": str(self.dir),
+            "nb_remote": f"unix:{self.layout.nb_socket}",
+            "sb_remote": f"unix:{self.layout.sb_socket}",
+            "nb_tcp": f"tcp:{central}:{NB_PORT}",
+            "sb_tcp": f"tcp:{central}:{SB_PORT}",
+            "central_address": central,
+            "ssh": {
+                "identity": str(self.layout.identity),
+                "known_hosts": str(self.layout.known_hosts),
+                "user": "root",
+            },
+            "chassis": [self._chassis_state(topology, c) for c in topology.chassis],
+            "processes": [],
+            "namespaces": [],
+            "links": [],
+        }
+
+    def _chassis_state(self, topology: Topology, chassis: Chassis) -> dict:
+        bridges = [chassis_config.INTEGRATION_BRIDGE, chassis_config.UNDERLAY_BRIDGE,
+                   *chassis.provider_bridges]
+        return {
+            "name": chassis.name,
+            "system_id": chassis.system_id,
+            "hostname": chassis.hostname,
+            "netns": chassis.netns,
+            "address": chassis.address,
+            "rundir": str(self.layout.chassis(chassis.name)),
+            "env": self.layout.chassis_env(chassis.name),
+            "encap_ip": chassis.encap_ip,
+            "bridge_mappings": dict(chassis.bridge_mappings),
+            "bridges": bridges,
+            "pcap_dir": str(self.layout.pcap_dir(chassis.name)),
+            "vifs": {port.name: vif.iface for port, vif in topology.vifs_on(chassis.name)},
+            "uplinks": dict(chassis.uplinks),
+            "underlay_port": chassis_config.UNDERLAY_PORT,
+        }
+
+    def _check_socket_paths(self, topology: Topology) -> None:
+        longest = max(
+            [self.layout.nb_socket, self.layout.sb_socket]
+            + [self.layout.chassis(c.name) / "ovs-vswitchd.4194304.ctl" for c in topology.chassis]
+            + [self.layout.hub_socket(chassis_config.hub_port(c, b))
+               for c in topology.chassis
+               for b in [chassis_config.UNDERLAY_BRIDGE, *c.uplinks]],
+            key=lambda p: len(str(p)),
+        )
+        if len(str(longest)) > MAX_SOCKET_PATH:
+            raise LabError(f"lab directory {self.dir} is too long for unix socket paths "
+                           f"({longest} has {len(str(longest))} characters, at most "
+                           f"{MAX_SOCKET_PATH}); choose a shorter --dir")
+
+    def _prepare_dir(self) -> None:
+        """Empty the directory of an earlier run; refuse to wipe a directory that is not a lab's."""
+        root = self.dir
+        if root.exists() and any(root.iterdir()) and not self.layout.marker.exists():
+            raise LabError(f"{root} is not empty and is not a lab directory; choose another --dir")
+        root.mkdir(parents=True, exist_ok=True)
+        for child in root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        self.layout.marker.write_text("This directory belongs to `ofrace lab`; `up` empties it.\n")
+
+    def _make_network(self, topology: Topology) -> None:
+        net = topology.network
+        network.create_management_bridge(net.management, owner=str(self.dir))
+        self.state["links"].append(network.MANAGEMENT_BRIDGE)
+        self._save_state()
+        for index, chassis in enumerate(topology.chassis):
+            network.create_namespace(chassis.netns)
+            self.state["namespaces"].append(chassis.netns)
+            root_link = f"ofr-veth{index}"
+            self.state["links"].append(root_link)
+            self._save_state()
+            network.connect_namespace(chassis.netns, root_link,
+                                      f"{chassis.address}/{net.management_prefixlen}")
+
+    def _start_central(self, topology: Topology) -> None:
+        central = self.layout.central
+        central.mkdir(parents=True)
+        env = {f"{p}_{k}": str(central) for p in ("OVS", "OVN")
+               for k in ("RUNDIR", "DBDIR", "LOGDIR", "SYSCONFDIR")}
+        address = topology.network.central_address
+        for name, schema, sock, port in (
+            ("ovnnb_db", NB_SCHEMA, self.layout.nb_socket, NB_PORT),
+            ("ovnsb_db", SB_SCHEMA, self.layout.sb_socket, SB_PORT),
+        ):
+            db = central / f"{name}.db"
+            run(["ovsdb-tool", "create", str(db), str(schema)])
+            self._record(start_ovs_daemon(
+                "ovsdb-server",
+                [str(db), f"--remote=punix:{sock}", f"--remote=ptcp:{port}:{address}"],
+                what="ovsdb-server", chassis="central", rundir=central, env=env, name=name,
+            ))
+        self.nbctl("--no-wait", "init")
+        # Values northd would otherwise draw at random and that end up in flows.
+        self.nbctl("--no-wait", "set", "NB_Global", ".",
+                   f"options:svc_monitor_mac={SERVICE_MONITOR_MAC}",
+                   f"options:mac_prefix={MAC_PREFIX}")
+        self.sbctl("init")
+        self._record(start_ovs_daemon(
+            "ovn-northd",
+            [f"--ovnnb-db={self.state['nb_remote']}", f"--ovnsb-db={self.state['sb_remote']}"],
+            what="ovn-northd", chassis="central", rundir=central, env=env,
+        ))
+
+    def _start_hub(self, topology: Topology) -> None:
+        hub = self.layout.hub
+        (hub / "pcap").mkdir(parents=True)
+        env = self.layout.hub_env()
+        self._start_ovs(hub, env, chassis_name="hub", netns=None)
+        _vsctl(env, None, chassis_config.hub_commands(topology, self.layout))
+
+    def _start_ovs(self, rundir: Path, env: dict, chassis_name: str, netns: str | None) -> None:
+        run(["ovsdb-tool", "create", str(rundir / "conf.db"), str(OVS_SCHEMA)])
+        self._record(start_ovs_daemon(
+            "ovsdb-server",
+            [str(rundir / "conf.db"), f"--remote=punix:{rundir / 'db.sock'}"],
+            what="ovsdb-server", chassis=chassis_name, rundir=rundir, env=env, netns=netns,
+        ))
+        run(["ovs-vsctl", "--no-wait", "init"], env=env, netns=netns)
+        self._record(start_ovs_daemon(
+            "ovs-vswitchd",
+            ["--enable-dummy=system", f"unix:{rundir / 'db.sock'}"],
+            what="ovs-vswitchd", chassis=chassis_name, rundir=rundir, env=env, netns=netns,
+        ))
+
+    def _start_chassis(self, topology: Topology, chassis: Chassis) -> None:
+        rundir = self.layout.chassis(chassis.name)
+        self.layout.pcap_dir(chassis.name).mkdir(parents=True)
+        env = self.layout.chassis_env(chassis.name)
+        netns = chassis.netns
+        self._start_ovs(rundir, env, chassis_name=chassis.name, netns=netns)
+        _vsctl(env, netns, chassis_config.chassis_commands(
+            topology, chassis, self.layout, self.state["sb_remote"]))
+        for command in chassis_config.underlay_appctl_commands(topology, chassis):
+            run(["ovs-appctl", *command], env=env, netns=netns)
+        run(["ovs-ofctl", "add-flow", chassis_config.UNDERLAY_BRIDGE,
+             chassis_config.underlay_arp_responder_flow(chassis)], env=env, netns=netns)
+        self._record(self._start_controller(chassis))
+
+    def _start_controller(self, chassis: Chassis) -> ProcessRecord:
+        rundir = self.layout.chassis(chassis.name)
+        return start_ovs_daemon(
+            "ovn-controller", [f"unix:{rundir / 'db.sock'}"],
+            what="ovn-controller", chassis=chassis.name, rundir=rundir,
+            env=self.layout.chassis_env(chassis.name), netns=chassis.netns,
+        )
+
+    def _wait_for_tunnels_to(self, started: Sequence[Chassis]) -> None:
+        """Wait until every started chassis has a tunnel to every other one.
+
+        Waiting after each chassis makes the tunnel ports appear in the same
+        order on every run.
+        """
+        def meshed() -> bool:
+            for chassis in started:
+                remotes = {iface["options"].get("remote_ip")
+                           for iface in self._interfaces(chassis)}
+                wanted = {peer.encap_ip for peer in started if peer.name != chassis.name}
+                if not wanted <= remotes:
+                    return False
+            return True
+
+        _wait_until(meshed, "tunnels between " + ", ".join(c.name for c in started))
+
+    def _start_sshds(self, topology: Topology) -> None:
+        sshd.ensure_privsep_dir()
+        client_public = sshd.make_key(self.layout.identity, f"ofrace-lab@{self.dir}")
+        self.layout.authorized_keys.write_text(client_public + "\n")
+        known_hosts = []
+        for chassis in topology.chassis:
+            rundir = self.layout.chassis(chassis.name)
+            host_key = rundir / "ssh" / "ssh_host_ed25519_key"
+            host_public = sshd.make_key(host_key, f"root@{chassis.hostname}")
+            known_hosts.append(sshd.known_hosts_line(chassis.address, host_public))
+            config = rundir / "ssh" / "sshd_config"
+            sshd.write_config(
+                config, address=chassis.address, host_key=host_key,
+                pidfile=rundir / "sshd.pid", authorized_keys=self.layout.authorized_keys,
+                env=self.layout.chassis_env(chassis.name),
+            )
+            self._record(start_foreground(
+                ["sshd", "-D", "-f", str(config), "-E", str(rundir / "sshd.log")],
+                what="sshd", chassis=chassis.name, log=rundir / "sshd.log", netns=chassis.netns,
+            ))
+        self.layout.known_hosts.write_text("\n".join(known_hosts) + "\n")
+        for chassis in topology.chassis:
+            _wait_until(lambda c=chassis: _port_open(c.address, 22),
+                        f"sshd of {chassis.name} on {chassis.address}:22")
+
+    # -------------------------------------------------------------- settle
+
+    def _renumber_ct_zones(self, topology: Topology) -> None:
+        """Give every chassis the conntrack zones of :func:`chassis.canonical_ct_zones`.
+
+        ovn-controller adopts the zones it finds in br-int's
+        ``external_ids:ct-zone-<user>`` when it starts, so: stop every
+        ovn-controller, rewrite those keys, start them again.  This runs
+        before load balancers are attached, since a restarted ovn-controller
+        numbers groups afresh.  A user that appears only after the restart's
+        first computation (a localnet port) takes the lowest free zone,
+        which is the one it was given here when it is the only one.
+        """
+        datapath_keys = {row["_uuid"]: row["tunnel_key"]
+                         for row in self._sb_rows("Datapath_Binding", "_uuid", "tunnel_key")}
+        port_keys = {row["logical_port"]: (datapath_keys[row["datapath"]], row["tunnel_key"])
+                     for row in self._sb_rows("Port_Binding", "logical_port", "datapath",
+                                              "tunnel_key")}
+        controllers = [ProcessRecord.from_json(p) for p in self.state["processes"]
+                       if p["what"] == "ovn-controller"]
+        stop(controllers)
+        for chassis in topology.chassis:
+            env = self.layout.chassis_env(chassis.name)
+            current = _ovsdb_json_rows(run(
+                ["ovs-vsctl", "--format=json", "--columns=external_ids", "list", "Bridge",
+                 chassis_config.INTEGRATION_BRIDGE], env=env, netns=chassis.netns,
+            ).stdout)[0]["external_ids"]
+            users = [key[len("ct-zone-"):] for key in current if key.startswith("ct-zone-")]
+            zones = chassis_config.canonical_ct_zones(users, datapath_keys, port_keys)
+            assignments = {f"ct-zone-{user}": str(zone) for user, zone in zones.items()}
+            _vsctl(env, chassis.netns, [["set", "Bridge", chassis_config.INTEGRATION_BRIDGE,
+                                         *map_assignments("external_ids", assignments)]])
+        for chassis in topology.chassis:
+            restarted = self._start_controller(chassis)
+            self.state["processes"] = [
+                restarted.to_json() if p["what"] == "ovn-controller" and
+                p["chassis"] == chassis.name else p
+                for p in self.state["processes"]
+            ]
+            self._save_state()
+        self.nbctl("--wait=hv", "--timeout=20", "sync")
+        _wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+
+    def _settle(self, topology: Topology) -> None:
+        _wait_until(self._bfd_settled, "BFD sessions up")
+        for chassis in topology.chassis:
+            self._pin_automatic_ofports(chassis)
+        self.nbctl("--wait=hv", "--timeout=20", "sync")
+        for chassis in topology.chassis:
+            self.recompute(chassis.name)
+        self.nbctl("--wait=hv", "--timeout=20", "sync")
+        _wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+
+    def _bindings_settled(self, topology: Topology) -> bool:
+        """VIFs up on their chassis, gateway routers and redirect ports bound to theirs."""
+        chassis_rows = self._sb_rows("Chassis", "_uuid", "name")
+        names = {row["_uuid"]: row["name"] for row in chassis_rows}
+        if set(names.values()) != {c.system_id for c in topology.chassis}:
+            return False
+        vif_home = {port.name: topology.chassis_named(vif.chassis).system_id
+                    for switch in topology.switch for port in switch.ports
+                    for vif in [port.vif] if vif}
+        for row in self._sb_rows("Port_Binding", "logical_port", "type", "chassis", "up",
+                                 "options"):
+            bound_to = names.get(row["chassis"]) if row["chassis"] else None
+            port_type = row["type"]
+            if row["logical_port"] in vif_home:
+                if bound_to != vif_home[row["logical_port"]] or row["up"] is not True:
+                    return False
+            elif port_type == "l3gateway":
+                if bound_to != row["options"].get("l3gateway-chassis"):
+                    return False
+            elif port_type == "chassisredirect" and bound_to is None:
+                return False
+        return True
+
+    def _bfd_settled(self) -> bool:
+        for chassis in self._topology_chassis():
+            for iface in self._interfaces(chassis):
+                if iface["bfd"].get("enable") == "true" and \
+                        iface["bfd_status"].get("state") != "up":
+                    return False
+        return True
+
+    def _pin_automatic_ofports(self, chassis: Chassis) -> None:
+        """Request, for the ports ovn-controller made, ofports in a fixed order.
+
+        OVS numbers tunnel and patch ports in creation order, and that order
+        depends on timing.  Renumbering them by a stable key (type, remote
+        IP, name) in one transaction makes ofports identical across runs.
+        """
+        env = self.layout.chassis_env(chassis.name)
+        interfaces = {i["name"]: i for i in self._interfaces(chassis)}
+        commands = []
+        for bridge in run(["ovs-vsctl", "list-br"], env=env, netns=chassis.netns).stdout.split():
+            names = run(["ovs-vsctl", "list-ifaces", bridge], env=env,
+                        netns=chassis.netns).stdout.split()
+            members = [interfaces[name] for name in names]
+            taken = {i["ofport_request"] for i in members if i["ofport_request"]}
+            automatic = sorted(
+                (i for i in members if not i["ofport_request"] and i["type"] != "internal"),
+                key=lambda i: (i["type"], i["options"].get("remote_ip", ""), i["name"]),
+            )
+            ofport = 1
+            for iface in automatic:
+                while ofport in taken:
+                    ofport += 1
+                commands.append(["set", "Interface", iface["name"], f"ofport_request={ofport}"])
+                taken.add(ofport)
+        if commands:
+            _vsctl(env, chassis.netns, commands)
+
+    # ----------------------------------------------------------------- down
+
+    def down(self) -> dict:
+        """Stop what this directory's lab started and remove its namespaces and links."""
+        state = self.state or self._read_state()
+        records = [ProcessRecord.from_json(p) for p in state.get("processes", [])]
+        stopped = stop(list(reversed(records)))
+        namespaces = [n for n in state.get("namespaces", []) if network.delete_namespace(n)]
+        links = []
+        for link in reversed(state.get("links", [])):
+            if link == network.MANAGEMENT_BRIDGE and \
+                    network.link_alias(link) not in ("", str(self.dir)):
+                continue  # another lab's bridge now; not ours to remove
+            if network.delete_link(link):
+                links.append(link)
+        report = {
+            "stopped": [f"{r.what} ({r.chassis}, pid {r.pid})" for r in stopped],
+            "namespaces": namespaces,
+            "links": links,
+        }
+        if state:
+            state.update(status="down", processes=[], namespaces=[], links=[])
+            self.state = state
+            if self.dir.exists():
+                self._save_state()
+        return report
+
+    # --------------------------------------------------------------- status
+
+    def status(self) -> dict:
+        """The state file plus, per process, whether it still runs."""
+        state = json.loads(json.dumps(self._read_state()))
+        if not state:
+            return {"dir": str(self.dir), "status": "absent", "processes": [], "chassis": []}
+        for proc in state.get("processes", []):
+            proc["alive"] = ProcessRecord.from_json(proc).alive()
+        alive = [p["alive"] for p in state.get("processes", [])]
+        if state.get("status") == "up" and not all(alive):
+            state["status"] = "degraded"
+        for chassis in state.get("chassis", []):
+            chassis["ssh_command"] = self.ssh_command(chassis["name"])
+            chassis["exec_command"] = self.exec_command(chassis["name"])
+        return state
+
+    def ssh_command(self, chassis: str) -> list[str]:
+        """How to reach a chassis over SSH, with the lab's key and known_hosts."""
+        info = self.chassis(chassis)
+        ssh = self.state["ssh"]
+        return ["ssh", "-i", ssh["identity"], "-o", f"UserKnownHostsFile={ssh['known_hosts']}",
+                "-o", "StrictHostKeyChecking=yes", f"{ssh['user']}@{info['address']}"]
+
+    def exec_command(self, chassis: str) -> list[str]:
+        """How to run a command in a chassis from this host, without SSH."""
+        info = self.chassis(chassis)
+        return ["ip", "netns", "exec", info["netns"], "env",
+                *(f"{k}={v}" for k, v in info["env"].items())]
+
+    # -------------------------------------------------------------- helpers
+
+    def chassis(self, name: str) -> dict:
+        for chassis in self.state.get("chassis", []):
+            if chassis["name"] == name:
+                return chassis
+        known = ", ".join(c["name"] for c in self.state.get("chassis", [])) or "none"
+        raise LabError(f"no chassis {name!r} in the lab at {self.dir} (chassis: {known})")
+
+    def run_on(self, chassis: str, argv: Sequence[str], *, check: bool = True,
+               timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run ``argv`` in a chassis' namespace with its OVS/OVN environment."""
+        info = self.chassis(chassis)
+        return run(argv, env=info["env"], netns=info["netns"], check=check, timeout=timeout)
+
+    def recompute(self, chassis: str) -> None:
+        """Make a chassis' ovn-controller recompute all its flows from scratch."""
+        self.run_on(chassis, ["ovn-appctl", "-t", "ovn-controller", "recompute"])
+
+    def inject(self, chassis: str, port: str, flow: str) -> None:
+        """Make ``port`` on ``chassis`` receive a packet built from an OVS flow string."""
+        self.run_on(chassis, ["ovs-appctl", "netdev-dummy/receive", port, flow])
+
+    def pcap_packets(self, chassis: str, port: str, direction: str = "tx") -> list[str]:
+        """What ``port`` sent ("tx") or received ("rx"), one OVS flow string per packet."""
+        path = self.layout.pcap(chassis, port, direction)
+        if not path.exists() or path.stat().st_size == 0:
+            return []
+        result = run(["ovs-ofctl", "parse-pcap", str(path)])
+        return [line for line in result.stdout.splitlines() if line.strip()]
+
+    def wait_for_packets(self, chassis: str, port: str, count: int, direction: str = "tx",
+                         timeout: float = 5.0) -> list[str]:
+        """Poll :meth:`pcap_packets` until at least ``count`` packets are there (or time out)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            packets = self.pcap_packets(chassis, port, direction)
+            if len(packets) >= count or time.monotonic() > deadline:
+                return packets
+            time.sleep(0.05)
+
+    def nbctl(self, *args: str, check: bool = True) -> str:
+        remote = self.state.get("nb_remote") or f"unix:{self.layout.nb_socket}"
+        return run(["ovn-nbctl", f"--db={remote}", *args], check=check, timeout=60).stdout
+
+    def sbctl(self, *args: str, check: bool = True) -> str:
+        remote = self.state.get("sb_remote") or f"unix:{self.layout.sb_socket}"
+        return run(["ovn-sbctl", f"--db={remote}", *args], check=check, timeout=60).stdout
+
+    def _sb_rows(self, table: str, *columns: str) -> list[dict]:
+        output = self.sbctl("--format=json", f"--columns={','.join(columns)}", "list", table)
+        return _ovsdb_json_rows(output)
+
+    def _interfaces(self, chassis: Chassis) -> list[dict]:
+        output = run(
+            ["ovs-vsctl", "--format=json",
+             "--columns=name,type,options,ofport,ofport_request,bfd,bfd_status",
+             "list", "Interface"],
+            env=self.layout.chassis_env(chassis.name), netns=chassis.netns,
+        ).stdout
+        return _ovsdb_json_rows(output)
+
+    def _topology_chassis(self) -> list[Chassis]:
+        return [Chassis(name=c["name"], address=c["address"], encap_ip=c["encap_ip"],
+                        system_id=c["system_id"], hostname=c["hostname"])
+                for c in self.state.get("chassis", [])]
+
+    def _record(self, record: ProcessRecord) -> None:
+        self.state["processes"].append(record.to_json())
+        self._save_state()
+
+    def _read_state(self) -> dict:
+        try:
+            state = json.loads(self.layout.state_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise LabError(f"{self.layout.state_file} is not valid JSON: {exc}") from None
+        if state.get("version") != STATE_VERSION:
+            raise LabError(f"{self.layout.state_file} has state version {state.get('version')}, "
+                           f"this ofrace reads {STATE_VERSION}")
+        return state
+
+    def _save_state(self) -> None:
+        path = self.layout.state_file
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+        tmp.replace(path)
+
+    def _write_inventory(self) -> None:
+        ssh = self.state["ssh"]
+        lines = [
+            f"# Written by `ofrace lab up` (topology {self.state['topology']}).",
+            "# Every chassis is an SSH host in its own network namespace.",
+            "",
+            "[southbound]",
+            f"remote = {_toml_string(self.state['sb_remote'])}",
+            "",
+            "[northbound]",
+            f"remote = {_toml_string(self.state['nb_remote'])}",
+        ]
+        for chassis in self.state["chassis"]:
+            lines += [
+                "",
+                "[[node]]",
+                f"name = {_toml_string(chassis['name'])}",
+                'transport = "ssh"',
+                f"host = {_toml_string(chassis['address'])}",
+                f"user = {_toml_string(ssh['user'])}",
+                f"identity = {_toml_string(ssh['identity'])}",
+                f"known_hosts = {_toml_string(ssh['known_hosts'])}",
+            ]
+        self.layout.inventory_file.write_text("\n".join(lines) + "\n")
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("not root: the lab creates network namespaces and runs sshd; "
+                       "run it as root")
+
+
+def _vsctl(env: dict, netns: str | None, commands: list[list[str]]) -> None:
+    """Run ovs-vsctl commands as one transaction (waiting for ovs-vswitchd to apply them)."""
+    argv = ["ovs-vsctl", "--timeout=20"]
+    for command in commands:
+        argv += ["--", *command]
+    run(argv, env=env, netns=netns)
+
+
+def _wait_until(condition: Callable[[], bool], what: str,
+                timeout: float = SETTLE_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _port_open(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _ovsdb_json_rows(output: str) -> list[dict]:
+    """Rows of ``--format=json`` output with OVSDB's tagged values made plain Python."""
+    table = json.loads(output)
+    return [dict(zip(table["headings"], map(_ovsdb_value, row), strict=True))
+            for row in table["data"]]
+
+
+def _ovsdb_value(value):
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+        tag, payload = value
+        if tag == "map":
+            return {k: _ovsdb_value(v) for k, v in payload}
+        if tag == "set":
+            items = [_ovsdb_value(v) for v in payload]
+            return items[0] if len(items) == 1 else (items or None)
+        if tag in ("uuid", "named-uuid"):
+            return payload
+    return value
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value)
