@@ -34,14 +34,16 @@ OVS_TABLES = {
     "SSL": ["private_key", "certificate", "ca_cert"],
 }
 
-# One entry per thing read from a bridge: key, ovs-ofctl arguments, how the
-# text is kept ("lines": one string per flow/group/meter line, "text": raw).
+# One entry per thing read from a bridge: key, argv (the bridge name is
+# appended), how the text is kept ("lines": one string per flow/group/meter line, "text": raw).
 BRIDGE_READS = (
-    ("flows", ["dump-flows", "--no-names"], "lines"),
-    ("groups", ["-O", "OpenFlow15", "dump-groups", "--no-names"], "lines"),
-    ("meters", ["-O", "OpenFlow15", "dump-meters"], "lines"),
-    ("tlv_map", ["dump-tlv-map"], "text"),
-    ("ports_desc", ["dump-ports-desc"], "text"),
+    ("flows", ["ovs-ofctl", "dump-flows", "--no-names"], "lines"),
+    ("groups", ["ovs-ofctl", "-O", "OpenFlow15", "dump-groups", "--no-names"], "lines"),
+    ("meters", ["ovs-ofctl", "-O", "OpenFlow15", "dump-meters"], "lines"),
+    ("tlv_map", ["ovs-ofctl", "dump-tlv-map"], "text"),
+    ("ports_desc", ["ovs-ofctl", "dump-ports-desc"], "text"),
+    # The MAC table that NORMAL forwarding consults (read-only).
+    ("fdb", ["ovs-appctl", "fdb/show"], "text"),
 )
 
 
@@ -170,8 +172,8 @@ def ovsdb_select(reader, remote, database, tables, extra_args=()):
 
 def _read_bridge(reader, name):
     bridge = {"name": name, "errors": {}}
-    for key, args, keep in BRIDGE_READS:
-        result = reader.run(["ovs-ofctl"] + args + [name])
+    for key, argv, keep in BRIDGE_READS:
+        result = reader.run(argv + [name])
         if result["error"]:
             bridge["errors"][key] = result["error"]
             bridge[key] = [] if keep == "lines" else ""
@@ -239,9 +241,11 @@ def collect_node(run, options=None):
     integration_bridge = options.get("integration_bridge") or ext.get("ovn-bridge") or "br-int"
     doc["integration_bridge"] = integration_bridge
     doc["system_id"] = ext.get("system-id")
-    doc["ovs_version"] = ovs_row.get("ovs_version")
+    vswitchd = _first_line(reader.run(["ovs-vswitchd", "--version"]))
+    # Open_vSwitch.ovs_version is filled in by distribution start scripts only.
+    doc["ovs_version"] = ovs_row.get("ovs_version") or (vswitchd.split()[-1] if vswitchd
+                                                         else None)
     doc["ovn_version"] = _first_line(reader.run(["ovn-controller", "--version"]))
-    doc["ovs_vswitchd_version"] = _first_line(reader.run(["ovs-vswitchd", "--version"]))
 
     bridges = options.get("bridges") or related_bridges(doc["ovsdb"], integration_bridge)
     threads = []
@@ -261,6 +265,11 @@ def collect_node(run, options=None):
         for key, error in sorted(results[name]["errors"].items()):
             doc["errors"].append({"what": "%s %s" % (name, key), "error": error})
 
+    # OpenFlow port -> datapath port, to read ofproto/trace's datapath actions.
+    dpif = reader.run(["ovs-appctl", "dpif/show"])
+    doc["dpif"] = dpif["stdout"] if not dpif["error"] else ""
+    if dpif["error"]:
+        doc["errors"].append({"what": "dpif/show", "error": dpif["error"]})
     status = reader.run(["ovn-appctl", "-t", "ovn-controller", "connection-status"])
     doc["ovn_controller_status"] = _first_line(status)
     doc["finished"] = _now()

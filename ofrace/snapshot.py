@@ -55,6 +55,7 @@ class Bridge:
     meters: list[str] = field(default_factory=list)
     tlv_map: str = ""
     ports_desc: str = ""
+    fdb: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -89,6 +90,7 @@ class Chassis:
     ovs_version: str | None = None
     ovn_version: str | None = None
     ovn_controller_status: str | None = None
+    dpif: str = ""
     bridges: dict[str, Bridge] = field(default_factory=dict)
     ovsdb: dict[str, list[dict]] = field(default_factory=dict)
     commands: list[CommandRecord] = field(default_factory=list)

@@ -71,13 +71,14 @@ def chassis_from_agent(name: str, transport: str, doc: dict) -> Chassis:
                                   groups=br.get("groups", []), meters=br.get("meters", []),
                                   tlv_map=br.get("tlv_map", ""),
                                   ports_desc=br.get("ports_desc", ""),
+                                  fdb=br.get("fdb", ""),
                                   errors=br.get("errors", {}))
     return Chassis(
         name=name, transport=f"{transport} ({doc.get('mode', 'agent')})", reachable=True,
         hostname=doc.get("hostname"), system_id=doc.get("system_id"),
         integration_bridge=doc.get("integration_bridge") or "br-int",
         ovs_version=doc.get("ovs_version"), ovn_version=doc.get("ovn_version"),
-        ovn_controller_status=doc.get("ovn_controller_status"),
+        ovn_controller_status=doc.get("ovn_controller_status"), dpif=doc.get("dpif", ""),
         bridges=bridges, ovsdb=doc.get("ovsdb", {}),
         commands=[CommandRecord(argv=c["argv"], rc=c["rc"], started=c["started"],
                                 elapsed=c["elapsed"], error=c.get("error"))

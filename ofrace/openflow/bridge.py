@@ -16,6 +16,7 @@ from ofrace.snapshot import Bridge, Interface
 
 _CONJ = re.compile(r"conjunction\((\d+),(\d+)/(\d+)\)")
 _PORT_DESC = re.compile(r"^\s*(\d+|LOCAL)\(([^)]*)\): addr:([0-9a-f:]+)", re.M)
+_FDB = re.compile(r"^\s*(\d+|LOCAL)\s+(\d+)\s+([0-9a-f:]{17})\s", re.M)
 _TLV = re.compile(r"^\s*(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\d+)\s+tun_metadata(\d+)", re.M)
 
 
@@ -74,6 +75,8 @@ class BridgeIndex:
         self.port_by_name = {p.name: p for p in self.ports.values()}
         self.groups = {g.group_id: g for g in parse_groups(bridge.groups)}
         self.tlv_map = {t.index: t for t in parse_tlv_map(bridge.tlv_map)}
+        self.fdb = parse_fdb(bridge.fdb)
+        self.fdb_known = bool(bridge.fdb.strip())
         self._index(bridge.flows)
 
     def _load_ports(self, bridge: Bridge, interfaces) -> None:
@@ -91,6 +94,7 @@ class BridgeIndex:
                 port = Port(ofport=number if number is not None else -1, name=iface.name)
                 if number is not None and number >= 0:
                     self.ports[number] = port
+            port.name = iface.name  # port descriptions truncate names to 15 characters
             port.type = iface.type
             port.options = iface.options
             port.external_ids = iface.external_ids
@@ -143,3 +147,12 @@ def parse_tlv_map(text: str) -> list[TunnelOption]:
     """``dump-tlv-map`` text → which Geneve option each ``tun_metadataN`` carries."""
     return [TunnelOption(int(c, 16), int(t, 16), int(ln), int(i))
             for c, t, ln, i in _TLV.findall(text)]
+
+
+def parse_fdb(text: str) -> dict[tuple[int, int], int]:
+    """``fdb/show`` text → {(vlan, mac): ofport}: where NORMAL sends a known MAC."""
+    table = {}
+    for port, vlan, mac in _FDB.findall(text):
+        number = 0xFFFE if port == "LOCAL" else int(port)
+        table[(int(vlan), int(mac.replace(":", ""), 16))] = number
+    return table

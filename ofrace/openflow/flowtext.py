@@ -141,3 +141,20 @@ def parse_flow(line: str, cache: TokenCache) -> ParsedFlow:
                     known[1] |= item[2]
     match = tuple(sorted((name, vm[0], vm[1]) for name, vm in merged.items()))
     return ParsedFlow(table, priority, cookie, match, actions, (idle, hard))
+
+
+def parse_microflow(text: str, ports: dict[str, int] | None = None) -> dict[str, int]:
+    """An OVS flow string (``in_port=1,tcp,nw_src=…``) → a packet's field values.
+
+    This is what ``ofproto/trace`` takes; masks are not allowed, as a packet
+    has exact values.
+    """
+    cache = TokenCache(ports)
+    packet: dict[str, int] = {}
+    for token in filter(None, (t.strip() for t in text.split(","))):
+        for item in cache.items(token):
+            if item[0] == "priority":
+                raise FlowSyntaxError("a packet has no priority")
+            name, value, mask = item
+            packet[name] = (packet.get(name, 0) & ~mask) | value
+    return packet

@@ -133,10 +133,15 @@ class CtOutcome:
         return text
 
 
-def _nat_address(text: str | None, dl_type: int) -> int | None:
-    if text is None:
-        return None
-    return int(ipaddress.ip_address(text))
+def nat_translate(tup: FiveTuple, nat) -> FiveTuple:
+    """The tuple after nat(src=…)/nat(dst=…): the first address and port of the range."""
+    addr = int(ipaddress.ip_address(nat.addr_min)) if nat.addr_min else None
+    port = nat.port_min
+    if nat.kind == "dst":
+        return FiveTuple(tup.dl_type, tup.src, addr if addr is not None else tup.dst,
+                         tup.proto, tup.sport, port if port is not None else tup.dport)
+    return FiveTuple(tup.dl_type, addr if addr is not None else tup.src, tup.dst,
+                     tup.proto, port if port is not None else tup.sport, tup.dport)
 
 
 @dataclass
@@ -172,7 +177,7 @@ class ConntrackTable:
             if conn is not None:
                 self._apply_existing_nat(conn, is_reply, packet, outcome)
             elif ct.nat.kind is not None:
-                translated = self._translate(tup, ct)
+                translated = nat_translate(tup, ct.nat)
                 kind_bit = SNAT if ct.nat.kind == "src" else DNAT
                 if ct.commit:
                     conn = Connection(zone, tup, translated.reversed(), (ct.nat.kind,),
@@ -191,16 +196,6 @@ class ConntrackTable:
         if ct.commit and conn is not None:
             self._exec(ct, conn, packet)
         return outcome
-
-    def _translate(self, tup: FiveTuple, ct: Ct) -> FiveTuple:
-        nat = ct.nat
-        addr = _nat_address(nat.addr_min, tup.dl_type)
-        port = nat.port_min
-        if nat.kind == "dst":
-            return FiveTuple(tup.dl_type, tup.src, addr if addr is not None else tup.dst,
-                             tup.proto, tup.sport, port if port is not None else tup.dport)
-        return FiveTuple(tup.dl_type, addr if addr is not None else tup.src, tup.dst,
-                         tup.proto, port if port is not None else tup.sport, tup.dport)
 
     def _apply_existing_nat(self, conn: Connection, is_reply: bool, packet: Packet,
                             outcome: CtOutcome) -> None:
@@ -255,4 +250,11 @@ class ForcedConntrack:
     def execute(self, ct: Ct, packet: Packet, where: str = "") -> CtOutcome:
         zone = self.zone_of(ct, packet)
         state = self.states.pop(0) if (self.states and ct.table is not None) else self.default
-        return CtOutcome(zone, state, packet_tuple(packet), committed=ct.commit, forced=True)
+        tup = packet_tuple(packet)
+        outcome = CtOutcome(zone, state, tup, committed=ct.commit, forced=True)
+        if ct.nat is not None and ct.nat.kind is not None and tup is not None:
+            # ofproto/trace rewrites addresses for an explicit nat(src=…)/nat(dst=…).
+            translated = nat_translate(tup, ct.nat)
+            apply_tuple(packet, translated)
+            outcome.nat = f"{ct.nat.kind}-NAT to {translated}"
+        return outcome

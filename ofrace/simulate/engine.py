@@ -72,6 +72,8 @@ class _Context:
     frozen: list[_Frozen]
     depth: int = 0
     resubmits: int = 0
+    pass_no: int = 0
+    last_flow: Step | None = None
     stack: list[int] = field(default_factory=list)
     stopped: bool = False
 
@@ -100,6 +102,7 @@ class ChassisDatapath:
             self._lookup(ctx, bridge, table, packet, root)
         except _Stop:
             pass
+        self._end_of_pass(ctx, bridge, packet, root, 0, 0)
         passes = 0
         while ctx.frozen:
             passes += 1
@@ -111,13 +114,28 @@ class ChassisDatapath:
             resume = frozen.step.add(Step(
                 "recirc", f"resume at table {frozen.table} after ct: "
                 f"{frozen.outcome.describe()}", self.chassis, frozen.bridge,
-                table=frozen.table, data={"pass": passes}))
+                table=frozen.table, data={"pass": passes, "packet": dict(frozen.packet)}))
             ctx.depth, ctx.resubmits, ctx.stopped = 0, 0, False
+            ctx.pass_no, ctx.last_flow = passes, None
+            exits_before, frozen_before = len(ctx.exits), len(ctx.frozen)
             try:
                 self._lookup(ctx, frozen.bridge, frozen.table, frozen.packet, resume)
             except _Stop:
                 pass
+            self._end_of_pass(ctx, frozen.bridge, frozen.packet, resume, exits_before,
+                              frozen_before)
         return root, ctx.exits
+
+    def _end_of_pass(self, ctx: _Context, bridge: str, packet: Packet, start: Step,
+                     exits_before: int, frozen_before: int) -> None:
+        """A datapath pass that neither output nor recirculated dropped the packet."""
+        if len(ctx.exits) > exits_before or len(ctx.frozen) > frozen_before:
+            return
+        where = ctx.last_flow or start
+        reason = ("no output action: dropped after table "
+                  f"{where.table} (priority {where.priority})" if ctx.last_flow
+                  else "no output action: dropped")
+        self._exit(ctx, "drop", where.bridge or bridge, packet, where, reason)
 
     # --------------------------------------------------------------- lookup
 
@@ -129,7 +147,7 @@ class ChassisDatapath:
         gaps = [u for u in bridge.unparsed if u.line.find(f"table={table_no},") >= 0]
         if entry is None:
             step = parent.add(Step("miss", f"{table_no}. no flow matched", self.chassis,
-                                   bridge_name, table=table_no))
+                                   bridge_name, table=table_no, data={"pass": ctx.pass_no}))
             if gaps:
                 step.data["unparsed"] = [u.line for u in gaps]
                 self._exit(ctx, "gap", bridge_name, packet, step,
@@ -142,7 +160,8 @@ class ChassisDatapath:
         step = parent.add(Step(
             "flow", bridge.line(entry), self.chassis, bridge_name, table=table_no,
             priority=entry.priority, cookie=entry.cookie, flow=bridge.line(entry),
-            data={"flow_index": entry.index}))
+            data={"flow_index": entry.index, "pass": ctx.pass_no}))
+        ctx.last_flow = step
         if conj_id is not None:
             step.data["conj_id"] = conj_id
         if gaps:
@@ -157,8 +176,6 @@ class ChassisDatapath:
         if conj_id is not None:
             packet["conj_id"] = conj_id
         self._execute(ctx, bridge_name, table_no, acts, packet, step)
-        if not any(True for _ in _exits_under(step)) and not acts and ctx.depth == 0:
-            self._exit(ctx, "drop", bridge_name, packet, step, "flow has no actions (drop)")
 
     def _parsed(self, bridge: str, entry) -> tuple:
         key = (bridge, entry.index)
@@ -187,7 +204,7 @@ class ChassisDatapath:
               reason: str, port: Port | None = None, data: dict | None = None) -> Exit:
         exit_ = Exit(kind, self.chassis, bridge, reason, dict(packet),
                      port=port.ofport if port else None, port_name=port.name if port else None,
-                     data=data or {}, step=step)
+                     data={**(data or {}), "pass": ctx.pass_no}, step=step)
         ctx.exits.append(exit_)
         step.add(Step("exit", f"{kind}: {reason}", self.chassis, bridge,
                       data={"exit": len(ctx.exits) - 1}))
@@ -301,9 +318,13 @@ class ChassisDatapath:
         frozen = dict(packet)
         _set_ct_fields(frozen, outcome)
         ctx.frozen.append(_Frozen(bridge, action.table, frozen, ct_step, outcome))
-        # Later actions of this list act on the pre-ct packet.
+        # A clone goes to conntrack and resumes later; this pass goes on with the
+        # pre-ct packet, untracked (ofproto/trace: "Sets the packet to an untracked
+        # state, and clears all the conntrack fields").
         packet.clear()
         packet.update(before)
+        for f in CT_FIELDS:
+            packet.pop(f, None)
         return None
 
     def _group(self, ctx, bridge, table, action: A.Group, packet, step):
@@ -441,8 +462,26 @@ class ChassisDatapath:
         bridge = self.bridges[bridge_name]
         in_port = packet.get("in_port", 0)
         label = {NORMAL: "NORMAL", FLOOD: "FLOOD", ALL: "ALL"}[how]
-        flood = step.add(Step("flood", f"{label}: L2 switching, flooded (no MAC table "
-                              "was collected for this bridge)", self.chassis, bridge_name))
+        dst = packet.get("dl_dst", 0)
+        vlan = packet.get("vlan_tci", 0) & 0xFFF
+        if how == NORMAL and not (dst >> 40) & 1:
+            learned = bridge.fdb.get((vlan, dst))
+            if learned is not None:
+                if learned == in_port:
+                    step.add(Step("normal", f"NORMAL: {_mac(dst)} was learned on the input "
+                                  "port; dropped", self.chassis, bridge_name))
+                    return None
+                port = bridge.ports.get(learned)
+                if port is not None:
+                    normal = step.add(Step("normal", f"NORMAL: {_mac(dst)} learned on "
+                                           f"{port.name}", self.chassis, bridge_name))
+                    self._output_port(ctx, bridge_name, port, dict(packet), normal)
+                    return None
+        why = ("broadcast/multicast" if (dst >> 40) & 1 else
+               "destination MAC not in the MAC table" if bridge.fdb_known else
+               "no MAC table was collected for this bridge")
+        flood = step.add(Step("flood", f"{label}: flooded ({why})" if how == NORMAL
+                              else f"{label}: to every port", self.chassis, bridge_name))
         for port in sorted(bridge.ports.values(), key=lambda p: p.ofport):
             if port.ofport == in_port and how != ALL:
                 continue
@@ -450,8 +489,9 @@ class ChassisDatapath:
         return None
 
 
-def _exits_under(step: Step):
-    return (s for s in step.walk() if s.kind == "exit")
+def _mac(value: int) -> str:
+    raw = f"{value:012x}"
+    return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
 
 
 def _set_ct_fields(packet: Packet, outcome: CtOutcome) -> None:

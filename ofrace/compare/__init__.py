@@ -1,0 +1,1 @@
+"""Comparisons with the tools users already trust: ofproto/trace, ovn-trace."""
