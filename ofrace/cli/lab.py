@@ -29,14 +29,12 @@ def lab():
 @_dir_option
 def up(topology_name, lab_dir):
     """Bring the lab up (taking down this directory's previous lab first)."""
-    console = Console(stderr=True)
     the_lab = Lab(lab_dir)
-    with console.status("bringing the lab up") as spinner:
+    with Console(stderr=True).status("bringing the lab up") as spinner:
         state = the_lab.up(topology_name, progress=lambda m: spinner.update(m))
-    console.print(f"[green]lab up[/]: topology {state['topology']}, "
-                  f"{len(state['chassis'])} chassis, {state['bringup_seconds']}s "
-                  f"(dir {state['dir']})")
     _print_status(the_lab.status())
+    Console().print(f"\n[green]lab up[/]: topology {state['topology']}, "
+                    f"{len(state['chassis'])} chassis, in {state['bringup_seconds']}s")
 
 
 @lab.command()
@@ -69,13 +67,13 @@ def _print_status(state: dict) -> None:
     console.print(f"lab [bold]{state['topology']}[/] in {state['dir']}: {state['status']}")
     if state["status"] not in ("up", "degraded", "starting"):
         return
-    console.print(f"  northbound  {state['nb_remote']}  {state['nb_tcp']}")
-    console.print(f"  southbound  {state['sb_remote']}  {state['sb_tcp']}")
+    console.print(f"  northbound  {state['nb_remote']}  {state['nb_tcp']}", soft_wrap=True)
+    console.print(f"  southbound  {state['sb_remote']}  {state['sb_tcp']}", soft_wrap=True)
     console.print(f"  inventory   {state['dir']}/inventory.toml")
     for chassis in state["chassis"]:
         console.print(f"\n[bold]{chassis['name']}[/]  system-id {chassis['system_id']}  "
                       f"netns {chassis['netns']}  {chassis['address']}  "
-                      f"encap {chassis['encap_ip']}")
+                      f"encap {chassis['encap_ip']}", soft_wrap=True)
         console.print(f"  ssh:  {shlex.join(chassis['ssh_command'])}", soft_wrap=True)
         console.print(f"  exec: {shlex.join(chassis['exec_command'])} ovs-vsctl show",
                       soft_wrap=True)

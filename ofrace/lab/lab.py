@@ -9,11 +9,14 @@ start time, never by name -- even after a failed ``up``.
 
 Bring-up is ordered and pinned so that two ``up``s give the same OpenFlow
 tables: tunnel keys come from the topology, VIF ofports are requested, the
-ofports OVS would pick itself (tunnels, patch ports) are pinned once they
-exist, and bring-up ends with every ovn-controller caught up
-(``--wait=hv``), fully recomputed, and caught up again.  Only the flow
-cookies differ between runs: they are the first 32 bits of southbound row
-UUIDs, which ovsdb-server and ovn-northd draw at random.
+ofports OVS picks itself (tunnels, patch ports) are pinned once they exist,
+conntrack zones are renumbered in a fixed order, things whose numbering
+follows processing order (chassisredirect ports, OpenFlow groups) are added
+one at a time, and bring-up ends with every ovn-controller caught up
+(``--wait=hv``), fully recomputed, and caught up again.  What still differs
+between runs is what follows the southbound row UUIDs, which ovsdb-server and
+ovn-northd draw at random: flow cookies, and the order of ports and tunnels
+within multicast flood flows.
 """
 
 from __future__ import annotations
