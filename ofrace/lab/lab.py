@@ -181,9 +181,11 @@ class Lab:
         }
 
     def _check_socket_paths(self, topology: Topology) -> None:
+        """Refuse, up front, a directory whose unix socket paths would not fit sockaddr_un."""
+        widest_ctl = f"ovs-vswitchd.{2**22}.ctl"  # control sockets carry the pid (at most 2^22)
         longest = max(
             [self.layout.nb_socket, self.layout.sb_socket]
-            + [self.layout.chassis(c.name) / "ovs-vswitchd.4194304.ctl" for c in topology.chassis]
+            + [self.layout.chassis(c.name) / widest_ctl for c in topology.chassis]
             + [self.layout.hub_socket(chassis_config.hub_port(c, b))
                for c in topology.chassis
                for b in [chassis_config.UNDERLAY_BRIDGE, *c.uplinks]],
