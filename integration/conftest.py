@@ -54,7 +54,8 @@ class LabSlot:
 @pytest.fixture(scope="session")
 def lab_slot(tmp_path_factory):
     if os.geteuid() != 0:
-        pytest.skip("the lab needs root (network namespaces, sshd)")
+        pytest.fail("the lab tests need root (network namespaces, sshd): run them as root, "
+                    "as CI does", pytrace=False)
     lab_dir = os.environ.get("OFRACE_TEST_LAB_DIR") or tmp_path_factory.mktemp("lab")
     slot = LabSlot(lab_dir)
     yield slot

@@ -24,6 +24,17 @@ from ofrace.snapshot import Snapshot
 EXIT_PARTIAL = 1
 
 
+def lab_inventory() -> Path:
+    """The inventory the embedded lab wrote, or a one-line error if no lab is up."""
+    from ofrace.lab.lab import default_dir
+
+    path = default_dir() / "inventory.toml"
+    if not path.is_file():
+        raise InputError(f"no lab inventory at {path}: bring the lab up with "
+                         "`ofrace lab up --topology kind`")
+    return path
+
+
 def build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via) -> Inventory:
     """Merge the inventory file and command-line specs (the command line wins)."""
     inventory = load_inventory(inventory_file) if inventory_file else Inventory()
@@ -76,6 +87,8 @@ class _ProgressPrinter:
 @click.command()
 @click.option("-i", "--inventory", "inventory_file", type=click.Path(dir_okay=False),
               help="Inventory file (TOML) naming the nodes and how to reach them.")
+@click.option("--lab", "use_lab", is_flag=True,
+              help="Collect the embedded lab (its inventory.toml; see `ofrace lab status`).")
 @click.option("--node", "nodes", multiple=True, metavar="NAME=SPEC",
               help="A node: NAME=ssh://[user@]host[:port], NAME=exec:TEMPLATE or NAME=local.")
 @click.option("--sb", metavar="REMOTE", help="Southbound DB remote (tcp:, ssl:, unix:).")
@@ -88,13 +101,17 @@ class _ProgressPrinter:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Snapshot file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def collect(inventory_file, nodes, sb, sb_via, nb, nb_via, insecure_host_keys, jobs, output,
-            as_json):
+def collect(inventory_file, use_lab, nodes, sb, sb_via, nb, nb_via, insecure_host_keys, jobs,
+            output, as_json):
     """Read OpenFlow tables, OVSDB rows and the OVN databases into one snapshot.
 
     Exits 0 when everything was read, 1 when the snapshot is partial (the
     summary says what is missing), 2 on bad input.
     """
+    if use_lab:
+        if inventory_file:
+            raise InputError("give either --lab or --inventory, not both")
+        inventory_file = lab_inventory()
     inventory = build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via)
     out_path = Path(output)
     if not out_path.parent.is_dir():
@@ -115,7 +132,7 @@ def collect(inventory_file, nodes, sb, sb_via, nb, nb_via, insecure_host_keys, j
     if as_json:
         click.echo(json.dumps({**snapshot_summary(snapshot), "output": str(out_path)}, indent=2))
     else:
-        console = Console()
+        console = Console(width=None if sys.stdout.isatty() else 120)
         print_summary(snapshot, console)
         size = out_path.stat().st_size
         console.print(f"snapshot written to {out_path} ({size / 1e6:.1f} MB)")

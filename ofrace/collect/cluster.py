@@ -92,9 +92,13 @@ def collect_node(spec: NodeSpec, transport) -> Chassis:
     """Read one node; never raises for the node's own faults."""
     try:
         doc = run_agent(transport, timeout=max(spec.timeout * 20, 120))
-    except (TransportError, AgentError) as exc:
+    except TransportError as exc:
         return Chassis(name=spec.name, transport=transport.describe(), reachable=False,
                        problems=[Problem(where=spec.name, what="collect", error=str(exc))])
+    except AgentError as exc:
+        return Chassis(name=spec.name, transport=transport.describe(), reachable=False,
+                       problems=[Problem(where=spec.name, what="collect",
+                                         error=f"{transport.describe()}: {exc}")])
     return chassis_from_agent(spec.name, transport.describe(), doc)
 
 

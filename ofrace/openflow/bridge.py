@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from ofrace.openflow.classifier import FlowEntry, FlowTable
-from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, parse_flow
+from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, line_cookie, scan_line
 from ofrace.snapshot import Bridge, Interface
 
 _CONJ = re.compile(r"conjunction\((\d+),(\d+)/(\d+)\)")
@@ -67,7 +67,7 @@ class BridgeIndex:
         self.chassis = chassis
         # A copy: learned flows are appended here without touching the snapshot.
         self.flows = list(bridge.flows)
-        self.learned: list[FlowEntry] = []
+        self.learned: list[int] = []  # indexes of flows added by learn actions
         self.tables: dict[int, FlowTable] = {}
         self.unparsed: list[UnparsedFlow] = []
         self.ports: dict[int, Port] = {}
@@ -107,25 +107,49 @@ class BridgeIndex:
         tables = self.tables
         for index, line in enumerate(lines):
             try:
-                flow = parse_flow(line, cache)
+                table_no, priority, shape, values, offset = scan_line(line, cache)
             except (FlowSyntaxError, ValueError) as exc:
                 self.unparsed.append(UnparsedFlow(index, line, str(exc)))
                 continue
-            table = tables.get(flow.table)
+            table = tables.get(table_no)
             if table is None:
-                table = tables[flow.table] = FlowTable(flow.table)
-            entry = FlowEntry(flow.table, flow.priority, flow.cookie, index, flow.actions, index)
-            conj = ()
-            if flow.actions.startswith("conjunction("):
-                conj = tuple((int(a), int(b), int(c)) for a, b, c in _CONJ.findall(flow.actions))
-            table.add(flow.match, entry, conj)
+                table = tables[table_no] = FlowTable(table_no)
+            if line.startswith("conjunction(", offset):
+                conj = tuple((int(a), int(b), int(c))
+                             for a, b, c in _CONJ.findall(line, offset))
+                table.add(shape, values, priority, index, conj)
+            else:
+                table.regular.add(shape, values, priority, index)
 
     @property
     def flow_count(self) -> int:
         return sum(len(t) for t in self.tables.values())
 
-    def line(self, entry: FlowEntry) -> str:
-        return self.flows[entry.index]
+    def line(self, index: int) -> str:
+        return self.flows[index]
+
+    def lookup(self, table_no: int, packet) -> tuple[FlowEntry | None, int | None]:
+        """The flow ``packet`` hits in ``table_no`` (and the conj_id that matched it)."""
+        table = self.tables.get(table_no)
+        if table is None:
+            return None, None
+        index, conj_id = table.lookup(packet)
+        if index is None:
+            return None, None
+        return self.entry(index), conj_id
+
+    def entry(self, index: int) -> FlowEntry:
+        line = self.flows[index]
+        table_no, priority, _, _, offset = scan_line(line, self._entry_cache)
+        return FlowEntry(table_no, priority, line_cookie(line), index, line[offset:].strip())
+
+    @property
+    def _entry_cache(self) -> TokenCache:
+        cache = self.__dict__.get("_cache")
+        if cache is None:
+            cache = self.__dict__["_cache"] = TokenCache(
+                {p.name: n for n, p in self.ports.items()})
+        return cache
 
 
 def parse_groups(lines: list[str]) -> list[Group]:

@@ -8,30 +8,42 @@ of their best priority and stopping as soon as no remaining subtable can
 beat what was found — the same idea as OVS's own classifier, and what
 keeps lookups fast on 200k-flow tables.
 
-Flows whose only actions are ``conjunction(…)`` live apart: they never
-match on their own, they vote for a conjunctive match (see ``lookup``).
+To stay small at 200k+ flows, a flow is stored as one integer,
+``priority << 32 | (RANK - index)``: the larger integer is the better match
+(higher priority, then the earlier flow), and ``index`` finds the flow's
+line in the bridge snapshot, from which everything else is read on demand.
+
+Flows whose only action is ``conjunction(…)`` live apart: they never match
+on their own, they vote for a conjunctive match (see ``FlowTable.lookup``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
-from ofrace.openflow.flowtext import MatchItems
+RANK = 0xFFFFFFFF
+
+
+def encode(priority: int, index: int) -> int:
+    return (priority << 32) | (RANK - index)
+
+
+def decode(code: int) -> tuple[int, int]:
+    """``(priority, index)``"""
+    return code >> 32, RANK - (code & RANK)
 
 
 class FlowEntry:
-    """One indexed flow: enough to rank it and find it again, nothing more."""
+    """One flow a lookup returned, with what a trace shows about it."""
 
-    __slots__ = ("table", "priority", "cookie", "index", "actions", "seq")
+    __slots__ = ("table", "priority", "cookie", "index", "actions")
 
-    def __init__(self, table: int, priority: int, cookie: int, index: int, actions: str,
-                 seq: int):
+    def __init__(self, table: int, priority: int, cookie: int, index: int, actions: str):
         self.table = table
         self.priority = priority
         self.cookie = cookie
         self.index = index      # position of the flow line in the bridge snapshot
         self.actions = actions  # action text, parsed on first use
-        self.seq = seq          # insertion order, the tie-breaker among equal priorities
 
     def __repr__(self) -> str:
         return (f"FlowEntry(table={self.table}, priority={self.priority}, "
@@ -41,126 +53,131 @@ class FlowEntry:
 class Subtable:
     __slots__ = ("fields", "masks", "buckets", "max_priority")
 
-    def __init__(self, fields: tuple[str, ...], masks: tuple[int, ...]):
-        self.fields = fields
-        self.masks = masks
-        self.buckets: dict[tuple, list[FlowEntry]] = {}
+    def __init__(self, shape: tuple[tuple[str, int], ...]):
+        self.fields = tuple(f for f, _ in shape)
+        self.masks = tuple(m for _, m in shape)
+        self.buckets: dict[tuple, int | list[int]] = {}
         self.max_priority = -1
 
-    def key_of(self, packet: Mapping[str, int]) -> tuple:
+    def best(self, packet: Mapping[str, int]) -> int | None:
         get = packet.get
-        return tuple(get(f, 0) & m for f, m in zip(self.fields, self.masks, strict=True))
+        hit = self.buckets.get(tuple(get(f, 0) & m
+                                     for f, m in zip(self.fields, self.masks, strict=True)))
+        if hit is None or hit.__class__ is int:
+            return hit
+        return max(hit)
 
-    def add(self, values: tuple, entry: FlowEntry) -> None:
-        bucket = self.buckets.get(values)
-        if bucket is None:
-            self.buckets[values] = [entry]
-        else:
-            bucket.append(entry)
-            if len(bucket) > 1:
-                bucket.sort(key=lambda e: (-e.priority, e.seq))
-        if entry.priority > self.max_priority:
-            self.max_priority = entry.priority
-
-    def matches(self, packet: Mapping[str, int]) -> list[FlowEntry]:
-        return self.buckets.get(self.key_of(packet), [])
+    def all(self, packet: Mapping[str, int]) -> list[int]:
+        get = packet.get
+        hit = self.buckets.get(tuple(get(f, 0) & m
+                                     for f, m in zip(self.fields, self.masks, strict=True)))
+        if hit is None:
+            return []
+        return [hit] if hit.__class__ is int else sorted(hit, reverse=True)
 
 
 class SubtableSet:
     """Subtables of one table, kept sorted by their best priority."""
 
-    __slots__ = ("by_shape", "ordered")
+    __slots__ = ("by_shape", "ordered", "count")
 
     def __init__(self):
         self.by_shape: dict[tuple, Subtable] = {}
         self.ordered: list[Subtable] | None = None
+        self.count = 0
 
-    def add(self, match: MatchItems, entry: FlowEntry) -> None:
-        shape = tuple((f, m) for f, _, m in match)
+    def add(self, shape: tuple, values: tuple, priority: int, index: int) -> None:
         sub = self.by_shape.get(shape)
         if sub is None:
-            sub = self.by_shape[shape] = Subtable(tuple(f for f, _, _ in match),
-                                                  tuple(m for _, _, m in match))
-        sub.add(tuple(v for _, v, _ in match), entry)
-        self.ordered = None
+            sub = self.by_shape[shape] = Subtable(shape)
+        code = (priority << 32) | (RANK - index)  # encode(), inlined: this is the hot path
+        have = sub.buckets.get(values)
+        if have is None:
+            sub.buckets[values] = code
+        elif have.__class__ is int:
+            sub.buckets[values] = [have, code]
+        else:
+            have.append(code)
+        if priority > sub.max_priority:  # also true for a new subtable
+            sub.max_priority = priority
+            self.ordered = None
+        self.count += 1
 
     def sorted_subtables(self) -> list[Subtable]:
         if self.ordered is None:
             self.ordered = sorted(self.by_shape.values(), key=lambda s: -s.max_priority)
         return self.ordered
 
-    def best(self, packet: Mapping[str, int], floor: int = -1) -> FlowEntry | None:
+    def best(self, packet: Mapping[str, int], floor: int = -1) -> int | None:
         best = None
         for sub in self.sorted_subtables():
-            if sub.max_priority < floor or (best is not None and sub.max_priority < best.priority):
+            if sub.max_priority < floor or (best is not None and sub.max_priority < best >> 32):
                 break
-            hits = sub.matches(packet)
-            if hits:
-                top = hits[0]
-                if best is None or (top.priority, -top.seq) > (best.priority, -best.seq):
-                    best = top
+            code = sub.best(packet)
+            if code is not None and (best is None or code > best):
+                best = code
         return best
 
-    def all_matches(self, packet: Mapping[str, int], floor: int) -> Iterator[FlowEntry]:
+    def matches_above(self, packet: Mapping[str, int], floor: int) -> list[int]:
+        """Every matching flow with priority ≥ ``floor``."""
+        found = []
         for sub in self.sorted_subtables():
             if sub.max_priority < floor:
                 break
-            for entry in sub.matches(packet):
-                if entry.priority >= floor:
-                    yield entry
-
-    def __len__(self) -> int:
-        return sum(len(b) for s in self.by_shape.values() for b in s.buckets.values())
+            found.extend(c for c in sub.all(packet) if c >> 32 >= floor)
+        return found
 
 
 class FlowTable:
     """One OpenFlow table of one bridge."""
 
-    __slots__ = ("number", "regular", "conjunctive", "conj_clauses", "count")
+    __slots__ = ("number", "regular", "conjunctive", "conj_clauses")
 
     def __init__(self, number: int):
         self.number = number
         self.regular = SubtableSet()
         self.conjunctive = SubtableSet()
-        # entry.index -> ((conj_id, clause, n_clauses), …) for conjunctive flows
+        # flow index -> ((conj_id, clause, n_clauses), …) for conjunctive flows
         self.conj_clauses: dict[int, tuple[tuple[int, int, int], ...]] = {}
-        self.count = 0
 
-    def add(self, match: MatchItems, entry: FlowEntry,
+    def add(self, shape: tuple, values: tuple, priority: int, index: int,
             conjunctions: tuple[tuple[int, int, int], ...] = ()) -> None:
-        self.count += 1
         if conjunctions:
-            self.conj_clauses[entry.index] = conjunctions
-            self.conjunctive.add(match, entry)
+            self.conj_clauses[index] = conjunctions
+            self.conjunctive.add(shape, values, priority, index)
         else:
-            self.regular.add(match, entry)
+            self.regular.add(shape, values, priority, index)
 
-    def lookup(self, packet: Mapping[str, int]) -> tuple[FlowEntry | None, int | None]:
-        """The flow ``packet`` hits here, and the conj_id that made it match (if any).
+    def lookup(self, packet: Mapping[str, int]) -> tuple[int | None, int | None]:
+        """``(flow index, conj_id)`` of the flow ``packet`` hits here (None, None on a miss).
 
-        OVS semantics: conjunctive flows at priority P form a match for
-        ``conj_id=N`` when every clause 1..n of N has a matching flow at P;
-        then the flow matching ``conj_id=N`` is looked up, and it competes
-        with the regular flows by priority.
+        OVS semantics (lib/classifier.c): conjunctive ("soft") flows count
+        only above the best regular ("hard") match.  At the highest soft
+        priority P, a conjunction is satisfied when each of its clauses has a
+        matching soft flow of priority exactly P; the table is then searched
+        again with ``conj_id`` set, ignoring soft flows.  Unsatisfied, the
+        search moves down to the next soft priority.
         """
         best = self.regular.best(packet)
         if not self.conj_clauses:
-            return best, None
-        floor = best.priority + 1 if best is not None else -1
-        votes: dict[tuple[int, int], dict[int, set[int]]] = {}
-        for entry in self.conjunctive.all_matches(packet, floor):
-            for conj_id, clause, n in self.conj_clauses[entry.index]:
-                key = (entry.priority, conj_id)
-                votes.setdefault(key, {}).setdefault(n, set()).add(clause)
-        for (priority, conj_id), by_n in sorted(votes.items(), key=lambda kv: -kv[0][0]):
-            for n, clauses in by_n.items():
+            return (None, None) if best is None else (decode(best)[1], None)
+        floor = (best >> 32) + 1 if best is not None else 0
+        soft = self.conjunctive.matches_above(packet, floor)
+        by_priority: dict[int, dict[int, tuple[int, set[int]]]] = {}
+        for code in soft:
+            priority, index = decode(code)
+            for conj_id, clause, n in self.conj_clauses[index]:
+                n_seen, clauses = by_priority.setdefault(priority, {}).get(conj_id, (n, set()))
+                clauses.add(clause)
+                by_priority[priority][conj_id] = (n_seen, clauses)
+        for priority in sorted(by_priority, reverse=True):
+            for conj_id in sorted(by_priority[priority]):
+                n, clauses = by_priority[priority][conj_id]
                 if len(clauses) == n:
-                    probe = dict(packet)
-                    probe["conj_id"] = conj_id
-                    hit = self.regular.best(probe, floor=priority)
-                    if hit is not None and hit.priority >= priority:
-                        return hit, conj_id
-        return best, None
+                    hit = self.regular.best({**packet, "conj_id": conj_id})
+                    if hit is not None:
+                        return decode(hit)[1], conj_id
+        return (None, None) if best is None else (decode(best)[1], None)
 
     def __len__(self) -> int:
-        return self.count
+        return self.regular.count + self.conjunctive.count

@@ -44,22 +44,37 @@ class ParsedFlow:
     cookie: int
     match: MatchItems
     actions: str
-    timeouts: tuple[int, int] = (0, 0)
 
 
 class TokenCache:
-    """Parsed match tokens, shared by every flow of a bridge."""
+    """Parsed match tokens, shared by every flow of a bridge.
+
+    A token maps to ``(shape, values)``: the ``(field, mask)`` pairs it
+    constrains and their values, ready to be concatenated into a flow's
+    subtable shape and key; or to ``(None, priority)`` for ``priority=N``.
+    """
 
     def __init__(self, ports: dict[str, int] | None = None):
         self.ports = ports or {}
-        self._cache: dict[str, tuple] = {}
+        self.parts: dict[str, tuple] = {}
+
+    def part(self, token: str) -> tuple:
+        hit = self.parts.get(token)
+        if hit is None:
+            items = self._parse(token)
+            if items and items[0][0] == "priority":
+                hit = (None, items[0][1])
+            else:
+                hit = (tuple((f, m) for f, _, m in items), tuple(v for _, v, _ in items))
+            self.parts[token] = hit
+        return hit
 
     def items(self, token: str) -> tuple:
-        """``((field, value, mask), …)`` for one token, or ``("priority", n)``."""
-        hit = self._cache.get(token)
-        if hit is None:
-            hit = self._cache[token] = self._parse(token)
-        return hit
+        """``((field, value, mask), …)`` for one token, or ``(("priority", n),)``."""
+        shape, values = self.part(token)
+        if shape is None:
+            return (("priority", values),)
+        return tuple((f, v, m) for (f, m), v in zip(shape, values, strict=True))
 
     def _parse(self, token: str) -> tuple:
         key, eq, text = token.partition("=")
@@ -87,60 +102,64 @@ class TokenCache:
                 mask = int(mask_text, 0) if slash else full
                 return tuple(split_composite(name, value & mask, mask))
             value, mask = parse_value(FIELDS[name], text, self.ports)
-        except FieldError as exc:
+        except (FieldError, ValueError) as exc:
             raise FlowSyntaxError(str(exc)) from None
         return ((name, value, mask),)
 
 
-def split_line(line: str) -> tuple[str, str, str]:
-    """``(head items, match, actions)`` text of one dump-flows line."""
-    line = line.strip()
-    head, sep, actions = line.partition(" actions=")
-    if not sep:
+def scan_line(line: str, cache: TokenCache) -> tuple[int, int, tuple, tuple, int]:
+    """The hot path: ``(table, priority, shape, values, actions_offset)`` of one line.
+
+    ``shape`` is the tuple of ``(field, mask)`` the flow matches, in printed
+    order, ``values`` the masked values; ``line[actions_offset:]`` is the
+    action text, left unparsed.
+    """
+    cut = line.find(" actions=")
+    if cut < 0:
         if line.startswith("actions="):
-            return "", "", line[8:]
+            return 0, DEFAULT_PRIORITY, (), (), 8
         raise FlowSyntaxError("no actions= in flow line")
-    if head.endswith(","):
-        return head[:-1], "", actions
-    hdr, _, last = head.rpartition(", ")
-    first_key = last.split("=", 1)[0].split(",", 1)[0]
-    if first_key in HEADER_KEYS and "," not in last:
-        return head, "", actions
-    return hdr, last, actions
+    head = line[:cut]
+    comma = head.rfind(", ")
+    match = head[comma + 2:] if comma >= 0 else head
+    table = 0
+    t = head.find("table=")
+    if 0 <= t < comma:
+        table = int(head[t + 6:head.find(",", t)])
+    priority = DEFAULT_PRIORITY
+    shape: tuple = ()
+    values: tuple = ()
+    if not match or match[-1] == ",":
+        return table, priority, shape, values, cut + 9
+    if not match.startswith("priority="):
+        first = match.split("=", 1)[0]
+        if first in HEADER_KEYS and "," not in match:
+            return table, priority, shape, values, cut + 9
+    parts = cache.parts
+    for token in match.split(","):
+        part = parts.get(token) or cache.part(token)
+        if part[0] is None:
+            priority = part[1]
+        else:
+            shape += part[0]
+            values += part[1]
+    return table, priority, shape, values, cut + 9
+
+
+def line_cookie(line: str) -> int:
+    """The cookie of a dump-flows line (0 when it has none)."""
+    if line.startswith("cookie="):
+        end = line.find(",")
+        return int(line[7:end if end > 0 else None].split("/")[0], 0)
+    return 0
 
 
 def parse_flow(line: str, cache: TokenCache) -> ParsedFlow:
-    """One dump-flows line → table, priority, cookie, canonical match, action text."""
-    hdr, match_text, actions = split_line(line)
-    table = cookie = idle = hard = 0
-    if hdr:
-        for item in hdr.split(", "):
-            key, _, value = item.partition("=")
-            if key == "table":
-                table = int(value)
-            elif key == "cookie":
-                cookie = int(value.split("/")[0], 0)
-            elif key == "idle_timeout":
-                idle = int(value)
-            elif key == "hard_timeout":
-                hard = int(value)
-    priority = DEFAULT_PRIORITY
-    merged: dict[str, list[int]] = {}
-    if match_text:
-        for token in match_text.split(","):
-            for item in cache.items(token):
-                name = item[0]
-                if name == "priority":
-                    priority = item[1]
-                    continue
-                known = merged.get(name)
-                if known is None:
-                    merged[name] = [item[1], item[2]]
-                else:
-                    known[0] |= item[1]
-                    known[1] |= item[2]
-    match = tuple(sorted((name, vm[0], vm[1]) for name, vm in merged.items()))
-    return ParsedFlow(table, priority, cookie, match, actions, (idle, hard))
+    """One dump-flows line → table, priority, cookie, match items, action text."""
+    line = line.strip()
+    table, priority, shape, values, offset = scan_line(line, cache)
+    match = tuple((f, v, m) for (f, m), v in zip(shape, values, strict=True))
+    return ParsedFlow(table, priority, line_cookie(line), match, line[offset:])
 
 
 def parse_microflow(text: str, ports: dict[str, int] | None = None) -> dict[str, int]:

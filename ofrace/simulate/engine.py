@@ -38,6 +38,7 @@ ALL = SPECIAL_PORTS["ALL"]
 CONTROLLER = SPECIAL_PORTS["CONTROLLER"]
 CT_FIELDS = ("ct_state", "ct_zone", "ct_mark", "ct_label", "ct_nw_src", "ct_nw_dst",
              "ct_ipv6_src", "ct_ipv6_dst", "ct_nw_proto", "ct_tp_src", "ct_tp_dst")
+NAT_FIELDS = ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst")
 TUNNEL_FIELDS = ("tun_id", "tun_src", "tun_dst", "tun_ipv6_src", "tun_ipv6_dst", "tun_flags",
                  "tun_tos", "tun_ttl")
 
@@ -142,8 +143,11 @@ class ChassisDatapath:
     def _lookup(self, ctx: _Context, bridge_name: str, table_no: int, packet: Packet,
                 parent: Step) -> None:
         bridge = self.bridges[bridge_name]
-        table = bridge.tables.get(table_no)
-        entry, conj_id = table.lookup(packet) if table is not None else (None, None)
+        probe = packet
+        if packet.get("nw_frag", 0) & 1:
+            # Fragment handling "normal": fragments are looked up without L4 ports.
+            probe = {**packet, "tp_src": 0, "tp_dst": 0}
+        entry, conj_id = bridge.lookup(table_no, probe)
         gaps = [u for u in bridge.unparsed if u.line.find(f"table={table_no},") >= 0]
         if entry is None:
             step = parent.add(Step("miss", f"{table_no}. no flow matched", self.chassis,
@@ -158,8 +162,8 @@ class ChassisDatapath:
                            f"no flow matched in table {table_no}")
             return
         step = parent.add(Step(
-            "flow", bridge.line(entry), self.chassis, bridge_name, table=table_no,
-            priority=entry.priority, cookie=entry.cookie, flow=bridge.line(entry),
+            "flow", bridge.line(entry.index), self.chassis, bridge_name, table=table_no,
+            priority=entry.priority, cookie=entry.cookie, flow=bridge.line(entry.index),
             data={"flow_index": entry.index, "pass": ctx.pass_no}))
         ctx.last_flow = step
         if conj_id is not None:
@@ -225,12 +229,13 @@ class ChassisDatapath:
         saved_port = packet.get("in_port", 0)
         if action.port is not None:
             packet["in_port"] = action.port
-        ctx.depth += 1
+        target = table if action.table is None else action.table
+        deepens = target <= table  # OVS counts depth only for non-increasing resubmits
+        ctx.depth += deepens
         try:
-            self._lookup(ctx, bridge, table if action.table is None else action.table, packet,
-                         step)
+            self._lookup(ctx, bridge, target, packet, step)
         finally:
-            ctx.depth -= 1
+            ctx.depth -= deepens
             if action.port is not None:
                 packet["in_port"] = saved_port
         return None
@@ -274,8 +279,8 @@ class ChassisDatapath:
                 return None
             ttl = packet.get("nw_ttl", 0)
             if ttl <= 1:
-                step.add(Step("ttl", f"dec_ttl: TTL {ttl} expires here", self.chassis, bridge))
-                self._exit(ctx, "drop", bridge, packet, step, f"TTL {ttl} expired at dec_ttl")
+                step.add(Step("ttl", f"dec_ttl: TTL {ttl} expired; the rest of this flow's "
+                              "actions are skipped", self.chassis, bridge))
                 return False
             packet["nw_ttl"] = ttl - 1
             return None
@@ -297,8 +302,7 @@ class ChassisDatapath:
         inner = step.add(Step("clone", "clone", self.chassis, bridge))
         saved_stack = list(ctx.stack)
         self._execute(ctx, bridge, table, action.actions, dict(packet), inner)
-        ctx.stack = saved_stack
-        ctx.stopped = False
+        ctx.stack = saved_stack  # an exit inside a clone also ends what follows it (as OVS)
 
     def _ct(self, ctx, bridge, table, action: A.Ct, packet, step):
         before = dict(packet)
@@ -307,13 +311,15 @@ class ChassisDatapath:
                                 data={"zone": outcome.zone, "state": outcome.state,
                                       "nat": outcome.nat, "commit": outcome.committed}))
         if action.table is None:
-            # The ct result stays hidden from the rest of this pass (no recirculation),
-            # but NAT still rewrites the packet on the wire.
+            # No recirculation: the rest of the pass goes on untracked, and the
+            # datapath's NAT (if any) is not visible to the OpenFlow fields.
+            nat_rewrite = {f: packet[f] for f in NAT_FIELDS if packet.get(f) != before.get(f)}
+            packet.clear()
+            packet.update(before)
             for f in CT_FIELDS:
-                if f in before:
-                    packet[f] = before[f]
-                else:
-                    packet.pop(f, None)
+                packet.pop(f, None)
+            if nat_rewrite:
+                ct_step.data["datapath_nat"] = nat_rewrite
             return None
         frozen = dict(packet)
         _set_ct_fields(frozen, outcome)
@@ -330,7 +336,8 @@ class ChassisDatapath:
     def _group(self, ctx, bridge, table, action: A.Group, packet, step):
         group = self.bridges[bridge].groups.get(action.group_id)
         if group is None:
-            self._exit(ctx, "drop", bridge, packet, step, f"group {action.group_id} not found")
+            step.add(Step("group", f"output to nonexistent group {action.group_id}",
+                          self.chassis, bridge))
             return False
         if not group.buckets:
             step.add(Step("group", f"group {group.group_id}: no buckets", self.chassis, bridge))
@@ -351,14 +358,22 @@ class ChassisDatapath:
             except ActionError as exc:
                 self._exit(ctx, "gap", bridge, packet, gstep, str(exc))
                 continue
-            self._execute(ctx, bridge, table, acts, dict(packet) if len(chosen) > 1 else packet,
-                          gstep)
+            # Each bucket runs on a copy: OVS restores the flow after a bucket, and an
+            # exit inside a bucket ends only that bucket.
+            ctx.depth += 1
+            self._execute(ctx, bridge, table, acts, dict(packet), gstep)
+            ctx.depth -= 1
+            ctx.stopped = False
         return None
 
     def _controller(self, ctx, bridge, table, action: A.Controller, packet, step):
         self._exit(ctx, "controller", bridge, packet, step, "sent to the controller",
                    data={"userdata": action.userdata.hex(), "pause": action.pause,
                          "reason": action.reason, "meter_id": action.meter_id})
+        if action.pause:
+            # The rest of the translation is frozen until ovn-controller resumes it.
+            ctx.stopped = True
+            return False
         return None
 
     def _learn(self, ctx, bridge, table, action: A.Learn, packet, step):
@@ -441,6 +456,7 @@ class ChassisDatapath:
         finally:
             ctx.depth -= 1
             ctx.stack = saved_stack
+            ctx.stopped = False  # an exit in the peer bridge does not stop this one
 
     def _tunnel(self, ctx, bridge_name, port: Port, packet, step):
         opts = port.options

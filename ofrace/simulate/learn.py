@@ -10,7 +10,7 @@ import re
 
 from ofrace.openflow.actions import FieldRef, Learn, field_width
 from ofrace.openflow.bridge import BridgeIndex
-from ofrace.openflow.classifier import FlowEntry, FlowTable
+from ofrace.openflow.classifier import FlowTable
 from ofrace.openflow.fields import COMPOSITES, FIELDS, canonical, parse_value, split_composite
 from ofrace.simulate.packet import Packet, read_ref
 
@@ -83,8 +83,7 @@ def learn_flow(bridge: BridgeIndex, action: Learn, packet: Packet) -> str:
     table = bridge.tables.get(options["table"])
     if table is None:
         table = bridge.tables[options["table"]] = FlowTable(options["table"])
-    entry = FlowEntry(options["table"], int(options["priority"]), int(options["cookie"]), index,
-                      actions_text, -index)
-    table.add(items, entry)
-    bridge.learned.append(entry)
+    table.add(tuple((n, m) for n, _, m in items), tuple(v for _, v, _ in items),
+              int(options["priority"]), index)
+    bridge.learned.append(index)
     return line

@@ -1,0 +1,5 @@
+"""``python -m ofrace`` is the ``ofrace`` command."""
+
+from ofrace.cli import main
+
+main()
