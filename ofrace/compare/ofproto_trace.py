@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ofrace.openflow.fields import FIELDS
+from ofrace.openflow.fields import FIELDS, format_value
 from ofrace.simulate.steps import Exit, Step
 
 _HIT = re.compile(r"^\s*(\d+)\. (?:(.*?),? )?priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
@@ -52,14 +52,19 @@ class DatapathOutput:
     tunnel: tuple = ()          # (vni, remote ip, geneve option value)
     headers: dict = field(default_factory=dict)
 
-    def key(self) -> tuple:
-        return (self.kind, self.port, self.tunnel, tuple(sorted(self.headers.items())))
+    def key(self, base: dict | None = None) -> tuple:
+        """What must agree; ``base`` drops rewrites to a field's unchanged value
+        (the datapath's set() writes whole headers, e.g. ICMP type and code)."""
+        base = base or {}
+        headers = {k: v for k, v in self.headers.items() if base.get(k, 0) != v}
+        return (self.kind, self.port, self.tunnel, tuple(sorted(headers.items())))
 
     def __str__(self) -> str:
         where = {"port": f"port {self.port}", "controller": "controller",
-                 "tunnel": "tunnel vni={:#x} dst={} opt={}".format(*self.tunnel)
+                 "tunnel": "tunnel vni={:#x} dst={} opt={:#x}".format(*self.tunnel)
                  if self.tunnel else "tunnel"}[self.kind]
-        sets = ",".join(f"{k}={v}" for k, v in sorted(self.headers.items()))
+        sets = ",".join(f"{k}={format_value(FIELDS[k], v)}"
+                        for k, v in sorted(self.headers.items()))
         return f"{where}{' after set ' + sets if sets else ''}"
 
 
@@ -67,6 +72,7 @@ class DatapathOutput:
 class TracePass:
     flow: str
     hits: list[Hit] = field(default_factory=list)
+    start: dict = field(default_factory=dict)   # the packet entering the pass (ofrace side)
     actions: str = ""
     outputs: list[DatapathOutput] = field(default_factory=list)
     stops_at_hash: bool = False   # ends in hash(...),recirc: ofproto/trace goes no further
@@ -234,10 +240,12 @@ def simulated_passes(root: Step, exits: list[Exit], start: dict,
                                else None, step.cookie or 0))
         elif step.kind == "recirc":
             starts[step.data["pass"]] = step.data.get("packet", {})
+    for n, tp in passes.items():
+        tp.start = starts.get(n, start)
     for exit_ in exits:
         n = exit_.data.get("pass", 0)
-        tp = passes.setdefault(n, TracePass(""))
-        base = starts.get(n, start)
+        tp = passes.setdefault(n, TracePass("", start=starts.get(n, start)))
+        base = tp.start
         headers = {f: exit_.packet.get(f, 0) for f in COMPARED_FIELDS
                    if exit_.packet.get(f, 0) != base.get(f, 0)}
         if exit_.kind == "output":
@@ -306,8 +314,8 @@ def compare_passes(ours: list[TracePass], theirs: list[TracePass]) -> Comparison
         if their.stops_at_hash:
             notes.append(f"pass {n}: ofproto/trace stops at a dp_hash select group")
             return Comparison(ours, theirs, None, compared, notes)
-        o_out = sorted(o.key() for o in our.outputs)
-        t_out = sorted(t.key() for t in their.outputs)
+        o_out = sorted(o.key(our.start) for o in our.outputs)
+        t_out = sorted(t.key(our.start) for t in their.outputs)
         if o_out != t_out:
             return Comparison(ours, theirs, Divergence(
                 n, "different datapath outputs",

@@ -121,6 +121,8 @@ class CtOutcome:
     nat: str | None = None
     connection: Connection | None = None
     forced: bool = False
+    mark: int = 0    # ct_mark / ct_label the resumed pass will read
+    label: int = 0
 
     def describe(self) -> str:
         text = f"zone {self.zone}: {format_ct_state(self.state)}"
@@ -131,6 +133,19 @@ class CtOutcome:
         if self.committed:
             text += ", committed"
         return text
+
+
+def exec_marks(ct: Ct, mark: int, label: int) -> tuple[int, int]:
+    """ct_mark and ct_label after the ``exec(set_field:…)`` of a ct() action."""
+    for action in ct.exec:
+        target = getattr(action, "target", None)
+        if target is None:
+            continue
+        if target.name == "ct_mark":
+            mark = (mark & ~action.mask) | (action.value & action.mask)
+        elif target.name == "ct_label":
+            label = (label & ~action.mask) | (action.value & action.mask)
+    return mark, label
 
 
 def nat_translate(tup: FiveTuple, nat) -> FiveTuple:
@@ -195,6 +210,8 @@ class ConntrackTable:
             outcome.committed = True
         if ct.commit and conn is not None:
             self._exec(ct, conn, packet)
+        if outcome.connection is not None:
+            outcome.mark, outcome.label = outcome.connection.mark, outcome.connection.label
         return outcome
 
     def _apply_existing_nat(self, conn: Connection, is_reply: bool, packet: Packet,
@@ -211,14 +228,7 @@ class ConntrackTable:
             outcome.nat = f"{direction}NAT to {target}"
 
     def _exec(self, ct: Ct, conn: Connection, packet: Packet) -> None:
-        for action in ct.exec:
-            target = getattr(action, "target", None)
-            if target is None:
-                continue
-            if target.name == "ct_mark":
-                conn.mark = (conn.mark & ~action.mask) | (action.value & action.mask)
-            elif target.name == "ct_label":
-                conn.label = (conn.label & ~action.mask) | (action.value & action.mask)
+        conn.mark, conn.label = exec_marks(ct, conn.mark, conn.label)
 
     def _store(self, conn: Connection) -> None:
         self.entries[(conn.zone, conn.original)] = (conn, False)
@@ -252,6 +262,9 @@ class ForcedConntrack:
         state = self.states.pop(0) if (self.states and ct.table is not None) else self.default
         tup = packet_tuple(packet)
         outcome = CtOutcome(zone, state, tup, committed=ct.commit, forced=True)
+        # ofproto/trace resumes with the flow's own ct_mark/ct_label after exec().
+        outcome.mark, outcome.label = exec_marks(ct, packet.get("ct_mark", 0),
+                                                 packet.get("ct_label", 0))
         if ct.nat is not None and ct.nat.kind is not None and tup is not None:
             # ofproto/trace rewrites addresses for an explicit nat(src=…)/nat(dst=…).
             translated = nat_translate(tup, ct.nat)

@@ -53,6 +53,7 @@ class SimulationOptions:
 
     select_buckets: dict[int, int] = field(default_factory=dict)  # group id -> bucket
     packet_length: int | None = None
+    learn: bool = True  # False: like ofproto/trace without a packet, learn has no effect
 
 
 @dataclass
@@ -379,6 +380,10 @@ class ChassisDatapath:
     def _learn(self, ctx, bridge, table, action: A.Learn, packet, step):
         from ofrace.simulate.learn import learn_flow
 
+        if not self.options.learn:
+            step.add(Step("learn", "learn: suppressed (no side effects in this mode)",
+                          self.chassis, bridge))
+            return None
         result = learn_flow(self.bridges[bridge], action, packet)
         step.add(Step("learn", f"learned: {result}", self.chassis, bridge))
         return None
@@ -514,8 +519,8 @@ def _set_ct_fields(packet: Packet, outcome: CtOutcome) -> None:
     packet["ct_state"] = outcome.state
     packet["ct_zone"] = outcome.zone
     conn = outcome.connection
-    packet["ct_mark"] = conn.mark if conn else 0
-    packet["ct_label"] = conn.label if conn else 0
+    packet["ct_mark"] = outcome.mark
+    packet["ct_label"] = outcome.label
     tup = conn.original if conn else outcome.tuple
     if tup is not None and not outcome.forced:
         if tup.dl_type == 0x0800:

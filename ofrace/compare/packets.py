@@ -1,0 +1,262 @@
+"""Varied test packets for a chassis, built from what its snapshot says is there.
+
+Used by the agreement test against ofproto/trace: every VIF, tunnel and
+uplink of the chassis sends every kind of packet OVN handles — ARP and ND,
+TCP/UDP/SCTP/ICMP over IPv4 and IPv6, to known and unknown destinations,
+broadcast and multicast, TTL 1, fragments, DHCP, spoofed sources — so the
+comparison covers the pipelines rather than a hand-picked path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ofrace.snapshot import Chassis, Snapshot
+
+BROADCAST = 0xFFFFFFFFFFFF
+UNKNOWN_MAC = 0x0A0000FEFEFE
+UNKNOWN_IP4 = int(ipaddress.IPv4Address("203.0.113.77"))
+UNKNOWN_IP6 = int(ipaddress.IPv6Address("2001:db8:ffff::77"))
+MDNS_IP4, MDNS_MAC = int(ipaddress.IPv4Address("224.0.0.251")), 0x01005E0000FB
+ALL_NODES6 = int(ipaddress.IPv6Address("ff02::1"))
+
+
+@dataclass
+class Endpoint:
+    """A logical port with its addresses, from Port_Binding.mac (and the NB router ports)."""
+
+    name: str
+    datapath: str
+    mac: int | None
+    ip4: list[int] = field(default_factory=list)
+    ip6: list[int] = field(default_factory=list)
+    tunnel_key: int = 0
+
+
+@dataclass
+class TestPacket:
+    """A packet to trace: where it enters, its fields, and why it is in the set."""
+
+    bridge: str
+    packet: dict
+    label: str
+
+
+def _parse_addresses(text: str) -> tuple[int | None, list[int], list[int]]:
+    parts = text.replace(",", " ").split()
+    mac = None
+    ip4, ip6 = [], []
+    for part in parts:
+        if part.count(":") == 5 and len(part) == 17:
+            mac = int(part.replace(":", ""), 16)
+            continue
+        try:
+            addr = ipaddress.ip_interface(part).ip
+        except ValueError:
+            continue
+        (ip4 if addr.version == 4 else ip6).append(int(addr))
+    return mac, ip4, ip6
+
+
+def endpoints(snapshot: Snapshot) -> list[Endpoint]:
+    """Every logical port that has a MAC, with its IPs and keys."""
+    sb = snapshot.southbound.tables if snapshot.southbound else {}
+    found = []
+    for pb in sb.get("Port_Binding", []):
+        for text in pb.get("mac", []):
+            mac, ip4, ip6 = _parse_addresses(text)
+            if mac is None:
+                continue
+            found.append(Endpoint(pb["logical_port"], pb["datapath"], mac, ip4, ip6,
+                                  pb.get("tunnel_key", 0)))
+    nb = snapshot.northbound.tables if snapshot.northbound else {}
+    for lrp in nb.get("Logical_Router_Port", []):
+        mac = int(lrp["mac"].replace(":", ""), 16)
+        ip4, ip6 = [], []
+        for net in lrp.get("networks", []):
+            addr = ipaddress.ip_interface(net).ip
+            (ip4 if addr.version == 4 else ip6).append(int(addr))
+        found.append(Endpoint(lrp["name"], "", mac, ip4, ip6))
+    return found
+
+
+def _l4(proto: str) -> dict:
+    return {"tcp": {"nw_proto": 6, "tp_src": 40001, "tp_dst": 80, "tcp_flags": 2},
+            "udp": {"nw_proto": 17, "tp_src": 40002, "tp_dst": 53},
+            "sctp": {"nw_proto": 132, "tp_src": 40003, "tp_dst": 9},
+            "icmp": {"nw_proto": 1, "tp_src": 8, "tp_dst": 0},
+            "icmp6": {"nw_proto": 58, "tp_src": 128, "tp_dst": 0}}[proto]
+
+
+def _ip4(src_mac, dst_mac, src, dst, proto, ttl=64, **extra) -> dict:
+    return {"dl_src": src_mac, "dl_dst": dst_mac, "dl_type": 0x0800, "nw_src": src,
+            "nw_dst": dst, "nw_ttl": ttl, **_l4(proto), **extra}
+
+
+def _ip6(src_mac, dst_mac, src, dst, proto, ttl=64, **extra) -> dict:
+    return {"dl_src": src_mac, "dl_dst": dst_mac, "dl_type": 0x86DD, "ipv6_src": src,
+            "ipv6_dst": dst, "nw_ttl": ttl, **_l4(proto), **extra}
+
+
+def _arp(src_mac, spa, tpa, op=1, dst_mac=BROADCAST, tha=0) -> dict:
+    return {"dl_src": src_mac, "dl_dst": dst_mac, "dl_type": 0x0806, "nw_proto": op,
+            "nw_src": spa, "nw_dst": tpa, "arp_sha": src_mac, "arp_tha": tha}
+
+
+def _solicited_node(ip6: int) -> tuple[int, int]:
+    low = ip6 & 0xFFFFFF
+    group = int(ipaddress.IPv6Address("ff02::1:ff00:0")) | low
+    return group, 0x3333FF000000 | low
+
+
+def vif_packets(src: Endpoint, same_dp: list[Endpoint], routers: list[Endpoint]) -> list:
+    """(label, packet) pairs a VIF could send."""
+    out = []
+    s4 = src.ip4[0] if src.ip4 else None
+    s6 = src.ip6[0] if src.ip6 else None
+    gw = routers[0] if routers else None
+    for dst in same_dp + routers:
+        if dst.name == src.name or dst.mac is None:
+            continue
+        for d4 in dst.ip4[:1]:
+            if s4 is not None:
+                out.append((f"arp who-has {dst.name}", _arp(src.mac, s4, d4)))
+                for proto in ("tcp", "udp", "icmp"):
+                    out.append((f"{proto} to {dst.name}",
+                                _ip4(src.mac, dst.mac, s4, d4, proto)))
+        for d6 in dst.ip6[:1]:
+            if s6 is not None:
+                group, gmac = _solicited_node(d6)
+                out.append((f"nd ns for {dst.name}",
+                            _ip6(src.mac, gmac, s6, group, "icmp6", 255, tp_src=135,
+                                 nd_target=d6, arp_sha=src.mac)))
+                out.append((f"icmp6 echo to {dst.name}", _ip6(src.mac, dst.mac, s6, d6,
+                                                              "icmp6")))
+                out.append((f"tcp6 to {dst.name}", _ip6(src.mac, dst.mac, s6, d6, "tcp")))
+    if s4 is not None:
+        out += [
+            ("arp for an unknown address", _arp(src.mac, s4, UNKNOWN_IP4)),
+            ("gratuitous arp", _arp(src.mac, s4, s4)),
+            ("udp broadcast", _ip4(src.mac, BROADCAST, s4, 0xFFFFFFFF, "udp")),
+            ("mdns multicast", _ip4(src.mac, MDNS_MAC, s4, MDNS_IP4, "udp", 255,
+                                    tp_src=5353, tp_dst=5353)),
+            ("dhcp discover", _ip4(src.mac, BROADCAST, 0, 0xFFFFFFFF, "udp", tp_src=68,
+                                   tp_dst=67)),
+            ("unknown unicast mac", _ip4(src.mac, UNKNOWN_MAC, s4, UNKNOWN_IP4, "tcp")),
+            ("spoofed source mac", _ip4(UNKNOWN_MAC, BROADCAST, s4, 0xFFFFFFFF, "udp")),
+            ("spoofed source ip", _ip4(src.mac, gw.mac if gw else BROADCAST, UNKNOWN_IP4,
+                                       UNKNOWN_IP4 + 1, "tcp")),
+            ("sctp", _ip4(src.mac, gw.mac if gw else UNKNOWN_MAC, s4, UNKNOWN_IP4, "sctp")),
+        ]
+        if gw is not None:
+            out += [
+                ("routed tcp to an outside address", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4,
+                                                          "tcp")),
+                ("routed icmp, ttl 1", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4, "icmp", 1)),
+                ("routed udp, ttl 2", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4, "udp", 2)),
+                ("first fragment", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4, "udp", nw_frag=1)),
+                ("later fragment", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4, "udp", nw_frag=3)),
+                ("ping the gateway", _ip4(src.mac, gw.mac, s4, gw.ip4[0] if gw.ip4
+                                          else UNKNOWN_IP4, "icmp")),
+            ]
+    if s6 is not None:
+        out += [
+            ("icmp6 to all-nodes", _ip6(src.mac, 0x333300000001, s6, ALL_NODES6, "icmp6",
+                                        255)),
+            ("tcp6 to an unknown address", _ip6(src.mac, gw.mac if gw else UNKNOWN_MAC, s6,
+                                                UNKNOWN_IP6, "tcp")),
+        ]
+    return out
+
+
+def chassis_packets(snapshot: Snapshot, chassis: Chassis) -> list[TestPacket]:
+    """Packets entering every VIF, tunnel and uplink of ``chassis``."""
+    points = endpoints(snapshot)
+    by_name = {p.name: p for p in points}
+    sb = snapshot.southbound.tables
+    router_macs = {p.name for p in points if p.datapath == ""}
+    packets: list[TestPacket] = []
+    br_int = chassis.integration_bridge
+    # LSP of type router carry "router" or the peer's MAC; their peers are router ports.
+    peers = {pb["logical_port"]: (pb.get("options") or {}).get("router-port")
+             for pb in sb.get("Port_Binding", []) if pb.get("type") in ("patch", "l3gateway")}
+    lsp_dp = {pb["logical_port"]: pb["datapath"] for pb in sb.get("Port_Binding", [])}
+    for iface in chassis.interfaces:
+        if iface.bridge != br_int or not iface.iface_id or iface.ofport in (None, -1):
+            continue
+        src = by_name.get(iface.iface_id)
+        if src is None:
+            continue
+        same_dp = [p for p in points if p.datapath == src.datapath and p.name != src.name]
+        routers = [by_name[rp] for lsp, rp in peers.items()
+                   if rp in router_macs and lsp_dp.get(lsp) == src.datapath]
+        for label, packet in vif_packets(src, same_dp, routers):
+            packets.append(TestPacket(br_int, {"in_port": iface.ofport, **packet},
+                                      f"{iface.iface_id}: {label}"))
+    packets += tunnel_packets(snapshot, chassis, points)
+    packets += uplink_packets(snapshot, chassis, points)
+    return packets
+
+
+def tunnel_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint]) -> list:
+    """Packets arriving from other chassis over each Geneve tunnel, for each local port."""
+    sb = snapshot.southbound.tables
+    dp_key = {row["_uuid"]: row["tunnel_key"] for row in sb.get("Datapath_Binding", [])}
+    local = {i.iface_id for i in chassis.interfaces if i.iface_id}
+    out = []
+    tunnels = [i for i in chassis.interfaces
+               if i.bridge == chassis.integration_bridge and i.type == "geneve"]
+    pbs = {pb["logical_port"]: pb for pb in sb.get("Port_Binding", [])}
+    for tunnel in tunnels:
+        for dst in points:
+            pb = pbs.get(dst.name)
+            if pb is None or dst.name not in local or not dst.ip4:
+                continue
+            remote = [p for p in points if p.datapath == dst.datapath and p.name != dst.name
+                      and p.name not in local and p.ip4]
+            for src in remote[:2]:
+                inner = _ip4(src.mac, dst.mac, src.ip4[0], dst.ip4[0], "tcp")
+                out.append(TestPacket(chassis.integration_bridge, {
+                    "in_port": tunnel.ofport, "tun_id": dp_key[dst.datapath],
+                    "tun_src": int(ipaddress.IPv4Address(tunnel.options.get("remote_ip"))),
+                    "tun_dst": int(ipaddress.IPv4Address(chassis.encap_ips[0])),
+                    "tun_metadata0": (src.tunnel_key << 16) | pb["tunnel_key"], **inner},
+                    f"tunnel {tunnel.name}: {src.name} -> {dst.name}"))
+            # and a flooded (broadcast) packet from a remote port
+            if remote:
+                src = remote[0]
+                out.append(TestPacket(chassis.integration_bridge, {
+                    "in_port": tunnel.ofport, "tun_id": dp_key[dst.datapath],
+                    "tun_src": int(ipaddress.IPv4Address(tunnel.options.get("remote_ip"))),
+                    "tun_dst": int(ipaddress.IPv4Address(chassis.encap_ips[0])),
+                    "tun_metadata0": (src.tunnel_key << 16) | 0xFFFF,
+                    **_arp(src.mac, src.ip4[0], dst.ip4[0])},
+                    f"tunnel {tunnel.name}: broadcast from {src.name}"))
+    return out
+
+
+def uplink_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint]) -> list:
+    """Packets from the provider network into each bridge patched to br-int."""
+    out = []
+    outside_mac = 0x02427A7982CA
+    outside_ip = int(ipaddress.IPv4Address("172.18.0.1"))
+    gateways = [p for p in points if p.datapath == "" and p.ip4]
+    for iface in chassis.interfaces:
+        if (iface.bridge == chassis.integration_bridge or iface.bridge not in chassis.bridges
+                or iface.type not in ("", "system")):
+            continue
+        if iface.ofport in (None, -1) or iface.name == iface.bridge:
+            continue
+        for gw in gateways:
+            for proto in ("tcp", "udp", "icmp"):
+                out.append(TestPacket(iface.bridge, {"in_port": iface.ofport, **_ip4(
+                    outside_mac, gw.mac, outside_ip, gw.ip4[0], proto)},
+                    f"{iface.bridge}/{iface.name}: {proto} to {gw.name}"))
+            out.append(TestPacket(iface.bridge, {"in_port": iface.ofport, **_ip4(
+                outside_mac, gw.mac, outside_ip, gw.ip4[0], "tcp", tp_dst=30007)},
+                f"{iface.bridge}/{iface.name}: NodePort 30007 on {gw.name}"))
+            out.append(TestPacket(iface.bridge, {"in_port": iface.ofport, **_arp(
+                outside_mac, outside_ip, gw.ip4[0])},
+                f"{iface.bridge}/{iface.name}: arp who-has {gw.name}"))
+    return out
