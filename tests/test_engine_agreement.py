@@ -9,8 +9,8 @@ node, taken together with the snapshot.  The engine must produce the same
 from __future__ import annotations
 
 import pytest
-
 from conftest import recorded
+
 from ofrace.compare.ofproto_trace import (
     compare_passes,
     parse_dpif_show,
