@@ -28,11 +28,12 @@ def main():
 
 
 def _register():
-    from ofrace.cli import collect, lab
+    from ofrace.cli import collect, compare, lab
 
     main.add_command(lab.lab)
     main.add_command(collect.collect)
     main.add_command(collect.show)
+    main.add_command(compare.compare)
 
 
 _register()

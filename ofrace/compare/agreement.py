@@ -41,9 +41,13 @@ class AgreementReport:
 
 def run_agreement(snapshot: Snapshot, inventory: Inventory,
                   variants: tuple[tuple[str, ...], ...] = CT_VARIANTS,
-                  limit: int | None = None,
+                  limit: int | None = None, every_variant: bool = False,
                   progress: Callable[[str], None] | None = None) -> AgreementReport:
-    """Compare every generated packet on every chassis with the node's ofproto/trace."""
+    """Compare every generated packet on every chassis with the node's ofproto/trace.
+
+    Each packet gets one of ``variants`` of --ct-next states in turn, or, with
+    ``every_variant``, is traced once with each.
+    """
     report = AgreementReport()
     started = time.perf_counter()
     for spec in inventory.nodes:
@@ -54,8 +58,9 @@ def run_agreement(snapshot: Snapshot, inventory: Inventory,
         indexes = {n: BridgeIndex(b, chassis.interfaces, chassis.name)
                    for n, b in chassis.bridges.items()}
         packets: list[TestPacket] = chassis_packets(snapshot, chassis)
-        for i, test in enumerate(packets):
-            ct_next = variants[i % len(variants)]
+        runs = [(test, ct) for i, test in enumerate(packets)
+                for ct in (variants if every_variant else [variants[i % len(variants)]])]
+        for test, ct_next in runs:
             result = compare_with_ofproto_trace(chassis, transport, test.bridge, test.packet,
                                                 list(ct_next), indexes)
             report.total += 1
