@@ -110,8 +110,9 @@ def _solicited_node(ip6: int) -> tuple[int, int]:
     return group, 0x3333FF000000 | low
 
 
-def vif_packets(src: Endpoint, same_dp: list[Endpoint], routers: list[Endpoint]) -> list:
-    """(label, packet) pairs a VIF could send."""
+def vif_packets(src: Endpoint, same_dp: list[Endpoint], routers: list[Endpoint],
+                elsewhere: list[Endpoint] = ()) -> list:
+    """(label, packet) pairs a VIF could send; ``elsewhere``: ports on other switches."""
     out = []
     s4 = src.ip4[0] if src.ip4 else None
     s6 = src.ip6[0] if src.ip6 else None
@@ -150,6 +151,9 @@ def vif_packets(src: Endpoint, same_dp: list[Endpoint], routers: list[Endpoint])
             ("sctp", _ip4(src.mac, gw.mac if gw else UNKNOWN_MAC, s4, UNKNOWN_IP4, "sctp")),
         ]
         if gw is not None:
+            far = [p for p in elsewhere if p.ip4 and p.mac is not None][:6]
+            out += [(f"routed tcp to {p.name}", _ip4(src.mac, gw.mac, s4, p.ip4[0], "tcp"))
+                    for p in far]
             out += [
                 ("routed tcp to an outside address", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4,
                                                           "tcp")),
@@ -179,7 +183,7 @@ def chassis_packets(snapshot: Snapshot, chassis: Chassis) -> list[TestPacket]:
     packets: list[TestPacket] = []
     br_int = chassis.integration_bridge
     # LSP of type router carry "router" or the peer's MAC; their peers are router ports.
-    peers = {pb["logical_port"]: (pb.get("options") or {}).get("router-port")
+    peers = {pb["logical_port"]: (pb.get("options") or {}).get("peer")
              for pb in sb.get("Port_Binding", []) if pb.get("type") in ("patch", "l3gateway")}
     lsp_dp = {pb["logical_port"]: pb["datapath"] for pb in sb.get("Port_Binding", [])}
     for iface in chassis.interfaces:
@@ -191,7 +195,8 @@ def chassis_packets(snapshot: Snapshot, chassis: Chassis) -> list[TestPacket]:
         same_dp = [p for p in points if p.datapath == src.datapath and p.name != src.name]
         routers = [by_name[rp] for lsp, rp in peers.items()
                    if rp in router_macs and lsp_dp.get(lsp) == src.datapath]
-        for label, packet in vif_packets(src, same_dp, routers):
+        elsewhere = [p for p in points if p.datapath not in ("", src.datapath)]
+        for label, packet in vif_packets(src, same_dp, routers, elsewhere):
             packets.append(TestPacket(br_int, {"in_port": iface.ofport, **packet},
                                       f"{iface.iface_id}: {label}"))
     packets += tunnel_packets(snapshot, chassis, points)
