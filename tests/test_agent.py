@@ -2,6 +2,7 @@
 
 from conftest import recorded
 from ofrace.agents import ofrace_agent as agent
+
 from ofrace.collect.agent import agent_command
 
 

@@ -1,6 +1,7 @@
 """Reading ofproto/trace output recorded on the lab."""
 
 from conftest import recorded
+
 from ofrace.compare.ofproto_trace import parse_datapath_actions, parse_ofproto_trace
 
 

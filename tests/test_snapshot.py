@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import FIXTURES
+
 from ofrace.errors import InputError
 from ofrace.snapshot import SNAPSHOT_VERSION, Snapshot
 
