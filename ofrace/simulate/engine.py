@@ -38,6 +38,9 @@ ALL = SPECIAL_PORTS["ALL"]
 CONTROLLER = SPECIAL_PORTS["CONTROLLER"]
 CT_FIELDS = ("ct_state", "ct_zone", "ct_mark", "ct_label", "ct_nw_src", "ct_nw_dst",
              "ct_ipv6_src", "ct_ipv6_dst", "ct_nw_proto", "ct_tp_src", "ct_tp_dst")
+# Packet header fields whose rewrites a trace shows where they happen.
+HEADER_FIELDS = ("dl_src", "dl_dst", "vlan_tci", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
+                 "nw_ttl", "nw_tos", "tp_src", "tp_dst", "nw_proto", "arp_sha", "arp_tha")
 NAT_FIELDS = ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst")
 TUNNEL_FIELDS = ("tun_id", "tun_src", "tun_dst", "tun_ipv6_src", "tun_ipv6_dst", "tun_flags",
                  "tun_tos", "tun_ttl")
@@ -134,9 +137,13 @@ class ChassisDatapath:
         if len(ctx.exits) > exits_before or len(ctx.frozen) > frozen_before:
             return
         where = ctx.last_flow or start
-        reason = ("no output action: dropped after table "
-                  f"{where.table} (priority {where.priority})" if ctx.last_flow
-                  else "no output action: dropped")
+        if ctx.last_flow is None:
+            reason = "no output action: dropped"
+        elif where.kind == "miss":
+            reason = f"no flow matched in table {where.table}"
+        else:
+            reason = (f"no output action: dropped after table {where.table} "
+                      f"(priority {where.priority})")
         self._exit(ctx, "drop", where.bridge or bridge, packet, where, reason)
 
     # --------------------------------------------------------------- lookup
@@ -153,19 +160,21 @@ class ChassisDatapath:
         if entry is None:
             step = parent.add(Step("miss", f"{table_no}. no flow matched", self.chassis,
                                    bridge_name, table=table_no, data={"pass": ctx.pass_no}))
+            ctx.last_flow = step
             if gaps:
                 step.data["unparsed"] = [u.line for u in gaps]
                 self._exit(ctx, "gap", bridge_name, packet, step,
                            f"table {table_no} missed, and {len(gaps)} of its flows could "
                            "not be read (one of them may have matched)")
-            elif ctx.depth == 0:
-                self._exit(ctx, "drop", bridge_name, packet, step,
-                           f"no flow matched in table {table_no}")
+            # A miss is a drop of this lookup only (OVS: the no-packet-in rule); whether
+            # the packet went anywhere is decided at the end of the pass.
             return
         step = parent.add(Step(
             "flow", bridge.line(entry.index), self.chassis, bridge_name, table=table_no,
             priority=entry.priority, cookie=entry.cookie, flow=bridge.line(entry.index),
-            data={"flow_index": entry.index, "pass": ctx.pass_no}))
+            data={"flow_index": entry.index, "pass": ctx.pass_no,
+                  "logical": (packet.get("metadata", 0), packet.get("reg14", 0),
+                              packet.get("reg15", 0))}))
         ctx.last_flow = step
         if conj_id is not None:
             step.data["conj_id"] = conj_id
@@ -202,7 +211,15 @@ class ChassisDatapath:
                 self._exit(ctx, "gap", bridge, packet, step,
                            f"action {action} is not simulated")
                 return
-            if handler(self, ctx, bridge, table, action, packet, step) is False:
+            rewrites = type(action) in _REWRITING
+            before = {f: packet.get(f, 0) for f in HEADER_FIELDS} if rewrites else None
+            result = handler(self, ctx, bridge, table, action, packet, step)
+            if rewrites:
+                changes = [(f, before[f], packet.get(f, 0)) for f in HEADER_FIELDS
+                           if packet.get(f, 0) != before[f]]
+                if changes:
+                    step.data.setdefault("changes", []).extend(changes)
+            if result is False:
                 return
 
     def _exit(self, ctx: _Context, kind: str, bridge: str, packet: Packet, step: Step,
@@ -579,6 +596,7 @@ def _frame_length(packet: Packet) -> int:
     return max(size, 60)
 
 
+_REWRITING = (A.SetField, A.Move, A.Pop, A.Simple, A.Ct)
 _HANDLERS = {
     A.Resubmit: ChassisDatapath._resubmit,
     A.GotoTable: ChassisDatapath._goto,

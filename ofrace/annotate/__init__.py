@@ -1,0 +1,1 @@
+"""Annotate: OVN meaning (SB rows, NB objects, names) of OpenFlow-level facts."""

@@ -1,0 +1,226 @@
+"""What the Southbound (and Northbound) rows mean for OpenFlow flows and registers.
+
+An OpenFlow cookie is the first 32 bits of the SB row that produced the flow
+(Logical_Flow for pipeline flows; Port_Binding, Datapath_Binding,
+Multicast_Group, Chassis, MAC_Binding, Load_Balancer, FDB for physical
+ones).  ``SouthboundIndex`` answers, for a cookie, every row with that
+prefix (more than one is a collision, shown as such, never guessed), and
+names datapaths and logical ports from their tunnel keys, so a trace can say
+``inport "vm1"`` instead of ``reg14=0x1``.  A Logical_Flow's ``stage-hint``
+names the Northbound row behind it (ACL, load balancer, NAT, route, …).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ofrace.snapshot import Snapshot
+
+# SB tables whose row UUIDs become OpenFlow cookies.
+COOKIE_TABLES = ("Logical_Flow", "Port_Binding", "Datapath_Binding", "Multicast_Group",
+                 "Chassis", "MAC_Binding", "Load_Balancer", "FDB", "Static_MAC_Binding")
+# NB tables a stage-hint can point at (northd writes the NB row's UUID prefix).
+HINT_TABLES = ("ACL", "Load_Balancer", "NAT", "Logical_Router_Static_Route",
+               "Logical_Router_Policy", "Logical_Switch_Port", "Logical_Router_Port",
+               "Logical_Switch", "Logical_Router", "Port_Group", "QoS")
+
+
+@dataclass
+class CookieOwner:
+    """One SB row a cookie may come from."""
+
+    table: str
+    row: dict
+
+    def describe(self, index: SouthboundIndex) -> str:
+        row = self.row
+        if self.table == "Logical_Flow":
+            ext = row.get("external_ids") or {}
+            dp = index.logical_flow_datapaths(row)
+            return (f"{ext.get('stage-name', '?')} ({row.get('pipeline')} table "
+                    f"{row.get('table_id')}) on {', '.join(dp) or '?'}: "
+                    f"{row.get('match')} → {row.get('actions')}")
+        if self.table == "Port_Binding":
+            return f"port binding {row.get('logical_port')} ({row.get('type') or 'vif'})"
+        if self.table == "Datapath_Binding":
+            return f"datapath {index.datapath_name(row)}"
+        if self.table == "Multicast_Group":
+            where = index.datapath_name_by_uuid(row.get("datapath"))
+            return f"multicast group {row.get('name')} on {where}"
+        if self.table == "Chassis":
+            return f"chassis {row.get('hostname') or row.get('name')}"
+        if self.table == "MAC_Binding":
+            return f"MAC binding {row.get('ip')} is-at {row.get('mac')} ({row.get('logical_port')})"
+        if self.table == "Load_Balancer":
+            return f"load balancer {row.get('name')}"
+        return f"{self.table} {row.get('_uuid', '')[:8]}"
+
+
+@dataclass
+class NorthboundObject:
+    table: str
+    row: dict
+
+    def describe(self) -> str:
+        row = self.row
+        if self.table == "ACL":
+            label = row.get("name")
+            label = (label[0] if label else None) if isinstance(label, list) else label
+            name = f'"{label}" ' if label else ""
+            return (f"ACL {name}{row.get('direction')} priority {row.get('priority')} "
+                    f"{row.get('match')} → {row.get('action')}")
+        if self.table == "Load_Balancer":
+            vips = ", ".join(f"{k} → {v}" for k, v in (row.get("vips") or {}).items())
+            return f"load balancer {row.get('name')} ({vips})"
+        if self.table == "NAT":
+            return (f"NAT {row.get('type')} {row.get('logical_ip')} ↔ "
+                    f"{row.get('external_ip')}")
+        if self.table == "Logical_Router_Static_Route":
+            return f"static route {row.get('ip_prefix')} via {row.get('nexthop')}"
+        if self.table == "Logical_Router_Policy":
+            return (f"router policy priority {row.get('priority')} {row.get('match')} → "
+                    f"{row.get('action')}")
+        return f"{self.table} {row.get('name') or row.get('_uuid', '')[:8]}"
+
+
+@dataclass
+class CookieAnswer:
+    cookie: int
+    owners: list[CookieOwner] = field(default_factory=list)
+
+    @property
+    def collision(self) -> bool:
+        return len(self.owners) > 1
+
+    @property
+    def logical_flow(self) -> dict | None:
+        flows = [o.row for o in self.owners if o.table == "Logical_Flow"]
+        return flows[0] if len(flows) == 1 else None
+
+
+class SouthboundIndex:
+    """Lookups from OpenFlow-level numbers to OVN names, built once per snapshot."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.sb = snapshot.southbound.tables if snapshot.southbound else {}
+        self.nb = snapshot.northbound.tables if snapshot.northbound else {}
+
+    def rows(self, table: str) -> list[dict]:
+        return self.sb.get(table, [])
+
+    @cached_property
+    def _by_cookie(self) -> dict[int, list[CookieOwner]]:
+        index: dict[int, list[CookieOwner]] = {}
+        for table in COOKIE_TABLES:
+            for row in self.sb.get(table, []):
+                uuid = row.get("_uuid", "")
+                if len(uuid) >= 8:
+                    index.setdefault(int(uuid[:8], 16), []).append(CookieOwner(table, row))
+        return index
+
+    def cookie(self, cookie: int) -> CookieAnswer:
+        return CookieAnswer(cookie, list(self._by_cookie.get(cookie & 0xFFFFFFFF, [])))
+
+    # --- datapaths and ports -------------------------------------------
+
+    @cached_property
+    def _datapaths(self) -> dict[str, dict]:
+        return {row["_uuid"]: row for row in self.rows("Datapath_Binding")}
+
+    @cached_property
+    def _datapath_by_key(self) -> dict[int, dict]:
+        return {row["tunnel_key"]: row for row in self.rows("Datapath_Binding")}
+
+    @cached_property
+    def _ports_by_key(self) -> dict[tuple[int, int], dict]:
+        result = {}
+        for pb in self.rows("Port_Binding"):
+            dp = self._datapaths.get(pb["datapath"])
+            if dp is not None:
+                result[(dp["tunnel_key"], pb["tunnel_key"])] = pb
+        return result
+
+    @cached_property
+    def _mcast_by_key(self) -> dict[tuple[int, int], dict]:
+        result = {}
+        for mg in self.rows("Multicast_Group"):
+            dp = self._datapaths.get(mg["datapath"])
+            if dp is not None:
+                result[(dp["tunnel_key"], mg["tunnel_key"])] = mg
+        return result
+
+    @cached_property
+    def ports_by_name(self) -> dict[str, dict]:
+        return {pb["logical_port"]: pb for pb in self.rows("Port_Binding")}
+
+    def datapath_name(self, row: dict) -> str:
+        ext = row.get("external_ids") or {}
+        return ext.get("name") or ext.get("name2") or row.get("_uuid", "?")[:8]
+
+    def datapath_name_by_uuid(self, uuid: str | None) -> str:
+        row = self._datapaths.get(uuid or "")
+        return self.datapath_name(row) if row else "?"
+
+    def datapath_by_key(self, key: int) -> dict | None:
+        return self._datapath_by_key.get(key)
+
+    def datapath_key(self, uuid: str) -> int | None:
+        row = self._datapaths.get(uuid)
+        return row["tunnel_key"] if row else None
+
+    def port_name(self, datapath_key: int, port_key: int) -> str | None:
+        pb = self._ports_by_key.get((datapath_key, port_key))
+        if pb is not None:
+            return pb["logical_port"]
+        mg = self._mcast_by_key.get((datapath_key, port_key))
+        return f"multicast group {mg['name']}" if mg else None
+
+    def logical_flow_datapaths(self, row: dict) -> list[str]:
+        if row.get("logical_datapath"):
+            uuid = row["logical_datapath"]
+            return [self.datapath_name_by_uuid(uuid[0] if isinstance(uuid, list) else uuid)]
+        group = row.get("logical_dp_group")
+        if group:
+            gid = group[0] if isinstance(group, list) else group
+            for g in self.rows("Logical_DP_Group"):
+                if g["_uuid"] == gid:
+                    return [self.datapath_name_by_uuid(d) for d in g.get("datapaths", [])]
+        return []
+
+    # --- chassis and encapsulation ---------------------------------------
+
+    @cached_property
+    def chassis_by_encap_ip(self) -> dict[str, dict]:
+        chassis = {row["name"]: row for row in self.rows("Chassis")}
+        result = {}
+        for encap in self.rows("Encap"):
+            if encap.get("chassis_name") in chassis:
+                result[encap["ip"]] = chassis[encap["chassis_name"]]
+        return result
+
+    def chassis_row(self, system_id: str) -> dict | None:
+        return next((c for c in self.rows("Chassis") if c["name"] == system_id), None)
+
+    def chassis_row_by_uuid(self, uuid: str | list | None) -> dict | None:
+        if isinstance(uuid, list):
+            uuid = uuid[0] if uuid else None
+        return next((c for c in self.rows("Chassis") if c["_uuid"] == uuid), None)
+
+    # --- northbound ------------------------------------------------------
+
+    @cached_property
+    def _nb_by_prefix(self) -> dict[str, list[NorthboundObject]]:
+        index: dict[str, list[NorthboundObject]] = {}
+        for table in HINT_TABLES:
+            for row in self.nb.get(table, []):
+                index.setdefault(row.get("_uuid", "")[:8], []).append(NorthboundObject(table,
+                                                                                       row))
+        return index
+
+    def northbound_for(self, logical_flow: dict) -> list[NorthboundObject]:
+        """The NB rows behind a logical flow (its ``stage-hint``)."""
+        hint = (logical_flow.get("external_ids") or {}).get("stage-hint")
+        if not hint:
+            return []
+        return list(self._nb_by_prefix.get(hint[:8], []))

@@ -1,0 +1,321 @@
+"""Trace a packet through a whole cluster: chassis to chassis, with one conntrack state.
+
+A trace starts where the logical inport lives (its chassis and OpenFlow
+port), runs the chassis' real tables (``ofrace.simulate``), and follows
+every exit: a tunnel output continues on the chassis that owns the remote
+encap IP, entering through the tunnel port that points back at the sender,
+with the Geneve metadata the packet carried; a VIF output is a delivery; an
+uplink output leaves the cluster; a controller action is handed to
+ovn-controller.  Branches (flooding, multicast, ``all`` groups) each end in
+their own verdict.  Conntrack lives per chassis for the whole trace — and
+for the reply trace that follows it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from dataclasses import dataclass, field
+
+from ofrace.annotate import controller as controller_actions
+from ofrace.annotate.southbound import SouthboundIndex
+from ofrace.errors import InputError
+from ofrace.openflow.bridge import BridgeIndex
+from ofrace.simulate.conntrack import ConntrackTable
+from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
+from ofrace.simulate.steps import Exit, Step
+from ofrace.snapshot import Chassis, Snapshot
+
+MAX_HOPS = 16
+UPLINK_TYPES = ("", "system", "dpdk", "afxdp", "tap")
+
+
+@dataclass
+class TraceStart:
+    """Where a packet enters: a chassis, a bridge, and the packet with its in_port."""
+
+    chassis: str
+    bridge: str
+    packet: dict
+    entry: str              # in words: "VIF nginx-x6pc6 (default_nginx-…)", "tunnel from …"
+    table: int = 0
+    logical_port: str | None = None
+
+
+@dataclass
+class Verdict:
+    """How one copy of the packet ended."""
+
+    kind: str               # delivered | left | host | controller | dropped | error | loop
+    chassis: str
+    text: str
+    packet: dict
+    logical_port: str | None = None
+    port: str | None = None
+    exit: Exit | None = None
+
+
+@dataclass
+class Hop:
+    """One chassis visit: where the packet entered, what ran, where it went."""
+
+    start: TraceStart
+    root: Step
+    exits: list[Exit]
+    verdicts: list[Verdict] = field(default_factory=list)
+    children: list[Hop] = field(default_factory=list)
+    parent_exit: int | None = None   # index of the exit (in the parent hop) that led here
+
+
+@dataclass
+class ClusterTrace:
+    hops: list[Hop]                  # the first hop, and every hop reachable from it
+    root: Hop
+
+    def verdicts(self) -> list[Verdict]:
+        return [v for hop in self.hops for v in hop.verdicts]
+
+
+@dataclass
+class TraceOptions:
+    select_buckets: dict[int, int] = field(default_factory=dict)
+    max_hops: int = MAX_HOPS
+
+
+class ClusterTracer:
+    """Everything needed to trace on a snapshot: indexes, names, conntrack state."""
+
+    def __init__(self, snapshot: Snapshot, options: TraceOptions | None = None):
+        self.snapshot = snapshot
+        self.options = options or TraceOptions()
+        self.names = SouthboundIndex(snapshot)
+        self.conntrack: dict[str, ConntrackTable] = {}
+        self._datapaths: dict[str, ChassisDatapath] = {}
+        self._by_system_id = {c.system_id: c for c in snapshot.chassis.values() if c.system_id}
+
+    # ----------------------------------------------------------- chassis
+
+    def chassis(self, name: str) -> Chassis:
+        ch = self.snapshot.chassis.get(name) or self._by_system_id.get(name)
+        if ch is None:
+            known = ", ".join(self.snapshot.chassis) or "none"
+            raise InputError(f"no chassis {name!r} in the snapshot (chassis: {known})")
+        if not ch.reachable:
+            raise InputError(f"chassis {name} was not collected: {ch.problems[0].error}")
+        return ch
+
+    def datapath(self, name: str) -> ChassisDatapath:
+        dp = self._datapaths.get(name)
+        if dp is None:
+            ch = self.chassis(name)
+            bridges = {n: BridgeIndex(b, ch.interfaces, ch.name) for n, b in ch.bridges.items()}
+            conntrack = self.conntrack.setdefault(ch.name, ConntrackTable())
+            dp = self._datapaths[name] = ChassisDatapath(
+                ch.name, bridges, conntrack,
+                SimulationOptions(select_buckets=self.options.select_buckets))
+        return dp
+
+    def _chassis_for_sb_row(self, row: dict | None) -> Chassis | None:
+        if row is None:
+            return None
+        return self._by_system_id.get(row["name"])
+
+    # ------------------------------------------------------ where to start
+
+    def locate(self, logical_port: str, chassis: str | None = None) -> TraceStart:
+        """The chassis, bridge and OpenFlow in_port where ``logical_port``'s packets enter."""
+        pb = self.names.ports_by_name.get(logical_port)
+        if pb is None:
+            close = difflib.get_close_matches(logical_port, list(self.names.ports_by_name),
+                                              n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise InputError(f"unknown logical port {logical_port!r}{hint}")
+        kind = pb.get("type") or ""
+        if kind == "localnet":
+            return self._locate_localnet(pb, chassis)
+        if kind in ("patch", "l3gateway", "chassisredirect"):
+            return self._locate_router_side(pb, chassis)
+        row = self.names.chassis_row_by_uuid(pb.get("chassis"))
+        ch = self._chassis_for_sb_row(row) if row else None
+        if chassis:
+            ch = self.chassis(chassis)
+        if ch is None:
+            where = f"chassis {row.get('hostname') or row['name']}, which was not collected" \
+                if row else "no chassis"
+            raise InputError(f"logical port {logical_port} is bound to {where}")
+        for iface in ch.interfaces:
+            if iface.bridge == ch.integration_bridge and iface.iface_id == logical_port:
+                if iface.ofport in (None, -1):
+                    raise InputError(f"{logical_port}'s interface {iface.name} on {ch.name} has "
+                                     f"no OpenFlow port ({iface.error or 'ofport -1'})")
+                return TraceStart(ch.name, ch.integration_bridge, {"in_port": iface.ofport},
+                                  f"VIF {iface.name} ({logical_port})",
+                                  logical_port=logical_port)
+        raise InputError(f"no interface with iface-id {logical_port} on {ch.name}'s "
+                         f"{ch.integration_bridge}")
+
+    def _locate_localnet(self, pb: dict, chassis: str | None) -> TraceStart:
+        network = (pb.get("options") or {}).get("network_name")
+        if chassis:
+            ch = self.chassis(chassis)
+        else:
+            ch = self._gateway_chassis_of(pb["datapath"])
+            if ch is None:
+                raise InputError(f"{pb['logical_port']} is a localnet port on every chassis "
+                                 "that has its network; say which with --chassis")
+        bridge = ch.bridge_mappings.get(network)
+        if bridge is None or bridge not in ch.bridges:
+            raise InputError(f"{ch.name} maps no bridge to network {network!r} "
+                             f"(ovn-bridge-mappings: {ch.external_ids.get('ovn-bridge-mappings')})")
+        uplinks = [i for i in ch.interfaces if i.bridge == bridge and i.type in UPLINK_TYPES
+                   and i.name != bridge and i.ofport not in (None, -1)]
+        if not uplinks:
+            raise InputError(f"bridge {bridge} on {ch.name} has no uplink port")
+        packet = {"in_port": uplinks[0].ofport}
+        tag = pb.get("tag")
+        if isinstance(tag, list):
+            tag = tag[0] if tag else None
+        if tag:
+            packet["vlan_tci"] = 0x1000 | int(tag)
+        return TraceStart(ch.name, bridge, packet,
+                          f"uplink {uplinks[0].name} of {bridge} ({pb['logical_port']})",
+                          logical_port=pb["logical_port"])
+
+    def _gateway_chassis_of(self, datapath_uuid: str) -> Chassis | None:
+        """The chassis a gateway datapath lives on (l3gateway or chassisredirect ports)."""
+        for other in self.names.rows("Port_Binding"):
+            if other["datapath"] != datapath_uuid:
+                continue
+            opts = other.get("options") or {}
+            if opts.get("l3gateway-chassis"):
+                return self._by_system_id.get(opts["l3gateway-chassis"])
+            if other.get("type") == "chassisredirect" and other.get("chassis"):
+                return self._chassis_for_sb_row(
+                    self.names.chassis_row_by_uuid(other.get("chassis")))
+        return None
+
+    def _locate_router_side(self, pb: dict, chassis: str | None) -> TraceStart:
+        """A port with no OpenFlow port of its own: enter where its peer hands packets over."""
+        opts = pb.get("options") or {}
+        ch = self.chassis(chassis) if chassis else (
+            self._by_system_id.get(opts.get("l3gateway-chassis", ""))
+            or self._gateway_chassis_of(pb["datapath"]))
+        if ch is None:
+            raise InputError(f"{pb['logical_port']} is not pinned to a chassis; give --chassis")
+        peer = self.names.ports_by_name.get(opts.get("peer", ""))
+        if peer is None:
+            raise InputError(f"{pb['logical_port']} has no peer port to enter from")
+        dp_key = self.names.datapath_key(peer["datapath"])
+        needle = f"reg15={peer['tunnel_key']:#x},metadata={dp_key:#x}"
+        bridge = ch.bridges[ch.integration_bridge]
+        for line in bridge.flows:
+            if needle in line and "->metadata" in line and "clone(" in line:
+                table = int(line.split("table=", 1)[1].split(",", 1)[0])
+                return TraceStart(ch.name, ch.integration_bridge,
+                                  {"in_port": 0, "metadata": dp_key,
+                                   "reg15": peer["tunnel_key"]},
+                                  f"logical port {pb['logical_port']} (from its peer "
+                                  f"{peer['logical_port']})", table=table,
+                                  logical_port=pb["logical_port"])
+        raise InputError(f"no flow on {ch.name} hands packets from {peer['logical_port']} "
+                         f"to {pb['logical_port']}")
+
+    # -------------------------------------------------------------- trace
+
+    def trace(self, start: TraceStart) -> ClusterTrace:
+        root = self._run(start)
+        hops = [root]
+        queue = [(root, 0)]
+        seen: set[tuple] = set()
+        while queue:
+            hop, depth = queue.pop(0)
+            for i, exit_ in enumerate(hop.exits):
+                follow = self._follow(hop, exit_)
+                if follow is None:
+                    continue
+                key = (follow.chassis, follow.bridge,
+                       tuple(sorted((k, v) for k, v in follow.packet.items())))
+                if key in seen or depth + 1 >= self.options.max_hops:
+                    hop.verdicts.append(Verdict("loop", hop.start.chassis,
+                                                f"loop: back at {follow.chassis} with the same "
+                                                "packet" if key in seen else
+                                                f"more than {self.options.max_hops} hops",
+                                                exit_.packet, exit=exit_))
+                    continue
+                seen.add(key)
+                child = self._run(follow)
+                child.parent_exit = i
+                hop.children.append(child)
+                hops.append(child)
+                queue.append((child, depth + 1))
+        return ClusterTrace(hops, root)
+
+    def _run(self, start: TraceStart) -> Hop:
+        dp = self.datapath(start.chassis)
+        step = Step("hop", f"{start.chassis}: {start.entry}", start.chassis, start.bridge)
+        root, exits = dp.inject(start.bridge, start.packet, step, start.table)
+        hop = Hop(start, root, exits)
+        return hop
+
+    def _follow(self, hop: Hop, exit_: Exit) -> TraceStart | None:
+        """Turn an exit into a verdict, or into the next hop's start."""
+        ch = self.chassis(hop.start.chassis)
+        if exit_.kind == "tunnel":
+            return self._through_tunnel(hop, ch, exit_)
+        verdict = self._verdict(ch, exit_)
+        hop.verdicts.append(verdict)
+        return None
+
+    def _through_tunnel(self, hop: Hop, ch: Chassis, exit_: Exit) -> TraceStart | None:
+        remote_ip = exit_.data.get("remote_ip")
+        row = self.names.chassis_by_encap_ip.get(remote_ip or "")
+        target = self._chassis_for_sb_row(row)
+        if target is None or not target.reachable:
+            who = (row.get("hostname") or row["name"]) if row else f"no chassis (encap {remote_ip})"
+            hop.verdicts.append(Verdict(
+                "left", ch.name, f"tunneled to {who}, which is not in the snapshot",
+                exit_.packet, port=exit_.port_name, exit=exit_))
+            return None
+        local_ip = exit_.data.get("local_ip") or (ch.encap_ips[0] if ch.encap_ips else None)
+        tunnel = next((i for i in target.interfaces
+                       if i.bridge == target.integration_bridge and i.type == exit_.data["type"]
+                       and i.options.get("remote_ip") in (local_ip, "flow")), None)
+        if tunnel is None or tunnel.ofport in (None, -1):
+            hop.verdicts.append(Verdict(
+                "error", ch.name, f"{target.name} has no {exit_.data['type']} tunnel port back "
+                f"to {ch.name} ({local_ip}): the packet would be dropped there",
+                exit_.packet, exit=exit_))
+            return None
+        packet = {k: v for k, v in exit_.packet.items()
+                  if not (k.startswith("reg") or k.startswith("tun_") or k in CT_FIELDS
+                          or k in ("metadata", "in_port", "conj_id"))}
+        packet.update({"in_port": tunnel.ofport, "tun_id": exit_.data.get("tun_id", 0),
+                       "tun_src": int(ipaddress.IPv4Address(local_ip)) if local_ip else 0,
+                       "tun_dst": int(ipaddress.IPv4Address(remote_ip))})
+        packet.update(exit_.data.get("options", {}))
+        return TraceStart(target.name, target.integration_bridge, packet,
+                          f"tunnel {tunnel.name} from {ch.name}")
+
+    def _verdict(self, ch: Chassis, exit_: Exit) -> Verdict:
+        if exit_.kind == "output":
+            iface_id = exit_.data.get("iface_id")
+            if iface_id:
+                return Verdict("delivered", ch.name, f"delivered to {iface_id} on {ch.name}",
+                               exit_.packet, logical_port=iface_id, port=exit_.port_name,
+                               exit=exit_)
+            if exit_.port_name == exit_.bridge:
+                return Verdict("host", ch.name, f"to {ch.name}'s host stack through "
+                               f"{exit_.bridge} (LOCAL)", exit_.packet, port=exit_.port_name,
+                               exit=exit_)
+            return Verdict("left", ch.name, f"left the cluster on {ch.name} bridge "
+                           f"{exit_.bridge} port {exit_.port_name}", exit_.packet,
+                           port=exit_.port_name, exit=exit_)
+        if exit_.kind == "controller":
+            text = controller_actions.describe(exit_.data.get("userdata", ""), exit_.packet)
+            return Verdict("controller", ch.name, f"to ovn-controller on {ch.name}: {text}",
+                           exit_.packet, exit=exit_)
+        if exit_.kind == "drop":
+            return Verdict("dropped", ch.name, f"dropped on {ch.name}: {exit_.reason}",
+                           exit_.packet, exit=exit_)
+        return Verdict("error", ch.name, f"{exit_.kind} on {ch.name}: {exit_.reason}",
+                       exit_.packet, exit=exit_)
