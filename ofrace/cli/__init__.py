@@ -18,6 +18,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except OfraceError as exc:
             click.echo(f"ofrace: error: {exc}", err=True)
+            caret = getattr(exc, "caret", None)
+            if callable(caret) and getattr(exc, "text", ""):
+                click.echo(caret(), err=True)
             sys.exit(exc.exit_code)
 
 
@@ -28,12 +31,13 @@ def main():
 
 
 def _register():
-    from ofrace.cli import collect, compare, lab
+    from ofrace.cli import collect, compare, lab, trace
 
     main.add_command(lab.lab)
     main.add_command(collect.collect)
     main.add_command(collect.show)
     main.add_command(compare.compare)
+    main.add_command(trace.trace)
 
 
 _register()

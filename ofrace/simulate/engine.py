@@ -174,7 +174,8 @@ class ChassisDatapath:
             priority=entry.priority, cookie=entry.cookie, flow=bridge.line(entry.index),
             data={"flow_index": entry.index, "pass": ctx.pass_no,
                   "logical": (packet.get("metadata", 0), packet.get("reg14", 0),
-                              packet.get("reg15", 0))}))
+                              packet.get("reg15", 0)),
+                  "proto": (packet.get("dl_type", 0), packet.get("nw_proto", 0))}))
         ctx.last_flow = step
         if conj_id is not None:
             step.data["conj_id"] = conj_id

@@ -1,0 +1,126 @@
+"""``ofrace trace``: one packet through every chassis, both directions, with its meaning."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+
+from ofrace.cli.collect import lab_inventory
+from ofrace.collect.cluster import collect_cluster
+from ofrace.collect.inventory import load_inventory
+from ofrace.errors import InputError
+from ofrace.render.trace_json import trace_json
+from ofrace.render.trace_text import render_trace
+from ofrace.snapshot import Snapshot
+from ofrace.trace.annotated import Annotator
+from ofrace.trace.cluster import ClusterTracer, TraceOptions
+from ofrace.trace.request import reply_start, start_from_expression, start_from_short_form
+
+EXIT_DELIVERED, EXIT_NOT_DELIVERED, EXIT_INCOMPLETE = 0, 1, 3
+DELIVERED = {"delivered", "left", "host"}
+
+
+def _snapshot(snapshot_file, inventory_file, use_lab) -> Snapshot:
+    if snapshot_file:
+        return Snapshot.load(snapshot_file)
+    if use_lab:
+        inventory_file = lab_inventory()
+    if not inventory_file:
+        raise InputError("give --snapshot FILE, or --inventory FILE / --lab to read the "
+                         "cluster now")
+    inventory = load_inventory(inventory_file)
+    if inventory.southbound is None:
+        raise InputError("tracing needs the Southbound DB: add [southbound] to the inventory")
+    snapshot = collect_cluster(inventory)
+    for problem in snapshot.all_problems():
+        click.echo(f"ofrace: warning: {problem.where} {problem.what}: {problem.error}",
+                   err=True)
+    return snapshot
+
+
+def _buckets(values) -> dict[int, int]:
+    result = {}
+    for value in values:
+        group, sep, bucket = value.partition("=")
+        if not sep or not group.isdigit() or not bucket.isdigit():
+            raise InputError(f"--bucket {value!r}: expected GROUP=BUCKET, e.g. 3=0")
+        result[int(group)] = int(bucket)
+    return result
+
+
+@click.command()
+@click.argument("expression", required=False)
+@click.option("--snapshot", "snapshot_file", type=click.Path(dir_okay=False),
+              help="Trace offline on a snapshot file.")
+@click.option("-i", "--inventory", "inventory_file", type=click.Path(dir_okay=False),
+              help="Read the cluster now (what the trace needs) from this inventory.")
+@click.option("--lab", "use_lab", is_flag=True, help="Read the embedded lab now.")
+@click.option("--from", "source", metavar="PORT", help="Short form: the logical port sending.")
+@click.option("--to", "destination", metavar="IP[:PORT]", help="Short form: the destination.")
+@click.option("--tcp", "protocol", flag_value="tcp", default=True, help="TCP SYN (default).")
+@click.option("--udp", "protocol", flag_value="udp")
+@click.option("--icmp", "protocol", flag_value="icmp", help="ICMP echo (ICMPv6 for IPv6).")
+@click.option("--chassis", help="Where the inport is, when the SB cannot tell (localnet).")
+@click.option("--reply", is_flag=True, help="Then trace the answer back, with the conntrack "
+              "state the first trace left.")
+@click.option("--bucket", "buckets", multiple=True, metavar="GROUP=BUCKET",
+              help="Choose a select group's bucket (the datapath hashes; default: stable "
+                   "choice from the 5-tuple).")
+@click.option("--summary", "level", flag_value="summary", help="Hops and verdicts only.")
+@click.option("--detailed", "level", flag_value="detailed",
+              help="Every logical stage and every OpenFlow flow.")
+@click.option("--json", "as_json", is_flag=True, help="Schema ofrace-trace/1 (docs/trace-json.md).")
+def trace(expression, snapshot_file, inventory_file, use_lab, source, destination, protocol,
+          chassis, reply, buckets, level, as_json):
+    """Trace a packet through the real OpenFlow tables of every chassis it crosses.
+
+    EXPRESSION is the microflow ovn-trace takes, e.g.
+    'inport == "vm1" && eth.src == … && ip4.dst == 10.0.0.2 && ip.ttl == 64 && tcp.dst == 80'.
+    Or use the short form: --from vm1 --to 10.0.0.2:80 --tcp.
+
+    Exit codes: 0 delivered (or left the cluster), 1 not delivered (dropped, held by
+    ovn-controller, loop), 2 bad input, 3 the trace hit something it could not simulate.
+    """
+    if bool(expression) == bool(source):
+        raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
+    if source and not destination:
+        raise InputError("--from needs --to IP[:PORT]")
+    snapshot = _snapshot(snapshot_file, inventory_file, use_lab)
+    tracer = ClusterTracer(snapshot, TraceOptions(select_buckets=_buckets(buckets)))
+    if expression:
+        start = start_from_expression(tracer, expression, chassis)
+        request = {"expression": expression}
+    else:
+        start = start_from_short_form(tracer, source, destination, protocol, chassis)
+        request = {"from": source, "to": destination, "protocol": protocol}
+    request.update(chassis=start.chassis, entry=start.entry)
+    forward = tracer.trace(start)
+    annotator = Annotator(tracer.names)
+    annotated = annotator.trace(forward)
+    back = back_request = None
+    if reply:
+        delivered = [v for v in forward.verdicts() if v.kind in ("delivered", "left")]
+        if not delivered:
+            raise InputError("--reply: the packet was not delivered anywhere to answer from")
+        back_start = reply_start(tracer, delivered[0])
+        back = annotator.trace(tracer.trace(back_start))
+        back_request = {"from": delivered[0].logical_port or delivered[0].port,
+                        "chassis": back_start.chassis, "entry": back_start.entry}
+    if as_json:
+        click.echo(json.dumps(trace_json(annotated, request, back, back_request), indent=2))
+    else:
+        console = Console(width=None if sys.stdout.isatty() else 140)
+        render_trace(annotated, console, level or "default")
+        if back is not None:
+            console.print()
+            render_trace(back, console, level or "default", title="Reply")
+    verdicts = annotated.verdicts + (back.verdicts if back else [])
+    if any(v.kind == "error" for v in verdicts) and not any(
+            v.kind in DELIVERED for v in annotated.verdicts):
+        sys.exit(EXIT_INCOMPLETE)
+    if not any(v.kind in DELIVERED for v in annotated.verdicts) or (
+            back is not None and not any(v.kind in DELIVERED for v in back.verdicts)):
+        sys.exit(EXIT_NOT_DELIVERED)

@@ -1,0 +1,70 @@
+"""A trace for machines: ``--json``, schema ``ofrace-trace/1`` (docs/trace-json.md).
+
+Stable keys, packets both as one readable line and as named fields (MACs and
+IPs as text, numbers as numbers), so scripts can gate on a verdict or
+compare the final packet without parsing text.
+"""
+
+from __future__ import annotations
+
+from ofrace import __version__
+from ofrace.openflow.fields import FIELDS, format_value
+from ofrace.simulate.packet import describe
+from ofrace.trace.annotated import AnnotatedHop, AnnotatedTrace, Event
+from ofrace.trace.cluster import Verdict
+
+SCHEMA = "ofrace-trace/1"
+
+
+def packet_json(packet: dict) -> dict:
+    fields = {}
+    for name, value in sorted(packet.items()):
+        spec = FIELDS.get(name)
+        if spec is None or value == 0 and name not in ("in_port", "nw_ttl"):
+            continue
+        fields[name] = format_value(spec, value) if spec.kind in ("mac", "ipv4", "ipv6") \
+            else value
+    return {"summary": describe(packet), "fields": fields}
+
+
+def _event(ev: Event) -> dict:
+    out = {"kind": ev.kind, "bridge": ev.bridge, "depth": ev.depth}
+    if ev.kind == "flow":
+        out.update({
+            "table": ev.table, "priority": ev.priority, "cookie": f"{ev.cookie:#x}",
+            "flow": ev.flow, "datapath": ev.datapath, "inport": ev.inport,
+            "outport": ev.outport,
+            "logical_flow": None if ev.stage is None else {
+                "stage": ev.stage, "pipeline": ev.pipeline, "match": ev.logical_match,
+                "actions": ev.logical_actions, "source": ev.source},
+            "northbound": ev.northbound, "owner": ev.owner,
+            "cookie_collision": ev.collision,
+            "changes": [{"field": c.field, "before": c.before, "after": c.after}
+                        for c in ev.changes]})
+    else:
+        out["text"] = ev.text
+        if ev.table is not None:
+            out["table"] = ev.table
+    return out
+
+
+def _verdict(v: Verdict) -> dict:
+    return {"kind": v.kind, "chassis": v.chassis, "text": v.text,
+            "logical_port": v.logical_port, "port": v.port, "packet": packet_json(v.packet)}
+
+
+def _hop(hop: AnnotatedHop) -> dict:
+    return {"chassis": hop.chassis, "bridge": hop.bridge, "entry": hop.entry,
+            "packet_in": packet_json(hop.packet_in), "events": [_event(e) for e in hop.events],
+            "verdicts": [_verdict(v) for v in hop.verdicts],
+            "next_hops": [_hop(c) for c in hop.children]}
+
+
+def trace_json(trace: AnnotatedTrace, request: dict, reply: AnnotatedTrace | None = None,
+               reply_request: dict | None = None) -> dict:
+    doc = {"schema": SCHEMA, "ofrace_version": __version__, "request": request,
+           "trace": _hop(trace.root), "verdicts": [_verdict(v) for v in trace.verdicts]}
+    if reply is not None:
+        doc["reply"] = {"request": reply_request, "trace": _hop(reply.root),
+                        "verdicts": [_verdict(v) for v in reply.verdicts]}
+    return doc

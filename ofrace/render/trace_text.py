@@ -1,0 +1,111 @@
+"""A trace for people: one block per chassis visit, logical stages, rewrites, verdicts.
+
+Three levels, like ovn-trace: ``summary`` (hops and verdicts), the default
+(logical stages that did something, conntrack, groups, crossings, header
+rewrites where they happened), ``detailed`` (every stage and every OpenFlow
+flow under it).  Each verdict ends with the final packet on one line.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+
+from ofrace.simulate.packet import describe
+from ofrace.trace.annotated import AnnotatedHop, AnnotatedTrace, Event
+
+LEVELS = ("summary", "default", "detailed")
+_VERDICT_STYLE = {"delivered": "green", "left": "cyan", "host": "cyan",
+                  "controller": "yellow", "dropped": "red", "error": "red", "loop": "red"}
+_VERDICT_MARK = {"delivered": "✔", "left": "↗", "host": "↗", "controller": "⚙",
+                 "dropped": "✘", "error": "!", "loop": "↻"}
+# Events shown at the default level besides flows.
+_EVENTS = {"ct", "recirc", "group", "patch", "learn", "ttl", "normal", "flood", "skip",
+           "exit", "clone"}
+
+
+def _trivial(ev: Event) -> bool:
+    """A logical stage that only passed the packet on."""
+    actions = (ev.logical_actions or "").strip()
+    return actions in ("next;", "") and not ev.changes and not ev.northbound
+
+
+def render_trace(trace: AnnotatedTrace, console: Console, level: str = "default",
+                 title: str | None = None) -> None:
+    if title:
+        console.print(f"[bold]{escape(title)}[/]", highlight=False)
+    _hop(trace.root, console, level, 0)
+    console.print()
+    console.print("[bold]Result[/]", highlight=False)
+    for verdict in trace.verdicts:
+        style = _VERDICT_STYLE.get(verdict.kind, "white")
+        mark = _VERDICT_MARK.get(verdict.kind, "•")
+        console.print(f"  [{style}]{mark} {escape(verdict.text)}[/]", highlight=False)
+        console.print(f"      {escape(describe(verdict.packet))}", highlight=False)
+
+
+def _hop(hop: AnnotatedHop, console: Console, level: str, indent: int) -> None:
+    pad = "  " * indent
+    console.print(f"{pad}[bold magenta]● {escape(hop.chassis)}[/] — "
+                  f"{escape(hop.entry)} on bridge {escape(hop.bridge)}", highlight=False)
+    console.print(f"{pad}  [dim]in:[/] {escape(describe(hop.packet_in))}", highlight=False)
+    if level != "summary":
+        _events(hop.events, console, level, pad + "  ")
+    for verdict in hop.verdicts:
+        style = _VERDICT_STYLE.get(verdict.kind, "white")
+        console.print(f"{pad}  [{style}]⇒ {escape(verdict.text)}[/]", highlight=False)
+        console.print(f"{pad}    [dim]out:[/] {escape(describe(verdict.packet))}",
+                      highlight=False)
+    for child in hop.children:
+        _hop(child, console, level, indent + 1)
+
+
+def _events(events: list[Event], console: Console, level: str, pad: str) -> None:
+    context = None
+    last_stage = None
+    for ev in events:
+        if ev.kind == "flow":
+            if ev.stage is not None:
+                ctx = (ev.datapath, ev.pipeline)
+                if ctx != context:
+                    context = ctx
+                    last_stage = None
+                    port = ev.inport if ev.pipeline == "ingress" else ev.outport
+                    which = "inport" if ev.pipeline == "ingress" else "outport"
+                    console.print(f"{pad}[bold blue]┌ {escape(ev.datapath or '?')} "
+                                  f"{ev.pipeline}[/]"
+                                  + (f" [dim]({which} {escape(port)})[/]" if port else ""),
+                                  highlight=False)
+                show = level == "detailed" or not _trivial(ev)
+                if show and (ev.stage, ev.logical_match) != last_stage:
+                    last_stage = (ev.stage, ev.logical_match)
+                    console.print(f"{pad}│ [cyan]{escape(ev.stage)}[/]: "
+                                  f"{escape(ev.logical_match or '')} → "
+                                  f"[white]{escape(ev.logical_actions or '')}[/]",
+                                  highlight=False)
+                    for nb in ev.northbound:
+                        console.print(f"{pad}│   [yellow]{escape(nb)}[/]", highlight=False)
+            elif level == "detailed":
+                what = ev.owner or "physical flow"
+                console.print(f"{pad}│ [dim]{escape(what)}[/]", highlight=False)
+            if ev.collision:
+                console.print(f"{pad}│   [red]cookie {ev.cookie:#x} matches several rows: "
+                              f"{escape('; '.join(ev.collision))}[/]", highlight=False)
+            if level == "detailed":
+                console.print(f"{pad}│   [dim]{ev.bridge} table {ev.table} priority "
+                              f"{ev.priority} cookie {ev.cookie:#x}: "
+                              f"{escape(ev.flow or '')}[/]", highlight=False)
+            for change in ev.changes:
+                console.print(f"{pad}│   [green]{escape(str(change))}[/]", highlight=False)
+        elif ev.kind == "miss":
+            if level == "detailed":
+                console.print(f"{pad}│   [dim]{ev.bridge} {escape(ev.text)}[/]",
+                              highlight=False)
+        elif ev.kind in _EVENTS:
+            if ev.kind == "exit":
+                continue  # verdicts say it, with the packet
+            if ev.kind == "patch":
+                context = None
+            style = {"ct": "magenta", "recirc": "magenta", "group": "yellow",
+                     "patch": "blue", "ttl": "red", "skip": "dim"}.get(ev.kind, "white")
+            console.print(f"{pad}│   [{style}]{escape(ev.text)}[/]", highlight=False)

@@ -1,0 +1,155 @@
+"""A cluster trace with its OVN meaning: stages, names, rewrites, verdicts.
+
+This is the stage between simulation and rendering: it walks each hop's
+steps in execution order and attaches, to every OpenFlow flow, the logical
+flow behind its cookie (or the physical row, or a collision), the datapath
+and logical ports by name, and the header fields the flow rewrote.  Both
+renderers (text and JSON) read only this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ofrace.annotate.southbound import SouthboundIndex
+from ofrace.openflow.fields import FIELDS, format_value
+from ofrace.simulate.steps import Step
+from ofrace.trace.cluster import ClusterTrace, Hop, Verdict
+
+# Canonical field -> OVN name, for IPv4 / IPv6 / ARP packets.
+_OVN_NAMES = {
+    "dl_src": "eth.src", "dl_dst": "eth.dst", "vlan_tci": "vlan.tci", "nw_ttl": "ip.ttl",
+    "nw_tos": "ip.dscp", "nw_src": "ip4.src", "nw_dst": "ip4.dst", "ipv6_src": "ip6.src",
+    "ipv6_dst": "ip6.dst", "tp_src": "l4.src", "tp_dst": "l4.dst", "nw_proto": "ip.proto",
+    "arp_sha": "arp.sha", "arp_tha": "arp.tha",
+}
+# NB rows worth naming next to a stage: the policy objects a user wrote.
+_EXPLAINING = {"ACL", "Load_Balancer", "NAT", "Logical_Router_Static_Route",
+               "Logical_Router_Policy", "QoS"}
+_L4 = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp4", 58: "icmp6"}
+
+
+def ovn_field_name(name: str, packet: dict) -> str:
+    label = _OVN_NAMES.get(name, name)
+    if packet.get("dl_type") == 0x0806:
+        label = {"nw_src": "arp.spa", "nw_dst": "arp.tpa", "nw_proto": "arp.op"}.get(name, label)
+    if label.startswith("l4."):
+        proto = _L4.get(packet.get("nw_proto", 0), "l4")
+        if proto.startswith("icmp"):
+            return f"{proto}.{'type' if name == 'tp_src' else 'code'}"
+        return f"{proto}.{label[3:]}"
+    return label
+
+
+@dataclass
+class Change:
+    field: str
+    before: str
+    after: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.before} → {self.after}"
+
+
+@dataclass
+class Event:
+    """One line of the story: a flow with its logical meaning, or an action with an effect."""
+
+    kind: str                          # flow | miss | ct | recirc | group | patch | exit | …
+    text: str
+    bridge: str
+    table: int | None = None
+    priority: int | None = None
+    cookie: int | None = None
+    flow: str | None = None
+    stage: str | None = None           # logical stage name (ls_in_acl, lr_in_dnat, …)
+    pipeline: str | None = None        # ingress | egress
+    datapath: str | None = None        # logical datapath name
+    inport: str | None = None
+    outport: str | None = None
+    logical_match: str | None = None
+    logical_actions: str | None = None
+    source: str | None = None          # northd source location, when northd records it
+    northbound: list[str] = field(default_factory=list)
+    owner: str | None = None           # non-lflow cookie owner (port binding, …)
+    collision: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    depth: int = 0
+
+
+@dataclass
+class AnnotatedHop:
+    chassis: str
+    bridge: str
+    entry: str
+    packet_in: dict
+    events: list[Event]
+    verdicts: list[Verdict]
+    children: list[AnnotatedHop]
+
+
+@dataclass
+class AnnotatedTrace:
+    root: AnnotatedHop
+    verdicts: list[Verdict]
+
+
+class Annotator:
+    def __init__(self, names: SouthboundIndex):
+        self.names = names
+
+    def trace(self, trace: ClusterTrace) -> AnnotatedTrace:
+        return AnnotatedTrace(self.hop(trace.root), trace.verdicts())
+
+    def hop(self, hop: Hop) -> AnnotatedHop:
+        events: list[Event] = []
+        for step, depth in _walk(hop.root, 0):
+            if step.kind == "hop":
+                continue
+            events.append(self.event(step, depth))
+        return AnnotatedHop(hop.start.chassis, hop.start.bridge, hop.start.entry,
+                            dict(hop.start.packet), events, hop.verdicts,
+                            [self.hop(child) for child in hop.children])
+
+    def event(self, step: Step, depth: int) -> Event:
+        ev = Event(step.kind, step.text, step.bridge, step.table, step.priority, step.cookie,
+                   step.flow, depth=depth)
+        if step.kind != "flow":
+            return ev
+        metadata, reg14, reg15 = step.data.get("logical", (0, 0, 0))
+        dp = self.names.datapath_by_key(metadata) if metadata else None
+        if dp is not None:
+            ev.datapath = self.names.datapath_name(dp)
+            ev.inport = self.names.port_name(metadata, reg14) if reg14 else None
+            ev.outport = self.names.port_name(metadata, reg15) if reg15 else None
+        answer = self.names.cookie(step.cookie or 0)
+        if answer.collision:
+            ev.collision = [o.describe(self.names) for o in answer.owners]
+        lflow = answer.logical_flow
+        if lflow is not None:
+            ext = lflow.get("external_ids") or {}
+            ev.stage = ext.get("stage-name")
+            ev.pipeline = lflow.get("pipeline")
+            ev.logical_match = lflow.get("match")
+            ev.logical_actions = lflow.get("actions")
+            ev.source = ext.get("source")
+            ev.northbound = [nb.describe() for nb in self.names.northbound_for(lflow)
+                             if nb.table in _EXPLAINING]
+        elif answer.owners:
+            ev.owner = answer.owners[0].describe(self.names)
+        dl_type, nw_proto = step.data.get("proto", (0, 0))
+        packet = {"dl_type": dl_type, "nw_proto": nw_proto}
+        ev.changes = [Change(ovn_field_name(f, packet), _fmt(f, old), _fmt(f, new))
+                      for f, old, new in step.data.get("changes", [])]
+        return ev
+
+
+def _fmt(name: str, value: int) -> str:
+    spec = FIELDS.get(name)
+    return format_value(spec, value) if spec else str(value)
+
+
+def _walk(step: Step, depth: int):
+    yield step, depth
+    for child in step.children:
+        yield from _walk(child, depth + 1)

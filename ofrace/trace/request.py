@@ -1,0 +1,152 @@
+"""Turn what a user asks into a trace start: a microflow, the short form, or a reply.
+
+The short form (``--from PORT --to IP[:PORT] --tcp``) fills in what people
+get wrong by hand (FIELD-NOTES §6.6): the source MAC and IP from the port's
+binding, the destination MAC (the neighbour's, or the router port's when the
+destination is off-subnet), TTL 64, a SYN for TCP.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ofrace.annotate.southbound import SouthboundIndex
+from ofrace.errors import InputError
+from ofrace.simulate.packet import Packet
+from ofrace.trace.cluster import ClusterTracer, TraceStart, Verdict
+from ofrace.trace.microflow import parse_microflow
+
+PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "sctp": 132}
+DEFAULT_SPORT = 40000
+
+
+def start_from_expression(tracer: ClusterTracer, expression: str,
+                          chassis: str | None = None) -> TraceStart:
+    flow = parse_microflow(expression)
+    if not flow.inport:
+        raise InputError('the microflow needs an inport (inport == "PORT")')
+    start = tracer.locate(flow.inport, chassis)
+    fields = dict(flow.fields)
+    fields.pop("in_port", None)
+    start.packet.update(fields)
+    return start
+
+
+def _addresses(pb: dict) -> tuple[int | None, list, list]:
+    mac, v4, v6 = None, [], []
+    for text in pb.get("mac", []):
+        for part in text.split():
+            if part.count(":") == 5 and len(part) == 17:
+                mac = int(part.replace(":", ""), 16)
+                continue
+            try:
+                addr = ipaddress.ip_interface(part)
+            except ValueError:
+                continue
+            (v4 if addr.version == 4 else v6).append(addr)
+    return mac, v4, v6
+
+
+def _router_mac_for(names: SouthboundIndex, pb: dict, dst) -> int | None:
+    """The MAC of the router port on ``pb``'s switch (the default gateway)."""
+    for other in names.rows("Port_Binding"):
+        if other["datapath"] != pb["datapath"] or other.get("type") not in ("patch",
+                                                                             "l3gateway"):
+            continue
+        peer = names.ports_by_name.get((other.get("options") or {}).get("peer", ""))
+        if peer is None:
+            continue
+        mac, v4, v6 = _addresses(peer)
+        if mac is not None and (v4 if dst.version == 4 else v6):
+            return mac
+    return None
+
+
+def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
+                          protocol: str, chassis: str | None = None,
+                          ttl: int = 64) -> TraceStart:
+    names = tracer.names
+    pb = names.ports_by_name.get(source)
+    start = tracer.locate(source, chassis)  # raises with suggestions for unknown ports
+    mac, v4, v6 = _addresses(pb)
+    host, _, port_text = destination.rpartition(":") if destination.count(":") == 1 or (
+        destination.startswith("[") and "]:" in destination) else (destination, "", "")
+    host = host.strip("[]") or destination
+    try:
+        dst = ipaddress.ip_address(host)
+    except ValueError:
+        raise InputError(f"--to {destination!r}: not an IP address[:port]") from None
+    try:
+        dport = int(port_text) if port_text else (80 if protocol == "tcp" else 53)
+    except ValueError:
+        raise InputError(f"--to {destination!r}: bad port {port_text!r}") from None
+    own = v4 if dst.version == 4 else v6
+    if mac is None or not own:
+        raise InputError(f"{source} has no IPv{dst.version} address in its binding "
+                         f"({pb.get('mac')}); use a microflow expression instead")
+    src = own[0]
+    dst_mac = None
+    if dst in src.network:
+        for other in names.rows("Port_Binding"):
+            if other["datapath"] != pb["datapath"]:
+                continue
+            omac, ov4, ov6 = _addresses(other)
+            if any(a.ip == dst for a in (ov4 + ov6)):
+                dst_mac = omac
+                break
+    if dst_mac is None:
+        dst_mac = _router_mac_for(names, pb, dst)
+    if dst_mac is None:
+        raise InputError(f"cannot tell the destination MAC for {dst} from {source}'s switch")
+    packet: Packet = {"dl_src": mac, "dl_dst": dst_mac, "nw_ttl": ttl}
+    if dst.version == 4:
+        packet.update(dl_type=0x0800, nw_src=int(src.ip), nw_dst=int(dst))
+    else:
+        packet.update(dl_type=0x86DD, ipv6_src=int(src.ip), ipv6_dst=int(dst))
+    proto = PROTOCOLS[protocol]
+    if protocol == "icmp" and dst.version == 6:
+        proto = 58
+    packet["nw_proto"] = proto
+    if proto in (6, 17, 132):
+        packet.update(tp_src=DEFAULT_SPORT, tp_dst=dport)
+        if proto == 6:
+            packet["tcp_flags"] = 0x002
+    else:
+        packet.update(tp_src=8 if proto == 1 else 128, tp_dst=0)
+    start.packet.update(packet)
+    return start
+
+
+def reply_start(tracer: ClusterTracer, verdict: Verdict) -> TraceStart:
+    """The answer to a delivered packet: from where it arrived, addresses and ports swapped."""
+    final = verdict.packet
+    if verdict.kind == "delivered":
+        start = tracer.locate(verdict.logical_port, verdict.chassis)
+    elif verdict.kind == "left" and verdict.exit is not None:
+        start = TraceStart(verdict.chassis, verdict.exit.bridge,
+                           {"in_port": verdict.exit.port},
+                           f"uplink {verdict.port} of {verdict.exit.bridge} (reply from outside)")
+    else:
+        raise InputError(f"cannot reply to a packet that was {verdict.kind}")
+    packet = {k: final[k] for k in ("dl_type", "nw_proto", "vlan_tci") if k in final}
+    packet.update(dl_src=final.get("dl_dst", 0), dl_dst=final.get("dl_src", 0), nw_ttl=64)
+    if final.get("dl_type") == 0x0800:
+        packet.update(nw_src=final.get("nw_dst", 0), nw_dst=final.get("nw_src", 0))
+    elif final.get("dl_type") == 0x86DD:
+        packet.update(ipv6_src=final.get("ipv6_dst", 0), ipv6_dst=final.get("ipv6_src", 0))
+    else:
+        raise InputError("--reply needs an IP packet")
+    proto = final.get("nw_proto")
+    if proto in (6, 17, 132):
+        packet.update(tp_src=final.get("tp_dst", 0), tp_dst=final.get("tp_src", 0))
+        if proto == 6:
+            packet["tcp_flags"] = 0x012 if final.get("tcp_flags", 0) & 0x002 else 0x010
+    elif proto == 1:
+        packet.update(tp_src=0 if final.get("tp_src") == 8 else final.get("tp_src", 0),
+                      tp_dst=final.get("tp_dst", 0))
+    elif proto == 58:
+        packet.update(tp_src=129 if final.get("tp_src") == 128 else final.get("tp_src", 0),
+                      tp_dst=final.get("tp_dst", 0))
+    start.packet.update(packet)
+    start.entry += " — reply"
+    return start
