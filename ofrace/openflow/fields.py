@@ -205,6 +205,13 @@ def parse_value(field: Field, text: str, ports: dict[str, int] | None = None) ->
         return _flags(text, CT_STATE_BITS, "ct_state")
     if kind == "tcp_flags" and text[:1] in "+-":
         return _flags(text, TCP_FLAG_BITS, "tcp_flags")
+    if kind in ("ct_state", "tcp_flags") and text[:1].isalpha():
+        # exact flags as a packet shows them: "syn|ack", "new|trk"
+        bits = CT_STATE_BITS if kind == "ct_state" else TCP_FLAG_BITS
+        try:
+            return sum(bits[name] for name in text.split("|")), field.full
+        except KeyError as exc:
+            raise FieldError(f"unknown {field.name} flag {exc.args[0]!r}") from None
     if kind == "frag":
         if text in FRAG_VALUES:
             return FRAG_VALUES[text]
