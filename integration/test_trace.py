@@ -17,8 +17,8 @@ import sys
 import time
 
 import pytest
-
 from wire import datapath_packet, send_and_capture, wire_fields
+
 from ofrace.collect.cluster import collect_cluster
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.trace.cluster import ClusterTracer
@@ -56,7 +56,7 @@ def _wait_for(condition, what, timeout=10.0):
 def warm_kind(lab_slot):
     """The kind lab as a cluster that has seen traffic: neighbours resolved."""
     lab = lab_slot.up("kind")
-    for node, (ip, mac) in NODES.items():
+    for node, (ip, _) in NODES.items():
         # The outside host announces itself to each node's gateway router.
         lab.inject(node, "eth0", datapath_packet({
             "dl_src": int(OUTSIDE_MAC.replace(":", ""), 16), "dl_dst": 0xFFFFFFFFFFFF,
@@ -67,9 +67,7 @@ def warm_kind(lab_slot):
                                 "ip=172.18.0.1").split().count("172.18.0.1") >= 3,
               "the gateway routers to learn 172.18.0.1")
     # A first connection through each gateway router makes it resolve the cluster router.
-    tracer = ClusterTracer(collect_cluster(inventory(lab)))
     for node, (ip, mac) in NODES.items():
-        start = tracer.locate(f"breth0_{node}")
         packet = {"dl_src": int(OUTSIDE_MAC.replace(":", ""), 16),
                   "dl_dst": int(mac.replace(":", ""), 16), "dl_type": 0x0800,
                   "nw_src": 0xAC120001,
