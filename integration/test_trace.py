@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
-from wire import datapath_packet, send_and_capture, wire_fields
+from wire import send_and_capture, wire_fields
 
 from ofrace.collect.cluster import collect_cluster
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
+from ofrace.lab.traffic import warm_up
 from ofrace.trace.cluster import ClusterTracer
 from ofrace.trace.request import reply_start, start_from_expression, start_from_short_form
 
@@ -43,42 +43,12 @@ def inventory(lab) -> Inventory:
         northbound=DatabaseSpec(remote=lab.state["nb_remote"]))
 
 
-def _wait_for(condition, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def warm_kind(lab_slot):
     """The kind lab as a cluster that has seen traffic: neighbours resolved."""
     lab = lab_slot.up("kind")
-    for node, (ip, _) in NODES.items():
-        # The outside host announces itself to each node's gateway router.
-        lab.inject(node, "eth0", datapath_packet({
-            "dl_src": int(OUTSIDE_MAC.replace(":", ""), 16), "dl_dst": 0xFFFFFFFFFFFF,
-            "dl_type": 0x0806, "nw_proto": 1, "nw_src": 0xAC120001,
-            "nw_dst": int.from_bytes(bytes(int(x) for x in ip.split(".")), "big"),
-            "arp_sha": int(OUTSIDE_MAC.replace(":", ""), 16), "arp_tha": 0}))
-    _wait_for(lambda: lab.sbctl("--bare", "--columns=ip", "find", "MAC_Binding",
-                                "ip=172.18.0.1").split().count("172.18.0.1") >= 3,
-              "the gateway routers to learn 172.18.0.1")
-    # A first connection through each gateway router makes it resolve the cluster router.
-    for node, (ip, mac) in NODES.items():
-        packet = {"dl_src": int(OUTSIDE_MAC.replace(":", ""), 16),
-                  "dl_dst": int(mac.replace(":", ""), 16), "dl_type": 0x0800,
-                  "nw_src": 0xAC120001,
-                  "nw_dst": int.from_bytes(bytes(int(x) for x in ip.split(".")), "big"),
-                  "nw_proto": 6, "nw_ttl": 64, "tp_src": 39000, "tp_dst": 30007,
-                  "tcp_flags": 2}
-        lab.inject(node, "eth0", datapath_packet(packet))
-    _wait_for(lambda: lab.sbctl("--bare", "--columns=ip", "find", "MAC_Binding",
-                                "ip=100.64.0.1").split().count("100.64.0.1") >= 3,
-              "the gateway routers to resolve 100.64.0.1")
-    time.sleep(0.5)
+    warmed = warm_up(lab)
+    assert {g["chassis"] for g in warmed} == set(NODES)
     return lab
 
 

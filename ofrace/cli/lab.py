@@ -27,14 +27,23 @@ def lab():
 @click.option("--topology", "topology_name", default="kind", show_default=True,
               help=f"Topology name ({', '.join(available())}) or path to a TOML file.")
 @_dir_option
-def up(topology_name, lab_dir):
+@click.option("--warm", is_flag=True,
+              help="Then send real traffic so neighbours are resolved, as in a running cluster "
+                   "(the outside host announces itself; one connection per gateway VIP).")
+def up(topology_name, lab_dir, warm):
     """Bring the lab up (taking down this directory's previous lab first)."""
     the_lab = Lab(lab_dir)
     with Console(stderr=True).status("bringing the lab up") as spinner:
         state = the_lab.up(topology_name, progress=lambda m: spinner.update(m))
+        if warm:
+            from ofrace.lab.traffic import warm_up
+
+            spinner.update("warming up: real traffic through every gateway")
+            warmed = warm_up(the_lab)
     _print_status(the_lab.status())
     Console().print(f"\n[green]lab up[/]: topology {state['topology']}, "
-                    f"{len(state['chassis'])} chassis, in {state['bringup_seconds']}s")
+                    f"{len(state['chassis'])} chassis, in {state['bringup_seconds']}s"
+                    + (f"; warmed {len(warmed)} gateway router(s)" if warm else ""))
 
 
 @lab.command()

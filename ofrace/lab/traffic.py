@@ -1,0 +1,135 @@
+"""Real traffic in the lab: make it look like a cluster that has been running.
+
+A freshly started OVN has resolved no neighbours: a gateway router with
+``dynamic_neigh_routers=true`` holds the first packet of the first
+connection for ARP, and nothing outside answers ARP for the default-route
+next hop.  ``warm_up`` does what a live network does on its own: the
+outside host (the default route's next hop, the seed's docker bridge
+02:42:7a:79:82:ca) announces itself to every gateway router with an ARP
+request, and one connection to every load balancer VIP on a gateway's
+external address makes the router resolve its way to the backends.  Only
+real packets are used, injected on the chassis' uplinks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+
+from ofrace.errors import LabError
+
+OUTSIDE_MAC = "02:42:7a:79:82:ca"
+WARM_UP_SPORT = 39000
+
+
+def _mac(text: str) -> str:
+    return text.lower()
+
+
+def _rows(output: str) -> list[dict]:
+    doc = json.loads(output)
+    return [dict(zip(doc["headings"], row, strict=True)) for row in doc["data"]]
+
+
+def _value(value):
+    if isinstance(value, list) and len(value) == 2 and value[0] in ("set", "map", "uuid"):
+        kind, body = value
+        if kind == "map":
+            return {k: v for k, v in body}
+        if kind == "set":
+            return [_value(v) for v in body]
+        return body
+    return value
+
+
+def gateways(lab) -> list[dict]:
+    """Gateway routers: chassis, external port (IP, MAC) and default next hop."""
+    routers = _rows(lab.nbctl("--format=json", "list", "Logical_Router"))
+    ports = {p["name"]: p for p in (
+        {k: _value(v) for k, v in row.items()}
+        for row in _rows(lab.nbctl("--format=json", "list", "Logical_Router_Port")))}
+    routes = {r["_uuid"]: r for r in (
+        {k: _value(v) for k, v in row.items()}
+        for row in _rows(lab.nbctl("--format=json", "list", "Logical_Router_Static_Route")))}
+    lbs = {lb["_uuid"]: lb for lb in (
+        {k: _value(v) for k, v in row.items()}
+        for row in _rows(lab.nbctl("--format=json", "list", "Load_Balancer")))}
+    by_system_id = {c["system_id"]: c["name"] for c in lab.state["chassis"]}
+    found = []
+    for raw in routers:
+        router = {k: _value(v) for k, v in raw.items()}
+        chassis = by_system_id.get((router.get("options") or {}).get("chassis", ""))
+        if chassis is None:
+            continue
+        for ref in router.get("static_routes") or []:
+            route = routes.get(ref)
+            if route is None or route.get("ip_prefix") != "0.0.0.0/0":
+                continue
+            port = ports.get(route.get("output_port") or "")
+            if port is None:
+                continue
+            net = ipaddress.ip_interface(port["networks"][0] if isinstance(
+                port["networks"], list) else port["networks"])
+            vips = []
+            for lb_ref in router.get("load_balancer") or []:
+                for vip in (lbs.get(lb_ref, {}).get("vips") or {}):
+                    host, _, port_text = vip.rpartition(":")
+                    if host == str(net.ip) and port_text.isdigit():
+                        vips.append(int(port_text))
+            found.append({"router": router["name"], "chassis": chassis,
+                          "ip": str(net.ip), "mac": port["mac"],
+                          "next_hop": route["nexthop"], "vip_ports": sorted(set(vips))})
+    return found
+
+
+def _arp_request(src_mac: str, src_ip: str, dst_ip: str) -> str:
+    return (f"eth(src={src_mac},dst=ff:ff:ff:ff:ff:ff),eth_type(0x0806),"
+            f"arp(sip={src_ip},tip={dst_ip},op=1,sha={src_mac},tha=00:00:00:00:00:00)")
+
+
+def _syn(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, dport: int) -> str:
+    return (f"eth(src={src_mac},dst={dst_mac}),eth_type(0x0800),"
+            f"ipv4(src={src_ip},dst={dst_ip},proto=6,tos=0,ttl=64,frag=no),"
+            f"tcp(src={WARM_UP_SPORT},dst={dport}),tcp_flags(syn)")
+
+
+def _bindings(lab, ip: str) -> int:
+    return lab.sbctl("--bare", "--columns=ip", "find", "MAC_Binding", f"ip={ip}").split().count(
+        ip)
+
+
+def warm_up(lab, timeout: float = 15.0) -> list[dict]:
+    """Announce the outside host and open one connection per gateway VIP; returns gateways."""
+    found = gateways(lab)
+    if not found:
+        return found
+    uplink = {c["name"]: next(iter(c.get("uplinks", {}).values()), None)
+              for c in lab.state["chassis"]}
+    for gw in found:
+        port = uplink.get(gw["chassis"])
+        if port is None:
+            raise LabError(f"{gw['chassis']} has no uplink to reach {gw['router']} from outside")
+        lab.inject(gw["chassis"], port, _arp_request(OUTSIDE_MAC, gw["next_hop"], gw["ip"]))
+        for dport in gw["vip_ports"]:
+            lab.inject(gw["chassis"], port, _syn(OUTSIDE_MAC, gw["mac"], gw["next_hop"],
+                                                 gw["ip"], dport))
+    hops = {gw["next_hop"] for gw in found}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_bindings(lab, ip) >= sum(g["next_hop"] == ip for g in found) for ip in hops):
+            break
+        time.sleep(0.1)
+    else:
+        raise LabError("warm-up: the gateway routers did not learn the outside host")
+    # The first connections make the routers resolve their own next hops (held
+    # packets are re-injected then): wait until no new MAC binding appears.
+    count, stable_since = -1, time.monotonic()
+    while time.monotonic() < deadline + timeout:
+        now = len(lab.sbctl("--bare", "--columns=_uuid", "list", "MAC_Binding").split())
+        if now != count:
+            count, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since > 1.0:
+            break
+        time.sleep(0.1)
+    return found
