@@ -23,7 +23,7 @@ import pytest
 
 from ofrace.lab.lab import Lab
 
-TOPOLOGY_FIXTURES = {"kind_lab": "kind", "basic_lab": "basic"}
+TOPOLOGY_FIXTURES = {"kind_lab": "kind", "basic_lab": "basic", "acl_lab": "acl"}
 
 
 class LabSlot:

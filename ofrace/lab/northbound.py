@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 
-from ofrace.lab.topology import Router, Switch, Topology
+from ofrace.lab.topology import PortGroup, Router, Switch, Topology
 
 
 def ovsdb_string(value: str) -> str:
@@ -31,11 +31,18 @@ def map_assignments(column: str, values: dict[str, str]) -> list[str]:
     return [f"{column}:{ovsdb_string(k)}={ovsdb_string(v)}" for k, v in values.items()]
 
 
+def set_assignment(column: str, values: list[str]) -> str:
+    """``column=["a","b"]``: a whole set column for ``set``/``create``."""
+    return f"{column}=[{','.join(ovsdb_string(v) for v in values)}]"
+
+
 def nbctl_commands(topology: Topology) -> list[list[str]]:
     """The commands, each an argv fragment, to join with ``--`` into one ovn-nbctl call.
 
     Load balancers are created but not attached (see :func:`load_balancer_attachments`),
     and router ports get no gateway chassis yet (see :func:`gateway_chassis_commands`).
+    DHCP_Options rows have no name column, so switch ports refer to them by a
+    named UUID (``@dhcp<index>``) within this one transaction.
     """
     commands: list[list[str]] = []
     for lb in topology.load_balancer:
@@ -46,10 +53,25 @@ def nbctl_commands(topology: Topology) -> list[list[str]]:
             *map_assignments("options", lb.options),
             *map_assignments("external_ids", lb.external_ids),
         ])
+    dhcp_ids = {}
+    for index, dhcp in enumerate(topology.dhcp_options):
+        dhcp_ids[dhcp.name] = f"@dhcp{index}"
+        commands.append([
+            f"--id=@dhcp{index}", "create", "DHCP_Options", f"cidr={ovsdb_string(dhcp.cidr)}",
+            *map_assignments("options", dhcp.options),
+            *map_assignments("external_ids", dhcp.external_ids),
+        ])
+    for address_set in topology.address_set:
+        commands.append(["create", "Address_Set", f"name={ovsdb_string(address_set.name)}",
+                         set_assignment("addresses", address_set.addresses)])
     for router in topology.router:
         commands += _router_commands(router)
     for switch in topology.switch:
-        commands += _switch_commands(switch)
+        commands += _switch_commands(switch, dhcp_ids)
+    acl_count = 0
+    for group in topology.port_group:
+        commands += _port_group_commands(group, first_acl=acl_count)
+        acl_count += len(group.acl)
     return commands
 
 
@@ -92,7 +114,7 @@ def nbctl_argv(topology: Topology) -> list[str]:
     return argv
 
 
-def _switch_commands(switch: Switch) -> list[list[str]]:
+def _switch_commands(switch: Switch, dhcp_ids: dict[str, str]) -> list[list[str]]:
     other_config = {**switch.other_config, "requested-tnl-key": str(switch.tunnel_key)}
     commands = [
         ["ls-add", switch.name],
@@ -110,7 +132,36 @@ def _switch_commands(switch: Switch) -> list[list[str]]:
                     *map_assignments("external_ids", port.external_ids)]
         if port.type:
             settings.append(f"type={ovsdb_string(port.type)}")
+        for column in ("dhcpv4_options", "dhcpv6_options"):
+            if getattr(port, column):
+                settings.append(f"{column}={dhcp_ids[getattr(port, column)]}")
         commands.append(["set", "Logical_Switch_Port", port.name, *settings])
+    return commands
+
+
+def _port_group_commands(group: PortGroup, first_acl: int) -> list[list[str]]:
+    """pg-add, then each ACL created as a row and added to the group.
+
+    ACL rows are created directly rather than with ``acl-add``, whose
+    ``--name`` also turns logging on: here name and log are separate columns.
+    """
+    commands = [["pg-add", group.name, *group.ports]]
+    if group.external_ids:
+        commands.append(["set", "Port_Group", group.name,
+                         *map_assignments("external_ids", group.external_ids)])
+    for index, acl in enumerate(group.acl, start=first_acl):
+        row = f"@acl{index}"
+        settings = [f"direction={acl.direction}", f"priority={acl.priority}",
+                    f"match={ovsdb_string(acl.match)}", f"action={acl.action}",
+                    f"log={'true' if acl.log else 'false'}",
+                    *map_assignments("options", acl.options),
+                    *map_assignments("external_ids", acl.external_ids)]
+        if acl.name:
+            settings.append(f"name={ovsdb_string(acl.name)}")
+        if acl.severity:
+            settings.append(f"severity={acl.severity}")
+        commands.append([f"--id={row}", "create", "ACL", *settings])
+        commands.append(["add", "Port_Group", group.name, "acls", row])
     return commands
 
 
@@ -127,7 +178,8 @@ def _router_commands(router: Router) -> list[list[str]]:
         commands.append(["lrp-add", router.name, port.name, port.mac, *port.networks])
         commands.append(["set", "Logical_Router_Port", port.name,
                          *map_assignments("options", port_options),
-                         *map_assignments("external_ids", port.external_ids)])
+                         *map_assignments("external_ids", port.external_ids),
+                         *map_assignments("ipv6_ra_configs", port.ipv6_ra_configs)])
     for nat in router.nat:
         commands.append(["lr-nat-add", router.name, nat.type, nat.external_ip, nat.logical_ip])
     for route in router.route:

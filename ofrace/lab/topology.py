@@ -40,6 +40,16 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     external_ids = {}
     load_balancers = ["..."]           # names of [[load_balancer]] entries
 
+    [[dhcp_options]]                   # one DHCP_Options row
+    name = "ls1-v4"                    # handle for switch ports; not stored in OVN
+    cidr = "10.0.1.0/24"               # IPv4 for dhcpv4_options, IPv6 for dhcpv6_options
+    options = { router = "10.0.1.1", server_id = "10.0.1.1", lease_time = 3600 }
+    external_ids = {}
+
+    [[address_set]]
+    name = "as_clients"                # $as_clients in ACL matches
+    addresses = ["10.0.1.13", "10.0.1.14"]
+
     [[switch.port]]
     name = "default_nginx-deployment-9456bbbf9-x6pc6"
     tunnel_key = 3                     # options:requested-tnl-key
@@ -48,6 +58,8 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     port_security = []
     options = {}                       # e.g. { router-port = "rtos-ovn-worker" }
     external_ids = {}
+    dhcpv4_options = ""                # name of a [[dhcp_options]] entry
+    dhcpv6_options = ""
     # A VIF: bound on one chassis as a dummy interface on br-int.
     vif = { chassis = "ovn-worker", iface = "nginx-x6pc6", ofport = 12 }
 
@@ -66,6 +78,7 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     gateway_chassis = []               # system-ids, highest priority first
     options = {}
     external_ids = {}
+    ipv6_ra_configs = {}               # e.g. { address_mode = "slaac" }
 
     [[router.nat]]
     type = "snat"                      # snat | dnat | dnat_and_snat
@@ -83,6 +96,22 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     match = "ip4.src == 10.244.0.0/16 && ip4.dst == 100.64.0.0/16"
     action = "allow"                   # allow | drop | reroute
     nexthops = []                      # for reroute
+
+    [[port_group]]                     # made after the switches, whose ports it names
+    name = "pg_web"                    # @pg_web in ACL matches
+    ports = ["vm1", "vm2"]             # logical switch port names
+    external_ids = {}
+
+    [[port_group.acl]]
+    direction = "to-lport"             # from-lport | to-lport
+    priority = 1010
+    match = "outport == @pg_web && ip4.src == $as_clients && tcp.dst == {80, 443}"
+    action = "allow-related"           # allow[-related|-stateless] | drop | reject | pass
+    name = "web-from-clients"          # ACL.name (unlike `acl-add --name`, does not turn on log)
+    log = false
+    severity = ""                      # alert | warning | notice | info | debug
+    options = {}                       # e.g. { apply-after-lb = true }
+    external_ids = {}
 """
 
 from __future__ import annotations
@@ -163,6 +192,22 @@ class LoadBalancer:
 
 
 @dataclass(frozen=True)
+class DhcpOptions:
+    """A DHCP_Options row; ``name`` only lets switch ports refer to it."""
+
+    name: str
+    cidr: str
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AddressSet:
+    name: str
+    addresses: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class SwitchPort:
     name: str
     tunnel_key: int
@@ -172,6 +217,8 @@ class SwitchPort:
     options: dict[str, str] = field(default_factory=dict)
     external_ids: dict[str, str] = field(default_factory=dict)
     vif: Vif | None = None
+    dhcpv4_options: str = ""
+    dhcpv6_options: str = ""
 
 
 @dataclass(frozen=True)
@@ -193,6 +240,7 @@ class RouterPort:
     gateway_chassis: list[str] = field(default_factory=list)
     options: dict[str, str] = field(default_factory=dict)
     external_ids: dict[str, str] = field(default_factory=dict)
+    ipv6_ra_configs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -231,6 +279,31 @@ class Router:
     policy: list[Policy] = field(default_factory=list)
 
 
+ACL_DIRECTIONS = ("from-lport", "to-lport")
+ACL_ACTIONS = ("allow", "allow-related", "allow-stateless", "drop", "reject", "pass")
+
+
+@dataclass(frozen=True)
+class Acl:
+    direction: str
+    priority: int
+    match: str
+    action: str
+    name: str = ""
+    log: bool = False
+    severity: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PortGroup:
+    name: str
+    ports: list[str] = field(default_factory=list)
+    acl: list[Acl] = field(default_factory=list)
+    external_ids: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Topology:
     name: str
@@ -239,8 +312,11 @@ class Topology:
     notes: str = ""
     network: Network = field(default_factory=Network)
     load_balancer: list[LoadBalancer] = field(default_factory=list)
+    dhcp_options: list[DhcpOptions] = field(default_factory=list)
+    address_set: list[AddressSet] = field(default_factory=list)
     switch: list[Switch] = field(default_factory=list)
     router: list[Router] = field(default_factory=list)
+    port_group: list[PortGroup] = field(default_factory=list)
 
     def chassis_named(self, name: str) -> Chassis:
         for chassis in self.chassis:
@@ -297,6 +373,10 @@ _NESTED: dict[tuple[type, str], type] = {
     (Topology, "network"): Network,
     (Topology, "chassis"): Chassis,
     (Topology, "load_balancer"): LoadBalancer,
+    (Topology, "dhcp_options"): DhcpOptions,
+    (Topology, "address_set"): AddressSet,
+    (Topology, "port_group"): PortGroup,
+    (PortGroup, "acl"): Acl,
     (Topology, "switch"): Switch,
     (Topology, "router"): Router,
     (Switch, "port"): SwitchPort,
@@ -386,6 +466,46 @@ def _validate(topology: Topology, where: str) -> None:
             if port.vif and port.vif.chassis not in chassis_names:
                 raise LabError(f"topology {where}: port {port.name} is bound to unknown "
                                f"chassis {port.vif.chassis!r}")
+    _validate_dhcp(topology, where)
+    _validate_acls(topology, where)
+
+
+def _validate_dhcp(topology: Topology, where: str) -> None:
+    _unique([d.name for d in topology.dhcp_options], "dhcp_options name", where)
+    versions = {}
+    for dhcp in topology.dhcp_options:
+        try:
+            versions[dhcp.name] = ipaddress.ip_network(dhcp.cidr).version
+        except ValueError as exc:
+            raise LabError(f"topology {where}: dhcp_options {dhcp.name}: {exc}") from None
+    for switch in topology.switch:
+        for port in switch.ports:
+            for column, version in (("dhcpv4_options", 4), ("dhcpv6_options", 6)):
+                name = getattr(port, column)
+                if name and name not in versions:
+                    raise LabError(f"topology {where}: port {port.name} names unknown "
+                                   f"dhcp_options {name!r}")
+                if name and versions[name] != version:
+                    raise LabError(f"topology {where}: port {port.name}'s {column} "
+                                   f"{name!r} is not an IPv{version} cidr")
+
+
+def _validate_acls(topology: Topology, where: str) -> None:
+    _unique([a.name for a in topology.address_set], "address_set name", where)
+    _unique([g.name for g in topology.port_group], "port_group name", where)
+    switch_ports = {p.name for s in topology.switch for p in s.ports}
+    for group in topology.port_group:
+        for port in group.ports:
+            if port not in switch_ports:
+                raise LabError(f"topology {where}: port group {group.name} names unknown "
+                               f"switch port {port!r}")
+        for acl in group.acl:
+            if acl.direction not in ACL_DIRECTIONS:
+                raise LabError(f"topology {where}: ACL {acl.name or acl.match!r} has "
+                               f"direction {acl.direction!r}, not one of {ACL_DIRECTIONS}")
+            if acl.action not in ACL_ACTIONS:
+                raise LabError(f"topology {where}: ACL {acl.name or acl.match!r} has "
+                               f"action {acl.action!r}, not one of {ACL_ACTIONS}")
 
 
 def _unique(values: list, what: str, where: str) -> None:
