@@ -31,13 +31,14 @@ def main():
 
 
 def _register():
-    from ofrace.cli import collect, compare, lab, trace
+    from ofrace.cli import audit, collect, compare, lab, trace
 
     main.add_command(lab.lab)
     main.add_command(collect.collect)
     main.add_command(collect.show)
     main.add_command(compare.compare)
     main.add_command(trace.trace)
+    main.add_command(audit.audit)
 
 
 _register()

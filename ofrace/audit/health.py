@@ -1,0 +1,151 @@
+"""Port, tunnel and sync health of each chassis, from its OVSDB rows and the SB.
+
+Checks what users otherwise find by hand: a Port_Binding claimed by one
+chassis while the interface is on another, interfaces with no OpenFlow port
+(ofport -1 or an error), chassis that need a tunnel to each other (a local
+datapath has ports bound there) but have none, encap IPs that disagree
+between the node and the SB, and ovn-controller lagging behind northd's
+``nb_cfg``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ofrace.annotate.southbound import SouthboundIndex
+from ofrace.audit.logical import LocalDatapaths
+from ofrace.snapshot import Chassis, Snapshot
+
+TUNNEL_TYPES = {"geneve", "vxlan", "stt"}
+
+
+@dataclass
+class HealthProblem:
+    chassis: str
+    kind: str        # binding | interface | tunnel | encap | sync
+    message: str
+
+
+def _scalar(value):
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+class HealthAuditor:
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+        self.names = SouthboundIndex(snapshot)
+        self._by_system_id = {c.system_id: c for c in snapshot.chassis.values()
+                              if c.reachable and c.system_id}
+
+    def audit_chassis(self, chassis: Chassis) -> list[HealthProblem]:
+        problems: list[HealthProblem] = []
+        problems += self._interfaces(chassis)
+        problems += self._bindings(chassis)
+        problems += self._tunnels(chassis)
+        problems += self._encaps(chassis)
+        problems += self._sync(chassis)
+        return problems
+
+    def _interfaces(self, ch: Chassis) -> list[HealthProblem]:
+        out = []
+        for iface in ch.interfaces:
+            if iface.type == "patch" and iface.bridge != ch.integration_bridge:
+                continue
+            if iface.ofport in (None, -1) or iface.error:
+                what = iface.error or "no OpenFlow port (ofport -1)"
+                port = f" (logical port {iface.iface_id})" if iface.iface_id else ""
+                out.append(HealthProblem(ch.name, "interface",
+                                         f"interface {iface.name} on {iface.bridge}{port}: "
+                                         f"{what}"))
+        return out
+
+    def _bindings(self, ch: Chassis) -> list[HealthProblem]:
+        out = []
+        me = self.names.chassis_row(ch.system_id or "")
+        here = {i.iface_id: i for i in ch.interfaces
+                if i.bridge == ch.integration_bridge and i.iface_id}
+        for iface_id, iface in sorted(here.items()):
+            pb = self.names.ports_by_name.get(iface_id)
+            if pb is None:
+                out.append(HealthProblem(ch.name, "binding", f"interface {iface.name} has "
+                                         f"iface-id {iface_id}, which is no logical port"))
+                continue
+            bound = self.names.chassis_row_by_uuid(_scalar(pb.get("chassis")))
+            if me is None:
+                continue
+            if bound is None:
+                out.append(HealthProblem(ch.name, "binding",
+                                         f"{iface_id} has its interface {iface.name} here but "
+                                         "is bound to no chassis"))
+            elif bound["_uuid"] != me["_uuid"]:
+                where = bound.get("hostname") or bound["name"]
+                requested = (pb.get("options") or {}).get("requested-chassis")
+                note = f" (requested-chassis={requested})" if requested else ""
+                out.append(HealthProblem(ch.name, "binding",
+                                         f"{iface_id} has its interface {iface.name} here but "
+                                         f"is bound to {where}{note}"))
+        if me is not None:
+            for pb in self.names.rows("Port_Binding"):
+                if (pb.get("type") or "") != "" or _scalar(pb.get("chassis")) != me["_uuid"]:
+                    continue
+                if pb["logical_port"] not in here:
+                    out.append(HealthProblem(ch.name, "binding",
+                                             f"{pb['logical_port']} is bound here but no "
+                                             "interface here has its iface-id"))
+        return out
+
+    def _needed_peers(self, ch: Chassis) -> set[str]:
+        """System-ids of chassis that bind ports on this chassis' local datapaths."""
+        local = LocalDatapaths(self.names, ch)
+        needed = set()
+        for pb in self.names.rows("Port_Binding"):
+            if pb["datapath"] not in local.datapaths:
+                continue
+            row = self.names.chassis_row_by_uuid(_scalar(pb.get("chassis")))
+            if row is not None and row["name"] != ch.system_id:
+                needed.add(row["name"])
+        return needed
+
+    def _tunnels(self, ch: Chassis) -> list[HealthProblem]:
+        out = []
+        tunnels = [i for i in ch.interfaces
+                   if i.bridge == ch.integration_bridge and i.type in TUNNEL_TYPES]
+        remote_ips = {i.options.get("remote_ip") for i in tunnels}
+        encaps: dict[str, list[str]] = {}
+        for encap in self.names.rows("Encap"):
+            encaps.setdefault(encap["chassis_name"], []).append(encap["ip"])
+        for system_id in sorted(self._needed_peers(ch)):
+            row = self.names.chassis_row(system_id) or {}
+            name = row.get("hostname") or system_id
+            ips = encaps.get(system_id, [])
+            if not ips:
+                out.append(HealthProblem(ch.name, "tunnel", f"needs a tunnel to {name}, "
+                                         "which has no Encap row in the SB"))
+            elif not set(ips) & remote_ips:
+                out.append(HealthProblem(ch.name, "tunnel",
+                                         f"needs a tunnel to {name} ({', '.join(ips)}: ports "
+                                         "on a local datapath are bound there) but has none"))
+        return out
+
+    def _encaps(self, ch: Chassis) -> list[HealthProblem]:
+        sb_ips = sorted(e["ip"] for e in self.names.rows("Encap")
+                        if e["chassis_name"] == ch.system_id)
+        node_ips = sorted(ch.encap_ips)
+        if sb_ips and node_ips and sb_ips != node_ips:
+            return [HealthProblem(ch.name, "encap", f"ovn-encap-ip is {', '.join(node_ips)} on "
+                                  f"the node but {', '.join(sb_ips)} in the SB Encap rows")]
+        return []
+
+    def _sync(self, ch: Chassis) -> list[HealthProblem]:
+        sb_global = (self.names.rows("SB_Global") or [{}])[0]
+        target = sb_global.get("nb_cfg")
+        private = next((r for r in self.names.rows("Chassis_Private")
+                        if r.get("name") == ch.system_id), None)
+        reached = private.get("nb_cfg") if private else None
+        if target is None or reached is None or reached >= target:
+            return []
+        return [HealthProblem(ch.name, "sync", f"ovn-controller is behind: it reached nb_cfg "
+                              f"{reached}, northd is at {target} (is it running and "
+                              "connected?)")]

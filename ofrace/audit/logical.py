@@ -1,0 +1,349 @@
+"""Logical flows against the OpenFlow flows a chassis really has.
+
+For every SB Logical_Flow, per chassis: how many OpenFlow flows carry its
+cookie, and, where none do, why — computed from the rules ovn-controller
+follows, each reason named.  What no rule explains is MISSING.  The other
+way round: OpenFlow flows whose cookie belongs to no SB row (stale), and
+cookies of the wrong kind in the logical pipeline tables.
+
+The OpenFlow table of each logical table is derived from the flows that
+are installed (cookie → lflow → pipeline/table_id), never from constants:
+table numbers move between OVN versions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ofrace.annotate.southbound import SouthboundIndex
+from ofrace.openflow.flowtext import line_cookie
+from ofrace.snapshot import Chassis, Snapshot
+
+_RESIDENT = re.compile(r'(!\s*)?is_chassis_resident\("([^"]+)"\)')
+_PORT_EQ = re.compile(r'\b(inport|outport)\s*==\s*"([^"]+)"')
+_ADDRESS_SET = re.compile(r"\$([A-Za-z_][A-Za-z0-9_.]*)")
+_PORT_GROUP = re.compile(r"@([A-Za-z_][A-Za-z0-9_.]*)")
+_TEMPLATE = re.compile(r"\^([A-Za-z_][A-Za-z0-9_]*)")
+_TABLE = re.compile(r"(?:^|, )table=(\d+)")
+
+# Reasons an lflow has no OpenFlow flows on a chassis that are expected.
+NOT_LOCAL = "datapath not local to this chassis"
+NOT_RESIDENT = "is_chassis_resident({port}) is false here"
+REMOTE_PORT = "matches on {port}, which is not bound here"
+EMPTY_SET = "empty {what} {name}"
+DEDUPLICATED = "same flow as lflow {other} (deduplicated by ovn-controller)"
+CONJUNCTION = "folded into a conjunction in table {table}"
+TEMPLATE = "template variable ^{name} is not defined for this chassis"
+NEVER_TRUE = "its match can never be true"
+
+
+@dataclass
+class LflowStatus:
+    uuid: str
+    stage: str
+    pipeline: str
+    table_id: int
+    priority: int
+    match: str
+    actions: str
+    datapaths: list[str]
+    openflow_flows: int
+    status: str                 # installed | expected | missing
+    reason: str | None = None
+
+
+@dataclass
+class StaleFlow:
+    cookie: int
+    flow: str
+    why: str
+
+
+@dataclass
+class ChassisLogicalAudit:
+    chassis: str
+    lflows: list[LflowStatus] = field(default_factory=list)
+    stale: list[StaleFlow] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.lflows if f.status == status)
+
+    @property
+    def missing(self) -> list[LflowStatus]:
+        return [f for f in self.lflows if f.status == "missing"]
+
+    def reasons(self) -> Counter:
+        return Counter(_reason_kind(f.reason) for f in self.lflows if f.status == "expected")
+
+
+def _reason_kind(reason: str | None) -> str:
+    """The reason without its particulars, for counting."""
+    text = reason or ""
+    for template in (NOT_LOCAL, NOT_RESIDENT, REMOTE_PORT, EMPTY_SET, DEDUPLICATED,
+                     CONJUNCTION, TEMPLATE, NEVER_TRUE):
+        head = template.split("{")[0]
+        if head and text.startswith(head):
+            return template.replace("{port}", "P").replace("{what} {name}", "set").replace(
+                "{other}", "X").replace("{table}", "N").replace("{name}", "V")
+        if not head and template.split("}")[-1] in text:
+            return template.replace("{port}", "P")
+    return text
+
+
+class LocalDatapaths:
+    """Which logical datapaths ovn-controller considers local on a chassis (binding.c)."""
+
+    def __init__(self, names: SouthboundIndex, chassis: Chassis):
+        self.names = names
+        self.chassis = chassis
+        row = names.chassis_row(chassis.system_id or "")
+        self.chassis_uuid = row["_uuid"] if row else None
+
+    def bound_here(self, pb: dict) -> bool:
+        bound = pb.get("chassis")
+        bound = bound[0] if isinstance(bound, list) and bound else bound
+        if bound and bound == self.chassis_uuid:
+            return True
+        if self.chassis_uuid in (pb.get("additional_chassis") or []):
+            return True
+        opts = pb.get("options") or {}
+        return opts.get("l3gateway-chassis") == self.chassis.system_id and bool(
+            self.chassis.system_id)
+
+    @cached_property
+    def _ha_groups_here(self) -> set[str]:
+        """HA chassis groups this chassis is a member of (active or not)."""
+        mine = {row["_uuid"] for row in self.names.rows("HA_Chassis")
+                if row.get("chassis") == self.chassis_uuid}
+        return {g["_uuid"] for g in self.names.rows("HA_Chassis_Group")
+                if mine & set(g.get("ha_chassis") or [])}
+
+    def in_ha_group(self, pb: dict) -> bool:
+        group = pb.get("ha_chassis_group")
+        group = group[0] if isinstance(group, list) and group else group
+        return bool(group) and group in self._ha_groups_here
+
+    def related(self, pb: dict) -> bool:
+        """Is ``pb`` one of the ports ovn-controller installs port-specific flows for here?
+        (binding.c: patch, vtep, localnet and localport ports everywhere; the others
+        where they are bound; chassisredirect where the chassis is in its HA group.)"""
+        kind = pb.get("type") or ""
+        if kind in ("patch", "vtep", "localnet", "localport"):
+            return True
+        if kind == "chassisredirect":
+            return self.bound_here(pb) or self.in_ha_group(pb)
+        return self.bound_here(pb)
+
+    @cached_property
+    def datapaths(self) -> set[str]:
+        """Datapaths of ports bound here, and every datapath reached from them through
+        patch (and local l3gateway) ports, as local_data.c add_local_datapath__ does."""
+        ports_of: dict[str, list[dict]] = {}
+        for pb in self.names.rows("Port_Binding"):
+            ports_of.setdefault(pb["datapath"], []).append(pb)
+        local = {pb["datapath"] for pb in self.names.rows("Port_Binding")
+                 if self.bound_here(pb) or (pb.get("type") == "chassisredirect"
+                                            and self.in_ha_group(pb))}
+        todo = list(local)
+        while todo:
+            for pb in ports_of.get(todo.pop(), []):
+                if pb.get("type") not in ("patch", "l3gateway"):
+                    continue
+                peer = self.names.ports_by_name.get((pb.get("options") or {}).get("peer", ""))
+                if peer is None or not self._peer_is_local(pb):
+                    continue
+                if peer["datapath"] not in local:
+                    local.add(peer["datapath"])
+                    todo.append(peer["datapath"])
+        return local
+
+    def _peer_is_local(self, pb: dict) -> bool:
+        """local_data.c need_add_peer_to_local: distributed patches yes; a distributed
+        gateway port only when its chassisredirect port is not always-redirect, or this
+        chassis is in its HA group; an l3gateway port only where it is bound."""
+        if pb.get("type") == "l3gateway":
+            return self.bound_here(pb)
+        crp_name = (pb.get("options") or {}).get("chassis-redirect-port")
+        if not crp_name:
+            return True
+        crp = self.names.ports_by_name.get(crp_name)
+        if crp is None:
+            return False
+        if (crp.get("options") or {}).get("always-redirect") != "true":
+            return True
+        return self.in_ha_group(crp)
+
+
+class LogicalAuditor:
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+        self.names = SouthboundIndex(snapshot)
+
+    @cached_property
+    def _dp_groups(self) -> dict[str, list[str]]:
+        return {g["_uuid"]: g.get("datapaths", []) for g in self.names.rows("Logical_DP_Group")}
+
+    def lflow_datapaths(self, lflow: dict) -> list[str]:
+        dp = lflow.get("logical_datapath")
+        if isinstance(dp, list):
+            dp = dp[0] if dp else None
+        if dp:
+            return [dp]
+        group = lflow.get("logical_dp_group")
+        if isinstance(group, list):
+            group = group[0] if group else None
+        return list(self._dp_groups.get(group, [])) if group else []
+
+    @cached_property
+    def _empty_sets(self) -> dict[str, set[str]]:
+        sets = {row["name"] for row in self.names.rows("Address_Set") if not row.get("addresses")}
+        groups = {row["name"] for row in self.names.rows("Port_Group") if not row.get("ports")}
+        return {"address set": sets, "port group": groups}
+
+    def audit_chassis(self, chassis: Chassis) -> ChassisLogicalAudit:
+        result = ChassisLogicalAudit(chassis.name)
+        bridge = chassis.bridges.get(chassis.integration_bridge)
+        if bridge is None:
+            return result
+        local = LocalDatapaths(self.names, chassis)
+        cookies: Counter = Counter()
+        tables_of: dict[int, set[int]] = {}
+        conj_tables: set[int] = set()
+        for line in bridge.flows:
+            cookie = line_cookie(line)
+            cookies[cookie] += 1
+            m = _TABLE.search(line)
+            table = int(m.group(1)) if m else 0
+            tables_of.setdefault(cookie, set()).add(table)
+            if "conjunction(" in line:
+                conj_tables.add(table)
+        lflows = self.names.rows("Logical_Flow")
+        offsets = self._table_offsets(lflows, tables_of)
+        statuses: list[LflowStatus] = []
+        for lf in lflows:
+            dps = self.lflow_datapaths(lf)
+            here = [d for d in dps if d in local.datapaths]
+            cookie = int(lf["_uuid"][:8], 16)
+            status = LflowStatus(
+                lf["_uuid"], (lf.get("external_ids") or {}).get("stage-name", "?"),
+                lf.get("pipeline", "?"), lf.get("table_id", 0), lf.get("priority", 0),
+                lf.get("match", ""), lf.get("actions", ""),
+                [self.names.datapath_name_by_uuid(d) for d in (here or dps)],
+                cookies.get(cookie, 0), "installed")
+            if not here:
+                status.status, status.reason = "expected", NOT_LOCAL
+            elif status.openflow_flows == 0:
+                status.reason = self._why_none(lf, chassis, local, conj_tables, offsets)
+                status.status = "expected" if status.reason else "missing"
+            statuses.append(status)
+        self._deduplicated(statuses)
+        result.lflows = statuses
+        result.stale = self._stale(bridge.flows, offsets)
+        return result
+
+    def _table_offsets(self, lflows, tables_of) -> dict[str, int]:
+        """OpenFlow table = logical table_id + offset, per pipeline, from installed flows."""
+        votes: dict[str, Counter] = {"ingress": Counter(), "egress": Counter()}
+        for lf in lflows:
+            tables = tables_of.get(int(lf["_uuid"][:8], 16))
+            if tables and lf.get("pipeline") in votes:
+                votes[lf["pipeline"]][min(tables) - lf.get("table_id", 0)] += 1
+        return {p: c.most_common(1)[0][0] for p, c in votes.items() if c}
+
+    def _why_none(self, lf, chassis: Chassis, local: LocalDatapaths, conj_tables,
+                  offsets) -> str | None:
+        match = lf.get("match", "")
+        for negated, port in _RESIDENT.findall(match):
+            pb = self.names.ports_by_name.get(port)
+            resident = pb is not None and local.bound_here(pb)
+            if (not negated and not resident) or (negated and resident):
+                return NOT_RESIDENT.format(port=port) if not negated else (
+                    f"!is_chassis_resident({port}) is false here")
+        tagged = (lf.get("tags") or {}).get("in_out_port")
+        if tagged:
+            pb = self.names.ports_by_name.get(tagged)
+            if pb is None or not local.related(pb):
+                return REMOTE_PORT.format(port=tagged)
+        if self._on_switch(lf):
+            wanted = "inport" if lf.get("pipeline") == "ingress" else "outport"
+            for which, port in _PORT_EQ.findall(match):
+                pb = self.names.ports_by_name.get(port)
+                if which == wanted and pb is not None and not local.related(pb):
+                    return REMOTE_PORT.format(port=port)
+        for what, pattern in (("address set", _ADDRESS_SET), ("port group", _PORT_GROUP)):
+            for name in pattern.findall(match):
+                if name in self._empty_sets[what] or self._unknown(what, name):
+                    return EMPTY_SET.format(what=what, name=name)
+        for name in _TEMPLATE.findall(match + " " + lf.get("actions", "")):
+            if not self._template_defined(chassis, name):
+                return TEMPLATE.format(name=name)
+        if match.strip() in ("0", "false"):
+            return NEVER_TRUE
+        table = offsets.get(lf.get("pipeline", ""), 0) + lf.get("table_id", 0)
+        if table in conj_tables and ("{" in match or "$" in match or "@" in match):
+            return CONJUNCTION.format(table=table)
+        return None
+
+    def _on_switch(self, lf: dict) -> bool:
+        stage = (lf.get("external_ids") or {}).get("stage-name", "")
+        return stage.startswith("ls_")
+
+    def _unknown(self, what: str, name: str) -> bool:
+        table = "Address_Set" if what == "address set" else "Port_Group"
+        return not any(row["name"] == name for row in self.names.rows(table))
+
+    def _template_defined(self, chassis: Chassis, name: str) -> bool:
+        for row in self.names.rows("Chassis_Template_Var"):
+            if row.get("chassis") in (chassis.system_id, chassis.hostname):
+                return name in (row.get("variables") or {})
+        return False
+
+    @staticmethod
+    def _deduplicated(statuses: list[LflowStatus]) -> None:
+        """ovn-controller installs one OpenFlow flow for identical lflows; name the one kept."""
+        kept: dict[tuple, LflowStatus] = {}
+        for s in statuses:
+            if s.status == "installed":
+                for dp in s.datapaths:
+                    kept.setdefault((s.pipeline, s.table_id, s.priority, s.match, s.actions, dp),
+                                    s)
+        for s in statuses:
+            if s.status != "missing":
+                continue
+            for dp in s.datapaths:
+                other = kept.get((s.pipeline, s.table_id, s.priority, s.match, s.actions, dp))
+                if other is not None:
+                    s.status, s.reason = "expected", DEDUPLICATED.format(other=other.uuid[:8])
+                    break
+
+    def _stale(self, flows: list[str], offsets: dict[str, int]) -> list[StaleFlow]:
+        """Flows whose cookie no SB row explains, or of the wrong kind for their table."""
+        stale = []
+        ingress = offsets.get("ingress")
+        egress = offsets.get("egress")
+        n_tables = {p: max((lf.get("table_id", 0) for lf in self.names.rows("Logical_Flow")
+                            if lf.get("pipeline") == p), default=-1) + 1
+                    for p in ("ingress", "egress")}
+        pipeline_tables = set()
+        if ingress is not None:
+            pipeline_tables |= set(range(ingress, ingress + n_tables["ingress"]))
+        if egress is not None:
+            pipeline_tables |= set(range(egress, egress + n_tables["egress"]))
+        for line in flows:
+            cookie = line_cookie(line)
+            if cookie == 0:
+                continue
+            owners = self.names.cookie(cookie).owners
+            m = _TABLE.search(line)
+            table = int(m.group(1)) if m else 0
+            if not owners:
+                stale.append(StaleFlow(cookie, line, "its cookie matches no Southbound row"))
+            elif table in pipeline_tables and not any(o.table == "Logical_Flow"
+                                                      for o in owners):
+                kinds = ", ".join(sorted({o.table for o in owners}))
+                stale.append(StaleFlow(cookie, line, f"a logical pipeline table holds a flow "
+                                       f"whose cookie is a {kinds} row, not a logical flow"))
+        return stale
