@@ -43,7 +43,7 @@ def test_full_agreement_with_ofproto_trace(lab_slot, capsys):
                   f"with ofproto/trace in {report.seconds:.1f}s; notes {report.notes}")
         details += [f"{topology}/{d.chassis} {d.label} ct-next={d.ct_next}\n  "
                     f"{d.result.flow}\n  {d.result.comparison.divergence}"
-                    for d in report.disagreements]
+                    for d in report.disagreements] + report.refused
         assert report.total >= 100, (topology, report.total)
     with capsys.disabled():
         print(f"[agreement] total: {sum(totals.values())} packets, "

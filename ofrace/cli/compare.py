@@ -78,7 +78,7 @@ def compare(flow, inventory_file, use_lab, node, bridge, ct_next, snapshot_file,
         if as_json:
             click.echo(json.dumps({
                 "total": report.total, "agreed": report.agreed, "seconds": report.seconds,
-                "notes": report.notes,
+                "notes": report.notes, "refused": report.refused,
                 "disagreements": [{"chassis": d.chassis, "packet": d.label,
                                    "ct_next": list(d.ct_next), "flow": d.result.flow,
                                    "divergence": str(d.result.comparison.divergence)}
@@ -88,11 +88,13 @@ def compare(flow, inventory_file, use_lab, node, bridge, ct_next, snapshot_file,
                           f"({100 * report.ratio:.1f}%) in {report.seconds:.1f}s")
             for note, count in sorted(report.notes.items()):
                 console.print(f"  note ({count}×): {note}")
+            for line in report.refused:
+                console.print(f"[red]✗[/] {line}", highlight=False)
             for d in report.disagreements:
                 console.print(f"[red]✗[/] {d.chassis}: {d.label} (ct-next "
                               f"{','.join(d.ct_next) or 'default'})\n    {d.result.flow}\n"
                               f"    {d.result.comparison.divergence}", highlight=False)
-        if report.disagreements:
+        if report.disagreements or report.refused:
             sys.exit(EXIT_DIVERGE)
         return
     if not flow or not node:

@@ -22,15 +22,16 @@ from ofrace.simulate.engine import ChassisDatapath, SimulationOptions
 from ofrace.snapshot import Chassis
 
 # Fields in the order ofproto/trace would print them; only non-zero ones are given.
+# (L4 before ND fields: ovs-ofctl checks prerequisites left to right.)
 _ORDER = ("in_port", "tun_id", "tun_src", "tun_dst", "tun_flags", "metadata", "pkt_mark",
           "dl_src", "dl_dst", "vlan_tci", "dl_type", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
-          "ipv6_label", "nw_proto", "nw_tos", "nw_ecn", "nw_ttl", "nw_frag", "arp_sha",
-          "arp_tha", "nd_target", "tp_src", "tp_dst", "tcp_flags")
+          "ipv6_label", "nw_proto", "nw_tos", "nw_ecn", "nw_ttl", "nw_frag", "tp_src",
+          "tp_dst", "tcp_flags", "nd_target", "arp_sha", "arp_tha")
 _KEYWORDS = {(dl, proto): name for name, pairs in PROTOCOLS.items()
              if name not in ("ipv4", "mplsm")
              for dl, proto in [(dict(pairs)["dl_type"], dict(pairs).get("nw_proto"))]}
 _WITH_PROTO = {name for name, pairs in PROTOCOLS.items() if len(pairs) == 2}
-_L4_PREFIX = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmp"}
+_L4_PREFIX = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmpv6"}
 _ARP_NAMES = {"nw_src": "arp_spa", "nw_dst": "arp_tpa", "nw_proto": "arp_op"}
 
 
@@ -54,11 +55,15 @@ def format_microflow(packet: dict) -> str:
         if field is None:
             continue
         label = _ARP_NAMES.get(name, name) if arp else name
+        if packet.get("dl_type") == 0x86DD and name in ("arp_sha", "arp_tha"):
+            label = "nd_sll" if name == "arp_sha" else "nd_tll"
         if name in ("tp_src", "tp_dst") and not arp:
             # ofproto/trace reads tp_src as tcp_src: name L4 fields by protocol.
             prefix = _L4_PREFIX.get(packet.get("nw_proto"), "tp")
-            label = {"icmp": {"tp_src": "icmp_type", "tp_dst": "icmp_code"}}.get(
-                prefix, {"tp_src": f"{prefix}_src", "tp_dst": f"{prefix}_dst"})[name]
+            if prefix.startswith("icmp"):
+                label = f"{prefix}_{'type' if name == 'tp_src' else 'code'}"
+            else:
+                label = f"{prefix}_{'src' if name == 'tp_src' else 'dst'}"
         if field.kind in ("mac", "ipv4", "ipv6"):
             items.append(f"{label}={format_value(field, value)}")
         elif name == "nw_frag":

@@ -175,9 +175,12 @@ def _odp_value(name: str, text: str) -> int:
     return int(text, 0)
 
 
-def parse_datapath_actions(text: str) -> tuple[list[DatapathOutput], bool]:
+def parse_datapath_actions(text: str, headers: dict | None = None
+                           ) -> tuple[list[DatapathOutput], bool]:
+    """Outputs of a datapath action list; ``clone(…)`` is read in place, with its own
+    copy of the header rewrites (the datapath undoes them after the clone)."""
     outputs: list[DatapathOutput] = []
-    headers: dict[str, int] = {}
+    headers = dict(headers or {})
     items = _split_top(text)
     stops = any(i.startswith("hash(") for i in items) and any(
         i.startswith("recirc(") for i in items)
@@ -202,6 +205,10 @@ def parse_datapath_actions(text: str) -> tuple[list[DatapathOutput], bool]:
                                   int(opt.group(1), 16) if opt else 0),
                 headers=dict(headers)))
             skip_underlay = True   # what follows is the encapsulated packet's own output
+        elif item.startswith("clone("):
+            inner, inner_stops = parse_datapath_actions(item[6:-1], headers)
+            outputs += inner
+            stops = stops or inner_stops
         elif item.startswith("userspace("):
             outputs.append(DatapathOutput("controller", headers=dict(headers)))
         elif item.isdigit():
@@ -257,7 +264,8 @@ def simulated_passes(root: Step, exits: list[Exit], start: dict,
             tp.outputs.append(DatapathOutput(
                 "tunnel", tunnel=(d.get("tun_id", 0), d.get("remote_ip") or "", opt),
                 headers=headers))
-        elif exit_.kind == "controller":
+        elif exit_.kind == "controller" and not exit_.data.get("pause"):
+            # ofproto/trace without a packet emits nothing for controller(pause)
             tp.outputs.append(DatapathOutput("controller", headers=headers))
     return [passes[k] for k in sorted(passes)]
 

@@ -160,7 +160,9 @@ def vif_packets(src: Endpoint, same_dp: list[Endpoint], routers: list[Endpoint],
                 ("routed icmp, ttl 1", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4, "icmp", 1)),
                 ("routed udp, ttl 2", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4, "udp", 2)),
                 ("first fragment", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4, "udp", nw_frag=1)),
-                ("later fragment", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4, "udp", nw_frag=3)),
+                # a later fragment carries no L4 header
+                ("later fragment", _ip4(src.mac, gw.mac, s4, UNKNOWN_IP4, "udp", nw_frag=3,
+                                        tp_src=0, tp_dst=0)),
                 ("ping the gateway", _ip4(src.mac, gw.mac, s4, gw.ip4[0] if gw.ip4
                                           else UNKNOWN_IP4, "icmp")),
             ]
@@ -186,6 +188,7 @@ def chassis_packets(snapshot: Snapshot, chassis: Chassis) -> list[TestPacket]:
     peers = {pb["logical_port"]: (pb.get("options") or {}).get("peer")
              for pb in sb.get("Port_Binding", []) if pb.get("type") in ("patch", "l3gateway")}
     lsp_dp = {pb["logical_port"]: pb["datapath"] for pb in sb.get("Port_Binding", [])}
+    vifs = {pb["logical_port"] for pb in sb.get("Port_Binding", []) if not pb.get("type")}
     for iface in chassis.interfaces:
         if iface.bridge != br_int or not iface.iface_id or iface.ofport in (None, -1):
             continue
@@ -195,7 +198,8 @@ def chassis_packets(snapshot: Snapshot, chassis: Chassis) -> list[TestPacket]:
         same_dp = [p for p in points if p.datapath == src.datapath and p.name != src.name]
         routers = [by_name[rp] for lsp, rp in peers.items()
                    if rp in router_macs and lsp_dp.get(lsp) == src.datapath]
-        elsewhere = [p for p in points if p.datapath not in ("", src.datapath)]
+        elsewhere = [p for p in points if p.datapath not in ("", src.datapath)
+                     and p.name in vifs]
         for label, packet in vif_packets(src, same_dp, routers, elsewhere):
             packets.append(TestPacket(br_int, {"in_port": iface.ofport, **packet},
                                       f"{iface.iface_id}: {label}"))

@@ -146,6 +146,25 @@ def scan_line(line: str, cache: TokenCache) -> tuple[int, int, tuple, tuple, int
     return table, priority, shape, values, cut + 9
 
 
+_STATS = ("duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age=")
+
+
+def without_stats(line: str) -> str:
+    """A flow line without its counters and ages: what the flow *is*, stable over time."""
+    cut = line.find(" actions=")
+    head, tail = (line[:cut], line[cut:]) if cut >= 0 else (line, "")
+    if head.endswith(","):
+        items, match = head[:-1].split(", "), ""
+    else:
+        comma = head.rfind(", ")
+        items, match = (head[:comma].split(", "), head[comma + 2:]) if comma >= 0 else (
+            [], head)
+    if match and match.split("=", 1)[0] in HEADER_KEYS and "," not in match:
+        items, match = items + [match], ""
+    kept = [i for i in items if not i.startswith(_STATS)]
+    return ", ".join(kept + ([match] if match else [])) + tail
+
+
 def line_cookie(line: str) -> int:
     """The cookie of a dump-flows line (0 when it has none)."""
     if line.startswith("cookie="):

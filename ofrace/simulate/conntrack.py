@@ -27,6 +27,8 @@ from ofrace.simulate.packet import Packet, read_ref
 NEW, EST, REL, RPL, INV, TRK, SNAT, DNAT = (CT_STATE_BITS[k] for k in
                                             ("new", "est", "rel", "rpl", "inv", "trk",
                                              "snat", "dnat"))
+# Where a packet keeps the connection its last ct() found (not an OpenFlow field).
+CT_CACHE = "_ct_connection"
 IP_TYPES = {0x0800: ("nw_src", "nw_dst"), 0x86DD: ("ipv6_src", "ipv6_dst")}
 PORTED = (6, 17, 132)
 
@@ -108,6 +110,7 @@ class Connection:
     label: int = 0
     seen_reply: bool = False
     committed_at: str = ""
+    committed: bool = True
 
 
 @dataclass
@@ -169,49 +172,59 @@ class ConntrackTable:
         return read_ref(packet, ct.zone) if isinstance(ct.zone, FieldRef) else ct.zone
 
     def execute(self, ct: Ct, packet: Packet, where: str = "") -> CtOutcome:
-        """Run one ct() action on ``packet`` (headers are rewritten for NAT)."""
+        """Run one ct() action on ``packet`` (headers are rewritten for NAT).
+
+        Like the datapath, a packet keeps the connection its last ct() found
+        (``CT_CACHE``): a later ct() in the same zone reuses it even after NAT
+        changed the packet's tuple (OVS conntrack's cached ``md.conn``, the
+        kernel's ``skb_nfct_cached``), until ``ct_clear``.
+        """
         zone = self.zone_of(ct, packet)
         tup = packet_tuple(packet)
         if tup is None:
             return CtOutcome(zone, TRK | INV, None)
-        found = self.entries.get((zone, tup))
-        conn, is_reply = found if found else (None, False)
+        cached = packet.get(CT_CACHE)
+        if cached is not None and cached[0] == zone:
+            conn, is_reply = cached[1], cached[2]
+        else:
+            found = self.entries.get((zone, tup))
+            conn, is_reply = found if found else (None, False)
         if conn is not None and ct.force and is_reply and ct.commit:
             self._forget(conn)
             conn, is_reply = None, False
-        if conn is None:
+        committed = conn is not None and conn.committed
+        if not committed:
             state = TRK | NEW
         elif is_reply:
             state = TRK | EST | RPL
             conn.seen_reply = True
         else:
             state = TRK | (EST if conn.seen_reply else NEW)
+        if conn is None:
+            # Unconfirmed until committed: the packet carries it, the table does not.
+            conn = Connection(zone, tup, tup.reversed(), committed=False, committed_at=where)
         outcome = CtOutcome(zone, state, tup, connection=conn)
 
         if ct.nat is not None:
-            if conn is not None:
+            if conn.nat_kinds:
                 self._apply_existing_nat(conn, is_reply, packet, outcome)
-            elif ct.nat.kind is not None:
+            elif ct.nat.kind is not None and not committed:
                 translated = nat_translate(tup, ct.nat)
-                kind_bit = SNAT if ct.nat.kind == "src" else DNAT
-                if ct.commit:
-                    conn = Connection(zone, tup, translated.reversed(), (ct.nat.kind,),
-                                      committed_at=where)
-                    self._store(conn)
-                    outcome.connection = conn
-                    outcome.committed = True
+                conn.nat_kinds = (ct.nat.kind,)
+                conn.reply = translated.reversed()
                 apply_tuple(packet, translated)
-                outcome.state |= kind_bit
+                outcome.state |= SNAT if ct.nat.kind == "src" else DNAT
                 outcome.nat = f"{ct.nat.kind}-NAT to {translated}"
-        if ct.commit and conn is None:
-            conn = Connection(zone, tup, tup.reversed(), committed_at=where)
+        if ct.commit and not conn.committed:
+            conn.committed = True
             self._store(conn)
-            outcome.connection = conn
             outcome.committed = True
-        if ct.commit and conn is not None:
+        if ct.commit:
             self._exec(ct, conn, packet)
-        if outcome.connection is not None:
-            outcome.mark, outcome.label = outcome.connection.mark, outcome.connection.label
+        outcome.mark, outcome.label = (conn.mark, conn.label) if conn.committed else (0, 0)
+        if not conn.committed:
+            outcome.connection = None if not conn.nat_kinds else conn
+        packet[CT_CACHE] = (zone, conn, is_reply)
         return outcome
 
     def _apply_existing_nat(self, conn: Connection, is_reply: bool, packet: Packet,

@@ -21,7 +21,8 @@ from ofrace.openflow import actions as A
 from ofrace.openflow.actions import ActionError, parse_actions
 from ofrace.openflow.bridge import BridgeIndex, Port
 from ofrace.openflow.fields import SPECIAL_PORTS
-from ofrace.simulate.conntrack import ConntrackTable, CtOutcome
+from ofrace.openflow.flowtext import without_stats
+from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome
 from ofrace.simulate.packet import Packet, read_ref, write, write_ref
 from ofrace.simulate.steps import Exit, Step
 
@@ -169,9 +170,10 @@ class ChassisDatapath:
             # A miss is a drop of this lookup only (OVS: the no-packet-in rule); whether
             # the packet went anywhere is decided at the end of the pass.
             return
+        flow_text = without_stats(bridge.line(entry.index))
         step = parent.add(Step(
-            "flow", bridge.line(entry.index), self.chassis, bridge_name, table=table_no,
-            priority=entry.priority, cookie=entry.cookie, flow=bridge.line(entry.index),
+            "flow", flow_text, self.chassis, bridge_name, table=table_no,
+            priority=entry.priority, cookie=entry.cookie, flow=flow_text,
             data={"flow_index": entry.index, "pass": ctx.pass_no,
                   "logical": (packet.get("metadata", 0), packet.get("reg14", 0),
                               packet.get("reg15", 0)),
@@ -292,6 +294,7 @@ class ChassisDatapath:
         if name == "ct_clear":
             for f in CT_FIELDS:
                 packet.pop(f, None)
+            packet.pop(CT_CACHE, None)
             return None
         if name == "dec_ttl":
             if packet.get("dl_type") not in (0x0800, 0x86DD):

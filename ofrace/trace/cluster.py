@@ -21,6 +21,7 @@ from ofrace.annotate import controller as controller_actions
 from ofrace.annotate.southbound import SouthboundIndex
 from ofrace.errors import InputError
 from ofrace.openflow.bridge import BridgeIndex
+from ofrace.openflow.fields import FIELDS
 from ofrace.simulate.conntrack import ConntrackTable
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
 from ofrace.simulate.steps import Exit, Step
@@ -286,9 +287,12 @@ class ClusterTracer:
                 f"to {ch.name} ({local_ip}): the packet would be dropped there",
                 exit_.packet, exit=exit_))
             return None
+        # A new packet on the remote chassis: headers only (no registers, metadata,
+        # conntrack state or cached connection).
         packet = {k: v for k, v in exit_.packet.items()
-                  if not (k.startswith("reg") or k.startswith("tun_") or k in CT_FIELDS
-                          or k in ("metadata", "in_port", "conj_id"))}
+                  if k in FIELDS and not (k.startswith("reg") or k.startswith("tun_")
+                                          or k in CT_FIELDS
+                                          or k in ("metadata", "in_port", "conj_id"))}
         packet.update({"in_port": tunnel.ofport, "tun_id": exit_.data.get("tun_id", 0),
                        "tun_src": int(ipaddress.IPv4Address(local_ip)) if local_ip else 0,
                        "tun_dst": int(ipaddress.IPv4Address(remote_ip))})
