@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ofrace.openflow.actions import parse_actions
 from ofrace.openflow.classifier import FlowEntry, FlowTable
 from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, line_cookie, scan_line
 from ofrace.snapshot import Bridge, Interface
@@ -68,6 +69,7 @@ class BridgeIndex:
         # A copy: learned flows are appended here without touching the snapshot.
         self.flows = list(bridge.flows)
         self.learned: list[int] = []  # indexes of flows added by learn actions
+        self._actions: dict[int, tuple] = {}  # flow index -> decoded actions
         self.tables: dict[int, FlowTable] = {}
         self.unparsed: list[UnparsedFlow] = []
         self.ports: dict[int, Port] = {}
@@ -137,6 +139,14 @@ class BridgeIndex:
         if index is None:
             return None, None
         return self.entry(index), conj_id
+
+    def actions(self, entry: FlowEntry) -> tuple:
+        """The decoded actions of a flow, decoded once per index (raises ActionError)."""
+        acts = self._actions.get(entry.index)
+        if acts is None:
+            acts = self._actions[entry.index] = (
+                parse_actions(entry.actions) if entry.actions not in ("drop", "") else ())
+        return acts
 
     def entry(self, index: int) -> FlowEntry:
         line = self.flows[index]

@@ -93,7 +93,6 @@ class ChassisDatapath:
         self.bridges = bridges
         self.conntrack = conntrack if conntrack is not None else ConntrackTable()
         self.options = options or SimulationOptions()
-        self._actions: dict[tuple[str, int], tuple] = {}
         self.learned: list[Step] = []
 
     # ------------------------------------------------------------------ API
@@ -195,12 +194,7 @@ class ChassisDatapath:
         self._execute(ctx, bridge_name, table_no, acts, packet, step)
 
     def _parsed(self, bridge: str, entry) -> tuple:
-        key = (bridge, entry.index)
-        acts = self._actions.get(key)
-        if acts is None:
-            acts = self._actions[key] = parse_actions(entry.actions) if entry.actions not in (
-                "drop", "") else ()
-        return acts
+        return self.bridges[bridge].actions(entry)
 
     # ------------------------------------------------------------- actions
 
