@@ -6,8 +6,8 @@ import copy
 from dataclasses import replace
 
 import pytest
-
 from conftest import recorded
+
 from ofrace.audit.cluster import audit_snapshot
 from ofrace.audit.logical import NOT_LOCAL
 from ofrace.openflow.flowtext import line_cookie
