@@ -41,6 +41,44 @@ def _snapshot(snapshot_file, inventory_file, use_lab) -> Snapshot:
     return snapshot
 
 
+def check_against_ovn_trace(snapshot, forward, annotated, expression: str) -> dict:
+    """Run ovn-trace on the snapshot's SB with the engine's ct choices; compare."""
+    import shutil
+    import subprocess
+
+    from ofrace.compare.ovn_trace import (
+        ct_arguments,
+        first_divergence,
+        parse_ovn_trace,
+        physical_steps,
+        trivial_lflows,
+    )
+
+    sb = snapshot.southbound
+    if shutil.which("ovn-trace") is None:
+        raise InputError("--check-logical needs ovn-trace here (apt-get install ovn-common)")
+    if sb is None or not sb.remote or sb.via != "local":
+        raise InputError("--check-logical needs the SB remote readable from here")
+    states = [s.data["state"] for hop in forward.hops for s in hop.root.walk()
+              if s.kind == "ct" and s.data.get("recirculates")]
+    argv = ["ovn-trace", f"--db={sb.remote}", *ct_arguments(states), expression]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if run.returncode != 0:
+        raise InputError(f"ovn-trace failed: {run.stderr.strip().splitlines()[-1:]}")
+    logical = parse_ovn_trace(run.stdout)
+    physical = physical_steps(annotated)
+    divergence = first_divergence(physical, logical,
+                                  trivial_lflows(sb.tables.get("Logical_Flow", [])))
+    if divergence is None:
+        return {"agree": True, "summary": f"same {len(physical)} logical flows",
+                "command": argv}
+    return {"agree": False, "command": argv, "index": divergence.index,
+            "summary": f"they part after {divergence.index} logical flows in common",
+            "physical": str(divergence.physical) if divergence.physical else None,
+            "logical": str(divergence.logical) if divergence.logical else None,
+            "detail": str(divergence)}
+
+
 def _buckets(values) -> dict[int, int]:
     result = {}
     for value in values:
@@ -73,8 +111,11 @@ def _buckets(values) -> dict[int, int]:
 @click.option("--detailed", "level", flag_value="detailed",
               help="Every logical stage and every OpenFlow flow.")
 @click.option("--json", "as_json", is_flag=True, help="Schema ofrace-trace/1 (docs/trace-json.md).")
+@click.option("--check-logical", is_flag=True,
+              help="Also run ovn-trace (logical view) with the same packet and conntrack states, "
+                   "and show where logical and physical part.")
 def trace(expression, snapshot_file, inventory_file, use_lab, source, destination, protocol,
-          chassis, reply, buckets, level, as_json):
+          chassis, reply, buckets, level, as_json, check_logical):
     """Trace a packet through the real OpenFlow tables of every chassis it crosses.
 
     EXPRESSION is the microflow ovn-trace takes, e.g.
@@ -109,14 +150,29 @@ def trace(expression, snapshot_file, inventory_file, use_lab, source, destinatio
         back = annotator.trace(tracer.trace(back_start))
         back_request = {"from": delivered[0].logical_port or delivered[0].port,
                         "chassis": back_start.chassis, "entry": back_start.entry}
+    logical = None
+    if check_logical:
+        if not expression:
+            raise InputError("--check-logical needs a microflow EXPRESSION (ovn-trace's input)")
+        logical = check_against_ovn_trace(snapshot, forward, annotated, expression)
     if as_json:
-        click.echo(json.dumps(trace_json(annotated, request, back, back_request), indent=2))
+        doc = trace_json(annotated, request, back, back_request)
+        if logical is not None:
+            doc["check_logical"] = logical
+        click.echo(json.dumps(doc, indent=2))
     else:
         console = Console(width=None if sys.stdout.isatty() else 140)
         render_trace(annotated, console, level or "default")
         if back is not None:
             console.print()
             render_trace(back, console, level or "default", title="Reply")
+        if logical is not None:
+            console.print()
+            style = "green" if logical["agree"] else "red"
+            console.print(f"[bold]Logical view (ovn-trace)[/]: [{style}]{logical['summary']}[/]",
+                          highlight=False)
+            if logical.get("detail"):
+                console.print(logical["detail"], highlight=False)
     verdicts = annotated.verdicts + (back.verdicts if back else [])
     if any(v.kind == "error" for v in verdicts) and not any(
             v.kind in DELIVERED for v in annotated.verdicts):

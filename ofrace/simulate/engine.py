@@ -325,7 +325,8 @@ class ChassisDatapath:
         outcome = self.conntrack.execute(action, packet, where=f"{self.chassis}/{bridge}")
         ct_step = step.add(Step("ct", f"ct: {outcome.describe()}", self.chassis, bridge,
                                 data={"zone": outcome.zone, "state": outcome.state,
-                                      "nat": outcome.nat, "commit": outcome.committed}))
+                                      "nat": outcome.nat, "commit": outcome.committed,
+                                      "recirculates": action.table is not None}))
         if action.table is None:
             # No recirculation: the rest of the pass goes on untracked, and the
             # datapath's NAT (if any) is not visible to the OpenFlow fields.
