@@ -17,7 +17,12 @@ from ofrace.render.trace_text import render_trace
 from ofrace.snapshot import Snapshot
 from ofrace.trace.annotated import Annotator
 from ofrace.trace.cluster import ClusterTracer, TraceOptions
-from ofrace.trace.request import reply_start, start_from_expression, start_from_short_form
+from ofrace.trace.request import (
+    reply_start,
+    start_from_expression,
+    start_from_short_form,
+    to_expression,
+)
 
 EXIT_DELIVERED, EXIT_NOT_DELIVERED, EXIT_INCOMPLETE = 0, 1, 3
 DELIVERED = {"delivered", "left", "host"}
@@ -152,9 +157,8 @@ def trace(expression, snapshot_file, inventory_file, use_lab, source, destinatio
                         "chassis": back_start.chassis, "entry": back_start.entry}
     logical = None
     if check_logical:
-        if not expression:
-            raise InputError("--check-logical needs a microflow EXPRESSION (ovn-trace's input)")
-        logical = check_against_ovn_trace(snapshot, forward, annotated, expression)
+        text = expression or to_expression(start.packet, source)
+        logical = check_against_ovn_trace(snapshot, forward, annotated, text)
     if as_json:
         doc = trace_json(annotated, request, back, back_request)
         if logical is not None:

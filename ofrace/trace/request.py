@@ -150,3 +150,30 @@ def reply_start(tracer: ClusterTracer, verdict: Verdict) -> TraceStart:
     start.packet.update(packet)
     start.entry += " — reply"
     return start
+
+
+def to_expression(packet: Packet, inport: str) -> str:
+    """The ovn-trace microflow for a packet ofrace built (e.g. from the short form)."""
+    def mac(v: int) -> str:
+        raw = f"{v:012x}"
+        return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
+
+    terms = [f'inport == "{inport}"', f"eth.src == {mac(packet.get('dl_src', 0))}",
+             f"eth.dst == {mac(packet.get('dl_dst', 0))}"]
+    if packet.get("dl_type") == 0x0800:
+        terms += [f"ip4.src == {ipaddress.IPv4Address(packet.get('nw_src', 0))}",
+                  f"ip4.dst == {ipaddress.IPv4Address(packet.get('nw_dst', 0))}"]
+    elif packet.get("dl_type") == 0x86DD:
+        terms += [f"ip6.src == {ipaddress.IPv6Address(packet.get('ipv6_src', 0))}",
+                  f"ip6.dst == {ipaddress.IPv6Address(packet.get('ipv6_dst', 0))}"]
+    if packet.get("dl_type") in (0x0800, 0x86DD):
+        terms.append(f"ip.ttl == {packet.get('nw_ttl', 64)}")
+        proto = {6: "tcp", 17: "udp", 132: "sctp"}.get(packet.get("nw_proto", 0))
+        if proto:
+            terms += [f"{proto}.src == {packet.get('tp_src', 0)}",
+                      f"{proto}.dst == {packet.get('tp_dst', 0)}"]
+        elif packet.get("nw_proto") in (1, 58):
+            icmp = "icmp4" if packet.get("nw_proto") == 1 else "icmp6"
+            terms += [f"{icmp}.type == {packet.get('tp_src', 0)}",
+                      f"{icmp}.code == {packet.get('tp_dst', 0)}"]
+    return " && ".join(terms)

@@ -1,0 +1,267 @@
+"""ofrace beside the tools users have, on a real lab: one command, one table.
+
+Usage (root):  .venv/bin/python benchmarks/run.py [--topology scale] [--size KEY=VALUE]…
+               [--dir DIR] [--keep] [--markdown FILE]
+
+Measures, in one run on one lab:
+  * collecting one chassis (the agent over SSH) vs a raw `ovs-ofctl dump-flows br-int`
+    over the same SSH connection;
+  * reading the SB (every table ofrace needs) vs `ovn-sbctl --format=json list Logical_Flow`;
+  * index build throughput and memory per flow on the largest br-int;
+  * one cross-chassis trace, cold (a new `ofrace trace --snapshot` process) and warm
+    (indexes built), vs `ofproto/trace` of the same packet on every hop (summed) and
+    vs `ovn-trace` on the same SB;
+  * the audit of one chassis;
+  * collecting every chassis over SSH in parallel vs one chassis;
+  * peak memory of loading and tracing the snapshot (a separate process).
+Any failed step stops the run with an error instead of printing numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ofrace import __version__  # noqa: E402
+from ofrace.audit.cluster import audit_snapshot  # noqa: E402
+from ofrace.collect.agent import run_agent  # noqa: E402
+from ofrace.collect.cluster import (  # noqa: E402
+    SOUTHBOUND_TABLES,
+    collect_cluster,
+    collect_database,
+    make_transport,
+)
+from ofrace.collect.inventory import load_inventory  # noqa: E402
+from ofrace.compare.live import format_microflow  # noqa: E402
+from ofrace.lab.lab import Lab  # noqa: E402
+from ofrace.openflow.bridge import BridgeIndex  # noqa: E402
+from ofrace.snapshot import Snapshot  # noqa: E402
+from ofrace.trace.cluster import ClusterTracer  # noqa: E402
+from ofrace.trace.request import start_from_short_form, to_expression  # noqa: E402
+
+
+class BenchmarkFailed(RuntimeError):
+    pass
+
+
+def timed(fn, *args, repeat: int = 3, **kwargs):
+    """Best wall time of ``repeat`` runs, and the last result."""
+    best, result = None, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn(*args, **kwargs)
+        elapsed = time.perf_counter() - t0
+        best = elapsed if best is None else min(best, elapsed)
+    return best, result
+
+
+def run_checked(argv, env=None, timeout=600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+    if proc.returncode != 0:
+        raise BenchmarkFailed(f"{' '.join(argv[:4])}… failed: {proc.stderr.strip()[-300:]}")
+    return proc
+
+
+def pick_cross_chassis_pair(snapshot: Snapshot) -> tuple[str, str]:
+    """A VIF on one chassis and an IPv4 VIF on another switch bound to another chassis."""
+    sb = snapshot.southbound.tables
+    chassis_of = {c["_uuid"]: c["name"] for c in sb["Chassis"]}
+    vifs = []
+    for pb in sb["Port_Binding"]:
+        if pb.get("type") or not pb.get("chassis") or not pb.get("mac"):
+            continue
+        parts = pb["mac"][0].split()
+        ips = [p for p in parts[1:] if "." in p]
+        if ips:
+            vifs.append((pb["logical_port"], pb["datapath"], chassis_of.get(pb["chassis"]),
+                         ips[0].split("/")[0]))
+    for a in vifs:
+        for b in vifs:
+            if a[2] != b[2] and a[1] != b[1]:
+                return a[0], b[3]
+    for a in vifs:
+        for b in vifs:
+            if a[2] != b[2]:
+                return a[0], b[3]
+    raise BenchmarkFailed("no pair of VIFs on different chassis to trace between")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--topology", default="scale")
+    ap.add_argument("--size", action="append", default=[], metavar="KEY=VALUE",
+                    help="passed to `ofrace lab up --size` (scale topology)")
+    ap.add_argument("--dir", default="/var/tmp/ofrace-bench")
+    ap.add_argument("--keep", action="store_true", help="use the lab already up in --dir")
+    ap.add_argument("--markdown", help="also write the table to this file")
+    args = ap.parse_args()
+    rows: list[tuple[str, str, str]] = []
+
+    def row(what, value, note=""):
+        rows.append((what, value, note))
+        print(f"  {what:<58} {value:>14}  {note}", flush=True)
+
+    lab = Lab(args.dir)
+    if not args.keep:
+        argv = [sys.executable, "-m", "ofrace", "lab", "up", "--topology", args.topology,
+                "--dir", args.dir]
+        for size in args.size:
+            argv += ["--size", size]
+        t0 = time.perf_counter()
+        run_checked(argv, timeout=3600)
+        row("lab bring-up", f"{time.perf_counter() - t0:.1f} s", args.topology)
+        lab = Lab(args.dir)
+    inventory = load_inventory(lab.dir / "inventory.toml")
+    first = inventory.nodes[0]
+
+    # --- collection of one chassis vs the raw dump over the same SSH connection
+    transport = make_transport(first)
+    raw_s, raw = timed(transport.run, ["ovs-ofctl", "dump-flows", "br-int"])
+    if raw.rc != 0:
+        raise BenchmarkFailed(f"raw dump-flows failed: {raw.stderr.decode()[-200:]}")
+    n_raw = sum(1 for line in raw.stdout.splitlines() if line.startswith(b" "))
+    agent_s, doc = timed(run_agent, transport)
+    transport.close()
+    n_ours = len(doc["bridges"]["br-int"]["flows"])
+    row("br-int flows on one chassis", f"{n_ours:,}", f"raw dump: {n_raw:,}")
+    row("collect one chassis (agent, SSH)", f"{agent_s:.2f} s",
+        f"raw dump-flows over SSH {raw_s:.2f} s; ratio {agent_s / raw_s:.2f}× (target ≤ 1.3×)")
+
+    # --- SB read vs ovn-sbctl
+    sb_s, db = timed(collect_database, "southbound", SOUTHBOUND_TABLES,
+                     inventory.southbound, {}, Snapshot(), repeat=2)
+    if db.error:
+        raise BenchmarkFailed(f"SB read failed: {db.error}")
+    remote = inventory.southbound.remote
+    sbctl_s, _ = timed(run_checked, ["ovn-sbctl", f"--db={remote}", "--format=json", "list",
+                                     "Logical_Flow"], repeat=2)
+    n_lflows = len(db.tables["Logical_Flow"])
+    row("SB logical flows", f"{n_lflows:,}")
+    row("read the SB (all tables ofrace uses)", f"{sb_s:.2f} s",
+        f"ovn-sbctl list Logical_Flow {sbctl_s:.2f} s; ratio {sb_s / sbctl_s:.2f}×")
+
+    # --- the whole cluster, in parallel, vs one chassis
+    t0 = time.perf_counter()
+    snapshot = collect_cluster(inventory)
+    all_s = time.perf_counter() - t0
+    if not snapshot.complete:
+        raise BenchmarkFailed(f"collection incomplete: {snapshot.all_problems()[:3]}")
+    row(f"collect all {len(inventory.nodes)} chassis + SB + NB (SSH, parallel)",
+        f"{all_s:.2f} s", f"{all_s / agent_s:.2f}× one chassis (target ≤ 2×; "
+        f"{os.cpu_count()} cores for all chassis)")
+    snap_file = Path(tempfile.mkdtemp()) / "bench.ofr"
+    snapshot.save(snap_file)
+    row("snapshot file", f"{snap_file.stat().st_size / 1e6:.1f} MB")
+
+    # --- index on the biggest br-int
+    ch = max(snapshot.chassis.values(), key=lambda c: len(c.bridges["br-int"].flows))
+    bridge = ch.bridges["br-int"]
+    gc.collect()
+    t0 = time.perf_counter()
+    index = BridgeIndex(bridge, ch.interfaces, ch.name)
+    build_s = time.perf_counter() - t0
+    del index
+    gc.collect()
+    tracemalloc.start()
+    index = BridgeIndex(bridge, ch.interfaces, ch.name)
+    mem, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    text = sum(sys.getsizeof(s) for s in bridge.flows)
+    n = index.flow_count
+    row("index build", f"{n / build_s:,.0f} flows/s", f"{n:,} flows in {build_s:.2f} s "
+        f"(target ≥ 150,000/s)")
+    row("memory per indexed flow", f"{(mem + text) / n:,.0f} B",
+        f"index {mem / n:,.0f} B + flow text {text / n:,.0f} B (target ≤ 600 B)")
+    del index
+
+    # --- one cross-chassis trace: ofrace warm / cold, ofproto/trace per hop, ovn-trace
+    tracer = ClusterTracer(snapshot)
+    src, dst = pick_cross_chassis_pair(snapshot)
+    start = start_from_short_form(tracer, src, dst, "tcp")
+    result = tracer.trace(start)               # builds the indexes it needs
+    hops = [(h.start.chassis, h.start.bridge, dict(h.start.packet)) for h in result.hops]
+    if len(hops) < 2:
+        raise BenchmarkFailed(f"the trace {src} -> {dst} did not cross chassis "
+                              f"({[v.text for v in result.verdicts()]})")
+
+    def warm_trace():
+        fresh = ClusterTracer(snapshot)
+        fresh._datapaths = tracer._datapaths   # indexes already built: the warm case
+        for dp in fresh._datapaths.values():
+            dp.conntrack.entries.clear()
+        return fresh.trace(start_from_short_form(fresh, src, dst, "tcp"))
+
+    warm_s, _ = timed(warm_trace, repeat=5)
+    cold_argv = [sys.executable, "-m", "ofrace", "trace", "--snapshot", str(snap_file),
+                 "--from", src, "--to", f"{dst}:80", "--tcp", "--json"]
+    cold_s, _ = timed(lambda: subprocess.run(cold_argv, capture_output=True, timeout=600),
+                      repeat=1)
+    ofproto_s = 0.0
+    for chassis_name, bridge_name, packet in hops:
+        spec = inventory.node(chassis_name)
+        t = make_transport(spec)
+        flow = format_microflow(packet)
+        s, out = timed(t.run, ["ovs-appctl", "ofproto/trace", bridge_name, flow], repeat=3)
+        t.close()
+        if out.rc != 0:
+            raise BenchmarkFailed(f"ofproto/trace failed on {chassis_name}: "
+                                  f"{out.stderr.decode()[-200:]}")
+        ofproto_s += s
+    mf = to_expression(start.packet, src)
+    ovn_trace_s, _ = timed(run_checked, ["ovn-trace", f"--db={remote}", mf], repeat=3)
+    row(f"trace {src} → {dst} ({len(hops)} hops), warm", f"{warm_s * 1000:.1f} ms",
+        f"ofproto/trace on every hop {ofproto_s * 1000:.1f} ms; ovn-trace "
+        f"{ovn_trace_s * 1000:.1f} ms (target: warm beats both)")
+    row("same trace, cold (new process, from the snapshot file)", f"{cold_s:.2f} s")
+
+    # --- audit of one chassis
+    audit_s, audit = timed(audit_snapshot, snapshot, [ch.name], repeat=1)
+    row(f"audit of {ch.name}", f"{audit_s:.2f} s",
+        f"{audit.chassis[0].logical.count('installed'):,} lflows installed; target ≤ 10 s")
+
+    # --- peak memory of loading and tracing the snapshot, in its own process
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import resource,sys;from ofrace.snapshot import Snapshot;"
+         "from ofrace.trace.cluster import ClusterTracer;"
+         "from ofrace.trace.request import start_from_short_form;"
+         f"s=Snapshot.load({str(snap_file)!r});t=ClusterTracer(s);"
+         f"t.trace(start_from_short_form(t,{src!r},{dst!r},'tcp'));"
+         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+        capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if probe.returncode != 0:
+        raise BenchmarkFailed(f"memory probe failed: {probe.stderr[-300:]}")
+    peak = int(probe.stdout.strip().splitlines()[-1]) * 1024
+    row("peak memory, load + trace the snapshot", f"{peak / 2**20:,.0f} MiB",
+        "target ≤ 2 GiB")
+
+    if args.markdown:
+        head = (f"# ofrace benchmarks\n\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
+                f"{platform.platform()}; Python {platform.python_version()}; ofrace "
+                f"{__version__}; lab topology `{args.topology}` "
+                f"{' '.join(args.size)}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+                "\n\n| measure | value | beside |\n|---|---:|---|\n")
+        Path(args.markdown).write_text(head + "".join(f"| {a} | {b} | {c} |\n"
+                                                      for a, b, c in rows))
+    if not args.keep:
+        run_checked([sys.executable, "-m", "ofrace", "lab", "down", "--dir", args.dir])
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchmarkFailed as exc:
+        print(f"benchmark FAILED: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,69 @@
+"""Cluster traces on recorded lab snapshots (the live checks with real packets are in
+integration/test_trace.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import FIXTURES, recorded
+from ofrace.trace.annotated import Annotator
+from ofrace.trace.cluster import ClusterTracer
+from ofrace.trace.microflow import parse_microflow
+from ofrace.trace.request import start_from_short_form, to_expression
+
+NGINX = "default_nginx-deployment-9456bbbf9-x6pc6"
+
+
+def test_pod_to_pod_crosses_the_tunnel():
+    snapshot, _ = recorded("kind")
+    tracer = ClusterTracer(snapshot)
+    start = start_from_short_form(tracer, NGINX, "10.244.2.5:53", "udp")
+    result = tracer.trace(start)
+    assert [h.start.chassis for h in result.hops] == ["ovn-worker", "ovn-control-plane"]
+    (verdict,) = result.verdicts()
+    assert verdict.kind == "delivered"
+    assert verdict.logical_port == "kube-system_coredns-64897985d-wdvs9"
+    assert verdict.packet["nw_ttl"] == 63          # one router hop
+    assert verdict.packet["dl_src"] == 0x0A580AF40201  # the router's MAC on that switch
+
+
+def test_expression_round_trip():
+    snapshot, _ = recorded("kind")
+    tracer = ClusterTracer(snapshot)
+    start = start_from_short_form(tracer, NGINX, "10.244.2.5:53", "udp")
+    flow = parse_microflow(to_expression(start.packet, NGINX))
+    assert flow.inport == NGINX
+    for key, value in flow.fields.items():
+        assert start.packet.get(key, 0) == value, key
+
+
+def test_annotations_name_stages_and_ports():
+    snapshot, _ = recorded("kind")
+    tracer = ClusterTracer(snapshot)
+    result = tracer.trace(start_from_short_form(tracer, NGINX, "10.244.2.5:53", "udp"))
+    annotated = Annotator(tracer.names).trace(result)
+    stages = [e.stage for e in annotated.root.events if e.kind == "flow" and e.stage]
+    assert "ls_in_l2_lkup" in stages and "lr_in_ip_routing" in stages
+    routing = next(e for e in annotated.root.events if e.stage == "lr_in_ip_routing")
+    assert routing.datapath == "ovn_cluster_router"
+    assert any(c.field == "ip.ttl" and c.after == "63" for c in routing.changes)
+
+
+def test_cli_json_and_exit_code():
+    snap = FIXTURES / "kind" / "snapshot.ofr"
+    run = subprocess.run([sys.executable, "-m", "ofrace", "trace", "--snapshot", str(snap),
+                          "--from", NGINX, "--to", "10.244.2.5:53", "--udp", "--json"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["schema"] == "ofrace-trace/1"
+    assert doc["verdicts"][0]["packet"]["fields"]["nw_dst"] == "10.244.2.5"
+    assert doc["trace"]["next_hops"][0]["chassis"] == "ovn-control-plane"
+    bad = subprocess.run([sys.executable, "-m", "ofrace", "trace", "--snapshot", str(snap),
+                          'inport == "x" &&& ip4'], capture_output=True, text=True)
+    assert bad.returncode == 2
+    lines = bad.stderr.splitlines()
+    assert lines[0].startswith("ofrace: error:") and lines[2].strip() == "^"
+    assert lines[1].index("&&&") + 2 == lines[2].index("^")
