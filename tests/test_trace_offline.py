@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from conftest import FIXTURES, recorded
+
 from ofrace.trace.annotated import Annotator
 from ofrace.trace.cluster import ClusterTracer
 from ofrace.trace.microflow import parse_microflow
