@@ -220,9 +220,9 @@ class SSHTransport:
             if rc == -1:
                 raise TransportError(
                     f"{self.describe()}: connection lost (no exit status from the node)")
-        except (TimeoutError, paramiko.SSHException, OSError) as exc:
+        except (TimeoutError, EOFError, paramiko.SSHException, OSError) as exc:
             raise TransportError(
-                f"{self.describe()}: connection lost: {exc or 'timed out'}") from None
+                f"{self.describe()}: connection lost: {exc or type(exc).__name__}") from None
         return CommandOutput(rc, out, err)
 
     def close(self) -> None:
