@@ -199,7 +199,7 @@ class SSHTransport:
                 how = f"key {', '.join(keys)}" if keys else "agent/default keys"
                 raise TransportError(f"{where}: authentication failed with {how}") from None
             raise TransportError(f"{where}: {exc}") from None
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError, EOFError) as exc:
             client.close()
             reason = exc.strerror if getattr(exc, "strerror", None) else str(exc) or "timed out"
             raise TransportError(f"{where}: cannot connect: {reason}") from None
