@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 AGENT_VERSION = 1
 
@@ -170,22 +171,38 @@ def ovsdb_select(reader, remote, database, tables, extra_args=()):
     return data, schema.get("version"), error
 
 
-def _read_bridge(reader, name):
+def _bridge_jobs(name):
+    return dict(((name, key), argv + [name]) for key, argv, _ in BRIDGE_READS)
+
+
+def _bridge_doc(name, results):
     bridge = {"name": name, "errors": {}}
-    for key, argv, keep in BRIDGE_READS:
-        result = reader.run(argv + [name])
+    for key, _, keep in BRIDGE_READS:
+        result = results[(name, key)]
         if result["error"]:
             bridge["errors"][key] = result["error"]
             bridge[key] = [] if keep == "lines" else ""
-            continue
-        text = result["stdout"]
-        if keep == "lines":
+        elif keep == "lines":
             # Drop the reply header ("NXST_FLOW reply (xid=0x4):"); keep entries.
-            bridge[key] = [ln.strip() for ln in text.splitlines()
+            bridge[key] = [ln.strip() for ln in result["stdout"].splitlines()
                            if ln.startswith(" ") and ln.strip()]
         else:
-            bridge[key] = text
+            bridge[key] = result["stdout"]
     return bridge
+
+
+def run_all(reader, jobs, workers=8):
+    """Run independent read-only commands at once: a node answers in the time of the
+    slowest one (the big dump-flows), not of their sum."""
+    results = {}
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = dict((pool.submit(reader.run, argv), key) for key, argv in jobs.items())
+        for future in futures:
+            results[futures[future]] = future.result()
+    finally:
+        pool.shutdown()
+    return results
 
 
 def related_bridges(ovsdb, integration_bridge):
@@ -228,11 +245,22 @@ def collect_node(run, options=None):
     started = _now()
     doc = {"agent_version": AGENT_VERSION, "started": started, "errors": [],
            "hostname": None, "bridges": {}}
-    host = reader.run(["hostname"])
-    doc["hostname"] = _first_line(host)
-
-    ovsdb, _, error = ovsdb_select(reader, options.get("ovs_remote"), "Open_vSwitch",
-                                   OVS_TABLES)
+    # br-int is read at once, with everything else; the OVSDB rows then say whether it
+    # is really the integration bridge and which bridges are patched to it.
+    guess = options.get("integration_bridge") or "br-int"
+    jobs = {"hostname": ["hostname"], "vswitchd": ["ovs-vswitchd", "--version"],
+            "controller": ["ovn-controller", "--version"],
+            # OpenFlow port -> datapath port, to read ofproto/trace's datapath actions.
+            "dpif": ["ovs-appctl", "dpif/show"],
+            "status": ["ovn-appctl", "-t", "ovn-controller", "connection-status"]}
+    jobs.update(_bridge_jobs(guess))
+    pool = ThreadPoolExecutor(max_workers=1)
+    ovsdb_future = pool.submit(ovsdb_select, reader, options.get("ovs_remote"), "Open_vSwitch",
+                               OVS_TABLES)
+    results = run_all(reader, jobs)
+    ovsdb, _, error = ovsdb_future.result()
+    pool.shutdown()
+    doc["hostname"] = _first_line(results["hostname"])
     doc["ovsdb"] = ovsdb or {}
     if error:
         doc["errors"].append({"what": "local OVSDB", "error": error})
@@ -241,37 +269,28 @@ def collect_node(run, options=None):
     integration_bridge = options.get("integration_bridge") or ext.get("ovn-bridge") or "br-int"
     doc["integration_bridge"] = integration_bridge
     doc["system_id"] = ext.get("system-id")
-    vswitchd = _first_line(reader.run(["ovs-vswitchd", "--version"]))
+    vswitchd = _first_line(results["vswitchd"])
     # Open_vSwitch.ovs_version is filled in by distribution start scripts only.
     doc["ovs_version"] = ovs_row.get("ovs_version") or (vswitchd.split()[-1] if vswitchd
                                                          else None)
-    doc["ovn_version"] = _first_line(reader.run(["ovn-controller", "--version"]))
+    doc["ovn_version"] = _first_line(results["controller"])
 
     bridges = options.get("bridges") or related_bridges(doc["ovsdb"], integration_bridge)
-    threads = []
-    results = {}
-
-    def read(name):
-        results[name] = _read_bridge(reader, name)
-
+    more = {}
     for name in bridges:
-        thread = threading.Thread(target=read, args=(name,))
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
+        if name != guess:
+            more.update(_bridge_jobs(name))
+    results.update(run_all(reader, more))
     for name in bridges:
-        doc["bridges"][name] = results[name]
-        for key, error in sorted(results[name]["errors"].items()):
+        doc["bridges"][name] = _bridge_doc(name, results)
+        for key, error in sorted(doc["bridges"][name]["errors"].items()):
             doc["errors"].append({"what": "%s %s" % (name, key), "error": error})
 
-    # OpenFlow port -> datapath port, to read ofproto/trace's datapath actions.
-    dpif = reader.run(["ovs-appctl", "dpif/show"])
+    dpif = results["dpif"]
     doc["dpif"] = dpif["stdout"] if not dpif["error"] else ""
     if dpif["error"]:
         doc["errors"].append({"what": "dpif/show", "error": dpif["error"]})
-    status = reader.run(["ovn-appctl", "-t", "ovn-controller", "connection-status"])
-    doc["ovn_controller_status"] = _first_line(status)
+    doc["ovn_controller_status"] = _first_line(results["status"])
     doc["finished"] = _now()
     doc["commands"] = reader.commands
     return doc
