@@ -14,26 +14,19 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from lab_inventory import local_inventory
+
 from ofrace.collect.cluster import collect_cluster
-from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.compare.agreement import run_agreement
 
 TOPOLOGIES = ("basic", "kind", "acl")
-
-
-def lab_inventory(lab) -> Inventory:
-    return Inventory(
-        nodes=[NodeSpec(name=c["name"], transport="local", env=c["env"])
-               for c in lab.state["chassis"]],
-        southbound=DatabaseSpec(remote=lab.state["sb_remote"]),
-        northbound=DatabaseSpec(remote=lab.state["nb_remote"]))
 
 
 def test_full_agreement_with_ofproto_trace(lab_slot, capsys):
     totals, details = {}, []
     for topology in TOPOLOGIES:
         lab = lab_slot.ensure(topology)
-        inventory = lab_inventory(lab)
+        inventory = local_inventory(lab)
         snapshot = collect_cluster(inventory)
         assert snapshot.complete, snapshot.all_problems()
         report = run_agreement(snapshot, inventory, every_variant=True)
@@ -70,7 +63,7 @@ def test_compare_cli_reports_a_divergence(kind_lab, tmp_path):
 
     from ofrace.snapshot import Snapshot
 
-    inventory = lab_inventory(kind_lab)
+    inventory = local_inventory(kind_lab)
     snapshot = collect_cluster(inventory)
     chassis = snapshot.chassis["ovn-worker"]
     bridge = chassis.bridges["breth0"]

@@ -15,21 +15,17 @@ import subprocess
 import sys
 import time
 
+from lab_inventory import local_inventory
+
 from ofrace.audit.cluster import audit_snapshot
 from ofrace.collect.cluster import collect_cluster
-from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.openflow.flowtext import line_cookie, without_stats
 
 WORKER = "ovn-worker"
 
 
 def snapshot_of(lab):
-    inventory = Inventory(
-        nodes=[NodeSpec(name=c["name"], transport="local", env=c["env"])
-               for c in lab.state["chassis"]],
-        southbound=DatabaseSpec(remote=lab.state["sb_remote"]),
-        northbound=DatabaseSpec(remote=lab.state["nb_remote"]))
-    return collect_cluster(inventory)
+    return collect_cluster(local_inventory(lab))
 
 
 def problems(audit) -> dict:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lab_inventory import exec_inventory, local_inventory
 
 from ofrace.collect.cluster import collect_cluster
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec, load_inventory
@@ -28,22 +29,6 @@ def vsctl_ofports(lab, chassis: str) -> dict[str, int]:
 def dump_count(lab, chassis: str, bridge: str = "br-int") -> int:
     out = lab.run_on(chassis, ["ovs-ofctl", "dump-flows", bridge]).stdout
     return sum(1 for line in out.splitlines() if line.startswith(" "))
-
-
-def exec_inventory(lab) -> Inventory:
-    nodes = [NodeSpec(name=c["name"], transport="exec",
-                      template=f"ip netns exec {c['netns']}", env=c["env"])
-             for c in lab.state["chassis"]]
-    return Inventory(nodes=nodes, southbound=DatabaseSpec(remote=lab.state["sb_remote"]),
-                     northbound=DatabaseSpec(remote=lab.state["nb_remote"]))
-
-
-def local_inventory(lab) -> Inventory:
-    # ofrace running on the node itself: the lab's chassis share this host's
-    # filesystem, so the chassis' OVS_RUNDIR is all "local" needs.
-    nodes = [NodeSpec(name=c["name"], transport="local", env=c["env"])
-             for c in lab.state["chassis"]]
-    return Inventory(nodes=nodes, southbound=DatabaseSpec(remote=lab.state["sb_remote"]))
 
 
 def check_against_node(lab, snapshot: Snapshot) -> None:

@@ -16,10 +16,10 @@ import subprocess
 import sys
 
 import pytest
+from lab_inventory import local_inventory
 from wire import send_and_capture, wire_fields
 
 from ofrace.collect.cluster import collect_cluster
-from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.lab.traffic import warm_up
 from ofrace.trace.cluster import ClusterTracer
 from ofrace.trace.request import reply_start, start_from_expression, start_from_short_form
@@ -35,14 +35,6 @@ NODES = {"ovn-worker": ("172.18.0.4", "02:42:ac:12:00:04"),
          "ovn-control-plane": ("172.18.0.3", "02:42:ac:12:00:03")}
 
 
-def inventory(lab) -> Inventory:
-    return Inventory(
-        nodes=[NodeSpec(name=c["name"], transport="local", env=c["env"])
-               for c in lab.state["chassis"]],
-        southbound=DatabaseSpec(remote=lab.state["sb_remote"]),
-        northbound=DatabaseSpec(remote=lab.state["nb_remote"]))
-
-
 @pytest.fixture(scope="module")
 def warm_kind(lab_slot):
     """The kind lab as a cluster that has seen traffic: neighbours resolved."""
@@ -54,7 +46,7 @@ def warm_kind(lab_slot):
 
 @pytest.fixture
 def tracer(warm_kind):
-    return ClusterTracer(collect_cluster(inventory(warm_kind)))
+    return ClusterTracer(collect_cluster(local_inventory(warm_kind)))
 
 
 def only(verdicts, kind):

@@ -12,6 +12,7 @@ names the Northbound row behind it (ACL, load balancer, NAT, route, …).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -24,6 +25,25 @@ COOKIE_TABLES = ("Logical_Flow", "Port_Binding", "Datapath_Binding", "Multicast_
 HINT_TABLES = ("ACL", "Load_Balancer", "NAT", "Logical_Router_Static_Route",
                "Logical_Router_Policy", "Logical_Switch_Port", "Logical_Router_Port",
                "Logical_Switch", "Logical_Router", "Port_Group", "QoS")
+
+
+def port_addresses(pb: dict) -> tuple[int | None, list, list]:
+    """A Port_Binding's ``mac`` column → (MAC as int, IPv4 interfaces, IPv6 interfaces).
+
+    Entries look like "0a:58:0a:f4:01:03 10.244.1.3" or "router"/"unknown" (no MAC).
+    """
+    mac, v4, v6 = None, [], []
+    for text in pb.get("mac", []):
+        for part in text.replace(",", " ").split():
+            if part.count(":") == 5 and len(part) == 17:
+                mac = int(part.replace(":", ""), 16)
+                continue
+            try:
+                addr = ipaddress.ip_interface(part)
+            except ValueError:
+                continue
+            (v4 if addr.version == 4 else v6).append(addr)
+    return mac, v4, v6
 
 
 @dataclass

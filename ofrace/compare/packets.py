@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from ofrace.annotate.southbound import port_addresses
 from ofrace.snapshot import Chassis, Snapshot
 
 BROADCAST = 0xFFFFFFFFFFFF
@@ -43,32 +44,15 @@ class TestPacket:
     label: str
 
 
-def _parse_addresses(text: str) -> tuple[int | None, list[int], list[int]]:
-    parts = text.replace(",", " ").split()
-    mac = None
-    ip4, ip6 = [], []
-    for part in parts:
-        if part.count(":") == 5 and len(part) == 17:
-            mac = int(part.replace(":", ""), 16)
-            continue
-        try:
-            addr = ipaddress.ip_interface(part).ip
-        except ValueError:
-            continue
-        (ip4 if addr.version == 4 else ip6).append(int(addr))
-    return mac, ip4, ip6
-
-
 def endpoints(snapshot: Snapshot) -> list[Endpoint]:
     """Every logical port that has a MAC, with its IPs and keys."""
     sb = snapshot.southbound.tables if snapshot.southbound else {}
     found = []
     for pb in sb.get("Port_Binding", []):
-        for text in pb.get("mac", []):
-            mac, ip4, ip6 = _parse_addresses(text)
-            if mac is None:
-                continue
-            found.append(Endpoint(pb["logical_port"], pb["datapath"], mac, ip4, ip6,
+        mac, ip4, ip6 = port_addresses(pb)
+        if mac is not None:
+            found.append(Endpoint(pb["logical_port"], pb["datapath"], mac,
+                                  [int(a.ip) for a in ip4], [int(a.ip) for a in ip6],
                                   pb.get("tunnel_key", 0)))
     nb = snapshot.northbound.tables if snapshot.northbound else {}
     for lrp in nb.get("Logical_Router_Port", []):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ofrace.annotate.southbound import SouthboundIndex
+from ofrace.annotate.southbound import SouthboundIndex, port_addresses
 from ofrace.errors import InputError
 from ofrace.simulate.packet import Packet
 from ofrace.trace.cluster import ClusterTracer, TraceStart, Verdict
@@ -32,21 +32,6 @@ def start_from_expression(tracer: ClusterTracer, expression: str,
     return start
 
 
-def _addresses(pb: dict) -> tuple[int | None, list, list]:
-    mac, v4, v6 = None, [], []
-    for text in pb.get("mac", []):
-        for part in text.split():
-            if part.count(":") == 5 and len(part) == 17:
-                mac = int(part.replace(":", ""), 16)
-                continue
-            try:
-                addr = ipaddress.ip_interface(part)
-            except ValueError:
-                continue
-            (v4 if addr.version == 4 else v6).append(addr)
-    return mac, v4, v6
-
-
 def _router_mac_for(names: SouthboundIndex, pb: dict, dst) -> int | None:
     """The MAC of the router port on ``pb``'s switch (the default gateway)."""
     for other in names.rows("Port_Binding"):
@@ -56,7 +41,7 @@ def _router_mac_for(names: SouthboundIndex, pb: dict, dst) -> int | None:
         peer = names.ports_by_name.get((other.get("options") or {}).get("peer", ""))
         if peer is None:
             continue
-        mac, v4, v6 = _addresses(peer)
+        mac, v4, v6 = port_addresses(peer)
         if mac is not None and (v4 if dst.version == 4 else v6):
             return mac
     return None
@@ -68,7 +53,7 @@ def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
     names = tracer.names
     pb = names.ports_by_name.get(source)
     start = tracer.locate(source, chassis)  # raises with suggestions for unknown ports
-    mac, v4, v6 = _addresses(pb)
+    mac, v4, v6 = port_addresses(pb)
     host, _, port_text = destination.rpartition(":") if destination.count(":") == 1 or (
         destination.startswith("[") and "]:" in destination) else (destination, "", "")
     host = host.strip("[]") or destination
@@ -90,7 +75,7 @@ def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
         for other in names.rows("Port_Binding"):
             if other["datapath"] != pb["datapath"]:
                 continue
-            omac, ov4, ov6 = _addresses(other)
+            omac, ov4, ov6 = port_addresses(other)
             if any(a.ip == dst for a in (ov4 + ov6)):
                 dst_mac = omac
                 break
