@@ -225,3 +225,27 @@ def test_text_output_and_exit_codes(warm_kind, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ofrace", "trace", "-i", str(inv),
                           'inport == "nope" && ip4'], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown logical port" in bad.stderr
+
+
+def test_acl_drop_is_named_and_matches_the_wire(lab_slot):
+    """On the acl topology: vm3 → vm1:22 is dropped by ACL web-deny (and logged), and the
+    real packet does not arrive; vm3 → vm1:80 is allowed and arrives as predicted."""
+    lab = lab_slot.ensure("acl")
+    tracer = ClusterTracer(collect_cluster(local_inventory(lab)))
+    from ofrace.trace.annotated import Annotator
+
+    denied = start_from_short_form(tracer, "vm3", "10.0.1.11:22", "tcp")
+    result = tracer.trace(denied)
+    Annotator(tracer.names).trace(result)
+    (verdict,) = result.verdicts()
+    assert verdict.kind == "dropped" and 'ACL "web-deny"' in verdict.text
+    vm3 = lab.chassis(denied.chassis)["vifs"]["vm3"]
+    vm1_chassis = next(c["name"] for c in lab.state["chassis"] if "vm1" in c["vifs"])
+    vm1 = lab.chassis(vm1_chassis)["vifs"]["vm1"]
+    assert send_and_capture(lab, denied.chassis, vm3, denied.packet, vm1_chassis, vm1,
+                            {"tp_dst": 22}, timeout=1.5) is None
+    allowed = start_from_short_form(tracer, "vm3", "10.0.1.11:80", "tcp")
+    delivered = only(tracer.trace(allowed).verdicts(), "delivered")
+    seen = send_and_capture(lab, allowed.chassis, vm3, allowed.packet, vm1_chassis, vm1,
+                            {"tp_dst": 80})
+    assert seen is not None and wire_fields(seen) == wire_fields(delivered.packet)

@@ -68,3 +68,16 @@ def test_cli_json_and_exit_code():
     lines = bad.stderr.splitlines()
     assert lines[0].startswith("ofrace: error:") and lines[2].strip() == "^"
     assert lines[1].index("&&&") + 2 == lines[2].index("^")
+
+
+def test_acl_drop_names_the_acl_and_allowed_port_is_delivered():
+    snapshot, _ = recorded("acl")
+    tracer = ClusterTracer(snapshot)
+    ssh = tracer.trace(start_from_short_form(tracer, "vm3", "10.0.1.11:22", "tcp"))
+    Annotator(tracer.names).trace(ssh)
+    (verdict,) = ssh.verdicts()
+    assert verdict.kind == "dropped" and verdict.chassis == "hv1"
+    assert 'ACL "web-deny"' in verdict.text
+    assert any("ACL log" in note for hop in ssh.hops for note in hop.notes)
+    web = tracer.trace(start_from_short_form(tracer, "vm3", "10.0.1.11:80", "tcp"))
+    assert [(v.kind, v.logical_port) for v in web.verdicts()] == [("delivered", "vm1")]

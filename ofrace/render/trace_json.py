@@ -56,7 +56,7 @@ def _verdict(v: Verdict) -> dict:
 def _hop(hop: AnnotatedHop) -> dict:
     return {"chassis": hop.chassis, "bridge": hop.bridge, "entry": hop.entry,
             "packet_in": packet_json(hop.packet_in), "events": [_event(e) for e in hop.events],
-            "verdicts": [_verdict(v) for v in hop.verdicts],
+            "verdicts": [_verdict(v) for v in hop.verdicts], "notes": hop.notes,
             "next_hops": [_hop(c) for c in hop.children]}
 
 

@@ -51,6 +51,8 @@ def _hop(hop: AnnotatedHop, console: Console, level: str, indent: int) -> None:
     console.print(f"{pad}  [dim]in:[/] {escape(describe(hop.packet_in))}", highlight=False)
     if level != "summary":
         _events(hop.events, console, level, pad + "  ")
+    for note in hop.notes:
+        console.print(f"{pad}  [yellow]✎ {escape(note)}[/]", highlight=False)
     for verdict in hop.verdicts:
         style = _VERDICT_STYLE.get(verdict.kind, "white")
         console.print(f"{pad}  [{style}]⇒ {escape(verdict.text)}[/]", highlight=False)

@@ -133,8 +133,13 @@ class ChassisDatapath:
 
     def _end_of_pass(self, ctx: _Context, bridge: str, packet: Packet, start: Step,
                      exits_before: int, frozen_before: int) -> None:
-        """A datapath pass that neither output nor recirculated dropped the packet."""
-        if len(ctx.exits) > exits_before or len(ctx.frozen) > frozen_before:
+        """A datapath pass that neither output nor recirculated dropped the packet.
+
+        A copy sent to the controller does not count as an output: whether the packet
+        itself ends there (held for ARP) or goes on (an ACL log) is OVN's meaning, told
+        by the trace layer."""
+        decisive = [e for e in ctx.exits[exits_before:] if e.kind != "controller"]
+        if decisive or len(ctx.frozen) > frozen_before:
             return
         where = ctx.last_flow or start
         if ctx.last_flow is None:

@@ -86,6 +86,7 @@ class AnnotatedHop:
     events: list[Event]
     verdicts: list[Verdict]
     children: list[AnnotatedHop]
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,9 +108,25 @@ class Annotator:
             if step.kind == "hop":
                 continue
             events.append(self.event(step, depth))
+        for verdict in hop.verdicts:
+            self.explain(verdict)
         return AnnotatedHop(hop.start.chassis, hop.start.bridge, hop.start.entry,
                             dict(hop.start.packet), events, hop.verdicts,
-                            [self.hop(child) for child in hop.children])
+                            [self.hop(child) for child in hop.children], list(hop.notes))
+
+    def explain(self, verdict: Verdict) -> None:
+        """Name what dropped a packet: the ACL (or other NB object) or the logical stage."""
+        if verdict.kind != "dropped" or verdict.exit is None or verdict.exit.step is None:
+            return
+        step = verdict.exit.step
+        if step.kind != "flow" or "by " in verdict.text:
+            return
+        ev = self.event(step, 0)
+        if ev.northbound:
+            verdict.text += f" — by {ev.northbound[0]}"
+        elif ev.stage:
+            verdict.text += (f" — in logical stage {ev.stage} of {ev.datapath or '?'} "
+                             f"({ev.logical_match} → {ev.logical_actions})")
 
     def event(self, step: Step, depth: int) -> Event:
         ev = Event(step.kind, step.text, step.bridge, step.table, step.priority, step.cookie,

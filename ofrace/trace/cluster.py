@@ -66,6 +66,7 @@ class Hop:
     verdicts: list[Verdict] = field(default_factory=list)
     children: list[Hop] = field(default_factory=list)
     parent_exit: int | None = None   # index of the exit (in the parent hop) that led here
+    notes: list[str] = field(default_factory=list)  # side events (ACL log copies, …)
 
 
 @dataclass
@@ -263,9 +264,27 @@ class ClusterTracer:
         ch = self.chassis(hop.start.chassis)
         if exit_.kind == "tunnel":
             return self._through_tunnel(hop, ch, exit_)
+        if exit_.kind == "controller":
+            action = controller_actions.decode_userdata(exit_.data.get("userdata", ""))
+            if action is not None and not action.holds:
+                # A copy for ovn-controller (an ACL log); the packet itself goes on.
+                what = controller_actions.describe(exit_.data["userdata"], exit_.packet)
+                hop.notes.append(f"to ovn-controller on {ch.name}: {what}")
+                return None
+        if exit_.kind == "drop" and self._held_in_same_pass(hop, exit_):
+            return None  # the packet waits in ovn-controller; that verdict says it
         verdict = self._verdict(ch, exit_)
         hop.verdicts.append(verdict)
         return None
+
+    @staticmethod
+    def _held_in_same_pass(hop: Hop, exit_: Exit) -> bool:
+        for other in hop.exits:
+            if other.kind == "controller" and other.data.get("pass") == exit_.data.get("pass"):
+                action = controller_actions.decode_userdata(other.data.get("userdata", ""))
+                if action is None or action.holds:
+                    return True
+        return False
 
     def _through_tunnel(self, hop: Hop, ch: Chassis, exit_: Exit) -> TraceStart | None:
         remote_ip = exit_.data.get("remote_ip")

@@ -71,14 +71,16 @@ def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
                          f"({pb.get('mac')}); use a microflow expression instead")
     src = own[0]
     dst_mac = None
-    if dst in src.network:
-        for other in names.rows("Port_Binding"):
-            if other["datapath"] != pb["datapath"]:
-                continue
-            omac, ov4, ov6 = port_addresses(other)
-            if any(a.ip == dst for a in (ov4 + ov6)):
-                dst_mac = omac
-                break
+    # A port on the same switch with that address is reached directly (bindings
+    # rarely carry a prefix length, so the subnet is not a reliable test).
+    for other in names.rows("Port_Binding"):
+        if other["datapath"] != pb["datapath"] or other["logical_port"] == source:
+            continue
+        omac, ov4, ov6 = port_addresses(other)
+        if omac is not None and (other.get("type") or "") == "" and any(
+                a.ip == dst for a in (ov4 + ov6)):
+            dst_mac = omac
+            break
     if dst_mac is None:
         dst_mac = _router_mac_for(names, pb, dst)
     if dst_mac is None:
