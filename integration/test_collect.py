@@ -213,3 +213,19 @@ def test_unreachable_node_cli_exit_code(kind_lab, tmp_path, node_arg):
     assert not summary["nodes"]["hv"]["reachable"]
     assert summary["nodes"]["ovn-worker"]["reachable"]
     assert out.exists()
+
+
+def test_nodes_discovered_from_the_southbound_with_a_template(kind_lab, tmp_path):
+    """Only the SB and a template: every Chassis row becomes a node."""
+    lab_dir = kind_lab.dir
+    template = ("exec:ip netns exec ofr-{hostname} env OVS_RUNDIR=" + str(lab_dir) +
+                "/{hostname} OVN_RUNDIR=" + str(lab_dir) + "/{hostname}")
+    out = tmp_path / "d.ofr"
+    run = subprocess.run([*OFRACE, "collect", "--sb", kind_lab.state["sb_remote"],
+                          "--discover", template, "-o", str(out), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr + run.stdout
+    snapshot = Snapshot.load(out)
+    check_against_node(kind_lab, snapshot)
+    assert all(ch.transport.startswith("exec: ip netns exec ofr-")
+               for ch in snapshot.chassis.values())

@@ -86,3 +86,23 @@ def test_node_arguments(arg, expect):
 def test_bad_node_arguments(arg):
     with pytest.raises(InputError):
         parse_node_arg(arg)
+
+
+def test_nodes_discovered_from_the_southbound():
+    from conftest import recorded
+
+    from ofrace.collect.inventory import discovered_nodes
+
+    snapshot, _ = recorded("kind")
+    sb = snapshot.southbound.tables
+    nodes = discovered_nodes(sb["Chassis"], sb["Encap"], "ssh://root@{encap_ip}",
+                             {"identity": "/k"})
+    assert [n.name for n in nodes] == ["ovn-control-plane", "ovn-worker", "ovn-worker2"]
+    worker = nodes[1]
+    assert (worker.transport, worker.host, worker.user, worker.identity) == (
+        "ssh", "192.168.100.4", "root", "/k")
+    execs = discovered_nodes(sb["Chassis"], sb["Encap"], "exec:docker exec -i {hostname}")
+    assert execs[0].template == "docker exec -i {hostname}"
+    assert execs[0].fields["system_id"] == "9268048a-65bf-467e-b166-d0faffafa686"
+    with pytest.raises(InputError, match="unknown field"):
+        discovered_nodes(sb["Chassis"], sb["Encap"], "ssh://root@{ip}")

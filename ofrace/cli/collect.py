@@ -14,6 +14,7 @@ from ofrace.collect.inventory import (
     DatabaseSpec,
     Inventory,
     check_remote,
+    discovered_nodes,
     load_inventory,
     parse_node_arg,
 )
@@ -35,7 +36,8 @@ def lab_inventory() -> Path:
     return path
 
 
-def build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via) -> Inventory:
+def build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via,
+                    discover: str | None = None) -> Inventory:
     """Merge the inventory file and command-line specs (the command line wins)."""
     inventory = load_inventory(inventory_file) if inventory_file else Inventory()
     for arg in nodes:
@@ -50,6 +52,9 @@ def build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via) -> Inventory:
             current.remote = remote or (current.remote if not via else None)
             current.via = via or current.via
             setattr(inventory, attr, current)
+    if discover:
+        inventory.nodes += [n for n in discover_from_sb(inventory, discover)
+                            if n.name not in {m.name for m in inventory.nodes}]
     names = {n.name for n in inventory.nodes}
     for db in (inventory.southbound, inventory.northbound):
         if db and db.via and db.via not in names:
@@ -59,6 +64,26 @@ def build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via) -> Inventory:
         raise InputError("nothing to collect: give --inventory FILE, --node NAME=SPEC, "
                          "or --sb REMOTE")
     return inventory
+
+
+def discover_from_sb(inventory: Inventory, template: str):
+    """Nodes from the SB's Chassis rows, each reached through ``template``."""
+    from ofrace.collect.cluster import collect_database
+    from ofrace.snapshot import Snapshot
+
+    if inventory.southbound is None or not inventory.southbound.remote:
+        raise InputError("--discover needs the Southbound DB: give --sb REMOTE")
+    if inventory.southbound.via:
+        raise InputError("--discover reads the SB from here: give --sb REMOTE without --sb-via")
+    db = collect_database("southbound", ("Chassis", "Encap"), inventory.southbound, {},
+                          Snapshot())
+    if db.error:
+        raise InputError(f"--discover: cannot read the Southbound DB: {db.error}")
+    nodes = discovered_nodes(db.tables.get("Chassis", []), db.tables.get("Encap", []),
+                             template, inventory.defaults)
+    if not nodes:
+        raise InputError("--discover: the Southbound DB has no Chassis rows")
+    return nodes
 
 
 class _ProgressPrinter:
@@ -91,6 +116,10 @@ class _ProgressPrinter:
               help="Collect the embedded lab (its inventory.toml; see `ofrace lab status`).")
 @click.option("--node", "nodes", multiple=True, metavar="NAME=SPEC",
               help="A node: NAME=ssh://[user@]host[:port], NAME=exec:TEMPLATE or NAME=local.")
+@click.option("--discover", metavar="TEMPLATE",
+              help="Add a node per SB Chassis, reached through TEMPLATE: "
+                   "'ssh://root@{encap_ip}', 'exec:docker exec -i {hostname}' "
+                   "(fields {hostname}, {system_id}, {encap_ip}).")
 @click.option("--sb", metavar="REMOTE", help="Southbound DB remote (tcp:, ssl:, unix:).")
 @click.option("--sb-via", metavar="NODE", help="Read the Southbound DB through this node.")
 @click.option("--nb", metavar="REMOTE", help="Northbound DB remote (optional).")
@@ -101,8 +130,8 @@ class _ProgressPrinter:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Snapshot file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def collect(inventory_file, use_lab, nodes, sb, sb_via, nb, nb_via, insecure_host_keys, jobs,
-            output, as_json):
+def collect(inventory_file, use_lab, nodes, discover, sb, sb_via, nb, nb_via,
+            insecure_host_keys, jobs, output, as_json):
     """Read OpenFlow tables, OVSDB rows and the OVN databases into one snapshot.
 
     Exits 0 when everything was read, 1 when the snapshot is partial (the
@@ -112,7 +141,7 @@ def collect(inventory_file, use_lab, nodes, sb, sb_via, nb, nb_via, insecure_hos
         if inventory_file:
             raise InputError("give either --lab or --inventory, not both")
         inventory_file = lab_inventory()
-    inventory = build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via)
+    inventory = build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via, discover)
     out_path = Path(output)
     if not out_path.parent.is_dir():
         raise InputError(f"cannot write {output}: directory {out_path.parent} does not exist")

@@ -78,6 +78,7 @@ class Inventory:
     nodes: list[NodeSpec] = field(default_factory=list)
     southbound: DatabaseSpec | None = None
     northbound: DatabaseSpec | None = None
+    defaults: dict = field(default_factory=dict)   # [defaults], for discovered nodes
 
     def node(self, name: str) -> NodeSpec:
         for spec in self.nodes:
@@ -157,7 +158,7 @@ def load_inventory(path: str | Path) -> Inventory:
     nodes_raw = doc.get("node", [])
     if not isinstance(nodes_raw, list):
         raise InputError(f"{path}: nodes are written as [[node]] tables")
-    inventory = Inventory()
+    inventory = Inventory(defaults=dict(defaults))
     try:
         for i, table in enumerate(nodes_raw, 1):
             inventory.nodes.append(_node_from_table(table, defaults, f"{path}: node {i}"))
@@ -207,3 +208,34 @@ def parse_node_arg(arg: str, defaults: dict | None = None) -> NodeSpec:
         for key in ("host", "port", "user", "identity", "known_hosts"):
             defaults.pop(key, None)
     return _node_from_table(table, defaults, f"--node {name}")
+
+
+def discovered_nodes(chassis_rows: list[dict], encap_rows: list[dict], template: str,
+                     defaults: dict | None = None) -> list[NodeSpec]:
+    """One node per SB Chassis, reached through ``template``.
+
+    The template is a node spec with fields: ``ssh://root@{encap_ip}``,
+    ``exec:docker exec -i {hostname}``, ``exec:kubectl exec -n ovn-kubernetes
+    ovnkube-node-{hostname} -c ovn-controller --``.  Fields: {hostname}, {system_id},
+    {encap_ip} (and {node}, the node's name = its hostname).
+    """
+    encaps: dict[str, str] = {}
+    for row in encap_rows:
+        encaps.setdefault(row.get("chassis_name", ""), row.get("ip", ""))
+    nodes = []
+    for row in sorted(chassis_rows, key=lambda r: r.get("hostname") or r["name"]):
+        fields = {"hostname": row.get("hostname") or row["name"], "system_id": row["name"],
+                  "encap_ip": encaps.get(row["name"], "")}
+        name = fields["hostname"]
+        if template.startswith("exec:"):
+            spec = parse_node_arg(f"{name}=exec:{template[5:]}", defaults)
+            spec.fields = fields
+        else:
+            try:
+                filled = template.format(**fields)
+            except (KeyError, IndexError) as exc:
+                raise InputError(f"--discover {template!r}: unknown field {exc}; use "
+                                 "{hostname}, {system_id} or {encap_ip}") from None
+            spec = parse_node_arg(f"{name}={filled}", defaults)
+        nodes.append(spec)
+    return nodes
