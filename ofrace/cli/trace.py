@@ -14,6 +14,7 @@ from ofrace.collect.inventory import load_inventory
 from ofrace.errors import InputError
 from ofrace.render.trace_json import trace_json
 from ofrace.render.trace_text import render_trace
+from ofrace.simulate.conntrack import parse_ct_state
 from ofrace.snapshot import Snapshot
 from ofrace.trace.annotated import Annotator
 from ofrace.trace.cluster import ClusterTracer, TraceOptions
@@ -112,6 +113,9 @@ def _buckets(values) -> dict[int, int]:
 @click.option("--bucket", "buckets", multiple=True, metavar="GROUP=BUCKET",
               help="Choose a select group's bucket (the datapath hashes; default: stable "
                    "choice from the 5-tuple).")
+@click.option("--ct-next", "ct_next", multiple=True, metavar="FLAGS",
+              help="Force the ct_state of the next ct() recirculation (repeat; like "
+                   "ofproto/trace --ct-next, e.g. trk,est). Default: a conntrack model.")
 @click.option("--summary", "level", flag_value="summary", help="Hops and verdicts only.")
 @click.option("--detailed", "level", flag_value="detailed",
               help="Every logical stage and every OpenFlow flow.")
@@ -120,7 +124,7 @@ def _buckets(values) -> dict[int, int]:
               help="Also run ovn-trace (logical view) with the same packet and conntrack states, "
                    "and show where logical and physical part.")
 def trace(expression, snapshot_file, inventory_file, use_lab, source, destination, protocol,
-          chassis, reply, buckets, level, as_json, check_logical):
+          chassis, reply, buckets, ct_next, level, as_json, check_logical):
     """Trace a packet through the real OpenFlow tables of every chassis it crosses.
 
     EXPRESSION is the microflow ovn-trace takes, e.g.
@@ -134,8 +138,15 @@ def trace(expression, snapshot_file, inventory_file, use_lab, source, destinatio
         raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
     if source and not destination:
         raise InputError("--from needs --to IP[:PORT]")
+    forced = None
+    if ct_next:
+        try:
+            forced = [parse_ct_state(s) for s in ct_next]
+        except ValueError as exc:
+            raise InputError(f"--ct-next: {exc}") from None
     snapshot = _snapshot(snapshot_file, inventory_file, use_lab)
-    tracer = ClusterTracer(snapshot, TraceOptions(select_buckets=_buckets(buckets)))
+    tracer = ClusterTracer(snapshot, TraceOptions(select_buckets=_buckets(buckets),
+                                                  ct_next=forced))
     if expression:
         start = start_from_expression(tracer, expression, chassis)
         request = {"expression": expression}

@@ -210,8 +210,22 @@ def _output(value: dict):
     return Output(port=_port(port))
 
 
+# VLAN fields are views of vlan_tci (VID bits 0-11, PCP bits 13-15) that also set CFI.
+_VLAN_VIEWS = {"vlan_vid": (0, 0xFFF), "dl_vlan": (0, 0xFFF), "vlan_pcp": (13, 0x7),
+               "dl_vlan_pcp": (13, 0x7)}
+
+
+def _vlan(name: str, raw) -> SetField:
+    shift, bits = _VLAN_VIEWS[name]
+    value = int(str(raw).split("/")[0], 0) & bits
+    return SetField(FieldRef("vlan_tci", 0, 15), (value << shift) | 0x1000,
+                    (bits << shift) | 0x1000)
+
+
 def _set_field(value: dict):
     (name, val), = value["value"].items()
+    if name in _VLAN_VIEWS:
+        return _vlan(name, val)
     name = canonical(name)
     text = str(val)
     if name in COMPOSITES:
@@ -297,6 +311,8 @@ DECODERS = {
     "controller": _controller,
     "check_pkt_larger": lambda v: CheckPktLarger(int(v["pkt_len"]), _ref(v["dst"])),
     "conjunction": lambda v: Conjunction(v["id"], v["k"], v["n"]),
+    "mod_vlan_vid": lambda v: _vlan("vlan_vid", v),
+    "mod_vlan_pcp": lambda v: _vlan("vlan_pcp", v),
     "mod_dl_src": _mod("mod_dl_src", "dl_src"),
     "mod_dl_dst": _mod("mod_dl_dst", "dl_dst"),
     "mod_nw_src": _mod("mod_nw_src", "nw_src"),

@@ -166,6 +166,8 @@ def parse_int(text: str) -> int:
 
 
 def _mac(text: str) -> int:
+    if text.startswith("0x"):
+        return int(text, 16)
     parts = text.split(":")
     if len(parts) != 6:
         raise FieldError(f"bad MAC {text!r}")
@@ -173,11 +175,11 @@ def _mac(text: str) -> int:
 
 
 def _ipv4(text: str) -> int:
-    return int(ipaddress.IPv4Address(text))
+    return int(text, 16) if text.startswith("0x") else int(ipaddress.IPv4Address(text))
 
 
 def _ipv6(text: str) -> int:
-    return int(ipaddress.IPv6Address(text))
+    return int(text, 16) if text.startswith("0x") else int(ipaddress.IPv6Address(text))
 
 
 def _flags(text: str, bits: dict[str, int], field_name: str) -> tuple[int, int]:

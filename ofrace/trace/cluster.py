@@ -22,7 +22,7 @@ from ofrace.annotate.southbound import SouthboundIndex
 from ofrace.errors import InputError
 from ofrace.openflow.bridge import BridgeIndex
 from ofrace.openflow.fields import FIELDS
-from ofrace.simulate.conntrack import ConntrackTable
+from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
 from ofrace.simulate.steps import Exit, Step
 from ofrace.snapshot import Chassis, Snapshot
@@ -82,6 +82,9 @@ class ClusterTrace:
 class TraceOptions:
     select_buckets: dict[int, int] = field(default_factory=dict)
     max_hops: int = MAX_HOPS
+    # Forced ct_state per ct() recirculation, in order (like ofproto/trace --ct-next):
+    # no connection table then, and NAT only from explicit nat(src=/dst=) ranges.
+    ct_next: list[int] | None = None
 
 
 class ClusterTracer:
@@ -111,7 +114,12 @@ class ClusterTracer:
         if dp is None:
             ch = self.chassis(name)
             bridges = {n: BridgeIndex(b, ch.interfaces, ch.name) for n, b in ch.bridges.items()}
-            conntrack = self.conntrack.setdefault(ch.name, ConntrackTable())
+            if self.options.ct_next is not None:
+                # one queue of states for the whole trace, across chassis
+                conntrack = self.conntrack.setdefault(
+                    "*", ForcedConntrack(list(self.options.ct_next)))
+            else:
+                conntrack = self.conntrack.setdefault(ch.name, ConntrackTable())
             dp = self._datapaths[name] = ChassisDatapath(
                 ch.name, bridges, conntrack,
                 SimulationOptions(select_buckets=self.options.select_buckets))
