@@ -45,6 +45,9 @@ def _event(ev: Event) -> dict:
         out["text"] = ev.text
         if ev.table is not None:
             out["table"] = ev.table
+        if ev.changes:
+            out["changes"] = [{"field": c.field, "before": c.before, "after": c.after}
+                              for c in ev.changes]
     return out
 
 

@@ -111,3 +111,6 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
             style = {"ct": "magenta", "recirc": "magenta", "group": "yellow",
                      "patch": "blue", "ttl": "red", "skip": "dim"}.get(ev.kind, "white")
             console.print(f"{pad}│   [{style}]{escape(ev.text)}[/]", highlight=False)
+            if ev.changes:
+                console.print(f"{pad}│     [bold green]{escape(', '.join(map(str, ev.changes)))}"
+                              "[/]", highlight=False)

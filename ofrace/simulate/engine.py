@@ -22,7 +22,7 @@ from ofrace.openflow.actions import ActionError, parse_actions
 from ofrace.openflow.bridge import BridgeIndex, Port
 from ofrace.openflow.fields import SPECIAL_PORTS
 from ofrace.openflow.flowtext import without_stats
-from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome
+from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, format_ct_state
 from ofrace.simulate.packet import Packet, read_ref, write, write_ref
 from ofrace.simulate.steps import Exit, Step
 
@@ -117,8 +117,9 @@ class ChassisDatapath:
                            f"more than {MAX_PASSES} recirculations")
                 break
             resume = frozen.step.add(Step(
-                "recirc", f"resume at table {frozen.table} after ct: "
-                f"{frozen.outcome.describe()}", self.chassis, frozen.bridge,
+                "recirc", f"↳ recirculated to table {frozen.table} with ct_state "
+                f"{format_ct_state(frozen.outcome.state)} (zone {frozen.outcome.zone})",
+                self.chassis, frozen.bridge,
                 table=frozen.table, data={"pass": passes, "packet": dict(frozen.packet)}))
             ctx.depth, ctx.resubmits, ctx.stopped = 0, 0, False
             ctx.pass_no, ctx.last_flow = passes, None
@@ -332,6 +333,11 @@ class ChassisDatapath:
                                 data={"zone": outcome.zone, "state": outcome.state,
                                       "nat": outcome.nat, "commit": outcome.committed,
                                       "recirculates": action.table is not None}))
+        nat_changes = [(f, before.get(f, 0), packet.get(f, 0)) for f in NAT_FIELDS
+                       if packet.get(f, 0) != before.get(f, 0)]
+        if nat_changes:
+            ct_step.data["changes"] = nat_changes
+            ct_step.data["proto"] = (packet.get("dl_type", 0), packet.get("nw_proto", 0))
         if action.table is None:
             # No recirculation: the rest of the pass goes on untracked, and the
             # datapath's NAT (if any) is not visible to the OpenFlow fields.
@@ -600,7 +606,7 @@ def _frame_length(packet: Packet) -> int:
     return max(size, 60)
 
 
-_REWRITING = (A.SetField, A.Move, A.Pop, A.Simple, A.Ct)
+_REWRITING = (A.SetField, A.Move, A.Pop, A.Simple)
 _HANDLERS = {
     A.Resubmit: ChassisDatapath._resubmit,
     A.GotoTable: ChassisDatapath._goto,

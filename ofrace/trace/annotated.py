@@ -131,6 +131,10 @@ class Annotator:
     def event(self, step: Step, depth: int) -> Event:
         ev = Event(step.kind, step.text, step.bridge, step.table, step.priority, step.cookie,
                    step.flow, depth=depth)
+        dl_type, nw_proto = step.data.get("proto", (0, 0))
+        proto_packet = {"dl_type": dl_type, "nw_proto": nw_proto}
+        ev.changes = [Change(ovn_field_name(f, proto_packet), _fmt(f, old), _fmt(f, new))
+                      for f, old, new in step.data.get("changes", [])]
         if step.kind != "flow":
             return ev
         metadata, reg14, reg15 = step.data.get("logical", (0, 0, 0))
@@ -154,10 +158,6 @@ class Annotator:
                              if nb.table in _EXPLAINING]
         elif answer.owners:
             ev.owner = answer.owners[0].describe(self.names)
-        dl_type, nw_proto = step.data.get("proto", (0, 0))
-        packet = {"dl_type": dl_type, "nw_proto": nw_proto}
-        ev.changes = [Change(ovn_field_name(f, packet), _fmt(f, old), _fmt(f, new))
-                      for f, old, new in step.data.get("changes", [])]
         return ev
 
 
