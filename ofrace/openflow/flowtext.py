@@ -57,6 +57,9 @@ class TokenCache:
     def __init__(self, ports: dict[str, int] | None = None):
         self.ports = ports or {}
         self.parts: dict[str, tuple] = {}
+        # Whole match strings repeat too (OVN's "priority=0,metadata=0x4" stands in
+        # dozens of tables): (priority, shape, values) per match text.
+        self.matches: dict[str, tuple] = {}
 
     def part(self, token: str) -> tuple:
         hit = self.parts.get(token)
@@ -135,6 +138,9 @@ def scan_line(line: str, cache: TokenCache) -> tuple[int, int, tuple, tuple, int
         first = match.split("=", 1)[0]
         if first in HEADER_KEYS and "," not in match:
             return table, priority, shape, values, cut + 9
+    known = cache.matches.get(match)
+    if known is not None:
+        return table, known[0], known[1], known[2], cut + 9
     parts = cache.parts
     for token in match.split(","):
         part = parts.get(token) or cache.part(token)
@@ -143,6 +149,7 @@ def scan_line(line: str, cache: TokenCache) -> tuple[int, int, tuple, tuple, int
         else:
             shape += part[0]
             values += part[1]
+    cache.matches[match] = (priority, shape, values)
     return table, priority, shape, values, cut + 9
 
 
