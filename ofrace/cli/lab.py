@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import fields
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from ofrace.lab.lab import Lab, default_dir
-from ofrace.lab.topology import available
+from ofrace.lab.topology import Scale, available
 
 _dir_option = click.option(
     "--dir", "lab_dir", type=click.Path(file_okay=False), default=None,
@@ -23,27 +24,46 @@ def lab():
     """A real OVN on this machine: central, chassis in network namespaces, sshd in each."""
 
 
+def _parse_sizes(ctx, param, values) -> dict[str, str]:
+    sizes = {}
+    for value in values:
+        key, sep, number = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", ctx=ctx, param=param)
+        sizes[key.strip()] = number.strip()
+    return sizes
+
+
 @lab.command()
 @click.option("--topology", "topology_name", default="kind", show_default=True,
               help=f"Topology name ({', '.join(available())}) or path to a TOML file.")
 @_dir_option
+@click.option("--size", "sizes", multiple=True, metavar="KEY=VALUE", callback=_parse_sizes,
+              help="Replace a size parameter of a generated topology (one with a [scale] "
+                   "table, like scale); repeatable.  Keys: "
+                   f"{', '.join(f.name for f in fields(Scale))}.  "
+                   "E.g. --size chassis=10 --size switches=500.")
 @click.option("--warm", is_flag=True,
               help="Then send real traffic so neighbours are resolved, as in a running cluster "
                    "(the outside host announces itself; one connection per gateway VIP).")
-def up(topology_name, lab_dir, warm):
+def up(topology_name, lab_dir, sizes, warm):
     """Bring the lab up (taking down this directory's previous lab first)."""
     the_lab = Lab(lab_dir)
     with Console(stderr=True).status("bringing the lab up") as spinner:
-        state = the_lab.up(topology_name, progress=lambda m: spinner.update(m))
+        state = the_lab.up(topology_name, progress=lambda m: spinner.update(m), sizes=sizes)
         if warm:
             from ofrace.lab.traffic import warm_up
 
             spinner.update("warming up: real traffic through every gateway")
             warmed = warm_up(the_lab)
     _print_status(the_lab.status())
+    scale = state.get("scale")
     Console().print(f"\n[green]lab up[/]: topology {state['topology']}, "
                     f"{len(state['chassis'])} chassis, in {state['bringup_seconds']}s"
                     + (f"; warmed {len(warmed)} gateway router(s)" if warm else ""))
+    if scale:
+        Console().print("size: " + " ".join(f"{k}={v}" for k, v in scale.items()),
+                        soft_wrap=True)
 
 
 @lab.command()

@@ -17,6 +17,12 @@ one at a time, and bring-up ends with every ovn-controller caught up
 between runs is what follows the southbound row UUIDs, which ovsdb-server and
 ovn-northd draw at random: flow cookies, and the order of ports and tunnels
 within multicast flood flows.
+
+A topology with ``[bringup] repeatable = false`` (a big, generated one) skips
+what costs minutes there: the northbound goes in as one OVSDB transaction with
+load balancers attached, all chassis start before any tunnel is waited for,
+conntrack zones are not renumbered (that restarts every ovn-controller) and
+the final recompute is left out.  Tunnel keys and ofports are still pinned.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from ofrace.errors import LabError
@@ -40,7 +47,9 @@ from ofrace.lab.northbound import (
     gateway_chassis_commands,
     load_balancer_attachments,
     map_assignments,
+    nb_operations,
     nbctl_argv,
+    transact,
 )
 from ofrace.lab.topology import Chassis, Topology, load
 
@@ -57,8 +66,12 @@ REQUIRED_PROGRAMS = (
 )
 SERVICE_MONITOR_MAC = "0a:00:00:00:fe:fe"
 MAC_PREFIX = "0a:00:00"
-# How long bring-up waits for OVN to converge before giving up.
+# How long bring-up waits for OVN to converge before giving up, unless the
+# topology's [bringup] timeout says otherwise.
 SETTLE_TIMEOUT = 30.0
+# The most argv bytes one ovs-vsctl transaction gets (the kernel allows 2 MiB
+# for argv and environment together).
+VSCTL_ARGV_BYTES = 1 << 20
 
 Progress = Callable[[str], None]
 
@@ -73,6 +86,8 @@ class Lab:
     def __init__(self, dir: str | os.PathLike | None = None):
         self.layout = LabLayout(Path(dir or default_dir()).absolute())
         self.state: dict = self._read_state()
+        # Each wait for OVN to catch up; bring-up takes the topology's.
+        self.timeout = SETTLE_TIMEOUT
 
     @property
     def dir(self) -> Path:
@@ -80,14 +95,19 @@ class Lab:
 
     # ------------------------------------------------------------------ up
 
-    def up(self, topology_name: str = "kind", progress: Progress | None = None) -> dict:
-        """Tear down this directory's previous lab, then bring ``topology_name`` up."""
+    def up(self, topology_name: str = "kind", progress: Progress | None = None,
+           sizes: dict[str, str] | None = None) -> dict:
+        """Tear down this directory's previous lab, then bring ``topology_name`` up.
+
+        ``sizes`` replaces size parameters of a generated (``[scale]``) topology.
+        """
         say = progress or (lambda message: None)
         began = time.monotonic()
         _require_root()
         for program in REQUIRED_PROGRAMS:
             find_program(program)
-        topology = load(topology_name)
+        topology = load(topology_name, sizes)
+        self.timeout = float(topology.bringup.timeout)
         self._check_socket_paths(topology)
         if self.state.get("processes") or self.state.get("namespaces"):
             say("taking down the previous lab in this directory")
@@ -114,25 +134,38 @@ class Lab:
         say("central: NB and SB ovsdb-server, ovn-northd")
         self._start_central(topology)
         say("northbound: logical network")
-        self.nbctl("--wait=sb", "--timeout=20", *nbctl_argv(topology))
-        for command in gateway_chassis_commands(topology):
-            self.nbctl("--wait=sb", "--timeout=20", *command)
+        if topology.bringup.repeatable:
+            self._wait_for("sb", *nbctl_argv(topology))
+            for command in gateway_chassis_commands(topology):
+                self._wait_for("sb", *command)
+        else:
+            transact(self.layout.nb_socket, "OVN_Northbound", nb_operations(topology),
+                     timeout=self.timeout)
+            self._wait_for("sb", "sync")
         say("hub: the OVS instance that wires the chassis together")
         self._start_hub(topology)
         for index, chassis in enumerate(topology.chassis):
             say(f"chassis {chassis.name}")
             self._start_chassis(topology, chassis)
-            self._wait_for_tunnels_to(topology.chassis[: index + 1])
+            if topology.bringup.repeatable:
+                self._wait_for_tunnels_to(topology.chassis[: index + 1])
+        if not topology.bringup.repeatable:
+            # Once: each chassis that joins makes every ovn-controller already
+            # running recompute all its flows, so joining one at a time costs
+            # full computations in the square of the number of chassis.
+            say("waiting for tunnels between all chassis")
+            self._wait_for_tunnels_to(topology.chassis)
         say("sshd in every chassis")
         self._start_sshds(topology)
         say("waiting for ports to be bound")
-        self.nbctl("--wait=hv", "--timeout=20", "sync")
-        _wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
-        say("numbering conntrack zones")
-        self._renumber_ct_zones(topology)
-        say("load balancers, one datapath at a time")
-        for command in load_balancer_attachments(topology):
-            self.nbctl("--wait=hv", "--timeout=20", *command)
+        self._wait_for("hv", "sync")
+        self._wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+        if topology.bringup.repeatable:
+            say("numbering conntrack zones")
+            self._renumber_ct_zones(topology)
+            say("load balancers, one datapath at a time")
+            for command in load_balancer_attachments(topology):
+                self._wait_for("hv", *command)
         say("waiting for OVN to settle")
         self._settle(topology)
 
@@ -143,6 +176,7 @@ class Lab:
             "status": "starting",
             "topology": topology.name,
             "description": topology.description,
+            "scale": asdict(topology.scale) if topology.scale else None,
             "dir": str(self.dir),
             "nb_remote": f"unix:{self.layout.nb_socket}",
             "sb_remote": f"unix:{self.layout.sb_socket}",
@@ -257,7 +291,7 @@ class Lab:
         (hub / "pcap").mkdir(parents=True)
         env = self.layout.hub_env()
         self._start_ovs(hub, env, chassis_name="hub", netns=None)
-        _vsctl(env, None, chassis_config.hub_commands(topology, self.layout))
+        _vsctl(env, None, chassis_config.hub_commands(topology, self.layout), self.timeout)
 
     def _start_ovs(self, rundir: Path, env: dict, chassis_name: str, netns: str | None) -> None:
         run(["ovsdb-tool", "create", str(rundir / "conf.db"), str(OVS_SCHEMA)])
@@ -280,7 +314,7 @@ class Lab:
         netns = chassis.netns
         self._start_ovs(rundir, env, chassis_name=chassis.name, netns=netns)
         _vsctl(env, netns, chassis_config.chassis_commands(
-            topology, chassis, self.layout, self.state["sb_remote"]))
+            topology, chassis, self.layout, self.state["sb_remote"]), self.timeout)
         for command in chassis_config.underlay_appctl_commands(topology, chassis):
             run(["ovs-appctl", *command], env=env, netns=netns)
         run(["ovs-ofctl", "add-flow", chassis_config.UNDERLAY_BRIDGE,
@@ -310,7 +344,7 @@ class Lab:
                     return False
             return True
 
-        _wait_until(meshed, "tunnels between " + ", ".join(c.name for c in started))
+        self._wait_until(meshed, "tunnels between " + ", ".join(c.name for c in started))
 
     def _start_sshds(self, topology: Topology) -> None:
         sshd.ensure_privsep_dir()
@@ -334,8 +368,8 @@ class Lab:
             ))
         self.layout.known_hosts.write_text("\n".join(known_hosts) + "\n")
         for chassis in topology.chassis:
-            _wait_until(lambda c=chassis: _port_open(c.address, 22),
-                        f"sshd of {chassis.name} on {chassis.address}:22")
+            self._wait_until(lambda c=chassis: _port_open(c.address, 22),
+                             f"sshd of {chassis.name} on {chassis.address}:22")
 
     # -------------------------------------------------------------- settle
 
@@ -368,7 +402,8 @@ class Lab:
             zones = chassis_config.canonical_ct_zones(users, datapath_keys, port_keys)
             assignments = {f"ct-zone-{user}": str(zone) for user, zone in zones.items()}
             _vsctl(env, chassis.netns, [["set", "Bridge", chassis_config.INTEGRATION_BRIDGE,
-                                         *map_assignments("external_ids", assignments)]])
+                                         *map_assignments("external_ids", assignments)]],
+                   self.timeout)
         for chassis in topology.chassis:
             restarted = self._start_controller(chassis)
             self.state["processes"] = [
@@ -377,18 +412,27 @@ class Lab:
                 for p in self.state["processes"]
             ]
             self._save_state()
-        self.nbctl("--wait=hv", "--timeout=20", "sync")
-        _wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+        self._wait_for("hv", "sync")
+        self._wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
 
     def _settle(self, topology: Topology) -> None:
-        _wait_until(self._bfd_settled, "BFD sessions up")
+        self._wait_until(self._bfd_settled, "BFD sessions up")
         for chassis in topology.chassis:
             self._pin_automatic_ofports(chassis)
-        self.nbctl("--wait=hv", "--timeout=20", "sync")
-        for chassis in topology.chassis:
-            self.recompute(chassis.name)
-        self.nbctl("--wait=hv", "--timeout=20", "sync")
-        _wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+        self._wait_for("hv", "sync")
+        if topology.bringup.repeatable:
+            for chassis in topology.chassis:
+                self.recompute(chassis.name)
+            self._wait_for("hv", "sync")
+        self._wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+
+    def _wait_for(self, level: str, *nbctl_args: str) -> str:
+        """ovn-nbctl ``--wait=sb`` (northd caught up) or ``--wait=hv`` (every chassis too)."""
+        return self.nbctl(f"--wait={level}", f"--timeout={self.timeout:g}", *nbctl_args,
+                          timeout=self.timeout + 30)
+
+    def _wait_until(self, condition: Callable[[], bool], what: str) -> None:
+        _wait_until(condition, what, self.timeout)
 
     def _bindings_settled(self, topology: Topology) -> bool:
         """VIFs up on their chassis, gateway routers and redirect ports bound to theirs."""
@@ -447,7 +491,7 @@ class Lab:
                 commands.append(["set", "Interface", iface["name"], f"ofport_request={ofport}"])
                 taken.add(ofport)
         if commands:
-            _vsctl(env, chassis.netns, commands)
+            _vsctl(env, chassis.netns, commands, self.timeout)
 
     # ----------------------------------------------------------------- down
 
@@ -523,7 +567,9 @@ class Lab:
 
     def recompute(self, chassis: str) -> None:
         """Make a chassis' ovn-controller recompute all its flows from scratch."""
-        self.run_on(chassis, ["ovn-appctl", "-t", "ovn-controller", "recompute"])
+        # It answers between two computations, which take long in a big lab.
+        self.run_on(chassis, ["ovn-appctl", "-t", "ovn-controller", "recompute"],
+                    timeout=max(60, self.timeout))
 
     def inject(self, chassis: str, port: str, flow: str) -> None:
         """Make ``port`` on ``chassis`` receive a packet built from an OVS flow string."""
@@ -547,9 +593,9 @@ class Lab:
                 return packets
             time.sleep(0.05)
 
-    def nbctl(self, *args: str, check: bool = True) -> str:
+    def nbctl(self, *args: str, check: bool = True, timeout: float = 60) -> str:
         remote = self.state.get("nb_remote") or f"unix:{self.layout.nb_socket}"
-        return run(["ovn-nbctl", f"--db={remote}", *args], check=check, timeout=60).stdout
+        return run(["ovn-nbctl", f"--db={remote}", *args], check=check, timeout=timeout).stdout
 
     def sbctl(self, *args: str, check: bool = True) -> str:
         remote = self.state.get("sb_remote") or f"unix:{self.layout.sb_socket}"
@@ -627,12 +673,26 @@ def _require_root() -> None:
                        "run it as root")
 
 
-def _vsctl(env: dict, netns: str | None, commands: list[list[str]]) -> None:
-    """Run ovs-vsctl commands as one transaction (waiting for ovs-vswitchd to apply them)."""
-    argv = ["ovs-vsctl", "--timeout=20"]
+def _vsctl(env: dict, netns: str | None, commands: list[list[str]],
+           timeout: float = 20) -> None:
+    """Run ovs-vsctl commands as one transaction (waiting for ovs-vswitchd to apply them).
+
+    Commands too many for one command line (thousands of VIFs) are split,
+    in order, into several transactions; none of ours refer to each other by
+    ``--id``, so that is safe.
+    """
+    batches: list[list[str]] = [[]]
+    size = 0
     for command in commands:
-        argv += ["--", *command]
-    run(argv, env=env, netns=netns)
+        length = sum(len(arg) + 1 + 8 for arg in ["--", *command])  # bytes + argv pointer
+        if batches[-1] and size + length > VSCTL_ARGV_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1] += ["--", *command]
+        size += length
+    for batch in batches:
+        run(["ovs-vsctl", f"--timeout={timeout:g}", *batch], env=env, netns=netns,
+            timeout=timeout + 30)
 
 
 def _wait_until(condition: Callable[[], bool], what: str,

@@ -4,7 +4,8 @@ Most of the network goes in one transaction, so ovn-northd computes the
 southbound database once, before any ovn-controller starts.  Two things are
 added one at a time instead, because what they allocate depends on the order
 in which they are processed, and within one batch that order follows random
-row UUIDs:
+row UUIDs (a topology with ``[bringup] repeatable = false`` gives that up for
+speed: :func:`nb_operations` is everything as one OVSDB transaction):
 
 * gateway chassis, one router port at a time (with northd caught up in
   between): each makes a chassisredirect port ``cr-<port>`` whose tunnel key
@@ -16,8 +17,13 @@ row UUIDs:
 
 from __future__ import annotations
 
+import codecs
+import ipaddress
 import json
+import socket
+from pathlib import Path
 
+from ofrace.errors import LabError
 from ofrace.lab.topology import PortGroup, Router, Switch, Topology
 
 
@@ -194,3 +200,171 @@ def _router_commands(router: Router) -> list[list[str]]:
             argv.append(",".join(policy.nexthops))
         commands.append(argv)
     return commands
+
+
+# ------------------------------------------------ one OVSDB transaction
+
+
+class _Rows:
+    """Insert operations that refer to each other by named UUID."""
+
+    def __init__(self):
+        self.operations: list[dict] = []
+
+    def insert(self, table: str, row: dict) -> list:
+        """Add an insert and return the reference to the new row."""
+        name = f"row{len(self.operations)}"
+        row = {column: value for column, value in row.items() if value not in ({}, [], "")}
+        self.operations.append({"op": "insert", "table": table, "row": _columns(row),
+                                "uuid-name": name})
+        return ["named-uuid", name]
+
+
+def _columns(row: dict) -> dict:
+    """Python values as OVSDB JSON: dicts become maps, lists sets; references stay as they are."""
+    def value(v):
+        if isinstance(v, dict):
+            return ["map", [[k, x] for k, x in v.items()]]
+        if isinstance(v, list) and not (len(v) == 2 and v[0] == "named-uuid"):
+            return ["set", list(v)]
+        return v
+
+    return {column: value(v) for column, v in row.items()}
+
+
+def nb_operations(topology: Topology) -> list[dict]:
+    """The whole logical network as the operations of one OVN_Northbound transaction.
+
+    The same rows as :func:`nbctl_commands` plus :func:`gateway_chassis_commands`
+    and :func:`load_balancer_attachments`, without ovn-nbctl's command-line
+    length limit and per-command name lookups: a big topology is written in
+    seconds.  Load balancers are attached and gateway chassis set right away.
+    """
+    rows = _Rows()
+    lbs = {lb.name: rows.insert("Load_Balancer", {
+        "name": lb.name, "protocol": lb.protocol, "vips": lb.vips, "options": lb.options,
+        "external_ids": lb.external_ids}) for lb in topology.load_balancer}
+    dhcp = {d.name: rows.insert("DHCP_Options", {
+        "cidr": d.cidr, "options": d.options, "external_ids": d.external_ids})
+        for d in topology.dhcp_options}
+    for address_set in topology.address_set:
+        rows.insert("Address_Set", {"name": address_set.name,
+                                    "addresses": address_set.addresses})
+    for router in topology.router:
+        _router_rows(rows, router, lbs)
+    switch_ports = {}
+    for switch in topology.switch:
+        ports = []
+        for port in switch.ports:
+            ports.append(rows.insert("Logical_Switch_Port", {
+                "name": port.name, "type": port.type, "addresses": port.addresses,
+                "port_security": port.port_security,
+                "options": {**port.options, "requested-tnl-key": str(port.tunnel_key)},
+                "external_ids": port.external_ids,
+                "dhcpv4_options": dhcp.get(port.dhcpv4_options, ""),
+                "dhcpv6_options": dhcp.get(port.dhcpv6_options, ""),
+            }))
+            switch_ports[port.name] = ports[-1]
+        rows.insert("Logical_Switch", {
+            "name": switch.name, "ports": ports,
+            "other_config": {**switch.other_config,
+                             "requested-tnl-key": str(switch.tunnel_key)},
+            "external_ids": switch.external_ids,
+            "load_balancer": [lbs[name] for name in switch.load_balancers],
+        })
+    for group in topology.port_group:
+        acls = [rows.insert("ACL", {
+            "direction": acl.direction, "priority": acl.priority, "match": acl.match,
+            "action": acl.action, "log": acl.log, "name": acl.name, "severity": acl.severity,
+            "options": acl.options, "external_ids": acl.external_ids}) for acl in group.acl]
+        rows.insert("Port_Group", {"name": group.name, "acls": acls,
+                                   "ports": [switch_ports[p] for p in group.ports],
+                                   "external_ids": group.external_ids})
+    return rows.operations
+
+
+def _router_rows(rows: _Rows, router: Router, lbs: dict[str, list]) -> None:
+    ports = []
+    for port in router.ports:
+        gateway_chassis = [
+            rows.insert("Gateway_Chassis", {"name": f"{port.name}-{chassis}",
+                                            "chassis_name": chassis,
+                                            "priority": len(port.gateway_chassis) - rank})
+            for rank, chassis in enumerate(port.gateway_chassis)
+        ]
+        ports.append(rows.insert("Logical_Router_Port", {
+            "name": port.name, "mac": port.mac, "networks": port.networks,
+            "gateway_chassis": gateway_chassis,
+            "options": {**port.options, "requested-tnl-key": str(port.tunnel_key)},
+            "external_ids": port.external_ids, "ipv6_ra_configs": port.ipv6_ra_configs,
+        }))
+    nat = [rows.insert("NAT", {"type": n.type, "external_ip": n.external_ip,
+                               "logical_ip": n.logical_ip, "options": {"stateless": "false"}})
+           for n in router.nat]
+    routes = [rows.insert("Logical_Router_Static_Route", {
+        "ip_prefix": _prefix(r.prefix), "nexthop": r.nexthop, "policy": r.policy,
+        "output_port": r.output_port}) for r in router.route]
+    policies = [rows.insert("Logical_Router_Policy", {
+        "priority": p.priority, "match": p.match, "action": p.action,
+        "nexthops": p.nexthops}) for p in router.policy]
+    rows.insert("Logical_Router", {
+        "name": router.name, "ports": ports, "nat": nat, "static_routes": routes,
+        "policies": policies, "load_balancer": [lbs[name] for name in router.load_balancers],
+        "options": {**router.options, "requested-tnl-key": str(router.tunnel_key)},
+        "external_ids": router.external_ids,
+    })
+
+
+def _prefix(prefix: str) -> str:
+    """A route prefix the way ovn-nbctl stores it: host bits cleared, a host without length."""
+    network = ipaddress.ip_network(prefix, strict=False)
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
+def transact(socket_path: Path, database: str, operations: list[dict],
+             timeout: float) -> list:
+    """Run one OVSDB transaction over ovsdb-server's unix socket; LabError if any part failed."""
+    request = {"method": "transact", "params": [database, *operations], "id": "ofrace"}
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(socket_path))
+            sock.sendall(json.dumps(request).encode())
+            reply = _reply(sock, "ofrace")
+    except OSError as exc:
+        raise LabError(f"transaction on {socket_path} failed: {exc}") from None
+    if reply.get("error"):
+        raise LabError(f"transaction on {socket_path} failed: {reply['error']}")
+    results = reply["result"]
+    for operation, result in zip(operations + [{}], results, strict=False):
+        if isinstance(result, dict) and "error" in result:
+            detail = result.get("details", "")
+            what = operation.get("table", "the transaction")
+            raise LabError(f"{database} transaction failed at {what}: "
+                           f"{result['error']} {detail}".strip())
+    return results
+
+
+def _reply(sock: socket.socket, request_id: str) -> dict:
+    """Read JSON-RPC messages until the reply to ``request_id``, answering echo requests."""
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    received = ""
+    while True:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise LabError("ovsdb-server closed the connection mid-transaction")
+        received += utf8.decode(chunk)
+        while received.strip():
+            try:
+                message, end = decoder.raw_decode(received.lstrip())
+            except ValueError:
+                break  # the rest of this message has not arrived yet
+            received = received.lstrip()[end:]
+            if message.get("id") == request_id:
+                return message
+            if message.get("method") == "echo":
+                sock.sendall(json.dumps({"id": message["id"], "result": message["params"],
+                                         "error": None}).encode())

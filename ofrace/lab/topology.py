@@ -13,6 +13,26 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     description = "..."                # one line, shown by `ofrace lab status`
     notes = "..."                      # free text: choices the source did not show
 
+    [bringup]                          # optional: how `ofrace lab up` builds the lab
+    timeout = 30                       # seconds each wait for OVN to catch up may take
+    repeatable = true                  # two bring-ups give the same OpenFlow tables (see
+                                       # ofrace.lab.lab).  false: minutes faster for a big lab
+                                       # -- the whole northbound in one OVSDB transaction,
+                                       # conntrack zones, chassisredirect keys and group ids
+                                       # as OVN numbers them; tunnel keys and ofports pinned
+
+    [scale]                            # optional: generate the lab from size parameters
+    chassis = 3                        # (ofrace.lab.scale says what each one makes), so
+    switches = 500                     # list no chassis, switch, router, port_group,
+    ports_per_switch = 50              # address_set, load_balancer or dhcp_options;
+    vifs_per_switch = 2                # `ofrace lab up --size KEY=VALUE` overrides any
+    port_groups = 50                   # of them.  These are the defaults.
+    acls_per_port_group = 2
+    address_sets = 50
+    address_set_size = 30
+    load_balancers = 10
+    backends_per_load_balancer = 3
+
     [network]                          # optional, these are the defaults
     management = "198.18.0.1/24"       # root-namespace bridge ofr-mgmt; SSH, OVSDB TCP
     tunnel = "192.168.100.0/24"        # Geneve underlay, exists only in the dummy datapath
@@ -118,7 +138,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -305,11 +325,50 @@ class PortGroup:
 
 
 @dataclass(frozen=True)
+class Bringup:
+    """How ``ofrace lab up`` builds the lab: repeatable, or fast enough for a big one."""
+
+    timeout: float = 30.0
+    repeatable: bool = True
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Size parameters of a generated topology; :mod:`ofrace.lab.scale` says what each makes."""
+
+    chassis: int = 3
+    switches: int = 500
+    ports_per_switch: int = 50
+    vifs_per_switch: int = 2
+    port_groups: int = 50
+    acls_per_port_group: int = 2
+    address_sets: int = 50
+    address_set_size: int = 30
+    load_balancers: int = 10
+    backends_per_load_balancer: int = 3
+
+    def with_sizes(self, sizes: dict[str, str]) -> Scale:
+        """These parameters with some replaced, from ``--size KEY=VALUE`` strings."""
+        known = [f.name for f in fields(self)]
+        values = {name: getattr(self, name) for name in known}
+        for key, text in sizes.items():
+            if key not in values:
+                raise LabError(f"unknown size parameter {key!r} (known: {', '.join(known)})")
+            try:
+                values[key] = int(text)
+            except ValueError:
+                raise LabError(f"size parameter {key}={text!r} is not an integer") from None
+        return Scale(**values)
+
+
+@dataclass(frozen=True)
 class Topology:
     name: str
-    chassis: list[Chassis]
+    chassis: list[Chassis] = field(default_factory=list)
     description: str = ""
     notes: str = ""
+    bringup: Bringup = field(default_factory=Bringup)
+    scale: Scale | None = None
     network: Network = field(default_factory=Network)
     load_balancer: list[LoadBalancer] = field(default_factory=list)
     dhcp_options: list[DhcpOptions] = field(default_factory=list)
@@ -344,8 +403,12 @@ def _shipped():
     return resources.files("ofrace.lab").joinpath("topologies")
 
 
-def load(name_or_path: str) -> Topology:
-    """Load a shipped topology by name, or any topology file by path."""
+def load(name_or_path: str, sizes: dict[str, str] | None = None) -> Topology:
+    """Load a shipped topology by name, or any topology file by path.
+
+    A topology with a ``[scale]`` table is generated, with ``sizes`` (size
+    parameter -> value) replacing the file's; other topologies take no sizes.
+    """
     if name_or_path.endswith(".toml") or "/" in name_or_path:
         path = Path(name_or_path)
         if not path.is_file():
@@ -364,13 +427,35 @@ def load(name_or_path: str) -> Topology:
     except tomllib.TOMLDecodeError as exc:
         raise LabError(f"topology {origin}: {exc}") from None
     topology = _build(Topology, data, origin)
+    if topology.scale is not None:
+        topology = _generate(topology, topology.scale.with_sizes(sizes or {}), origin)
+    elif sizes:
+        raise LabError(f"topology {origin} has no [scale] table, so no size parameters")
     _validate(topology, origin)
     return topology
+
+
+# What a [scale] table generates, so a topology with one must not list it.
+_GENERATED = ("chassis", "switch", "router", "port_group", "address_set", "load_balancer",
+              "dhcp_options")
+
+
+def _generate(topology: Topology, scale: Scale, where: str) -> Topology:
+    from ofrace.lab.scale import check, expand  # scale builds on this module's dataclasses
+
+    listed = [key for key in _GENERATED if getattr(topology, key)]
+    if listed:
+        raise LabError(f"topology {where}: has [scale], so it cannot also list "
+                       f"{', '.join(listed)}")
+    check(scale, where)
+    return replace(topology, scale=scale, **expand(scale, topology.network))
 
 
 # Nested tables and arrays of tables, by dataclass and key.
 _NESTED: dict[tuple[type, str], type] = {
     (Topology, "network"): Network,
+    (Topology, "bringup"): Bringup,
+    (Topology, "scale"): Scale,
     (Topology, "chassis"): Chassis,
     (Topology, "load_balancer"): LoadBalancer,
     (Topology, "dhcp_options"): DhcpOptions,
@@ -429,6 +514,11 @@ def _validate(topology: Topology, where: str) -> None:
     chassis_names = [c.name for c in topology.chassis]
     if not chassis_names:
         raise LabError(f"topology {where}: no chassis")
+    timeout = topology.bringup.timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise LabError(f"topology {where}: bringup.timeout must be a number of seconds")
+    if not isinstance(topology.bringup.repeatable, bool):
+        raise LabError(f"topology {where}: bringup.repeatable must be true or false")
     _unique(chassis_names, "chassis name", where)
     _unique([c.address for c in topology.chassis], "chassis address", where)
     _unique([c.encap_ip for c in topology.chassis], "encap_ip", where)
