@@ -165,41 +165,64 @@ def _explain_ovsdb_error(error: str, remote: str) -> str:
 
 def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs: int = 16,
                     progress: Progress | None = None) -> Snapshot:
-    """Read every node in parallel, then the Southbound and Northbound databases."""
+    """Read every node and the databases in parallel.
+
+    A database read from here starts with the nodes (a big SB takes as long as a
+    big br-int); one read through a node waits for that node's own collection,
+    which tells its ovn-remote and SSL files.
+    """
     progress = progress or (lambda event: None)
     snapshot = Snapshot()
     transports = {spec.name: make_transport(spec, strict_host_keys) for spec in inventory.nodes}
+    databases = [(name, tables, spec) for name, tables, spec in (
+        ("southbound", SOUTHBOUND_TABLES, inventory.southbound),
+        ("northbound", NORTHBOUND_TABLES, inventory.northbound)) if spec is not None]
+    workers = max(1, min(jobs, len(inventory.nodes) + len(databases)))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(inventory.nodes) or 1))) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {}
+            for name, tables, spec in databases:
+                if spec.via is None:
+                    progress(CollectEvent("start", name))
+                    futures[pool.submit(collect_database, name, tables, spec, transports,
+                                        Snapshot())] = name
             for spec in inventory.nodes:
                 progress(CollectEvent("start", spec.name))
-                futures[pool.submit(collect_node, spec, transports[spec.name])] = spec
+                futures[pool.submit(collect_node, spec, transports[spec.name])] = spec.name
             for future in as_completed(futures):
-                chassis = future.result()
-                snapshot.chassis[chassis.name] = chassis
-                if chassis.reachable:
-                    flows = sum(len(b.flows) for b in chassis.bridges.values())
-                    progress(CollectEvent("done", chassis.name,
-                                          f"{flows} flows, {len(chassis.bridges)} bridges"
-                                          + (f", {len(chassis.problems)} problems"
-                                             if chassis.problems else "")))
+                result = future.result()
+                if isinstance(result, Database):
+                    _database_done(snapshot, result, progress)
                 else:
-                    progress(CollectEvent("failed", chassis.name, chassis.problems[0].error))
+                    _node_done(snapshot, result, progress)
         snapshot.chassis = dict(sorted(snapshot.chassis.items()))
-        for name, tables, spec in (("southbound", SOUTHBOUND_TABLES, inventory.southbound),
-                                   ("northbound", NORTHBOUND_TABLES, inventory.northbound)):
-            if spec is None:
-                continue
-            progress(CollectEvent("start", name))
-            db = collect_database(name, tables, spec, transports, snapshot)
-            setattr(snapshot, name, db)
-            if db.error:
-                progress(CollectEvent("failed", name, db.error))
-            else:
-                rows = sum(len(rows) for rows in db.tables.values())
-                progress(CollectEvent("done", name, f"{rows} rows, {len(db.tables)} tables"))
+        for name, tables, spec in databases:
+            if spec.via is not None:
+                progress(CollectEvent("start", name))
+                _database_done(snapshot, collect_database(name, tables, spec, transports,
+                                                          snapshot), progress)
     finally:
         for transport in transports.values():
             transport.close()
     return snapshot
+
+
+def _node_done(snapshot: Snapshot, chassis: Chassis, progress: Progress) -> None:
+    snapshot.chassis[chassis.name] = chassis
+    if chassis.reachable:
+        flows = sum(len(b.flows) for b in chassis.bridges.values())
+        progress(CollectEvent("done", chassis.name,
+                              f"{flows} flows, {len(chassis.bridges)} bridges"
+                              + (f", {len(chassis.problems)} problems" if chassis.problems
+                                 else "")))
+    else:
+        progress(CollectEvent("failed", chassis.name, chassis.problems[0].error))
+
+
+def _database_done(snapshot: Snapshot, db: Database, progress: Progress) -> None:
+    setattr(snapshot, db.name, db)
+    if db.error:
+        progress(CollectEvent("failed", db.name, db.error))
+    else:
+        rows = sum(len(rows) for rows in db.tables.values())
+        progress(CollectEvent("done", db.name, f"{rows} rows, {len(db.tables)} tables"))
