@@ -37,6 +37,17 @@ def _with_env(argv: list[str], env: dict[str, str]) -> list[str]:
     return ["env", *(f"{k}={v}" for k, v in sorted(env.items())), *argv]
 
 
+def _run_process(argv: list[str], timeout: float, env: dict | None = None) -> CommandOutput:
+    """Run a process here; a timeout is an error result (FileNotFoundError is the
+    caller's to interpret)."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout, env=env,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return CommandOutput(-1, b"", f"timed out after {timeout}s".encode())
+    return CommandOutput(proc.returncode, proc.stdout, proc.stderr)
+
+
 @dataclass
 class LocalTransport:
     """Commands run on this machine (ofrace runs on the node itself)."""
@@ -47,15 +58,10 @@ class LocalTransport:
         return "local"
 
     def run(self, argv: list[str], timeout: float = 120) -> CommandOutput:
-        env = {**os.environ, **self.env}
         try:
-            proc = subprocess.run(argv, capture_output=True, timeout=timeout, env=env,
-                                  stdin=subprocess.DEVNULL)
+            return _run_process(argv, timeout, {**os.environ, **self.env})
         except FileNotFoundError:
             return CommandOutput(127, b"", f"{argv[0]}: command not found".encode())
-        except subprocess.TimeoutExpired:
-            return CommandOutput(-1, b"", f"timed out after {timeout}s".encode())
-        return CommandOutput(proc.returncode, proc.stdout, proc.stderr)
 
     def close(self) -> None:
         pass
@@ -99,13 +105,10 @@ class ExecTransport:
     def run(self, argv: list[str], timeout: float = 120) -> CommandOutput:
         wrapped = self.wrap(argv)
         try:
-            proc = subprocess.run(wrapped, capture_output=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+            return _run_process(wrapped, timeout)
         except FileNotFoundError:
+            # the wrapper itself (docker, kubectl, ip) is missing: no node is reachable
             raise TransportError(f"{wrapped[0]}: command not found") from None
-        except subprocess.TimeoutExpired:
-            return CommandOutput(-1, b"", f"timed out after {timeout}s".encode())
-        return CommandOutput(proc.returncode, proc.stdout, proc.stderr)
 
     def close(self) -> None:
         pass
