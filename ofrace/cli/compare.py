@@ -30,11 +30,12 @@ def _inventory(inventory_file: str | None, use_lab: bool) -> Inventory:
 
 
 def _snapshot(inventory: Inventory, snapshot_file: str | None, nodes: list[str],
-              with_sb: bool) -> Snapshot:
+              with_databases: bool) -> Snapshot:
     if snapshot_file:
         return Snapshot.load(snapshot_file)
     wanted = Inventory(nodes=[inventory.node(n) for n in nodes],
-                       southbound=inventory.southbound if with_sb else None)
+                       southbound=inventory.southbound if with_databases else None,
+                       northbound=inventory.northbound if with_databases else None)
     snapshot = collect_cluster(wanted)
     for name in nodes:
         chassis = snapshot.chassis[name]
