@@ -18,6 +18,7 @@ import re
 import sys
 import time
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 
 from ofrace.openflow.bridge import BridgeIndex
@@ -45,6 +46,33 @@ def scale_flows(flows: list[str], target: int) -> list[str]:
                 break
         copy += 1
     return out
+
+
+@dataclass
+class IndexMeasure:
+    index: BridgeIndex
+    flows: int
+    seconds: float       # wall time of one build
+    cpu_seconds: float   # CPU time of that build (not skewed by other load)
+    index_bytes: int     # what the index allocates (tracemalloc, a second build)
+    text_bytes: int      # the flow lines themselves
+
+
+def measure_index(bridge: Bridge, ch: Chassis) -> IndexMeasure:
+    """Build the index of ``bridge`` twice: once timed, once under tracemalloc."""
+    gc.collect()
+    t0, c0 = time.perf_counter(), time.process_time()
+    index = BridgeIndex(bridge, ch.interfaces, ch.name)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    del index
+    gc.collect()
+    tracemalloc.start()
+    index = BridgeIndex(bridge, ch.interfaces, ch.name)
+    allocated, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # The index's own list of lines points at the same strings: count them once.
+    text = sum(sys.getsizeof(s) for s in bridge.flows) + sys.getsizeof(bridge.flows)
+    return IndexMeasure(index, index.flow_count, seconds, cpu, allocated, text)
 
 
 def one_packet_trace(snap, ch, index) -> tuple[float, float, int]:
@@ -92,24 +120,10 @@ def main() -> int:
     lines = scale_flows(base.flows, args.flows)
     bridge = Bridge(name=base.name, flows=lines, groups=base.groups, tlv_map=base.tlv_map,
                     ports_desc=base.ports_desc)
-    text_bytes = sum(sys.getsizeof(s) for s in lines) + sys.getsizeof(lines)
-
-    gc.collect()
-    t0, c0 = time.perf_counter(), time.process_time()
-    index = BridgeIndex(bridge, ch.interfaces, ch.name)
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    n = index.flow_count
-    del index
-    gc.collect()
-
-    tracemalloc.start()
-    index = BridgeIndex(bridge, ch.interfaces, ch.name)
-    current, _peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    # The index keeps its own list of the lines (learned flows are appended there),
-    # which points at the same strings: count the strings once.
-    per_flow_index = current / n
-    per_flow_total = (current + text_bytes) / n
+    m = measure_index(bridge, ch)
+    n, elapsed, cpu = m.flows, m.seconds, m.cpu_seconds
+    per_flow_index, per_flow_total = m.index_bytes / n, (m.index_bytes + m.text_bytes) / n
+    index = m.index
 
     packet = {"in_port": 0, "dl_type": 0x0800, "nw_proto": 6, "nw_ttl": 64}
     t1 = time.perf_counter()

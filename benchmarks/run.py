@@ -20,18 +20,19 @@ Any failed step stops the run with an error instead of printing numbers.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import platform
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from index_bench import measure_index  # noqa: E402
 
 from ofrace import __version__  # noqa: E402
 from ofrace.audit.cluster import audit_snapshot  # noqa: E402
@@ -45,7 +46,6 @@ from ofrace.collect.cluster import (  # noqa: E402
 from ofrace.collect.inventory import load_inventory  # noqa: E402
 from ofrace.compare.live import format_microflow  # noqa: E402
 from ofrace.lab.lab import Lab  # noqa: E402
-from ofrace.openflow.bridge import BridgeIndex  # noqa: E402
 from ofrace.snapshot import Snapshot  # noqa: E402
 from ofrace.trace.cluster import ClusterTracer  # noqa: E402
 from ofrace.trace.request import start_from_short_form, to_expression  # noqa: E402
@@ -167,23 +167,13 @@ def main() -> int:
     # --- index on the biggest br-int
     ch = max(snapshot.chassis.values(), key=lambda c: len(c.bridges["br-int"].flows))
     bridge = ch.bridges["br-int"]
-    gc.collect()
-    t0 = time.perf_counter()
-    index = BridgeIndex(bridge, ch.interfaces, ch.name)
-    build_s = time.perf_counter() - t0
-    del index
-    gc.collect()
-    tracemalloc.start()
-    index = BridgeIndex(bridge, ch.interfaces, ch.name)
-    mem, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    text = sum(sys.getsizeof(s) for s in bridge.flows)
-    n = index.flow_count
+    m = measure_index(bridge, ch)
+    n, build_s, mem, text = m.flows, m.seconds, m.index_bytes, m.text_bytes
     row("index build", f"{n / build_s:,.0f} flows/s", f"{n:,} flows in {build_s:.2f} s "
         f"(target ≥ 150,000/s)")
     row("memory per indexed flow", f"{(mem + text) / n:,.0f} B",
         f"index {mem / n:,.0f} B + flow text {text / n:,.0f} B (target ≤ 600 B)")
-    del index
+    del m
 
     # --- one cross-chassis trace: ofrace warm / cold, ofproto/trace per hop, ovn-trace
     tracer = ClusterTracer(snapshot)
