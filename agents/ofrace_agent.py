@@ -4,23 +4,27 @@ Runs on the node with the node's own ``python3`` (3.6 or newer, stdlib
 only); the collector streams this file over its transport, so nothing is
 installed on nodes.  It only *reads*: every command below is a dump, a list,
 a version or an OVSDB ``query`` (which the server aborts, so it cannot
-write).  The result is one JSON document on stdout, gzip-compressed when
-asked, so a 200k-flow bridge crosses a slow link quickly.
+write).  Its stdout is a stream of frames (``FrameWriter``), gzip-compressed
+when asked: the flow dump goes out chunk by chunk while ``ovs-ofctl`` is
+still printing it, so a 200k-flow bridge costs little more than the dump
+itself; the JSON document that says what everything is comes last.
 
 The same module also runs on the collector's side when a node has no
 ``python3``: ``collect_node(run)`` takes the function that executes one
 command, so the plan of what to read exists only here.
 """
 
-import gzip
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-AGENT_VERSION = 1
+AGENT_VERSION = 2
 
 # The OVS tables we keep, with the columns that matter for tracing and audits.
 OVS_TABLES = {
@@ -77,18 +81,139 @@ def run_local(argv, timeout=120):
     return result
 
 
+class FrameWriter(object):
+    """The agent's stdout: ``<kind> <id> <length>\\n<bytes>`` frames, compressed as
+    they are written.
+
+    ``B`` frames carry chunks of a command's output (a blob), in order;
+    the one ``D`` frame, last, carries the JSON document, which names
+    blobs by id.  Threads write whole frames under a lock.
+    """
+
+    def __init__(self, out, compress=False):
+        self._out = out
+        self._zip = zlib.compressobj(1, zlib.DEFLATED, 31) if compress else None
+        self._lock = threading.Lock()
+        self._blobs = 0
+
+    def new_blob(self):
+        with self._lock:
+            self._blobs += 1
+            return self._blobs
+
+    def frame(self, kind, ident, data):
+        head = ("%s %d %d\n" % (kind, ident, len(data))).encode("ascii")
+        with self._lock:
+            for part in (head, data):
+                self._out.write(self._zip.compress(part) if self._zip else part)
+
+    def close(self):
+        with self._lock:
+            if self._zip:
+                self._out.write(self._zip.flush())
+            self._out.flush()
+
+
+def read_frames(payload):
+    """``FrameWriter`` output (decompressed) → ``(doc, {blob id: text})``."""
+    view = memoryview(payload)
+    chunks = {}
+    doc = None
+    pos = 0
+    while pos < len(payload):
+        eol = payload.find(b"\n", pos, pos + 64)
+        head = bytes(view[pos:eol]).split() if eol > 0 else []
+        if len(head) != 3 or head[0] not in (b"B", b"D"):
+            raise ValueError("bad frame header at byte %d" % pos)
+        start, end = eol + 1, eol + 1 + int(head[2])
+        if end > len(payload):
+            raise ValueError("truncated frame at byte %d" % pos)
+        if head[0] == b"B":
+            chunks.setdefault(int(head[1]), []).append(view[start:end])
+        else:
+            doc = json.loads(bytes(view[start:end]))
+        pos = end
+    if doc is None:
+        raise ValueError("no document frame")
+    blobs = dict((k, b"".join(v).decode("utf-8", "replace")) for k, v in chunks.items())
+    return doc, blobs
+
+
+def run_streamed(argv, writer, timeout=120):
+    """Like ``run_local``, but stdout goes to ``writer`` as one blob while the
+    command runs; the result names the blob instead of holding the text."""
+    started = _now()
+    blob = writer.new_blob()
+    killed = []
+
+    def kill():
+        killed.append(True)
+        proc.kill()
+
+    try:
+        errors = tempfile.TemporaryFile()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+    except OSError as exc:
+        return {"argv": argv, "rc": 127, "stdout": "", "started": started,
+                "elapsed": _now() - started, "error": str(exc)}
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        fd = proc.stdout.fileno()
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            writer.frame("B", blob, chunk)
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+        proc.stdout.close()
+    errors.seek(0)
+    err = errors.read()
+    errors.close()
+    result = {"argv": argv, "rc": rc, "stdout": "", "blob": blob, "started": started,
+              "elapsed": _now() - started, "error": None}
+    if killed:
+        result["rc"], result["error"] = -1, "timed out after %ss" % timeout
+    elif rc != 0:
+        result["error"] = (err.decode("utf-8", "replace").strip() or "exit status %d" % rc)
+    return result
+
+
+def dump_lines(text):
+    """The entries of an ``ovs-ofctl`` dump: its indented lines, stripped."""
+    lines = []
+    add = lines.append
+    for part in ("\n" + text).split("\n ")[1:]:
+        if "\n" in part:  # the last entry, or one a header line follows
+            part = part.split("\n", 1)[0]
+        part = part.strip()
+        if part:
+            add(part)
+    return lines
+
+
 class Reader(object):
     """Runs commands through ``run`` and keeps every command's outcome."""
 
-    def __init__(self, run):
+    def __init__(self, run, stream=None):
         self._run = run
+        self._stream = stream or run
         self.commands = []
         self._lock = threading.Lock()
 
     def run(self, argv):
-        result = self._run(argv)
+        return self._record(self._run(argv))
+
+    def stream(self, argv):
+        """Run a command whose output may be big (``stream`` may send it on as it comes)."""
+        return self._record(self._stream(argv))
+
+    def _record(self, result):
         record = dict(result)
         record.pop("stdout", None)
+        record.pop("blob", None)
         with self._lock:
             self.commands.append(record)
         return result
@@ -176,28 +301,43 @@ def _bridge_jobs(name):
 
 
 def _bridge_doc(name, results):
+    """A bridge's reads; a streamed dump is left as ``{"blob": id}`` for
+    ``resolve_blobs`` to turn into lines on the collector's side."""
     bridge = {"name": name, "errors": {}}
     for key, _, keep in BRIDGE_READS:
         result = results[(name, key)]
         if result["error"]:
             bridge["errors"][key] = result["error"]
             bridge[key] = [] if keep == "lines" else ""
+        elif result.get("blob"):
+            bridge[key] = {"blob": result["blob"]}
         elif keep == "lines":
-            # Drop the reply header ("NXST_FLOW reply (xid=0x4):"); keep entries.
-            bridge[key] = [ln.strip() for ln in result["stdout"].splitlines()
-                           if ln.startswith(" ") and ln.strip()]
+            bridge[key] = dump_lines(result["stdout"])
         else:
             bridge[key] = result["stdout"]
     return bridge
 
 
-def run_all(reader, jobs, workers=8):
+def resolve_blobs(doc, blobs):
+    """Put the streamed dumps back into ``doc``'s bridges, as lines."""
+    for bridge in doc.get("bridges", {}).values():
+        for key, _, keep in BRIDGE_READS:
+            value = bridge.get(key)
+            if isinstance(value, dict) and "blob" in value:
+                text = blobs.pop(value["blob"], "")
+                bridge[key] = dump_lines(text) if keep == "lines" else text
+    return doc
+
+
+def run_all(reader, jobs, workers=8, streamed=()):
     """Run independent read-only commands at once: a node answers in the time of the
-    slowest one (the big dump-flows), not of their sum."""
+    slowest one (the big dump-flows), not of their sum.  Keys in ``streamed``
+    go through ``reader.stream``."""
     results = {}
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        futures = dict((pool.submit(reader.run, argv), key) for key, argv in jobs.items())
+        futures = dict((pool.submit(reader.stream if key in streamed else reader.run, argv),
+                        key) for key, argv in jobs.items())
         for future in futures:
             results[futures[future]] = future.result()
     finally:
@@ -238,10 +378,15 @@ def _first_line(result):
     return lines[0].strip() if lines else None
 
 
-def collect_node(run, options=None):
-    """Read everything ofrace needs from one node, through ``run``."""
+def _streamed_keys(jobs):
+    return set(key for key in jobs if isinstance(key, tuple) and key[1] in ("flows", "groups"))
+
+
+def collect_node(run, options=None, stream=None):
+    """Read everything ofrace needs from one node, through ``run`` (and ``stream``
+    for the dumps that can be big)."""
     options = options or {}
-    reader = Reader(run)
+    reader = Reader(run, stream)
     started = _now()
     doc = {"agent_version": AGENT_VERSION, "started": started, "errors": [],
            "hostname": None, "bridges": {}}
@@ -257,7 +402,7 @@ def collect_node(run, options=None):
     pool = ThreadPoolExecutor(max_workers=1)
     ovsdb_future = pool.submit(ovsdb_select, reader, options.get("ovs_remote"), "Open_vSwitch",
                                OVS_TABLES)
-    results = run_all(reader, jobs)
+    results = run_all(reader, jobs, streamed=_streamed_keys(jobs))
     ovsdb, _, error = ovsdb_future.result()
     pool.shutdown()
     doc["hostname"] = _first_line(results["hostname"])
@@ -280,7 +425,7 @@ def collect_node(run, options=None):
     for name in bridges:
         if name != guess:
             more.update(_bridge_jobs(name))
-    results.update(run_all(reader, more))
+    results.update(run_all(reader, more, streamed=_streamed_keys(more)))
     for name in bridges:
         doc["bridges"][name] = _bridge_doc(name, results)
         for key, error in sorted(doc["bridges"][name]["errors"].items()):
@@ -298,13 +443,10 @@ def collect_node(run, options=None):
 
 def main(argv):
     options = json.loads(argv[1]) if len(argv) > 1 else {}
-    doc = collect_node(run_local, options)
-    payload = json.dumps(doc, separators=(",", ":")).encode("utf-8")
-    out = getattr(sys.stdout, "buffer", sys.stdout)
-    if options.get("compress"):
-        payload = gzip.compress(payload, 1)
-    out.write(payload)
-    out.flush()
+    writer = FrameWriter(getattr(sys.stdout, "buffer", sys.stdout), options.get("compress"))
+    doc = collect_node(run_local, options, lambda command: run_streamed(command, writer))
+    writer.frame("D", 0, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+    writer.close()
     return 0
 
 

@@ -9,7 +9,6 @@ here and sends each of its read-only commands through the transport.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import time
 import zlib
@@ -65,7 +64,8 @@ def run_agent(transport, options: dict | None = None, timeout: float = 300) -> d
     """Read one node; returns the agent's document (``mode`` says how it ran)."""
     options = dict(options or {})
     options.setdefault("compress", True)
-    out = transport.run(agent_command(options), timeout=timeout)
+    stream = AgentStream()
+    out = transport.run(agent_command(options), timeout=timeout, on_stdout=stream.feed)
     if out.rc != 0:
         if _python_missing(out.rc, out.stderr):
             doc = ofrace_agent.collect_node(transport_runner(transport, timeout), options)
@@ -73,19 +73,52 @@ def run_agent(transport, options: dict | None = None, timeout: float = 300) -> d
             return doc
         lines = out.stderr.decode(errors="replace").strip().splitlines()
         raise AgentError(lines[-1] if lines else f"agent exited with status {out.rc}")
-    payload = out.stdout
+    return read_agent_output(stream.payload())
+
+
+class AgentStream:
+    """The agent's stdout, un-gzipped chunk by chunk as it arrives."""
+
+    def __init__(self):
+        self._parts: list[bytes] = []
+        self._unzip = None
+        self._started = False
+        self.error: str | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if not self._started:
+            self._started = True
+            if chunk[:2] == b"\x1f\x8b":
+                self._unzip = zlib.decompressobj(31)
+        if self._unzip is None:
+            self._parts.append(chunk)
+        elif self.error is None:
+            try:
+                self._parts.append(self._unzip.decompress(chunk))
+            except zlib.error as exc:
+                self.error = str(exc)
+
+    def payload(self) -> bytes:
+        if self.error or (self._unzip is not None and not self._unzip.eof):
+            raise AgentError("agent output is truncated or corrupt: "
+                             f"{self.error or 'the compressed stream ends early'}")
+        return b"".join(self._parts)
+
+
+def read_agent_output(payload: bytes) -> dict:
+    """The agent's framed stdout (maybe gzipped) → its document, dumps as lines."""
     if payload[:2] == b"\x1f\x8b":
-        try:
-            payload = gzip.decompress(payload)
-        except (OSError, EOFError) as exc:
-            raise AgentError(f"agent output is truncated or corrupt: {exc}") from None
+        stream = AgentStream()
+        stream.feed(payload)
+        payload = stream.payload()
     try:
-        doc = json.loads(payload)
+        doc, blobs = ofrace_agent.read_frames(payload)
     except ValueError as exc:
-        raise AgentError(f"agent output is not JSON: {exc}") from None
+        raise AgentError(f"agent output is unreadable: {exc}") from None
     if doc.get("agent_version") != ofrace_agent.AGENT_VERSION:
         raise AgentError(f"agent version {doc.get('agent_version')} does not match "
                          f"{ofrace_agent.AGENT_VERSION}")
+    ofrace_agent.resolve_blobs(doc, blobs)
     doc["mode"] = "agent"
     return doc
 

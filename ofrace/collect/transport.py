@@ -1,6 +1,8 @@
 """How ofrace reaches a node: locally, over SSH, or through a command template.
 
-A transport runs one argv on a node and returns its exit status and output.
+A transport runs one argv on a node and returns its exit status and output
+(or hands stdout to ``on_stdout`` as it arrives, so a big answer can be
+decoded while the rest of it is still on the wire).
 Every argument is quoted for the remote shell; nothing here writes on the
 node.  Connection-level failures (unreachable host, unknown host key,
 refused authentication) raise ``TransportError`` with a one-line reason, so
@@ -37,7 +39,8 @@ def _with_env(argv: list[str], env: dict[str, str]) -> list[str]:
     return ["env", *(f"{k}={v}" for k, v in sorted(env.items())), *argv]
 
 
-def _run_process(argv: list[str], timeout: float, env: dict | None = None) -> CommandOutput:
+def _run_process(argv: list[str], timeout: float, env: dict | None = None,
+                 on_stdout=None) -> CommandOutput:
     """Run a process here; a timeout is an error result (FileNotFoundError is the
     caller's to interpret)."""
     try:
@@ -45,7 +48,14 @@ def _run_process(argv: list[str], timeout: float, env: dict | None = None) -> Co
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return CommandOutput(-1, b"", f"timed out after {timeout}s".encode())
-    return CommandOutput(proc.returncode, proc.stdout, proc.stderr)
+    return _deliver(CommandOutput(proc.returncode, proc.stdout, proc.stderr), on_stdout)
+
+
+def _deliver(out: CommandOutput, on_stdout) -> CommandOutput:
+    if on_stdout is not None and out.stdout:
+        on_stdout(out.stdout)
+        out.stdout = b""
+    return out
 
 
 @dataclass
@@ -57,9 +67,9 @@ class LocalTransport:
     def describe(self) -> str:
         return "local"
 
-    def run(self, argv: list[str], timeout: float = 120) -> CommandOutput:
+    def run(self, argv: list[str], timeout: float = 120, on_stdout=None) -> CommandOutput:
         try:
-            return _run_process(argv, timeout, {**os.environ, **self.env})
+            return _run_process(argv, timeout, {**os.environ, **self.env}, on_stdout)
         except FileNotFoundError:
             return CommandOutput(127, b"", f"{argv[0]}: command not found".encode())
 
@@ -102,10 +112,10 @@ class ExecTransport:
             return shlex.split(expanded.replace("{command}", shlex.quote(shlex.join(argv))))
         return shlex.split(expanded) + argv
 
-    def run(self, argv: list[str], timeout: float = 120) -> CommandOutput:
+    def run(self, argv: list[str], timeout: float = 120, on_stdout=None) -> CommandOutput:
         wrapped = self.wrap(argv)
         try:
-            return _run_process(wrapped, timeout)
+            return _run_process(wrapped, timeout, on_stdout=on_stdout)
         except FileNotFoundError:
             # the wrapper itself (docker, kubectl, ip) is missing: no node is reachable
             raise TransportError(f"{wrapped[0]}: command not found") from None
@@ -208,7 +218,7 @@ class SSHTransport:
             raise TransportError(f"{where}: cannot connect: {reason}") from None
         return client
 
-    def run(self, argv: list[str], timeout: float = 120) -> CommandOutput:
+    def run(self, argv: list[str], timeout: float = 120, on_stdout=None) -> CommandOutput:
         with self._lock:
             if self._client is None:
                 self._client = self._connect()
@@ -216,8 +226,14 @@ class SSHTransport:
         command = shlex.join(_with_env(argv, self.env))
         try:
             _, stdout, stderr = client.exec_command(command, timeout=timeout)
-            stdout.channel.shutdown_write()
-            out = stdout.read()
+            channel = stdout.channel
+            channel.shutdown_write()
+            if on_stdout is None:
+                out = stdout.read()
+            else:
+                out = b""
+                while chunk := channel.recv(1 << 20):
+                    on_stdout(chunk)
             err = stderr.read()
             rc = stdout.channel.recv_exit_status()
             if rc == -1:
