@@ -89,3 +89,22 @@ def test_microflow_round_trip():
                       "tp_src": 12345, "tp_dst": 30007}
     with pytest.raises(FlowSyntaxError):
         parse_microflow("priority=3,ip")
+
+
+@pytest.mark.parametrize("token", [
+    "reg0=0xa00970b", "metadata=0x1f5", "in_port=7", "tp_dst=80", "dl_dst=0a:01:00:00:97:02",
+    "arp_tpa=10.0.151.11", "nw_src=255.255.255.255", "priority=100", "ct_mark=0x2",
+])
+def test_plain_readers_agree_with_the_full_parser(token):
+    cache = TokenCache()
+    assert cache.items(token) == TokenCache()._parse(token)
+    assert token in cache.parts
+
+
+@pytest.mark.parametrize("token", [
+    "nw_src=10.0.0.256", "nw_src=10.1", "nw_src=1.2.3.-4", "reg0=0xzz",
+    "dl_dst=0a:01:00:00:97", "tp_dst=eighty", "in_port=nosuchport",
+])
+def test_plain_readers_leave_bad_values_to_the_full_parser(token):
+    with pytest.raises(FlowSyntaxError):
+        TokenCache().items(token)

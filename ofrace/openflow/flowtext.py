@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ofrace.openflow.fields import (
+    ALIASES,
     COMPOSITES,
     FIELDS,
     PROTOCOLS,
@@ -60,10 +61,24 @@ class TokenCache:
         # Whole match strings repeat too (OVN's "priority=0,metadata=0x4" stands in
         # dozens of tables): (priority, shape, values) per match text.
         self.matches: dict[str, tuple] = {}
+        self.readers: dict[str, object] = {}
+        self.last_table = ("table=0,", 0)
 
     def part(self, token: str) -> tuple:
         hit = self.parts.get(token)
         if hit is None:
+            key, eq, text = token.partition("=")
+            reader = self.readers.get(key, _UNSET)
+            if reader is _UNSET:
+                reader = self.readers[key] = plain_reader(key)
+            if reader is not None and eq and "/" not in text:
+                try:
+                    hit = reader(text)
+                except ValueError:
+                    hit = None
+            if hit is not None:
+                self.parts[token] = hit
+                return hit
             items = self._parse(token)
             if items and items[0][0] == "priority":
                 hit = (None, items[0][1])
@@ -110,6 +125,52 @@ class TokenCache:
         return ((name, value, mask),)
 
 
+_UNSET = object()
+
+
+def _read_mac(text: str) -> int:
+    if len(text) != 17 or text[2::3] != ":::::":
+        raise ValueError(text)
+    return int(text.replace(":", ""), 16)
+
+
+def _read_ipv4(text: str) -> int:
+    if not text.replace(".", "").isdigit():
+        raise ValueError(text)
+    a, b, c, d = (int(x) for x in text.split("."))
+    if (a | b | c | d) > 255:
+        raise ValueError(text)
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+_PLAIN_READERS = {"int": lambda text: int(text, 0), "mac": _read_mac, "ipv4": _read_ipv4}
+
+
+def plain_reader(key: str):
+    """A fast ``text -> (shape, values)`` for unmasked values of ``key``, or None when
+    the key needs the full parser (protocol names, composites, flags, VLANs)."""
+    if key == "priority":
+        return lambda text: (None, int(text))
+    name = ALIASES.get(key, key)
+    field = FIELDS.get(name)
+    if field is None or key.startswith(("dl_vlan", "vlan_")):
+        return None
+    read = _PLAIN_READERS.get("int" if field.kind == "port" else field.kind)
+    if read is None:
+        return None
+    shape, full = ((name, field.full),), field.full
+
+    def reader(text: str) -> tuple:
+        if field.kind == "port" and not text[:1].isdigit():
+            raise ValueError(text)
+        value = read(text)
+        if value < 0:
+            raise ValueError(text)
+        return shape, (value & full,)
+
+    return reader
+
+
 def scan_line(line: str, cache: TokenCache) -> tuple[int, int, tuple, tuple, int]:
     """The hot path: ``(table, priority, shape, values, actions_offset)`` of one line.
 
@@ -122,13 +183,19 @@ def scan_line(line: str, cache: TokenCache) -> tuple[int, int, tuple, tuple, int
         if line.startswith("actions="):
             return 0, DEFAULT_PRIORITY, (), (), 8
         raise FlowSyntaxError("no actions= in flow line")
-    head = line[:cut]
-    comma = head.rfind(", ")
-    match = head[comma + 2:] if comma >= 0 else head
+    comma = line.rfind(", ", 0, cut)
+    match = line[comma + 2:cut] if comma >= 0 else line[:cut]
     table = 0
-    t = head.find("table=")
-    if 0 <= t < comma:
-        table = int(head[t + 6:head.find(",", t)])
+    t = line.find("table=", 0, comma) if comma >= 0 else -1
+    if t >= 0:
+        # dump-flows prints a table's flows together: most lines repeat the last table
+        last = cache.last_table
+        if line.startswith(last[0], t):
+            table = last[1]
+        else:
+            end = line.find(",", t)
+            table = int(line[t + 6:end])
+            cache.last_table = (line[t:end + 1], table)
     priority = DEFAULT_PRIORITY
     shape: tuple = ()
     values: tuple = ()
