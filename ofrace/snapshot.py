@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ofrace import __version__
 from ofrace.errors import InputError
+from ofrace.memory import building
 
 SNAPSHOT_FORMAT = "ofrace-snapshot"
 SNAPSHOT_VERSION = 1
@@ -226,20 +227,22 @@ class Snapshot:
         )
 
     def save(self, path: str | Path) -> None:
-        data = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        with building():
+            data = json.dumps(self.to_dict(), separators=(",", ":")).encode()
         with gzip.open(path, "wb", compresslevel=6) as fh:
             fh.write(data)
 
     @classmethod
     def load(cls, path: str | Path) -> Snapshot:
         try:
-            with gzip.open(path, "rb") as fh:
+            with gzip.open(path, "rb") as fh, building():
                 doc = json.loads(fh.read())
         except FileNotFoundError:
             raise InputError(f"snapshot file not found: {path}") from None
         except (OSError, EOFError, ValueError) as exc:
             raise InputError(f"cannot read snapshot {path}: {exc}") from None
-        return cls.from_dict(doc)
+        with building():
+            return cls.from_dict(doc)
 
 
 def _chassis_from_dict(doc: dict) -> Chassis:

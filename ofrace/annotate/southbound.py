@@ -16,6 +16,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from ofrace.memory import building
 from ofrace.snapshot import Snapshot
 
 # SB tables whose row UUIDs become OpenFlow cookies.
@@ -132,11 +133,12 @@ class SouthboundIndex:
     @cached_property
     def _by_cookie(self) -> dict[int, list[CookieOwner]]:
         index: dict[int, list[CookieOwner]] = {}
-        for table in COOKIE_TABLES:
-            for row in self.sb.get(table, []):
-                uuid = row.get("_uuid", "")
-                if len(uuid) >= 8:
-                    index.setdefault(int(uuid[:8], 16), []).append(CookieOwner(table, row))
+        with building():
+            for table in COOKIE_TABLES:
+                for row in self.sb.get(table, []):
+                    uuid = row.get("_uuid", "")
+                    if len(uuid) >= 8:
+                        index.setdefault(int(uuid[:8], 16), []).append(CookieOwner(table, row))
         return index
 
     def cookie(self, cookie: int) -> CookieAnswer:

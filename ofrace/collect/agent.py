@@ -17,6 +17,7 @@ from importlib import resources
 
 from ofrace.agents import ofrace_agent
 from ofrace.collect.transport import TransportError
+from ofrace.memory import building
 
 
 class AgentError(Exception):
@@ -112,13 +113,15 @@ def read_agent_output(payload: bytes) -> dict:
         stream.feed(payload)
         payload = stream.payload()
     try:
-        doc, blobs = ofrace_agent.read_frames(payload)
+        with building():
+            doc, blobs = ofrace_agent.read_frames(payload)
     except ValueError as exc:
         raise AgentError(f"agent output is unreadable: {exc}") from None
     if doc.get("agent_version") != ofrace_agent.AGENT_VERSION:
         raise AgentError(f"agent version {doc.get('agent_version')} does not match "
                          f"{ofrace_agent.AGENT_VERSION}")
-    ofrace_agent.resolve_blobs(doc, blobs)
+    with building():
+        ofrace_agent.resolve_blobs(doc, blobs)
     doc["mode"] = "agent"
     return doc
 

@@ -21,6 +21,7 @@ from ofrace.collect.transport import (
     SSHTransport,
     TransportError,
 )
+from ofrace.memory import building
 from ofrace.snapshot import Bridge, Chassis, CommandRecord, Database, Problem, Snapshot
 
 # What ofrace reads from the OVN databases (whole tables, all columns).
@@ -141,8 +142,9 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
     extra = _ssl_args(spec, chassis) if remote.startswith("ssl:") else []
     reader = ofrace_agent.Reader(run)
     try:
-        data, version, error = ofrace_agent.ovsdb_select(
-            reader, remote, database, dict.fromkeys(tables), extra)
+        with building():
+            data, version, error = ofrace_agent.ovsdb_select(
+                reader, remote, database, dict.fromkeys(tables), extra)
     except TransportError as exc:
         data, version, error = None, None, str(exc)
     db.finished = time.time()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ofrace.memory import building
 from ofrace.openflow.actions import parse_actions
 from ofrace.openflow.classifier import RANK, FlowEntry, FlowTable, Subtable
 from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, line_cookie, scan_line
@@ -79,7 +80,8 @@ class BridgeIndex:
         self.tlv_map = {t.index: t for t in parse_tlv_map(bridge.tlv_map)}
         self.fdb = parse_fdb(bridge.fdb)
         self.fdb_known = bool(bridge.fdb.strip())
-        self._index(bridge.flows)
+        with building():
+            self._index(bridge.flows)
 
     def _load_ports(self, bridge: Bridge, interfaces) -> None:
         for m in _PORT_DESC.finditer(bridge.ports_desc):
