@@ -96,3 +96,31 @@ def test_streamed_command_output_becomes_a_blob():
     assert ok["error"] is None and blobs[ok["blob"]] == "x" * 3000000 + "\n"
     assert bad["rc"] == 1 and bad["error"] == "nope"
     assert slow["rc"] == -1 and "timed out" in slow["error"]
+
+
+def test_column_decoders_agree_with_the_generic_decoder():
+    uuid = {"type": "uuid", "refTable": "X"}
+    table = {"columns": {
+        "name": {"type": "string"},
+        "opt": {"type": {"key": "string", "min": 0, "max": 1}},
+        "tags": {"type": {"key": "string", "min": 0, "max": "unlimited"}},
+        "ids": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}},
+        "ref": {"type": {"key": uuid}},
+        "optref": {"type": {"key": uuid, "min": 0, "max": 1}},
+        "refs": {"type": {"key": uuid, "min": 0, "max": "unlimited"}},
+        "refmap": {"type": {"key": "integer", "value": uuid, "min": 0, "max": "unlimited"}},
+    }}
+    multi = agent.multi_valued_columns({"tables": {"T": table}})["T"]
+    decoders = agent.column_decoders(table)
+    cells = {
+        "name": ["a"], "opt": ["x", ["set", []]], "tags": ["one", ["set", ["a", "b"]],
+                                                           ["set", []]],
+        "ids": [["map", [["k", "v"]]], ["map", []]], "ref": [["uuid", "u1"]],
+        "optref": [["uuid", "u1"], ["set", []]],
+        "refs": [["uuid", "u1"], ["set", [["uuid", "u1"], ["uuid", "u2"]]], ["set", []]],
+        "refmap": [["map", [[1, ["uuid", "u1"]]]]],
+        "_uuid": [["uuid", "u0"]],
+    }
+    for col, values in cells.items():
+        for value in values:
+            assert decoders[col](value) == agent.ovsdb_decode(value, col in multi), (col, value)
