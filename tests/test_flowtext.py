@@ -108,3 +108,29 @@ def test_plain_readers_agree_with_the_full_parser(token):
 def test_plain_readers_leave_bad_values_to_the_full_parser(token):
     with pytest.raises(FlowSyntaxError):
         TokenCache().items(token)
+
+
+def test_tables_are_indexed_when_first_looked_up(kind_snapshot):
+    chassis = kind_snapshot.chassis["ovn-worker"]
+    bridge = chassis.bridges["br-int"]
+    index = BridgeIndex(bridge, chassis.interfaces, chassis.name)
+    assert index.tables == {}
+    index.lookup(8, {"in_port": 1})
+    assert list(index.tables) == [8]
+    numbers = {int(line.split("table=")[1].split(",")[0]) for line in bridge.flows}
+    assert 8 in numbers and len(numbers) > 10
+    index.build_all()
+    assert set(index.tables) == numbers
+    assert index.flow_count == len(bridge.flows)
+
+
+def test_unreadable_flows_of_a_lazy_table_are_its_gaps():
+    lines = ["cookie=0x1, duration=1s, table=0, n_packets=0, priority=10,in_port=1 actions=drop",
+             "cookie=0x2, duration=1s, table=5, n_packets=0, priority=20,frobnicate=7 "
+             "actions=drop",
+             "cookie=0x3, duration=1s, table=x, n_packets=0, priority=20 actions=drop"]
+    index = BridgeIndex(Bridge(name="br-int", flows=lines))
+    assert [u.line for u in index.gaps(5)] == [lines[1]]
+    assert [u.line for u in index.gaps(0)] == []
+    assert sorted(u.line for u in index.unparsed) == sorted(lines[1:])
+    assert index.flow_count == 1

@@ -1,13 +1,18 @@
 """The index of one bridge: its tables, ports, groups and TLV map, ready to simulate.
 
-Built once from a snapshot ``Bridge`` (and the chassis' Interface rows);
-every flow either lands in a table or, when it cannot be read, in
-``unparsed`` with its reason, so a trace can say when it reaches a gap.
+Built from a snapshot ``Bridge`` (and the chassis' Interface rows); every
+flow either lands in a table or, when it cannot be read, in ``unparsed``
+with its reason, so a trace can say when it reaches a gap.
+
+A 200k-flow br-int is opened with one cheap pass that only sorts lines by
+table; a table is parsed and indexed when a lookup first needs it, so a
+trace pays for the tables it crosses (``build_all()`` does every table).
 """
 
 from __future__ import annotations
 
 import re
+from array import array
 from dataclasses import dataclass, field
 
 from ofrace.memory import building
@@ -71,8 +76,9 @@ class BridgeIndex:
         self.flows = list(bridge.flows)
         self.learned: list[int] = []  # indexes of flows added by learn actions
         self._actions: dict[int, tuple] = {}  # flow index -> decoded actions
-        self.tables: dict[int, FlowTable] = {}
-        self.unparsed: list[UnparsedFlow] = []
+        self.tables: dict[int, FlowTable] = {}  # the tables built so far
+        self._pending: dict[int, array] = {}     # table -> its unparsed line indexes
+        self._unparsed: list[UnparsedFlow] = []
         self.ports: dict[int, Port] = {}
         self._load_ports(bridge, interfaces)
         self.port_by_name = {p.name: p for p in self.ports.values()}
@@ -80,8 +86,7 @@ class BridgeIndex:
         self.tlv_map = {t.index: t for t in parse_tlv_map(bridge.tlv_map)}
         self.fdb = parse_fdb(bridge.fdb)
         self.fdb_known = bool(bridge.fdb.strip())
-        with building():
-            self._index(bridge.flows)
+        self._sort_by_table(self.flows)
 
     def _load_ports(self, bridge: Bridge, interfaces) -> None:
         for m in _PORT_DESC.finditer(bridge.ports_desc):
@@ -106,16 +111,82 @@ class BridgeIndex:
             if iface.mac_in_use and not port.mac:
                 port.mac = iface.mac_in_use
 
-    def _index(self, lines: list[str]) -> None:
+    def _sort_by_table(self, lines: list[str]) -> None:
+        """Line indexes per table, reading only each line's ``table=`` (dump-flows
+        prints a table's flows together, so the last table number is usually right)."""
+        pending = self._pending
+        last_text, last_list = "table=0,", None
+        for index, line in enumerate(lines):
+            cut = line.find(" actions=")
+            comma = line.rfind(", ", 0, cut) if cut > 0 else -1
+            t = line.find("table=", 0, comma) if comma > 0 else -1
+            if t < 0:
+                number = 0
+            elif line.startswith(last_text, t) and last_list is not None:
+                last_list.append(index)
+                continue
+            else:
+                end = line.find(",", t)
+                try:
+                    number = int(line[t + 6:end])
+                except ValueError:
+                    self._unparsed.append(UnparsedFlow(index, line, "unreadable table number"))
+                    continue
+                last_text = line[t:end + 1]
+            found = pending.get(number)
+            if found is None:
+                found = pending[number] = array("I")
+            found.append(index)
+            if t >= 0:
+                last_list = found
+
+    def table(self, number: int) -> FlowTable | None:
+        """Table ``number``, parsed and indexed on first use (None when it has no flows)."""
+        pending = self._pending.pop(number, None)
+        if pending is not None:
+            with building():
+                self._index(pending)
+            self._built()
+        return self.tables.get(number)
+
+    def _built(self) -> None:
+        if not self._pending:
+            self.__dict__.pop("_builder", None)  # the parse caches, only needed while building
+
+    def build_all(self) -> BridgeIndex:
+        """Parse and index every table now (audits, benchmarks, counting)."""
+        with building():
+            while self._pending:
+                self._index(self._pending.pop(next(iter(self._pending))))
+        self._built()
+        return self
+
+    @property
+    def unparsed(self) -> list[UnparsedFlow]:
+        """Every flow that could not be read (parses every table first)."""
+        self.build_all()
+        return self._unparsed
+
+    def gaps(self, number: int) -> list[UnparsedFlow]:
+        """Unreadable flows that may belong to table ``number``."""
+        self.table(number)
+        return [u for u in self._unparsed if u.line.find(f"table={number},") >= 0]
+
+    def _index(self, indexes) -> None:
         """The hot path at 200k+ flows: SubtableSet.add is inlined for regular flows."""
-        cache = TokenCache({p.name: n for n, p in self.ports.items()})
+        cache = self.__dict__.get("_builder")
+        if cache is None:
+            cache = self.__dict__["_builder"] = TokenCache(
+                {p.name: n for n, p in self.ports.items()})
         tables = self.tables
         scan = scan_line
-        for index, line in enumerate(lines):
+        lines = self.flows
+        for index in indexes:
+            line = lines[index]
             try:
                 table_no, priority, shape, values, offset = scan(line, cache)
             except (FlowSyntaxError, ValueError) as exc:
-                self.unparsed.append(UnparsedFlow(index, line, str(exc)))
+                self._unparsed.append(UnparsedFlow(index, line, str(exc)))
                 continue
             table = tables.get(table_no)
             if table is None:
@@ -145,6 +216,7 @@ class BridgeIndex:
 
     @property
     def flow_count(self) -> int:
+        self.build_all()
         return sum(len(t) for t in self.tables.values())
 
     def line(self, index: int) -> str:
@@ -152,7 +224,7 @@ class BridgeIndex:
 
     def lookup(self, table_no: int, packet) -> tuple[FlowEntry | None, int | None]:
         """The flow ``packet`` hits in ``table_no`` (and the conj_id that matched it)."""
-        table = self.tables.get(table_no)
+        table = self.table(table_no)
         if table is None:
             return None, None
         index, conj_id = table.lookup(packet)

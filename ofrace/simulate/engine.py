@@ -162,7 +162,7 @@ class ChassisDatapath:
             # Fragment handling "normal": fragments are looked up without L4 ports.
             probe = {**packet, "tp_src": 0, "tp_dst": 0}
         entry, conj_id = bridge.lookup(table_no, probe)
-        gaps = [u for u in bridge.unparsed if u.line.find(f"table={table_no},") >= 0]
+        gaps = bridge.gaps(table_no)
         if entry is None:
             step = parent.add(Step("miss", f"{table_no}. no flow matched", self.chassis,
                                    bridge_name, table=table_no, data={"pass": ctx.pass_no}))

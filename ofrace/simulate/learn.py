@@ -80,7 +80,7 @@ def learn_flow(bridge: BridgeIndex, action: Learn, packet: Packet) -> str:
             f"actions={actions_text}")
     index = len(bridge.flows)
     bridge.flows.append(line)
-    table = bridge.tables.get(options["table"])
+    table = bridge.table(options["table"])
     if table is None:
         table = bridge.tables[options["table"]] = FlowTable(options["table"])
     table.add(tuple((n, m) for n, _, m in items), tuple(v for _, v, _ in items),
