@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from ofrace.memory import building
 from ofrace.openflow.actions import parse_actions
 from ofrace.openflow.classifier import RANK, FlowEntry, FlowTable, Subtable
-from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, line_cookie, scan_line
+from ofrace.openflow.flowtext import (
+    FlowSyntaxError,
+    TokenCache,
+    line_cookie,
+    scan_line,
+    scan_match,
+)
 from ofrace.snapshot import Bridge, Interface
 
 _CONJ = re.compile(r"conjunction\((\d+),(\d+)/(\d+)\)")
@@ -145,7 +151,7 @@ class BridgeIndex:
         pending = self._pending.pop(number, None)
         if pending is not None:
             with building():
-                self._index(pending)
+                self._index(number, pending)
             self._built()
         return self.tables.get(number)
 
@@ -157,7 +163,8 @@ class BridgeIndex:
         """Parse and index every table now (audits, benchmarks, counting)."""
         with building():
             while self._pending:
-                self._index(self._pending.pop(next(iter(self._pending))))
+                number = next(iter(self._pending))
+                self._index(number, self._pending.pop(number))
         self._built()
         return self
 
@@ -172,34 +179,35 @@ class BridgeIndex:
         self.table(number)
         return [u for u in self._unparsed if u.line.find(f"table={number},") >= 0]
 
-    def _index(self, indexes) -> None:
+    def _index(self, number: int, indexes) -> None:
         """The hot path at 200k+ flows: SubtableSet.add is inlined for regular flows."""
         cache = self.__dict__.get("_builder")
         if cache is None:
             cache = self.__dict__["_builder"] = TokenCache(
                 {p.name: n for n, p in self.ports.items()})
-        tables = self.tables
-        scan = scan_line
+        table = self.tables.get(number)
+        if table is None:
+            table = self.tables[number] = FlowTable(number)
+        regular = table.regular
+        by_shape = regular.by_shape
+        scan = scan_match
         lines = self.flows
+        count = 0
         for index in indexes:
             line = lines[index]
             try:
-                table_no, priority, shape, values, offset = scan(line, cache)
+                priority, shape, values, offset = scan(line, cache)
             except (FlowSyntaxError, ValueError) as exc:
                 self._unparsed.append(UnparsedFlow(index, line, str(exc)))
                 continue
-            table = tables.get(table_no)
-            if table is None:
-                table = tables[table_no] = FlowTable(table_no)
             if line.startswith("conjunction(", offset):
                 conj = tuple((int(a), int(b), int(c))
                              for a, b, c in _CONJ.findall(line, offset))
                 table.add(shape, values, priority, index, conj)
                 continue
-            regular = table.regular
-            sub = regular.by_shape.get(shape)
+            sub = by_shape.get(shape)
             if sub is None:
-                sub = regular.by_shape[shape] = Subtable(shape)
+                sub = by_shape[shape] = Subtable(shape)
             code = (priority << 32) | (RANK - index)
             buckets = sub.buckets
             have = buckets.get(values)
@@ -212,7 +220,10 @@ class BridgeIndex:
             if priority > sub.max_priority:
                 sub.max_priority = priority
                 regular.ordered = None
-            regular.count += 1
+            count += 1
+        regular.count += count
+        if not len(table):
+            del self.tables[number]  # every line of it was unreadable
 
     @property
     def flow_count(self) -> int:

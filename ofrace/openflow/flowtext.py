@@ -62,7 +62,6 @@ class TokenCache:
         # dozens of tables): (priority, shape, values) per match text.
         self.matches: dict[str, tuple] = {}
         self.readers: dict[str, object] = {}
-        self.last_table = ("table=0,", 0)
 
     def part(self, token: str) -> tuple:
         hit = self.parts.get(token)
@@ -172,42 +171,45 @@ def plain_reader(key: str):
 
 
 def scan_line(line: str, cache: TokenCache) -> tuple[int, int, tuple, tuple, int]:
-    """The hot path: ``(table, priority, shape, values, actions_offset)`` of one line.
+    """``(table, priority, shape, values, actions_offset)`` of one line.
 
     ``shape`` is the tuple of ``(field, mask)`` the flow matches, in printed
     order, ``values`` the masked values; ``line[actions_offset:]`` is the
     action text, left unparsed.
     """
+    table = 0
+    cut = line.find(" actions=")
+    comma = line.rfind(", ", 0, cut) if cut > 0 else -1
+    t = line.find("table=", 0, comma) if comma >= 0 else -1
+    if t >= 0:
+        table = int(line[t + 6:line.find(",", t)])
+    return (table, *scan_match(line, cache))
+
+
+def scan_match(line: str, cache: TokenCache) -> tuple[int, tuple, tuple, int]:
+    """The hot path of indexing: ``(priority, shape, values, actions_offset)``.
+
+    The table is not read here: the index already sorted lines by table.
+    """
     cut = line.find(" actions=")
     if cut < 0:
         if line.startswith("actions="):
-            return 0, DEFAULT_PRIORITY, (), (), 8
+            return DEFAULT_PRIORITY, (), (), 8
         raise FlowSyntaxError("no actions= in flow line")
     comma = line.rfind(", ", 0, cut)
     match = line[comma + 2:cut] if comma >= 0 else line[:cut]
-    table = 0
-    t = line.find("table=", 0, comma) if comma >= 0 else -1
-    if t >= 0:
-        # dump-flows prints a table's flows together: most lines repeat the last table
-        last = cache.last_table
-        if line.startswith(last[0], t):
-            table = last[1]
-        else:
-            end = line.find(",", t)
-            table = int(line[t + 6:end])
-            cache.last_table = (line[t:end + 1], table)
+    known = cache.matches.get(match)
+    if known is not None:
+        return known[0], known[1], known[2], cut + 9
     priority = DEFAULT_PRIORITY
     shape: tuple = ()
     values: tuple = ()
     if not match or match[-1] == ",":
-        return table, priority, shape, values, cut + 9
+        return priority, shape, values, cut + 9
     if not match.startswith("priority="):
         first = match.split("=", 1)[0]
         if first in HEADER_KEYS and "," not in match:
-            return table, priority, shape, values, cut + 9
-    known = cache.matches.get(match)
-    if known is not None:
-        return table, known[0], known[1], known[2], cut + 9
+            return priority, shape, values, cut + 9
     parts = cache.parts
     for token in match.split(","):
         part = parts.get(token) or cache.part(token)
@@ -217,7 +219,7 @@ def scan_line(line: str, cache: TokenCache) -> tuple[int, int, tuple, tuple, int
             shape += part[0]
             values += part[1]
     cache.matches[match] = (priority, shape, values)
-    return table, priority, shape, values, cut + 9
+    return priority, shape, values, cut + 9
 
 
 _STATS = ("duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age=")
