@@ -6,7 +6,12 @@ taken from.  The model holds raw facts (flow text as ``ovs-ofctl`` printed
 it, OVSDB rows as the server sent them) and derives the rest on demand;
 nothing here parses flows.
 
-On disk: gzip-compressed JSON ``{"format": "ofrace-snapshot", "version": N, …}``.
+On disk (version 2): a ZIP archive.  ``snapshot.json`` holds everything but
+the flow lines, ``{"format": "ofrace-snapshot", "version": 2, …}``; each
+bridge's flow lines are a member of their own, read when something first
+asks for them — a trace through 2 chassis of a 10-chassis, 2-million-flow
+snapshot reads 2 bridges' lines, not 10.  Version 1 files (gzip-compressed
+JSON with the lines inline) are still read.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
+import zipfile
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cached_property, partial
 from pathlib import Path
 
 from ofrace import __version__
@@ -23,7 +29,8 @@ from ofrace.errors import InputError
 from ofrace.memory import building
 
 SNAPSHOT_FORMAT = "ofrace-snapshot"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -58,6 +65,33 @@ class Bridge:
     ports_desc: str = ""
     fdb: str = ""
     errors: dict[str, str] = field(default_factory=dict)
+
+    # A bridge read from a version-2 file has no ``flows`` in its __dict__ until
+    # something asks: then ``__getattr__`` reads them from the file's member.
+    def __getattr__(self, name: str):
+        source = self.__dict__.get("_flow_source") if name == "flows" else None
+        if source is None:
+            raise AttributeError(name)
+        flows = self.__dict__["flows"] = source()
+        self.__dict__.pop("_flow_source", None)
+        self.__dict__.pop("_flow_count", None)
+        return flows
+
+    @classmethod
+    def stored(cls, source, count: int, **fields) -> Bridge:
+        """A bridge whose flow lines ``source()`` returns when first needed."""
+        bridge = cls(**fields)
+        del bridge.__dict__["flows"]
+        bridge.__dict__["_flow_source"] = source
+        bridge.__dict__["_flow_count"] = count
+        return bridge
+
+    @property
+    def flow_count(self) -> int:
+        """How many flow lines, without reading them from a file."""
+        if "flows" in self.__dict__:
+            return len(self.__dict__["flows"])
+        return self.__dict__.get("_flow_count", 0)
 
 
 @dataclass
@@ -203,7 +237,9 @@ class Snapshot:
     # --- serialisation -------------------------------------------------
 
     def to_dict(self) -> dict:
-        doc = asdict(self)
+        """Plain data for JSON.  Raw facts (flow lines, OVSDB rows) are shared, not
+        copied: ``asdict`` deep-copied 2 million flow lines one by one."""
+        doc = _plain(self)
         doc["format"] = SNAPSHOT_FORMAT
         return doc
 
@@ -212,42 +248,96 @@ class Snapshot:
         if doc.get("format") != SNAPSHOT_FORMAT:
             raise InputError("not an ofrace snapshot (no 'format: ofrace-snapshot' header)")
         version = doc.get("version")
-        if version != SNAPSHOT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise InputError(
                 f"snapshot format version {version} is not supported "
                 f"(this ofrace reads version {SNAPSHOT_VERSION})")
         return cls(
-            chassis={name: _chassis_from_dict(ch) for name, ch in doc["chassis"].items()},
+            chassis={name: _chassis_from_dict(ch, doc.get("_file"))
+                     for name, ch in doc["chassis"].items()},
             southbound=_database_from_dict(doc.get("southbound")),
             northbound=_database_from_dict(doc.get("northbound")),
             problems=[Problem(**p) for p in doc.get("problems", [])],
             created=doc["created"],
             ofrace_version=doc.get("ofrace_version", "?"),
-            version=version,
+            version=SNAPSHOT_VERSION,
         )
 
     def save(self, path: str | Path) -> None:
+        """Write a version-2 file: the document, then one member per bridge's lines."""
+        members: dict[str, str] = {}
         with building():
-            data = json.dumps(self.to_dict(), separators=(",", ":")).encode()
-        with gzip.open(path, "wb", compresslevel=6) as fh:
-            fh.write(data)
+            doc = self.to_dict()
+            for chassis in doc["chassis"].values():
+                for bridge in chassis["bridges"].values():
+                    lines = bridge.pop("flows")
+                    text = "\n".join(lines)
+                    if text.count("\n") != max(len(lines) - 1, 0):
+                        bridge["flows"] = lines  # a line with a newline in it: keep it inline
+                        continue
+                    member = f"flows/{len(members)}.txt"
+                    members[member] = text
+                    bridge["flows_member"], bridge["flow_count"] = member, len(lines)
+            data = json.dumps(doc, separators=(",", ":"))
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            archive.writestr("snapshot.json", data)
+            for member, text in members.items():
+                archive.writestr(member, text)
 
     @classmethod
     def load(cls, path: str | Path) -> Snapshot:
         try:
-            with gzip.open(path, "rb") as fh, building():
-                doc = json.loads(fh.read())
+            with open(path, "rb") as fh:
+                magic = fh.read(4)
+            if magic == b"PK\x03\x04":
+                with zipfile.ZipFile(path) as archive, building():
+                    doc = json.loads(archive.read("snapshot.json"))
+                doc["_file"] = str(path)
+            else:
+                with gzip.open(path, "rb") as fh, building():
+                    doc = json.loads(fh.read())
         except FileNotFoundError:
             raise InputError(f"snapshot file not found: {path}") from None
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise InputError(f"cannot read snapshot {path}: {exc}") from None
         with building():
             return cls.from_dict(doc)
 
 
-def _chassis_from_dict(doc: dict) -> Chassis:
+def _plain(value):
+    """Dataclasses (and dicts/lists of them) to dicts; anything else as it is."""
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict) and value and is_dataclass(next(iter(value.values()))):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list) and value and is_dataclass(value[0]):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _read_flow_lines(path: str, member: str) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            text = archive.read(member).decode()
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputError(f"cannot read flows from snapshot {path} ({member}): {exc}") from None
+    return text.split("\n") if text else []
+
+
+def _bridge_from_dict(doc: dict, path: str | None) -> Bridge:
+    member = doc.pop("flows_member", None)
+    count = doc.pop("flow_count", 0)
+    if member is None:
+        return Bridge(**doc)
+    if path is None:
+        raise InputError("snapshot document names a flows member but has no file")
+    return Bridge.stored(partial(_read_flow_lines, path, member), count, **doc)
+
+
+def _chassis_from_dict(doc: dict, path: str | None = None) -> Chassis:
     doc = dict(doc)
-    doc["bridges"] = {name: Bridge(**br) for name, br in doc.get("bridges", {}).items()}
+    doc["bridges"] = {name: _bridge_from_dict(dict(br), path)
+                      for name, br in doc.get("bridges", {}).items()}
     doc["commands"] = [CommandRecord(**c) for c in doc.get("commands", [])]
     doc["problems"] = [Problem(**p) for p in doc.get("problems", [])]
     return Chassis(**doc)

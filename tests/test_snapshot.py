@@ -55,3 +55,44 @@ def test_show_cli(tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0 and "not found" in missing.stderr
+
+
+def test_version_2_files_read_flow_lines_when_first_needed(kind_snapshot, tmp_path):
+    path = tmp_path / "lazy.ofr"
+    kind_snapshot.save(path)
+    assert path.read_bytes()[:4] == b"PK\x03\x04"
+    assert (FIXTURES / "kind" / "snapshot.ofr").read_bytes()[:2] == b"\x1f\x8b"  # version 1
+    again = Snapshot.load(path)
+    bridge = again.chassis["ovn-worker"].bridges["br-int"]
+    original = kind_snapshot.chassis["ovn-worker"].bridges["br-int"]
+    assert "flows" not in bridge.__dict__
+    assert bridge.flow_count == len(original.flows) > 500
+    assert "flows" not in bridge.__dict__
+    assert bridge.flows == original.flows
+    assert "flows" in bridge.__dict__
+
+
+def test_a_flow_line_with_a_newline_stays_inline(kind_snapshot, tmp_path):
+    from ofrace.snapshot import Bridge, Chassis
+    odd = Snapshot(chassis={"n": Chassis(name="n", transport="local", bridges={
+        "br0": Bridge(name="br0", flows=["a\nb", "c"]), "br1": Bridge(name="br1")})})
+    path = tmp_path / "odd.ofr"
+    odd.save(path)
+    again = Snapshot.load(path)
+    assert again.chassis["n"].bridges["br0"].flows == ["a\nb", "c"]
+    assert again.chassis["n"].bridges["br1"].flows == []
+
+
+def test_a_damaged_version_2_file_is_one_error(kind_snapshot, tmp_path):
+    import zipfile
+    path = tmp_path / "lazy.ofr"
+    kind_snapshot.save(path)
+    broken = tmp_path / "broken.ofr"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        dst.writestr("snapshot.json", src.read("snapshot.json"))
+    snapshot = Snapshot.load(broken)
+    with pytest.raises(InputError, match="cannot read flows from snapshot"):
+        _ = snapshot.chassis["ovn-worker"].bridges["br-int"].flows
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(InputError, match="cannot read snapshot"):
+        Snapshot.load(path)

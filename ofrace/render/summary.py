@@ -16,7 +16,7 @@ def snapshot_summary(snapshot: Snapshot) -> dict:
             "reachable": ch.reachable, "transport": ch.transport, "system_id": ch.system_id,
             "hostname": ch.hostname, "ovs_version": ch.ovs_version,
             "ovn_version": ch.ovn_version,
-            "bridges": {b: len(br.flows) for b, br in ch.bridges.items()},
+            "bridges": {b: br.flow_count for b, br in ch.bridges.items()},
             "seconds": round(ch.finished - ch.started, 3) if ch.finished and ch.started
             else None,
         }
@@ -39,7 +39,7 @@ def print_summary(snapshot: Snapshot, console: Console) -> None:
             table.add_row(f"[red]{name}[/]", ch.transport.split(":")[0], "",
                           "[red]unreachable[/]", "", "")
             continue
-        bridges = ", ".join(f"{b} ({len(br.flows)})" for b, br in ch.bridges.items())
+        bridges = ", ".join(f"{b} ({br.flow_count})" for b, br in ch.bridges.items())
         ovn = (ch.ovn_version or "").split()[-1:] or ["?"]
         versions = f"OVS {ch.ovs_version or '?'} / OVN {ovn[0]}"
         secs = f"{ch.finished - ch.started:.2f}s" if ch.finished and ch.started else ""
