@@ -136,16 +136,25 @@ def main() -> int:
         rows.append((what, value, note))
         print(f"  {what:<58} {value:>14}  {note}", flush=True)
 
-    lab = Lab(args.dir)
-    if not args.keep:
-        argv = [sys.executable, "-m", "ofrace", "lab", "up", "--topology", args.topology,
-                "--dir", args.dir]
-        for size in args.size:
-            argv += ["--size", size]
-        t0 = time.perf_counter()
-        run_checked(argv, timeout=3600)
-        row("lab bring-up", f"{time.perf_counter() - t0:.1f} s", args.topology)
-        lab = Lab(args.dir)
+    try:
+        if not args.keep:
+            argv = [sys.executable, "-m", "ofrace", "lab", "up", "--topology", args.topology,
+                    "--dir", args.dir]
+            for size in args.size:
+                argv += ["--size", size]
+            t0 = time.perf_counter()
+            run_checked(argv, timeout=3600)
+            row("lab bring-up", f"{time.perf_counter() - t0:.1f} s", args.topology)
+        return measure(args, Lab(args.dir), row, rows)
+    finally:
+        if not args.keep:
+            subprocess.run([sys.executable, "-m", "ofrace", "lab", "down", "--dir", args.dir],
+                           capture_output=True, timeout=600)
+
+
+def measure(args, lab: Lab, row, rows) -> int:
+    if not (lab.dir / "inventory.toml").is_file():
+        raise BenchmarkFailed(f"no lab up in {lab.dir} (run without --keep to bring one up)")
     inventory = load_inventory(lab.dir / "inventory.toml")
     first = inventory.nodes[0]
 
@@ -277,16 +286,29 @@ def main() -> int:
         "target ≤ 2 GiB")
 
     if args.markdown:
-        head = (f"# ofrace benchmarks\n\nMachine: {platform.machine()}, {os.cpu_count()} cores, "
-                f"{platform.platform()}; Python {platform.python_version()}; ofrace "
-                f"{__version__}; lab topology `{args.topology}` "
-                f"{' '.join(args.size)}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+        head = (f"# ofrace benchmarks\n\nMachine: {cpu_model()}, {os.cpu_count()} cores, "
+                f"{memory_gib():.0f} GiB, {platform.platform()}; Python "
+                f"{platform.python_version()}; ofrace {__version__}; OVS {ch.ovs_version}, "
+                f"{ch.ovn_version}; lab topology `{args.topology}` {' '.join(args.size)}; "
+                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
                 "\n\n| measure | value | beside |\n|---|---:|---|\n")
         Path(args.markdown).write_text(head + "".join(f"| {a} | {b} | {c} |\n"
                                                       for a, b, c in rows))
-    if not args.keep:
-        run_checked([sys.executable, "-m", "ofrace", "lab", "down", "--dir", args.dir])
     return 0
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def memory_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 2**20
+    return 0.0
 
 
 if __name__ == "__main__":
@@ -294,4 +316,7 @@ if __name__ == "__main__":
         sys.exit(main())
     except BenchmarkFailed as exc:
         print(f"benchmark FAILED: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:  # any other failed step: loud, one line, no table
+        print(f"benchmark FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)

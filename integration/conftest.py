@@ -25,9 +25,6 @@ from ofrace.lab.lab import Lab
 
 TOPOLOGY_FIXTURES = {"kind_lab": "kind", "basic_lab": "basic", "acl_lab": "acl"}
 
-# Scale labs are run on their own, with `pytest integration/scale`.
-collect_ignore = ["scale"]
-
 
 class LabSlot:
     """The one lab of a test session, brought up on demand."""

@@ -1,9 +1,8 @@
 """The scale lab: generated from size parameters, its flows land on every chassis and grow with it.
 
-Kept out of ``pytest integration`` (integration/conftest.py ignores this
-directory), since scale labs are for running on their own.  This test brings
-two small ones up (about 30 s on two cores); run it as root with
-``.venv/bin/pytest integration/scale``.
+This test brings two small ones up (about 30 s on two cores); the full-size
+lab is for ``benchmarks/run.py``, whose own test (test_benchmark.py) runs it on
+a small one.
 """
 
 from __future__ import annotations
