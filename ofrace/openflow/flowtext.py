@@ -58,9 +58,8 @@ class TokenCache:
     def __init__(self, ports: dict[str, int] | None = None):
         self.ports = ports or {}
         self.parts: dict[str, tuple] = {}
-        # Whole match strings repeat too (OVN's "priority=0,metadata=0x4" stands in
-        # dozens of tables): (priority, shape, values) per match text.
-        self.matches: dict[str, tuple] = {}
+        # No cache of whole match strings: on the scale lab 199,530 of 261,068
+        # matches are distinct, and keeping them cost more than it saved.
         self.readers: dict[str, object] = {}
 
     def part(self, token: str) -> tuple:
@@ -198,9 +197,6 @@ def scan_match(line: str, cache: TokenCache) -> tuple[int, tuple, tuple, int]:
         raise FlowSyntaxError("no actions= in flow line")
     comma = line.rfind(", ", 0, cut)
     match = line[comma + 2:cut] if comma >= 0 else line[:cut]
-    known = cache.matches.get(match)
-    if known is not None:
-        return known[0], known[1], known[2], cut + 9
     priority = DEFAULT_PRIORITY
     shape: tuple = ()
     values: tuple = ()
@@ -218,7 +214,6 @@ def scan_match(line: str, cache: TokenCache) -> tuple[int, tuple, tuple, int]:
         else:
             shape += part[0]
             values += part[1]
-    cache.matches[match] = (priority, shape, values)
     return priority, shape, values, cut + 9
 
 
