@@ -364,8 +364,11 @@ def resolve_blobs(doc, blobs):
         for key, _, keep in BRIDGE_READS:
             value = bridge.get(key)
             if isinstance(value, dict) and "blob" in value:
-                text = blobs.pop(value["blob"], "")
-                bridge[key] = dump_lines(text) if keep == "lines" else text
+                blob = blobs.pop(value["blob"], "")
+                if isinstance(blob, list):  # already cut into lines as it arrived
+                    bridge[key] = blob if keep == "lines" else "\n".join(blob)
+                else:
+                    bridge[key] = dump_lines(blob) if keep == "lines" else blob
     return doc
 
 

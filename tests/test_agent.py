@@ -124,3 +124,15 @@ def test_column_decoders_agree_with_the_generic_decoder():
     for col, values in cells.items():
         for value in values:
             assert decoders[col](value) == agent.ovsdb_decode(value, col in multi), (col, value)
+
+
+@pytest.mark.parametrize("text", [
+    "NXST_FLOW reply (xid=0x4):\n a=1\n  b=2 \nOTHER header:\n c=3\n\n",
+    "NXST_FLOW reply:\n a=1\n b=\u00e9t\u00e9", " x", "", "header only\n",
+])
+def test_streamed_dumps_are_cut_like_whole_ones(text):
+    for chunk in (1, 2, 5, 1000):
+        doc = {"agent_version": agent.AGENT_VERSION,
+               "bridges": {"br": {"flows": {"blob": 1}}}}
+        got = read_agent_output(_framed(doc, [text], True, chunk))
+        assert got["bridges"]["br"]["flows"] == agent.dump_lines(text), chunk
