@@ -180,7 +180,7 @@ class BridgeIndex:
         return [u for u in self._unparsed if u.line.find(f"table={number},") >= 0]
 
     def _index(self, number: int, indexes) -> None:
-        """The hot path at 200k+ flows: SubtableSet.add is inlined for regular flows."""
+        """The hot path at 200k+ flows: SubtableSet.add is inlined."""
         cache = self.__dict__.get("_builder")
         if cache is None:
             cache = self.__dict__["_builder"] = TokenCache(
@@ -188,11 +188,11 @@ class BridgeIndex:
         table = self.tables.get(number)
         if table is None:
             table = self.tables[number] = FlowTable(number)
-        regular = table.regular
-        by_shape = regular.by_shape
+        regular, conjunctive = table.regular, table.conjunctive
+        clauses = table.conj_clauses
+        conj_of = cache.conjunctions
         scan = scan_match
         lines = self.flows
-        count = 0
         for index in indexes:
             line = lines[index]
             try:
@@ -200,14 +200,19 @@ class BridgeIndex:
             except (FlowSyntaxError, ValueError) as exc:
                 self._unparsed.append(UnparsedFlow(index, line, str(exc)))
                 continue
+            target = regular
             if line.startswith("conjunction(", offset):
-                conj = tuple((int(a), int(b), int(c))
-                             for a, b, c in _CONJ.findall(line, offset))
-                table.add(shape, values, priority, index, conj)
-                continue
-            sub = by_shape.get(shape)
+                # An address set's flows all carry the same conjunction actions.
+                acts = line[offset:]
+                conj = conj_of.get(acts)
+                if conj is None:
+                    conj = conj_of[acts] = tuple((int(a), int(b), int(c))
+                                                 for a, b, c in _CONJ.findall(acts))
+                clauses[index] = conj
+                target = conjunctive
+            sub = target.by_shape.get(shape)
             if sub is None:
-                sub = by_shape[shape] = Subtable(shape)
+                sub = target.by_shape[shape] = Subtable(shape)
             code = (priority << 32) | (RANK - index)
             buckets = sub.buckets
             have = buckets.get(values)
@@ -219,9 +224,8 @@ class BridgeIndex:
                 have.append(code)
             if priority > sub.max_priority:
                 sub.max_priority = priority
-                regular.ordered = None
-            count += 1
-        regular.count += count
+                target.ordered = None
+            target.count += 1
         if not len(table):
             del self.tables[number]  # every line of it was unreadable
 

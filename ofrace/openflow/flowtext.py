@@ -61,6 +61,7 @@ class TokenCache:
         # No cache of whole match strings: on the scale lab 199,530 of 261,068
         # matches are distinct, and keeping them cost more than it saved.
         self.readers: dict[str, object] = {}
+        self.conjunctions: dict[str, tuple] = {}  # conjunction actions text -> clauses
 
     def part(self, token: str) -> tuple:
         hit = self.parts.get(token)
