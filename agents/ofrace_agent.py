@@ -325,7 +325,7 @@ def ovsdb_select(reader, remote, database, tables, extra_args=()):
     except ValueError as exc:
         return None, schema.get("version"), "unreadable ovsdb-client output: %s" % exc
     data = {}
-    for name, reply in zip(names, replies, strict=False):
+    for name, reply in zip(names, replies):
         if "error" in reply:
             return data, schema.get("version"), "%s: %s" % (
                 name, reply.get("details") or reply["error"])

@@ -136,3 +136,14 @@ def test_streamed_dumps_are_cut_like_whole_ones(text):
                "bridges": {"br": {"flows": {"blob": 1}}}}
         got = read_agent_output(_framed(doc, [text], True, chunk))
         assert got["bridges"]["br"]["flows"] == agent.dump_lines(text), chunk
+
+
+def test_the_agent_runs_on_python_3_6():
+    """Nodes run the agent with their own python3 (RHEL 8: 3.6); vermin knows which
+    APIs need what (it caught zip(strict=), 3.10+, which broke the agent there)."""
+    import subprocess
+    from pathlib import Path
+    source = Path(agent.__file__)
+    run = subprocess.run([str(Path(sys.executable).with_name("vermin")), "-t=3.6-", "--no-tips",
+                          "--violations", str(source)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:]
