@@ -14,6 +14,7 @@ The same module also runs on the collector's side when a node has no
 command, so the plan of what to read exists only here.
 """
 
+import codecs
 import json
 import os
 import subprocess
@@ -56,6 +57,16 @@ def _now():
     return time.time()
 
 
+def _result(argv, started, rc, stderr=b"", **extra):
+    """What running one command gave: exit status, error (stderr's text, or a reason)."""
+    result = {"argv": argv, "rc": rc, "stdout": "", "started": started,
+              "elapsed": _now() - started, "error": None}
+    result.update(extra)
+    if rc != 0:
+        result["error"] = stderr.decode("utf-8", "replace").strip() or "exit status %d" % rc
+    return result
+
+
 def run_local(argv, timeout=120):
     """Run one read-only command on this node; never raises."""
     started = _now()
@@ -65,20 +76,11 @@ def run_local(argv, timeout=120):
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, err = proc.communicate()
-            return {"argv": argv, "rc": -1, "stdout": "", "started": started,
-                    "elapsed": _now() - started,
-                    "error": "timed out after %ss" % timeout}
+            proc.communicate()
+            return _result(argv, started, -1, ("timed out after %ss" % timeout).encode())
     except OSError as exc:
-        return {"argv": argv, "rc": 127, "stdout": "", "started": started,
-                "elapsed": _now() - started, "error": str(exc)}
-    result = {"argv": argv, "rc": proc.returncode,
-              "stdout": out.decode("utf-8", "replace"), "started": started,
-              "elapsed": _now() - started, "error": None}
-    if proc.returncode != 0:
-        result["error"] = (err.decode("utf-8", "replace").strip()
-                           or "exit status %d" % proc.returncode)
-    return result
+        return _result(argv, started, 127, str(exc).encode())
+    return _result(argv, started, proc.returncode, err, stdout=out.decode("utf-8", "replace"))
 
 
 class FrameWriter(object):
@@ -114,29 +116,67 @@ class FrameWriter(object):
             self._out.flush()
 
 
+class FrameReader(object):
+    """Reads ``FrameWriter`` output (un-gzipped) fed in pieces of any size.
+
+    Each blob's bytes go, in order, to its own ``sink()`` object (anything
+    with ``add(bytes)``), kept in ``blobs``; ``document()`` is the JSON
+    document once everything is in.  Raises ValueError on a broken stream.
+    """
+
+    def __init__(self, sink):
+        self._sink = sink
+        self.blobs = {}
+        self._head = b""      # a frame header still arriving
+        self._frame = None    # (kind, blob id, bytes still to come)
+        self._doc = bytearray()
+
+    def feed(self, data):
+        data = memoryview(data)
+        while len(data):
+            if self._frame is None:
+                eol = bytes(data[:64]).find(b"\n")
+                if eol < 0:
+                    self._head += bytes(data)
+                    if len(self._head) > 64:
+                        raise ValueError("bad frame header")
+                    return
+                head = (self._head + bytes(data[:eol])).split()
+                self._head, data = b"", data[eol + 1:]
+                if len(head) != 3 or head[0] not in (b"B", b"D"):
+                    raise ValueError("bad frame header")
+                self._frame = (head[0], int(head[1]), int(head[2]))
+            kind, ident, left = self._frame
+            piece, data = data[:left], data[left:]
+            if kind == b"B":
+                blob = self.blobs.get(ident)
+                if blob is None:
+                    blob = self.blobs[ident] = self._sink()
+                blob.add(bytes(piece))
+            else:
+                self._doc += piece
+            left -= len(piece)
+            self._frame = (kind, ident, left) if left else None
+
+    def document(self):
+        if self._frame is not None or self._head:
+            raise ValueError("truncated frame")
+        if not self._doc:
+            raise ValueError("no document frame")
+        return json.loads(bytes(self._doc))
+
+
+class _Chunks(list):
+    add = list.append
+
+
 def read_frames(payload):
-    """``FrameWriter`` output (decompressed) → ``(doc, {blob id: text})``."""
-    view = memoryview(payload)
-    chunks = {}
-    doc = None
-    pos = 0
-    while pos < len(payload):
-        eol = payload.find(b"\n", pos, pos + 64)
-        head = bytes(view[pos:eol]).split() if eol > 0 else []
-        if len(head) != 3 or head[0] not in (b"B", b"D"):
-            raise ValueError("bad frame header at byte %d" % pos)
-        start, end = eol + 1, eol + 1 + int(head[2])
-        if end > len(payload):
-            raise ValueError("truncated frame at byte %d" % pos)
-        if head[0] == b"B":
-            chunks.setdefault(int(head[1]), []).append(view[start:end])
-        else:
-            doc = json.loads(bytes(view[start:end]))
-        pos = end
-    if doc is None:
-        raise ValueError("no document frame")
-    blobs = dict((k, b"".join(v).decode("utf-8", "replace")) for k, v in chunks.items())
-    return doc, blobs
+    """``FrameWriter`` output (un-gzipped), whole → ``(doc, {blob id: text})``."""
+    reader = FrameReader(_Chunks)
+    reader.feed(payload)
+    doc = reader.document()
+    return doc, dict((k, b"".join(v).decode("utf-8", "replace"))
+                     for k, v in reader.blobs.items())
 
 
 def run_streamed(argv, writer, timeout=120):
@@ -154,8 +194,7 @@ def run_streamed(argv, writer, timeout=120):
         errors = tempfile.TemporaryFile()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
     except OSError as exc:
-        return {"argv": argv, "rc": 127, "stdout": "", "started": started,
-                "elapsed": _now() - started, "error": str(exc)}
+        return _result(argv, started, 127, str(exc).encode())
     timer = threading.Timer(timeout, kill)
     timer.start()
     try:
@@ -172,26 +211,39 @@ def run_streamed(argv, writer, timeout=120):
     errors.seek(0)
     err = errors.read()
     errors.close()
-    result = {"argv": argv, "rc": rc, "stdout": "", "blob": blob, "started": started,
-              "elapsed": _now() - started, "error": None}
     if killed:
-        result["rc"], result["error"] = -1, "timed out after %ss" % timeout
-    elif rc != 0:
-        result["error"] = (err.decode("utf-8", "replace").strip() or "exit status %d" % rc)
-    return result
+        return _result(argv, started, -1, ("timed out after %ss" % timeout).encode(), blob=blob)
+    return _result(argv, started, rc, err, blob=blob)
+
+
+class DumpLines(object):
+    """The entries of an ``ovs-ofctl`` dump (its indented lines, stripped), cut
+    as the dump arrives in pieces of any size (bytes to ``add``, text to
+    ``add_text``); ``finish()`` gives them all."""
+
+    def __init__(self):
+        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        self._tail = ""
+        self.lines = []
+
+    def add(self, data):
+        self.add_text(self._decode(data))
+
+    def add_text(self, text):
+        parts = (self._tail + text).split("\n")
+        self._tail = parts.pop()
+        self.lines += [s for s in (p.strip() for p in parts if p[:1] == " ") if s]
+
+    def finish(self):
+        self.add_text(self._decode(b"", True) + "\n")
+        return self.lines
 
 
 def dump_lines(text):
-    """The entries of an ``ovs-ofctl`` dump: its indented lines, stripped."""
-    lines = []
-    add = lines.append
-    for part in ("\n" + text).split("\n ")[1:]:
-        if "\n" in part:  # the last entry, or one a header line follows
-            part = part.split("\n", 1)[0]
-        part = part.strip()
-        if part:
-            add(part)
-    return lines
+    """The entries of a whole ``ovs-ofctl`` dump."""
+    lines = DumpLines()
+    lines.add_text(text)
+    return lines.finish()
 
 
 class Reader(object):

@@ -244,7 +244,8 @@ class Snapshot:
         return doc
 
     @classmethod
-    def from_dict(cls, doc: dict) -> Snapshot:
+    def from_dict(cls, doc: dict, path: str | None = None) -> Snapshot:
+        """``path``: the version-2 file whose members hold the flow lines."""
         if doc.get("format") != SNAPSHOT_FORMAT:
             raise InputError("not an ofrace snapshot (no 'format: ofrace-snapshot' header)")
         version = doc.get("version")
@@ -253,7 +254,7 @@ class Snapshot:
                 f"snapshot format version {version} is not supported "
                 f"(this ofrace reads version {SNAPSHOT_VERSION})")
         return cls(
-            chassis={name: _chassis_from_dict(ch, doc.get("_file"))
+            chassis={name: _chassis_from_dict(ch, path)
                      for name, ch in doc["chassis"].items()},
             southbound=_database_from_dict(doc.get("southbound")),
             northbound=_database_from_dict(doc.get("northbound")),
@@ -286,22 +287,21 @@ class Snapshot:
 
     @classmethod
     def load(cls, path: str | Path) -> Snapshot:
-        try:
-            with open(path, "rb") as fh:
-                magic = fh.read(4)
-            if magic == b"PK\x03\x04":
-                with zipfile.ZipFile(path) as archive, building():
-                    doc = json.loads(archive.read("snapshot.json"))
-                doc["_file"] = str(path)
-            else:
-                with gzip.open(path, "rb") as fh, building():
-                    doc = json.loads(fh.read())
-        except FileNotFoundError:
-            raise InputError(f"snapshot file not found: {path}") from None
-        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise InputError(f"cannot read snapshot {path}: {exc}") from None
         with building():
-            return cls.from_dict(doc)
+            try:
+                with open(path, "rb") as fh:
+                    zipped = fh.read(4) == b"PK\x03\x04"
+                if zipped:
+                    with zipfile.ZipFile(path) as archive:
+                        doc = json.loads(archive.read("snapshot.json"))
+                else:
+                    with gzip.open(path, "rb") as fh:
+                        doc = json.loads(fh.read())
+            except FileNotFoundError:
+                raise InputError(f"snapshot file not found: {path}") from None
+            except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                raise InputError(f"cannot read snapshot {path}: {exc}") from None
+            return cls.from_dict(doc, str(path) if zipped else None)
 
 
 def _plain(value):

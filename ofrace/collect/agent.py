@@ -9,7 +9,6 @@ here and sends each of its read-only commands through the transport.
 from __future__ import annotations
 
 import base64
-import codecs
 import json
 import time
 import zlib
@@ -80,17 +79,14 @@ def run_agent(transport, options: dict | None = None, timeout: float = 300) -> d
 
 
 class AgentStream:
-    """The agent's stdout, decoded as it arrives: un-gzipped, cut into frames, and
+    """The agent's stdout, decoded as it arrives: un-gzipped, read as frames, and
     each streamed dump cut into lines, so that little is left to do when the last
-    byte is in (see ``ofrace_agent.FrameWriter`` for the frames)."""
+    byte is in (``ofrace_agent.FrameReader`` and ``DumpLines`` do the reading)."""
 
     def __init__(self):
         self._unzip = None
         self._started = False
-        self._head = b""           # a frame header still being received
-        self._frame = None         # (kind, blob id, bytes still to come)
-        self._doc = bytearray()
-        self._blobs: dict[int, _DumpLines] = {}
+        self._frames = ofrace_agent.FrameReader(ofrace_agent.DumpLines)
         self.error: str | None = None
 
     def feed(self, chunk: bytes) -> None:
@@ -107,79 +103,27 @@ class AgentStream:
                 self.error = f"agent output is truncated or corrupt: {exc}"
                 return
         try:
-            self._take(memoryview(chunk))
+            self._frames.feed(chunk)
         except ValueError as exc:
             self.error = f"agent output is unreadable: {exc}"
-
-    def _take(self, data: memoryview) -> None:
-        while len(data):
-            if self._frame is None:
-                eol = bytes(data[:64]).find(b"\n")
-                if eol < 0:
-                    self._head += bytes(data)
-                    if len(self._head) > 64:
-                        raise ValueError("bad frame header")
-                    return
-                head = (self._head + bytes(data[:eol])).split()
-                self._head = b""
-                data = data[eol + 1:]
-                if len(head) != 3 or head[0] not in (b"B", b"D"):
-                    raise ValueError("bad frame header")
-                self._frame = (head[0], int(head[1]), int(head[2]))
-            kind, ident, left = self._frame
-            piece, data = data[:left], data[left:]
-            if kind == b"B":
-                blob = self._blobs.get(ident)
-                if blob is None:
-                    blob = self._blobs[ident] = _DumpLines()
-                blob.add(bytes(piece))
-            else:
-                self._doc += piece
-            left -= len(piece)
-            self._frame = (kind, ident, left) if left else None
 
     def document(self) -> dict:
         """The agent's document, with its streamed dumps as lines (raises AgentError)."""
         if self.error is None and self._unzip is not None and not self._unzip.eof:
             self.error = "agent output is truncated or corrupt: the compressed stream ends early"
-        if self.error is None and (self._frame is not None or self._head):
-            self.error = "agent output is unreadable: truncated frame"
-        if self.error is None and not self._doc:
-            self.error = "agent output is unreadable: no document frame"
         if self.error:
             raise AgentError(self.error)
         try:
-            doc = json.loads(bytes(self._doc))
+            doc = self._frames.document()
         except ValueError as exc:
             raise AgentError(f"agent output is unreadable: {exc}") from None
         if doc.get("agent_version") != ofrace_agent.AGENT_VERSION:
             raise AgentError(f"agent version {doc.get('agent_version')} does not match "
                              f"{ofrace_agent.AGENT_VERSION}")
-        ofrace_agent.resolve_blobs(doc, {k: b.finish() for k, b in self._blobs.items()})
+        ofrace_agent.resolve_blobs(
+            doc, {k: lines.finish() for k, lines in self._frames.blobs.items()})
         doc["mode"] = "agent"
         return doc
-
-
-class _DumpLines:
-    """One streamed ``ovs-ofctl`` dump, cut into its entries as chunks arrive
-    (what ``ofrace_agent.dump_lines`` gives for the whole text)."""
-
-    def __init__(self):
-        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
-        self._tail = ""
-        self.lines: list[str] = []
-
-    def add(self, data: bytes) -> None:
-        parts = (self._tail + self._decode(data)).split("\n")
-        self._tail = parts.pop()
-        self.lines += [s for s in (p.strip() for p in parts if p[:1] == " ") if s]
-
-    def finish(self) -> list[str]:
-        last = self._tail + self._decode(b"", True)
-        if last[:1] == " " and last.strip():
-            self.lines.append(last.strip())
-        self._tail = ""
-        return self.lines
 
 
 def read_agent_output(payload: bytes) -> dict:

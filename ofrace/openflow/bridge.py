@@ -24,6 +24,7 @@ from ofrace.openflow.flowtext import (
     line_cookie,
     scan_line,
     scan_match,
+    table_at,
 )
 from ofrace.snapshot import Bridge, Interface
 
@@ -123,9 +124,7 @@ class BridgeIndex:
         pending = self._pending
         last_text, last_list = "table=0,", None
         for index, line in enumerate(lines):
-            cut = line.find(" actions=")
-            comma = line.rfind(", ", 0, cut) if cut > 0 else -1
-            t = line.find("table=", 0, comma) if comma > 0 else -1
+            t = table_at(line)
             if t < 0:
                 number = 0
             elif line.startswith(last_text, t) and last_list is not None:

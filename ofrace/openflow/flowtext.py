@@ -177,13 +177,16 @@ def scan_line(line: str, cache: TokenCache) -> tuple[int, int, tuple, tuple, int
     order, ``values`` the masked values; ``line[actions_offset:]`` is the
     action text, left unparsed.
     """
-    table = 0
+    t = table_at(line)
+    table = int(line[t + 6:line.find(",", t)]) if t >= 0 else 0
+    return (table, *scan_match(line, cache))
+
+
+def table_at(line: str) -> int:
+    """Where ``table=`` starts in the ", "-separated head of a line (-1: table 0)."""
     cut = line.find(" actions=")
     comma = line.rfind(", ", 0, cut) if cut > 0 else -1
-    t = line.find("table=", 0, comma) if comma >= 0 else -1
-    if t >= 0:
-        table = int(line[t + 6:line.find(",", t)])
-    return (table, *scan_match(line, cache))
+    return line.find("table=", 0, comma) if comma > 0 else -1
 
 
 def scan_match(line: str, cache: TokenCache) -> tuple[int, tuple, tuple, int]:
