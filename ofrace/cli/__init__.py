@@ -1,15 +1,21 @@
 """The ``ofrace`` command line.
 
 Each sub-command lives in its own module and is registered here; this module
-only turns ``OfraceError`` into a one-line message and an exit code.
+only turns errors into one line and an exit code (``ofrace.errors.Exit``).
 """
 
+import os
 import sys
+import traceback
 
 import click
 
 from ofrace import __version__
-from ofrace.errors import OfraceError
+from ofrace.errors import Exit, OfraceError
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 class _Group(click.Group):
@@ -17,11 +23,24 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except OfraceError as exc:
-            click.echo(f"ofrace: error: {exc}", err=True)
+            click.echo(f"ofrace: error: {_one_line(exc)}", err=True)
             caret = getattr(exc, "caret", None)
             if callable(caret) and getattr(exc, "text", ""):
                 click.echo(caret(), err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(int(exc.exit_code))
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("ofrace: interrupted", err=True)
+            sys.exit(int(Exit.INTERRUPTED))
+        except Exception as exc:  # a bug: one line, its own exit code
+            if os.environ.get("OFRACE_DEBUG"):
+                traceback.print_exc()
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            click.echo(f"ofrace: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} "
+                       f"(at {os.path.basename(where.filename)}:{where.lineno}; "
+                       "OFRACE_DEBUG=1 shows the traceback)", err=True)
+            sys.exit(int(Exit.INTERNAL))
 
 
 @click.group(cls=_Group)

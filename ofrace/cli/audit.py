@@ -10,9 +10,10 @@ from rich.console import Console
 
 from ofrace.audit.cluster import audit_snapshot
 from ofrace.cli.trace import _snapshot
+from ofrace.errors import Exit
 from ofrace.render.audit import audit_json, render_audit
 
-EXIT_PROBLEMS = 1
+EXIT_PROBLEMS = Exit.FOUND
 
 
 @click.command()

@@ -18,11 +18,11 @@ from ofrace.collect.inventory import (
     load_inventory,
     parse_node_arg,
 )
-from ofrace.errors import InputError
+from ofrace.errors import Exit, InputError
 from ofrace.render.summary import print_summary, snapshot_summary
 from ofrace.snapshot import Snapshot
 
-EXIT_PARTIAL = 1
+EXIT_PARTIAL = Exit.FOUND
 
 
 def lab_inventory() -> Path:

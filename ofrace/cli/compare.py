@@ -13,12 +13,12 @@ from ofrace.collect.cluster import collect_cluster, make_transport
 from ofrace.collect.inventory import Inventory, load_inventory
 from ofrace.compare.agreement import run_agreement
 from ofrace.compare.live import compare_with_ofproto_trace
-from ofrace.errors import InputError
+from ofrace.errors import Exit, InputError
 from ofrace.openflow.flowtext import FlowSyntaxError, parse_microflow
 from ofrace.simulate.conntrack import parse_ct_state
 from ofrace.snapshot import Snapshot
 
-EXIT_DIVERGE = 1
+EXIT_DIVERGE = Exit.FOUND
 
 
 def _inventory(inventory_file: str | None, use_lab: bool) -> Inventory:

@@ -11,7 +11,7 @@ from rich.console import Console
 from ofrace.cli.collect import lab_inventory
 from ofrace.collect.cluster import collect_cluster
 from ofrace.collect.inventory import load_inventory
-from ofrace.errors import InputError
+from ofrace.errors import Exit, InputError
 from ofrace.render.trace_json import trace_json
 from ofrace.render.trace_text import render_trace
 from ofrace.simulate.conntrack import parse_ct_state
@@ -25,7 +25,7 @@ from ofrace.trace.request import (
     to_expression,
 )
 
-EXIT_DELIVERED, EXIT_NOT_DELIVERED, EXIT_INCOMPLETE = 0, 1, 3
+EXIT_DELIVERED, EXIT_NOT_DELIVERED, EXIT_INCOMPLETE = Exit.OK, Exit.FOUND, Exit.GAP
 DELIVERED = {"delivered", "left", "host"}
 
 
