@@ -1,10 +1,18 @@
 """Transports: how argv is wrapped and quoted for a node."""
 
+import base64
+import hashlib
+import hmac
+import os
 import shlex
+import socket
+import threading
 
+import paramiko
 import pytest
 
-from ofrace.collect.transport import ExecTransport, LocalTransport, TransportError
+from ofrace.collect import known_hosts
+from ofrace.collect.transport import ExecTransport, LocalTransport, SSHTransport, TransportError
 
 
 def test_exec_appends_argv_as_separate_arguments():
@@ -37,7 +45,34 @@ def test_exec_env_goes_through_env_command():
 
 def test_exec_unknown_field_is_a_clear_error():
     t = ExecTransport("docker exec {pod}", fields={"node": "x"})
-    with pytest.raises(TransportError, match=r"uses \{pod\}"):
+    with pytest.raises(TransportError, match=r"unknown field \{pod\}") as exc:
+        t.wrap(["true"])
+    assert "docker exec" not in str(exc.value)   # the template text is not repeated
+
+
+def test_exec_fields_fill_arguments_never_shell_syntax():
+    """A value inside a quoted shell string is quoted for that shell, not spliced in."""
+    evil = "x'; touch /tmp/pwned; echo '"
+    t = ExecTransport("sh -c 'ip netns exec {node} \"$0\"' ovs-vsctl", fields={"node": evil})
+    argv = t.wrap(["show"])
+    assert argv[:2] == ["sh", "-c"]
+    assert shlex.split(argv[2]) == ["ip", "netns", "exec", evil, "$0"]
+    t = ExecTransport("docker exec ovnkube-{node} --", fields={"node": "a b;c"})
+    assert t.wrap(["true"]) == ["docker", "exec", "ovnkube-a b;c", "--", "true"]
+
+
+def test_exec_describe_names_only_the_program():
+    t = ExecTransport("/usr/bin/kubectl --token=s3cr3t-t0ken exec {node} --",
+                      fields={"node": "n"})
+    assert t.describe() == "exec:kubectl …"
+    with pytest.raises(TransportError) as exc:
+        ExecTransport("kubectl --token=s3cr3t-t0ken exec {pod}", fields={}).wrap(["true"])
+    assert "s3cr3t" not in str(exc.value)
+
+
+def test_exec_unknown_field_message_is_short():
+    t = ExecTransport("docker exec {pod}", fields={"node": "x"})
+    with pytest.raises(TransportError, match=r"unknown field \{pod\}"):
         t.wrap(["true"])
 
 
@@ -51,3 +86,175 @@ def test_local_runs_and_reports_missing_commands():
 def test_exec_missing_wrapper_is_a_transport_error():
     with pytest.raises(TransportError, match="command not found"):
         ExecTransport("ofrace-no-such-wrapper {node}", fields={"node": "x"}).run(["true"])
+
+
+# --- host keys: a real paramiko server on loopback, generated keys ----------------------
+
+class _AcceptAnyKey(paramiko.ServerInterface):
+    def get_allowed_auths(self, username):
+        return "publickey"
+
+    def check_auth_publickey(self, username, key):
+        return paramiko.AUTH_SUCCESSFUL
+
+
+@pytest.fixture(scope="module")
+def ssh_server(tmp_path_factory):
+    """An SSH server on 127.0.0.1 that accepts any client key; yields (port, host key, id file)."""
+    host_key = paramiko.ECDSAKey.generate()
+    identity = tmp_path_factory.mktemp("ssh") / "id_ecdsa"
+    paramiko.ECDSAKey.generate().write_private_key_file(str(identity))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    transports = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            t = paramiko.Transport(conn)
+            t.add_server_key(host_key)
+            transports.append(t)
+            try:
+                t.start_server(server=_AcceptAnyKey())
+            except (paramiko.SSHException, EOFError, OSError):
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1], host_key, str(identity)
+    listener.close()
+    for t in transports:
+        t.close()
+
+
+def _line(host, key, marker=""):
+    return f"{marker + ' ' if marker else ''}{host} {key.get_name()} {key.get_base64()}"
+
+
+def _ssh(port, identity, known, strict=True, **kw):
+    return SSHTransport(host="127.0.0.1", port=port, user="u", identity=identity,
+                        known_hosts=str(known), strict_host_keys=strict, timeout=10,
+                        ssh_config=None, system_known_hosts=(), **kw)
+
+
+def _connects(transport):
+    client = transport._connect()
+    client.close()
+    return True
+
+
+KNOWN_HOSTS_TEXT = ("# my hosts, with a comment that must survive\n"
+                    "other.example ssh-ed25519 "
+                    "AAAAC3NzaC1lZDI1NTE5AAAAIHk7uOVfxQW5BhJmQ2R5V8MXr5vTyZ5DW5Qj2i9Jr8yc\n"
+                    "\n# end\n")
+
+
+def test_insecure_host_keys_leave_known_hosts_byte_identical(ssh_server, tmp_path):
+    port, host_key, identity = ssh_server
+    known = tmp_path / "known_hosts"
+    known.write_bytes(KNOWN_HOSTS_TEXT.encode())
+    before = known.read_bytes(), known.stat().st_mtime_ns
+    warned = []
+    t = _ssh(port, identity, known, strict=False, on_unverified=lambda *a: warned.append(a))
+    assert _connects(t)
+    assert (known.read_bytes(), known.stat().st_mtime_ns) == before
+    assert list(tmp_path.iterdir()) == [known]           # no new file next to it either
+    fp = known_hosts.fingerprint(host_key)
+    assert warned == [(f"u@127.0.0.1:{port}", f"{host_key.get_name()} {fp}")]
+    assert "NOT verified" in t.describe()
+    # negative control: paramiko's own policy would have rewritten the file
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(known))
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect("127.0.0.1", port=port, username="u", key_filename=identity,
+                   look_for_keys=False, allow_agent=False, timeout=10)
+    client.close()
+    assert known.read_bytes() != before[0]
+
+
+def test_unknown_host_key_is_refused_by_default(ssh_server, tmp_path):
+    port, _, identity = ssh_server
+    known = tmp_path / "known_hosts"
+    known.write_text(KNOWN_HOSTS_TEXT)
+    with pytest.raises(TransportError, match="host key unknown"):
+        _ssh(port, identity, known)._connect()
+    assert known.read_text() == KNOWN_HOSTS_TEXT
+
+
+@pytest.mark.parametrize("entry", ["plain", "hashed", "wildcard", "negated-other"])
+def test_known_host_key_forms(ssh_server, tmp_path, entry):
+    port, host_key, identity = ssh_server
+    name = f"[127.0.0.1]:{port}"
+    if entry == "hashed":
+        salt = os.urandom(20)
+        digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+        name = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+    elif entry == "wildcard":
+        name = f"[127.0.0.?]:{port},nothing"
+    elif entry == "negated-other":
+        name = f"[127.0.*]:{port},!other"
+    known = tmp_path / "known_hosts"
+    known.write_text(_line(name, host_key) + "\n")
+    assert _connects(_ssh(port, identity, known))
+
+
+def test_negated_pattern_excludes_the_host(ssh_server, tmp_path):
+    port, host_key, identity = ssh_server
+    known = tmp_path / "known_hosts"
+    known.write_text(_line(f"[127.0.0.*]:{port},![127.0.0.1]:{port}", host_key) + "\n")
+    with pytest.raises(TransportError, match="host key unknown"):
+        _ssh(port, identity, known)._connect()
+
+
+def test_port_22_entry_does_not_vouch_for_another_port(ssh_server, tmp_path):
+    port, host_key, identity = ssh_server
+    known = tmp_path / "known_hosts"
+    known.write_text(_line("127.0.0.1", host_key) + "\n")
+    with pytest.raises(TransportError, match="host key unknown"):
+        _ssh(port, identity, known)._connect()
+
+
+def test_cert_authority_line_is_explained_not_a_traceback(ssh_server, tmp_path):
+    port, host_key, identity = ssh_server
+    ca = paramiko.ECDSAKey.generate()
+    known = tmp_path / "known_hosts"
+    known.write_text(_line("*", ca, "@cert-authority") + "\n")
+    # negative control: paramiko's reader dies on this valid line
+    with pytest.raises(Exception):  # noqa: B017
+        paramiko.HostKeys(str(known))
+    with pytest.raises(TransportError, match="@cert-authority.*cannot verify host cert"):
+        _ssh(port, identity, known)._connect()
+    # the host's own key next to it is used
+    known.write_text(_line("*", ca, "@cert-authority") + "\n"
+                     + _line(f"[127.0.0.1]:{port}", host_key) + "\n")
+    assert _connects(_ssh(port, identity, known))
+
+
+def test_revoked_key_is_refused_even_when_listed_or_insecure(ssh_server, tmp_path):
+    port, host_key, identity = ssh_server
+    known = tmp_path / "known_hosts"
+    known.write_text(_line("*", host_key, "@revoked") + "\n"
+                     + _line(f"[127.0.0.1]:{port}", host_key) + "\n")
+    for strict in (True, False):
+        with pytest.raises(TransportError, match="@revoked"):
+            _ssh(port, identity, known, strict=strict)._connect()
+
+
+def test_changed_host_key_is_refused(ssh_server, tmp_path):
+    port, _, identity = ssh_server
+    known = tmp_path / "known_hosts"
+    known.write_text(_line(f"[127.0.0.1]:{port}", paramiko.ECDSAKey.generate()) + "\n")
+    with pytest.raises(TransportError, match="does not match known_hosts"):
+        _ssh(port, identity, known, strict=False)._connect()
+
+
+def test_garbage_known_hosts_lines_are_skipped(ssh_server, tmp_path):
+    port, host_key, identity = ssh_server
+    known = tmp_path / "known_hosts"
+    known.write_bytes(b"@bogus-marker * ssh-rsa AAAA\n|1|!!|!!\n* ssh-rsa not-base64\n"
+                      b"* ssh-ed25519 AAAA\n\xff\xfe\n* sk-ssh-ed25519@openssh.com AAAA\n"
+                      + _line(f"[127.0.0.1]:{port}", host_key).encode() + b"\n")
+    assert _connects(_ssh(port, identity, known))

@@ -15,10 +15,13 @@ import os
 import shlex
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
+
+from ofrace.collect import known_hosts, template
 
 
 class TransportError(Exception):
@@ -81,11 +84,14 @@ class LocalTransport:
 class ExecTransport:
     """Commands wrapped by a template: ``docker exec -i {node}``, ``kubectl exec …``.
 
-    The template is split like a shell line after its ``{field}``s are filled
-    with quoted values.  The node's argv is appended as separate arguments,
-    unless the template holds ``{command}``, which then receives the whole
-    argv as one shell-quoted string (for wrappers that hand a string to a
+    The template is split like a shell line first, then each ``{field}`` is
+    filled inside its own argument (``ofrace.collect.template``), so a value
+    never becomes shell syntax.  The node's argv is appended as separate
+    arguments, unless the template holds ``{command}``, which then receives the
+    whole argv as one shell-quoted string (for wrappers that hand a string to a
     shell, such as ``ssh host {command}`` or ``sh -c {command}``).
+    The template may hold credentials (a token for kubectl), so messages and
+    the snapshot name only its program: ``exec:kubectl …``.
     """
 
     template: str
@@ -93,24 +99,13 @@ class ExecTransport:
     env: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
-        return f"exec: {self.expanded()}"
-
-    def expanded(self) -> str:
-        quoted = {k: shlex.quote(v) for k, v in self.fields.items()}
-        try:
-            return self.template.replace("{command}", "\0").format(**quoted).replace(
-                "\0", "{command}")
-        except KeyError as exc:
-            raise TransportError(
-                f"template {self.template!r} uses {{{exc.args[0]}}}, which is not known here "
-                f"(known: {', '.join('{' + k + '}' for k in sorted(self.fields))})") from None
+        return f"exec:{template.program(self.template)} …"
 
     def wrap(self, argv: list[str]) -> list[str]:
-        argv = _with_env(argv, self.env)
-        expanded = self.expanded()
-        if "{command}" in expanded:
-            return shlex.split(expanded.replace("{command}", shlex.quote(shlex.join(argv))))
-        return shlex.split(expanded) + argv
+        try:
+            return template.fill(self.template, self.fields, _with_env(argv, self.env))
+        except template.TemplateError as exc:
+            raise TransportError(f"{self.describe()}: template: {exc}") from None
 
     def run(self, argv: list[str], timeout: float = 120, on_stdout=None) -> CommandOutput:
         wrapped = self.wrap(argv)
@@ -124,12 +119,44 @@ class ExecTransport:
         pass
 
 
+class _HostKeyCheck(paramiko.MissingHostKeyPolicy):
+    """Called by paramiko when no trusted key is known for the host.
+
+    Refuses revoked keys always, unknown keys unless told; a key accepted
+    unverified is remembered here, in memory, and written nowhere.
+    """
+
+    def __init__(self, known: known_hosts.HostKeys, strict: bool, where: str, files: str):
+        self.known, self.strict, self.where, self.files = known, strict, where, files
+        self.accepted: str | None = None
+
+    def missing_host_key(self, client, hostname, key):
+        what = f"{key.get_name()} {known_hosts.fingerprint(key)}"
+        if key.asbytes() in self.known.revoked:
+            raise TransportError(f"{self.where}: host key {what} is marked @revoked in "
+                                 "known_hosts; refusing it")
+        if not self.strict:
+            self.accepted = what
+            return
+        if self.known.cert_authority:
+            raise TransportError(
+                f"{self.where}: known_hosts trusts a @cert-authority for this host, but "
+                "ofrace (paramiko) cannot verify host certificates: add the host's own key "
+                f"({what}) to known_hosts after checking it")
+        raise TransportError(
+            f"{self.where}: host key unknown (not in {self.files}); verify it and add it "
+            "to known_hosts, or pass --insecure-host-keys to skip the check")
+
+
 @dataclass
 class SSHTransport:
     """Commands over SSH with paramiko.
 
     Host keys are checked against known_hosts (the user's, the system's and
-    the one given) unless ``strict_host_keys`` is turned off explicitly.
+    the one given) unless ``strict_host_keys`` is turned off explicitly; the
+    files are only read (``ofrace.collect.known_hosts``), and a key accepted
+    without a check is kept in memory, reported through ``on_unverified`` and
+    ``describe()``, and never saved.
     ``~/.ssh/config`` supplies HostName, User, Port, IdentityFile,
     UserKnownHostsFile and ProxyCommand, as OpenSSH would.
     """
@@ -143,12 +170,17 @@ class SSHTransport:
     timeout: float = 15.0
     env: dict[str, str] = field(default_factory=dict)
     ssh_config: str | None = "~/.ssh/config"
+    system_known_hosts: tuple[str, ...] = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
+    # called once with (where, "key-type SHA256:…") when a key is accepted unverified
+    on_unverified: Callable[[str, str], None] | None = field(default=None, repr=False)
+    unverified_key: str | None = field(default=None, init=False)
     _client: paramiko.SSHClient | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def describe(self) -> str:
         return f"ssh://{self.user + '@' if self.user else ''}{self.host}" + (
-            f":{self.port}" if self.port else "")
+            f":{self.port}" if self.port else "") + (
+            " (host key NOT verified)" if self.unverified_key else "")
 
     def _settings(self) -> dict:
         settings = {"hostname": self.host, "port": self.port, "user": self.user,
@@ -169,24 +201,31 @@ class SSHTransport:
         settings["user"] = settings["user"] or os.environ.get("USER") or "root"
         return settings
 
+    def _host_key_check(self, s: dict, where: str) -> _HostKeyCheck:
+        """Read every known_hosts file (never write one) and decide for this host."""
+        given = [os.path.expanduser(kh) for kh in s["known_hosts"]]
+        defaults = [os.path.expanduser(kh) for kh in self.system_known_hosts]
+        texts, unreadable = known_hosts.read_files(
+            [p for p in defaults if os.path.isfile(p)] + given)
+        if self.strict_host_keys and self.known_hosts:
+            mine = os.path.expanduser(self.known_hosts)
+            if mine in unreadable:
+                state = "does not exist" if not os.path.exists(mine) else "cannot be read"
+                raise TransportError(f"known_hosts file {mine} {state}")
+        known = known_hosts.lookup(texts, s["hostname"], s["port"])
+        return _HostKeyCheck(known, self.strict_host_keys, where,
+                             ", ".join(s["known_hosts"]) or "~/.ssh/known_hosts")
+
     def _connect(self) -> paramiko.SSHClient:
         s = self._settings()
         where = f"{s['user']}@{s['hostname']}:{s['port']}"
+        check = self._host_key_check(s, where)
         client = paramiko.SSHClient()
-        try:
-            client.load_system_host_keys()
-        except OSError:
-            pass
-        for kh in s["known_hosts"]:
-            path = os.path.expanduser(kh)
-            if os.path.isfile(path):
-                client.load_host_keys(path)
-            elif self.strict_host_keys and kh == self.known_hosts:
-                raise TransportError(f"known_hosts file {path} does not exist")
-        if self.strict_host_keys:
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        else:
-            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        # Trusted keys go into paramiko's in-memory table only (no file name is
+        # ever given to it, so nothing can be saved back).
+        for key_type, key in check.known.trusted:
+            client.get_host_keys().add(check.known.name, key_type, key)
+        client.set_missing_host_key_policy(check)
         keys = [os.path.expanduser(k) for k in s["identity"]]
         for key in keys:
             if not os.path.isfile(key):
@@ -197,17 +236,16 @@ class SSHTransport:
                 key_filename=keys or None, look_for_keys=not keys, allow_agent=not keys,
                 timeout=self.timeout, banner_timeout=self.timeout, auth_timeout=self.timeout,
                 sock=paramiko.ProxyCommand(s["proxy"]) if s["proxy"] else None)
+        except TransportError:
+            client.close()
+            raise
         except paramiko.BadHostKeyException:
+            client.close()
             raise TransportError(
                 f"{where}: host key does not match known_hosts (possible "
                 "man-in-the-middle, or the host was reinstalled)") from None
         except paramiko.SSHException as exc:
             client.close()
-            if "not found in known_hosts" in str(exc):
-                files = ", ".join(s["known_hosts"]) or "~/.ssh/known_hosts"
-                raise TransportError(
-                    f"{where}: host key unknown (not in {files}); verify it and add it "
-                    "to known_hosts, or pass --insecure-host-keys to skip the check") from None
             if isinstance(exc, paramiko.AuthenticationException):
                 how = f"key {', '.join(keys)}" if keys else "agent/default keys"
                 raise TransportError(f"{where}: authentication failed with {how}") from None
@@ -216,6 +254,10 @@ class SSHTransport:
             client.close()
             reason = exc.strerror if getattr(exc, "strerror", None) else str(exc) or "timed out"
             raise TransportError(f"{where}: cannot connect: {reason}") from None
+        if check.accepted:
+            self.unverified_key = check.accepted
+            if self.on_unverified is not None:
+                self.on_unverified(where, check.accepted)
         return client
 
     def run(self, argv: list[str], timeout: float = 120, on_stdout=None) -> CommandOutput:
