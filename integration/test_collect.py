@@ -227,5 +227,5 @@ def test_nodes_discovered_from_the_southbound_with_a_template(kind_lab, tmp_path
     assert run.returncode == 0, run.stderr + run.stdout
     snapshot = Snapshot.load(out)
     check_against_node(kind_lab, snapshot)
-    assert all(ch.transport.startswith("exec: ip netns exec ofr-")
-               for ch in snapshot.chassis.values())
+    # the template is not stored (it may hold credentials): only its program
+    assert all(ch.transport.startswith("exec:ip …") for ch in snapshot.chassis.values())

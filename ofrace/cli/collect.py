@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ofrace.collect.cluster import CollectEvent, collect_cluster
 from ofrace.collect.inventory import (
     DatabaseSpec,
     Inventory,
+    check_discover_template,
     check_remote,
     discovered_nodes,
     load_inventory,
@@ -71,6 +74,7 @@ def discover_from_sb(inventory: Inventory, template: str):
     from ofrace.collect.cluster import collect_database
     from ofrace.snapshot import Snapshot
 
+    check_discover_template(template)   # before reading anything
     if inventory.southbound is None or not inventory.southbound.remote:
         raise InputError("--discover needs the Southbound DB: give --sb REMOTE")
     if inventory.southbound.via:
@@ -79,11 +83,20 @@ def discover_from_sb(inventory: Inventory, template: str):
                           Snapshot())
     if db.error:
         raise InputError(f"--discover: cannot read the Southbound DB: {db.error}")
-    nodes = discovered_nodes(db.tables.get("Chassis", []), db.tables.get("Encap", []),
-                             template, inventory.defaults)
-    if not nodes:
+    chassis, encaps = db.tables.get("Chassis", []), db.tables.get("Encap", [])
+    nodes, problems = discovered_nodes(chassis if isinstance(chassis, list) else [],
+                                       encaps if isinstance(encaps, list) else [],
+                                       template, inventory.defaults)
+    inventory.problems += problems
+    if not nodes and not problems:
         raise InputError("--discover: the Southbound DB has no Chassis rows")
     return nodes
+
+
+def _print_warning(console: Console, event: CollectEvent) -> None:
+    if event.what == "warning":
+        console.print(f"[yellow]warning:[/] {escape(event.name)}: {escape(event.detail)}",
+                      highlight=False)
 
 
 class _ProgressPrinter:
@@ -97,6 +110,9 @@ class _ProgressPrinter:
 
     def __call__(self, event: CollectEvent) -> None:
         if event.what == "start":
+            return
+        if event.what == "warning":
+            _print_warning(self.console, event)
             return
         self.finished += 1
         mark = "[green]✓[/]" if event.what == "done" else "[red]✗[/]"
@@ -150,7 +166,7 @@ def collect(inventory_file, use_lab, nodes, discover, sb, sb_via, nb, nb_via,
     printer = _ProgressPrinter(err, total) if not as_json else None
     try:
         snapshot = collect_cluster(inventory, strict_host_keys=not insecure_host_keys,
-                                   jobs=jobs, progress=printer)
+                                   jobs=jobs, progress=printer or partial(_print_warning, err))
     finally:
         if printer:
             printer.close()

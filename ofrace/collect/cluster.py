@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 
 from ofrace.agents import ofrace_agent
 from ofrace.collect.agent import AgentError, run_agent, transport_runner
@@ -42,7 +43,7 @@ NORTHBOUND_TABLES = (
 
 @dataclass
 class CollectEvent:
-    """Progress: ``what`` is 'start', 'done' or 'failed' for ``name``."""
+    """Progress: ``what`` is 'start', 'done', 'failed' or 'warning' for ``name``."""
 
     what: str
     name: str
@@ -175,7 +176,11 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
     """
     progress = progress or (lambda event: None)
     snapshot = Snapshot()
+    snapshot.problems.extend(inventory.problems)
     transports = {spec.name: make_transport(spec, strict_host_keys) for spec in inventory.nodes}
+    for name, transport in transports.items():
+        if isinstance(transport, SSHTransport):
+            transport.on_unverified = partial(_accepted_unverified, progress, name)
     databases = [(name, tables, spec) for name, tables, spec in (
         ("southbound", SOUTHBOUND_TABLES, inventory.southbound),
         ("northbound", NORTHBOUND_TABLES, inventory.northbound)) if spec is not None]
@@ -207,6 +212,12 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
         for transport in transports.values():
             transport.close()
     return snapshot
+
+
+def _accepted_unverified(progress: Progress, name: str, where: str, key: str) -> None:
+    """--insecure-host-keys: say which host was not verified (known_hosts is not touched)."""
+    progress(CollectEvent("warning", name, f"host key of {where} ({key}) accepted WITHOUT "
+                          "verification (--insecure-host-keys); known_hosts was not changed"))
 
 
 def _node_done(snapshot: Snapshot, chassis: Chassis, progress: Progress) -> None:

@@ -40,23 +40,24 @@ def split(template: str) -> list[list[Part]]:
         raise TemplateError(f"cannot split it like a shell line ({exc})") from None
     if not words:
         raise TemplateError("it is empty")
-    return [_parts(word) for word in words]
+    return [parts(word) for word in words]
 
 
-def _parts(word: str) -> list[Part]:
+def parts(word: str) -> list[Part]:
+    """``ovnkube-{node}`` → [("ovnkube-", "node")]; raises TemplateError."""
     try:
         parsed = list(string.Formatter().parse(word))
     except ValueError as exc:
         raise TemplateError(f"a {{…}} field is malformed ({exc}; write {{{{ for a brace)") \
             from None
-    parts = []
+    found = []
     for literal, name, spec, conversion in parsed:
         if name is not None and (spec or conversion or not name.isidentifier()):
             raise TemplateError(
                 f"{{{name}{'!' + conversion if conversion else ''}"
                 f"{':' + spec if spec else ''}}} is not a plain {{field}}")
-        parts.append((literal, name))
-    return parts
+        found.append((literal, name))
+    return found
 
 
 def fields_used(template: str) -> set[str]:
