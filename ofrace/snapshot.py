@@ -216,6 +216,8 @@ class Snapshot:
     southbound: Database | None = None
     northbound: Database | None = None
     problems: list[Problem] = field(default_factory=list)
+    # where secrets were removed at collect (``node: Table 'row' column``), never the values
+    redacted: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     ofrace_version: str = __version__
     version: int = SNAPSHOT_VERSION
@@ -259,6 +261,8 @@ class Snapshot:
             southbound=_database_from_dict(doc.get("southbound")),
             northbound=_database_from_dict(doc.get("northbound")),
             problems=[Problem(**p) for p in doc.get("problems", [])],
+            redacted=[r for r in doc.get("redacted") or () if isinstance(r, str)]
+            if isinstance(doc.get("redacted"), (list, type(None))) else [],
             created=doc["created"],
             ofrace_version=doc.get("ofrace_version", "?"),
             version=SNAPSHOT_VERSION,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ofrace.agents import ofrace_agent
+from ofrace.collect import secrets
 from ofrace.collect.agent import AgentError, run_agent, transport_runner
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.collect.transport import (
@@ -178,6 +179,8 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
     snapshot = Snapshot()
     snapshot.problems.extend(inventory.problems)
     transports = {spec.name: make_transport(spec, strict_host_keys) for spec in inventory.nodes}
+    node_secrets = {spec.name: secrets.template_secrets(spec.template, spec.env)
+                    for spec in inventory.nodes}
     for name, transport in transports.items():
         if isinstance(transport, SSHTransport):
             transport.on_unverified = partial(_accepted_unverified, progress, name)
@@ -201,7 +204,7 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
                 if isinstance(result, Database):
                     _database_done(snapshot, result, progress)
                 else:
-                    _node_done(snapshot, result, progress)
+                    _node_done(snapshot, result, progress, node_secrets.get(result.name, []))
         snapshot.chassis = dict(sorted(snapshot.chassis.items()))
         for name, tables, spec in databases:
             if spec.via is not None:
@@ -220,7 +223,9 @@ def _accepted_unverified(progress: Progress, name: str, where: str, key: str) ->
                           "verification (--insecure-host-keys); known_hosts was not changed"))
 
 
-def _node_done(snapshot: Snapshot, chassis: Chassis, progress: Progress) -> None:
+def _node_done(snapshot: Snapshot, chassis: Chassis, progress: Progress,
+               node_secrets: list[str] | None = None) -> None:
+    secrets.redact_chassis(chassis, node_secrets or [], snapshot.redacted)
     snapshot.chassis[chassis.name] = chassis
     if chassis.reachable:
         flows = sum(len(b.flows) for b in chassis.bridges.values())
@@ -233,6 +238,7 @@ def _node_done(snapshot: Snapshot, chassis: Chassis, progress: Progress) -> None
 
 
 def _database_done(snapshot: Snapshot, db: Database, progress: Progress) -> None:
+    secrets.redact_database(db, snapshot.redacted)
     setattr(snapshot, db.name, db)
     if db.error:
         progress(CollectEvent("failed", db.name, db.error))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ofrace.snapshot import Snapshot
@@ -27,7 +28,8 @@ def snapshot_summary(snapshot: Snapshot) -> dict:
                             "rows": {t: len(r) for t, r in db.tables.items()},
                             "missing_tables": db.missing_tables}
     return {"complete": snapshot.complete, "nodes": nodes, "databases": dbs,
-            "problems": [vars(p) for p in snapshot.all_problems()]}
+            "problems": [vars(p) for p in snapshot.all_problems()],
+            "redacted": snapshot.redacted}
 
 
 def print_summary(snapshot: Snapshot, console: Console) -> None:
@@ -59,6 +61,10 @@ def print_summary(snapshot: Snapshot, console: Console) -> None:
                       f"from {db.remote} (via {db.via})"
                       + (f"; not in this schema: {', '.join(db.missing_tables)}"
                          if db.missing_tables else ""))
+    if snapshot.redacted:
+        console.print(f"redacted at collect (values not stored): {len(snapshot.redacted)}")
+        for place in snapshot.redacted:
+            console.print(f"  {escape(place)}", highlight=False)
     problems = snapshot.all_problems()
     if problems:
         console.print(f"[yellow]partial snapshot: {len(problems)} problem(s)[/]")
