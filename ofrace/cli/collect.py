@@ -93,6 +93,27 @@ def discover_from_sb(inventory: Inventory, template: str):
     return nodes
 
 
+def print_plan(inventory: Inventory, as_json: bool) -> None:
+    """--dry-run: what would be read, and how (templates named by their program only)."""
+    from ofrace.collect.cluster import make_transport
+    from ofrace.collect.secrets import scrub
+
+    plan = {"nodes": {spec.name: make_transport(spec).describe() for spec in inventory.nodes},
+            "databases": {name: {"remote": scrub(db.remote, []), "via": db.via or "local"}
+                          for name, db in (("southbound", inventory.southbound),
+                                           ("northbound", inventory.northbound)) if db},
+            "skipped": [f"{p.where}: {p.error}" for p in inventory.problems]}
+    if as_json:
+        click.echo(json.dumps(plan, indent=2))
+        return
+    for name, how in plan["nodes"].items():
+        click.echo(f"node {name}: {how}")
+    for name, db in plan["databases"].items():
+        click.echo(f"{name}: {db['remote'] or '(its ovn-remote)'} via {db['via']}")
+    for line in plan["skipped"]:
+        click.echo(f"skipped {line}")
+
+
 def _print_warning(console: Console, event: CollectEvent) -> None:
     if event.what == "warning":
         console.print(f"[yellow]warning:[/] {escape(event.name)}: {escape(event.detail)}",
@@ -143,11 +164,14 @@ class _ProgressPrinter:
 @click.option("--insecure-host-keys", is_flag=True,
               help="Accept SSH host keys that are not in known_hosts (not recommended).")
 @click.option("-j", "--jobs", default=16, show_default=True, help="Nodes read in parallel.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Snapshot file to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Snapshot file to write (required unless --dry-run).")
+@click.option("--dry-run", is_flag=True,
+              help="Check the inventory and node specs, print how each node would be reached, "
+                   "read nothing from the nodes (--discover still reads the SB's Chassis).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def collect(inventory_file, use_lab, nodes, discover, sb, sb_via, nb, nb_via,
-            insecure_host_keys, jobs, output, as_json):
+            insecure_host_keys, jobs, output, dry_run, as_json):
     """Read OpenFlow tables, OVSDB rows and the OVN databases into one snapshot.
 
     Exits 0 when everything was read, 1 when the snapshot is partial (the
@@ -158,6 +182,11 @@ def collect(inventory_file, use_lab, nodes, discover, sb, sb_via, nb, nb_via,
             raise InputError("give either --lab or --inventory, not both")
         inventory_file = lab_inventory()
     inventory = build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via, discover)
+    if dry_run:
+        print_plan(inventory, as_json)
+        return
+    if not output:
+        raise InputError("give the snapshot file to write: -o FILE")
     out_path = Path(output)
     if not out_path.parent.is_dir():
         raise InputError(f"cannot write {output}: directory {out_path.parent} does not exist")
