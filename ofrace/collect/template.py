@@ -53,9 +53,9 @@ def parts(word: str) -> list[Part]:
     found = []
     for literal, name, spec, conversion in parsed:
         if name is not None and (spec or conversion or not name.isidentifier()):
-            raise TemplateError(
-                f"{{{name}{'!' + conversion if conversion else ''}"
-                f"{':' + spec if spec else ''}}} is not a plain {{field}}")
+            shown = ascii(f"{{{name}{'!' + conversion if conversion else ''}"
+                          f"{':' + spec if spec else ''}}}")[1:-1]
+            raise TemplateError(f"{shown[:40]} is not a plain {{field}}")
         found.append((literal, name))
     return found
 
