@@ -158,10 +158,19 @@ def test_bad_node_arguments(arg, message):
     assert "\n" not in str(exc.value)
 
 
-def test_node_argument_errors_do_not_repeat_the_template():
+@pytest.mark.parametrize("arg", ["a=exec:kubectl --token=SECRET-1 exec {pod}",
+                                 "a=ssh://u:SECRET-1@h", "a=ssh://u:SECRET-1@h:x",
+                                 "a=exec kubectl --token=SECRET-1"])
+def test_node_argument_errors_do_not_repeat_secrets(arg):
     with pytest.raises(InputError) as exc:
-        parse_node_arg("a=exec:kubectl --token=SECRET-1 exec {pod}")
+        parse_node_arg(arg)
     assert "SECRET" not in str(exc.value)
+
+
+def test_remote_errors_do_not_repeat_passwords(tmp_path):
+    with pytest.raises(InputError) as exc:
+        load_inventory(write(tmp_path, '[southbound]\nremote = "tcp:u:SECRET-1@h:6642 x"\n'))
+    assert "SECRET" not in str(exc.value) and "not an OVSDB remote" in str(exc.value)
 
 
 def test_nodes_discovered_from_the_southbound():

@@ -3,10 +3,12 @@
 import base64
 import hashlib
 import hmac
+import json
 import os
 import shlex
 import socket
 import threading
+import time
 
 import paramiko
 import pytest
@@ -90,12 +92,38 @@ def test_exec_missing_wrapper_is_a_transport_error():
 
 # --- host keys: a real paramiko server on loopback, generated keys ----------------------
 
+def _agent_answer() -> bytes:
+    """What a node's agent prints: one document frame (no dumps)."""
+    now = time.time()
+    doc = json.dumps({"agent_version": 2, "hostname": "hv", "system_id": "id-hv",
+                      "bridges": {}, "ovsdb": {}, "commands": [], "errors": [],
+                      "started": now, "finished": now}).encode()
+    return b"D 0 %d\n" % len(doc) + doc
+
+
 class _AcceptAnyKey(paramiko.ServerInterface):
+    """Any client key is welcome; any command gets a (fake) agent's answer."""
+
     def get_allowed_auths(self, username):
         return "publickey"
 
     def check_auth_publickey(self, username, key):
         return paramiko.AUTH_SUCCESSFUL
+
+    def check_channel_request(self, kind, chanid):
+        return paramiko.OPEN_SUCCEEDED
+
+    def check_channel_exec_request(self, channel, command):
+        def answer():
+            # like a process that has started: answer once the client closed stdin
+            deadline = time.monotonic() + 10
+            while not channel.eof_received and time.monotonic() < deadline:
+                time.sleep(0.01)
+            channel.sendall(_agent_answer())
+            channel.send_exit_status(0)
+            channel.close()
+        threading.Thread(target=answer, daemon=True).start()
+        return True
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +286,35 @@ def test_garbage_known_hosts_lines_are_skipped(ssh_server, tmp_path):
                       b"* ssh-ed25519 AAAA\n\xff\xfe\n* sk-ssh-ed25519@openssh.com AAAA\n"
                       + _line(f"[127.0.0.1]:{port}", host_key).encode() + b"\n")
     assert _connects(_ssh(port, identity, known))
+
+
+def test_collect_with_insecure_host_keys_warns_per_host(ssh_server, tmp_path, monkeypatch):
+    """Through the real command line: one warning line per host, known_hosts untouched."""
+    from click.testing import CliRunner
+
+    from ofrace.cli import main
+    from ofrace.snapshot import Snapshot
+
+    port, host_key, identity = ssh_server
+    monkeypatch.setenv("HOME", str(tmp_path))          # no ~/.ssh/config or known_hosts of ours
+    (tmp_path / ".ssh").mkdir()
+    user_known = tmp_path / ".ssh" / "known_hosts"
+    user_known.write_text(KNOWN_HOSTS_TEXT)
+    inventory = tmp_path / "inv.toml"
+    inventory.write_text("".join(
+        f'[[node]]\nname = "{name}"\nhost = "127.0.0.1"\nport = {port}\nuser = "u"\n'
+        f'identity = "{identity}"\n' for name in ("hv-a", "hv-b")))
+    out = tmp_path / "s.ofr"
+    strict = CliRunner().invoke(main, ["collect", "-i", str(inventory), "-o", str(out)])
+    assert strict.exit_code == 1 and "host key unknown" in strict.output
+    result = CliRunner().invoke(main, ["collect", "-i", str(inventory), "-o", str(out),
+                                       "--insecure-host-keys", "--json"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    fp = known_hosts.fingerprint(host_key)
+    assert sorted(w.split(":")[1].strip() for w in warnings) == ["hv-a", "hv-b"]
+    assert all(fp in w and "WITHOUT verification" in w for w in warnings), result.stderr
+    assert user_known.read_text() == KNOWN_HOSTS_TEXT
+    assert sorted(p.name for p in (tmp_path / ".ssh").iterdir()) == ["known_hosts"]
+    snapshot = Snapshot.load(out)
+    assert all("host key NOT verified" in ch.transport for ch in snapshot.chassis.values())

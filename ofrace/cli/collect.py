@@ -117,7 +117,7 @@ def print_plan(inventory: Inventory, as_json: bool) -> None:
 def _print_warning(console: Console, event: CollectEvent) -> None:
     if event.what == "warning":
         console.print(f"[yellow]warning:[/] {escape(event.name)}: {escape(event.detail)}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)   # one line per host, for grep
 
 
 class _ProgressPrinter:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ofrace.collect import template as templates
+from ofrace.collect.secrets import scrub
 from ofrace.errors import InputError
 from ofrace.snapshot import Problem
 
@@ -196,9 +197,10 @@ def _env(key: str, value: object, where: str) -> dict[str, str]:
 
 
 def _user(key: str, value: object, where: str) -> str:
+    if isinstance(value, str) and ("@" in value or ":" in value):
+        raise InputError(f"{where}: user cannot contain '@' or ':' "
+                         "(ssh://user@host; a password does not belong here)")
     value = _text(key, value, where)
-    if "@" in value or ":" in value:
-        raise InputError(f"{where}: user {_shown(value)} cannot contain '@' or ':'")
     return value
 
 
@@ -275,7 +277,7 @@ def check_remote(remote: object, where: str = "remote") -> str:
     if not isinstance(remote, str):
         raise InputError(f"{where} must be a string, not {_type_name(remote)}")
     if not re.fullmatch(r"(tcp|ssl|unix):\S+", remote) or not printable(remote):
-        raise InputError(f"{where}: {_shown(remote)} is not an OVSDB remote "
+        raise InputError(f"{where}: {_shown(scrub(remote, []))} is not an OVSDB remote "
                          "(tcp:IP:PORT, ssl:IP:PORT or unix:PATH)")
     return remote
 
@@ -335,7 +337,8 @@ def _how_table(how: str, where: str) -> dict:
     if how.startswith("ssh://"):
         m = _SSH_URL.fullmatch(how)
         if not m:
-            raise InputError(f"{where}: cannot read {_shown(how)} as ssh://[user@]host[:port]")
+            raise InputError(f"{where}: cannot read {_shown(scrub(how, []))} as "
+                             "ssh://[user@]host[:port]")
         table: dict = {"transport": "ssh", "host": m["host"].strip("[]")}
         if m["user"]:
             table["user"] = m["user"]
