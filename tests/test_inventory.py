@@ -249,3 +249,31 @@ def test_discover_skips_chassis_with_hostile_values():
     # exec templates: the value is an argument of its own, and only if it is a host name
     nodes, problems = discovered_nodes(rows, encaps, "exec:docker exec -i {hostname}")
     assert [n.name for n in nodes] == ["hv1", "hv2", "hv7"] and len(problems) == 6
+
+
+def test_discover_template_is_checked_before_the_southbound_is_read():
+    """Refused with exit 2 before any connection (the remote is never dialled)."""
+    from click.testing import CliRunner
+
+    from ofrace.cli import main
+
+    for template in ("exec:sh -c 'ip netns exec {hostname} x'", "exec:x {", "ftp://{hostname}"):
+        result = CliRunner().invoke(main, ["collect", "--sb", "unix:/nonexistent/sb.sock",
+                                           "--discover", template, "--dry-run"])
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.splitlines()) == 1
+        assert "cannot read the Southbound" not in result.stderr   # it did not try
+    # negative control: a good template gets as far as reading the (missing) SB
+    result = CliRunner().invoke(main, ["collect", "--sb", "unix:/nonexistent/sb.sock",
+                                       "--discover", "exec:docker exec {hostname}", "--dry-run"])
+    assert result.exit_code == 2 and "cannot read the Southbound" in result.stderr
+
+
+def test_skipped_chassis_are_problems_of_the_snapshot():
+    from ofrace.collect.cluster import collect_cluster
+    from ofrace.collect.inventory import Inventory
+    from ofrace.snapshot import Problem
+
+    skipped = Problem(where="chassis 'id-3'", what="discover", error="skipped: no encap_ip")
+    snapshot = collect_cluster(Inventory(problems=[skipped]))
+    assert snapshot.problems == [skipped] and not snapshot.complete

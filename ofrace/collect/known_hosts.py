@@ -55,6 +55,8 @@ def _pattern_matches(pattern: str, name: str) -> bool:
             return False
         got = hmac.new(salt, name.encode(), hashlib.sha1).digest()
         return hmac.compare_digest(got, want)
+    if "*" not in pattern and "?" not in pattern:
+        return pattern.lower() == name.lower()
     # only * and ? are wildcards ([ ] are literal: they bracket "[host]:port")
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return re.fullmatch(regex, name, re.IGNORECASE | re.DOTALL) is not None
