@@ -261,8 +261,7 @@ class Snapshot:
             southbound=_database_from_dict(doc.get("southbound")),
             northbound=_database_from_dict(doc.get("northbound")),
             problems=[Problem(**p) for p in doc.get("problems", [])],
-            redacted=[r for r in doc.get("redacted") or () if isinstance(r, str)]
-            if isinstance(doc.get("redacted"), (list, type(None))) else [],
+            redacted=_strings(doc.get("redacted")),
             created=doc["created"],
             ofrace_version=doc.get("ofrace_version", "?"),
             version=SNAPSHOT_VERSION,
@@ -317,6 +316,11 @@ def _plain(value):
     if isinstance(value, list) and value and is_dataclass(value[0]):
         return [_plain(v) for v in value]
     return value
+
+
+def _strings(value) -> list[str]:
+    """A list of strings from the document, whatever it holds instead."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _read_flow_lines(path: str, member: str) -> list[str]:

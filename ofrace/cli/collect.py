@@ -21,6 +21,7 @@ from ofrace.collect.inventory import (
     load_inventory,
     parse_node_arg,
 )
+from ofrace.collect.secrets import scrub
 from ofrace.errors import Exit, InputError
 from ofrace.render.summary import print_summary, snapshot_summary
 from ofrace.snapshot import Snapshot
@@ -82,7 +83,7 @@ def discover_from_sb(inventory: Inventory, template: str):
     db = collect_database("southbound", ("Chassis", "Encap"), inventory.southbound, {},
                           Snapshot())
     if db.error:
-        raise InputError(f"--discover: cannot read the Southbound DB: {db.error}")
+        raise InputError(f"--discover: cannot read the Southbound DB: {scrub(db.error, [])}")
     chassis, encaps = db.tables.get("Chassis", []), db.tables.get("Encap", [])
     nodes, problems = discovered_nodes(chassis if isinstance(chassis, list) else [],
                                        encaps if isinstance(encaps, list) else [],
@@ -96,7 +97,6 @@ def discover_from_sb(inventory: Inventory, template: str):
 def print_plan(inventory: Inventory, as_json: bool) -> None:
     """--dry-run: what would be read, and how (templates named by their program only)."""
     from ofrace.collect.cluster import make_transport
-    from ofrace.collect.secrets import scrub
 
     plan = {"nodes": {spec.name: make_transport(spec).describe() for spec in inventory.nodes},
             "databases": {name: {"remote": scrub(db.remote, []), "via": db.via or "local"}
