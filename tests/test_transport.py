@@ -63,6 +63,19 @@ def test_exec_fields_fill_arguments_never_shell_syntax():
     assert t.wrap(["true"]) == ["docker", "exec", "ovnkube-a b;c", "--", "true"]
 
 
+def test_exec_argv_for_a_remote_shell_is_one_quoted_string():
+    """``ssh host`` hands its words to a shell: the argv goes as one quoted line."""
+    argv = ["python3", "-c", "print('x y')", '{"a": 1}']
+    wrapped = ExecTransport("ssh -o BatchMode=yes -p 2222 {node}", fields={"node": "hv"}).wrap(
+        argv)
+    assert wrapped[:6] == ["ssh", "-o", "BatchMode=yes", "-p", "2222", "hv"]
+    assert len(wrapped) == 7 and shlex.split(wrapped[6]) == argv
+    wrapped = ExecTransport("docker exec {node} sh -c", fields={"node": "c"}).wrap(argv)
+    assert wrapped[:5] == ["docker", "exec", "c", "sh", "-c"] and shlex.split(wrapped[5]) == argv
+    # negative control: a plain wrapper gets the argv as separate arguments
+    assert ExecTransport("docker exec -i {node}", fields={"node": "c"}).wrap(argv)[4:] == argv
+
+
 def test_exec_describe_names_only_the_program():
     t = ExecTransport("/usr/bin/kubectl --token=s3cr3t-t0ken exec {node} --",
                       fields={"node": "n"})

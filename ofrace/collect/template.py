@@ -110,7 +110,8 @@ def fill(template: str, fields: dict[str, str], argv: list[str] | None = None) -
     """The argv: each argument filled on its own; a field in a shell string is shell-quoted.
 
     ``{command}`` is ``argv`` as one shell-quoted string; without it ``argv`` is
-    appended as separate arguments.
+    appended as separate arguments (as one quoted string where a shell would
+    parse it: after ``ssh host`` or a final ``sh -c``).
     """
     words = split(template)
     plain = ["".join(lit + ("{}" if name else "") for lit, name in word) for word in words]
@@ -132,7 +133,12 @@ def fill(template: str, fields: dict[str, str], argv: list[str] | None = None) -
             text.append(shlex.quote(value) if i in shell and name != COMMAND_FIELD else value)
         out.append("".join(text))
     if argv is not None and COMMAND_FIELD not in {n for w in words for _, n in w}:
-        out += argv
+        # appended words that a shell would parse (``ssh host``, ``… sh -c``) go as one
+        # quoted command line, so the remote shell sees the argv ofrace meant
+        if len(plain) in shell_strings(plain + ["argv"]):
+            out.append(shlex.join(argv))
+        else:
+            out += argv
     return out
 
 
