@@ -46,3 +46,10 @@ class LabError(OfraceError):
     """The embedded lab could not be brought up, inspected or taken down."""
 
     exit_code = Exit.ENVIRONMENT
+
+
+class MissingDataError(OfraceError):
+    """The answer depends on data the snapshot does not have (no Southbound, a
+    chassis never read): the result is unknown, not bad input."""
+
+    exit_code = Exit.UNKNOWN

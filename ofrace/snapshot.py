@@ -161,6 +161,29 @@ class Chassis:
         value = self.external_ids.get("ovn-nb-cfg")
         return int(value) if value and value.isdigit() else None
 
+    @property
+    def ovsdb_read(self) -> bool:
+        """Whether the node's own OVSDB was read (bridges, ports, interfaces)."""
+        return self.reachable and bool(self.ovsdb) and not any(
+            p.what == "local OVSDB" for p in self.problems)
+
+    def unread(self, bridge: str | None = None) -> str | None:
+        """Why the flow tables of ``bridge`` (default: the integration bridge) are not
+        in the snapshot, in words; None when they were read."""
+        if not self.reachable:
+            why = self.problems[0].error if self.problems else "unreachable"
+            return f"{self.name} was not collected: {why}"
+        name = bridge or self.integration_bridge
+        found = self.bridges.get(name)
+        if found is None:
+            if not self.ovsdb_read:
+                return (f"{self.name}'s OVSDB was not read, so its bridges (and {name}) "
+                        "were not found")
+            return f"bridge {name} on {self.name} was not read"
+        if found.errors.get("flows"):
+            return f"the flows of {name} on {self.name} were not read: {found.errors['flows']}"
+        return None
+
     @cached_property
     def interfaces(self) -> list[Interface]:
         """Every Interface row with the bridge it sits on."""
@@ -227,6 +250,9 @@ class Snapshot:
         found = list(self.problems)
         for ch in self.chassis.values():
             found.extend(ch.problems)
+        if self.southbound is None:
+            found.append(Problem(where="southbound", what="read",
+                                 error="not in this snapshot (collect with --sb REMOTE)"))
         for db in (self.southbound, self.northbound):
             if db is not None and db.error:
                 found.append(Problem(where=db.name, what="read", error=db.error))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ofrace.audit.health import HealthAuditor, HealthProblem
 from ofrace.audit.logical import ChassisLogicalAudit, LogicalAuditor
+from ofrace.errors import InputError, MissingDataError
 from ofrace.snapshot import Snapshot
 
 
@@ -17,9 +18,19 @@ class ChassisAudit:
     unreadable: str | None = None   # why this chassis could not be audited
 
     @property
+    def found(self) -> bool:
+        """Something MISSING, stale or broken."""
+        return bool(self.health) or (self.logical is not None and bool(
+            self.logical.missing or self.logical.stale))
+
+    @property
+    def complete(self) -> bool:
+        """Audited on all of its flows (none unread, none garbled)."""
+        return self.unreadable is None and self.logical is not None and not self.logical.garbled
+
+    @property
     def clean(self) -> bool:
-        return (self.unreadable is None and not self.health and self.logical is not None
-                and not self.logical.missing and not self.logical.stale)
+        return self.complete and not self.found
 
 
 @dataclass
@@ -30,20 +41,36 @@ class ClusterAudit:
     def clean(self) -> bool:
         return all(c.clean for c in self.chassis)
 
+    @property
+    def found(self) -> bool:
+        return any(c.found for c in self.chassis)
+
+    @property
+    def complete(self) -> bool:
+        return all(c.complete for c in self.chassis)
+
 
 def audit_snapshot(snapshot: Snapshot, only: list[str] | None = None) -> ClusterAudit:
-    if snapshot.southbound is None or snapshot.southbound.error:
-        from ofrace.errors import InputError
-
-        raise InputError("the audit needs the Southbound DB in the snapshot")
+    if only:
+        unknown = [name for name in only if name not in snapshot.chassis]
+        if unknown:
+            raise InputError(f"--chassis {', '.join(unknown)}: not in the snapshot "
+                             f"(chassis: {', '.join(snapshot.chassis) or 'none'})")
+    if snapshot.southbound is None:
+        raise MissingDataError("the snapshot has no Southbound database: logical flows "
+                               "cannot be audited (collect with --sb REMOTE)")
+    if snapshot.southbound.error:
+        raise MissingDataError(f"the Southbound database was not read: "
+                               f"{snapshot.southbound.error}")
     logical = LogicalAuditor(snapshot)
     health = HealthAuditor(snapshot)
     results = []
     for name, ch in snapshot.chassis.items():
         if only and name not in only:
             continue
-        if not ch.reachable:
-            results.append(ChassisAudit(name, None, unreadable=ch.problems[0].error))
+        why = ch.unread()
+        if why is not None:
+            results.append(ChassisAudit(name, None, unreadable=why))
             continue
         results.append(ChassisAudit(name, logical.audit_chassis(ch), health.audit_chassis(ch)))
     return ClusterAudit(results)

@@ -67,6 +67,9 @@ class ChassisLogicalAudit:
     chassis: str
     lflows: list[LflowStatus] = field(default_factory=list)
     stale: list[StaleFlow] = field(default_factory=list)
+    # Flow lines whose cookie or table could not be read: a MISSING flow may be
+    # one of them, so the audit of this chassis is not complete.
+    garbled: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.lflows if f.status == status)
@@ -91,6 +94,20 @@ def _reason_kind(reason: str | None) -> str:
         if not head and template.split("}")[-1] in text:
             return template.replace("{port}", "P")
     return text
+
+
+def _read_head(line: str) -> tuple[int, int] | None:
+    """A flow line's cookie and table, or None when the line is garbled."""
+    if " actions=" not in line and not line.startswith("actions="):
+        return None
+    try:
+        cookie = line_cookie(line)
+    except ValueError:
+        return None
+    m = _TABLE.search(line)
+    if m is None and "table=" in line.split(" actions=", 1)[0]:
+        return None
+    return cookie, int(m.group(1)) if m else 0
 
 
 class LocalDatapaths:
@@ -212,11 +229,15 @@ class LogicalAuditor:
         cookies: Counter = Counter()
         tables_of: dict[int, set[int]] = {}
         conj_tables: set[int] = set()
+        readable = []
         for line in bridge.flows:
-            cookie = line_cookie(line)
+            head = _read_head(line)
+            if head is None:
+                result.garbled.append(line)
+                continue
+            readable.append(line)
+            cookie, table = head
             cookies[cookie] += 1
-            m = _TABLE.search(line)
-            table = int(m.group(1)) if m else 0
             tables_of.setdefault(cookie, set()).add(table)
             if "conjunction(" in line:
                 conj_tables.add(table)
@@ -241,7 +262,7 @@ class LogicalAuditor:
             statuses.append(status)
         self._deduplicated(statuses)
         result.lflows = statuses
-        result.stale = self._stale(bridge.flows, offsets)
+        result.stale = self._stale(readable, offsets)
         return result
 
     def _table_offsets(self, lflows, tables_of) -> dict[str, int]:

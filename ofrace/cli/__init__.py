@@ -15,7 +15,10 @@ from ofrace.errors import Exit, OfraceError
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """Whitespace folded, control characters (node text may carry ESC) made visible."""
+    from ofrace.render.escape import escape
+
+    return escape(" ".join(str(text).split()), markup=False)
 
 
 class _Group(click.Group):

@@ -13,7 +13,7 @@ from ofrace.cli.trace import _snapshot
 from ofrace.errors import Exit
 from ofrace.render.audit import audit_json, render_audit
 
-EXIT_PROBLEMS = Exit.FOUND
+EXIT_PROBLEMS, EXIT_UNKNOWN = Exit.FOUND, Exit.UNKNOWN
 
 
 @click.command()
@@ -31,7 +31,8 @@ def audit(snapshot_file, inventory_file, use_lab, only, details, as_json):
     Every logical flow with no OpenFlow flows on a chassis is either expected, with the
     reason ovn-controller has (datapath not local, port not resident, empty set, …), or
     MISSING. Also: stale flows, broken port bindings, missing tunnels, lagging chassis.
-    Exits 1 when anything is MISSING, stale or broken.
+    Exits 1 when anything is MISSING, stale or broken; else 4 when a chassis could not be
+    audited (its flows or OVSDB were not read, or flow lines are garbled); 2 on bad input.
     """
     snapshot = _snapshot(snapshot_file, inventory_file, use_lab)
     result = audit_snapshot(snapshot, list(only) or None)
@@ -39,5 +40,7 @@ def audit(snapshot_file, inventory_file, use_lab, only, details, as_json):
         click.echo(json.dumps(audit_json(result, details), indent=2))
     else:
         render_audit(result, Console(width=None if sys.stdout.isatty() else 140), details)
-    if not result.clean:
+    if result.found:
         sys.exit(EXIT_PROBLEMS)
+    if not result.complete:
+        sys.exit(EXIT_UNKNOWN)

@@ -23,6 +23,7 @@ from ofrace.collect.inventory import (
 )
 from ofrace.collect.secrets import scrub
 from ofrace.errors import Exit, InputError
+from ofrace.render.escape import escape
 from ofrace.render.summary import print_summary, snapshot_summary
 from ofrace.snapshot import Snapshot
 
@@ -137,7 +138,8 @@ class _ProgressPrinter:
             return
         self.finished += 1
         mark = "[green]✓[/]" if event.what == "done" else "[red]✗[/]"
-        self.console.print(f"{mark} {event.name}: {event.detail}", highlight=False)
+        self.console.print(f"{mark} {escape(event.name)}: {escape(event.detail)}",
+                           highlight=False)
         if self.status:
             self.status.update(f"collecting… {self.finished}/{self.total}")
 

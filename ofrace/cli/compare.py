@@ -15,6 +15,7 @@ from ofrace.compare.agreement import run_agreement
 from ofrace.compare.live import compare_with_ofproto_trace
 from ofrace.errors import Exit, InputError
 from ofrace.openflow.flowtext import FlowSyntaxError, parse_microflow
+from ofrace.render.escape import escape
 from ofrace.simulate.conntrack import parse_ct_state
 from ofrace.snapshot import Snapshot
 
@@ -88,13 +89,15 @@ def compare(flow, inventory_file, use_lab, node, bridge, ct_next, snapshot_file,
             console.print(f"{report.agreed}/{report.total} packets agree with ofproto/trace "
                           f"({100 * report.ratio:.1f}%) in {report.seconds:.1f}s")
             for note, count in sorted(report.notes.items()):
-                console.print(f"  note ({count}×): {note}")
+                console.print(f"  note ({count}×): {escape(note)}", highlight=False)
             for line in report.refused:
-                console.print(f"[red]✗[/] {line}", highlight=False)
+                console.print(f"[red]✗[/] {escape(line)}", highlight=False)
             for d in report.disagreements:
-                console.print(f"[red]✗[/] {d.chassis}: {d.label} (ct-next "
-                              f"{','.join(d.ct_next) or 'default'})\n    {d.result.flow}\n"
-                              f"    {d.result.comparison.divergence}", highlight=False)
+                console.print(f"[red]✗[/] {escape(d.chassis)}: {escape(d.label)} (ct-next "
+                              f"{escape(','.join(d.ct_next) or 'default')})\n"
+                              f"    {escape(d.result.flow)}\n"
+                              f"    {escape(d.result.comparison.divergence, multiline=True)}",
+                              highlight=False)
         if report.disagreements or report.refused:
             sys.exit(EXIT_DIVERGE)
         return
@@ -135,14 +138,14 @@ def compare(flow, inventory_file, use_lab, node, bridge, ct_next, snapshot_file,
         console.print(f"[green]agree[/]: {result.compared_passes} datapath pass(es), "
                       f"{flows} flows, same outputs", highlight=False)
         for note in result.notes:
-            console.print(f"  note: {note}", highlight=False)
+            console.print(f"  note: {escape(note)}", highlight=False)
     else:
         d = result.divergence
         console.print("[red]first divergence[/]", highlight=False)
         if d.index:
             ours = result.ours[d.pass_no].hits
             for hit in ours[max(0, d.index - 3):d.index]:
-                console.print(f"    same:          {hit}", highlight=False)
-        console.print(f"    {d}", highlight=False)
+                console.print(f"    same:          {escape(hit)}", highlight=False)
+        console.print(f"    {escape(d, multiline=True)}", highlight=False)
     if not result.agree:
         sys.exit(EXIT_DIVERGE)

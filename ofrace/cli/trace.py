@@ -12,6 +12,8 @@ from ofrace.cli.collect import lab_inventory
 from ofrace.collect.cluster import collect_cluster
 from ofrace.collect.inventory import load_inventory
 from ofrace.errors import Exit, InputError
+from ofrace.openflow.bridge import parse_groups
+from ofrace.render.escape import escape
 from ofrace.render.trace_json import trace_json
 from ofrace.render.trace_text import render_trace
 from ofrace.simulate.conntrack import parse_ct_state
@@ -26,6 +28,7 @@ from ofrace.trace.request import (
 )
 
 EXIT_DELIVERED, EXIT_NOT_DELIVERED, EXIT_INCOMPLETE = Exit.OK, Exit.FOUND, Exit.GAP
+EXIT_UNKNOWN = Exit.UNKNOWN
 DELIVERED = {"delivered", "left", "host"}
 
 
@@ -42,8 +45,8 @@ def _snapshot(snapshot_file, inventory_file, use_lab) -> Snapshot:
         raise InputError("tracing needs the Southbound DB: add [southbound] to the inventory")
     snapshot = collect_cluster(inventory)
     for problem in snapshot.all_problems():
-        click.echo(f"ofrace: warning: {problem.where} {problem.what}: {problem.error}",
-                   err=True)
+        click.echo(escape(f"ofrace: warning: {problem.where} {problem.what}: {problem.error}",
+                          markup=False), err=True)
     return snapshot
 
 
@@ -89,10 +92,32 @@ def _buckets(values) -> dict[int, int]:
     result = {}
     for value in values:
         group, sep, bucket = value.partition("=")
-        if not sep or not group.isdigit() or not bucket.isdigit():
+        if (not sep or not group.isdigit() or not bucket.isdigit() or len(group) > 10
+                or len(bucket) > 10):
             raise InputError(f"--bucket {value!r}: expected GROUP=BUCKET, e.g. 3=0")
         result[int(group)] = int(bucket)
     return result
+
+
+def check_buckets(snapshot: Snapshot, buckets: dict[int, int]) -> None:
+    """Each ``--bucket G=B`` names a group some read bridge has, with a bucket B."""
+    if not buckets:
+        return
+    sizes: dict[int, set[int]] = {}
+    for ch in snapshot.chassis.values():
+        for bridge in ch.bridges.values():
+            for group in parse_groups(bridge.groups):
+                sizes.setdefault(group.group_id, set()).add(len(group.buckets))
+    for group_id, bucket in sorted(buckets.items()):
+        if group_id not in sizes:
+            known = ", ".join(map(str, sorted(sizes)[:20])) or "none"
+            raise InputError(f"--bucket {group_id}={bucket}: no bridge in the snapshot has "
+                             f"group {group_id} (groups: {known})")
+        most = max(sizes[group_id])
+        if bucket >= most:
+            raise InputError(f"--bucket {group_id}={bucket}: group {group_id} has "
+                             f"{most} bucket(s) (0-{most - 1})" if most else
+                             f"--bucket {group_id}={bucket}: group {group_id} has no buckets")
 
 
 @click.command()
@@ -132,7 +157,9 @@ def trace(expression, snapshot_file, inventory_file, use_lab, source, destinatio
     Or use the short form: --from vm1 --to 10.0.0.2:80 --tcp.
 
     Exit codes: 0 delivered (or left the cluster), 1 not delivered (dropped, held by
-    ovn-controller, loop), 2 bad input, 3 the trace hit something it could not simulate.
+    ovn-controller, loop), 2 bad input, 3 the trace hit something it could not simulate,
+    4 unknown: the answer depends on data the snapshot lacks (flows never read, garbled
+    flow lines on the path, no Southbound database).
     """
     if bool(expression) == bool(source):
         raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
@@ -144,9 +171,10 @@ def trace(expression, snapshot_file, inventory_file, use_lab, source, destinatio
             forced = [parse_ct_state(s) for s in ct_next]
         except ValueError as exc:
             raise InputError(f"--ct-next: {exc}") from None
+    selected = _buckets(buckets)
     snapshot = _snapshot(snapshot_file, inventory_file, use_lab)
-    tracer = ClusterTracer(snapshot, TraceOptions(select_buckets=_buckets(buckets),
-                                                  ct_next=forced))
+    check_buckets(snapshot, selected)
+    tracer = ClusterTracer(snapshot, TraceOptions(select_buckets=selected, ct_next=forced))
     if expression:
         start = start_from_expression(tracer, expression, chassis)
         request = {"expression": expression}
@@ -184,14 +212,26 @@ def trace(expression, snapshot_file, inventory_file, use_lab, source, destinatio
         if logical is not None:
             console.print()
             style = "green" if logical["agree"] else "red"
-            console.print(f"[bold]Logical view (ovn-trace)[/]: [{style}]{logical['summary']}[/]",
-                          highlight=False)
+            console.print(f"[bold]Logical view (ovn-trace)[/]: "
+                          f"[{style}]{escape(logical['summary'])}[/]", highlight=False)
             if logical.get("detail"):
-                console.print(logical["detail"], highlight=False)
-    verdicts = annotated.verdicts + (back.verdicts if back else [])
-    if any(v.kind == "error" for v in verdicts) and not any(
-            v.kind in DELIVERED for v in annotated.verdicts):
-        sys.exit(EXIT_INCOMPLETE)
-    if not any(v.kind in DELIVERED for v in annotated.verdicts) or (
-            back is not None and not any(v.kind in DELIVERED for v in back.verdicts)):
-        sys.exit(EXIT_NOT_DELIVERED)
+                console.print(escape(logical["detail"], multiline=True), highlight=False)
+    sys.exit(exit_code(annotated.verdicts, back.verdicts if back else None))
+
+
+def exit_code(forward: list, back: list | None = None) -> Exit:
+    """Delivered (0); else could not know (4: data missing on the way) before cannot
+    simulate (3) before not delivered (1).  With a reply, both directions count."""
+    codes = [_direction_code(forward)] + ([_direction_code(back)] if back is not None else [])
+    order = (EXIT_UNKNOWN, EXIT_INCOMPLETE, EXIT_NOT_DELIVERED, EXIT_DELIVERED)
+    return next(code for code in order if code in codes)
+
+
+def _direction_code(verdicts: list) -> Exit:
+    if any(v.kind in DELIVERED for v in verdicts):
+        return EXIT_DELIVERED
+    if any(v.kind == "unknown" for v in verdicts):
+        return EXIT_UNKNOWN
+    if any(v.kind == "error" for v in verdicts):
+        return EXIT_INCOMPLETE
+    return EXIT_NOT_DELIVERED

@@ -72,6 +72,16 @@ class UnparsedFlow:
     line: str
     reason: str
 
+    @property
+    def priority(self) -> int | None:
+        """The priority the line states, when that much of it can be read."""
+        m = _PRIORITY.search(self.line.split(" actions=", 1)[0])
+        return int(m.group(1)) if m else None
+
+
+UNREADABLE_TABLE = "unreadable table number"
+_PRIORITY = re.compile(r"(?:^|[ ,])priority=(\d{1,5})(?:[, ]|$)")
+
 
 class BridgeIndex:
     """Tables of one bridge, indexed for lookup, plus what the simulator needs around them."""
@@ -93,6 +103,10 @@ class BridgeIndex:
         self.tlv_map = {t.index: t for t in parse_tlv_map(bridge.tlv_map)}
         self.fdb = parse_fdb(bridge.fdb)
         self.fdb_known = bool(bridge.fdb.strip())
+        # Why this bridge's flows (or groups) are not in the snapshot, set by whoever
+        # knows (the chassis): a lookup in an unread bridge is unknown, not a miss.
+        self.unread: str | None = None
+        self.groups_unread: str | None = bridge.errors.get("groups") or None
         self._sort_by_table(self.flows)
 
     def _load_ports(self, bridge: Bridge, interfaces) -> None:
@@ -135,7 +149,7 @@ class BridgeIndex:
                 try:
                     number = int(line[t + 6:end])
                 except ValueError:
-                    self._unparsed.append(UnparsedFlow(index, line, "unreadable table number"))
+                    self._unparsed.append(UnparsedFlow(index, line, UNREADABLE_TABLE))
                     continue
                 last_text = line[t:end + 1]
             found = pending.get(number)
@@ -177,6 +191,16 @@ class BridgeIndex:
         """Unreadable flows that may belong to table ``number``."""
         self.table(number)
         return [u for u in self._unparsed if u.line.find(f"table={number},") >= 0]
+
+    def uncertain(self, number: int) -> list[UnparsedFlow]:
+        """Unreadable lines a lookup in table ``number`` may have missed: its own, those
+        whose table number is unreadable, and (table 0) those that name no table."""
+        found = {u.index: u for u in self.gaps(number)}
+        for u in self._unparsed:
+            if u.index not in found and (u.reason == UNREADABLE_TABLE or (
+                    number == 0 and "table=" not in u.line)):
+                found[u.index] = u
+        return list(found.values())
 
     def _index(self, number: int, indexes) -> None:
         """The hot path at 200k+ flows: SubtableSet.add is inlined."""

@@ -3,45 +3,58 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from ofrace.audit.cluster import ClusterAudit
+from ofrace.render.escape import escape
+
+GARBLED_SHOWN = 5
 
 
 def render_audit(audit: ClusterAudit, console: Console, details: bool = False) -> None:
     table = Table(title="logical flows against OpenFlow flows, per chassis", title_justify="left",
                   show_edge=False)
-    for col in ("chassis", "installed", "expected", "MISSING", "stale", "broken"):
+    for col in ("chassis", "installed", "expected", "MISSING", "stale", "broken", "garbled"):
         table.add_column(col, justify="right" if col != "chassis" else "left")
     for ch in audit.chassis:
         if ch.logical is None:
-            table.add_row(f"[red]{ch.chassis}[/]", "", "", "", "", "[red]unreadable[/]")
+            table.add_row(f"[yellow]{escape(ch.chassis)}[/]", "", "", "", "", "",
+                          "[yellow]not audited[/]")
             continue
         lg = ch.logical
         missing, stale, broken = len(lg.missing), len(lg.stale), len(ch.health)
-        table.add_row(ch.chassis, str(lg.count("installed")), str(lg.count("expected")),
+        table.add_row(escape(ch.chassis), str(lg.count("installed")), str(lg.count("expected")),
                       f"[red]{missing}[/]" if missing else "0",
                       f"[red]{stale}[/]" if stale else "0",
-                      f"[red]{broken}[/]" if broken else "0")
+                      f"[red]{broken}[/]" if broken else "0",
+                      f"[yellow]{len(lg.garbled)}[/]" if lg.garbled else "0")
     console.print(table)
     for ch in audit.chassis:
         if ch.unreadable:
-            console.print(f"[red]{escape(ch.chassis)}[/]: not audited: {escape(ch.unreadable)}",
-                          highlight=False)
+            console.print(f"[yellow]{escape(ch.chassis)}[/]: not audited: "
+                          f"{escape(ch.unreadable)}", highlight=False)
             continue
         lg = ch.logical
+        if lg.garbled:
+            console.print(f"[yellow]GARBLED[/] on {escape(ch.chassis)}: {len(lg.garbled)} flow "
+                          "line(s) could not be read (a MISSING flow may be one of them):",
+                          highlight=False)
+            for line in lg.garbled[:GARBLED_SHOWN]:
+                console.print(f"    {escape(line[:200])}", highlight=False)
+            if len(lg.garbled) > GARBLED_SHOWN:
+                console.print(f"    … and {len(lg.garbled) - GARBLED_SHOWN} more "
+                              "(--json lists them all)", highlight=False)
         for status in lg.missing:
             console.print(f"[red]MISSING[/] on {escape(ch.chassis)}: {escape(status.stage)} "
-                          f"({status.pipeline} table {status.table_id}, priority "
+                          f"({escape(status.pipeline)} table {status.table_id}, priority "
                           f"{status.priority}) on {escape(', '.join(status.datapaths))}, lflow "
-                          f"{status.uuid[:8]}\n    match:   {escape(status.match)}\n"
+                          f"{escape(status.uuid[:8])}\n    match:   {escape(status.match)}\n"
                           f"    actions: {escape(status.actions)}", highlight=False)
         for stale in lg.stale:
             console.print(f"[red]STALE[/] on {escape(ch.chassis)}: cookie {stale.cookie:#x}: "
                           f"{escape(stale.why)}\n    {escape(stale.flow)}", highlight=False)
         for problem in ch.health:
-            console.print(f"[red]BROKEN[/] on {escape(ch.chassis)} ({problem.kind}): "
+            console.print(f"[red]BROKEN[/] on {escape(ch.chassis)} ({escape(problem.kind)}): "
                           f"{escape(problem.message)}", highlight=False)
         if details:
             console.print(f"[bold]{escape(ch.chassis)}[/]: why logical flows have no OpenFlow "
@@ -51,10 +64,14 @@ def render_audit(audit: ClusterAudit, console: Console, details: bool = False) -
     if audit.clean:
         console.print("[green]clean[/]: every logical flow without OpenFlow flows has a reason; "
                       "no stale flows; ports, tunnels and sync healthy", highlight=False)
+    elif not audit.found:
+        console.print("[yellow]unknown[/]: nothing MISSING, stale or broken in what was read, "
+                      "but not everything could be read (see above)", highlight=False)
 
 
 def audit_json(audit: ClusterAudit, details: bool = False) -> dict:
-    out = {"schema": "ofrace-audit/1", "clean": audit.clean, "chassis": {}}
+    out = {"schema": "ofrace-audit/1", "clean": audit.clean, "complete": audit.complete,
+           "chassis": {}}
     for ch in audit.chassis:
         entry: dict = {"clean": ch.clean, "unreadable": ch.unreadable}
         if ch.logical is not None:
@@ -65,7 +82,8 @@ def audit_json(audit: ClusterAudit, details: bool = False) -> dict:
                 "missing": [vars(s) for s in lg.missing],
                 "stale": [{"cookie": f"{s.cookie:#x}", "flow": s.flow, "why": s.why}
                           for s in lg.stale],
-                "broken": [vars(p) for p in ch.health]})
+                "broken": [vars(p) for p in ch.health],
+                "garbled": list(lg.garbled)})
             if details:
                 entry["expected"] = [vars(s) for s in lg.lflows if s.status == "expected"]
         out["chassis"][ch.chassis] = entry

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from ofrace.render.escape import escape
 from ofrace.snapshot import Snapshot
 
 
@@ -18,6 +18,7 @@ def snapshot_summary(snapshot: Snapshot) -> dict:
             "hostname": ch.hostname, "ovs_version": ch.ovs_version,
             "ovn_version": ch.ovn_version,
             "bridges": {b: br.flow_count for b, br in ch.bridges.items()},
+            "unread": ch.unread(),
             "seconds": round(ch.finished - ch.started, 3) if ch.finished and ch.started
             else None,
         }
@@ -32,35 +33,48 @@ def snapshot_summary(snapshot: Snapshot) -> dict:
             "redacted": snapshot.redacted}
 
 
+def _versions(ch) -> str:
+    ovn = (ch.ovn_version or "").split()[-1:] or ["?"]
+    return f"OVS {ch.ovs_version or '?'} / OVN {ovn[0]}"
+
+
 def print_summary(snapshot: Snapshot, console: Console) -> None:
     table = Table(title="nodes", title_justify="left", show_edge=False)
     for col in ("node", "via", "system-id", "bridges (flows)", "versions", "time"):
         table.add_column(col)
     for name, ch in snapshot.chassis.items():
+        via = escape(ch.transport.split(":")[0].split(" ")[0])
         if not ch.reachable:
-            table.add_row(f"[red]{name}[/]", ch.transport.split(":")[0], "",
-                          "[red]unreachable[/]", "", "")
+            table.add_row(f"[red]{escape(name)}[/]", via, "", "[red]unreachable[/]", "", "")
             continue
-        bridges = ", ".join(f"{b} ({br.flow_count})" for b, br in ch.bridges.items())
-        ovn = (ch.ovn_version or "").split()[-1:] or ["?"]
-        versions = f"OVS {ch.ovs_version or '?'} / OVN {ovn[0]}"
+        unread = ch.unread()
+        bridges = ", ".join(f"{escape(b)} ({br.flow_count})" + (
+            " [red]flows not read[/]" if br.errors.get("flows") else "")
+            for b, br in ch.bridges.items()) or "[red]none read[/]"
+        versions = "[red]OVSDB not read[/]" if not ch.ovsdb_read else escape(_versions(ch))
         secs = f"{ch.finished - ch.started:.2f}s" if ch.finished and ch.started else ""
-        table.add_row(name, ch.transport.split(":")[0].split()[0], (ch.system_id or "?")[:8],
-                      bridges, versions, secs)
+        node = f"[yellow]{escape(name)}[/]" if unread or ch.problems else escape(name)
+        table.add_row(node, via, escape((ch.system_id or "?")[:8]), bridges, versions, secs)
     console.print(table)
-    for db in (snapshot.southbound, snapshot.northbound):
+    for name, ch in snapshot.chassis.items():
+        if ch.reachable and ch.unread():
+            console.print(f"[yellow]{escape(name)}[/]: {escape(ch.unread())}", highlight=False)
+    for which, db in (("southbound", snapshot.southbound), ("northbound", snapshot.northbound)):
         if db is None:
+            if which == "northbound":  # optional: only names of NB objects are lost
+                console.print("[dim]northbound: not in this snapshot (NB object names are "
+                              "not shown)[/]", highlight=False)
             continue
         if db.error:
-            console.print(f"[red]{db.name}[/]: {db.error}")
+            console.print(f"[red]{escape(db.name)}[/]: {escape(db.error)}", highlight=False)
             continue
         rows = sum(len(r) for r in db.tables.values())
         lflows = len(db.tables.get("Logical_Flow", []))
         extra = f", {lflows} logical flows" if db.name == "southbound" else ""
-        console.print(f"{db.name}: {rows} rows in {len(db.tables)} tables{extra} "
-                      f"from {db.remote} (via {db.via})"
-                      + (f"; not in this schema: {', '.join(db.missing_tables)}"
-                         if db.missing_tables else ""))
+        console.print(f"{escape(db.name)}: {rows} rows in {len(db.tables)} tables{extra} "
+                      f"from {escape(db.remote)} (via {escape(db.via)})"
+                      + (f"; not in this schema: {escape(', '.join(db.missing_tables))}"
+                         if db.missing_tables else ""), highlight=False)
     if snapshot.redacted:
         console.print(f"redacted at collect (values not stored): {len(snapshot.redacted)}")
         for place in snapshot.redacted:
@@ -69,4 +83,5 @@ def print_summary(snapshot: Snapshot, console: Console) -> None:
     if problems:
         console.print(f"[yellow]partial snapshot: {len(problems)} problem(s)[/]")
         for p in problems:
-            console.print(f"  [yellow]{p.where}[/] {p.what}: {p.error}")
+            console.print(f"  [yellow]{escape(p.where)}[/] {escape(p.what)}: {escape(p.error)}",
+                          highlight=False)

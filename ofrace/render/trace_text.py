@@ -9,16 +9,17 @@ flow under it).  Each verdict ends with the final packet on one line.
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 
+from ofrace.render.escape import escape
 from ofrace.simulate.packet import describe
 from ofrace.trace.annotated import AnnotatedHop, AnnotatedTrace, Event
 
 LEVELS = ("summary", "default", "detailed")
 _VERDICT_STYLE = {"delivered": "green", "left": "cyan", "host": "cyan",
-                  "controller": "yellow", "dropped": "red", "error": "red", "loop": "red"}
+                  "controller": "yellow", "dropped": "red", "error": "red", "loop": "red",
+                  "unknown": "yellow"}
 _VERDICT_MARK = {"delivered": "✔", "left": "↗", "host": "↗", "controller": "⚙",
-                 "dropped": "✘", "error": "!", "loop": "↻"}
+                 "dropped": "✘", "error": "!", "loop": "↻", "unknown": "?"}
 # Events shown at the default level besides flows.
 _EVENTS = {"ct", "recirc", "group", "patch", "learn", "ttl", "normal", "flood", "skip",
            "exit", "clone"}
@@ -75,7 +76,7 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
                     port = ev.inport if ev.pipeline == "ingress" else ev.outport
                     which = "inport" if ev.pipeline == "ingress" else "outport"
                     console.print(f"{pad}[bold blue]┌ {escape(ev.datapath or '?')} "
-                                  f"{ev.pipeline}[/]"
+                                  f"{escape(ev.pipeline or '')}[/]"
                                   + (f" [dim]({which} {escape(port)})[/]" if port else ""),
                                   highlight=False)
                 show = level == "detailed" or not _trivial(ev)
@@ -94,14 +95,14 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
                 console.print(f"{pad}│   [red]cookie {ev.cookie:#x} matches several rows: "
                               f"{escape('; '.join(ev.collision))}[/]", highlight=False)
             if level == "detailed":
-                console.print(f"{pad}│   [dim]{ev.bridge} table {ev.table} priority "
+                console.print(f"{pad}│   [dim]{escape(ev.bridge)} table {ev.table} priority "
                               f"{ev.priority} cookie {ev.cookie:#x}: "
                               f"{escape(ev.flow or '')}[/]", highlight=False)
             for change in ev.changes:
                 console.print(f"{pad}│   [green]{escape(str(change))}[/]", highlight=False)
         elif ev.kind == "miss":
             if level == "detailed":
-                console.print(f"{pad}│   [dim]{ev.bridge} {escape(ev.text)}[/]",
+                console.print(f"{pad}│   [dim]{escape(ev.bridge)} {escape(ev.text)}[/]",
                               highlight=False)
         elif ev.kind in _EVENTS:
             if ev.kind == "exit":

@@ -21,7 +21,7 @@ from ofrace.openflow import actions as A
 from ofrace.openflow.actions import ActionError, parse_actions
 from ofrace.openflow.bridge import BridgeIndex, Port
 from ofrace.openflow.fields import SPECIAL_PORTS
-from ofrace.openflow.flowtext import without_stats
+from ofrace.openflow.flowtext import FlowSyntaxError, without_stats
 from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, format_ct_state
 from ofrace.simulate.packet import Packet, read_ref, write, write_ref
 from ofrace.simulate.steps import Exit, Step
@@ -157,23 +157,50 @@ class ChassisDatapath:
     def _lookup(self, ctx: _Context, bridge_name: str, table_no: int, packet: Packet,
                 parent: Step) -> None:
         bridge = self.bridges[bridge_name]
+        if bridge.unread:
+            step = parent.add(Step("miss", f"{table_no}. flows not read", self.chassis,
+                                   bridge_name, table=table_no, data={"pass": ctx.pass_no}))
+            ctx.last_flow = step
+            self._exit(ctx, "unknown", bridge_name, packet, step, bridge.unread)
+            return
         probe = packet
         if packet.get("nw_frag", 0) & 1:
             # Fragment handling "normal": fragments are looked up without L4 ports.
             probe = {**packet, "tp_src": 0, "tp_dst": 0}
-        entry, conj_id = bridge.lookup(table_no, probe)
-        gaps = bridge.gaps(table_no)
+        try:
+            entry, conj_id = bridge.lookup(table_no, probe)
+        except (ValueError, FlowSyntaxError) as exc:  # the matching line is garbled
+            step = parent.add(Step("miss", f"{table_no}. unreadable flow", self.chassis,
+                                   bridge_name, table=table_no, data={"pass": ctx.pass_no}))
+            ctx.last_flow = step
+            self._exit(ctx, "unknown", bridge_name, packet, step,
+                       f"{bridge_name} table {table_no}: the matching flow line could not be "
+                       f"read ({exc})")
+            return
+        gaps = bridge.uncertain(table_no)
         if entry is None:
             step = parent.add(Step("miss", f"{table_no}. no flow matched", self.chassis,
                                    bridge_name, table=table_no, data={"pass": ctx.pass_no}))
             ctx.last_flow = step
             if gaps:
                 step.data["unparsed"] = [u.line for u in gaps]
-                self._exit(ctx, "gap", bridge_name, packet, step,
-                           f"table {table_no} missed, and {len(gaps)} of its flows could "
-                           "not be read (one of them may have matched)")
+                self._exit(ctx, "unknown", bridge_name, packet, step,
+                           f"{bridge_name} table {table_no} missed, and {len(gaps)} flow "
+                           "line(s) that may belong to it could not be read (one of them "
+                           "may have matched)")
             # A miss is a drop of this lookup only (OVS: the no-packet-in rule); whether
             # the packet went anywhere is decided at the end of the pass.
+            return
+        outrank = [u for u in gaps if u.priority is None or u.priority >= entry.priority]
+        if outrank:
+            step = parent.add(Step("miss", f"{table_no}. unreadable flows", self.chassis,
+                                   bridge_name, table=table_no, data={"pass": ctx.pass_no}))
+            step.data["unparsed"] = [u.line for u in outrank]
+            ctx.last_flow = step
+            self._exit(ctx, "unknown", bridge_name, packet, step,
+                       f"{bridge_name} table {table_no}: {len(outrank)} flow line(s) that "
+                       f"could not be read may outrank the flow that matched (priority "
+                       f"{entry.priority})")
             return
         flow_text = without_stats(bridge.line(entry.index))
         step = parent.add(Step(
@@ -363,6 +390,11 @@ class ChassisDatapath:
 
     def _group(self, ctx, bridge, table, action: A.Group, packet, step):
         group = self.bridges[bridge].groups.get(action.group_id)
+        if group is None and self.bridges[bridge].groups_unread:
+            self._exit(ctx, "unknown", bridge, packet, step,
+                       f"group {action.group_id}: the groups of {bridge} were not read "
+                       f"({self.bridges[bridge].groups_unread})")
+            return False
         if group is None:
             step.add(Step("group", f"output to nonexistent group {action.group_id}",
                           self.chassis, bridge))
@@ -373,7 +405,12 @@ class ChassisDatapath:
         if group.type == "all":
             chosen = list(range(len(group.buckets)))
         elif action.group_id in self.options.select_buckets:
-            chosen = [self.options.select_buckets[action.group_id] % len(group.buckets)]
+            chosen = [self.options.select_buckets[action.group_id]]
+            if chosen[0] >= len(group.buckets):
+                self._exit(ctx, "gap", bridge, packet, step,
+                           f"bucket {chosen[0]} was chosen for group {group.group_id}, which "
+                           f"has {len(group.buckets)} bucket(s) on {self.chassis} {bridge}")
+                return False
         else:
             chosen = [_select_bucket(packet, len(group.buckets))]
         for i in chosen:
@@ -464,8 +501,9 @@ class ChassisDatapath:
             if peer is not None and other_name != bridge_name:
                 break
         else:
-            self._exit(ctx, "gap", bridge_name, packet, step,
-                       f"patch port {port.name}: peer {peer_name} is on no collected bridge")
+            self._exit(ctx, "unknown", bridge_name, packet, step,
+                       f"patch port {port.name}: its peer {peer_name} is on no bridge in the "
+                       "snapshot (that bridge's flows were not read)")
             return
         if ctx.depth >= MAX_DEPTH:
             self._exit(ctx, "limit", bridge_name, packet, step, "patch port loop")

@@ -41,8 +41,9 @@ class Exit:
     ``kind``: ``output`` (left through a port), ``tunnel`` (left through a
     tunnel port, with the outer header in ``data``), ``controller`` (sent to
     ovn-controller), ``drop`` (explicit drop, miss or empty action set),
-    ``limit`` (resubmit depth or count), ``gap`` (hit something ofrace could
-    not read).
+    ``limit`` (resubmit depth or count), ``gap`` (an action or state ofrace
+    cannot simulate), ``unknown`` (the answer depends on flows, groups or
+    bridges that were not read, or flow lines that could not be parsed).
     """
 
     kind: str

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ofrace.annotate import controller as controller_actions
 from ofrace.annotate.southbound import SouthboundIndex
-from ofrace.errors import InputError
+from ofrace.errors import InputError, MissingDataError
 from ofrace.openflow.bridge import BridgeIndex
 from ofrace.openflow.fields import FIELDS
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
@@ -47,7 +47,9 @@ class TraceStart:
 class Verdict:
     """How one copy of the packet ended."""
 
-    kind: str               # delivered | left | host | controller | dropped | error | loop
+    # delivered | left | host | controller | dropped | error | loop | unknown (the
+    # answer depends on data that is not in the snapshot; ``text`` names it)
+    kind: str
     chassis: str
     text: str
     packet: dict
@@ -106,7 +108,7 @@ class ClusterTracer:
             known = ", ".join(self.snapshot.chassis) or "none"
             raise InputError(f"no chassis {name!r} in the snapshot (chassis: {known})")
         if not ch.reachable:
-            raise InputError(f"chassis {name} was not collected: {ch.problems[0].error}")
+            raise MissingDataError(ch.unread() or f"chassis {name} was not collected")
         return ch
 
     def datapath(self, name: str) -> ChassisDatapath:
@@ -114,6 +116,8 @@ class ClusterTracer:
         if dp is None:
             ch = self.chassis(name)
             bridges = {n: BridgeIndex(b, ch.interfaces, ch.name) for n, b in ch.bridges.items()}
+            for n, index in bridges.items():
+                index.unread = ch.unread(n)
             if self.options.ct_next is not None:
                 # one queue of states for the whole trace, across chassis
                 conntrack = self.conntrack.setdefault(
@@ -134,6 +138,13 @@ class ClusterTracer:
 
     def locate(self, logical_port: str, chassis: str | None = None) -> TraceStart:
         """The chassis, bridge and OpenFlow in_port where ``logical_port``'s packets enter."""
+        sb = self.snapshot.southbound
+        if sb is None:
+            raise MissingDataError("the snapshot has no Southbound database: logical ports "
+                                   "cannot be resolved (collect with --sb REMOTE)")
+        if sb.error and not sb.tables.get("Port_Binding"):
+            raise MissingDataError(f"the Southbound database was not read ({sb.error}): "
+                                   "logical ports cannot be resolved")
         pb = self.names.ports_by_name.get(logical_port)
         if pb is None:
             close = difflib.get_close_matches(logical_port, list(self.names.ports_by_name),
@@ -150,9 +161,14 @@ class ClusterTracer:
         if chassis:
             ch = self.chassis(chassis)
         if ch is None:
-            where = f"chassis {row.get('hostname') or row['name']}, which was not collected" \
-                if row else "no chassis"
-            raise InputError(f"logical port {logical_port} is bound to {where}")
+            if row:
+                raise MissingDataError(
+                    f"logical port {logical_port} is bound to chassis "
+                    f"{row.get('hostname') or row['name']}, which is not in the snapshot")
+            raise InputError(f"logical port {logical_port} is bound to no chassis")
+        if not ch.ovsdb_read:
+            raise MissingDataError(f"{ch.name}'s OVSDB was not read: where {logical_port} "
+                                   "enters cannot be known")
         for iface in ch.interfaces:
             if iface.bridge == ch.integration_bridge and iface.iface_id == logical_port:
                 if iface.ofport in (None, -1):
@@ -173,6 +189,9 @@ class ClusterTracer:
             if ch is None:
                 raise InputError(f"{pb['logical_port']} is a localnet port on every chassis "
                                  "that has its network; say which with --chassis")
+        if not ch.ovsdb_read:
+            raise MissingDataError(f"{ch.name}'s OVSDB was not read: its bridge mappings "
+                                   "and uplinks are unknown")
         bridge = ch.bridge_mappings.get(network)
         if bridge is None or bridge not in ch.bridges:
             raise InputError(f"{ch.name} maps no bridge to network {network!r} "
@@ -212,6 +231,8 @@ class ClusterTracer:
             or self._gateway_chassis_of(pb["datapath"]))
         if ch is None:
             raise InputError(f"{pb['logical_port']} is not pinned to a chassis; give --chassis")
+        if ch.unread() is not None:
+            raise MissingDataError(ch.unread())
         peer = self.names.ports_by_name.get(opts.get("peer", ""))
         if peer is None:
             raise InputError(f"{pb['logical_port']} has no peer port to enter from")
@@ -263,6 +284,11 @@ class ClusterTracer:
     def _run(self, start: TraceStart) -> Hop:
         dp = self.datapath(start.chassis)
         step = Step("hop", f"{start.chassis}: {start.entry}", start.chassis, start.bridge)
+        if start.bridge not in dp.bridges:
+            why = self.chassis(start.chassis).unread(start.bridge)
+            return Hop(start, step, [Exit("unknown", start.chassis, start.bridge,
+                                          why or f"bridge {start.bridge} was not read",
+                                          dict(start.packet), step=step)])
         root, exits = dp.inject(start.bridge, start.packet, step, start.table)
         hop = Hop(start, root, exits)
         return hop
@@ -298,10 +324,19 @@ class ClusterTracer:
         remote_ip = exit_.data.get("remote_ip")
         row = self.names.chassis_by_encap_ip.get(remote_ip or "")
         target = self._chassis_for_sb_row(row)
-        if target is None or not target.reachable:
-            who = (row.get("hostname") or row["name"]) if row else f"no chassis (encap {remote_ip})"
+        if row is None:
             hop.verdicts.append(Verdict(
-                "left", ch.name, f"tunneled to {who}, which is not in the snapshot",
+                "left", ch.name, f"tunneled to {remote_ip}, which is no chassis in the "
+                "Southbound", exit_.packet, port=exit_.port_name, exit=exit_))
+            return None
+        why = target.unread() if target is not None else (
+            f"{row.get('hostname') or row['name']} is not in the snapshot")
+        if target is not None and why is None and not target.ovsdb_read:
+            why = f"{target.name}'s OVSDB was not read"
+        if why is not None:
+            hop.verdicts.append(Verdict(
+                "unknown", ch.name, f"unknown: tunneled from {ch.name} to "
+                f"{row.get('hostname') or row['name']}, whose tables cannot be followed: {why}",
                 exit_.packet, port=exit_.port_name, exit=exit_))
             return None
         local_ip = exit_.data.get("local_ip") or (ch.encap_ips[0] if ch.encap_ips else None)
@@ -347,6 +382,9 @@ class ClusterTracer:
                            exit_.packet, exit=exit_)
         if exit_.kind == "drop":
             return Verdict("dropped", ch.name, f"dropped on {ch.name}: {exit_.reason}",
+                           exit_.packet, exit=exit_)
+        if exit_.kind == "unknown":
+            return Verdict("unknown", ch.name, f"unknown on {ch.name}: {exit_.reason}",
                            exit_.packet, exit=exit_)
         return Verdict("error", ch.name, f"{exit_.kind} on {ch.name}: {exit_.reason}",
                        exit_.packet, exit=exit_)

@@ -61,10 +61,10 @@ def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
         dst = ipaddress.ip_address(host)
     except ValueError:
         raise InputError(f"--to {destination!r}: not an IP address[:port]") from None
-    try:
-        dport = int(port_text) if port_text else (80 if protocol == "tcp" else 53)
-    except ValueError:
-        raise InputError(f"--to {destination!r}: bad port {port_text!r}") from None
+    if port_text and not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+                          and 0 <= int(port_text) <= 65535):
+        raise InputError(f"--to {destination!r}: bad port {port_text!r} (0-65535)")
+    dport = int(port_text) if port_text else (80 if protocol == "tcp" else 53)
     own = v4 if dst.version == 4 else v6
     if mac is None or not own:
         raise InputError(f"{source} has no IPv{dst.version} address in its binding "
