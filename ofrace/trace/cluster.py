@@ -167,8 +167,8 @@ class ClusterTracer:
                     f"{row.get('hostname') or row['name']}, which is not in the snapshot")
             raise InputError(f"logical port {logical_port} is bound to no chassis")
         if not ch.ovsdb_read:
-            raise MissingDataError(f"{ch.name}'s OVSDB was not read: where {logical_port} "
-                                   "enters cannot be known")
+            raise MissingDataError(ch.unread() if not ch.reachable else (
+                f"{ch.name}'s OVSDB was not read: where {logical_port} enters cannot be known"))
         for iface in ch.interfaces:
             if iface.bridge == ch.integration_bridge and iface.iface_id == logical_port:
                 if iface.ofport in (None, -1):
