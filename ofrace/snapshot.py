@@ -16,16 +16,24 @@ JSON with the lines inline) are still read.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
+import math
+import os
+import re
+import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field, fields, is_dataclass
-from functools import cached_property, partial
+import zlib
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from functools import cache, cached_property, partial
 from pathlib import Path
+from types import UnionType
+from typing import Union, get_args, get_origin, get_type_hints
 
 from ofrace import __version__
-from ofrace.errors import InputError
+from ofrace.errors import Exit, InputError, OfraceError
 from ofrace.memory import building
 
 SNAPSHOT_FORMAT = "ofrace-snapshot"
@@ -272,30 +280,31 @@ class Snapshot:
         return doc
 
     @classmethod
-    def from_dict(cls, doc: dict, path: str | None = None) -> Snapshot:
-        """``path``: the version-2 file whose members hold the flow lines."""
-        if doc.get("format") != SNAPSHOT_FORMAT:
+    def from_dict(cls, doc: dict, path: str | None = None,
+                  members: dict[str, int] | None = None) -> Snapshot:
+        """``path``: the version-2 file whose members hold the flow lines; ``members``:
+        their sizes there.  Every value is checked against the model (``InputError``
+        naming the key); keys this version does not know are ignored."""
+        if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
             raise InputError("not an ofrace snapshot (no 'format: ofrace-snapshot' header)")
         version = doc.get("version")
-        if version not in READABLE_VERSIONS:
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise InputError(
-                f"snapshot format version {version} is not supported "
+                f"snapshot format version {_short(version)} is not supported "
                 f"(this ofrace reads version {SNAPSHOT_VERSION})")
-        return cls(
-            chassis={name: _chassis_from_dict(ch, path)
-                     for name, ch in doc["chassis"].items()},
-            southbound=_database_from_dict(doc.get("southbound")),
-            northbound=_database_from_dict(doc.get("northbound")),
-            problems=[Problem(**p) for p in doc.get("problems", [])],
-            redacted=_strings(doc.get("redacted")),
-            created=doc["created"],
-            ofrace_version=doc.get("ofrace_version", "?"),
-            version=SNAPSHOT_VERSION,
-        )
+        doc = {**doc, "redacted": _strings(doc.get("redacted"))}  # lenient, as it was
+        reader = _DocumentReader(path, members)
+        snapshot = reader.build(cls, doc, "")
+        snapshot.version = SNAPSHOT_VERSION
+        reader.check_snapshot(snapshot)
+        return snapshot
 
     def save(self, path: str | Path) -> None:
-        """Write a version-2 file: the document, then one member per bridge's lines."""
-        members: dict[str, str] = {}
+        """Write a version-2 file: the document, then one member per bridge's lines.
+
+        Atomic: written to a temporary file beside ``path``, synced, then renamed over
+        it, so a failure (a full disk) leaves any earlier file at ``path`` as it was."""
+        members: dict[str, bytes] = {}
         with building():
             doc = self.to_dict()
             for chassis in doc["chassis"].values():
@@ -306,13 +315,11 @@ class Snapshot:
                         bridge["flows"] = lines  # a line with a newline in it: keep it inline
                         continue
                     member = f"flows/{len(members)}.txt"
-                    members[member] = text
+                    members[member] = text.encode("utf-8", "surrogatepass")
                     bridge["flows_member"], bridge["flow_count"] = member, len(lines)
+                    bridge["flows_bytes"] = len(members[member])
             data = json.dumps(doc, separators=(",", ":"))
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-            archive.writestr("snapshot.json", data)
-            for member, text in members.items():
-                archive.writestr(member, text)
+        _write_atomically(Path(path), data, members)
 
     @classmethod
     def load(cls, path: str | Path) -> Snapshot:
@@ -320,17 +327,35 @@ class Snapshot:
             try:
                 with open(path, "rb") as fh:
                     zipped = fh.read(4) == b"PK\x03\x04"
+                    size = fh.seek(0, 2)
                 if zipped:
                     with zipfile.ZipFile(path) as archive:
-                        doc = json.loads(archive.read("snapshot.json"))
+                        members = {i.filename: i.file_size for i in archive.infolist()}
+                        raw = _read_member(archive, "snapshot.json",
+                                           min(MAX_DOCUMENT_BYTES, max(size, 1) * MAX_RATIO))
                 else:
                     with gzip.open(path, "rb") as fh:
-                        doc = json.loads(fh.read())
+                        raw = _read_limited(fh, min(MAX_DOCUMENT_BYTES,
+                                                    max(size, 1) * MAX_RATIO),
+                                            "the compressed document")
+                    members = None
+                doc = json.loads(raw, parse_constant=_no_constant)
             except FileNotFoundError:
                 raise InputError(f"snapshot file not found: {path}") from None
-            except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            except IsADirectoryError:
+                raise InputError(f"snapshot {path} is a directory") from None
+            except InputError as exc:
                 raise InputError(f"cannot read snapshot {path}: {exc}") from None
-            return cls.from_dict(doc, str(path) if zipped else None)
+            except RecursionError:
+                raise InputError(f"cannot read snapshot {path}: the document is nested "
+                                 "too deeply") from None
+            except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile,
+                    NotImplementedError, RuntimeError, zlib.error) as exc:
+                raise InputError(f"cannot read snapshot {path}: {exc}") from None
+            try:
+                return cls.from_dict(doc, str(path) if zipped else None, members)
+            except InputError as exc:
+                raise InputError(f"snapshot {path}: {exc}") from None
 
 
 def _plain(value):
@@ -349,33 +374,350 @@ def _strings(value) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _read_flow_lines(path: str, member: str) -> list[str]:
+# Bounds on what a snapshot file may expand to in memory.  A member's size must be
+# what the document (the manifest) declares for it; nothing may exceed MAX_*_BYTES
+# or inflate more than MAX_RATIO times (ofrace's own files inflate ~5-20 times).
+MAX_DOCUMENT_BYTES = 2 << 30
+MAX_MEMBER_BYTES = 2 << 30
+MAX_RATIO = 200
+MAX_LINE_BYTES = 64 << 10   # per flow line, for files that do not declare member sizes
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number a snapshot can hold")
+
+
+def _read_limited(fh, limit: int, what: str) -> bytes:
+    """Read ``fh`` to its end, but never more than ``limit`` bytes (a bomb stops here)."""
+    data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(f"{what} expands to more than {limit} bytes")
+    return data
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise InputError(f"member {name} declares {info.file_size} bytes (at most {limit})")
+    if info.file_size > 1 << 20 and info.file_size > max(info.compress_size, 1) * MAX_RATIO:
+        raise InputError(f"member {name} inflates {info.file_size // max(info.compress_size, 1)}"
+                         f" times (a decompression bomb?)")
+    with archive.open(info) as fh:
+        # zipfile stops at the declared size and checks the CRC at the end.
+        return _read_limited(fh, min(limit, info.file_size), f"member {name}")
+
+
+def _read_flow_lines(path: str, member: str, size: int) -> list[str]:
     try:
         with zipfile.ZipFile(path) as archive:
-            text = archive.read(member).decode()
-    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+            data = _read_member(archive, member, size)
+        if len(data) != size:
+            raise InputError(f"holds {len(data)} bytes, the document says {size}")
+        text = data.decode("utf-8", "surrogateescape")
+    except InputError as exc:
+        raise InputError(f"cannot read flows from snapshot {path} ({member}): {exc}") from None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError, zlib.error) as exc:
         raise InputError(f"cannot read flows from snapshot {path} ({member}): {exc}") from None
     return text.split("\n") if text else []
 
 
-def _bridge_from_dict(doc: dict, path: str | None) -> Bridge:
-    member = doc.pop("flows_member", None)
-    count = doc.pop("flow_count", 0)
-    if member is None:
-        return Bridge(**doc)
-    if path is None:
-        raise InputError("snapshot document names a flows member but has no file")
-    return Bridge.stored(partial(_read_flow_lines, path, member), count, **doc)
+def _write_atomically(path: Path, data: str, members: dict[str, bytes]) -> None:
+    """The ZIP written beside ``path`` and renamed over it; on failure, no trace of it."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+                archive.writestr("snapshot.json", data)
+                for member, text in members.items():
+                    archive.writestr(member, text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise SnapshotWriteError(path, exc) from None
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
-def _chassis_from_dict(doc: dict, path: str | None = None) -> Chassis:
-    doc = dict(doc)
-    doc["bridges"] = {name: _bridge_from_dict(dict(br), path)
-                      for name, br in doc.get("bridges", {}).items()}
-    doc["commands"] = [CommandRecord(**c) for c in doc.get("commands", [])]
-    doc["problems"] = [Problem(**p) for p in doc.get("problems", [])]
-    return Chassis(**doc)
+class SnapshotWriteError(OfraceError):
+    """The snapshot could not be written; an earlier file at the path is untouched."""
+
+    def __init__(self, path: Path, exc: OSError):
+        reason = exc.strerror or str(exc)
+        super().__init__(f"cannot write {path}: {reason} (nothing was changed there)")
+        # A full disk or a failing device is the environment; a bad path is input.
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG):
+            self.exit_code = Exit.ENVIRONMENT
 
 
-def _database_from_dict(doc: dict | None) -> Database | None:
-    return Database(**doc) if doc is not None else None
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_INT_RANGE = (-(1 << 63), 1 << 64)
+# The OVSDB columns ofrace reads, with the form they must have (per table):
+# str, int, bool; "uuid" (a row UUID); "opt" (str, or a set of at most one str);
+# "optint"; "strs" (a set of strings); "map" (string to string, [] when empty).
+# A "!" marks a column every row must have.
+_COLUMNS = {
+    "Port_Binding": {"logical_port": "!str", "datapath": "!str", "tunnel_key": "!int",
+                     "type": "str", "options": "map", "external_ids": "map",
+                     "chassis": "opt", "additional_chassis": "strs", "mac": "strs",
+                     "tag": "optint", "ha_chassis_group": "opt", "up": "optbool"},
+    "Datapath_Binding": {"tunnel_key": "!int", "external_ids": "map"},
+    "Chassis": {"name": "!str", "hostname": "str", "encaps": "strs",
+                "external_ids": "map", "other_config": "map"},
+    "Chassis_Private": {"name": "!str", "nb_cfg": "int"},
+    "Encap": {"chassis_name": "!str", "ip": "!str", "type": "str", "options": "map"},
+    "Logical_Flow": {"pipeline": "!str", "table_id": "!int", "priority": "!int",
+                     "match": "!str", "actions": "!str", "external_ids": "map",
+                     "tags": "map", "logical_datapath": "opt", "logical_dp_group": "opt"},
+    "Logical_DP_Group": {"datapaths": "strs"},
+    "Multicast_Group": {"name": "!str", "datapath": "!str", "tunnel_key": "!int",
+                        "ports": "strs"},
+    "MAC_Binding": {"logical_port": "str", "ip": "str", "mac": "str", "datapath": "str"},
+    "Address_Set": {"name": "!str", "addresses": "strs"},
+    "Port_Group": {"name": "!str", "ports": "strs"},
+    "HA_Chassis": {"chassis": "opt", "priority": "int"},
+    "HA_Chassis_Group": {"name": "str", "ha_chassis": "strs"},
+    "SB_Global": {"nb_cfg": "int", "options": "map"},
+    "Chassis_Template_Var": {"chassis": "str", "variables": "map"},
+    "Load_Balancer": {"name": "str", "vips": "map", "datapaths": "strs",
+                      "options": "map"},
+    "Open_vSwitch": {"external_ids": "map", "other_config": "map", "ovs_version": "opt"},
+    "Bridge": {"name": "!str", "ports": "strs", "external_ids": "map"},
+    "Port": {"name": "!str", "interfaces": "strs", "tag": "optint"},
+    "Interface": {"name": "!str", "type": "str", "ofport": "optint", "options": "map",
+                  "external_ids": "map", "error": "opt", "mac_in_use": "opt",
+                  "bfd": "map", "bfd_status": "map", "status": "map"},
+    "SSL": {"private_key": "opt", "certificate": "opt", "ca_cert": "opt"},
+    "Logical_Router": {"name": "str", "static_routes": "strs", "options": "map",
+                       "load_balancer": "strs", "ports": "strs", "nat": "strs",
+                       "policies": "strs"},
+    "Logical_Switch": {"name": "str", "ports": "strs", "acls": "strs",
+                       "load_balancer": "strs", "other_config": "map"},
+    "ACL": {"match": "str", "action": "str", "direction": "str", "priority": "int",
+            "name": "opt", "external_ids": "map"},
+    "NAT": {"type": "str", "logical_ip": "str", "external_ip": "str",
+            "external_port_range": "str", "logical_port": "opt"},
+    "Logical_Router_Static_Route": {"ip_prefix": "str", "nexthop": "str", "policy": "opt",
+                                    "output_port": "opt"},
+    "Logical_Router_Policy": {"match": "str", "action": "str", "priority": "int",
+                              "nexthops": "strs", "nexthop": "opt"},
+    "Logical_Router_Port": {"name": "str", "networks": "strs", "mac": "str"},
+    "Logical_Switch_Port": {"name": "str", "addresses": "strs", "type": "str",
+                            "options": "map"},
+}
+
+
+def _is_int(value) -> bool:
+    return type(value) is int and _INT_RANGE[0] <= value < _INT_RANGE[1]
+
+
+def _cell_ok(kind: str, value) -> bool:
+    if kind == "str":
+        return type(value) is str
+    if kind == "int":
+        return _is_int(value)
+    if kind == "opt":
+        return type(value) is str or (type(value) is list and len(value) <= 1
+                                      and all(type(v) is str for v in value))
+    if kind == "optint":
+        return _is_int(value) or (type(value) is list and len(value) <= 1
+                                  and all(_is_int(v) for v in value))
+    if kind == "optbool":
+        return type(value) is bool or (type(value) is list and len(value) <= 1
+                                       and all(type(v) is bool for v in value))
+    if kind == "strs":
+        return type(value) is str or (type(value) is list
+                                      and all(type(v) is str for v in value))
+    if kind == "map":
+        return (type(value) is dict and all(type(v) is str for v in value.values())) or (
+            value == [])
+    return True
+
+
+def check_rows(tables, where: str) -> None:
+    """OVSDB tables as the collectors write them: ``{table: [row, …]}``, each row a dict
+    with a ``_uuid``, and the columns ofrace reads in the form it reads them."""
+    for table, rows in tables.items():
+        columns = _COLUMNS.get(table, {})
+        for n, row in enumerate(rows):
+            if type(row) is not dict:
+                raise InputError(f"{where}.{table}[{n}]: a row must be an object")
+            uuid = row.get("_uuid")
+            if type(uuid) is not str or not _UUID.fullmatch(uuid):
+                raise InputError(f"{where}.{table}[{n}]._uuid: {_short(uuid)} is not a UUID")
+            for column, kind in columns.items():
+                value = row.get(column, _ABSENT)
+                if value is _ABSENT:
+                    if kind[0] == "!":
+                        raise InputError(f"{where}.{table}[{n}]: no column {column}")
+                    continue
+                if not _cell_ok(kind.lstrip("!"), value):
+                    raise InputError(f"{where}.{table}[{n}].{column}: {_short(value)} is not "
+                                     f"{_KIND_WORDS[kind.lstrip('!')]}")
+
+
+_ABSENT = object()
+_KIND_WORDS = {"str": "a string", "int": "an integer", "opt": "a string or an empty set",
+               "optint": "an integer or an empty set", "optbool": "a boolean or an empty set",
+               "strs": "a set of strings", "map": "a map of strings"}
+
+
+class _DocumentReader:
+    """Builds the model from a JSON document, checking every value against the
+    dataclasses' annotations; a version-2 bridge's lines stay in the file."""
+
+    def __init__(self, path: str | None, members: dict[str, int] | None):
+        self.path, self.members = path, members
+
+    def build(self, cls, doc, where: str):
+        if type(doc) is not dict:
+            raise InputError(f"{where or 'the document'}: expected an object, got "
+                             f"{type(doc).__name__}")
+        hints = _hints(cls)
+        values = {}
+        flows_source = None
+        if cls is Bridge:
+            flows_source = self._flows_source(doc, where)
+        for f in fields(cls):
+            if f.name not in doc:
+                if flows_source is not None and f.name == "flows":
+                    continue
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise InputError(f"{where or 'the document'}: no {f.name!r}")
+                continue
+            values[f.name] = self.value(doc[f.name], hints[f.name], f"{where}.{f.name}"
+                                        if where else f.name)
+        if flows_source is not None:
+            source, count = flows_source
+            return cls.stored(source, count, **values)
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where or 'the document'}: {exc}") from None
+
+    def _flows_source(self, doc: dict, where: str):
+        member = doc.get("flows_member")
+        if member is None:
+            return None
+        if "flows" in doc:
+            raise InputError(f"{where}: both flows and flows_member")
+        if self.path is None or self.members is None:
+            raise InputError(f"{where}: names a flows member but the file has none")
+        if type(member) is not str or member not in self.members:
+            raise InputError(f"{where}.flows_member: {_short(member)} is not in the file")
+        count = doc.get("flow_count", 0)
+        if not _is_int(count) or count < 0:
+            raise InputError(f"{where}.flow_count: {_short(count)} is not a count")
+        size = doc.get("flows_bytes")
+        if size is None:  # written before sizes were declared: bound it by the count
+            size = min(self.members[member], MAX_MEMBER_BYTES, (count + 1) * MAX_LINE_BYTES)
+        elif not _is_int(size) or not 0 <= size <= MAX_MEMBER_BYTES:
+            raise InputError(f"{where}.flows_bytes: {_short(size)} is not a size")
+        elif self.members[member] != size:
+            raise InputError(f"{where}: member {member} holds {self.members[member]} bytes, "
+                             f"the document says {size}")
+        return partial(_read_flow_lines, self.path, member, size), count
+
+    def value(self, value, hint, where: str):
+        origin = get_origin(hint)
+        if origin in (Union, UnionType):
+            options = get_args(hint)
+            if value is None and type(None) in options:
+                return None
+            hint = next(h for h in options if h is not type(None))
+            origin = get_origin(hint)
+        if is_dataclass(hint):
+            return self.build(hint, value, where)
+        if origin is list:
+            if type(value) is not list:
+                raise InputError(f"{where}: expected a list, got {_short(value)}")
+            (item,) = get_args(hint)
+            if item is str:
+                if not all(type(v) is str for v in value):
+                    raise InputError(f"{where}: every item must be a string")
+                return value
+            if item is dict:
+                if not all(type(v) is dict for v in value):
+                    raise InputError(f"{where}: every item must be an object")
+                return value
+            return [self.value(v, item, f"{where}[{n}]") for n, v in enumerate(value)]
+        if origin is dict or hint is dict:
+            if type(value) is not dict:
+                raise InputError(f"{where}: expected an object, got {_short(value)}")
+            if hint is dict:
+                return value
+            _, item = get_args(hint)
+            if item is str:
+                if not all(type(v) is str for v in value.values()):
+                    raise InputError(f"{where}: every value must be a string")
+                return value
+            if get_origin(item) is list and get_args(item) == (dict,):
+                for key, rows in value.items():
+                    if type(rows) is not list:
+                        raise InputError(f"{where}.{key}: expected a list of rows")
+                check_rows(value, where)
+                return value
+            return {k: self.value(v, item, f"{where}.{k}") for k, v in value.items()}
+        if hint is float:
+            if type(value) not in (int, float) or not math.isfinite(value):
+                raise InputError(f"{where}: expected a number, got {_short(value)}")
+            return value
+        if hint is int:
+            if not _is_int(value):
+                raise InputError(f"{where}: expected an integer, got {_short(value)}")
+            return value
+        if hint in (str, bool):
+            if type(value) is not hint:
+                raise InputError(f"{where}: expected {hint.__name__}, got {_short(value)}")
+            return value
+        return value
+
+    @staticmethod
+    def check_snapshot(snapshot: Snapshot) -> None:
+        """What the types cannot say: names agree with the keys they are stored under."""
+        for key, ch in snapshot.chassis.items():
+            if ch.name != key:
+                raise InputError(f"chassis {_short(key)} is named {_short(ch.name)}")
+            for name, bridge in ch.bridges.items():
+                if bridge.name != name:
+                    raise InputError(f"chassis.{_short(key)}.bridges: bridge {_short(name)} "
+                                     f"is named {_short(bridge.name)}")
+            if not ch.reachable and not ch.problems:
+                raise InputError(f"chassis {_short(key)} is unreachable with no reason given")
+        for which in ("southbound", "northbound"):
+            db = getattr(snapshot, which)
+            if db is not None and db.name != which:
+                raise InputError(f"{which} is named {_short(db.name)}")
+
+
+@cache
+def _hints(cls) -> dict:
+    return get_type_hints(cls)
