@@ -376,10 +376,10 @@ def _strings(value) -> list[str]:
 
 # Bounds on what a snapshot file may expand to in memory.  A member's size must be
 # what the document (the manifest) declares for it; nothing may exceed MAX_*_BYTES
-# or inflate more than MAX_RATIO times (ofrace's own files inflate ~5-20 times).
+# or inflate more than MAX_RATIO times (ofrace's own files inflate 5-20 times).
 MAX_DOCUMENT_BYTES = 2 << 30
 MAX_MEMBER_BYTES = 2 << 30
-MAX_RATIO = 200
+MAX_RATIO = 100
 MAX_LINE_BYTES = 64 << 10   # per flow line, for files that do not declare member sizes
 
 

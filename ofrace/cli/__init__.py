@@ -21,6 +21,18 @@ def _one_line(text: str) -> str:
     return escape(" ".join(str(text).split()), markup=False)
 
 
+def _visible_caret(caret: str) -> str:
+    """The offending line with its control characters made visible, and the ``^``
+    moved to stay under the same character."""
+    from ofrace.render.escape import escape
+
+    line, pad = caret.rsplit("\n", 1)
+    shown = [escape(ch, markup=False, multiline=True) for ch in line]
+    under = "".join("\t" if ch == "\t" else " " * len(vis)
+                    for ch, vis in zip(line, shown[:len(pad) - 1], strict=False))
+    return "".join(shown) + "\n" + under + "^"
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
@@ -29,7 +41,7 @@ class _Group(click.Group):
             click.echo(f"ofrace: error: {_one_line(exc)}", err=True)
             caret = getattr(exc, "caret", None)
             if callable(caret) and getattr(exc, "text", ""):
-                click.echo(caret(), err=True)
+                click.echo(_visible_caret(caret()), err=True)
             sys.exit(int(exc.exit_code))
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise

@@ -180,6 +180,7 @@ class MicroflowError(InputError, ValueError):
     """A microflow ovn-trace would reject (or ofrace cannot pin down), with where."""
 
     def __init__(self, message: str, position: int, text: str = ""):
+        message = " ".join(message.split())  # quoted terms may span lines
         super().__init__(message)
         self.message = message
         self.position = position
@@ -283,6 +284,8 @@ def _decode_constant(raw: str) -> _Constant | str:
     if raw.isdigit():
         if raw[0] == "0" and len(raw) > 1:
             return "decimal constants must not have leading zeros"
+        if len(raw) > 20:  # 2**64 has 20 digits; int() of thousands of digits refuses
+            return "decimal constants must be less than 2**64"
         value = int(raw)
         if value >= 1 << 64:
             return "decimal constants must be less than 2**64"
@@ -293,6 +296,8 @@ def _decode_constant(raw: str) -> _Constant | str:
             return f"hex digits expected after {raw}"
         if not set(digits) <= _HEX:
             return "invalid syntax in hexadecimal constant"
+        if len(digits.lstrip("0")) > 32:
+            return "hexadecimal constant requires more than 128 bits"
         value = int(digits, 16)
         if value >= 1 << 128:
             return "hexadecimal constant requires more than 128 bits"
