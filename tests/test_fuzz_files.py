@@ -14,7 +14,6 @@ import io
 import json
 import random
 import re
-import time
 import tracemalloc
 import zipfile
 
@@ -80,7 +79,7 @@ def mutate_microflow(rng: random.Random, text: str) -> str:
 
 def test_fuzzed_microflows_parse_or_point_at_the_error():
     rng = random.Random(20261202)
-    started, errors = time.monotonic(), 0
+    errors = 0
     for _ in range(CASES * 2):
         text = mutate_microflow(rng, rng.choice(SEEDS))
         try:
@@ -94,7 +93,6 @@ def test_fuzzed_microflows_parse_or_point_at_the_error():
         except InputError as exc:  # other one-line input errors are fine too
             assert "\n" not in str(exc)
     assert errors > CASES // 2  # the mutations do reach the error paths
-    assert time.monotonic() - started < 20
 
 
 def test_huge_numbers_are_one_error():
@@ -121,12 +119,11 @@ def cli(args: list[str]):
 def test_fuzzed_microflows_through_the_cli():
     rng = random.Random(7)
     snapshot = str(FIXTURES / "basic" / "snapshot.ofr")
-    started, codes = time.monotonic(), set()
+    codes = set()
     for _ in range(300):
         text = mutate_microflow(rng, SEEDS[1])
         codes.add(cli(["trace", "--snapshot", snapshot, "--summary", text]).exit_code)
     assert 2 in codes and codes - {2}  # some errors, and some traces that ran
-    assert time.monotonic() - started < 20
 
 
 # ----------------------------------------------------------------------------- snapshots
@@ -247,14 +244,13 @@ def test_fuzzed_snapshot_files_through_show_trace_and_audit(basic_file, tmp_path
     data, doc, members = basic_file
     rng = random.Random(1202)
     path = tmp_path / "fuzzed.ofr"
-    started, codes = time.monotonic(), {}
+    codes = {}
     for n in range(CASES + 50):
         path.write_bytes(mutate_file(rng, data, doc, members))
         args = COMMANDS[n % len(COMMANDS)]
         code = cli([*args, str(path)]).exit_code
         codes[code] = codes.get(code, 0) + 1
     assert codes.get(2, 0) > CASES // 4 and codes.get(0, 0) > CASES // 20, codes
-    assert time.monotonic() - started < 20, codes
 
 
 @pytest.mark.parametrize("make", ["gzip", "document", "flows", "lying directory"])

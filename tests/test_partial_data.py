@@ -255,3 +255,27 @@ def test_show_says_what_failed_instead_of_a_tick(tmp_path):
     assert "database connection failed" in show.output
     intact = run(["show", str(FIXTURES / "kind" / "snapshot.ofr")]).raw
     assert "OVSDB not read" not in intact and "OVS " in intact
+
+
+def test_collect_progress_marks_a_node_read_with_problems():
+    import io
+
+    from rich.console import Console
+
+    from ofrace.cli.collect import _ProgressPrinter
+    from ofrace.collect.cluster import _node_done
+
+    snapshot = kind()
+    worker = snapshot.chassis["ovn-worker"]
+    worker.problems.append(Problem("ovn-worker", "local OVSDB", "database connection failed"))
+    events = []
+    _node_done(Snapshot(), worker, events.append)
+    _node_done(Snapshot(), snapshot.chassis["ovn-worker2"], events.append)
+    assert [e.what for e in events] == ["partial", "done"]
+    console = Console(file=io.StringIO(), width=200)
+    printer = _ProgressPrinter(console, 2)
+    for event in events:
+        printer(event)
+    lines = console.file.getvalue().splitlines()
+    assert lines[0].startswith("! ovn-worker:") and "1 problems" in lines[0]
+    assert lines[1].startswith("✓ ovn-worker2:")

@@ -37,7 +37,10 @@ def port_addresses(pb: dict) -> tuple[int | None, list, list]:
     for text in pb.get("mac", []):
         for part in text.replace(",", " ").split():
             if part.count(":") == 5 and len(part) == 17:
-                mac = int(part.replace(":", ""), 16)
+                try:
+                    mac = int(part.replace(":", ""), 16)
+                except ValueError:  # not a MAC after all: neither is it an address
+                    pass
                 continue
             try:
                 addr = ipaddress.ip_interface(part)

@@ -137,7 +137,7 @@ class _ProgressPrinter:
             _print_warning(self.console, event)
             return
         self.finished += 1
-        mark = "[green]✓[/]" if event.what == "done" else "[red]✗[/]"
+        mark = {"done": "[green]✓[/]", "partial": "[yellow]![/]"}.get(event.what, "[red]✗[/]")
         self.console.print(f"{mark} {escape(event.name)}: {escape(event.detail)}",
                            highlight=False)
         if self.status:

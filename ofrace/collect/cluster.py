@@ -44,7 +44,8 @@ NORTHBOUND_TABLES = (
 
 @dataclass
 class CollectEvent:
-    """Progress: ``what`` is 'start', 'done', 'failed' or 'warning' for ``name``."""
+    """Progress: ``what`` is 'start', 'done', 'partial' (read, with problems), 'failed'
+    or 'warning' for ``name``."""
 
     what: str
     name: str
@@ -229,7 +230,7 @@ def _node_done(snapshot: Snapshot, chassis: Chassis, progress: Progress,
     snapshot.chassis[chassis.name] = chassis
     if chassis.reachable:
         flows = sum(len(b.flows) for b in chassis.bridges.values())
-        progress(CollectEvent("done", chassis.name,
+        progress(CollectEvent("partial" if chassis.problems else "done", chassis.name,
                               f"{flows} flows, {len(chassis.bridges)} bridges"
                               + (f", {len(chassis.problems)} problems" if chassis.problems
                                  else "")))
