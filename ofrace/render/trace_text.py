@@ -22,7 +22,7 @@ _VERDICT_MARK = {"delivered": "✔", "left": "↗", "host": "↗", "controller":
                  "dropped": "✘", "error": "!", "loop": "↻", "unknown": "?"}
 # Events shown at the default level besides flows.
 _EVENTS = {"ct", "recirc", "group", "patch", "learn", "ttl", "normal", "flood", "skip",
-           "exit", "clone"}
+           "exit", "clone", "unknown"}
 
 
 def _trivial(ev: Event) -> bool:
@@ -110,7 +110,8 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
             if ev.kind == "patch":
                 context = None
             style = {"ct": "magenta", "recirc": "magenta", "group": "yellow",
-                     "patch": "blue", "ttl": "red", "skip": "dim"}.get(ev.kind, "white")
+                     "patch": "blue", "ttl": "red", "skip": "dim",
+                     "unknown": "yellow"}.get(ev.kind, "white")
             console.print(f"{pad}│   [{style}]{escape(ev.text)}[/]", highlight=False)
             if ev.changes:
                 console.print(f"{pad}│     [bold green]{escape(', '.join(map(str, ev.changes)))}"

@@ -158,10 +158,8 @@ class ChassisDatapath:
                 parent: Step) -> None:
         bridge = self.bridges[bridge_name]
         if bridge.unread:
-            step = parent.add(Step("miss", f"{table_no}. flows not read", self.chassis,
-                                   bridge_name, table=table_no, data={"pass": ctx.pass_no}))
-            ctx.last_flow = step
-            self._exit(ctx, "unknown", bridge_name, packet, step, bridge.unread)
+            self._unknown_lookup(ctx, parent, bridge_name, table_no, packet,
+                          f"{bridge_name}'s flows were not read", bridge.unread)
             return
         probe = packet
         if packet.get("nw_frag", 0) & 1:
@@ -170,12 +168,10 @@ class ChassisDatapath:
         try:
             entry, conj_id = bridge.lookup(table_no, probe)
         except (ValueError, FlowSyntaxError) as exc:  # the matching line is garbled
-            step = parent.add(Step("miss", f"{table_no}. unreadable flow", self.chassis,
-                                   bridge_name, table=table_no, data={"pass": ctx.pass_no}))
-            ctx.last_flow = step
-            self._exit(ctx, "unknown", bridge_name, packet, step,
-                       f"{bridge_name} table {table_no}: the matching flow line could not be "
-                       f"read ({exc})")
+            self._unknown_lookup(ctx, parent, bridge_name, table_no, packet,
+                          "the matching flow line is unreadable",
+                          f"{bridge_name} table {table_no}: the matching flow line could not "
+                          f"be read ({exc})")
             return
         gaps = bridge.uncertain(table_no)
         if entry is None:
@@ -193,14 +189,11 @@ class ChassisDatapath:
             return
         outrank = [u for u in gaps if u.priority is None or u.priority >= entry.priority]
         if outrank:
-            step = parent.add(Step("miss", f"{table_no}. unreadable flows", self.chassis,
-                                   bridge_name, table=table_no, data={"pass": ctx.pass_no}))
-            step.data["unparsed"] = [u.line for u in outrank]
-            ctx.last_flow = step
-            self._exit(ctx, "unknown", bridge_name, packet, step,
-                       f"{bridge_name} table {table_no}: {len(outrank)} flow line(s) that "
-                       f"could not be read may outrank the flow that matched (priority "
-                       f"{entry.priority})")
+            self._unknown_lookup(ctx, parent, bridge_name, table_no, packet,
+                          "unreadable flow lines may outrank the hit",
+                          f"{bridge_name} table {table_no}: {len(outrank)} flow line(s) that "
+                          f"could not be read may outrank the flow that matched (priority "
+                          f"{entry.priority})", [u.line for u in outrank])
             return
         flow_text = without_stats(bridge.line(entry.index))
         step = parent.add(Step(
@@ -225,6 +218,16 @@ class ChassisDatapath:
         if conj_id is not None:
             packet["conj_id"] = conj_id
         self._execute(ctx, bridge_name, table_no, acts, packet, step)
+
+    def _unknown_lookup(self, ctx: _Context, parent: Step, bridge: str, table: int, packet: Packet,
+                 what: str, reason: str, unparsed: list[str] | None = None) -> None:
+        """A lookup whose answer is not in the snapshot: the trace ends here, unknown."""
+        step = parent.add(Step("unknown", f"{table}. {what}", self.chassis, bridge, table=table,
+                               data={"pass": ctx.pass_no}))
+        if unparsed:
+            step.data["unparsed"] = unparsed
+        ctx.last_flow = step
+        self._exit(ctx, "unknown", bridge, packet, step, reason)
 
     def _parsed(self, bridge: str, entry) -> tuple:
         return self.bridges[bridge].actions(entry)
