@@ -539,55 +539,69 @@ def _is_int(value) -> bool:
     return type(value) is int and _INT_RANGE[0] <= value < _INT_RANGE[1]
 
 
-def _cell_ok(kind: str, value) -> bool:
-    if kind == "str":
-        return type(value) is str
-    if kind == "int":
-        return _is_int(value)
-    if kind == "opt":
-        return type(value) is str or (type(value) is list and len(value) <= 1
-                                      and all(type(v) is str for v in value))
-    if kind == "optint":
-        return _is_int(value) or (type(value) is list and len(value) <= 1
-                                  and all(_is_int(v) for v in value))
-    if kind == "optbool":
-        return type(value) is bool or (type(value) is list and len(value) <= 1
-                                       and all(type(v) is bool for v in value))
-    if kind == "strs":
-        return type(value) is str or (type(value) is list
-                                      and all(type(v) is str for v in value))
-    if kind == "map":
-        return (type(value) is dict and all(type(v) is str for v in value.values())) or (
-            value == [])
-    return True
+def _is_str(value) -> bool:
+    return type(value) is str
+
+
+def _is_opt(value) -> bool:
+    return type(value) is str or (type(value) is list and len(value) <= 1
+                                  and all(type(v) is str for v in value))
+
+
+def _is_optint(value) -> bool:
+    return _is_int(value) or (type(value) is list and len(value) <= 1
+                              and all(_is_int(v) for v in value))
+
+
+def _is_optbool(value) -> bool:
+    return type(value) is bool or (type(value) is list and len(value) <= 1
+                                   and all(type(v) is bool for v in value))
+
+
+def _is_strs(value) -> bool:
+    return type(value) is str or (type(value) is list and all(type(v) is str for v in value))
+
+
+def _is_map(value) -> bool:
+    if type(value) is dict:
+        return all(type(v) is str for v in value.values())
+    return value == []
+
+
+_KINDS = {"str": (_is_str, "a string"), "int": (_is_int, "an integer"),
+          "opt": (_is_opt, "a string or an empty set"),
+          "optint": (_is_optint, "an integer or an empty set"),
+          "optbool": (_is_optbool, "a boolean or an empty set"),
+          "strs": (_is_strs, "a set of strings"), "map": (_is_map, "a map of strings")}
+# Per table: (column, required, test, words), so a big table is checked in one tight loop.
+_CHECKS = {table: tuple((column, kind[0] == "!", *_KINDS[kind.lstrip("!")])
+                        for column, kind in columns.items())
+           for table, columns in _COLUMNS.items()}
 
 
 def check_rows(tables, where: str) -> None:
     """OVSDB tables as the collectors write them: ``{table: [row, …]}``, each row a dict
     with a ``_uuid``, and the columns ofrace reads in the form it reads them."""
+    is_uuid = _UUID.fullmatch
     for table, rows in tables.items():
-        columns = _COLUMNS.get(table, {})
+        checks = _CHECKS.get(table, ())
         for n, row in enumerate(rows):
             if type(row) is not dict:
                 raise InputError(f"{where}.{table}[{n}]: a row must be an object")
             uuid = row.get("_uuid")
-            if type(uuid) is not str or not _UUID.fullmatch(uuid):
+            if type(uuid) is not str or not is_uuid(uuid):
                 raise InputError(f"{where}.{table}[{n}]._uuid: {_short(uuid)} is not a UUID")
-            for column, kind in columns.items():
+            for column, required, test, words in checks:
                 value = row.get(column, _ABSENT)
                 if value is _ABSENT:
-                    if kind[0] == "!":
+                    if required:
                         raise InputError(f"{where}.{table}[{n}]: no column {column}")
-                    continue
-                if not _cell_ok(kind.lstrip("!"), value):
+                elif not test(value):
                     raise InputError(f"{where}.{table}[{n}].{column}: {_short(value)} is not "
-                                     f"{_KIND_WORDS[kind.lstrip('!')]}")
+                                     f"{words}")
 
 
 _ABSENT = object()
-_KIND_WORDS = {"str": "a string", "int": "an integer", "opt": "a string or an empty set",
-               "optint": "an integer or an empty set", "optbool": "a boolean or an empty set",
-               "strs": "a set of strings", "map": "a map of strings"}
 
 
 class _DocumentReader:
