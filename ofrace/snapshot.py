@@ -331,12 +331,13 @@ class Snapshot:
                 if zipped:
                     with zipfile.ZipFile(path) as archive:
                         members = {i.filename: i.file_size for i in archive.infolist()}
-                        raw = _read_member(archive, "snapshot.json",
-                                           min(MAX_DOCUMENT_BYTES, max(size, 1) * MAX_RATIO))
+                        raw = _read_member(archive, "snapshot.json", min(
+                            MAX_DOCUMENT_BYTES, max(size, 1) * MAX_DOCUMENT_RATIO),
+                            MAX_DOCUMENT_RATIO)
                 else:
                     with gzip.open(path, "rb") as fh:
                         raw = _read_limited(fh, min(MAX_DOCUMENT_BYTES,
-                                                    max(size, 1) * MAX_RATIO),
+                                                    max(size, 1) * MAX_DOCUMENT_RATIO),
                                             "the compressed document")
                     members = None
                 doc = json.loads(raw, parse_constant=_no_constant)
@@ -376,10 +377,12 @@ def _strings(value) -> list[str]:
 
 # Bounds on what a snapshot file may expand to in memory.  A member's size must be
 # what the document (the manifest) declares for it; nothing may exceed MAX_*_BYTES
-# or inflate more than MAX_RATIO times (ofrace's own files inflate 5-20 times).
+# or inflate more than MAX_*RATIO times: ofrace's own files inflate 5-20 times
+# (flow lines) and 4-10 times (the JSON document, which becomes many objects).
 MAX_DOCUMENT_BYTES = 2 << 30
 MAX_MEMBER_BYTES = 2 << 30
 MAX_RATIO = 100
+MAX_DOCUMENT_RATIO = 30
 MAX_LINE_BYTES = 64 << 10   # per flow line, for files that do not declare member sizes
 
 
@@ -395,11 +398,12 @@ def _read_limited(fh, limit: int, what: str) -> bytes:
     return data
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int,
+                 ratio: int = MAX_RATIO) -> bytes:
     info = archive.getinfo(name)
     if info.file_size > limit:
         raise InputError(f"member {name} declares {info.file_size} bytes (at most {limit})")
-    if info.file_size > 1 << 20 and info.file_size > max(info.compress_size, 1) * MAX_RATIO:
+    if info.file_size > 1 << 20 and info.file_size > max(info.compress_size, 1) * ratio:
         raise InputError(f"member {name} inflates {info.file_size // max(info.compress_size, 1)}"
                          f" times (a decompression bomb?)")
     with archive.open(info) as fh:
