@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
 from ofrace.collect.cluster import CollectEvent, collect_cluster
 from ofrace.collect.inventory import (
