@@ -89,6 +89,15 @@ def test_trace_cli_exits_4_on_unknown(tmp_path):
     assert [v["kind"] for v in json.loads(as_json.raw)["verdicts"]] == ["unknown"]
 
 
+def test_reply_after_an_unknown_forward_trace_is_unknown_not_an_input_error(tmp_path):
+    path = tmp_path / "dead.ofr"
+    vswitchd_dead(kind(), "ovn-control-plane").save(path)
+    result = run(["trace", "--snapshot", str(path), "--from", NGINX, "--to", COREDNS, "--udp",
+                  "--reply", "--summary"])
+    assert result.exit_code == Exit.UNKNOWN, result.output
+    assert "Reply" not in result.output
+
+
 def test_trace_from_an_uncollected_chassis_is_unknown():
     snapshot = kind()
     snapshot.chassis["ovn-worker"].reachable = False

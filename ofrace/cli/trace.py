@@ -188,8 +188,11 @@ def trace(expression, snapshot_file, inventory_file, use_lab, source, destinatio
     back = back_request = None
     if reply:
         delivered = [v for v in forward.verdicts() if v.kind in ("delivered", "left")]
-        if not delivered:
+        if not delivered and any(v.kind == "unknown" for v in forward.verdicts()):
+            reply = False  # whether it arrives is unknown: shown, and exit 4, below
+        elif not delivered:
             raise InputError("--reply: the packet was not delivered anywhere to answer from")
+    if reply:
         back_start = reply_start(tracer, delivered[0])
         back = annotator.trace(tracer.trace(back_start))
         back_request = {"from": delivered[0].logical_port or delivered[0].port,
