@@ -12,6 +12,12 @@ bridge's flow lines are a member of their own, read when something first
 asks for them — a trace through 2 chassis of a 10-chassis, 2-million-flow
 snapshot reads 2 bridges' lines, not 10.  Version 1 files (gzip-compressed
 JSON with the lines inline) are still read.
+
+A file is untrusted input: the document is checked against this model when
+it is loaded (one line naming the offending key), each member is read with a
+limit taken from the size the document declares for it (``flows_bytes``), and
+nothing may inflate beyond fixed caps, so a decompression bomb costs a few
+megabytes.  Saving writes a temporary file beside the target and renames it.
 """
 
 from __future__ import annotations
