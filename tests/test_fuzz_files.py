@@ -296,3 +296,31 @@ def test_an_honest_file_still_loads_after_all_this(basic_file, tmp_path):  # neg
     snapshot = Snapshot.load(path)
     assert sum(len(b.flows) for c in snapshot.chassis.values() for b in c.bridges.values())
     assert cli(["audit", "--snapshot", str(path)]).exit_code == 0
+
+
+def test_fuzzed_short_forms_start_or_say_why():
+    from ofrace.errors import OfraceError
+    from ofrace.trace.cluster import ClusterTracer
+    from ofrace.trace.request import start_from_short_form
+
+    tracer = ClusterTracer(Snapshot.load(FIXTURES / "basic" / "snapshot.ofr"))
+    rng = random.Random(31)
+    seeds = ["10.0.0.2:80", "10.0.0.2", "[fe80::1]:53", "fe80::1", "[::1]", "10.0.0.2:65535"]
+    started = errors = 0
+    for _ in range(CASES):
+        destination = rng.choice(seeds)
+        for _ in range(rng.randint(1, 3)):
+            i, op = rng.randint(0, len(destination)), rng.randrange(3)
+            piece = rng.choice(ALPHABET) if op == 0 else rng.choice(TOKENS) if op == 1 else ""
+            destination = destination[:i] + piece + destination[i + (op == 2):]
+        source = rng.choice(["sw0-port1", "sw0-port2", "sw0-port1\x1b", "", "nope"])
+        try:
+            start = start_from_short_form(tracer, source, destination,
+                                          rng.choice(["tcp", "udp", "icmp", "sctp"]))
+        except OfraceError as exc:
+            errors += 1
+            assert "\n" not in str(exc), str(exc)
+        else:
+            started += 1
+            assert 0 <= start.packet.get("tp_dst", 0) <= 65535
+    assert started and errors > CASES // 2
