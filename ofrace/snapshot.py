@@ -298,7 +298,8 @@ class Snapshot:
             raise InputError(
                 f"snapshot format version {_short(version)} is not supported "
                 f"(this ofrace reads version {SNAPSHOT_VERSION})")
-        doc = {**doc, "redacted": _strings(doc.get("redacted"))}  # lenient, as it was
+        # lenient, as they were: where secrets were removed; who wrote the file
+        doc = {"ofrace_version": "?", **doc, "redacted": _strings(doc.get("redacted"))}
         reader = _DocumentReader(path, members)
         snapshot = reader.build(cls, doc, "")
         snapshot.version = SNAPSHOT_VERSION
