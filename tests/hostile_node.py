@@ -1,14 +1,17 @@
-"""A fake node for the hostile-node tests: ``hostile_node.py CASE ARGV...``.
+"""A fake node for the hostile-node tests: ``hostile_node.py CASE NAME ARGV...``.
 
-An ``exec:`` template (or an SSH forced command) runs this instead of a real node:
-ARGV is what ofrace asked the node to run (the agent, or one command when the node
-has no python3), CASE says how to answer -- correctly (``healthy``) or in one of
-the broken or hostile ways the tests name.  Stdlib only; it prints, it never reads.
+An ``exec:`` template (or an SSH forced command) runs this instead of a real node.
+ARGV (under sshd, ``$SSH_ORIGINAL_COMMAND``) is what ofrace asked the node to run:
+the agent, or one command when the node has no python3.  CASE says how to answer:
+correctly (``healthy``) or in one of the broken or hostile ways the tests name.
+Stdlib only; it prints, it never reads.
 """
 
 import gzip
 import json
 import os
+import select
+import shlex
 import sys
 import time
 import zlib
@@ -126,6 +129,16 @@ def trickle(every=0.2):
         time.sleep(every)
 
 
+def silent():
+    """Say nothing for an hour -- unless nobody reads our stdout any more: sshd does
+    not end a command without a terminal when its client disconnects."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), 0)  # POLLERR / POLLHUP: the reader is gone
+    for _ in range(36000):
+        if poller.poll(100):
+            return
+
+
 def bad_document(raw):
     out(frames(None, ["NXST_FLOW reply:\n" + "\n".join(FLOWS) + "\n"], raw_doc=raw))
 
@@ -176,6 +189,8 @@ def agentless(case, argv):
 
 def main(argv):
     case, name, command = argv[1], argv[2], argv[3:]
+    if not command:  # an SSH forced command: what the client asked for is in the env
+        command = shlex.split(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
     if command and command[0] == "env":  # ``env K=V cmd...``, as a transport sends it
         command = command[1 + sum(1 for a in command[1:] if "=" in a):]
     if case.startswith("agentless"):
@@ -206,7 +221,7 @@ def main(argv):
     elif case == "trickle":
         trickle()
     elif case == "silent":
-        time.sleep(3600)
+        silent()
     elif case == "lingering-child":
         # a process that keeps our stdout open after we exit: the deadline still ends it
         if os.fork() == 0:
