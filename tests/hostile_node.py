@@ -222,6 +222,9 @@ def main(argv):
         trickle()
     elif case == "silent":
         silent()
+    elif case == "stderr-flood":  # megabytes of one stderr line, then a failure
+        sys.stderr.write("e" * (8 << 20) + "\n")
+        sys.exit(1)
     elif case == "lingering-child":
         # a process that keeps our stdout open after we exit: the deadline still ends it
         if os.fork() == 0:

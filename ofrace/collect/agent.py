@@ -42,8 +42,17 @@ def agent_command(options: dict) -> list[str]:
     return ["python3", "-c", _bootstrap(), json.dumps(options, separators=(",", ":"))]
 
 
+# The most of a node's stderr kept in an error: its end, where the reason is.
+ERROR_TAIL = 2000
+
+
+def _stderr_text(stderr: bytes) -> str:
+    """The end of what a node printed on stderr (it may have printed megabytes)."""
+    return stderr[-ERROR_TAIL:].decode(errors="replace").strip()
+
+
 def _python_missing(rc: int, stderr: bytes) -> bool:
-    text = stderr.decode(errors="replace").lower()
+    text = _stderr_text(stderr).lower()
     return rc == 127 or ("python3" in text and ("not found" in text or "no such file" in text))
 
 
@@ -56,7 +65,7 @@ def transport_runner(transport, budget: Budget | None = None, timeout: float = 1
         out = transport.run(argv, budget=budget or Budget(timeout))
         error = None
         if out.rc != 0:
-            error = out.stderr.decode(errors="replace").strip() or f"exit status {out.rc}"
+            error = _stderr_text(out.stderr) or f"exit status {out.rc}"
         return {"argv": argv, "rc": out.rc, "stdout": out.stdout.decode(errors="replace"),
                 "started": started, "elapsed": time.time() - started, "error": error}
 
@@ -76,8 +85,8 @@ def run_agent(transport, options: dict | None = None, budget: Budget | None = No
     if out.rc != 0:
         if _python_missing(out.rc, out.stderr):
             return _agentless(transport, options, budget)
-        lines = out.stderr.decode(errors="replace").strip().splitlines()
-        raise AgentError(lines[-1] if lines else f"agent exited with status {out.rc}")
+        lines = _stderr_text(out.stderr).splitlines()
+        raise AgentError(lines[-1][-300:] if lines else f"agent exited with status {out.rc}")
     return stream.document()
 
 
