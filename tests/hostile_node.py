@@ -230,6 +230,10 @@ def main(argv):
         if os.fork() == 0:
             time.sleep(3600)
         sys.exit(0)
+    elif case == "doc-amplify":  # ~31 MiB of 2-character strings in one OVSDB cell
+        cell = json.dumps(["ab"] * (5 << 20)).encode()
+        doc = with_doc(ovsdb={"Port": [{"_uuid": "u", "name": "p", "trunks": []}]})
+        bad_document(doc.replace(b'"trunks": []', b'"x": ' + cell))
     elif case in DOCUMENTS:
         bad_document(DOCUMENTS[case])
     else:

@@ -135,7 +135,8 @@ def _name(kind) -> str:
         return "a list"
     if isinstance(kind, (MapOf, Record)):
         return "an object"
-    return " or ".join(_name(k) for k in kind.options)
+    names = [_name(k) for k in kind.options]
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _got(value) -> str:
@@ -159,6 +160,19 @@ def _matches(value, kind) -> bool:
     return isinstance(value, dict)
 
 
+def _plain_types(kind) -> frozenset:
+    """The exact Python types ``kind`` allows, if it is made of plain types only
+    (a JSON value's type is exact: no subclasses; bool is not an int here)."""
+    if isinstance(kind, type):
+        return frozenset((kind,))
+    if isinstance(kind, tuple):
+        return frozenset(kind)
+    if isinstance(kind, OneOf):
+        parts = [_plain_types(option) for option in kind.options]
+        return frozenset().union(*parts) if all(parts) else frozenset()
+    return frozenset()
+
+
 def check(value, kind, where: str = "document") -> None:
     """Raise DocumentError naming the first place where ``value`` is not ``kind``."""
     if isinstance(kind, OneOf):
@@ -175,14 +189,14 @@ def check(value, kind, where: str = "document") -> None:
     if not _matches(value, kind):
         raise DocumentError(f"{where}: expected {_name(kind)}, got {_got(value)}")
     if isinstance(kind, ListOf):
-        item = kind.item
-        if isinstance(item, type):  # the long lists (flow lines): one quick pass
-            if not all(type(v) is item for v in value):
-                bad = next(i for i, v in enumerate(value) if type(v) is not item)
-                check(value[bad], item, f"{where}[{bad}]")
+        plain = _plain_types(kind.item)
+        if plain:  # the long lists (flow lines, big sets): one quick pass
+            if not all(type(v) in plain for v in value):
+                bad = next(i for i, v in enumerate(value) if type(v) not in plain)
+                check(value[bad], kind.item, f"{where}[{bad}]")
             return
         for i, v in enumerate(value):
-            check(v, item, f"{where}[{i}]")
+            check(v, kind.item, f"{where}[{i}]")
     elif isinstance(kind, MapOf):
         for k, v in value.items():
             if not isinstance(k, str):
