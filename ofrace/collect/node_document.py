@@ -64,7 +64,7 @@ UUIDS = ListOf(str)
 ATOM = OneOf((str, int, float, bool))
 CELL = OneOf((str, int, float, bool, ListOf(ATOM), MapOf(ATOM)))
 
-# The OVS tables' columns that ofrace interprets; other columns are kept unchecked.
+# The OVS tables' columns that ofrace interprets; any other column must be a plain CELL.
 OVSDB_ROWS = {
     "Open_vSwitch": Record({"_uuid": str, "external_ids": STRINGS, "other_config": STRINGS,
                             "ovs_version": ovsdb_optional(str)}, others=CELL),
