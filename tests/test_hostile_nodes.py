@@ -251,3 +251,26 @@ def test_ctrl_c_interrupts_a_collect(tmp_path):
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert fakes not in ps and f"{FAKE} trickle" not in ps
 
+
+
+@pytest.mark.parametrize("line, said", [
+    ('timeout = "abc"', "timeout must be a positive number, not a string"),
+    ("timeout = 0", "timeout must be a positive number"),
+    ("timeout = nan", "timeout must be a positive number"),
+    ('max_output = "lots"', "max_output 'lots' is not a size in bytes"),
+    ("max_output = -1", "max_output must be a positive whole number"),
+    ("max_output = 1.5", "max_output must be a positive whole number, not a number"),
+    ('max_output = "999999999999999G"', "max_output must be a positive whole number up to"),
+])
+def test_the_inventorys_limits_are_checked(tmp_path, line, said):
+    from ofrace.collect.inventory import load_inventory
+    from ofrace.errors import InputError
+    path = tmp_path / "inventory.toml"
+    path.write_text(f'[defaults]\n{line}\n[[node]]\nname = "n"\ntransport = "local"\n')
+    with pytest.raises(InputError, match=said):
+        load_inventory(path)
+    path.write_text('[defaults]\ntimeout = 2.5\nmax_output = "16M"\n'
+                    '[[node]]\nname = "n"\ntransport = "local"\nmax_output = 1000\n'
+                    '[[node]]\nname = "m"\ntransport = "local"\n')
+    n, m = load_inventory(path).nodes
+    assert (n.timeout, n.max_output, m.timeout, m.max_output) == (2.5, 1000, 2.5, 16 << 20)
