@@ -274,3 +274,15 @@ def test_the_inventorys_limits_are_checked(tmp_path, line, said):
                     '[[node]]\nname = "m"\ntransport = "local"\n')
     n, m = load_inventory(path).nodes
     assert (n.timeout, n.max_output, m.timeout, m.max_output) == (2.5, 1000, 2.5, 16 << 20)
+
+
+@pytest.mark.parametrize("option, said", [
+    (["--timeout", "soon"], "--timeout: timeout must be a positive number"),
+    (["--max-output", "0"], "--max-output: max_output must be a positive whole number"),
+])
+def test_bad_limits_on_the_command_line_are_one_line(tmp_path, option, said):
+    run = subprocess.run([sys.executable, "-m", "ofrace", "collect", "--node", "n=local",
+                          "-o", str(tmp_path / "x.ofr"), *option],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert said in run.stderr and not (tmp_path / "x.ofr").exists()
