@@ -17,6 +17,7 @@ command, so the plan of what to read exists only here.
 import codecs
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -116,36 +117,63 @@ class FrameWriter(object):
             self._out.flush()
 
 
+# A frame header, exactly as ``FrameWriter`` writes it: blob ids count from 1, the
+# document is frame 0.  Anything else is a broken (or hostile) stream.
+_HEADER = re.compile(br"(B|D) (0|[1-9][0-9]{0,8}) (0|[1-9][0-9]{0,9})\Z")
+MAX_CHUNK = 1 << 20          # the most one ``B`` frame carries (``run_streamed`` reads this much)
+MAX_DOCUMENT = 32 << 20      # the most the ``D`` frame may carry (a 1,000-port node: ~2 MB)
+MAX_BLOBS = 4096             # blobs in one answer (two per bridge are streamed)
+
+
 class FrameReader(object):
     """Reads ``FrameWriter`` output (un-gzipped) fed in pieces of any size.
 
     Each blob's bytes go, in order, to its own ``sink()`` object (anything
     with ``add(bytes)``), kept in ``blobs``; ``document()`` is the JSON
-    document once everything is in.  Raises ValueError on a broken stream.
+    document once everything is in.  Every header is checked (kind, ids,
+    lengths within bounds, one document, last), so a broken or hostile
+    stream is a ValueError, never a loop or an unbounded buffer.
     """
 
-    def __init__(self, sink):
+    def __init__(self, sink, max_document=MAX_DOCUMENT):
         self._sink = sink
+        self._max_document = max_document
         self.blobs = {}
         self._head = b""      # a frame header still arriving
         self._frame = None    # (kind, blob id, bytes still to come)
         self._doc = bytearray()
+        self._done = False    # the document frame is complete: nothing may follow
+
+    def _header(self, line):
+        match = _HEADER.match(line)
+        if match is None:
+            raise ValueError("bad frame header %r" % line[:40])
+        kind, ident, length = match.group(1), int(match.group(2)), int(match.group(3))
+        if self._done:
+            raise ValueError("data after the document frame")
+        if kind == b"B":
+            if ident == 0 or length > MAX_CHUNK:
+                raise ValueError("bad blob frame %r" % line)
+            if ident not in self.blobs and len(self.blobs) >= MAX_BLOBS:
+                raise ValueError("more than %d blobs" % MAX_BLOBS)
+        elif ident != 0 or len(self._doc) + length > self._max_document:
+            raise ValueError("document frame %r is over %d bytes or misnumbered"
+                             % (line, self._max_document))
+        return kind, ident, length
 
     def feed(self, data):
         data = memoryview(data)
         while len(data):
             if self._frame is None:
-                eol = bytes(data[:64]).find(b"\n")
+                eol = bytes(data[:65]).find(b"\n")
                 if eol < 0:
-                    self._head += bytes(data)
+                    self._head += bytes(data[:65])
                     if len(self._head) > 64:
-                        raise ValueError("bad frame header")
+                        raise ValueError("bad frame header %r" % self._head[:40])
                     return
-                head = (self._head + bytes(data[:eol])).split()
-                self._head, data = b"", data[eol + 1:]
-                if len(head) != 3 or head[0] not in (b"B", b"D"):
-                    raise ValueError("bad frame header")
-                self._frame = (head[0], int(head[1]), int(head[2]))
+                line, data = self._head + bytes(data[:eol]), data[eol + 1:]
+                self._head = b""
+                self._frame = self._header(line)
             kind, ident, left = self._frame
             piece, data = data[:left], data[left:]
             if kind == b"B":
@@ -157,13 +185,20 @@ class FrameReader(object):
                 self._doc += piece
             left -= len(piece)
             self._frame = (kind, ident, left) if left else None
+            if kind == b"D" and not left:
+                self._done = True
 
     def document(self):
         if self._frame is not None or self._head:
             raise ValueError("truncated frame")
-        if not self._doc:
+        if not self._done:
             raise ValueError("no document frame")
-        return json.loads(bytes(self._doc))
+        try:
+            return json.loads(bytes(self._doc).decode("utf-8"))
+        except RecursionError:
+            raise ValueError("the document is nested too deeply") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError("the document is not UTF-8: %s" % exc) from None
 
 
 class _Chunks(list):
@@ -200,7 +235,7 @@ def run_streamed(argv, writer, timeout=120):
     try:
         fd = proc.stdout.fileno()
         while True:
-            chunk = os.read(fd, 1 << 20)
+            chunk = os.read(fd, MAX_CHUNK)
             if not chunk:
                 break
             writer.frame("B", blob, chunk)
@@ -219,19 +254,26 @@ def run_streamed(argv, writer, timeout=120):
 class DumpLines(object):
     """The entries of an ``ovs-ofctl`` dump (its indented lines, stripped), cut
     as the dump arrives in pieces of any size (bytes to ``add``, text to
-    ``add_text``); ``finish()`` gives them all."""
+    ``add_text``); ``finish()`` gives them all.  A line still arriving is kept
+    as its pieces, so a long line costs time in proportion to its length."""
 
     def __init__(self):
         self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
-        self._tail = ""
+        self._tail = []
         self.lines = []
 
     def add(self, data):
         self.add_text(self._decode(data))
 
     def add_text(self, text):
-        parts = (self._tail + text).split("\n")
-        self._tail = parts.pop()
+        if "\n" not in text:
+            if text:
+                self._tail.append(text)
+            return
+        self._tail.append(text)
+        parts = "".join(self._tail).split("\n")
+        last = parts.pop()
+        self._tail = [last] if last else []
         self.lines += [s for s in (p.strip() for p in parts if p[:1] == " ") if s]
 
     def finish(self):
@@ -344,21 +386,58 @@ def multi_valued_columns(schema):
     return result
 
 
+def _json(text, what):
+    """``(value, error)`` for the JSON a command printed."""
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        return None, "unreadable %s: %s" % (what, exc)
+    except RecursionError:
+        return None, "unreadable %s: nested too deeply" % what
+
+
+def _schema_problem(schema):
+    """What is wrong with an OVSDB schema's shape, or None (the decoders rely on it)."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("tables"), dict):
+        return "not an OVSDB schema"
+    for name, spec in schema["tables"].items():
+        columns = spec.get("columns") if isinstance(spec, dict) else None
+        if not isinstance(columns, dict) or not all(isinstance(c, dict)
+                                                    for c in columns.values()):
+            return "table %r of the schema has no proper columns" % name
+    return None
+
+
+def _decode_rows(reply, decoders):
+    """A reply's rows, decoded; ValueError if the reply is not rows of cells."""
+    rows = reply.get("rows", [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ValueError("rows are not a list of objects")
+    try:
+        return [dict((col, decoders.get(col, ovsdb_decode)(val)) for col, val in row.items())
+                for row in rows]
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, RecursionError):
+        raise ValueError("a cell does not have its column's type") from None
+
+
 def ovsdb_select(reader, remote, database, tables, extra_args=()):
     """Read whole tables with one ``ovsdb-client query`` (read-only by design).
 
-    Returns ``(data, schema_version, error)``.
+    Returns ``(data, schema_version, error)``; output that is not what
+    ovsdb-client prints is an error, not an exception.
     """
     base = ["ovsdb-client"] + list(extra_args)
     schema_argv = base + ["get-schema"] + ([remote] if remote else []) + [database]
     result = reader.run(schema_argv)
     if result["error"]:
         return None, None, result["error"]
-    try:
-        schema = json.loads(result["stdout"])
-    except ValueError as exc:
-        return None, None, "unreadable schema from ovsdb-client: %s" % exc
-    names = [name for name in tables if name in schema.get("tables", {})]
+    schema, error = _json(result["stdout"], "schema from ovsdb-client")
+    error = error or _schema_problem(schema)
+    if error:
+        return None, None, error if error.startswith("unreadable") else (
+            "unreadable schema from ovsdb-client: %s" % error)
+    version = schema.get("version") if isinstance(schema.get("version"), str) else None
+    names = [name for name in tables if name in schema["tables"]]
     missing = [name for name in tables if name not in names]
     ops = [database]
     for name in names:
@@ -371,21 +450,23 @@ def ovsdb_select(reader, remote, database, tables, extra_args=()):
     argv.append(json.dumps(ops, separators=(",", ":")))
     result = reader.run(argv)
     if result["error"]:
-        return None, schema.get("version"), result["error"]
-    try:
-        replies = json.loads(result["stdout"])
-    except ValueError as exc:
-        return None, schema.get("version"), "unreadable ovsdb-client output: %s" % exc
+        return None, version, result["error"]
+    replies, error = _json(result["stdout"], "ovsdb-client output")
+    if error is None and (not isinstance(replies, list)
+                          or not all(isinstance(r, dict) for r in replies)):
+        error = "unreadable ovsdb-client output: not a list of replies"
+    if error:
+        return None, version, error
     data = {}
     for name, reply in zip(names, replies):
         if "error" in reply:
-            return data, schema.get("version"), "%s: %s" % (
-                name, reply.get("details") or reply["error"])
-        decoders = column_decoders(schema["tables"][name])
-        data[name] = [dict((col, decoders.get(col, ovsdb_decode)(val)) for col, val in row.items())
-                      for row in reply.get("rows", [])]
+            return data, version, "%s: %s" % (name, reply.get("details") or reply["error"])
+        try:
+            data[name] = _decode_rows(reply, column_decoders(schema["tables"][name]))
+        except ValueError as exc:
+            return None, version, "unreadable ovsdb-client output: table %s: %s" % (name, exc)
     error = ("tables not in this schema: %s" % ", ".join(missing)) if missing else None
-    return data, schema.get("version"), error
+    return data, version, error
 
 
 def _bridge_jobs(name):
@@ -505,7 +586,8 @@ def collect_node(run, options=None, stream=None):
     if error:
         doc["errors"].append({"what": "local OVSDB", "error": error})
     ovs_row = (doc["ovsdb"].get("Open_vSwitch") or [{}])[0]
-    ext = ovs_row.get("external_ids") or {}
+    ext = ovs_row.get("external_ids") if isinstance(ovs_row, dict) else None
+    ext = ext if isinstance(ext, dict) else {}
     integration_bridge = options.get("integration_bridge") or ext.get("ovn-bridge") or "br-int"
     doc["integration_bridge"] = integration_bridge
     doc["system_id"] = ext.get("system-id")

@@ -147,3 +147,133 @@ def test_the_agent_runs_on_python_3_6():
     run = subprocess.run([str(Path(sys.executable).with_name("vermin")), "-t=3.6-", "--no-tips",
                           "--violations", str(source)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:]
+
+
+@pytest.mark.parametrize("stream", [
+    b"B 1 -5\nabc",                      # a negative length: used to loop forever
+    b"D 0 -100\n{}",
+    b"B 1 +5\nabcde", b"B 1 05\nabcde", b"B  1 5\nabcde", b"B 1 5 \nabcde", b"b 1 5\nabcde",
+    b"X 1 5\nabcde", b"B 0 5\nabcde",    # blob ids count from 1
+    b"D 1 2\n{}",                        # the document is frame 0
+    b"B 1 1048577\n",                    # more than a chunk in one blob frame
+    b"D 0 33554433\n",                   # more than a document may be
+    b"B 1 99999999999\n",
+    b"D 0 2\n{}D 0 2\n{}",               # two documents
+    b"D 0 2\n{}B 1 1\nx",                # anything after the document
+    b"B 1 1" + b"0" * 70,                # a header that never ends
+    b"\xff\xfe 1 1\n",
+])
+def test_malformed_frames_are_errors_at_once(stream):
+    for size in (1, 3, len(stream)):  # however the stream is cut
+        reader = agent.FrameReader(agent.DumpLines)
+        with pytest.raises(ValueError):
+            for i in range(0, len(stream), size):
+                reader.feed(stream[i:i + size])
+            reader.document()
+
+
+def test_frames_within_bounds_are_read():
+    reader = agent.FrameReader(agent.DumpLines, max_document=10)
+    reader.feed(b"B 7 0\nB 7 4\n ab")
+    with pytest.raises(ValueError, match="over 10 bytes"):
+        agent.FrameReader(agent.DumpLines, max_document=10).feed(b"D 0 11\n")
+    reader.feed(b"\nD 0 2\n{}")
+    assert reader.document() == {} and reader.blobs[7].finish() == ["ab"]
+
+
+def test_a_document_nested_too_deeply_is_an_error():
+    with pytest.raises(AgentError, match="nested too deeply"):
+        read_agent_output(_raw_document(b"[" * 200_000))
+
+
+def _raw_document(raw):
+    import io
+    out = io.BytesIO()
+    writer = agent.FrameWriter(out, True)
+    writer.frame("D", 0, raw)
+    writer.close()
+    return out.getvalue()
+
+
+def test_long_lines_are_cut_in_linear_time():
+    """A newline-free dump used to be re-joined at every piece (8 MiB: 16 s)."""
+    import time
+    lines = agent.DumpLines()
+    piece = b"x" * 1024
+    started = time.monotonic()
+    lines.add(b" ")
+    for _ in range(16 * 1024):           # 16 MiB in 1 KiB pieces, no newline
+        lines.add(piece)
+    assert lines.finish() == [" ".strip() + "x" * (16 << 20)]
+    assert time.monotonic() - started < 5   # quadratic: minutes
+
+
+def test_agent_stream_bounds_decompressed_bytes_and_lines():
+    import zlib
+
+    from ofrace.collect.agent import AgentStream
+    from ofrace.collect.transport import LimitExceeded
+    zipper = zlib.compressobj(9, zlib.DEFLATED, 31)
+    frame = b"B 1 1048576\n" + b" " * (1 << 20)
+    bomb = zipper.compress(frame * 64) + zipper.flush()   # 64 MiB in ~64 KB
+    assert len(bomb) < 200_000
+    with pytest.raises(LimitExceeded, match=r"exceeded 8388608 bytes \(uncompressed\)"):
+        AgentStream(8 << 20).feed(bomb)
+    # 3-byte lines cost far more than 3 bytes here: each counts LINE_COST more, so
+    # 150k of them (450 KB on the wire, ~9 MB as Python strings) are over 8 MiB
+    body = b" a\n" * 50_000
+    frame = b"B 1 %d\n" % len(body) + body
+    stream = AgentStream(8 << 20)
+    stream.feed(frame)
+    stream.feed(frame)
+    with pytest.raises(LimitExceeded, match="exceeded 8388608 bytes"):
+        stream.feed(frame)
+
+
+def test_a_wrongly_typed_document_is_the_nodes_error():
+    doc = {"agent_version": agent.AGENT_VERSION, "bridges": {"br-int": {"flows": 5}}}
+    with pytest.raises(AgentError, match=r"document.bridges\['br-int'\].flows: expected"):
+        read_agent_output(_framed(doc, [], True))
+    ok = {"agent_version": agent.AGENT_VERSION, "bridges": {"br-int": {"flows": {"blob": 1}}}}
+    assert read_agent_output(_framed(ok, [" a=1\n"], True))["bridges"]["br-int"]["flows"] == [
+        "a=1"]
+
+
+@pytest.mark.parametrize("topology", ["kind", "basic", "acl"])
+def test_real_nodes_documents_pass_the_schema(topology):
+    """The schema accepts what real nodes sent (the lab's recorded chassis), so it
+    rejects only what no node would send."""
+    from ofrace.collect.node_document import check_document
+    snapshot, _ = recorded(topology)
+    for chassis in snapshot.chassis.values():
+        doc = {"agent_version": agent.AGENT_VERSION, "hostname": chassis.hostname,
+               "ovsdb": chassis.ovsdb, "dpif": chassis.dpif, "errors": [],
+               "bridges": {name: {"name": name, "flows": br.flows, "groups": br.groups,
+                                  "meters": br.meters, "tlv_map": br.tlv_map,
+                                  "ports_desc": br.ports_desc, "fdb": br.fdb,
+                                  "errors": br.errors}
+                           for name, br in chassis.bridges.items()},
+               "commands": [{"argv": c.argv, "rc": c.rc, "started": c.started,
+                             "elapsed": c.elapsed, "error": c.error} for c in chassis.commands]}
+        check_document(doc)
+        assert len(doc["ovsdb"]["Interface"]) > 3
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"hostname": 5}, "document.hostname: expected a string or null, got an integer"),
+    ({"ovsdb": {"Interface": [{"_uuid": "u", "name": "x", "ofport": "1"}]}},
+     "document.ovsdb.Interface[0].ofport: expected an integer or a list, got a string"),
+    ({"ovsdb": {"Interface": [{"_uuid": "u"}]}}, "Interface[0]: missing name"),
+    ({"ovsdb": {"Port": [{"_uuid": "u", "name": "p", "x": [{}]}]}},
+     "document.ovsdb.Port[0]['x'][0]: expected"),
+    ({"bridges": {"b": {"flows": ["a", 1]}}}, "document.bridges['b'].flows[1]: expected a "
+                                              "string"),
+    ({"commands": [{"argv": ["x"], "rc": True, "started": 1, "elapsed": 1}]},
+     "document.commands[0].rc: expected an integer, got true or false"),
+])
+def test_the_schema_names_the_first_wrong_place(change, said):
+    from ofrace.collect.node_document import DocumentError, check_document
+    doc = {"agent_version": agent.AGENT_VERSION, **change}
+    with pytest.raises(DocumentError) as info:
+        check_document(doc)
+    assert said in str(info.value), str(info.value)

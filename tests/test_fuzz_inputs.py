@@ -58,7 +58,9 @@ def _check_spec(spec: NodeSpec) -> None:
     assert isinstance(spec.name, str) and spec.name
     assert spec.transport in TRANSPORTS
     assert spec.port is None or (type(spec.port) is int and 0 < spec.port < 65536)
-    assert isinstance(spec.timeout, float) and math.isfinite(spec.timeout) and spec.timeout > 0
+    assert spec.timeout is None or (isinstance(spec.timeout, float)
+                                    and math.isfinite(spec.timeout) and spec.timeout > 0)
+    assert spec.max_output is None or (type(spec.max_output) is int and spec.max_output > 0)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in spec.env.items())
     transport = make_transport(spec)
     transport.describe()

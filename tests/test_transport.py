@@ -332,3 +332,92 @@ def test_collect_with_insecure_host_keys_warns_per_host(ssh_server, tmp_path, mo
     assert sorted(p.name for p in (tmp_path / ".ssh").iterdir()) == ["known_hosts"]
     snapshot = Snapshot.load(out)
     assert all("host key NOT verified" in ch.transport for ch in snapshot.chassis.values())
+
+
+def _gone(pid: int) -> bool:
+    """Killed: no such process, or a zombie left for its new parent to reap."""
+    import time
+    from pathlib import Path
+    for _ in range(50):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_one_deadline_even_when_bytes_trickle_in(tmp_path):
+    """The deadline is for the whole command, not per read: a byte every 0.1 s stops at it."""
+    import time
+
+    from ofrace.collect.transport import Budget, LimitExceeded
+    pidfile = tmp_path / "pid"
+    trickle = ["sh", "-c", f"sleep 60 & echo $! > {pidfile}; "
+               "while true; do printf x; sleep 0.1; done"]
+    started = time.monotonic()
+    with pytest.raises(LimitExceeded, match=r"no answer within 1\.5 s"):
+        LocalTransport().run(trickle, budget=Budget(1.5))
+    assert 1.4 < time.monotonic() - started < 10
+    assert _gone(int(pidfile.read_text()))  # the whole process group was killed
+
+
+def test_the_deadline_is_shared_by_a_nodes_commands():
+    from ofrace.collect.transport import Budget, LimitExceeded
+    budget = Budget(1.0)
+    assert LocalTransport().run(["sleep", "0.6"], budget=budget).rc == 0
+    with pytest.raises(LimitExceeded, match="no answer within 1 s"):
+        LocalTransport().run(["sleep", "0.6"], budget=budget)
+
+
+def test_output_is_bounded_and_the_command_stopped():
+    from ofrace.collect.transport import Budget, LimitExceeded
+    endless = ["sh", "-c", "yes 0123456789"]
+    with pytest.raises(LimitExceeded, match="output exceeded 1000000 bytes"):
+        ExecTransport("env", {}).run(endless, budget=Budget(30, 1_000_000))
+    seen = []
+    with pytest.raises(LimitExceeded):  # handed on as it comes, and counted
+        LocalTransport().run(endless, on_stdout=seen.append, budget=Budget(30, 1_000_000))
+    assert 0 < sum(map(len, seen)) <= 1_000_000
+    ok = LocalTransport().run(["head", "-c", "999000", "/dev/zero"], budget=Budget(30, 1_000_000))
+    assert ok.stdout == bytes(999_000)
+
+
+def test_a_reader_that_gives_up_stops_the_command():
+    import time
+
+    def refuse(chunk):
+        raise ValueError("broken")
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="broken"):
+        LocalTransport().run(["sh", "-c", "echo x; sleep 60"], on_stdout=refuse)
+    assert time.monotonic() - started < 10
+
+
+def test_close_ends_running_commands_at_once():
+    """What Ctrl-C does to a collect: every transport closed, its commands killed."""
+    import threading
+    import time
+
+    transport = ExecTransport("sh -c {command}", {})
+    errors = []
+
+    def run():
+        try:
+            errors.append(transport.run(["sleep", "60"]).rc)
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    started = time.monotonic()
+    thread.start()
+    time.sleep(0.3)
+    transport.close()
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - started < 10
+    assert errors and errors[0] not in (0,)
+    with pytest.raises(TransportError, match="interrupted"):
+        transport.run(["true"])

@@ -10,17 +10,20 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ofrace.collect.cluster import CollectEvent, collect_cluster
+from ofrace.collect.cluster import CollectEvent, Limits, collect_cluster
 from ofrace.collect.inventory import (
     DatabaseSpec,
     Inventory,
+    byte_size,
     check_discover_template,
     check_remote,
     discovered_nodes,
     load_inventory,
     parse_node_arg,
+    positive_number,
 )
 from ofrace.collect.secrets import scrub
+from ofrace.collect.transport import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT
 from ofrace.errors import Exit, InputError
 from ofrace.render.escape import escape
 from ofrace.render.summary import print_summary, snapshot_summary
@@ -120,6 +123,20 @@ def _print_warning(console: Console, event: CollectEvent) -> None:
                       highlight=False, soft_wrap=True)   # one line per host, for grep
 
 
+def _limits(timeout: str | None, max_output: str | None) -> Limits:
+    """``--timeout`` and ``--max-output`` (checked as the inventory's keys are)."""
+    limits = Limits()
+    if timeout is not None:
+        try:
+            seconds: object = float(timeout)
+        except ValueError:
+            seconds = timeout
+        limits.timeout = positive_number("timeout", seconds, "--timeout")
+    if max_output is not None:
+        limits.max_output = byte_size("max_output", max_output, "--max-output")
+    return limits
+
+
 class _ProgressPrinter:
     """Shows each node as it starts and finishes; a spinner line when on a terminal."""
 
@@ -165,6 +182,13 @@ class _ProgressPrinter:
 @click.option("--insecure-host-keys", is_flag=True,
               help="Accept SSH host keys that are not in known_hosts (not recommended).")
 @click.option("-j", "--jobs", default=16, show_default=True, help="Nodes read in parallel.")
+@click.option("--timeout", metavar="SECONDS",
+              help=f"Deadline for each node, connect to last byte (overrides the inventory's "
+                   f"timeout; default {DEFAULT_TIMEOUT:g}).")
+@click.option("--max-output", metavar="SIZE",
+              help=f"Most bytes one node's answer may take, also after decompression: 512M, "
+                   f"2G (overrides the inventory's max_output; default "
+                   f"{DEFAULT_MAX_OUTPUT >> 20}M).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Snapshot file to write (required unless --dry-run).")
 @click.option("--dry-run", is_flag=True,
@@ -172,7 +196,7 @@ class _ProgressPrinter:
                    "read nothing from the nodes (--discover still reads the SB's Chassis).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def collect(inventory_file, use_lab, nodes, discover, sb, sb_via, nb, nb_via,
-            insecure_host_keys, jobs, output, dry_run, as_json):
+            insecure_host_keys, jobs, timeout, max_output, output, dry_run, as_json):
     """Read OpenFlow tables, OVSDB rows and the OVN databases into one snapshot.
 
     Exits 0 when everything was read, 1 when the snapshot is partial (the
@@ -182,7 +206,11 @@ def collect(inventory_file, use_lab, nodes, discover, sb, sb_via, nb, nb_via,
         if inventory_file:
             raise InputError("give either --lab or --inventory, not both")
         inventory_file = lab_inventory()
+    limits = _limits(timeout, max_output)
     inventory = build_inventory(inventory_file, nodes, sb, sb_via, nb, nb_via, discover)
+    for spec in inventory.nodes:  # given here, they hold for every node
+        spec.timeout = limits.timeout if timeout is not None else spec.timeout
+        spec.max_output = limits.max_output if max_output is not None else spec.max_output
     if dry_run:
         print_plan(inventory, as_json)
         return
@@ -196,7 +224,8 @@ def collect(inventory_file, use_lab, nodes, discover, sb, sb_via, nb, nb_via,
     printer = _ProgressPrinter(err, total) if not as_json else None
     try:
         snapshot = collect_cluster(inventory, strict_host_keys=not insecure_host_keys,
-                                   jobs=jobs, progress=printer or partial(_print_warning, err))
+                                   jobs=jobs, progress=printer or partial(_print_warning, err),
+                                   limits=limits)
     finally:
         if printer:
             printer.close()

@@ -17,7 +17,11 @@ from ofrace.agents import ofrace_agent
 from ofrace.collect import secrets
 from ofrace.collect.agent import AgentError, run_agent, transport_runner
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
+from ofrace.collect.node_document import OVSDB_ROWS, DocumentError, check_document
 from ofrace.collect.transport import (
+    DEFAULT_MAX_OUTPUT,
+    DEFAULT_TIMEOUT,
+    Budget,
     ExecTransport,
     LocalTransport,
     SSHTransport,
@@ -55,7 +59,25 @@ class CollectEvent:
 Progress = Callable[[CollectEvent], None]
 
 
-def make_transport(spec: NodeSpec, strict_host_keys: bool = True):
+# How long an SSH connection may take to open (at most; the node's deadline still counts).
+SSH_CONNECT_TIMEOUT = 15.0
+# A database read may take this long at least (a big SB is read in one query), and
+# return at least DEFAULT_MAX_OUTPUT bytes, whatever the nodes' limits.
+DATABASE_TIMEOUT = 600.0
+
+
+@dataclass
+class Limits:
+    """What each node may cost, unless its inventory entry says otherwise."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    max_output: int = DEFAULT_MAX_OUTPUT
+
+    def for_node(self, spec: NodeSpec) -> tuple[float, int]:
+        return (spec.timeout or self.timeout, spec.max_output or self.max_output)
+
+
+def make_transport(spec: NodeSpec, strict_host_keys: bool = True, timeout: float | None = None):
     if spec.transport == "local":
         return LocalTransport(env=spec.env)
     if spec.transport == "exec":
@@ -64,11 +86,15 @@ def make_transport(spec: NodeSpec, strict_host_keys: bool = True):
                              env=spec.env)
     return SSHTransport(host=spec.host or spec.name, user=spec.user, port=spec.port,
                         identity=spec.identity, known_hosts=spec.known_hosts,
-                        strict_host_keys=strict_host_keys, timeout=spec.timeout, env=spec.env)
+                        strict_host_keys=strict_host_keys,
+                        timeout=min(SSH_CONNECT_TIMEOUT, timeout or SSH_CONNECT_TIMEOUT),
+                        env=spec.env)
 
 
 def chassis_from_agent(name: str, transport: str, doc: dict) -> Chassis:
-    """Turn the agent's document into the snapshot model."""
+    """Turn the agent's document into the snapshot model (DocumentError if it is not
+    a node document: nothing a node sends is used before it is checked)."""
+    check_document(doc)
     bridges = {}
     for br_name, br in doc.get("bridges", {}).items():
         bridges[br_name] = Bridge(name=br_name, flows=br.get("flows", []),
@@ -83,7 +109,8 @@ def chassis_from_agent(name: str, transport: str, doc: dict) -> Chassis:
         integration_bridge=doc.get("integration_bridge") or "br-int",
         ovs_version=doc.get("ovs_version"), ovn_version=doc.get("ovn_version"),
         ovn_controller_status=doc.get("ovn_controller_status"), dpif=doc.get("dpif", ""),
-        bridges=bridges, ovsdb=doc.get("ovsdb", {}),
+        bridges=bridges,
+        ovsdb={t: rows for t, rows in doc.get("ovsdb", {}).items() if t in OVSDB_ROWS},
         commands=[CommandRecord(argv=c["argv"], rc=c["rc"], started=c["started"],
                                 elapsed=c["elapsed"], error=c.get("error"))
                   for c in doc.get("commands", [])],
@@ -92,18 +119,22 @@ def chassis_from_agent(name: str, transport: str, doc: dict) -> Chassis:
         started=doc.get("started"), finished=doc.get("finished"))
 
 
-def collect_node(spec: NodeSpec, transport) -> Chassis:
-    """Read one node; never raises for the node's own faults."""
+def collect_node(spec: NodeSpec, transport, limits: Limits | None = None) -> Chassis:
+    """Read one node within its limits (its deadline starts now, not when it was
+    queued); never raises for the node's own faults."""
+    budget = Budget(*(limits or Limits()).for_node(spec))
     try:
-        doc = run_agent(transport, timeout=max(spec.timeout * 20, 120))
+        doc = run_agent(transport, budget=budget)
+        return chassis_from_agent(spec.name, transport.describe(), doc)
     except TransportError as exc:
-        return Chassis(name=spec.name, transport=transport.describe(), reachable=False,
-                       problems=[Problem(where=spec.name, what="collect", error=str(exc))])
-    except AgentError as exc:
-        return Chassis(name=spec.name, transport=transport.describe(), reachable=False,
-                       problems=[Problem(where=spec.name, what="collect",
-                                         error=f"{transport.describe()}: {exc}")])
-    return chassis_from_agent(spec.name, transport.describe(), doc)
+        error = str(exc)
+    except (AgentError, DocumentError) as exc:
+        error = f"{transport.describe()}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one node's answer must not cost the others
+        error = (f"{transport.describe()}: its answer could not be read (a bug in ofrace: "
+                 f"{type(exc).__name__}: {str(exc)[:200]})")
+    return Chassis(name=spec.name, transport=transport.describe(), reachable=False,
+                   problems=[Problem(where=spec.name, what="collect", error=error)])
 
 
 def _ssl_args(spec: DatabaseSpec, chassis: Chassis | None) -> list[str]:
@@ -122,7 +153,8 @@ def _ssl_args(spec: DatabaseSpec, chassis: Chassis | None) -> list[str]:
 
 
 def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
-                     transports: dict, snapshot: Snapshot) -> Database:
+                     transports: dict, snapshot: Snapshot, limits: Limits | None = None,
+                     local: LocalTransport | None = None) -> Database:
     """Read whole tables of one OVN database, locally or through a node."""
     database = {"southbound": "OVN_Southbound", "northbound": "OVN_Northbound"}[name]
     chassis = snapshot.chassis.get(spec.via) if spec.via else None
@@ -135,13 +167,16 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
         db.error = (f"no remote for the {name} database: give one, or read it via a node "
                     "whose ovn-remote is known")
         return db
+    if spec.via and chassis is not None and not chassis.reachable:
+        db.error = f"via node {spec.via} is unreachable"
+        return db
+    limits = limits or Limits()
+    budget = Budget(max(DATABASE_TIMEOUT, limits.timeout),
+                    max(DEFAULT_MAX_OUTPUT, limits.max_output))
     if spec.via:
-        if chassis is not None and not chassis.reachable:
-            db.error = f"via node {spec.via} is unreachable"
-            return db
-        run = transport_runner(transports[spec.via], timeout=600)
+        run = transport_runner(transports[spec.via], budget)
     else:
-        run = transport_runner(LocalTransport(), timeout=600)
+        run = transport_runner(local or LocalTransport(), budget)
     extra = _ssl_args(spec, chassis) if remote.startswith("ssl:") else []
     reader = ofrace_agent.Reader(run)
     try:
@@ -169,17 +204,22 @@ def _explain_ovsdb_error(error: str, remote: str) -> str:
 
 
 def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs: int = 16,
-                    progress: Progress | None = None) -> Snapshot:
+                    progress: Progress | None = None, limits: Limits | None = None) -> Snapshot:
     """Read every node and the databases in parallel.
 
     A database read from here starts with the nodes (a big SB takes as long as a
     big br-int); one read through a node waits for that node's own collection,
-    which tells its ovn-remote and SSL files.
+    which tells its ovn-remote and SSL files.  Each node has its own deadline and
+    byte limit (``limits``, or its inventory entry's).  Ctrl-C ends every command
+    still running, here and on the nodes, and is raised again at once.
     """
     progress = progress or (lambda event: None)
+    limits = limits or Limits()
     snapshot = Snapshot()
     snapshot.problems.extend(inventory.problems)
-    transports = {spec.name: make_transport(spec, strict_host_keys) for spec in inventory.nodes}
+    transports = {spec.name: make_transport(spec, strict_host_keys, limits.for_node(spec)[0])
+                  for spec in inventory.nodes}
+    local = LocalTransport()
     node_secrets = {spec.name: secrets.template_secrets(spec.template, spec.env)
                     for spec in inventory.nodes}
     for name, transport in transports.items():
@@ -189,33 +229,45 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
         ("southbound", SOUTHBOUND_TABLES, inventory.southbound),
         ("northbound", NORTHBOUND_TABLES, inventory.northbound)) if spec is not None]
     workers = max(1, min(jobs, len(inventory.nodes) + len(databases)))
+    pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {}
-            for name, tables, spec in databases:
-                if spec.via is None:
-                    progress(CollectEvent("start", name))
-                    futures[pool.submit(collect_database, name, tables, spec, transports,
-                                        Snapshot())] = name
-            for spec in inventory.nodes:
-                progress(CollectEvent("start", spec.name))
-                futures[pool.submit(collect_node, spec, transports[spec.name])] = spec.name
-            for future in as_completed(futures):
-                result = future.result()
-                if isinstance(result, Database):
-                    _database_done(snapshot, result, progress)
-                else:
-                    _node_done(snapshot, result, progress, node_secrets.get(result.name, []))
+        futures = {}
+        for name, tables, spec in databases:
+            if spec.via is None:
+                progress(CollectEvent("start", name))
+                futures[pool.submit(collect_database, name, tables, spec, transports,
+                                    Snapshot(), limits, local)] = name
+        for spec in inventory.nodes:
+            progress(CollectEvent("start", spec.name))
+            futures[pool.submit(collect_node, spec, transports[spec.name], limits)] = spec.name
+        for future in as_completed(futures):
+            result = future.result()
+            if isinstance(result, Database):
+                _database_done(snapshot, result, progress)
+            else:
+                _node_done(snapshot, result, progress, node_secrets.get(result.name, []))
         snapshot.chassis = dict(sorted(snapshot.chassis.items()))
         for name, tables, spec in databases:
             if spec.via is not None:
                 progress(CollectEvent("start", name))
                 _database_done(snapshot, collect_database(name, tables, spec, transports,
-                                                          snapshot), progress)
-    finally:
-        for transport in transports.values():
-            transport.close()
+                                                          snapshot, limits, local), progress)
+    except BaseException:
+        # Ctrl-C (or a bug): end what runs now, so no thread keeps the process alive.
+        pool.shutdown(wait=False, cancel_futures=True)
+        _close_all([local, *transports.values()])
+        raise
+    pool.shutdown()
+    _close_all([local, *transports.values()])
     return snapshot
+
+
+def _close_all(transports) -> None:
+    for transport in transports:
+        try:
+            transport.close()
+        except Exception:  # noqa: BLE001 - closing is best effort; the others still close
+            pass
 
 
 def _accepted_unverified(progress: Progress, name: str, where: str, key: str) -> None:

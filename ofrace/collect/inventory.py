@@ -7,7 +7,8 @@ Inventory file (TOML)::
     user = "root"
     identity = "~/.ssh/id_ed25519"
     known_hosts = "~/.ssh/known_hosts"
-    timeout = 15
+    timeout = 300              # seconds for the whole node: connect, commands, every byte
+    max_output = "512M"        # bytes the node's answer may take (also after decompression)
     env = { OVS_RUNDIR = "/var/run/openvswitch" }
 
     [[node]]
@@ -51,7 +52,7 @@ from ofrace.snapshot import Problem
 
 TRANSPORTS = ("ssh", "exec", "local")
 NODE_KEYS = {"name", "transport", "host", "port", "user", "identity", "known_hosts",
-             "template", "env", "timeout"}
+             "template", "env", "timeout", "max_output"}
 DB_KEYS = {"remote", "via", "private_key", "certificate", "ca_cert"}
 MAX_TIMEOUT = 7 * 86400.0
 # Fields an exec template may use: the node's name, and ofrace's own argv as one string.
@@ -73,7 +74,8 @@ class NodeSpec:
     known_hosts: str | None = None
     template: str | None = None
     env: dict[str, str] = field(default_factory=dict)
-    timeout: float = 15.0
+    timeout: float | None = None      # the node's deadline in seconds (None: collect's)
+    max_output: int | None = None     # bytes its answer may take (None: collect's)
     fields: dict[str, str] = field(default_factory=dict)
 
 
@@ -169,6 +171,21 @@ def positive_int(key: str, value: object, where: str, limit: int = 1 << 50) -> i
     return value
 
 
+_SIZE = re.compile(r"([0-9]{1,15})\s*([KMG]?)(?:i?B)?", re.IGNORECASE)
+
+
+def byte_size(key: str, value: object, where: str, limit: int = 1 << 40) -> int:
+    """A byte count: a whole number, or a string such as ``"512M"`` or ``"2G"`` (powers
+    of 1024), of at most ``limit``."""
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value.strip())
+        if not match:
+            raise InputError(f"{where}: {key} {_shown(value)} is not a size in bytes "
+                             "(e.g. 536870912, \"512M\", \"2G\")")
+        value = int(match[1]) << {"": 0, "K": 10, "M": 20, "G": 30}[match[2].upper()]
+    return positive_int(key, value, where, limit)
+
+
 def _transport(key: str, value: object, where: str) -> str:
     if value not in TRANSPORTS:
         raise InputError(f"{where}: transport {_shown(value)} is not one of "
@@ -215,6 +232,7 @@ NODE_CHECKS = {
     "template": _template,
     "env": _env,
     "timeout": positive_number,
+    "max_output": byte_size,
 }
 
 

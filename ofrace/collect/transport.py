@@ -12,9 +12,12 @@ the collector can record it and move on to the next node.
 from __future__ import annotations
 
 import os
+import selectors
 import shlex
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,51 @@ from ofrace.collect import known_hosts, template
 
 class TransportError(Exception):
     """The node could not be reached or refused us; one line, for the user."""
+
+
+class LimitExceeded(TransportError):
+    """The node used up its time or its output bytes (``Budget``)."""
+
+
+# A node's answer may be this big (bytes received, and again after decompression)
+# unless the inventory or ``collect --max-output`` says otherwise: ~8x the biggest
+# chassis benchmarked (the scale lab's 224k br-int flows of ~220 bytes: ~50 MB, ~64 MB
+# as counted with ``LINE_COST``), while what one hostile node can cost here stays
+# bounded (about 1.6x this, measured by tests/test_hostile_nodes.py).
+DEFAULT_MAX_OUTPUT = 512 << 20
+# How long one node may take, connect to last byte, unless told otherwise.
+DEFAULT_TIMEOUT = 300.0
+CHUNK = 1 << 20
+
+
+class Budget:
+    """What one node may still cost: one deadline (covering connect, every command
+    and every read, however slowly the bytes trickle in) and a number of output
+    bytes, shared by all of the node's commands."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, max_output: int = DEFAULT_MAX_OUTPUT):
+        self.timeout = timeout
+        self.max_output = max_output
+        self.deadline = time.monotonic() + timeout
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def left(self) -> float:
+        """Seconds until the deadline (raises LimitExceeded once it has passed)."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+    def expired(self) -> LimitExceeded:
+        return LimitExceeded(f"no answer within {self.timeout:g} s")
+
+    def spend(self, count: int) -> None:
+        """Count ``count`` more bytes (raises LimitExceeded past ``max_output``)."""
+        with self._lock:
+            self._used += count
+            if self._used > self.max_output:
+                raise LimitExceeded(f"output exceeded {self.max_output} bytes")
 
 
 @dataclass
@@ -42,23 +90,77 @@ def _with_env(argv: list[str], env: dict[str, str]) -> list[str]:
     return ["env", *(f"{k}={v}" for k, v in sorted(env.items())), *argv]
 
 
-def _run_process(argv: list[str], timeout: float, env: dict | None = None,
-                 on_stdout=None) -> CommandOutput:
-    """Run a process here; a timeout is an error result (FileNotFoundError is the
-    caller's to interpret)."""
-    try:
-        proc = subprocess.run(argv, capture_output=True, timeout=timeout, env=env,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return CommandOutput(-1, b"", f"timed out after {timeout}s".encode())
-    return _deliver(CommandOutput(proc.returncode, proc.stdout, proc.stderr), on_stdout)
+class _Processes:
+    """The processes a transport has running here, so ``kill_all`` can end them
+    (a deadline, Ctrl-C); each runs in its own session, so killing its process
+    group also ends what a template started under it."""
 
+    def __init__(self):
+        self._live: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self.closed = False
 
-def _deliver(out: CommandOutput, on_stdout) -> CommandOutput:
-    if on_stdout is not None and out.stdout:
-        on_stdout(out.stdout)
-        out.stdout = b""
-    return out
+    def run(self, argv: list[str], budget: Budget, env: dict | None = None,
+            on_stdout=None) -> CommandOutput:
+        """Run ``argv`` here, reading its output as it comes: stdout goes to
+        ``on_stdout`` chunk by chunk (or is kept), every byte counts against
+        ``budget``, and the process group is killed at the deadline, past the
+        byte limit, or if ``on_stdout`` raises (FileNotFoundError is the
+        caller's to interpret)."""
+        budget.left()
+        with self._lock:
+            if self.closed:
+                raise TransportError("collect interrupted")
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, start_new_session=True)
+            self._live.add(proc)
+        out, err = bytearray(), bytearray()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(proc.stdout, selectors.EVENT_READ, out)
+                selector.register(proc.stderr, selectors.EVENT_READ, err)
+                while selector.get_map():
+                    for key, _ in selector.select(budget.left()):
+                        chunk = os.read(key.fd, CHUNK)
+                        if not chunk:
+                            selector.unregister(key.fileobj)
+                            continue
+                        budget.spend(len(chunk))
+                        if key.data is out and on_stdout is not None:
+                            on_stdout(chunk)
+                        else:
+                            key.data.extend(chunk)
+            try:  # output closed: the exit status is near, but not if the process lingers
+                proc.wait(budget.left())
+            except subprocess.TimeoutExpired:
+                raise budget.expired() from None
+        except BaseException:
+            self._kill(proc)
+            raise
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+            with self._lock:
+                self._live.discard(proc)
+        return CommandOutput(proc.returncode, bytes(out), bytes(err))
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self.closed = True
+            live = list(self._live)
+        for proc in live:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 @dataclass
@@ -66,18 +168,23 @@ class LocalTransport:
     """Commands run on this machine (ofrace runs on the node itself)."""
 
     env: dict[str, str] = field(default_factory=dict)
+    _processes: _Processes = field(default_factory=_Processes, init=False, repr=False)
 
     def describe(self) -> str:
         return "local"
 
-    def run(self, argv: list[str], timeout: float = 120, on_stdout=None) -> CommandOutput:
+    def run(self, argv: list[str], timeout: float = 120, on_stdout=None,
+            budget: Budget | None = None) -> CommandOutput:
+        """Run ``argv`` within ``budget`` (else within ``timeout`` seconds)."""
         try:
-            return _run_process(argv, timeout, {**os.environ, **self.env}, on_stdout)
+            return self._processes.run(argv, budget or Budget(timeout),
+                                       {**os.environ, **self.env}, on_stdout)
         except FileNotFoundError:
             return CommandOutput(127, b"", f"{argv[0]}: command not found".encode())
 
     def close(self) -> None:
-        pass
+        """End whatever still runs (a collect interrupted or past its deadline)."""
+        self._processes.kill_all()
 
 
 @dataclass
@@ -97,6 +204,7 @@ class ExecTransport:
     template: str
     fields: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    _processes: _Processes = field(default_factory=_Processes, init=False, repr=False)
 
     def describe(self) -> str:
         return f"exec:{template.program(self.template)} …"
@@ -107,16 +215,19 @@ class ExecTransport:
         except template.TemplateError as exc:
             raise TransportError(f"{self.describe()}: template: {exc}") from None
 
-    def run(self, argv: list[str], timeout: float = 120, on_stdout=None) -> CommandOutput:
+    def run(self, argv: list[str], timeout: float = 120, on_stdout=None,
+            budget: Budget | None = None) -> CommandOutput:
+        """Run ``argv`` through the template within ``budget`` (else ``timeout`` seconds)."""
         wrapped = self.wrap(argv)
         try:
-            return _run_process(wrapped, timeout, on_stdout=on_stdout)
+            return self._processes.run(wrapped, budget or Budget(timeout), on_stdout=on_stdout)
         except FileNotFoundError:
             # the wrapper itself (docker, kubectl, ip) is missing: no node is reachable
             raise TransportError(f"{wrapped[0]}: command not found") from None
 
     def close(self) -> None:
-        pass
+        """End whatever still runs (a collect interrupted or past its deadline)."""
+        self._processes.kill_all()
 
 
 class _HostKeyCheck(paramiko.MissingHostKeyPolicy):
@@ -176,6 +287,8 @@ class SSHTransport:
     unverified_key: str | None = field(default=None, init=False)
     _client: paramiko.SSHClient | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
+    _connecting: tuple | None = field(default=None, init=False, repr=False)
 
     def describe(self) -> str:
         return f"ssh://{self.user + '@' if self.user else ''}{self.host}" + (
@@ -260,33 +373,122 @@ class SSHTransport:
                 self.on_unverified(where, check.accepted)
         return client
 
-    def run(self, argv: list[str], timeout: float = 120, on_stdout=None) -> CommandOutput:
+    def _connected(self, budget: Budget) -> paramiko.SSHClient:
+        """The open connection, made within ``budget``'s deadline.
+
+        ``_connect`` runs in a thread of its own, so that neither the deadline nor
+        ``close()`` (Ctrl-C) has to wait for it; a connection that arrives too late
+        is closed as soon as it does.
+        """
         with self._lock:
-            if self._client is None:
-                self._client = self._connect()
-            client = self._client
-        command = shlex.join(_with_env(argv, self.env))
+            if self._client is not None:
+                return self._client
+            if self._closed:
+                raise TransportError("collect interrupted")
+            if self._connecting is None or "error" in self._connecting[1]:
+                self._connecting = (threading.Event(), {})
+                threading.Thread(target=self._connect_in_background, args=self._connecting,
+                                 daemon=True, name=f"ssh connect {self.host}").start()
+            done, result = self._connecting
+        done.wait(max(0.0, budget.deadline - time.monotonic()))
+        with self._lock:
+            if self._closed:
+                raise TransportError("collect interrupted")
+            if self._client is not None:
+                return self._client
+            if "error" in result:
+                raise result["error"]
+        raise budget.expired()
+
+    def _connect_in_background(self, done: threading.Event, result: dict) -> None:
         try:
-            _, stdout, stderr = client.exec_command(command, timeout=timeout)
-            channel = stdout.channel
+            client = self._connect()
+        except BaseException as exc:  # handed to the threads waiting for it
+            with self._lock:
+                result["error"] = exc
+        else:
+            with self._lock:
+                if self._closed:
+                    client.close()
+                else:
+                    self._client = client
+        done.set()
+
+    def run(self, argv: list[str], timeout: float = 120, on_stdout=None,
+            budget: Budget | None = None) -> CommandOutput:
+        """Run ``argv`` within ``budget`` (else ``timeout`` seconds): at the deadline the
+        connection is closed, whatever the node is (or is not) sending."""
+        budget = budget or Budget(timeout)
+        client = self._connected(budget)
+        command = shlex.join(_with_env(argv, self.env))
+        watchdog = threading.Timer(budget.left(), client.close)
+        watchdog.daemon = True
+        watchdog.start()
+        channel = None
+        try:
+            channel = client.get_transport().open_session(timeout=budget.left())
+            channel.exec_command(command)
             channel.shutdown_write()
-            if on_stdout is None:
-                out = stdout.read()
-            else:
-                out = b""
-                while chunk := channel.recv(1 << 20):
-                    on_stdout(chunk)
-            err = stderr.read()
-            rc = stdout.channel.recv_exit_status()
+            out, err = _read_channel(channel, budget, on_stdout)
+            if not channel.status_event.wait(budget.left()):
+                raise budget.expired()
+            rc = channel.recv_exit_status()
             if rc == -1:
                 raise TransportError(
                     f"{self.describe()}: connection lost (no exit status from the node)")
-        except (TimeoutError, EOFError, paramiko.SSHException, OSError) as exc:
+        except (TimeoutError, EOFError, paramiko.SSHException, OSError, AttributeError) as exc:
+            if time.monotonic() >= budget.deadline:
+                raise budget.expired() from None
             raise TransportError(
                 f"{self.describe()}: connection lost: {exc or type(exc).__name__}") from None
+        except LimitExceeded:
+            client.close()  # the node is out of time or bytes: nothing more is read from it
+            raise
+        except BaseException:
+            if channel is not None:  # the reader gave up (a broken answer, Ctrl-C)
+                channel.close()
+            raise
+        finally:
+            watchdog.cancel()
         return CommandOutput(rc, out, err)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the connection; commands still running fail at once."""
+        with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+            if self._connecting is not None:
+                self._connecting[0].set()  # wake whoever waits for the connection
+        if client is not None:
+            client.close()
+
+
+def _read_channel(channel, budget: Budget, on_stdout) -> tuple[bytes, bytes]:
+    """Read a channel's stdout and stderr until both end, within ``budget``.
+
+    ``select`` on the channel wakes for either stream (paramiko sets its pipe for
+    both), so a node that floods stderr cannot stall stdout, and one that trickles
+    is cut off at the deadline, not a read timeout later.
+    """
+    out, err = bytearray(), bytearray()
+    with selectors.DefaultSelector() as selector:
+        selector.register(channel, selectors.EVENT_READ)
+        while True:
+            busy = False
+            if channel.recv_stderr_ready():
+                chunk = channel.recv_stderr(CHUNK)
+                budget.spend(len(chunk))
+                err += chunk
+                busy = True
+            if channel.recv_ready():
+                chunk = channel.recv(CHUNK)
+                budget.spend(len(chunk))
+                if on_stdout is not None:
+                    on_stdout(chunk)
+                else:
+                    out += chunk
+                busy = True
+            if not busy:
+                if channel.eof_received or channel.closed:
+                    return bytes(out), bytes(err)
+                selector.select(budget.left())
