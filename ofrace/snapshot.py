@@ -391,6 +391,9 @@ MAX_MEMBER_BYTES = 2 << 30
 MAX_RATIO = 100
 MAX_DOCUMENT_RATIO = 30
 MAX_LINE_BYTES = 64 << 10   # per flow line, for files that do not declare member sizes
+# Below this a member may inflate any amount: what a hostile node said (8 MiB of one
+# character, say) is saved as it came, and must load again; memory stays bounded.
+RATIO_FLOOR = 32 << 20
 
 
 def _no_constant(name: str):
@@ -410,7 +413,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, limit: int,
     info = archive.getinfo(name)
     if info.file_size > limit:
         raise InputError(f"member {name} declares {info.file_size} bytes (at most {limit})")
-    if info.file_size > 1 << 20 and info.file_size > max(info.compress_size, 1) * ratio:
+    if info.file_size > RATIO_FLOOR and info.file_size > max(info.compress_size, 1) * ratio:
         raise InputError(f"member {name} inflates {info.file_size // max(info.compress_size, 1)}"
                          f" times (a decompression bomb?)")
     with archive.open(info) as fh:

@@ -91,10 +91,12 @@ def ovsdb_client(argv):
         return
     replies = []
     for op in json.loads(argv[-1])[1:]:
-        rows = {"Chassis": [{"_uuid": ["uuid", "c1"], "name": "healthy-id",
+        uuid = ["uuid", "6c1a3c1e-0000-4000-8000-00000000000%d"]
+        rows = {"Chassis": [{"_uuid": [uuid[0], uuid[1] % 1], "name": "healthy-id",
                              "hostname": "healthy"}],
-                "Logical_Switch": [{"_uuid": ["uuid", "s1"], "name": "sw0"}],
-                "Open_vSwitch": [{"_uuid": ["uuid", "o1"], "external_ids": ["map", []]}],
+                "Logical_Switch": [{"_uuid": [uuid[0], uuid[1] % 2], "name": "sw0"}],
+                "Open_vSwitch": [{"_uuid": [uuid[0], uuid[1] % 3],
+                                  "external_ids": ["map", []]}],
                 }.get(op["table"], [])
         replies.append({"rows": rows})
     out(json.dumps(replies).encode())

@@ -94,18 +94,20 @@ def _inventory(tmp_path: Path, cases) -> Path:
 
 
 def collect_measured(argv: list[str], timeout: float):
-    """Run ``argv``: (exit code, stdout, stderr, seconds, peak RSS in MB).  The peak is
-    the child's own ``ru_maxrss`` (``wait4``; it includes the children it waited for,
-    the fake nodes), not that of earlier children of the test process.  Killed, and
-    failed, past ``timeout``."""
+    """Run ``argv`` (``python -m …`` or ``python -c …``): (exit code, stdout, stderr,
+    seconds, peak RSS in MB).  The peak is the collector's own VmHWM, written at its exit
+    by tests/peak_memory.py (``ru_maxrss`` would include the pytest process it was forked
+    from).  Killed, and failed, past ``timeout``."""
     started = time.monotonic()
     with open(os.devnull, "rb") as null, tempfile.TemporaryFile() as stdout, \
-            tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen(argv, stdin=null, stdout=stdout, stderr=stderr,
+            tempfile.TemporaryFile() as stderr, tempfile.NamedTemporaryFile() as peak:
+        wrapped = [argv[0], str(Path(__file__).with_name("peak_memory.py")), peak.name,
+                   *argv[1:]]
+        proc = subprocess.Popen(wrapped, stdin=null, stdout=stdout, stderr=stderr,
                                 start_new_session=True)
         deadline = started + timeout
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
@@ -116,9 +118,8 @@ def collect_measured(argv: list[str], timeout: float):
             time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.monotonic() - started
-        # ru_maxrss is in KiB on Linux: the child's peak, or that of a waited-for child
-        return (proc.returncode, _text(stdout), _text(stderr), elapsed,
-                usage.ru_maxrss / 1024)
+        peak_kib = int(Path(peak.name).read_text() or 0)
+        return proc.returncode, _text(stdout), _text(stderr), elapsed, peak_kib / 1024
 
 
 def _text(spool) -> str:

@@ -27,8 +27,17 @@ from ofrace.collect.transport import (
     SSHTransport,
     TransportError,
 )
+from ofrace.errors import InputError
 from ofrace.memory import building
-from ofrace.snapshot import Bridge, Chassis, CommandRecord, Database, Problem, Snapshot
+from ofrace.snapshot import (
+    Bridge,
+    Chassis,
+    CommandRecord,
+    Database,
+    Problem,
+    Snapshot,
+    check_rows,
+)
 
 # What ofrace reads from the OVN databases (whole tables, all columns).
 SOUTHBOUND_TABLES = (
@@ -187,6 +196,11 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
         data, version, error = None, None, str(exc)
     db.finished = time.time()
     db.schema_version = version
+    if data is not None:
+        try:  # what a snapshot file must hold, checked here so a bad DB cannot spoil the file
+            check_rows(data, name)
+        except InputError as exc:
+            data, error = None, f"unusable answer: {exc}"
     if data is not None:
         db.tables = data
         db.missing_tables = [t for t in tables if t not in data]
