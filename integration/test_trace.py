@@ -232,7 +232,7 @@ def test_acl_drop_is_named_and_matches_the_wire(lab_slot):
     real packet does not arrive; vm3 → vm1:80 is allowed and arrives as predicted."""
     lab = lab_slot.ensure("acl")
     tracer = ClusterTracer(collect_cluster(local_inventory(lab)))
-    from ofrace.trace.annotated import Annotator
+    from ofrace.annotate.annotated import Annotator
 
     denied = start_from_short_form(tracer, "vm3", "10.0.1.11:22", "tcp")
     result = tracer.trace(denied)

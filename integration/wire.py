@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import time
 
-from ofrace.openflow.flowtext import parse_microflow
+from ofrace.openflow.flowtext import parse_packet
 
 # Fields that a packet on the wire must carry exactly as the trace predicted.
 WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
@@ -60,7 +60,7 @@ def wire_fields(packet: dict) -> dict:
 
 def captured(lab, chassis: str, port: str) -> list[dict]:
     """Every packet ``port`` sent, as field dicts."""
-    return [parse_microflow(line.replace("in_port=ANY,", ""))
+    return [parse_packet(line.replace("in_port=ANY,", ""))
             for line in lab.pcap_packets(chassis, port, "tx")]
 
 

@@ -17,7 +17,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from agents import ofrace_agent  # noqa: E402
+from ofrace.agents import ofrace_agent  # noqa: E402
 
 FLOWS = [f" cookie=0x0, duration=1s, table=0, n_packets=0, n_bytes=0, priority={100 + i},ip,"
          f"nw_dst=10.0.0.{i} actions=drop" for i in range(50)]

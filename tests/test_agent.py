@@ -5,8 +5,8 @@ import sys
 
 import pytest
 from conftest import recorded
-from ofrace.agents import ofrace_agent as agent
 
+from ofrace.agents import ofrace_agent as agent
 from ofrace.collect.agent import AgentError, agent_command, read_agent_output
 
 

@@ -10,7 +10,7 @@ from ofrace.openflow.flowtext import (
     TokenCache,
     line_cookie,
     parse_flow,
-    parse_microflow,
+    parse_packet,
     scan_line,
 )
 from ofrace.snapshot import Bridge
@@ -82,13 +82,13 @@ def test_unknown_tokens_are_kept_raw_and_reported():
 
 
 def test_microflow_round_trip():
-    packet = parse_microflow("in_port=3,tcp,dl_src=02:42:7a:79:82:ca,nw_src=172.18.0.1,"
+    packet = parse_packet("in_port=3,tcp,dl_src=02:42:7a:79:82:ca,nw_src=172.18.0.1,"
                              "nw_dst=172.18.0.4,nw_ttl=64,tcp_src=12345,tcp_dst=30007")
     assert packet == {"in_port": 3, "dl_type": 0x800, "nw_proto": 6, "dl_src": 0x02427A7982CA,
                       "nw_src": 0xAC120001, "nw_dst": 0xAC120004, "nw_ttl": 64,
                       "tp_src": 12345, "tp_dst": 30007}
     with pytest.raises(FlowSyntaxError):
-        parse_microflow("priority=3,ip")
+        parse_packet("priority=3,ip")
 
 
 @pytest.mark.parametrize("token", [

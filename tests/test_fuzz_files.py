@@ -23,8 +23,8 @@ from conftest import FIXTURES
 
 from ofrace.cli import main
 from ofrace.errors import InputError
+from ofrace.ovn.microflow import MicroflowError, parse_microflow
 from ofrace.snapshot import Snapshot
-from ofrace.trace.microflow import MicroflowError, parse_microflow
 
 CASES = 1000
 DOCUMENTED = {0, 1, 2, 3, 4}

@@ -4,7 +4,7 @@ import pytest
 
 from ofrace.errors import InputError
 from ofrace.openflow.fields import COMPOSITES, FIELDS
-from ofrace.trace.microflow import (
+from ofrace.ovn.microflow import (
     LOGICAL_FIELDS,
     PREDICATES,
     MicroflowError,

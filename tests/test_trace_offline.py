@@ -9,9 +9,9 @@ import sys
 
 from conftest import FIXTURES, recorded
 
-from ofrace.trace.annotated import Annotator
+from ofrace.annotate.annotated import Annotator
+from ofrace.ovn.microflow import parse_microflow
 from ofrace.trace.cluster import ClusterTracer
-from ofrace.trace.microflow import parse_microflow
 from ofrace.trace.request import start_from_short_form, to_expression
 
 NGINX = "default_nginx-deployment-9456bbbf9-x6pc6"

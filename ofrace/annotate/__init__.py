@@ -1,1 +1,1 @@
-"""Annotate: OVN meaning (SB rows, NB objects, names) of OpenFlow-level facts."""
+"""Annotate: a cluster trace read with OVN's meaning (logical stages, names, NB objects)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ofrace.annotate.southbound import SouthboundIndex
 from ofrace.audit.logical import LocalDatapaths
+from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.snapshot import Chassis, Snapshot
 
 TUNNEL_TYPES = {"geneve", "vxlan", "stt"}

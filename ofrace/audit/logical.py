@@ -18,8 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ofrace.annotate.southbound import SouthboundIndex
 from ofrace.openflow.flowtext import line_cookie
+from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.snapshot import Chassis, Snapshot
 
 _RESIDENT = re.compile(r'(!\s*)?is_chassis_resident\("([^"]+)"\)')

@@ -14,7 +14,7 @@ from ofrace.collect.inventory import Inventory, load_inventory
 from ofrace.compare.agreement import run_agreement
 from ofrace.compare.live import compare_with_ofproto_trace
 from ofrace.errors import Exit, InputError
-from ofrace.openflow.flowtext import FlowSyntaxError, parse_microflow
+from ofrace.openflow.flowtext import FlowSyntaxError, parse_packet
 from ofrace.render.escape import escape
 from ofrace.simulate.conntrack import parse_ct_state
 from ofrace.snapshot import Snapshot
@@ -105,7 +105,7 @@ def compare(flow, inventory_file, use_lab, node, bridge, ct_next, snapshot_file,
         raise InputError("give --node NAME and a FLOW (or --all)")
     inventory.node(node)
     try:
-        packet = parse_microflow(flow)
+        packet = parse_packet(flow)
     except FlowSyntaxError as exc:
         raise InputError(f"cannot read flow {flow!r}: {exc}") from None
     if "in_port" not in packet:

@@ -8,6 +8,7 @@ import sys
 import click
 from rich.console import Console
 
+from ofrace.annotate.annotated import Annotator
 from ofrace.cli.collect import lab_inventory
 from ofrace.collect.cluster import collect_cluster
 from ofrace.collect.inventory import load_inventory
@@ -18,7 +19,6 @@ from ofrace.render.trace_json import trace_json
 from ofrace.render.trace_text import render_trace
 from ofrace.simulate.conntrack import parse_ct_state
 from ofrace.snapshot import Snapshot
-from ofrace.trace.annotated import Annotator
 from ofrace.trace.cluster import ClusterTracer, TraceOptions
 from ofrace.trace.request import (
     reply_start,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace
 from ofrace.simulate.conntrack import CT_STATE_BITS
-from ofrace.trace.annotated import AnnotatedHop, AnnotatedTrace
 
 _STAGE = re.compile(r"^\s*(\d+)\. (\S+) \([^)]*\): (.*), priority (\d+), uuid ([0-9a-f]{8})")
 _PIPELINE = re.compile(r'^\s*(ingress|egress)\(dp="([^"]+)"')

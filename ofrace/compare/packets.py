@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ofrace.annotate.southbound import port_addresses
+from ofrace.ovn.southbound import port_addresses
 from ofrace.snapshot import Chassis, Snapshot
 
 BROADCAST = 0xFFFFFFFFFFFF

@@ -256,7 +256,7 @@ def parse_flow(line: str, cache: TokenCache) -> ParsedFlow:
     return ParsedFlow(table, priority, line_cookie(line), match, line[offset:])
 
 
-def parse_microflow(text: str, ports: dict[str, int] | None = None) -> dict[str, int]:
+def parse_packet(text: str, ports: dict[str, int] | None = None) -> dict[str, int]:
     """An OVS flow string (``in_port=1,tcp,nw_src=…``) → a packet's field values.
 
     This is what ``ofproto/trace`` takes; masks are not allowed, as a packet

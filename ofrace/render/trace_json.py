@@ -8,9 +8,9 @@ compare the final packet without parsing text.
 from __future__ import annotations
 
 from ofrace import __version__
+from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
 from ofrace.openflow.fields import FIELDS, format_value
 from ofrace.simulate.packet import describe
-from ofrace.trace.annotated import AnnotatedHop, AnnotatedTrace, Event
 from ofrace.trace.cluster import Verdict
 
 SCHEMA = "ofrace-trace/1"

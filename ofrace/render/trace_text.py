@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
 from ofrace.render.escape import escape
 from ofrace.simulate.packet import describe
-from ofrace.trace.annotated import AnnotatedHop, AnnotatedTrace, Event
 
 LEVELS = ("summary", "default", "detailed")
 _VERDICT_STYLE = {"delivered": "green", "left": "cyan", "host": "cyan",

@@ -17,11 +17,11 @@ import difflib
 import ipaddress
 from dataclasses import dataclass, field
 
-from ofrace.annotate import controller as controller_actions
-from ofrace.annotate.southbound import SouthboundIndex
 from ofrace.errors import InputError, MissingDataError
 from ofrace.openflow.bridge import BridgeIndex
 from ofrace.openflow.fields import FIELDS
+from ofrace.ovn import controller as controller_actions
+from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
 from ofrace.simulate.steps import Exit, Step

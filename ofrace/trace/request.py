@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from ofrace.annotate.southbound import SouthboundIndex, port_addresses
 from ofrace.errors import InputError
+from ofrace.ovn.microflow import parse_microflow
+from ofrace.ovn.southbound import SouthboundIndex, port_addresses
 from ofrace.simulate.packet import Packet
 from ofrace.trace.cluster import ClusterTracer, TraceStart, Verdict
-from ofrace.trace.microflow import parse_microflow
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "sctp": 132}
 DEFAULT_SPORT = 40000

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ofrace.annotate.southbound import SouthboundIndex
 from ofrace.openflow.fields import FIELDS, format_value
+from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.simulate.steps import Step
 from ofrace.trace.cluster import ClusterTrace, Hop, Verdict
 

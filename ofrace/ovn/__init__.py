@@ -1,0 +1,1 @@
+"""OVN knowledge: the Southbound/Northbound index, controller opcodes, the expression language."""
