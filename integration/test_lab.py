@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 from ofrace.cli import main
 from ofrace.errors import LabError
+from ofrace.lab.catalog import load
 from ofrace.lab.daemons import ProcessRecord
 from ofrace.lab.lab import Lab
 from ofrace.lab.network import MANAGEMENT_BRIDGE, link_exists, namespace_exists
-from ofrace.lab.topology import load
 
 pytestmark = pytest.mark.lab
 

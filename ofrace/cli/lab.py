@@ -10,8 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ofrace.lab.catalog import available
 from ofrace.lab.lab import Lab, default_dir
-from ofrace.lab.topology import Scale, available
+from ofrace.lab.topology import Scale
 
 _dir_option = click.option(
     "--dir", "lab_dir", type=click.Path(file_okay=False), default=None,

@@ -40,6 +40,7 @@ from pathlib import Path
 from ofrace.errors import LabError
 from ofrace.lab import chassis as chassis_config
 from ofrace.lab import network, sshd
+from ofrace.lab.catalog import load
 from ofrace.lab.command import find_program, run
 from ofrace.lab.daemons import ProcessRecord, start_foreground, start_ovs_daemon, stop
 from ofrace.lab.layout import MAX_SOCKET_PATH, LabLayout
@@ -51,7 +52,7 @@ from ofrace.lab.northbound import (
     nbctl_argv,
     transact,
 )
-from ofrace.lab.topology import Chassis, Topology, load
+from ofrace.lab.topology import Chassis, Topology
 
 DEFAULT_DIR = "/var/tmp/ofrace-lab"
 STATE_VERSION = 1

@@ -1,7 +1,7 @@
 """Lab topologies: declarative TOML data turned into dataclasses.
 
 A topology is a TOML file in ``ofrace/lab/topologies/`` (or any path given to
-:func:`load`).  It says *what* the lab contains; :mod:`ofrace.lab.northbound`
+:func:`ofrace.lab.catalog.load`).  It says *what* the lab contains; :mod:`ofrace.lab.northbound`
 and :mod:`ofrace.lab.chassis` turn it into ``ovn-nbctl`` and ``ovs-vsctl``
 commands without knowing any topology by name.  Everything that would
 otherwise be allocated at run time (datapath and port tunnel keys, ofports) is
@@ -137,10 +137,7 @@ Schema (keys not listed are rejected, so typos fail loudly)::
 from __future__ import annotations
 
 import ipaddress
-import tomllib
-from dataclasses import dataclass, field, fields, replace
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ofrace.errors import LabError
@@ -393,62 +390,9 @@ class Topology:
         ]
 
 
-def available() -> list[str]:
-    """Names of the topologies shipped with ofrace."""
-    folder = _shipped()
-    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
-
-
-def _shipped():
-    return resources.files("ofrace.lab").joinpath("topologies")
-
-
-def load(name_or_path: str, sizes: dict[str, str] | None = None) -> Topology:
-    """Load a shipped topology by name, or any topology file by path.
-
-    A topology with a ``[scale]`` table is generated, with ``sizes`` (size
-    parameter -> value) replacing the file's; other topologies take no sizes.
-    """
-    if name_or_path.endswith(".toml") or "/" in name_or_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise LabError(f"topology file {path} not found")
-        text = path.read_text()
-        origin = str(path)
-    else:
-        resource = _shipped().joinpath(f"{name_or_path}.toml")
-        if not resource.is_file():
-            known = ", ".join(available())
-            raise LabError(f"unknown topology {name_or_path!r} (known: {known})")
-        text = resource.read_text()
-        origin = name_or_path
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise LabError(f"topology {origin}: {exc}") from None
-    topology = _build(Topology, data, origin)
-    if topology.scale is not None:
-        topology = _generate(topology, topology.scale.with_sizes(sizes or {}), origin)
-    elif sizes:
-        raise LabError(f"topology {origin} has no [scale] table, so no size parameters")
-    _validate(topology, origin)
-    return topology
-
-
-# What a [scale] table generates, so a topology with one must not list it.
-_GENERATED = ("chassis", "switch", "router", "port_group", "address_set", "load_balancer",
-              "dhcp_options")
-
-
-def _generate(topology: Topology, scale: Scale, where: str) -> Topology:
-    from ofrace.lab.scale import check, expand  # scale builds on this module's dataclasses
-
-    listed = [key for key in _GENERATED if getattr(topology, key)]
-    if listed:
-        raise LabError(f"topology {where}: has [scale], so it cannot also list "
-                       f"{', '.join(listed)}")
-    check(scale, where)
-    return replace(topology, scale=scale, **expand(scale, topology.network))
+def build(data: dict, origin: str) -> Topology:
+    """A topology from its parsed TOML table, every key and type checked."""
+    return _build(Topology, data, origin)
 
 
 # Nested tables and arrays of tables, by dataclass and key.
@@ -509,7 +453,7 @@ def _option_value(value: Any, where: str) -> str:
     raise LabError(f"topology {where}: expected a string, number or boolean")
 
 
-def _validate(topology: Topology, where: str) -> None:
+def validate(topology: Topology, where: str) -> None:
     """Catch the mistakes that would otherwise surface as an obscure ovn-nbctl error."""
     chassis_names = [c.name for c in topology.chassis]
     if not chassis_names:
