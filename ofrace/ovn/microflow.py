@@ -4,14 +4,13 @@ A microflow is an OVN logical match expression that pins down one packet::
 
     inport == "lp1" && eth.src == 00:01:02:03:04:05 && ip4.src == 10.0.0.1 && tcp.dst == 80
 
-This module turns it into canonical OpenFlow values (``ofrace.openflow.fields``)
-so the simulator can start from the same packet ovn-trace would.  The rules
-follow OVN's own (``lib/lex.c``, ``lib/expr.c``, ``lib/logical-fields.c``):
+This module, the parser (:mod:`ofrace.ovn.lexer` makes its tokens,
+:mod:`ofrace.ovn.logical_fields` names its fields), turns it into canonical
+OpenFlow values (``ofrace.openflow.fields``) so the simulator can start from
+the same packet ovn-trace would.  The rules follow OVN's own
+(``lib/lex.c``, ``lib/expr.c``, ``lib/logical-fields.c``):
 
-* Tokens: JSON-quoted strings; decimal (no leading zeros), ``0x`` hex, MAC
-  (exactly ``xx:xx:xx:xx:xx:xx``), IPv4 and IPv6 constants; ``//`` and
-  one-line ``/* */`` comments.  A token starting with hex letters is a
-  constant only if a ``:`` follows them (``fe80::1``), else a name.
+* Tokens: see :mod:`ofrace.ovn.lexer`.
 * Fields carry prerequisites (``tcp.dst`` needs ``tcp``, which needs ``ip``,
   which is ``ip4 || ip6``); a prerequisite that leaves a choice open is
   "ambiguous" unless other terms settle it, as in ovn-trace.  Terms that
@@ -35,143 +34,19 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import ipaddress
-import json
-import re
 from dataclasses import dataclass
 
 from ofrace.errors import InputError
 from ofrace.openflow.fields import ALIASES, COMPOSITES, FIELDS, split_composite
-
-# --------------------------------------------------------------------------- tables
-
-
-@dataclass(frozen=True)
-class LogicalField:
-    """A field of OVN's logical match language and where OpenFlow keeps it."""
-
-    name: str
-    kind: str  # int | mac | ipv4 | ipv6 | port (a logical port name, kept as a string)
-    width: int
-    target: str = ""  # canonical OpenFlow field, or an xreg/xxreg composite
-    lsb: int = 0  # where the logical field starts inside ``target``
-    requires: str | None = None  # prerequisite: a predicate or a 1-bit field
-
-
-@dataclass(frozen=True)
-class Predicate:
-    """A name standing for a condition: all of ``sets`` and ``also``, and one of ``any_of``."""
-
-    name: str
-    sets: tuple[tuple[str, int], ...] = ()  # logical field == value
-    also: tuple[str, ...] = ()  # other predicates that must hold too
-    any_of: tuple[str, ...] = ()  # alternatives, at least one of which holds
-
-
-def _logical_fields() -> dict[str, LogicalField]:
-    F = LogicalField
-    table = [
-        F("inport", "port", 0), F("outport", "port", 0),
-        F("eth.src", "mac", 48, "dl_src"), F("eth.dst", "mac", 48, "dl_dst"),
-        F("eth.type", "int", 16, "dl_type"),
-        F("vlan.tci", "int", 16, "vlan_tci"),
-        F("vlan.present", "int", 1, "vlan_tci", lsb=12),
-        F("vlan.vid", "int", 12, "vlan_tci", requires="vlan.present"),
-        F("vlan.pcp", "int", 3, "vlan_tci", lsb=13, requires="vlan.present"),
-        F("ip.proto", "int", 8, "nw_proto", requires="ip"),
-        # OpenFlow's nw_tos keeps DSCP in its upper six bits, as OVS prints it.
-        F("ip.dscp", "int", 6, "nw_tos", lsb=2, requires="ip"),
-        F("ip.ecn", "int", 2, "nw_ecn", requires="ip"),
-        F("ip.ttl", "int", 8, "nw_ttl", requires="ip"),
-        F("ip.frag", "int", 2, "nw_frag", requires="ip"),
-        F("ip.is_frag", "int", 1, "nw_frag", lsb=0, requires="ip"),
-        F("ip.later_frag", "int", 1, "nw_frag", lsb=1, requires="ip"),
-        F("ip4.src", "ipv4", 32, "nw_src", requires="ip4"),
-        F("ip4.dst", "ipv4", 32, "nw_dst", requires="ip4"),
-        F("ip6.src", "ipv6", 128, "ipv6_src", requires="ip6"),
-        F("ip6.dst", "ipv6", 128, "ipv6_dst", requires="ip6"),
-        F("ip6.label", "int", 20, "ipv6_label", requires="ip6"),
-        F("nd.target", "ipv6", 128, "nd_target", requires="nd"),
-        F("nd.sll", "mac", 48, "arp_sha", requires="nd_ns"),
-        F("nd.tll", "mac", 48, "arp_tha", requires="nd_na"),
-        F("pkt.mark", "int", 32, "pkt_mark"),
-        # Logical flags live in reg10 (MFF_LOG_FLAGS); bits stable since OVN 23.03.
-        F("flags", "int", 32, "reg10"),
-        F("flags.loopback", "int", 1, "reg10", lsb=0),
-        F("flags.force_snat_for_dnat", "int", 1, "reg10", lsb=2),
-        F("flags.force_snat_for_lb", "int", 1, "reg10", lsb=3),
-        F("flags.skip_snat_for_lb", "int", 1, "reg10", lsb=9),
-        F("flags.use_snat_zone", "int", 1, "reg10", lsb=11),
-    ]
-    for icmp in ("icmp4", "icmp6"):
-        table += [F(f"{icmp}.type", "int", 8, "tp_src", requires=icmp),
-                  F(f"{icmp}.code", "int", 8, "tp_dst", requires=icmp)]
-    for l4 in ("tcp", "udp", "sctp"):
-        table += [F(f"{l4}.src", "int", 16, "tp_src", requires=l4),
-                  F(f"{l4}.dst", "int", 16, "tp_dst", requires=l4)]
-    table.append(F("tcp.flags", "int", 12, "tcp_flags", requires="tcp"))
-    # ARP and RARP share one layout; OVS keeps the opcode in the 8-bit nw_proto.
-    for arp in ("arp", "rarp"):
-        table += [F(f"{arp}.op", "int", 8, "nw_proto", requires=arp),
-                  F(f"{arp}.spa", "ipv4", 32, "nw_src", requires=arp),
-                  F(f"{arp}.tpa", "ipv4", 32, "nw_dst", requires=arp),
-                  F(f"{arp}.sha", "mac", 48, "arp_sha", requires=arp),
-                  F(f"{arp}.tha", "mac", 48, "arp_tha", requires=arp)]
-    # Logical registers are the OpenFlow ones: reg0..reg9, xreg0..4, xxreg0..1.
-    table += [F(f"reg{i}", "int", 32, f"reg{i}") for i in range(10)]
-    table += [F(f"xreg{i}", "int", 64, f"xreg{i}") for i in range(5)]
-    table += [F(f"xxreg{i}", "int", 128, f"xxreg{i}") for i in range(2)]
-    return {f.name: f for f in table}
-
-
-LOGICAL_FIELDS: dict[str, LogicalField] = _logical_fields()
-
-PREDICATES: dict[str, Predicate] = {p.name: p for p in (
-    Predicate("ip4", sets=(("eth.type", 0x0800),)),
-    Predicate("ip6", sets=(("eth.type", 0x86DD),)),
-    Predicate("ip", any_of=("ip4", "ip6")),
-    Predicate("arp", sets=(("eth.type", 0x0806),)),
-    Predicate("rarp", sets=(("eth.type", 0x8035),)),
-    Predicate("tcp", sets=(("ip.proto", 6),)),
-    Predicate("udp", sets=(("ip.proto", 17),)),
-    Predicate("sctp", sets=(("ip.proto", 132),)),
-    Predicate("icmp4", sets=(("ip.proto", 1),), also=("ip4",)),
-    Predicate("icmp6", sets=(("ip.proto", 58),), also=("ip6",)),
-    Predicate("icmp", any_of=("icmp4", "icmp6")),
-    Predicate("nd_rs", sets=(("icmp6.type", 133), ("icmp6.code", 0), ("ip.ttl", 255))),
-    Predicate("nd_ra", sets=(("icmp6.type", 134), ("icmp6.code", 0), ("ip.ttl", 255))),
-    Predicate("nd_ns", sets=(("icmp6.type", 135), ("icmp6.code", 0), ("ip.ttl", 255))),
-    Predicate("nd_na", sets=(("icmp6.type", 136), ("icmp6.code", 0), ("ip.ttl", 255))),
-    Predicate("nd", any_of=("nd_ns", "nd_na")),
-    Predicate("eth.bcast", sets=(("eth.dst", 0xFFFF_FFFF_FFFF),)),
-    Predicate("ip.first_frag", sets=(("ip.is_frag", 1), ("ip.later_frag", 0))),
-)}
-
-_CONNTRACK = ("is connection-tracking state, not a packet field: give it separately, "
-              "as ovn-trace's --ct option does")
-_NOT_EXACT = "stands for many addresses; give the exact {} instead"
-# Names OVN knows that have no place in a microflow, and why (fnmatch patterns).
-NOT_IN_MICROFLOW: tuple[tuple[str, str], ...] = (
-    ("ct.*", _CONNTRACK), ("ct_state", _CONNTRACK), ("ct_mark*", _CONNTRACK),
-    ("ct_label*", _CONNTRACK), ("ct_proto", _CONNTRACK),
-    ("eth.mcast*", _NOT_EXACT.format("eth.dst")),
-    ("ip4.mcast", _NOT_EXACT.format("ip4.dst")), ("ip4.src_mcast", _NOT_EXACT.format("ip4.src")),
-    ("ip6.mcast*", _NOT_EXACT.format("ip6.dst")), ("nd_ns_mcast", _NOT_EXACT.format("ip6.dst")),
-    ("igmp", _NOT_EXACT.format("ip4.dst and ip.proto")),
-    ("mldv[12]", _NOT_EXACT.format("ip6.dst and icmp6.type")),
-    ("*.frag_mtu", "is only meaningful in actions"),
-    ("icmp4.inner_ip4.src", "is only meaningful in actions"),
-    ("is_chassis_resident", "is a condition on where a flow runs, not on the packet"),
-    ("remote_outport", "is internal to ovn-northd's flows"),
-    ("__*", "is internal to ovn-northd's flows"),
-    ("*_evpn_vtep", "is internal to ovn-northd's flows"),
-    ("flags.*", "is not a flag ofrace knows (it follows OVN 23.03's flag bits)"),
+from ofrace.ovn.lexer import Constant, Token, tokenize
+from ofrace.ovn.logical_fields import (
+    ADDRESS_KINDS,
+    KIND_TAKES,
+    LOGICAL_FIELDS,
+    NOT_IN_MICROFLOW,
+    PREDICATES,
+    LogicalField,
 )
-
-_KIND_TAKES = {"int": "an integer", "mac": "a MAC address", "ipv4": "an IPv4 address",
-               "ipv6": "an IPv6 address", "port": 'a quoted port name, e.g. "lp1"'}
-# Address kinds: a field of one takes its own address form or a plain integer.
-_ADDRESS_KINDS = frozenset({"mac", "ipv4", "ipv6"})
 
 # --------------------------------------------------------------------------- results
 
@@ -223,162 +98,6 @@ class Microflow:
     fields: dict[str, int]
     masks: dict[str, int]
     terms: tuple[Term, ...]
-
-
-# --------------------------------------------------------------------------- lexer
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # id | string | constant | mask | address_set | port_group | end | error | punct
-    text: str
-    start: int
-    end: int
-    value: object = None  # str for strings, _Constant for constants, message for errors
-
-
-@dataclass(frozen=True)
-class _Constant:
-    value: int
-    width: int  # OVN's "minimum reasonable width" of the written form
-    form: str  # decimal | hex | mac | ipv4 | ipv6
-
-
-_PUNCTUATION = ("<->", "==", "!=", "<=", ">=", "&&", "||", "..", "--",
-                "(", ")", "{", "}", "[", "]", ",", ";", ":", "=", "!", "<", ">", "-")
-_STRAY = {"&": "`&` is only valid as part of `&&`", "|": "`|` is only valid as part of `||`",
-          ".": "`.` is only valid as part of `..` or a number",
-          "/": "`/` is only valid after a constant (a mask) or as `//` or `/*`"}
-_HEX = set("0123456789abcdefABCDEF")
-_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
-
-
-def _is_alnum(ch: str) -> bool:
-    return ch.isascii() and ch.isalnum()
-
-
-def _is_name_char(ch: str, first: bool = False) -> bool:
-    """OVN's identifier characters: letters, ``_`` and ``.``, then digits too."""
-    return len(ch) == 1 and ch.isascii() and (
-        ch.isalpha() or ch in "_." or (not first and ch.isdigit()))
-
-
-def _constant_end(text: str, i: int) -> int:
-    """Where a constant starting at ``i`` ends, by OVN's rule: alphanumerics,
-    ``:`` until a ``.`` is seen (so ``1.2.3.4:80`` splits), ``.`` unless ``..``."""
-    saw_dot = False
-    while i < len(text):
-        ch = text[i]
-        if ch == "." and text[i + 1:i + 2] != ".":
-            saw_dot = True
-        elif not (_is_alnum(ch) or (ch == ":" and not saw_dot)):
-            break
-        i += 1
-    return i
-
-
-def _decode_constant(raw: str) -> _Constant | str:
-    """A constant's value and width, or why it is not one."""
-    if len(raw) == 17 and _MAC.fullmatch(raw):
-        return _Constant(int(raw.replace(":", ""), 16), 48, "mac")
-    if raw.isdigit():
-        if raw[0] == "0" and len(raw) > 1:
-            return "decimal constants must not have leading zeros"
-        if len(raw) > 20:  # 2**64 has 20 digits; int() of thousands of digits refuses
-            return "decimal constants must be less than 2**64"
-        value = int(raw)
-        if value >= 1 << 64:
-            return "decimal constants must be less than 2**64"
-        return _Constant(value, value.bit_length(), "decimal")
-    if raw[:2] in ("0x", "0X"):
-        digits = raw[2:]
-        if not digits:
-            return f"hex digits expected after {raw}"
-        if not set(digits) <= _HEX:
-            return "invalid syntax in hexadecimal constant"
-        if len(digits.lstrip("0")) > 32:
-            return "hexadecimal constant requires more than 128 bits"
-        value = int(digits, 16)
-        if value >= 1 << 128:
-            return "hexadecimal constant requires more than 128 bits"
-        return _Constant(value, value.bit_length(), "hex")
-    for form, parse, width in (("ipv4", ipaddress.IPv4Address, 32),
-                               ("ipv6", ipaddress.IPv6Address, 128)):
-        try:
-            return _Constant(int(parse(raw)), width, form)
-        except ValueError:
-            pass
-    return f"invalid numeric constant `{raw}`"
-
-
-def _tokenize(text: str) -> list[_Token]:
-    """All tokens, ending with ``end``; a lexical error becomes an ``error``
-    token so it is reported only if the parser gets that far (as OVN does)."""
-    tokens: list[_Token] = []
-    i = 0
-
-    def error(start: int, message: str) -> list[_Token]:
-        tokens.append(_Token("error", text[start:start + 1], start, start + 1, message))
-        return tokens
-
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            tokens.append(_Token("end", "", len(text), len(text)))
-            return tokens
-        ch, start = text[i], i
-        if text.startswith("//", i):
-            newline = text.find("\n", i)
-            i = len(text) if newline < 0 else newline
-            continue
-        if text.startswith("/*", i):
-            close = text.find("*/", i + 2)
-            if close < 0 or "\n" in text[i:close]:
-                return error(start, "`/*` without matching `*/` on the same line")
-            i = close + 2
-            continue
-        if ch == "/" and tokens and tokens[-1].kind == "constant" and tokens[-1].end == i:
-            tokens.append(_Token("mask", "/", i, i + 1))
-            i += 1
-            continue
-        hex_run = i
-        while hex_run < len(text) and text[hex_run] in _HEX:
-            hex_run += 1
-        if ch in "0123456789" or text.startswith("::", i) or (
-                ch in _HEX and text[hex_run:hex_run + 1] == ":"):
-            i = _constant_end(text, i)
-            decoded = _decode_constant(text[start:i])
-            if isinstance(decoded, str):
-                return error(start, decoded)
-            tokens.append(_Token("constant", text[start:i], start, i, decoded))
-            continue
-        if ch == '"':
-            i += 1
-            while i < len(text) and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-            if i >= len(text):
-                return error(start, "input ends inside a quoted string")
-            i += 1
-            try:
-                tokens.append(_Token("string", text[start:i], start, i, json.loads(text[start:i])))
-            except ValueError:
-                return error(start, "invalid escape in quoted string")
-            continue
-        if ch in "$@" or (_is_name_char(ch, first=True) and ch != "."):
-            i += 1 if ch in "$@" else 0
-            if not _is_name_char(text[i:i + 1], first=True):
-                return error(start, f"`{ch}` must be followed by a name")
-            while i < len(text) and _is_name_char(text[i]):
-                i += 1
-            kind = {"$": "address_set", "@": "port_group"}.get(ch, "id")
-            tokens.append(_Token(kind, text[start:i], start, i))
-            continue
-        punct = next((p for p in _PUNCTUATION if text.startswith(p, i)), None)
-        if punct is None:
-            return error(start, _STRAY.get(ch, f"invalid character `{ch}`"))
-        i += len(punct)
-        tokens.append(_Token(punct, punct, start, i))
 
 
 # --------------------------------------------------------------------------- expansion
@@ -488,7 +207,7 @@ class _Parser:
 
     def __init__(self, text: str):
         self.text = text
-        self.tokens = _tokenize(text)
+        self.tokens = tokenize(text)
         self.index = 0
         self.terms: list[Term] = []
         self.ports: dict[str, tuple[str, Term]] = {}
@@ -502,18 +221,18 @@ class _Parser:
     def error(self, message: str, position: int) -> MicroflowError:
         return MicroflowError(message, position, self.text)
 
-    def peek(self) -> _Token:
+    def peek(self) -> Token:
         token = self.tokens[self.index]
         if token.kind == "error":
             raise self.error(str(token.value), token.start)
         return token
 
-    def take(self) -> _Token:
+    def take(self) -> Token:
         token = self.peek()
         self.index += 1
         return token
 
-    def unexpected(self, token: _Token, expecting: str) -> MicroflowError:
+    def unexpected(self, token: Token, expecting: str) -> MicroflowError:
         if token.kind in _REJECTED:
             return self.error(_REJECTED[token.kind], token.start)
         if token.kind == "end":
@@ -597,7 +316,7 @@ class _Parser:
         self.check_name(name_token)
         self.compare(name_token, value_token, value_token.start, name_token.end)
 
-    def value(self, field_name: str) -> _Token:
+    def value(self, field_name: str) -> Token:
         token = self.peek()
         field = LOGICAL_FIELDS.get(field_name)
         if token.kind == "id" and field is not None and field.kind == "port":
@@ -612,7 +331,7 @@ class _Parser:
 
     # -- names and values
 
-    def check_name(self, token: _Token) -> None:
+    def check_name(self, token: Token) -> None:
         name = token.text
         if name in LOGICAL_FIELDS or name in PREDICATES:
             return
@@ -621,7 +340,7 @@ class _Parser:
                 raise self.error(f"{name} {reason}", token.start)
         raise self.error(_unknown_name_message(name), token.start)
 
-    def bare(self, token: _Token) -> None:
+    def bare(self, token: Token) -> None:
         name = token.text
         field = LOGICAL_FIELDS.get(name)
         if field is not None and field.kind == "port":
@@ -632,7 +351,7 @@ class _Parser:
         term = self.add_term(name, None, token.start, token.end, None)
         self.apply(term, _name_choices(name))
 
-    def compare(self, name_token: _Token, value_token: _Token, start: int, end: int) -> None:
+    def compare(self, name_token: Token, value_token: Token, start: int, end: int) -> None:
         name = name_token.text
         if name in PREDICATES:
             constant = value_token.value
@@ -649,16 +368,16 @@ class _Parser:
         field = LOGICAL_FIELDS[name]
         if field.kind == "port":
             if value_token.kind != "string":
-                raise self.error(f"{name} takes {_KIND_TAKES['port']}", value_token.start)
+                raise self.error(f"{name} takes {KIND_TAKES['port']}", value_token.start)
             term = self.add_term(name, value_token.value, start, end, value_token.start)
             self.set_port(term)
             return
         if value_token.kind != "constant":
-            raise self.error(f"{name} takes {_KIND_TAKES[field.kind]}, not a string",
+            raise self.error(f"{name} takes {KIND_TAKES[field.kind]}, not a string",
                              value_token.start)
-        constant: _Constant = value_token.value
-        if {constant.form, field.kind} <= _ADDRESS_KINDS and constant.form != field.kind:
-            raise self.error(f"{name} takes {_KIND_TAKES[field.kind]} (or an integer), "
+        constant: Constant = value_token.value
+        if {constant.form, field.kind} <= ADDRESS_KINDS and constant.form != field.kind:
+            raise self.error(f"{name} takes {KIND_TAKES[field.kind]} (or an integer), "
                              f"not `{value_token.text}`", value_token.start)
         if constant.width > field.width:
             raise self.error(f"`{value_token.text}` is {constant.width} bits wide; {name} "
