@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ofrace.ovn import versions
+
 
 @dataclass(frozen=True)
 class LogicalField:
@@ -58,14 +60,13 @@ def _logical_fields() -> dict[str, LogicalField]:
         F("nd.sll", "mac", 48, "arp_sha", requires="nd_ns"),
         F("nd.tll", "mac", 48, "arp_tha", requires="nd_na"),
         F("pkt.mark", "int", 32, "pkt_mark"),
-        # Logical flags live in reg10 (MFF_LOG_FLAGS); bits stable since OVN 23.03.
-        F("flags", "int", 32, "reg10"),
-        F("flags.loopback", "int", 1, "reg10", lsb=0),
-        F("flags.force_snat_for_dnat", "int", 1, "reg10", lsb=2),
-        F("flags.force_snat_for_lb", "int", 1, "reg10", lsb=3),
-        F("flags.skip_snat_for_lb", "int", 1, "reg10", lsb=9),
-        F("flags.use_snat_zone", "int", 1, "reg10", lsb=11),
     ]
+    # Logical flags (MFF_LOG_FLAGS): the register and the bits every known release shares.
+    facts = versions.facts_for(None)
+    flags = facts.register("flags")
+    table.append(F("flags", "int", 32, flags))
+    table += [F(f"flags.{name}", "int", width, flags, lsb=lsb)
+              for name, (lsb, width) in versions.common_flags().items()]
     for icmp in ("icmp4", "icmp6"):
         table += [F(f"{icmp}.type", "int", 8, "tp_src", requires=icmp),
                   F(f"{icmp}.code", "int", 8, "tp_dst", requires=icmp)]
@@ -128,7 +129,8 @@ NOT_IN_MICROFLOW: tuple[tuple[str, str], ...] = (
     ("remote_outport", "is internal to ovn-northd's flows"),
     ("__*", "is internal to ovn-northd's flows"),
     ("*_evpn_vtep", "is internal to ovn-northd's flows"),
-    ("flags.*", "is not a flag ofrace knows (it follows OVN 23.03's flag bits)"),
+    ("flags.*", "is not a flag ofrace knows (it takes the flags every OVN release since "
+                "22.03 has, at the same bits)"),
 )
 
 KIND_TAKES = {"int": "an integer", "mac": "a MAC address", "ipv4": "an IPv4 address",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ofrace.memory import building
+from ofrace.ovn.versions import OvnFacts, facts_for
 from ofrace.snapshot import Snapshot
 
 # SB tables whose row UUIDs become OpenFlow cookies.
@@ -129,6 +130,13 @@ class SouthboundIndex:
     def __init__(self, snapshot: Snapshot):
         self.sb = snapshot.southbound.tables if snapshot.southbound else {}
         self.nb = snapshot.northbound.tables if snapshot.northbound else {}
+        self._ovn_versions = {name: ch.ovn_version for name, ch in snapshot.chassis.items()}
+        self._ovn_versions.update({ch.system_id: ch.ovn_version
+                                   for ch in snapshot.chassis.values() if ch.system_id})
+
+    def facts(self, chassis: str) -> OvnFacts:
+        """OVN's version facts for the release ``chassis``' ovn-controller runs."""
+        return facts_for(self._ovn_versions.get(chassis))
 
     def rows(self, table: str) -> list[dict]:
         return self.sb.get(table, [])

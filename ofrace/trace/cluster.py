@@ -22,6 +22,7 @@ from ofrace.openflow.bridge import BridgeIndex
 from ofrace.openflow.fields import FIELDS
 from ofrace.ovn import controller as controller_actions
 from ofrace.ovn.southbound import SouthboundIndex
+from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
 from ofrace.simulate.steps import Exit, Step
@@ -128,6 +129,10 @@ class ClusterTracer:
                 ch.name, bridges, conntrack,
                 SimulationOptions(select_buckets=self.options.select_buckets))
         return dp
+
+    def facts(self, name: str) -> OvnFacts:
+        """OVN's facts for the release ``name``'s ovn-controller runs."""
+        return self.names.facts(name)
 
     def _chassis_for_sb_row(self, row: dict | None) -> Chassis | None:
         if row is None:
@@ -291,34 +296,29 @@ class ClusterTracer:
                                           dict(start.packet), step=step)])
         root, exits = dp.inject(start.bridge, start.packet, step, start.table)
         hop = Hop(start, root, exits)
+        note = self.facts(start.chassis).note
+        if note:  # OVN meaning read with another release's facts: say so where it is used
+            hop.notes.append(f"{start.chassis}: {note}")
         return hop
 
     def _follow(self, hop: Hop, exit_: Exit) -> TraceStart | None:
         """Turn an exit into a verdict, or into the next hop's start."""
         ch = self.chassis(hop.start.chassis)
+        facts = self.facts(ch.name)
         if exit_.kind == "tunnel":
             return self._through_tunnel(hop, ch, exit_)
         if exit_.kind == "controller":
-            action = controller_actions.decode_userdata(exit_.data.get("userdata", ""))
+            action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
             if action is not None and not action.holds:
                 # A copy for ovn-controller (an ACL log); the packet itself goes on.
-                what = controller_actions.describe(exit_.data["userdata"], exit_.packet)
+                what = controller_actions.describe(exit_.data["userdata"], exit_.packet, facts)
                 hop.notes.append(f"to ovn-controller on {ch.name}: {what}")
                 return None
-        if exit_.kind == "drop" and self._held_in_same_pass(hop, exit_):
+        if exit_.kind == "drop" and _held_in_same_pass(hop, exit_, facts):
             return None  # the packet waits in ovn-controller; that verdict says it
         verdict = self._verdict(ch, exit_)
         hop.verdicts.append(verdict)
         return None
-
-    @staticmethod
-    def _held_in_same_pass(hop: Hop, exit_: Exit) -> bool:
-        for other in hop.exits:
-            if other.kind == "controller" and other.data.get("pass") == exit_.data.get("pass"):
-                action = controller_actions.decode_userdata(other.data.get("userdata", ""))
-                if action is None or action.holds:
-                    return True
-        return False
 
     def _through_tunnel(self, hop: Hop, ch: Chassis, exit_: Exit) -> TraceStart | None:
         remote_ip = exit_.data.get("remote_ip")
@@ -377,7 +377,8 @@ class ClusterTracer:
                            f"{exit_.bridge} port {exit_.port_name}", exit_.packet,
                            port=exit_.port_name, exit=exit_)
         if exit_.kind == "controller":
-            text = controller_actions.describe(exit_.data.get("userdata", ""), exit_.packet)
+            text = controller_actions.describe(exit_.data.get("userdata", ""), exit_.packet,
+                                               self.facts(ch.name))
             return Verdict("controller", ch.name, f"to ovn-controller on {ch.name}: {text}",
                            exit_.packet, exit=exit_)
         if exit_.kind == "drop":
@@ -388,3 +389,12 @@ class ClusterTracer:
                            exit_.packet, exit=exit_)
         return Verdict("error", ch.name, f"{exit_.kind} on {ch.name}: {exit_.reason}",
                        exit_.packet, exit=exit_)
+
+
+def _held_in_same_pass(hop: Hop, exit_: Exit, facts: OvnFacts) -> bool:
+    for other in hop.exits:
+        if other.kind == "controller" and other.data.get("pass") == exit_.data.get("pass"):
+            action = controller_actions.decode_userdata(other.data.get("userdata", ""), facts)
+            if action is None or action.holds:
+                return True
+    return False
