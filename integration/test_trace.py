@@ -236,8 +236,7 @@ def test_acl_drop_is_named_and_matches_the_wire(lab_slot):
 
     denied = start_from_short_form(tracer, "vm3", "10.0.1.11:22", "tcp")
     result = tracer.trace(denied)
-    Annotator(tracer.names).trace(result)
-    (verdict,) = result.verdicts()
+    (verdict,) = Annotator(tracer.names).trace(result).verdicts
     assert verdict.kind == "dropped" and 'ACL "web-deny"' in verdict.text
     vm3 = lab.chassis(denied.chassis)["vifs"]["vm3"]
     vm1_chassis = next(c["name"] for c in lab.state["chassis"] if "vm1" in c["vifs"])

@@ -152,3 +152,26 @@ def test_the_agent_imports_nothing_of_ofrace():
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not [n for n in names if n.startswith("ofrace")]
+
+
+def test_the_engine_names_no_ovn_register_role():
+    """OVN's register roles live in ofrace.ovn.versions; the engine records packet state."""
+    roles = ("reg10", "reg11", "reg12", "reg13", "reg14", "reg15", '"logical"')
+    found = [(p.name, r) for stage in ("openflow", "simulate")
+             for p in (PACKAGE / stage).glob("*.py") for r in roles if r in p.read_text()]
+    assert found == []
+
+
+def test_a_flow_step_records_the_packet_it_matched():
+    from conftest import recorded
+
+    from ofrace.trace.cluster import ClusterTracer
+    from ofrace.trace.request import start_from_short_form
+
+    tracer = ClusterTracer(recorded("kind")[0])
+    start = start_from_short_form(tracer, "default_nginx-deployment-9456bbbf9-x6pc6",
+                                  "10.244.2.5:53", "udp")
+    flows = [s for s in tracer.trace(start).root.root.walk() if s.kind == "flow"]
+    assert flows and all("logical" not in s.data for s in flows)
+    assert flows[0].data["packet"]["in_port"] == start.packet["in_port"]
+    assert any(s.data["packet"].get("reg14") for s in flows)  # OVN's inport, as plain state

@@ -74,10 +74,11 @@ def test_acl_drop_names_the_acl_and_allowed_port_is_delivered():
     snapshot, _ = recorded("acl")
     tracer = ClusterTracer(snapshot)
     ssh = tracer.trace(start_from_short_form(tracer, "vm3", "10.0.1.11:22", "tcp"))
-    Annotator(tracer.names).trace(ssh)
-    (verdict,) = ssh.verdicts()
+    (verdict,) = Annotator(tracer.names).trace(ssh).verdicts
     assert verdict.kind == "dropped" and verdict.chassis == "hv1"
     assert 'ACL "web-deny"' in verdict.text
+    # the annotation is its own object: the trace's verdict is left as the engine said it
+    assert verdict.cause.startswith("by ACL") and "ACL" not in ssh.verdicts()[0].text
     assert any("ACL log" in note for hop in ssh.hops for note in hop.notes)
     web = tracer.trace(start_from_short_form(tracer, "vm3", "10.0.1.11:80", "tcp"))
     assert [(v.kind, v.logical_port) for v in web.verdicts()] == [("delivered", "vm1")]

@@ -4,7 +4,9 @@ This is the stage between simulation and rendering: it walks each hop's
 steps in execution order and attaches, to every OpenFlow flow, the logical
 flow behind its cookie (or the physical row, or a collision), the datapath
 and logical ports by name, and the header fields the flow rewrote.  Both
-renderers (text and JSON) read only this.
+renderers (text and JSON) read only this.  It reads the trace and never writes
+into it: what it adds (a drop's cause) lives in its own objects.  OVN's meaning
+of a register comes from the version facts of the chassis the step ran on.
 """
 
 from __future__ import annotations
@@ -78,13 +80,32 @@ class Event:
 
 
 @dataclass
+class AnnotatedVerdict:
+    """A trace's verdict with what OVN says caused it; reads like the verdict it wraps."""
+
+    verdict: Verdict
+    cause: str | None = None   # "by ACL …" or "in logical stage … of …", for drops
+
+    @property
+    def text(self) -> str:
+        return f"{self.verdict.text} — {self.cause}" if self.cause else self.verdict.text
+
+    kind = property(lambda self: self.verdict.kind)
+    chassis = property(lambda self: self.verdict.chassis)
+    packet = property(lambda self: self.verdict.packet)
+    logical_port = property(lambda self: self.verdict.logical_port)
+    port = property(lambda self: self.verdict.port)
+    exit = property(lambda self: self.verdict.exit)
+
+
+@dataclass
 class AnnotatedHop:
     chassis: str
     bridge: str
     entry: str
     packet_in: dict
     events: list[Event]
-    verdicts: list[Verdict]
+    verdicts: list[AnnotatedVerdict]
     children: list[AnnotatedHop]
     notes: list[str] = field(default_factory=list)
 
@@ -92,7 +113,7 @@ class AnnotatedHop:
 @dataclass
 class AnnotatedTrace:
     root: AnnotatedHop
-    verdicts: list[Verdict]
+    verdicts: list[AnnotatedVerdict]
 
 
 class Annotator:
@@ -100,44 +121,56 @@ class Annotator:
         self.names = names
 
     def trace(self, trace: ClusterTrace) -> AnnotatedTrace:
-        return AnnotatedTrace(self.hop(trace.root), trace.verdicts())
+        annotated: dict[int, AnnotatedVerdict] = {}
+        root = self.hop(trace.root, annotated)
+        return AnnotatedTrace(root, [annotated[id(v)] for v in trace.verdicts()])
 
-    def hop(self, hop: Hop) -> AnnotatedHop:
+    def hop(self, hop: Hop, annotated: dict[int, AnnotatedVerdict] | None = None
+            ) -> AnnotatedHop:
+        annotated = {} if annotated is None else annotated
         events: list[Event] = []
         for step, depth in _walk(hop.root, 0):
             if step.kind == "hop":
                 continue
             events.append(self.event(step, depth))
+        verdicts = []
         for verdict in hop.verdicts:
-            self.explain(verdict)
+            annotated[id(verdict)] = AnnotatedVerdict(verdict, self.cause(verdict))
+            verdicts.append(annotated[id(verdict)])
         return AnnotatedHop(hop.start.chassis, hop.start.bridge, hop.start.entry,
-                            dict(hop.start.packet), events, hop.verdicts,
-                            [self.hop(child) for child in hop.children], list(hop.notes))
+                            dict(hop.start.packet), events, verdicts,
+                            [self.hop(child, annotated) for child in hop.children],
+                            list(hop.notes))
 
-    def explain(self, verdict: Verdict) -> None:
-        """Name what dropped a packet: the ACL (or other NB object) or the logical stage."""
+    def cause(self, verdict: Verdict) -> str | None:
+        """What dropped a packet: the ACL (or other NB object) or the logical stage."""
         if verdict.kind != "dropped" or verdict.exit is None or verdict.exit.step is None:
-            return
+            return None
         step = verdict.exit.step
-        if step.kind != "flow" or "by " in verdict.text:
-            return
+        if step.kind != "flow":
+            return None
         ev = self.event(step, 0)
         if ev.northbound:
-            verdict.text += f" — by {ev.northbound[0]}"
-        elif ev.stage:
-            verdict.text += (f" — in logical stage {ev.stage} of {ev.datapath or '?'} "
-                             f"({ev.logical_match} → {ev.logical_actions})")
+            return f"by {ev.northbound[0]}"
+        if ev.stage:
+            return (f"in logical stage {ev.stage} of {ev.datapath or '?'} "
+                    f"({ev.logical_match} → {ev.logical_actions})")
+        return None
 
     def event(self, step: Step, depth: int) -> Event:
         ev = Event(step.kind, step.text, step.bridge, step.table, step.priority, step.cookie,
                    step.flow, depth=depth)
-        dl_type, nw_proto = step.data.get("proto", (0, 0))
+        packet = step.data.get("packet") or {}
+        dl_type, nw_proto = step.data.get(
+            "proto", (packet.get("dl_type", 0), packet.get("nw_proto", 0)))
         proto_packet = {"dl_type": dl_type, "nw_proto": nw_proto}
         ev.changes = [Change(ovn_field_name(f, proto_packet), _fmt(f, old), _fmt(f, new))
                       for f, old, new in step.data.get("changes", [])]
         if step.kind != "flow":
             return ev
-        metadata, reg14, reg15 = step.data.get("logical", (0, 0, 0))
+        facts = self.names.facts(step.chassis)
+        metadata, reg14, reg15 = (packet.get(facts.register(role), 0)
+                                  for role in ("datapath", "inport", "outport"))
         dp = self.names.datapath_by_key(metadata) if metadata else None
         if dp is not None:
             ev.datapath = self.names.datapath_name(dp)

@@ -3,7 +3,7 @@
 Big chassis carry 200k–400k flows, so this is the hot path of indexing: a
 line is split once, and each ``key=value`` match token is parsed once per
 distinct spelling and then served from a cache (OVN repeats the same
-tokens — ``metadata=0x5``, ``reg15=0x3``, ``ip`` — across thousands of
+tokens — ``metadata=0x5``, ``reg3=0x3``, ``ip`` — across thousands of
 flows).  Actions stay text here; ``ofrace.openflow.actions`` parses them
 only for flows a trace actually hits.
 """

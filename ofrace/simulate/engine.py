@@ -199,10 +199,9 @@ class ChassisDatapath:
         step = parent.add(Step(
             "flow", flow_text, self.chassis, bridge_name, table=table_no,
             priority=entry.priority, cookie=entry.cookie, flow=flow_text,
-            data={"flow_index": entry.index, "pass": ctx.pass_no,
-                  "logical": (packet.get("metadata", 0), packet.get("reg14", 0),
-                              packet.get("reg15", 0)),
-                  "proto": (packet.get("dl_type", 0), packet.get("nw_proto", 0))}))
+            # The packet as this flow matched it: later stages read meaning from it
+            # (OVN's register roles, the protocol of the rewrites); the engine does not.
+            data={"flow_index": entry.index, "pass": ctx.pass_no, "packet": dict(packet)}))
         ctx.last_flow = step
         if conj_id is not None:
             step.data["conj_id"] = conj_id

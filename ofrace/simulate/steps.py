@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Step:
-    """One event: a flow hit, a table miss, a ct() lookup, a crossing, an output."""
+    """One event: a flow hit, a table miss, a ct() lookup, a crossing, an output.
+
+    ``data`` holds OpenFlow facts only: for a flow, ``packet`` (the packet as the flow
+    matched it), for a ct() step its zone, state and NAT; what they mean to OVN is
+    read from them by ``ofrace.annotate``.
+    """
 
     kind: str
     text: str
