@@ -18,8 +18,10 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ofrace.errors import InputError, MissingDataError
+from ofrace.openflow.actions import ActionError, Clone, SetField, parse_actions
 from ofrace.openflow.bridge import BridgeIndex
 from ofrace.openflow.fields import FIELDS
+from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, parse_flow
 from ofrace.ovn import controller as controller_actions
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
@@ -228,33 +230,71 @@ class ClusterTracer:
                     self.names.chassis_row_by_uuid(other.get("chassis")))
         return None
 
+    def _redirect_chassis_of(self, port_name: str) -> Chassis | None:
+        """The chassis of the chassisredirect port standing for ``port_name``, if any."""
+        for other in self.names.rows("Port_Binding"):
+            if (other.get("type") == "chassisredirect"
+                    and (other.get("options") or {}).get("distributed-port") == port_name):
+                return self._chassis_for_sb_row(
+                    self.names.chassis_row_by_uuid(other.get("chassis")))
+        return None
+
     def _locate_router_side(self, pb: dict, chassis: str | None) -> TraceStart:
-        """A port with no OpenFlow port of its own: enter where its peer hands packets over."""
+        """A port with no OpenFlow port of its own: enter where its peer hands packets over.
+
+        A chassisredirect port enters as its distributed port on the chassis it is bound
+        to.  A port pinned to a gateway chassis (its own, or its peer's chassisredirect
+        port's) enters there; otherwise, or if that chassis has no handover flow, on the
+        first chassis (by name) whose tables hand packets over from its peer."""
+        name = pb["logical_port"]
         opts = pb.get("options") or {}
-        ch = self.chassis(chassis) if chassis else (
-            self._by_system_id.get(opts.get("l3gateway-chassis", ""))
-            or self._gateway_chassis_of(pb["datapath"]))
-        if ch is None:
-            raise InputError(f"{pb['logical_port']} is not pinned to a chassis; give --chassis")
-        if ch.unread() is not None:
-            raise MissingDataError(ch.unread())
+        as_port = pb
+        if pb.get("type") == "chassisredirect":
+            as_port = self.names.ports_by_name.get(opts.get("distributed-port", ""))
+            if as_port is None:
+                raise InputError(f"{name} names no distributed port to enter as")
+            if not chassis:
+                row = self.names.chassis_row_by_uuid(pb.get("chassis"))
+                bound = self._chassis_for_sb_row(row) if row else None
+                if bound is None:
+                    raise InputError(f"{name} is bound to no chassis in the snapshot; "
+                                     "give --chassis")
+                chassis = bound.name
+            opts = as_port.get("options") or {}
         peer = self.names.ports_by_name.get(opts.get("peer", ""))
         if peer is None:
-            raise InputError(f"{pb['logical_port']} has no peer port to enter from")
+            raise InputError(f"{name} has no peer port to enter from")
+        if chassis:
+            candidates = [self.chassis(chassis)]
+        else:
+            pinned = (self._by_system_id.get(opts.get("l3gateway-chassis", ""))
+                      or self._redirect_chassis_of(as_port["logical_port"])
+                      or self._redirect_chassis_of(peer["logical_port"])
+                      or self._gateway_chassis_of(as_port["datapath"]))
+            others = sorted((c for c in self.snapshot.chassis.values()
+                             if c is not pinned and c.unread() is None), key=lambda c: c.name)
+            candidates = ([pinned] if pinned is not None else []) + others
+            if not candidates:
+                raise MissingDataError(f"{name} is not pinned to a chassis, and no chassis' "
+                                       "tables were read")
         dp_key = self.names.datapath_key(peer["datapath"])
-        needle = f"reg15={peer['tunnel_key']:#x},metadata={dp_key:#x}"
-        bridge = ch.bridges[ch.integration_bridge]
-        for line in bridge.flows:
-            if needle in line and "->metadata" in line and "clone(" in line:
-                table = int(line.split("table=", 1)[1].split(",", 1)[0])
+        entry = (f"logical port {name} (from its peer {peer['logical_port']})" if as_port is pb
+                 else f"logical port {name} (as {as_port['logical_port']}, from its peer "
+                      f"{peer['logical_port']})")
+        for ch in candidates:
+            if ch.unread() is not None:
+                raise MissingDataError(ch.unread())
+            facts = self.facts(ch.name)
+            table = _handover_table(ch.bridges[ch.integration_bridge].flows, facts,
+                                    dp_key, peer["tunnel_key"])
+            if table is not None:
                 return TraceStart(ch.name, ch.integration_bridge,
-                                  {"in_port": 0, "metadata": dp_key,
-                                   "reg15": peer["tunnel_key"]},
-                                  f"logical port {pb['logical_port']} (from its peer "
-                                  f"{peer['logical_port']})", table=table,
-                                  logical_port=pb["logical_port"])
-        raise InputError(f"no flow on {ch.name} hands packets from {peer['logical_port']} "
-                         f"to {pb['logical_port']}")
+                                  {"in_port": 0, facts.register("datapath"): dp_key,
+                                   facts.register("outport"): peer["tunnel_key"]},
+                                  entry, table=table, logical_port=name)
+        where = candidates[0].name if len(candidates) == 1 else "any chassis"
+        raise InputError(f"no flow on {where} hands packets from {peer['logical_port']} "
+                         f"to {name}")
 
     # -------------------------------------------------------------- trace
 
@@ -398,3 +438,27 @@ def _held_in_same_pass(hop: Hop, exit_: Exit, facts: OvnFacts) -> bool:
             if action is None or action.holds:
                 return True
     return False
+
+
+def _handover_table(lines: list[str], facts: OvnFacts, dp_key: int, port_key: int) -> int | None:
+    """The table where ovn-controller hands a packet sent to a logical patch port over to
+    its peer: a flow matching that outport on that datapath whose actions, in a clone, load
+    a new logical datapath (controller/physical.c, the logical patch port flows).  Read from
+    the decoded flow, as OVS prints the load (``->OXM_OF_METADATA[]``) whatever OVN wrote."""
+    datapath, outport = facts.register("datapath"), facts.register("outport")
+    cache = TokenCache()
+    for line in lines:
+        if "clone(" not in line:  # only a quick filter: the decoded flow decides
+            continue
+        try:
+            flow = parse_flow(line, cache)
+            match = {name: value for name, value, _ in flow.match}
+            if match.get(outport) != port_key or match.get(datapath) != dp_key:
+                continue
+            actions = parse_actions(flow.actions)
+        except (FlowSyntaxError, ActionError, ValueError):
+            continue
+        if any(isinstance(a, Clone) and any(isinstance(b, SetField) and b.target.name == datapath
+                                            for b in a.actions) for a in actions):
+            return flow.table
+    return None
