@@ -82,3 +82,34 @@ def test_acl_drop_names_the_acl_and_allowed_port_is_delivered():
     assert any("ACL log" in note for hop in ssh.hops for note in hop.notes)
     web = tracer.trace(start_from_short_form(tracer, "vm3", "10.0.1.11:80", "tcp"))
     assert [(v.kind, v.logical_port) for v in web.verdicts()] == [("delivered", "vm1")]
+
+
+def _with_option_field(snapshot, chassis: str, field: str, flows_too: bool):
+    ch = snapshot.chassis[chassis]
+    bridge = ch.bridges[ch.integration_bridge]
+    bridge.tlv_map = bridge.tlv_map.replace("tun_metadata0", field)
+    if flows_too:
+        bridge.__dict__["flows"] = [line.replace("tun_metadata0", field)
+                                    .replace("NXM_NX_TUN_METADATA0[", f"NXM_NX_{field.upper()}[")
+                                    for line in bridge.flows]
+
+
+def test_the_receiver_reads_ovns_option_from_the_field_its_tlv_map_gives():
+    """ovn-controller maps OVN's Geneve option (0x102/0x80) to the first free
+    tun_metadataN of each bridge: the receiving chassis may use another field."""
+    from conftest import FIXTURES
+
+    from ofrace.snapshot import Snapshot
+
+    def deliver(field, flows_too):
+        snapshot = Snapshot.load(FIXTURES / "kind" / "snapshot.ofr")  # changed: not cached
+        _with_option_field(snapshot, "ovn-control-plane", field, flows_too)
+        tracer = ClusterTracer(snapshot)
+        trace = tracer.trace(start_from_short_form(tracer, NGINX, "10.244.2.5:53", "udp"))
+        return [v.kind for v in trace.verdicts()], trace.hops[-1].start.packet
+
+    kinds, packet = deliver("tun_metadata5", flows_too=True)
+    assert kinds == ["delivered"] and "tun_metadata5" in packet and "tun_metadata0" not in packet
+    # negative control: the map says tun_metadata5 but the flows still read tun_metadata0
+    kinds, _ = deliver("tun_metadata5", flows_too=False)
+    assert kinds != ["delivered"]

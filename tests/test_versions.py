@@ -100,3 +100,8 @@ def test_a_chassis_of_an_unknown_release_says_so_in_the_trace():
     notes = [n for h in trace.hops for n in h.notes]
     assert any("ovn-worker: OVN 99.03 is newer" in n for n in notes)
     assert [v.kind for v in trace.verdicts()] == ["delivered"]
+
+
+def test_the_geneve_option_is_the_same_in_every_known_release():
+    """ofproto_trace parsing relies on it: a release that changes it must say so here."""
+    assert len({facts_for(f"{r.version[0]}.{r.version[1]:02d}.0").geneve for r in RELEASES}) == 1

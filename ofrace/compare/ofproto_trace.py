@@ -17,8 +17,14 @@ import re
 from dataclasses import dataclass, field
 
 from ofrace.openflow.fields import FIELDS, format_value
+from ofrace.ovn.versions import facts_for
 from ofrace.simulate.steps import Exit, Step
 
+# OVN's Geneve option (class, type, length): the same in every release ofrace knows.
+_GENEVE = facts_for(None).geneve
+_OVN_OPTION = (_GENEVE.opt_class, _GENEVE.opt_type, _GENEVE.length)
+_OVN_OPTION_TEXT = re.compile(r"options\(\{class=%#x,type=%#x,len=%d,(0x[0-9a-f]+)\}"  # noqa: UP031
+                              % _OVN_OPTION)
 _HIT = re.compile(r"^\s*(\d+)\. (?:(.*?),? )?priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
 _MISS = re.compile(r"^\s*(\d+)\. No match\.$")
 _BRIDGE = re.compile(r'^(\s*)bridge\("([^"]+)"\)$')
@@ -198,7 +204,7 @@ def parse_datapath_actions(text: str, headers: dict | None = None
         elif item.startswith("tnl_push("):
             vni = re.search(r"vni=(0x[0-9a-f]+)", item)
             dst = re.search(r"ipv4\(src=[^,]+,dst=([^,]+)", item)
-            opt = re.search(r"options\(\{class=0x102,type=0x80,len=4,(0x[0-9a-f]+)\}", item)
+            opt = _OVN_OPTION_TEXT.search(item)
             outputs.append(DatapathOutput(
                 "tunnel", tunnel=(int(vni.group(1), 16) if vni else 0,
                                   dst.group(1) if dst else "",
@@ -260,7 +266,9 @@ def simulated_passes(root: Step, exits: list[Exit], start: dict,
             tp.outputs.append(DatapathOutput("port", port=port, headers=headers))
         elif exit_.kind == "tunnel":
             d = exit_.data
-            opt = d.get("options", {}).get("tun_metadata0", 0)
+            # OVN's option, by (class, type) as the wire carries it (any tun_metadataN)
+            opt = d.get("geneve", {}).get((_OVN_OPTION[0], _OVN_OPTION[1]),
+                                          d.get("options", {}).get("tun_metadata0", 0))
             tp.outputs.append(DatapathOutput(
                 "tunnel", tunnel=(d.get("tun_id", 0), d.get("remote_ip") or "", opt),
                 headers=headers))

@@ -12,7 +12,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from ofrace.openflow.bridge import parse_tlv_map
 from ofrace.ovn.southbound import port_addresses
+from ofrace.ovn.versions import facts_for
 from ofrace.snapshot import Chassis, Snapshot
 
 BROADCAST = 0xFFFFFFFFFFFF
@@ -197,6 +199,7 @@ def tunnel_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint])
     sb = snapshot.southbound.tables
     dp_key = {row["_uuid"]: row["tunnel_key"] for row in sb.get("Datapath_Binding", [])}
     local = {i.iface_id for i in chassis.interfaces if i.iface_id}
+    option = _ovn_option_field(chassis)
     out = []
     tunnels = [i for i in chassis.interfaces
                if i.bridge == chassis.integration_bridge and i.type == "geneve"]
@@ -214,7 +217,7 @@ def tunnel_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint])
                     "in_port": tunnel.ofport, "tun_id": dp_key[dst.datapath],
                     "tun_src": int(ipaddress.IPv4Address(tunnel.options.get("remote_ip"))),
                     "tun_dst": int(ipaddress.IPv4Address(chassis.encap_ips[0])),
-                    "tun_metadata0": (src.tunnel_key << 16) | pb["tunnel_key"], **inner},
+                    option: (src.tunnel_key << 16) | pb["tunnel_key"], **inner},
                     f"tunnel {tunnel.name}: {src.name} -> {dst.name}"))
             # and a flooded (broadcast) packet from a remote port
             if remote:
@@ -223,10 +226,21 @@ def tunnel_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint])
                     "in_port": tunnel.ofport, "tun_id": dp_key[dst.datapath],
                     "tun_src": int(ipaddress.IPv4Address(tunnel.options.get("remote_ip"))),
                     "tun_dst": int(ipaddress.IPv4Address(chassis.encap_ips[0])),
-                    "tun_metadata0": (src.tunnel_key << 16) | 0xFFFF,
+                    option: (src.tunnel_key << 16) | 0xFFFF,
                     **_arp(src.mac, src.ip4[0], dst.ip4[0])},
                     f"tunnel {tunnel.name}: broadcast from {src.name}"))
     return out
+
+
+def _ovn_option_field(chassis: Chassis) -> str:
+    """The tun_metadataN that carries OVN's Geneve option on this chassis' br-int, from
+    its TLV map; tun_metadata0 (the first free field ovn-controller takes) without one."""
+    geneve = facts_for(chassis.ovn_version).geneve
+    bridge = chassis.bridges.get(chassis.integration_bridge)
+    for option in parse_tlv_map(bridge.tlv_map if bridge else ""):
+        if (option.opt_class, option.opt_type) == (geneve.opt_class, geneve.opt_type):
+            return f"tun_metadata{option.index}"
+    return "tun_metadata0"
 
 
 def uplink_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint]) -> list:

@@ -109,6 +109,17 @@ class BridgeIndex:
         self.groups_unread: str | None = bridge.errors.get("groups") or None
         self._sort_by_table(self.flows)
 
+    def geneve_options(self, packet: dict) -> dict[tuple[int, int], int]:
+        """The Geneve options a packet leaving this bridge carries: each ``tun_metadataN``
+        it set, under the (class, type) this bridge's TLV map gives that field."""
+        return {(t.opt_class, t.opt_type): packet[f"tun_metadata{i}"]
+                for i, t in self.tlv_map.items() if f"tun_metadata{i}" in packet}
+
+    def metadata_field(self, opt_class: int, opt_type: int) -> str | None:
+        """The ``tun_metadataN`` this bridge's TLV map gives a Geneve option, if any."""
+        return next((f"tun_metadata{i}" for i, t in self.tlv_map.items()
+                     if (t.opt_class, t.opt_type) == (opt_class, opt_type)), None)
+
     def _load_ports(self, bridge: Bridge, interfaces) -> None:
         for m in _PORT_DESC.finditer(bridge.ports_desc):
             number = 0xFFFE if m.group(1) == "LOCAL" else int(m.group(1))

@@ -539,6 +539,9 @@ class ChassisDatapath:
             "tun_id": packet.get("tun_id", 0) if opts.get("key", "0") == "flow"
             else int(opts.get("key", "0"), 0),
             "options": {f: packet[f] for f in packet if f.startswith("tun_metadata")},
+            # the same options on the wire, by (class, type): the receiver's TLV map
+            # may give them other tun_metadataN fields
+            "geneve": self.bridges[bridge_name].geneve_options(packet),
         }
         if outer["remote_ip"] == "flow":
             outer["remote_ip"] = str(packet.get("tun_dst"))

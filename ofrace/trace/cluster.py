@@ -398,9 +398,25 @@ class ClusterTracer:
         packet.update({"in_port": tunnel.ofport, "tun_id": exit_.data.get("tun_id", 0),
                        "tun_src": int(ipaddress.IPv4Address(local_ip)) if local_ip else 0,
                        "tun_dst": int(ipaddress.IPv4Address(remote_ip))})
-        packet.update(exit_.data.get("options", {}))
+        packet.update(self._received_options(target, exit_))
         return TraceStart(target.name, target.integration_bridge, packet,
                           f"tunnel {tunnel.name} from {ch.name}")
+
+    def _received_options(self, target: Chassis, exit_: Exit) -> dict[str, int]:
+        """The tunnel options as the receiving bridge sees them: each Geneve option in the
+        ``tun_metadataN`` the receiver's TLV map gives it (ovn-controller may have mapped
+        OVN's option to different fields on two chassis).  Without TLV maps on both
+        sides, the sender's fields are kept as they are."""
+        geneve = exit_.data.get("geneve") or {}
+        receiver = self.datapath(target.name).bridges.get(target.integration_bridge)
+        if not geneve or receiver is None or not receiver.tlv_map:
+            return dict(exit_.data.get("options", {}))
+        received = {}
+        for (opt_class, opt_type), value in geneve.items():
+            name = receiver.metadata_field(opt_class, opt_type)
+            if name is not None:  # an option the receiver has no field for is not matchable
+                received[name] = value
+        return received
 
     def _verdict(self, ch: Chassis, exit_: Exit) -> Verdict:
         if exit_.kind == "output":
