@@ -210,21 +210,21 @@ class Chassis:
                     row = ifaces.get(iface_uuid)
                     if row is None:
                         continue
-                    ofport = row.get("ofport")
+                    ofport = unwrap_optional(row.get("ofport"))
                     result.append(Interface(
                         name=row["name"], bridge=br["name"], type=row.get("type") or "",
-                        ofport=ofport[0] if isinstance(ofport, list) and ofport else (
-                            ofport if isinstance(ofport, int) else None),
+                        ofport=ofport if isinstance(ofport, int) else None,
                         options=row.get("options") or {},
                         external_ids=row.get("external_ids") or {},
-                        error=_scalar(row.get("error")),
-                        mac_in_use=_scalar(row.get("mac_in_use")),
+                        error=unwrap_optional(row.get("error")),
+                        mac_in_use=unwrap_optional(row.get("mac_in_use")),
                     ))
         return sorted(result, key=lambda i: (i.bridge, i.ofport or 0, i.name))
 
 
-def _scalar(value):
-    """An optional OVSDB column arrives as [] when empty."""
+def unwrap_optional(value):
+    """An optional OVSDB column (min 0, max 1) as its value or None: it arrives as a
+    one-element list, or ``[]`` when empty.  The one place every stage unwraps it."""
     if isinstance(value, list):
         return value[0] if value else None
     return value

@@ -72,8 +72,8 @@ def test_the_deltas_are_in_order_and_cited():
     versions = [r.version for r in RELEASES]
     assert versions == sorted(set(versions))
     first = RELEASES[0]
-    assert first.registers and first.flags and first.opcodes and first.geneve
-    assert set(SOURCES) == {"registers", "flags", "opcodes", "geneve"}
+    assert first.registers and first.flags and first.opcodes and first.geneve and first.encaps
+    assert set(SOURCES) == {"registers", "flags", "opcodes", "geneve", "encaps"}
 
 
 def test_common_flags_are_those_every_release_has():
@@ -105,3 +105,7 @@ def test_a_chassis_of_an_unknown_release_says_so_in_the_trace():
 def test_the_geneve_option_is_the_same_in_every_known_release():
     """ofproto_trace parsing relies on it: a release that changes it must say so here."""
     assert len({facts_for(f"{r.version[0]}.{r.version[1]:02d}.0").geneve for r in RELEASES}) == 1
+
+
+def test_stt_tunnels_are_ovns_until_25_09():
+    assert "stt" in facts_for("25.03.0").encaps and "stt" not in facts_for("25.09.0").encaps

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ofrace.openflow.fields import FIELDS, format_value
+from ofrace.ovn.logical_fields import OVN_L4_NAMES
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.simulate.steps import Step
 from ofrace.trace.cluster import ClusterTrace, Hop, Verdict
@@ -28,7 +29,6 @@ _OVN_NAMES = {
 # NB rows worth naming next to a stage: the policy objects a user wrote.
 _EXPLAINING = {"ACL", "Load_Balancer", "NAT", "Logical_Router_Static_Route",
                "Logical_Router_Policy", "QoS"}
-_L4 = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp4", 58: "icmp6"}
 
 
 def ovn_field_name(name: str, packet: dict) -> str:
@@ -36,7 +36,7 @@ def ovn_field_name(name: str, packet: dict) -> str:
     if packet.get("dl_type") == 0x0806:
         label = {"nw_src": "arp.spa", "nw_dst": "arp.tpa", "nw_proto": "arp.op"}.get(name, label)
     if label.startswith("l4."):
-        proto = _L4.get(packet.get("nw_proto", 0), "l4")
+        proto = OVN_L4_NAMES.get(packet.get("nw_proto", 0), "l4")
         if proto.startswith("icmp"):
             return f"{proto}.{'type' if name == 'tp_src' else 'code'}"
         return f"{proto}.{label[3:]}"

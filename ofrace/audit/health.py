@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 from ofrace.audit.logical import LocalDatapaths
 from ofrace.ovn.southbound import SouthboundIndex
-from ofrace.snapshot import Chassis, Snapshot
-
-TUNNEL_TYPES = {"geneve", "vxlan", "stt"}
+from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 
 
 @dataclass
@@ -24,12 +22,6 @@ class HealthProblem:
     chassis: str
     kind: str        # binding | interface | tunnel | encap | sync
     message: str
-
-
-def _scalar(value):
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
 
 
 class HealthAuditor:
@@ -72,7 +64,7 @@ class HealthAuditor:
                 out.append(HealthProblem(ch.name, "binding", f"interface {iface.name} has "
                                          f"iface-id {iface_id}, which is no logical port"))
                 continue
-            bound = self.names.chassis_row_by_uuid(_scalar(pb.get("chassis")))
+            bound = self.names.chassis_row_by_uuid(unwrap_optional(pb.get("chassis")))
             if me is None:
                 continue
             if bound is None:
@@ -88,7 +80,8 @@ class HealthAuditor:
                                          f"is bound to {where}{note}"))
         if me is not None:
             for pb in self.names.rows("Port_Binding"):
-                if (pb.get("type") or "") != "" or _scalar(pb.get("chassis")) != me["_uuid"]:
+                bound = unwrap_optional(pb.get("chassis"))
+                if (pb.get("type") or "") != "" or bound != me["_uuid"]:
                     continue
                 if pb["logical_port"] not in here:
                     out.append(HealthProblem(ch.name, "binding",
@@ -103,7 +96,7 @@ class HealthAuditor:
         for pb in self.names.rows("Port_Binding"):
             if pb["datapath"] not in local.datapaths:
                 continue
-            row = self.names.chassis_row_by_uuid(_scalar(pb.get("chassis")))
+            row = self.names.chassis_row_by_uuid(unwrap_optional(pb.get("chassis")))
             if row is not None and row["name"] != ch.system_id:
                 needed.add(row["name"])
         return needed
@@ -111,7 +104,8 @@ class HealthAuditor:
     def _tunnels(self, ch: Chassis) -> list[HealthProblem]:
         out = []
         tunnels = [i for i in ch.interfaces
-                   if i.bridge == ch.integration_bridge and i.type in TUNNEL_TYPES]
+                   if i.bridge == ch.integration_bridge
+                   and i.type in self.names.facts(ch.name).encaps]
         remote_ips = {i.options.get("remote_ip") for i in tunnels}
         encaps: dict[str, list[str]] = {}
         for encap in self.names.rows("Encap"):

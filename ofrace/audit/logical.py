@@ -20,7 +20,7 @@ from functools import cached_property
 
 from ofrace.openflow.flowtext import line_cookie
 from ofrace.ovn.southbound import SouthboundIndex
-from ofrace.snapshot import Chassis, Snapshot
+from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 
 _RESIDENT = re.compile(r'(!\s*)?is_chassis_resident\("([^"]+)"\)')
 _PORT_EQ = re.compile(r'\b(inport|outport)\s*==\s*"([^"]+)"')
@@ -121,7 +121,7 @@ class LocalDatapaths:
 
     def bound_here(self, pb: dict) -> bool:
         bound = pb.get("chassis")
-        bound = bound[0] if isinstance(bound, list) and bound else bound
+        bound = unwrap_optional(bound)
         if bound and bound == self.chassis_uuid:
             return True
         if self.chassis_uuid in (pb.get("additional_chassis") or []):
@@ -140,7 +140,7 @@ class LocalDatapaths:
 
     def in_ha_group(self, pb: dict) -> bool:
         group = pb.get("ha_chassis_group")
-        group = group[0] if isinstance(group, list) and group else group
+        group = unwrap_optional(group)
         return bool(group) and group in self._ha_groups_here
 
     def related(self, pb: dict) -> bool:
@@ -204,14 +204,10 @@ class LogicalAuditor:
         return {g["_uuid"]: g.get("datapaths", []) for g in self.names.rows("Logical_DP_Group")}
 
     def lflow_datapaths(self, lflow: dict) -> list[str]:
-        dp = lflow.get("logical_datapath")
-        if isinstance(dp, list):
-            dp = dp[0] if dp else None
+        dp = unwrap_optional(lflow.get("logical_datapath"))
         if dp:
             return [dp]
-        group = lflow.get("logical_dp_group")
-        if isinstance(group, list):
-            group = group[0] if group else None
+        group = unwrap_optional(lflow.get("logical_dp_group"))
         return list(self._dp_groups.get(group, [])) if group else []
 
     @cached_property

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from ofrace.openflow.fields import FIELDS, format_value
+from ofrace.openflow.flowtext import split_top_level
 from ofrace.ovn.versions import facts_for
 from ofrace.simulate.steps import Exit, Step
 
@@ -139,21 +140,6 @@ def parse_ofproto_trace(text: str, bridges: set[str] | None = None) -> list[Trac
     return passes
 
 
-def _split_top(text: str) -> list[str]:
-    out, depth, cur = [], 0, []
-    for ch in text:
-        if ch == "," and depth == 0:
-            out.append("".join(cur))
-            cur = []
-            continue
-        depth += ch in "({"
-        depth -= ch in ")}"
-        cur.append(ch)
-    if cur:
-        out.append("".join(cur))
-    return [o.strip() for o in out if o.strip()]
-
-
 # datapath set(proto(field=…)) → our canonical field
 _ODP_FIELDS = {
     ("eth", "src"): "dl_src", ("eth", "dst"): "dl_dst",
@@ -187,7 +173,7 @@ def parse_datapath_actions(text: str, headers: dict | None = None
     copy of the header rewrites (the datapath undoes them after the clone)."""
     outputs: list[DatapathOutput] = []
     headers = dict(headers or {})
-    items = _split_top(text)
+    items = split_top_level(text)
     stops = any(i.startswith("hash(") for i in items) and any(
         i.startswith("recirc(") for i in items)
     skip_underlay = False
@@ -195,7 +181,7 @@ def parse_datapath_actions(text: str, headers: dict | None = None
         if item.startswith("set(") or item.startswith("set_masked("):
             inner = item[item.index("(") + 1:-1]
             proto, _, body = inner.partition("(")
-            for part in _split_top(body.rstrip(")")):
+            for part in split_top_level(body.rstrip(")")):
                 key, _, value = part.partition("=")
                 name = _ODP_FIELDS.get((proto, key))
                 if name:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace
-from ofrace.simulate.conntrack import CT_STATE_BITS
+from ofrace.openflow.fields import ct_state_names
 
 _STAGE = re.compile(r"^\s*(\d+)\. (\S+) \([^)]*\): (.*), priority (\d+), uuid ([0-9a-f]{8})")
 _PIPELINE = re.compile(r'^\s*(ingress|egress)\(dp="([^"]+)"')
@@ -71,8 +71,7 @@ def ct_arguments(states: list[int]) -> list[str]:
     """``--ct=FLAGS`` arguments for ovn-trace, one per ct() the physical trace made."""
     args = []
     for state in states:
-        names = [n for n in ("trk", "new", "est", "rel", "rpl", "inv", "snat", "dnat")
-                 if state & CT_STATE_BITS[n]]
+        names = sorted(ct_state_names(state), key=lambda n: n != "trk")  # trk first
         args.append(f"--ct={','.join(names)}")
     return args
 

@@ -197,16 +197,23 @@ def _port(value) -> int:
 _FIELD_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[(?:(\d+)(?:\.\.(\d+))?)?\]$")
 
 
+def parse_field_ref(text: str) -> FieldRef | None:
+    """``NXM_NX_REG15[]``, ``reg0[16..30]``, ``reg0[3]`` → a FieldRef; None without ``[…]``."""
+    m = _FIELD_REF.match(text)
+    if not m:
+        return None
+    name = canonical(m.group(1))
+    start = int(m.group(2)) if m.group(2) else 0
+    end = int(m.group(3)) if m.group(3) else (start if m.group(2) else field_width(name) - 1)
+    return FieldRef(name, start, end)
+
+
 def _output(value: dict):
     port = value["port"]
     if isinstance(port, str):
-        m = _FIELD_REF.match(port)
-        if m:
-            name = canonical(m.group(1))
-            width = field_width(name)
-            start = int(m.group(2)) if m.group(2) else 0
-            end = int(m.group(3)) if m.group(3) else (start if m.group(2) else width - 1)
-            return Output(source=FieldRef(name, start, end))
+        ref = parse_field_ref(port)
+        if ref is not None:
+            return Output(source=ref)
     return Output(port=_port(port))
 
 

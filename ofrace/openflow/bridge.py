@@ -56,6 +56,11 @@ class Group:
     selection_method: str | None = None
 
 
+# OVS interface types that are tunnels (vswitchd/vswitch.xml, Interface type).
+TUNNEL_TYPES = frozenset({"geneve", "vxlan", "stt", "gre", "erspan", "ip6gre", "ip6erspan",
+                          "gtpu", "bareudp"})
+
+
 @dataclass
 class TunnelOption:
     """One Geneve option mapped to a ``tun_metadataN`` field by the TLV map."""

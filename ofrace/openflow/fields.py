@@ -137,6 +137,8 @@ PROTOCOLS: dict[str, tuple[tuple[str, int], ...]] = {
     "igmp": (("dl_type", 0x0800), ("nw_proto", 2)),
 }
 
+# IP protocol numbers by the names OVS flow syntax gives them.
+IP_PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 132: "sctp"}
 CT_STATE_BITS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10,
                  "trk": 0x20, "snat": 0x40, "dnat": 0x80}
 TCP_FLAG_BITS = {"fin": 0x001, "syn": 0x002, "rst": 0x004, "psh": 0x008, "ack": 0x010,
@@ -262,18 +264,27 @@ def split_composite(name: str, value: int, mask: int) -> list[tuple[str, int, in
     return out
 
 
+def format_mac(value: int) -> str:
+    """``0x0a580af40103`` → ``0a:58:0a:f4:01:03``."""
+    raw = f"{value:012x}"
+    return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
+
+
+def ct_state_names(state: int) -> list[str]:
+    """The ct_state flags set in ``state``, in OVS's order (new, est, …, trk, snat, dnat)."""
+    return [n for n, b in CT_STATE_BITS.items() if state & b]
+
+
 def format_value(field: Field, value: int) -> str:
     """How OVS would print a full (unmasked) value of ``field``."""
     if field.kind == "mac":
-        raw = f"{value:012x}"
-        return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
+        return format_mac(value)
     if field.kind == "ipv4":
         return str(ipaddress.IPv4Address(value))
     if field.kind == "ipv6":
         return str(ipaddress.IPv6Address(value))
     if field.kind == "ct_state":
-        names = [n for n, b in CT_STATE_BITS.items() if value & b]
-        return "+".join(names) if names else "0"
+        return "+".join(ct_state_names(value)) or "0"
     if field.kind in ("port",) or field.bits <= 16:
         return str(value)
     return hex(value)

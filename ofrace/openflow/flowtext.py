@@ -256,6 +256,22 @@ def parse_flow(line: str, cache: TokenCache) -> ParsedFlow:
     return ParsedFlow(table, priority, line_cookie(line), match, line[offset:])
 
 
+def split_top_level(text: str) -> list[str]:
+    """``a,b(c,d),{e,f}`` → ``["a", "b(c,d)", "{e,f}"]``: commas outside brackets split,
+    parts stripped, empty parts dropped (group buckets, datapath actions)."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch == "," and depth == 0:
+            out.append("".join(cur))
+            cur = []
+            continue
+        depth += ch in "({"
+        depth -= ch in ")}"
+        cur.append(ch)
+    out.append("".join(cur))
+    return [part.strip() for part in out if part.strip()]
+
+
 def parse_packet(text: str, ports: dict[str, int] | None = None) -> dict[str, int]:
     """An OVS flow string (``in_port=1,tcp,nw_src=…``) → a packet's field values.
 

@@ -90,6 +90,9 @@ def _logical_fields() -> dict[str, LogicalField]:
 
 LOGICAL_FIELDS: dict[str, LogicalField] = _logical_fields()
 
+# IP protocol numbers by the predicate OVN's expressions name them with (tcp.dst, icmp4.type).
+OVN_L4_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp4", 58: "icmp6"}
+
 PREDICATES: dict[str, Predicate] = {p.name: p for p in (
     Predicate("ip4", sets=(("eth.type", 0x0800),)),
     Predicate("ip6", sets=(("eth.type", 0x86DD),)),

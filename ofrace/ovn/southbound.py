@@ -18,7 +18,7 @@ from functools import cached_property
 
 from ofrace.memory import building
 from ofrace.ovn.versions import OvnFacts, facts_for
-from ofrace.snapshot import Snapshot
+from ofrace.snapshot import Snapshot, unwrap_optional
 
 # SB tables whose row UUIDs become OpenFlow cookies.
 COOKIE_TABLES = ("Logical_Flow", "Port_Binding", "Datapath_Binding", "Multicast_Group",
@@ -91,7 +91,7 @@ class NorthboundObject:
         row = self.row
         if self.table == "ACL":
             label = row.get("name")
-            label = (label[0] if label else None) if isinstance(label, list) else label
+            label = unwrap_optional(label)
             name = f'"{label}" ' if label else ""
             return (f"ACL {name}{row.get('direction')} priority {row.get('priority')} "
                     f"{row.get('match')} → {row.get('action')}")
@@ -212,10 +212,10 @@ class SouthboundIndex:
     def logical_flow_datapaths(self, row: dict) -> list[str]:
         if row.get("logical_datapath"):
             uuid = row["logical_datapath"]
-            return [self.datapath_name_by_uuid(uuid[0] if isinstance(uuid, list) else uuid)]
+            return [self.datapath_name_by_uuid(unwrap_optional(uuid))]
         group = row.get("logical_dp_group")
         if group:
-            gid = group[0] if isinstance(group, list) else group
+            gid = unwrap_optional(group)
             for g in self.rows("Logical_DP_Group"):
                 if g["_uuid"] == gid:
                     return [self.datapath_name_by_uuid(d) for d in g.get("datapaths", [])]
@@ -236,8 +236,7 @@ class SouthboundIndex:
         return next((c for c in self.rows("Chassis") if c["name"] == system_id), None)
 
     def chassis_row_by_uuid(self, uuid: str | list | None) -> dict | None:
-        if isinstance(uuid, list):
-            uuid = uuid[0] if uuid else None
+        uuid = unwrap_optional(uuid)
         return next((c for c in self.rows("Chassis") if c["_uuid"] == uuid), None)
 
     # --- northbound ------------------------------------------------------

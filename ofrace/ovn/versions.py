@@ -19,7 +19,7 @@ mapping for the option, else allocates the first free index).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 # Where each kind of fact is read, in ovn-org/ovn.
@@ -30,6 +30,8 @@ SOURCES = {
     "opcodes": "include/ovn/actions.h: enum action_opcode (from 25.03 the ACTION_OPCODES "
                "list); the value is the position",
     "geneve": "controller/physical.h: OVN_GENEVE_CLASS, OVN_GENEVE_TYPE, OVN_GENEVE_LEN",
+    "encaps": "ovn-sb.ovsschema: the Encap table's type enum (the tunnels ovn-controller "
+              "makes)",
 }
 
 
@@ -51,6 +53,7 @@ class Release:
     flags: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (lsb, width)
     opcodes: dict[int, str] = field(default_factory=dict)    # opcode -> action name
     geneve: GeneveOption | None = None
+    encaps: tuple[str, ...] | None = None   # replaces the previous list when given
 
 
 # One entry per release that changed something; checked against the tags
@@ -70,6 +73,7 @@ RELEASES: tuple[Release, ...] = (
             "bind_vport", "handle_svc_check", "handle_dhcpv6_reply", "icmp6_error",
             "put_icmp6_frag_mtu", "reject", "bfd_msg", "sctp_abort", "put_fdb"))),
         geneve=GeneveOption(0x0102, 0x80, 4),
+        encaps=("geneve", "stt", "vxlan"),
     ),
     Release((22, 9), opcodes={26: "activation_strategy_rarp"}),
     Release((24, 3), opcodes={27: "mg_split_buf"},
@@ -79,7 +83,8 @@ RELEASES: tuple[Release, ...] = (
             flags={"from_ctrl": (19, 1), "unsnat_new": (20, 1),
                    "unsnat_not_tracked": (21, 1)}),
     Release((25, 9), opcodes={26: "activation_strategy"},
-            flags={"igmp_loopback": (22, 1), "network_id": (28, 4)}),
+            flags={"igmp_loopback": (22, 1), "network_id": (28, 4)},
+            encaps=("geneve", "vxlan")),
     Release((26, 3), flags={"pkt_sampled": (23, 1)}),
 )
 
@@ -93,6 +98,7 @@ class OvnFacts:
     flags: dict[str, tuple[int, int]]
     opcodes: dict[int, str]
     geneve: GeneveOption
+    encaps: tuple[str, ...]
     note: str | None = None            # why these facts may not fit the node's OVN
 
     def register(self, role: str) -> str:
@@ -110,7 +116,7 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
     registers: dict[str, str] = {}
     flags: dict[str, tuple[int, int]] = {}
     opcodes: dict[int, str] = {}
-    geneve = None
+    geneve, encaps = None, ()
     for release in RELEASES:
         if release.version > upto:
             break
@@ -118,7 +124,8 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
         flags.update(release.flags)
         opcodes.update(release.opcodes)
         geneve = release.geneve or geneve
-    return OvnFacts(_name(upto), registers, flags, opcodes, geneve)
+        encaps = release.encaps or encaps
+    return OvnFacts(_name(upto), registers, flags, opcodes, geneve, encaps)
 
 
 _VERSION = re.compile(r"(?<![\d.])(\d{2})\.(\d{2})(?:\.\d+)?")
@@ -147,8 +154,7 @@ def facts_for(version_text: str | None) -> OvnFacts:
 
 
 def _with_note(facts: OvnFacts, note: str) -> OvnFacts:
-    return OvnFacts(facts.release, facts.registers, facts.flags, facts.opcodes, facts.geneve,
-                    note)
+    return replace(facts, note=note)
 
 
 def common_flags() -> dict[str, tuple[int, int]]:

@@ -21,7 +21,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ofrace.openflow.actions import Ct, FieldRef
-from ofrace.openflow.fields import CT_STATE_BITS
+from ofrace.openflow.fields import CT_STATE_BITS, IP_PROTOCOL_NAMES, ct_state_names
 from ofrace.simulate.packet import Packet, read_ref
 
 NEW, EST, REL, RPL, INV, TRK, SNAT, DNAT = (CT_STATE_BITS[k] for k in
@@ -51,8 +51,8 @@ def parse_ct_state(text: str) -> int:
 
 
 def format_ct_state(state: int) -> str:
-    names = [n for n, b in CT_STATE_BITS.items() if state & b]
-    return "+".join(names) if names else "untracked"
+    """As a trace step says it: ``trk+est``, or ``untracked``."""
+    return "+".join(ct_state_names(state)) or "untracked"
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,7 @@ class FiveTuple:
 
     def __str__(self) -> str:
         cls = ipaddress.IPv4Address if self.dl_type == 0x0800 else ipaddress.IPv6Address
-        proto = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmp6"}.get(
-            self.proto, str(self.proto))
+        proto = IP_PROTOCOL_NAMES.get(self.proto, str(self.proto))
         if self.proto in PORTED:
             return f"{proto} {cls(self.src)}:{self.sport} > {cls(self.dst)}:{self.dport}"
         return f"{proto} {cls(self.src)} > {cls(self.dst)}"

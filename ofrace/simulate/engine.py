@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from ofrace.openflow import actions as A
 from ofrace.openflow.actions import ActionError, parse_actions
-from ofrace.openflow.bridge import BridgeIndex, Port
-from ofrace.openflow.fields import SPECIAL_PORTS
-from ofrace.openflow.flowtext import FlowSyntaxError, without_stats
+from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port
+from ofrace.openflow.fields import SPECIAL_PORTS, format_mac
+from ofrace.openflow.flowtext import FlowSyntaxError, split_top_level, without_stats
 from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, format_ct_state
 from ofrace.simulate.packet import Packet, read_ref, write, write_ref
 from ofrace.simulate.steps import Exit, Step
@@ -29,8 +29,6 @@ from ofrace.simulate.steps import Exit, Step
 MAX_DEPTH = 64
 MAX_RESUBMITS = 4096
 MAX_PASSES = 32
-TUNNEL_TYPES = {"geneve", "vxlan", "stt", "gre", "erspan", "ip6gre", "ip6erspan", "gtpu",
-                "bareudp"}
 LOCAL = SPECIAL_PORTS["LOCAL"]
 IN_PORT = SPECIAL_PORTS["IN_PORT"]
 NORMAL = SPECIAL_PORTS["NORMAL"]
@@ -559,12 +557,12 @@ class ChassisDatapath:
             learned = bridge.fdb.get((vlan, dst))
             if learned is not None:
                 if learned == in_port:
-                    step.add(Step("normal", f"NORMAL: {_mac(dst)} was learned on the input "
+                    step.add(Step("normal", f"NORMAL: {format_mac(dst)} was learned on the input "
                                   "port; dropped", self.chassis, bridge_name))
                     return None
                 port = bridge.ports.get(learned)
                 if port is not None:
-                    normal = step.add(Step("normal", f"NORMAL: {_mac(dst)} learned on "
+                    normal = step.add(Step("normal", f"NORMAL: {format_mac(dst)} learned on "
                                            f"{port.name}", self.chassis, bridge_name))
                     self._output_port(ctx, bridge_name, port, dict(packet), normal)
                     return None
@@ -578,11 +576,6 @@ class ChassisDatapath:
                 continue
             self._output_port(ctx, bridge_name, port, dict(packet), flood)
         return None
-
-
-def _mac(value: int) -> str:
-    raw = f"{value:012x}"
-    return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
 
 
 def _set_ct_fields(packet: Packet, outcome: CtOutcome) -> None:
@@ -610,7 +603,7 @@ def _select_bucket(packet: Packet, n: int) -> int:
 
 def _bucket_actions(bucket: str) -> str:
     parts = []
-    for item in _split_top(bucket):
+    for item in split_top_level(bucket):
         if item.startswith(("bucket_id:", "weight:", "watch_port:", "watch_group:")):
             continue
         if item.startswith("actions="):
@@ -618,21 +611,6 @@ def _bucket_actions(bucket: str) -> str:
         else:
             parts.append(item)
     return ",".join(parts)
-
-
-def _split_top(text: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-            continue
-        depth += ch == "("
-        depth -= ch == ")"
-        cur += ch
-    if cur:
-        out.append(cur)
-    return out
 
 
 def _frame_length(packet: Packet) -> int:

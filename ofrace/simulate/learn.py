@@ -6,28 +6,22 @@ the reply trace), and the trace reports it, as ``ofproto/trace`` does.
 
 from __future__ import annotations
 
-import re
-
-from ofrace.openflow.actions import FieldRef, Learn, field_width
+from ofrace.openflow.actions import FieldRef, Learn, field_width, parse_field_ref
 from ofrace.openflow.bridge import BridgeIndex
 from ofrace.openflow.classifier import FlowTable
 from ofrace.openflow.fields import COMPOSITES, FIELDS, canonical, parse_value, split_composite
 from ofrace.simulate.packet import Packet, read_ref
 
-_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[(?:(\d+)(?:\.\.(\d+))?)?\]$")
 _OPTIONS = {"table", "priority", "cookie", "idle_timeout", "hard_timeout", "fin_idle_timeout",
             "fin_hard_timeout", "delete_learned", "limit", "result_dst", "send_flow_rem"}
 
 
 def _parse_ref(text: str) -> FieldRef:
-    m = _REF.match(text)
-    if not m:
+    ref = parse_field_ref(text)
+    if ref is None:
         name = canonical(text)
         return FieldRef(name, 0, field_width(name) - 1)
-    name = canonical(m.group(1))
-    start = int(m.group(2)) if m.group(2) else 0
-    end = int(m.group(3)) if m.group(3) else (start if m.group(2) else field_width(name) - 1)
-    return FieldRef(name, start, end)
+    return ref
 
 
 def _ref_of(spec: dict) -> FieldRef:

@@ -9,7 +9,7 @@ registers they overlay, so both spellings always agree.
 from __future__ import annotations
 
 from ofrace.openflow.actions import FieldRef
-from ofrace.openflow.fields import COMPOSITES, FIELDS, format_value
+from ofrace.openflow.fields import COMPOSITES, FIELDS, IP_PROTOCOL_NAMES, format_value
 
 Packet = dict  # canonical field name -> int
 
@@ -76,7 +76,7 @@ def describe(packet: Packet) -> str:
         d = format_value(FIELDS[dname], packet.get(dname, 0))
         ttl = packet.get("nw_ttl", 0)
         if proto in (6, 17, 132):
-            pname = {6: "TCP", 17: "UDP", 132: "SCTP"}[proto]
+            pname = IP_PROTOCOL_NAMES[proto].upper()
             sp, dp = packet.get("tp_src", 0), packet.get("tp_dst", 0)
             if kind == "ipv6":
                 return f"{text}, {pname} [{s}]:{sp} > [{d}]:{dp}, ttl {ttl}"

@@ -28,7 +28,7 @@ from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
 from ofrace.simulate.steps import Exit, Step
-from ofrace.snapshot import Chassis, Snapshot
+from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 
 MAX_HOPS = 16
 UPLINK_TYPES = ("", "system", "dpdk", "afxdp", "tap")
@@ -208,9 +208,7 @@ class ClusterTracer:
         if not uplinks:
             raise InputError(f"bridge {bridge} on {ch.name} has no uplink port")
         packet = {"in_port": uplinks[0].ofport}
-        tag = pb.get("tag")
-        if isinstance(tag, list):
-            tag = tag[0] if tag else None
+        tag = unwrap_optional(pb.get("tag"))
         if tag:
             packet["vlan_tci"] = 0x1000 | int(tag)
         return TraceStart(ch.name, bridge, packet,

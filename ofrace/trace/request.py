@@ -11,12 +11,15 @@ from __future__ import annotations
 import ipaddress
 
 from ofrace.errors import InputError
+from ofrace.openflow.fields import IP_PROTOCOL_NAMES, format_mac
+from ofrace.ovn.logical_fields import OVN_L4_NAMES
 from ofrace.ovn.microflow import parse_microflow
 from ofrace.ovn.southbound import SouthboundIndex, port_addresses
 from ofrace.simulate.packet import Packet
 from ofrace.trace.cluster import ClusterTracer, TraceStart, Verdict
 
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "sctp": 132}
+# The protocols a short form (--tcp, --udp, --icmp, --sctp) may name.
+PROTOCOLS = {name: number for number, name in IP_PROTOCOL_NAMES.items() if name != "icmp6"}
 DEFAULT_SPORT = 40000
 
 
@@ -141,12 +144,8 @@ def reply_start(tracer: ClusterTracer, verdict: Verdict) -> TraceStart:
 
 def to_expression(packet: Packet, inport: str) -> str:
     """The ovn-trace microflow for a packet ofrace built (e.g. from the short form)."""
-    def mac(v: int) -> str:
-        raw = f"{v:012x}"
-        return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
-
-    terms = [f'inport == "{inport}"', f"eth.src == {mac(packet.get('dl_src', 0))}",
-             f"eth.dst == {mac(packet.get('dl_dst', 0))}"]
+    terms = [f'inport == "{inport}"', f"eth.src == {format_mac(packet.get('dl_src', 0))}",
+             f"eth.dst == {format_mac(packet.get('dl_dst', 0))}"]
     if packet.get("dl_type") == 0x0800:
         terms += [f"ip4.src == {ipaddress.IPv4Address(packet.get('nw_src', 0))}",
                   f"ip4.dst == {ipaddress.IPv4Address(packet.get('nw_dst', 0))}"]
@@ -155,12 +154,11 @@ def to_expression(packet: Packet, inport: str) -> str:
                   f"ip6.dst == {ipaddress.IPv6Address(packet.get('ipv6_dst', 0))}"]
     if packet.get("dl_type") in (0x0800, 0x86DD):
         terms.append(f"ip.ttl == {packet.get('nw_ttl', 64)}")
-        proto = {6: "tcp", 17: "udp", 132: "sctp"}.get(packet.get("nw_proto", 0))
-        if proto:
+        proto = OVN_L4_NAMES.get(packet.get("nw_proto", 0))
+        if proto in ("tcp", "udp", "sctp"):
             terms += [f"{proto}.src == {packet.get('tp_src', 0)}",
                       f"{proto}.dst == {packet.get('tp_dst', 0)}"]
-        elif packet.get("nw_proto") in (1, 58):
-            icmp = "icmp4" if packet.get("nw_proto") == 1 else "icmp6"
-            terms += [f"{icmp}.type == {packet.get('tp_src', 0)}",
-                      f"{icmp}.code == {packet.get('tp_dst', 0)}"]
+        elif proto in ("icmp4", "icmp6"):
+            terms += [f"{proto}.type == {packet.get('tp_src', 0)}",
+                      f"{proto}.code == {packet.get('tp_dst', 0)}"]
     return " && ".join(terms)
