@@ -128,7 +128,6 @@ class Ct:
 @dataclass(frozen=True)
 class Learn:
     spec: tuple                       # ovs.flow's list of single-key dicts, kept as is
-    text: str
 
 
 @dataclass(frozen=True)
@@ -314,7 +313,7 @@ DECODERS = {
     "push_vlan": lambda v: PushVlan(int(v)),
     "group": lambda v: Group(int(v)),
     "clone": lambda v: Clone(tuple(_decode_list(v))),
-    "learn": lambda v: Learn(tuple(v), ""),
+    "learn": lambda v: Learn(tuple(v)),
     "controller": _controller,
     "check_pkt_larger": lambda v: CheckPktLarger(int(v["pkt_len"]), _ref(v["dst"])),
     "conjunction": lambda v: Conjunction(v["id"], v["k"], v["n"]),

@@ -24,12 +24,9 @@ from collections.abc import Mapping
 RANK = 0xFFFFFFFF
 
 
-def encode(priority: int, index: int) -> int:
-    return (priority << 32) | (RANK - index)
-
-
 def decode(code: int) -> tuple[int, int]:
-    """``(priority, index)``"""
+    """``(priority, index)`` from ``(priority << 32) | (RANK - index)``: one integer per
+    flow that sorts by priority, then by earlier line (built inline where flows are added)."""
     return code >> 32, RANK - (code & RANK)
 
 
@@ -90,7 +87,7 @@ class SubtableSet:
         sub = self.by_shape.get(shape)
         if sub is None:
             sub = self.by_shape[shape] = Subtable(shape)
-        code = (priority << 32) | (RANK - index)  # encode(), inlined: this is the hot path
+        code = (priority << 32) | (RANK - index)  # see decode(); inline: the hot path
         have = sub.buckets.get(values)
         if have is None:
             sub.buckets[values] = code

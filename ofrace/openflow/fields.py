@@ -163,10 +163,6 @@ def canonical(name: str) -> str:
     raise FieldError(f"unknown field {name!r}")
 
 
-def parse_int(text: str) -> int:
-    return int(text, 0)
-
-
 def _mac(text: str) -> int:
     if text.startswith("0x"):
         return int(text, 16)

@@ -48,10 +48,6 @@ def write_ref(packet: Packet, ref: FieldRef, value: int) -> None:
     write(packet, ref.name, value << ref.start, mask)
 
 
-# How a packet is shown: (label, field) in wire order, per protocol.
-_L2 = ("dl_src", "dl_dst")
-
-
 def describe(packet: Packet) -> str:
     """One line a person can scan: MACs, addresses, ports, TTL."""
     dl_type = packet.get("dl_type", 0)
