@@ -52,8 +52,11 @@ def learn_flow(bridge: BridgeIndex, action: Learn, packet: Packet) -> str:
             val = read_ref(packet, _ref_of(value["src"])) if "src" in value else value["value"]
             acts.append(f"load:{val:#x}->{dst.name}[{dst.start}..{dst.end}]")
         elif key == "output":
-            src = _ref_of(value) if "field" in value else None
-            acts.append(f"output:{read_ref(packet, src)}" if src else f"output:{value}")
+            # ovs.flow gives {"port": "NXM_OF_IN_PORT[]"} (or a number) for output:FIELD
+            port = value.get("port", value) if isinstance(value, dict) else value
+            src = (_ref_of(value) if isinstance(value, dict) and "field" in value
+                   else parse_field_ref(str(port)))
+            acts.append(f"output:{read_ref(packet, src)}" if src else f"output:{port}")
         else:
             dst = _parse_ref(key)
             mask = ((1 << dst.width) - 1) << dst.start
