@@ -109,3 +109,11 @@ def test_the_geneve_option_is_the_same_in_every_known_release():
 
 def test_stt_tunnels_are_ovns_until_25_09():
     assert "stt" in facts_for("25.03.0").encaps and "stt" not in facts_for("25.09.0").encaps
+
+
+def test_arp_names_the_next_hop_from_its_register():
+    arp = "00" * 8
+    facts = facts_for("23.03.1")
+    text = controller.describe(arp, {facts.register("next_hop_ipv4"): 0x0A000001}, facts)
+    assert text.startswith("arp:") and text.endswith("resolving 10.0.0.1")
+    assert "resolving" not in controller.describe(arp, {}, facts)

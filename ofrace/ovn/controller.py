@@ -85,6 +85,7 @@ def describe(userdata_hex: str, packet: dict, facts: OvnFacts) -> str:
     if action is None:
         return "sent to the controller (not an OVN action opcode)"
     text = f"{action.name}: {action.effect}"
-    if action.name == "arp" and packet.get("reg0"):
-        text += f"; resolving {ipaddress.IPv4Address(packet['reg0'])}"
+    next_hop = packet.get(facts.register("next_hop_ipv4"))
+    if action.name == "arp" and next_hop:
+        text += f"; resolving {ipaddress.IPv4Address(next_hop)}"
     return text

@@ -24,7 +24,8 @@ from functools import cache
 
 # Where each kind of fact is read, in ovn-org/ovn.
 SOURCES = {
-    "registers": "include/ovn/logical-fields.h: the MFF_LOG_* defines",
+    "registers": "include/ovn/logical-fields.h: the MFF_LOG_* defines; next_hop_ipv4 from "
+                 "northd/northd.c REG_NEXT_HOP_IPV4 (where arp() finds the address it asks for)",
     "flags": "lib/logical-fields.c: the flags.* subfields of MFF_LOG_FLAGS, "
              "bits from include/ovn/logical-fields.h enum mff_log_flags_bits",
     "opcodes": "include/ovn/actions.h: enum action_opcode (from 25.03 the ACTION_OPCODES "
@@ -63,7 +64,7 @@ RELEASES: tuple[Release, ...] = (
         (22, 3),
         registers={"datapath": "metadata", "inport": "reg14", "outport": "reg15",
                    "flags": "reg10", "dnat_zone": "reg11", "snat_zone": "reg12",
-                   "ct_zone": "reg13"},
+                   "ct_zone": "reg13", "next_hop_ipv4": "reg0"},
         flags={"loopback": (0, 1), "force_snat_for_dnat": (2, 1), "force_snat_for_lb": (3, 1),
                "skip_snat_for_lb": (9, 1), "use_snat_zone": (11, 1)},
         opcodes=dict(enumerate((
