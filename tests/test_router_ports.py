@@ -72,3 +72,20 @@ def test_the_handover_is_read_from_decoded_actions_not_text():
     assert _handover_table([printed], facts, 3, 1) is None      # another datapath
     no_datapath = printed.replace("load:0x2->OXM_OF_METADATA[],", "")
     assert _handover_table([no_datapath], facts, 1, 1) is None  # no new datapath: no handover
+
+
+def test_a_packet_routed_from_a_router_port_is_delivered():
+    """What failed before ("no flow on ovn-control-plane hands packets ..."): the node
+    router port of ovn-worker routes a pod's packet to coredns on another chassis."""
+    from ofrace.trace.request import start_from_expression
+
+    tracer = _tracer()
+    start = start_from_expression(
+        tracer, 'inport == "rtos-ovn-worker" && eth.src == 0a:58:0a:f4:01:03 && '
+        'eth.dst == 0a:58:0a:f4:01:01 && ip4.src == 10.244.1.3 && ip4.dst == 10.244.2.5 && '
+        'ip.ttl == 64 && udp.src == 5000 && udp.dst == 53')
+    assert start.chassis == "ovn-worker"
+    (verdict,) = tracer.trace(start).verdicts()
+    assert verdict.kind == "delivered"
+    assert verdict.logical_port == "kube-system_coredns-64897985d-wdvs9"
+    assert verdict.packet["nw_ttl"] == 63
