@@ -29,6 +29,7 @@ from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
 from ofrace.simulate.steps import Exit, Step
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
+from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
 
 MAX_HOPS = 16
 UPLINK_TYPES = ("", "system", "dpdk", "afxdp", "tap")
@@ -50,15 +51,16 @@ class TraceStart:
 class Verdict:
     """How one copy of the packet ended."""
 
-    # delivered | left | host | controller | dropped | error | loop | unknown (the
-    # answer depends on data that is not in the snapshot; ``text`` names it)
-    kind: str
+    kind: VerdictKind      # for ``unknown``, ``text`` names the data that is missing
     chassis: str
     text: str
     packet: dict
     logical_port: str | None = None
     port: str | None = None
     exit: Exit | None = None
+
+    def __post_init__(self):
+        self.kind = VerdictKind(self.kind)
 
 
 @dataclass
@@ -435,14 +437,11 @@ class ClusterTracer:
                                                self.facts(ch.name))
             return Verdict("controller", ch.name, f"to ovn-controller on {ch.name}: {text}",
                            exit_.packet, exit=exit_)
-        if exit_.kind == "drop":
-            return Verdict("dropped", ch.name, f"dropped on {ch.name}: {exit_.reason}",
-                           exit_.packet, exit=exit_)
-        if exit_.kind == "unknown":
-            return Verdict("unknown", ch.name, f"unknown on {ch.name}: {exit_.reason}",
-                           exit_.packet, exit=exit_)
-        return Verdict("error", ch.name, f"{exit_.kind} on {ch.name}: {exit_.reason}",
-                       exit_.packet, exit=exit_)
+        kind = VERDICT_OF_EXIT[exit_.kind]
+        what = {VerdictKind.DROPPED: "dropped", VerdictKind.UNKNOWN: "unknown"}.get(
+            kind, exit_.kind)
+        return Verdict(kind, ch.name, f"{what} on {ch.name}: {exit_.reason}", exit_.packet,
+                       exit=exit_)
 
 
 def _held_in_same_pass(hop: Hop, exit_: Exit, facts: OvnFacts) -> bool:
