@@ -42,10 +42,20 @@ class InputError(OfraceError):
     """Malformed input: an inventory, an expression, a file."""
 
 
-class LabError(OfraceError):
-    """The embedded lab could not be brought up, inspected or taken down."""
+class EnvironmentFailure(OfraceError):
+    """Something outside ofrace failed: a node could not be reached or answered
+    garbage, a tool (ovn-trace here, ofproto/trace on a node) failed.  Not the
+    user's input, and not a bug: the environment."""
 
     exit_code = Exit.ENVIRONMENT
+
+
+class ToolError(EnvironmentFailure):
+    """A program ofrace runs (ovn-trace, ovs-appctl ofproto/trace) is missing or failed."""
+
+
+class LabError(EnvironmentFailure):
+    """The embedded lab could not be brought up, inspected or taken down."""
 
 
 class MissingDataError(OfraceError):

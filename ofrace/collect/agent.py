@@ -18,10 +18,11 @@ from importlib import resources
 from ofrace.agents import ofrace_agent
 from ofrace.collect.node_document import DocumentError, check_document
 from ofrace.collect.transport import DEFAULT_MAX_OUTPUT, Budget, LimitExceeded, TransportError
+from ofrace.errors import EnvironmentFailure
 from ofrace.memory import building
 
 
-class AgentError(Exception):
+class AgentError(EnvironmentFailure):
     """The agent ran but did not produce a usable document."""
 
 

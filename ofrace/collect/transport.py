@@ -25,9 +25,10 @@ from pathlib import Path
 import paramiko
 
 from ofrace.collect import known_hosts, template
+from ofrace.errors import EnvironmentFailure
 
 
-class TransportError(Exception):
+class TransportError(EnvironmentFailure):
     """The node could not be reached or refused us; one line, for the user."""
 
 

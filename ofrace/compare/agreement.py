@@ -10,6 +10,7 @@ from ofrace.collect.cluster import make_transport
 from ofrace.collect.inventory import Inventory
 from ofrace.compare.live import LiveComparison, compare_with_ofproto_trace
 from ofrace.compare.packets import TestPacket, chassis_packets
+from ofrace.errors import ToolError
 from ofrace.openflow.bridge import BridgeIndex
 from ofrace.snapshot import Snapshot
 
@@ -66,7 +67,7 @@ def run_agreement(snapshot: Snapshot, inventory: Inventory,
             try:
                 result = compare_with_ofproto_trace(chassis, transport, test.bridge,
                                                     test.packet, list(ct_next), indexes)
-            except RuntimeError as exc:
+            except ToolError as exc:
                 report.refused.append(f"{spec.name} {test.label}: {exc}")
                 continue
             for note in result.comparison.notes:

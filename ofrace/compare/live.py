@@ -15,6 +15,7 @@ from ofrace.compare.ofproto_trace import (
     parse_ofproto_trace,
     simulated_passes,
 )
+from ofrace.errors import ToolError
 from ofrace.openflow.bridge import BridgeIndex
 from ofrace.openflow.fields import FIELDS, PROTOCOLS, format_value
 from ofrace.simulate.conntrack import ForcedConntrack, parse_ct_state
@@ -92,7 +93,7 @@ def compare_with_ofproto_trace(chassis: Chassis, transport, bridge: str, packet:
         argv += ["--ct-next", state]
     out = transport.run(argv, timeout=timeout)
     if out.rc != 0:
-        raise RuntimeError(f"ofproto/trace failed on {chassis.name}: "
+        raise ToolError(f"ofproto/trace failed on {chassis.name}: "
                            f"{out.stderr.decode(errors='replace').strip()}")
     text = out.stdout.decode(errors="replace")
     if indexes is None:
