@@ -13,9 +13,9 @@ from rich.errors import MarkupError
 
 from ofrace.audit.cluster import audit_snapshot
 from ofrace.cli import main
-from ofrace.cli.collect import _ProgressPrinter
 from ofrace.collect.cluster import CollectEvent
 from ofrace.render.audit import render_audit
+from ofrace.render.collect import ProgressPrinter
 from ofrace.render.escape import escape
 from ofrace.render.summary import print_summary
 from ofrace.snapshot import Bridge, Problem, Snapshot
@@ -67,7 +67,7 @@ def test_summary_and_progress_print_hostile_text_as_text():
     snapshot = hostile_snapshot()
     console = Console(file=io.StringIO(), width=300, force_terminal=True)
     print_summary(snapshot, console)
-    printer = _ProgressPrinter(console, 2)
+    printer = ProgressPrinter(console, 2)
     printer(CollectEvent("done", HOSTILE, HOSTILE))
     printer(CollectEvent("failed", HOSTILE, "error " + HOSTILE))
     printer.close()

@@ -271,8 +271,8 @@ def test_collect_progress_marks_a_node_read_with_problems():
 
     from rich.console import Console
 
-    from ofrace.cli.collect import _ProgressPrinter
     from ofrace.collect.cluster import _node_done
+    from ofrace.render.collect import ProgressPrinter
 
     snapshot = kind()
     worker = snapshot.chassis["ovn-worker"]
@@ -282,7 +282,7 @@ def test_collect_progress_marks_a_node_read_with_problems():
     _node_done(Snapshot(), snapshot.chassis["ovn-worker2"], events.append)
     assert [e.what for e in events] == ["partial", "done"]
     console = Console(file=io.StringIO(), width=200)
-    printer = _ProgressPrinter(console, 2)
+    printer = ProgressPrinter(console, 2)
     for event in events:
         printer(event)
     lines = console.file.getvalue().splitlines()

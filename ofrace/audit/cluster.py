@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ofrace.audit.health import HealthAuditor, HealthProblem
 from ofrace.audit.logical import ChassisLogicalAudit, LogicalAuditor
-from ofrace.errors import InputError, MissingDataError
+from ofrace.errors import Exit, InputError, MissingDataError
 from ofrace.snapshot import Snapshot
 
 
@@ -48,6 +48,11 @@ class ClusterAudit:
     @property
     def complete(self) -> bool:
         return all(c.complete for c in self.chassis)
+
+    @property
+    def exit_code(self) -> Exit:
+        """Something found (1) before could not audit a chassis (4) before clean (0)."""
+        return Exit.FOUND if self.found else Exit.UNKNOWN if not self.complete else Exit.OK
 
 
 def audit_snapshot(snapshot: Snapshot, only: list[str] | None = None) -> ClusterAudit:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import shlex
 from dataclasses import fields
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from ofrace.cli.options import json_option
 from ofrace.lab.catalog import available
 from ofrace.lab.lab import Lab, default_dir
 from ofrace.lab.topology import Scale
+from ofrace.render.lab import print_lab_down, print_lab_status, print_lab_up
 
 _dir_option = click.option(
     "--dir", "lab_dir", type=click.Path(file_okay=False), default=None,
@@ -57,61 +56,20 @@ def up(topology_name, lab_dir, sizes, warm):
 
             spinner.update("warming up: real traffic through every gateway")
             warmed = warm_up(the_lab)
-    _print_status(the_lab.status())
-    scale = state.get("scale")
-    Console().print(f"\n[green]lab up[/]: topology {state['topology']}, "
-                    f"{len(state['chassis'])} chassis, in {state['bringup_seconds']}s"
-                    + (f"; warmed {len(warmed)} gateway router(s)" if warm else ""))
-    if scale:
-        Console().print("size: " + " ".join(f"{k}={v}" for k, v in scale.items()),
-                        soft_wrap=True)
+    print_lab_status(the_lab.status())
+    print_lab_up(state, warmed if warm else None)
 
 
 @lab.command()
 @_dir_option
 def down(lab_dir):
     """Stop exactly what `up` started and remove its namespaces and links."""
-    report = Lab(lab_dir).down()
-    stopped = len(report["stopped"])
-    click.echo(f"stopped {stopped} process{'es' if stopped != 1 else ''}; removed "
-               f"{len(report['namespaces'])} namespace(s) and {len(report['links'])} link(s)")
+    print_lab_down(Lab(lab_dir).down())
 
 
 @lab.command()
 @_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the lab state as JSON.")
+@json_option("Print the lab state as JSON.")
 def status(lab_dir, as_json):
     """What runs, where, and how to reach each node."""
-    state = Lab(lab_dir).status()
-    if as_json:
-        click.echo(json.dumps(state, indent=2))
-    else:
-        _print_status(state)
-
-
-def _print_status(state: dict) -> None:
-    console = Console()
-    if state["status"] == "absent":
-        console.print(f"no lab in {state['dir']}")
-        return
-    console.print(f"lab [bold]{state['topology']}[/] in {state['dir']}: {state['status']}")
-    if state["status"] not in ("up", "degraded", "starting"):
-        return
-    console.print(f"  northbound  {state['nb_remote']}  {state['nb_tcp']}", soft_wrap=True)
-    console.print(f"  southbound  {state['sb_remote']}  {state['sb_tcp']}", soft_wrap=True)
-    console.print(f"  inventory   {state['dir']}/inventory.toml")
-    for chassis in state["chassis"]:
-        console.print(f"\n[bold]{chassis['name']}[/]  system-id {chassis['system_id']}  "
-                      f"netns {chassis['netns']}  {chassis['address']}  "
-                      f"encap {chassis['encap_ip']}", soft_wrap=True)
-        console.print(f"  ssh:  {shlex.join(chassis['ssh_command'])}", soft_wrap=True)
-        console.print(f"  exec: {shlex.join(chassis['exec_command'])} ovs-vsctl show",
-                      soft_wrap=True)
-    table = Table("where", "process", "pid", "alive", box=None, pad_edge=False)
-    for proc in state["processes"]:
-        alive = "[green]yes[/]" if proc["alive"] else "[red]no[/]"
-        name = proc.get("name") or proc["what"]
-        what = proc["what"] if name == proc["what"] else f"{proc['what']} ({name})"
-        table.add_row(proc["chassis"], what, str(proc["pid"]), alive)
-    console.print()
-    console.print(table)
+    print_lab_status(Lab(lab_dir).status(), as_json)

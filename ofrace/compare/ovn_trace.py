@@ -12,10 +12,15 @@ gateway router, unimplemented actions).
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 
 from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace
+from ofrace.annotate.session import TraceResult
+from ofrace.errors import InputError, ToolError
 from ofrace.openflow.fields import ct_state_names
+from ofrace.snapshot import Snapshot
 
 _STAGE = re.compile(r"^\s*(\d+)\. (\S+) \([^)]*\): (.*), priority (\d+), uuid ([0-9a-f]{8})")
 _PIPELINE = re.compile(r'^\s*(ingress|egress)\(dp="([^"]+)"')
@@ -108,3 +113,34 @@ def first_divergence(physical: list[LogicalStep], logical: list[LogicalStep],
         if p is None or q is None or (p.uuid8, p.stage) != (q.uuid8, q.stage):
             return LogicalDivergence(i, p, q, physical[:i])
     return None
+
+
+def check_logical(snapshot: Snapshot, result: TraceResult, timeout: float = 120) -> dict:
+    """Run ovn-trace on the snapshot's SB with the engine's ct choices; compare
+    (``trace --check-logical``).  ovn-trace missing or failing is the environment."""
+    sb = snapshot.southbound
+    if shutil.which("ovn-trace") is None:
+        raise ToolError("--check-logical needs ovn-trace here (apt-get install ovn-common)")
+    if sb is None or not sb.remote or sb.via != "local":
+        raise InputError("--check-logical needs the SB remote readable from here")
+    states = [s.data["state"] for hop in result.forward.hops for s in hop.root.walk()
+              if s.kind == "ct" and s.data.get("recirculates")]
+    argv = ["ovn-trace", f"--db={sb.remote}", *ct_arguments(states), result.microflow]
+    try:
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"ovn-trace did not answer within {timeout:g}s") from None
+    if run.returncode != 0:
+        raise ToolError(f"ovn-trace failed: {run.stderr.strip().splitlines()[-1:]}")
+    logical = parse_ovn_trace(run.stdout)
+    physical = physical_steps(result.annotated)
+    divergence = first_divergence(physical, logical,
+                                  trivial_lflows(sb.tables.get("Logical_Flow", [])))
+    if divergence is None:
+        return {"agree": True, "summary": f"same {len(physical)} logical flows",
+                "command": argv}
+    return {"agree": False, "command": argv, "index": divergence.index,
+            "summary": f"they part after {divergence.index} logical flows in common",
+            "physical": str(divergence.physical) if divergence.physical else None,
+            "logical": str(divergence.logical) if divergence.logical else None,
+            "detail": str(divergence)}

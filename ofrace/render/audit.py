@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
+import click
 from rich.console import Console
 from rich.table import Table
 
@@ -88,3 +92,11 @@ def audit_json(audit: ClusterAudit, details: bool = False) -> dict:
                 entry["expected"] = [vars(s) for s in lg.lflows if s.status == "expected"]
         out["chassis"][ch.chassis] = entry
     return out
+
+
+def print_audit(audit: ClusterAudit, details: bool, as_json: bool) -> None:
+    """``ofrace audit``'s output: the JSON document, or the table on stdout."""
+    if as_json:
+        click.echo(json.dumps(audit_json(audit, details), indent=2))
+    else:
+        render_audit(audit, Console(width=None if sys.stdout.isatty() else 140), details)

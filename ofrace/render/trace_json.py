@@ -7,8 +7,13 @@ compare the final packet without parsing text.
 
 from __future__ import annotations
 
+import json
+
+import click
+
 from ofrace import __version__
 from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
+from ofrace.annotate.session import TraceResult
 from ofrace.openflow.fields import FIELDS, format_value
 from ofrace.simulate.packet import describe
 from ofrace.trace.cluster import Verdict
@@ -71,3 +76,11 @@ def trace_json(trace: AnnotatedTrace, request: dict, reply: AnnotatedTrace | Non
         doc["reply"] = {"request": reply_request, "trace": _hop(reply.root),
                         "verdicts": [_verdict(v) for v in reply.verdicts]}
     return doc
+
+
+def print_trace_json(result: TraceResult) -> None:
+    """``ofrace trace --json``: the document, with --check-logical's answer if asked."""
+    doc = trace_json(result.annotated, result.request, result.back, result.back_request)
+    if result.logical is not None:
+        doc["check_logical"] = result.logical
+    click.echo(json.dumps(doc, indent=2))

@@ -8,9 +8,12 @@ flow under it).  Each verdict ends with the final packet on one line.
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 
 from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
+from ofrace.annotate.session import TraceResult
 from ofrace.render.escape import escape
 from ofrace.simulate.packet import describe
 
@@ -116,3 +119,20 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
             if ev.changes:
                 console.print(f"{pad}│     [bold green]{escape(', '.join(map(str, ev.changes)))}"
                               "[/]", highlight=False)
+
+
+def print_trace_result(result: TraceResult, level: str | None = None) -> None:
+    """``ofrace trace``'s text: the trace, the reply, and --check-logical's answer."""
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    render_trace(result.annotated, console, level or "default")
+    if result.back is not None:
+        console.print()
+        render_trace(result.back, console, level or "default", title="Reply")
+    logical = result.logical
+    if logical is not None:
+        console.print()
+        style = "green" if logical["agree"] else "red"
+        console.print(f"[bold]Logical view (ovn-trace)[/]: "
+                      f"[{style}]{escape(logical['summary'])}[/]", highlight=False)
+        if logical.get("detail"):
+            console.print(escape(logical["detail"], multiline=True), highlight=False)

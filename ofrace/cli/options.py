@@ -1,0 +1,55 @@
+"""Options every command shares, spelled once: where the snapshot comes from
+(``--snapshot FILE`` / ``-i INVENTORY`` / ``--lab``) and ``--json``.
+
+``snapshot_source`` turns the three into one ``SnapshotSource`` argument, so each
+command obtains its snapshot the same way (``ofrace.collect.source``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+from ofrace.collect.source import SnapshotSource
+from ofrace.errors import InputError
+
+
+def lab_inventory() -> Path:
+    """The inventory the embedded lab wrote, or a one-line error if no lab is up."""
+    from ofrace.lab.lab import default_dir
+
+    path = default_dir() / "inventory.toml"
+    if not path.is_file():
+        raise InputError(f"no lab inventory at {path}: bring the lab up with "
+                         "`ofrace lab up --topology kind`")
+    return path
+
+
+def snapshot_source(*, snapshot: str | None = "Use this snapshot file.",
+                    inventory: str = "Read the cluster now from this inventory.",
+                    lab: str = "Read the embedded lab now (its inventory.toml)."):
+    """``--snapshot``, ``-i/--inventory`` and ``--lab`` as one ``source`` argument
+    (``snapshot=None``: a command that reads live only)."""
+    def decorate(command):
+        @functools.wraps(command)
+        def with_source(*args, snapshot_file=None, inventory_file=None, use_lab=False, **kw):
+            if use_lab:
+                if inventory_file:
+                    raise InputError("give either --lab or --inventory, not both")
+                inventory_file = lab_inventory()
+            return command(*args, source=SnapshotSource(snapshot_file, inventory_file), **kw)
+
+        with_source = click.option("--lab", "use_lab", is_flag=True, help=lab)(with_source)
+        with_source = click.option("-i", "--inventory", "inventory_file",
+                                   type=click.Path(dir_okay=False), help=inventory)(with_source)
+        if snapshot is not None:
+            with_source = click.option("--snapshot", "snapshot_file",
+                                       type=click.Path(dir_okay=False), help=snapshot)(with_source)
+        return with_source
+    return decorate
+
+
+def json_option(help: str = "Machine-readable output."):
+    return click.option("--json", "as_json", is_flag=True, help=help)

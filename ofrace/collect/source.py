@@ -1,0 +1,84 @@
+"""One way to obtain a snapshot, for every command: a snapshot file, or the cluster
+an inventory names, read now.
+
+The command line's ``--snapshot FILE`` / ``-i INVENTORY`` / ``--lab`` become one
+``SnapshotSource`` (``--lab`` is the lab's inventory); each command asks it for a
+snapshot, and ``compare`` also for the inventory, to reach the nodes again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ofrace.collect.cluster import Limits, Progress, collect_cluster
+from ofrace.collect.inventory import Inventory, load_inventory
+from ofrace.errors import InputError
+from ofrace.snapshot import Snapshot
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SnapshotSource:
+    """Where a command's snapshot comes from: a file, or an inventory read now."""
+
+    snapshot_file: str | None = None
+    inventory_file: str | Path | None = None
+
+    def inventory(self, why: str = "give --inventory FILE or --lab") -> Inventory:
+        if not self.inventory_file:
+            raise InputError(why)
+        return load_inventory(self.inventory_file)
+
+
+def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None,
+                    needs_southbound: bool = True) -> Snapshot:
+    """The snapshot file, or the whole cluster of the inventory read now (its
+    problems told through ``warn``, one line each)."""
+    if source.snapshot_file:
+        return Snapshot.load(source.snapshot_file)
+    inventory = source.inventory("give --snapshot FILE, or --inventory FILE / --lab to read "
+                                 "the cluster now")
+    if needs_southbound and inventory.southbound is None:
+        raise InputError("tracing needs the Southbound DB: add [southbound] to the inventory")
+    snapshot = collect_cluster(inventory)
+    for problem in snapshot.all_problems():
+        if warn:
+            warn(f"{problem.where} {problem.what}: {problem.error}")
+    return snapshot
+
+
+def obtain_nodes(source: SnapshotSource, inventory: Inventory, nodes: list[str],
+                 with_databases: bool) -> Snapshot:
+    """The snapshot file, or just ``nodes`` (and the databases) read now; a node that
+    cannot be read is an error, since the command is about that node."""
+    if source.snapshot_file:
+        return Snapshot.load(source.snapshot_file)
+    wanted = Inventory(nodes=[inventory.node(n) for n in nodes],
+                       southbound=inventory.southbound if with_databases else None,
+                       northbound=inventory.northbound if with_databases else None)
+    snapshot = collect_cluster(wanted)
+    for name in nodes:
+        chassis = snapshot.chassis[name]
+        if not chassis.reachable:
+            raise InputError(f"cannot read {name}: {chassis.problems[0].error}")
+    return snapshot
+
+
+def collect_to_file(inventory: Inventory, output: str | Path, *, strict_host_keys: bool,
+                    jobs: int, limits: Limits, progress: Progress | None) -> Snapshot:
+    """Read the cluster and save it at ``output`` (checked before anything is read)."""
+    if not output:
+        raise InputError("give the snapshot file to write: -o FILE")
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {output}: directory {path.parent} does not exist")
+    snapshot = collect_cluster(inventory, strict_host_keys=strict_host_keys, jobs=jobs,
+                               progress=progress, limits=limits)
+    try:
+        snapshot.save(path)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from None
+    return snapshot

@@ -1,0 +1,58 @@
+"""``ofrace compare``'s one entry point: ofrace against ofproto/trace on the nodes.
+
+Given where the snapshot comes from, it does the live part itself: the inventory
+names the nodes and how to reach them (ofproto/trace runs there, so an inventory
+is needed even with ``--snapshot``), the snapshot is the file or those nodes
+read now, and the transports are made and closed here.
+"""
+
+from __future__ import annotations
+
+from ofrace.collect.cluster import make_transport
+from ofrace.collect.source import SnapshotSource, obtain_nodes
+from ofrace.compare.agreement import AgreementReport, run_agreement
+from ofrace.compare.live import LiveComparison, compare_with_ofproto_trace
+from ofrace.errors import InputError
+from ofrace.openflow.flowtext import FlowSyntaxError, parse_packet
+from ofrace.trace.choices import parse_ct_next
+
+NEEDS_INVENTORY = "compare runs ofproto/trace on the node: give --inventory FILE or --lab"
+
+
+def compare_flow(source: SnapshotSource, node: str | None, bridge: str, flow: str | None,
+                 ct_next: list[str]) -> LiveComparison:
+    """Trace ``flow`` (an OVS flow string, as ofproto/trace takes it) on ``node``,
+    both ways; the first place where they part is in the result."""
+    inventory = source.inventory(NEEDS_INVENTORY)
+    parse_ct_next(ct_next)
+    if not flow or not node:
+        raise InputError("give --node NAME and a FLOW (or --all)")
+    spec = inventory.node(node)
+    try:
+        packet = parse_packet(flow)
+    except FlowSyntaxError as exc:
+        raise InputError(f"cannot read flow {flow!r}: {exc}") from None
+    if "in_port" not in packet:
+        raise InputError("the flow needs an in_port (the port the packet enters on)")
+    snapshot = obtain_nodes(source, inventory, [node], with_databases=False)
+    chassis = snapshot.chassis.get(node)
+    if chassis is None:
+        raise InputError(f"the snapshot has no node {node!r}")
+    if bridge not in chassis.bridges:
+        raise InputError(f"{node} has no collected bridge {bridge!r} "
+                         f"(bridges: {', '.join(chassis.bridges)})")
+    transport = make_transport(spec)
+    try:
+        return compare_with_ofproto_trace(chassis, transport, bridge, packet, list(ct_next))
+    finally:
+        transport.close()
+
+
+def compare_all(source: SnapshotSource, ct_next: list[str],
+                limit: int | None = None) -> AgreementReport:
+    """Generated packets on every VIF, tunnel and uplink of every node of the inventory."""
+    inventory = source.inventory(NEEDS_INVENTORY)
+    parse_ct_next(ct_next)
+    snapshot = obtain_nodes(source, inventory, [n.name for n in inventory.nodes],
+                            with_databases=True)
+    return run_agreement(snapshot, inventory, limit=limit)

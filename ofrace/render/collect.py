@@ -1,0 +1,105 @@
+"""What ``collect`` shows while and after it reads: each node as it finishes, the
+``--dry-run`` plan, the summary of the snapshot written; and the one-line
+warnings every command prints for what a live read could not get."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ofrace.collect.cluster import CollectEvent
+from ofrace.collect.inventory import Inventory
+from ofrace.render.escape import escape
+from ofrace.render.summary import print_summary, snapshot_summary
+from ofrace.snapshot import Snapshot
+
+
+def warn(text: str) -> None:
+    """One line on stderr, node text made visible."""
+    click.echo(escape(f"ofrace: warning: {text}", markup=False), err=True)
+
+
+def print_warning(console: Console, event: CollectEvent) -> None:
+    if event.what == "warning":
+        console.print(f"[yellow]warning:[/] {escape(event.name)}: {escape(event.detail)}",
+                      highlight=False, soft_wrap=True)   # one line per host, for grep
+
+
+class ProgressPrinter:
+    """Shows each node as it starts and finishes; a spinner line when on a terminal."""
+
+    def __init__(self, console: Console, total: int):
+        self.console, self.total, self.finished = console, total, 0
+        self.status = console.status("collecting…") if console.is_terminal else None
+        if self.status:
+            self.status.start()
+
+    def __call__(self, event: CollectEvent) -> None:
+        if event.what == "start":
+            return
+        if event.what == "warning":
+            print_warning(self.console, event)
+            return
+        self.finished += 1
+        mark = {"done": "[green]✓[/]", "partial": "[yellow]![/]"}.get(event.what, "[red]✗[/]")
+        self.console.print(f"{mark} {escape(event.name)}: {escape(event.detail)}",
+                           highlight=False)
+        if self.status:
+            self.status.update(f"collecting… {self.finished}/{self.total}")
+
+    def close(self) -> None:
+        if self.status:
+            self.status.stop()
+
+
+@contextmanager
+def collect_progress(inventory: Inventory, quiet: bool) -> Iterator:
+    """The progress callback for ``collect_cluster``: every node on stderr, or (for
+    ``--json``) only the warnings."""
+    total = len(inventory.nodes) + bool(inventory.southbound) + bool(inventory.northbound)
+    err = Console(stderr=True)
+    printer = ProgressPrinter(err, total) if not quiet else None
+    try:
+        yield printer or partial(print_warning, err)
+    finally:
+        if printer:
+            printer.close()
+
+
+def print_plan(plan: dict, as_json: bool) -> None:
+    """--dry-run's plan (``ofrace.collect.plan.describe_plan``)."""
+    if as_json:
+        click.echo(json.dumps(plan, indent=2))
+        return
+    for name, how in plan["nodes"].items():
+        click.echo(f"node {name}: {how}")
+    for name, db in plan["databases"].items():
+        click.echo(f"{name}: {db['remote'] or '(its ovn-remote)'} via {db['via']}")
+    for line in plan["skipped"]:
+        click.echo(f"skipped {line}")
+
+
+def print_collected(snapshot: Snapshot, output: Path, as_json: bool) -> None:
+    """The summary of a snapshot just written."""
+    if as_json:
+        click.echo(json.dumps({**snapshot_summary(snapshot), "output": str(output)}, indent=2))
+        return
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    print_summary(snapshot, console)
+    size = output.stat().st_size
+    console.print(f"snapshot written to {output} ({size / 1e6:.1f} MB)")
+
+
+def print_snapshot(snapshot: Snapshot, as_json: bool) -> None:
+    """``show``: a snapshot file's summary."""
+    if as_json:
+        click.echo(json.dumps(snapshot_summary(snapshot), indent=2))
+    else:
+        print_summary(snapshot, Console())
