@@ -46,8 +46,8 @@ def trace(expression, source, source_port, destination, protocol, chassis, reply
     """Trace a packet through the real OpenFlow tables of every chassis it crosses.
 
     EXPRESSION is the microflow ovn-trace takes, e.g.
-    'inport == "vm1" && eth.src == … && ip4.dst == 10.0.0.2 && ip.ttl == 64 && tcp.dst == 80'.
-    Or use the short form: --from vm1 --to 10.0.0.2:80 --tcp.
+    'inport == "vm1" && eth.src == … && ip4.dst == 192.0.2.2 && ip.ttl == 64 && tcp.dst == 80'.
+    Or use the short form: --from vm1 --to 192.0.2.2:80 --tcp.
 
     Exit codes: 0 delivered (or left the cluster), 1 not delivered (dropped, held by
     ovn-controller, loop), 2 bad input, 3 the trace hit something it could not simulate,

@@ -13,7 +13,7 @@ Inventory file (TOML)::
 
     [[node]]
     name = "ovn-worker"
-    host = "198.18.0.4"        # ssh: address or ~/.ssh/config alias; port = 22
+    host = "192.0.2.14"        # ssh: address or ~/.ssh/config alias; port = 22
 
     [[node]]
     name = "ovn-worker2"

@@ -10,6 +10,7 @@ comparison covers the pipelines rather than a hand-picked path.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ofrace.openflow.bridge import parse_tlv_map
@@ -23,6 +24,7 @@ UNKNOWN_IP4 = int(ipaddress.IPv4Address("203.0.113.77"))
 UNKNOWN_IP6 = int(ipaddress.IPv6Address("2001:db8:ffff::77"))
 MDNS_IP4, MDNS_MAC = int(ipaddress.IPv4Address("224.0.0.251")), 0x01005E0000FB
 ALL_NODES6 = int(ipaddress.IPv6Address("ff02::1"))
+LOCAL_MAC_PREFIX = 0x020000000000   # locally administered, unicast; the low 32 bits an IPv4
 
 
 @dataclass
@@ -243,12 +245,57 @@ def _ovn_option_field(chassis: Chassis) -> str:
     return "tun_metadata0"
 
 
+def outside_host(snapshot: Snapshot) -> tuple[int, int]:
+    """The host beyond the uplinks, as the snapshot names it: (MAC, IPv4).
+
+    Its IP is the gateway routers' default-route next hop (NB static routes; the most
+    common one, else an address no network has); its MAC the one the SB learned for
+    that IP (MAC_Binding), else a locally administered MAC made from the IP.
+    """
+    nb = snapshot.northbound.tables if snapshot.northbound else {}
+    sb = snapshot.southbound.tables if snapshot.southbound else {}
+    hops = Counter(route.get("nexthop") for route in nb.get("Logical_Router_Static_Route", [])
+                   if route.get("ip_prefix") in ("0.0.0.0/0", "0.0.0.0")
+                   and _ip4_or_none(route.get("nexthop")) is not None)
+    ip = _ip4_or_none(min(hops, key=lambda hop: (-hops[hop], hop))) if hops else UNKNOWN_IP4
+    for row in sb.get("MAC_Binding", []):
+        if _ip4_or_none(row.get("ip")) == ip:
+            try:
+                return int(str(row.get("mac")).replace(":", ""), 16), ip
+            except ValueError:
+                break
+    return LOCAL_MAC_PREFIX | ip, ip
+
+
+def node_ports(snapshot: Snapshot, gateways: list[Endpoint]) -> list[tuple[str, int]]:
+    """(protocol, port) of the load-balancer VIPs on a gateway router port's own IP
+    (NodePort-style services), from the NB and SB Load_Balancer rows."""
+    on_gateway = {ip for gw in gateways for ip in gw.ip4}
+    found = set()
+    for db in (snapshot.northbound, snapshot.southbound):
+        for lb in (db.tables.get("Load_Balancer", []) if db else []):
+            protocol = lb.get("protocol") or "tcp"
+            for vip in (lb.get("vips") or {}):
+                host, sep, port = str(vip).rpartition(":")
+                if sep and port.isdigit() and _ip4_or_none(host) in on_gateway \
+                        and protocol in ("tcp", "udp", "sctp"):
+                    found.add((protocol, int(port)))
+    return sorted(found, key=lambda item: (item[1], item[0]))
+
+
+def _ip4_or_none(text) -> int | None:
+    try:
+        return int(ipaddress.IPv4Address(str(text)))
+    except ValueError:
+        return None
+
+
 def uplink_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint]) -> list:
     """Packets from the provider network into each bridge patched to br-int."""
     out = []
-    outside_mac = 0x02427A7982CA
-    outside_ip = int(ipaddress.IPv4Address("172.18.0.1"))
+    outside_mac, outside_ip = outside_host(snapshot)
     gateways = [p for p in points if p.datapath == "" and p.ip4]
+    services = node_ports(snapshot, gateways)
     for iface in chassis.interfaces:
         if (iface.bridge == chassis.integration_bridge or iface.bridge not in chassis.bridges
                 or iface.type not in ("", "system")):
@@ -260,9 +307,11 @@ def uplink_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint])
                 out.append(TestPacket(iface.bridge, {"in_port": iface.ofport, **_ip4(
                     outside_mac, gw.mac, outside_ip, gw.ip4[0], proto)},
                     f"{iface.bridge}/{iface.name}: {proto} to {gw.name}"))
-            out.append(TestPacket(iface.bridge, {"in_port": iface.ofport, **_ip4(
-                outside_mac, gw.mac, outside_ip, gw.ip4[0], "tcp", tp_dst=30007)},
-                f"{iface.bridge}/{iface.name}: NodePort 30007 on {gw.name}"))
+            for proto, port in services:
+                out.append(TestPacket(iface.bridge, {"in_port": iface.ofport, **_ip4(
+                    outside_mac, gw.mac, outside_ip, gw.ip4[0], proto, tp_dst=port)},
+                    f"{iface.bridge}/{iface.name}: NodePort {port} on {gw.name}"
+                    + ("" if proto == "tcp" else f" ({proto})")))
             out.append(TestPacket(iface.bridge, {"in_port": iface.ofport, **_arp(
                 outside_mac, outside_ip, gw.ip4[0])},
                 f"{iface.bridge}/{iface.name}: arp who-has {gw.name}"))

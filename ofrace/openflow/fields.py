@@ -261,7 +261,7 @@ def split_composite(name: str, value: int, mask: int) -> list[tuple[str, int, in
 
 
 def format_mac(value: int) -> str:
-    """``0x0a580af40103`` → ``0a:58:0a:f4:01:03``."""
+    """``0x02000a000001`` → ``02:00:0a:00:00:01``."""
     raw = f"{value:012x}"
     return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
 

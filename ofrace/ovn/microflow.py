@@ -2,7 +2,7 @@
 
 A microflow is an OVN logical match expression that pins down one packet::
 
-    inport == "lp1" && eth.src == 00:01:02:03:04:05 && ip4.src == 10.0.0.1 && tcp.dst == 80
+    inport == "lp1" && eth.src == 00:01:02:03:04:05 && ip4.src == 192.0.2.1 && tcp.dst == 80
 
 This module, the parser (:mod:`ofrace.ovn.lexer` makes its tokens,
 :mod:`ofrace.ovn.logical_fields` names its fields), turns it into canonical

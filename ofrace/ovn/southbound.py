@@ -32,7 +32,7 @@ HINT_TABLES = ("ACL", "Load_Balancer", "NAT", "Logical_Router_Static_Route",
 def port_addresses(pb: dict) -> tuple[int | None, list, list]:
     """A Port_Binding's ``mac`` column → (MAC as int, IPv4 interfaces, IPv6 interfaces).
 
-    Entries look like "0a:58:0a:f4:01:03 10.244.1.3" or "router"/"unknown" (no MAC).
+    Entries look like "02:00:00:00:00:01 192.0.2.3" or "router"/"unknown" (no MAC).
     """
     mac, v4, v6 = None, [], []
     for text in pb.get("mac", []):
