@@ -9,9 +9,8 @@ import click
 
 from ofrace.cli.options import json_option, snapshot_source
 from ofrace.collect.plan import CollectOptions, describe_plan, plan_collection
-from ofrace.collect.source import collect_to_file
+from ofrace.collect.source import collect_to_file, collected_exit_code
 from ofrace.collect.transport import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT
-from ofrace.errors import Exit
 from ofrace.render.collect import collect_progress, print_collected, print_plan, print_snapshot
 from ofrace.snapshot import Snapshot
 
@@ -62,8 +61,7 @@ def collect(source, nodes, discover, sb, sb_via, nb, nb_via, insecure_host_keys,
         snapshot = collect_to_file(inventory, output, strict_host_keys=not insecure_host_keys,
                                    jobs=jobs, limits=limits, progress=progress)
     print_collected(snapshot, Path(output), as_json)
-    if not snapshot.complete:
-        sys.exit(Exit.FOUND)
+    sys.exit(collected_exit_code(snapshot))
 
 
 @click.command()

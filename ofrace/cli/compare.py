@@ -7,8 +7,7 @@ import sys
 import click
 
 from ofrace.cli.options import json_option, snapshot_source
-from ofrace.compare.against_node import compare_all, compare_flow
-from ofrace.errors import Exit
+from ofrace.compare.against_node import compare_all, compare_flow, exit_code
 from ofrace.render.compare import print_agreement, print_comparison
 
 
@@ -33,11 +32,9 @@ def compare(flow, source, node, bridge, ct_next, all_packets, limit, as_json):
     fails on the node.
     """
     if all_packets:
-        report = compare_all(source, list(ct_next), limit)
-        print_agreement(report, as_json)
-        agree = not (report.disagreements or report.refused)
+        outcome = compare_all(source, list(ct_next), limit)
+        print_agreement(outcome, as_json)
     else:
-        live = compare_flow(source, node, bridge, flow, list(ct_next))
-        print_comparison(live, as_json)
-        agree = live.comparison.agree
-    sys.exit(Exit.OK if agree else Exit.FOUND)
+        outcome = compare_flow(source, node, bridge, flow, list(ct_next))
+        print_comparison(outcome, as_json)
+    sys.exit(exit_code(outcome))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ofrace.collect.cluster import Limits, Progress, collect_cluster
 from ofrace.collect.inventory import Inventory, load_inventory
-from ofrace.errors import InputError
+from ofrace.errors import Exit, InputError
 from ofrace.snapshot import Snapshot
 
 Warn = Callable[[str], None]
@@ -82,3 +82,8 @@ def collect_to_file(inventory: Inventory, output: str | Path, *, strict_host_key
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
     return snapshot
+
+
+def collected_exit_code(snapshot: Snapshot) -> Exit:
+    """``collect``: 0 when everything was read, 1 when the snapshot is partial."""
+    return Exit.OK if snapshot.complete else Exit.FOUND

@@ -12,7 +12,7 @@ from ofrace.collect.cluster import make_transport
 from ofrace.collect.source import SnapshotSource, obtain_nodes
 from ofrace.compare.agreement import AgreementReport, run_agreement
 from ofrace.compare.live import LiveComparison, compare_with_ofproto_trace
-from ofrace.errors import InputError
+from ofrace.errors import Exit, InputError
 from ofrace.openflow.flowtext import FlowSyntaxError, parse_packet
 from ofrace.trace.choices import parse_ct_next
 
@@ -56,3 +56,11 @@ def compare_all(source: SnapshotSource, ct_next: list[str],
     snapshot = obtain_nodes(source, inventory, [n.name for n in inventory.nodes],
                             with_databases=True)
     return run_agreement(snapshot, inventory, limit=limit)
+
+
+def exit_code(outcome: LiveComparison | AgreementReport) -> Exit:
+    """0 when ofrace and ofproto/trace agree on everything compared; 1 when they part
+    (or ofproto/trace refused a generated packet)."""
+    if isinstance(outcome, AgreementReport):
+        return Exit.FOUND if outcome.disagreements or outcome.refused else Exit.OK
+    return Exit.OK if outcome.comparison.agree else Exit.FOUND
