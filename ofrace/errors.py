@@ -24,7 +24,8 @@ class Exit(enum.IntEnum):
     # Could not know: the answer depends on data that is missing or unreadable
     # (a node's tables never read, no Southbound, garbled flows on the path).
     UNKNOWN = 4
-    # The environment failed: the lab could not be brought up, a tool on a node failed.
+    # The environment failed: the lab could not be brought up, a node could not be
+    # reached or answered garbage, a tool failed (ofproto/trace on a node, ovn-trace).
     ENVIRONMENT = 5
     # Interrupted by the user (Ctrl-C), as shells report SIGINT.
     INTERRUPTED = 130
