@@ -78,3 +78,27 @@ def test_a_command_doing_domain_work_is_caught():
     assert command_sizes(fat)["compare"] == 40 > MAX_COMMAND_LINES
     module = "import click\n" + "\n".join(f"y{i} = {i}" for i in range(61))
     assert code_lines(module) > MAX_MODULE_LINES
+
+
+@pytest.mark.parametrize("command, spellings", [
+    ("trace", {"--snapshot", "-i", "--inventory", "--lab", "--json"}),
+    ("audit", {"--snapshot", "-i", "--inventory", "--lab", "--json"}),
+    ("compare", {"--snapshot", "-i", "--inventory", "--lab", "--json"}),
+    ("collect", {"-i", "--inventory", "--lab", "--json"}),
+])
+def test_shared_options_keep_their_spellings(command, spellings):
+    from ofrace.cli import main
+
+    opts = {o for p in main.commands[command].params for o in p.opts + p.secondary_opts}
+    assert spellings <= opts
+
+
+@pytest.mark.parametrize("command", ["trace", "audit", "compare", "collect"])
+def test_lab_and_inventory_together_is_one_line(command, tmp_path):
+    from click.testing import CliRunner
+
+    from ofrace.cli import main
+
+    result = CliRunner().invoke(main, [command, "--lab", "-i", str(tmp_path / "x.toml")])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "ofrace: error: give either --lab or --inventory, not both"
