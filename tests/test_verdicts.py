@@ -75,3 +75,12 @@ def test_traced_steps_exits_and_verdicts_are_members():
     assert all(type(e.kind) is ExitKind for hop in trace.hops for e in hop.exits)
     (verdict,) = trace.verdicts()
     assert verdict.kind is DROP and direction_code([verdict.kind]) is Exit.FOUND
+
+
+def test_every_verdict_kind_is_drawn():
+    """The text renderer keys its colours and marks by the closed kind: none falls back."""
+    from ofrace.render import trace_text
+
+    assert set(trace_text._VERDICT_STYLE) == set(VerdictKind)
+    assert set(trace_text._VERDICT_MARK) == set(VerdictKind)
+    assert trace_text._EVENTS <= set(StepKind)

@@ -16,16 +16,20 @@ from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
 from ofrace.annotate.session import TraceResult
 from ofrace.render.escape import escape
 from ofrace.simulate.packet import describe
+from ofrace.simulate.steps import StepKind
+from ofrace.trace.verdicts import VerdictKind
 
 LEVELS = ("summary", "default", "detailed")
-_VERDICT_STYLE = {"delivered": "green", "left": "cyan", "host": "cyan",
-                  "controller": "yellow", "dropped": "red", "error": "red", "loop": "red",
-                  "unknown": "yellow"}
-_VERDICT_MARK = {"delivered": "✔", "left": "↗", "host": "↗", "controller": "⚙",
-                 "dropped": "✘", "error": "!", "loop": "↻", "unknown": "?"}
+V = VerdictKind
+_VERDICT_STYLE = {V.DELIVERED: "green", V.LEFT: "cyan", V.HOST: "cyan",
+                  V.CONTROLLER: "yellow", V.DROPPED: "red", V.ERROR: "red", V.LOOP: "red",
+                  V.UNKNOWN: "yellow"}
+_VERDICT_MARK = {V.DELIVERED: "✔", V.LEFT: "↗", V.HOST: "↗", V.CONTROLLER: "⚙",
+                 V.DROPPED: "✘", V.ERROR: "!", V.LOOP: "↻", V.UNKNOWN: "?"}
 # Events shown at the default level besides flows.
-_EVENTS = {"ct", "recirc", "group", "patch", "learn", "ttl", "normal", "flood", "skip",
-           "exit", "clone", "unknown"}
+S = StepKind
+_EVENTS = {S.CT, S.RECIRC, S.GROUP, S.PATCH, S.LEARN, S.TTL, S.NORMAL, S.FLOOD, S.SKIP,
+           S.EXIT, S.CLONE, S.UNKNOWN}
 
 
 def _trivial(ev: Event) -> bool:
