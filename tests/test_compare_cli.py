@@ -74,3 +74,16 @@ def test_compare_needs_an_inventory(tmp_path):
                           "in_port=1"], capture_output=True, text=True, timeout=60)
     assert run.returncode == Exit.INPUT
     assert "give --inventory FILE or --lab" in run.stderr
+
+
+def test_an_unreachable_node_is_the_environment(tmp_path):
+    """Read live (no --snapshot), a node whose commands cannot run is exit 5, one line."""
+    inventory = tmp_path / "inventory.toml"
+    inventory.write_text('[[node]]\nname = "n1"\ntransport = "exec"\n'
+                         'template = "/nonexistent/ofrace-no-such-program"\n')
+    run = subprocess.run([sys.executable, "-m", "ofrace", "compare", "-i", str(inventory),
+                          "--node", "n1", "in_port=1"], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == Exit.ENVIRONMENT, run.stderr
+    assert run.stderr.startswith("ofrace: error: cannot read n1")
+    assert len(run.stderr.splitlines()) == 1

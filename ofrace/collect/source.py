@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ofrace.collect.cluster import Limits, Progress, collect_cluster
 from ofrace.collect.inventory import Inventory, load_inventory
-from ofrace.errors import Exit, InputError
+from ofrace.errors import EnvironmentFailure, Exit, InputError
 from ofrace.snapshot import Snapshot
 
 Warn = Callable[[str], None]
@@ -53,7 +53,7 @@ def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None,
 def obtain_nodes(source: SnapshotSource, inventory: Inventory, nodes: list[str],
                  with_databases: bool) -> Snapshot:
     """The snapshot file, or just ``nodes`` (and the databases) read now; a node that
-    cannot be read is an error, since the command is about that node."""
+    cannot be read is an error of the environment (exit 5): the command is about it."""
     if source.snapshot_file:
         return Snapshot.load(source.snapshot_file)
     wanted = Inventory(nodes=[inventory.node(n) for n in nodes],
@@ -63,7 +63,7 @@ def obtain_nodes(source: SnapshotSource, inventory: Inventory, nodes: list[str],
     for name in nodes:
         chassis = snapshot.chassis[name]
         if not chassis.reachable:
-            raise InputError(f"cannot read {name}: {chassis.problems[0].error}")
+            raise EnvironmentFailure(f"cannot read {name}: {chassis.problems[0].error}")
     return snapshot
 
 
