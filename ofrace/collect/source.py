@@ -33,15 +33,14 @@ class SnapshotSource:
         return load_inventory(self.inventory_file)
 
 
-def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None,
-                    needs_southbound: bool = True) -> Snapshot:
+def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None) -> Snapshot:
     """The snapshot file, or the whole cluster of the inventory read now (its
     problems told through ``warn``, one line each)."""
     if source.snapshot_file:
         return Snapshot.load(source.snapshot_file)
     inventory = source.inventory("give --snapshot FILE, or --inventory FILE / --lab to read "
                                  "the cluster now")
-    if needs_southbound and inventory.southbound is None:
+    if inventory.southbound is None:   # every command that reads live traces or audits
         raise InputError("tracing needs the Southbound DB: add [southbound] to the inventory")
     snapshot = collect_cluster(inventory)
     for problem in snapshot.all_problems():
