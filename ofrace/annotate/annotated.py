@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from ofrace.openflow.fields import FIELDS, format_value
 from ofrace.ovn.logical_fields import OVN_L4_NAMES
 from ofrace.ovn.southbound import SouthboundIndex
-from ofrace.simulate.steps import Step
+from ofrace.simulate.steps import Step, StepKind
 from ofrace.trace.cluster import ClusterTrace, Hop, Verdict
+from ofrace.trace.verdicts import VerdictKind
 
 # Canonical field -> OVN name, for IPv4 / IPv6 / ARP packets.
 _OVN_NAMES = {
@@ -130,7 +131,7 @@ class Annotator:
         annotated = {} if annotated is None else annotated
         events: list[Event] = []
         for step, depth in _walk(hop.root, 0):
-            if step.kind == "hop":
+            if step.kind == StepKind.HOP:
                 continue
             events.append(self.event(step, depth))
         verdicts = []
@@ -144,10 +145,10 @@ class Annotator:
 
     def cause(self, verdict: Verdict) -> str | None:
         """What dropped a packet: the ACL (or other NB object) or the logical stage."""
-        if verdict.kind != "dropped" or verdict.exit is None or verdict.exit.step is None:
+        if verdict.kind != VerdictKind.DROPPED or verdict.exit is None or verdict.exit.step is None:
             return None
         step = verdict.exit.step
-        if step.kind != "flow":
+        if step.kind != StepKind.FLOW:
             return None
         ev = self.event(step, 0)
         if ev.northbound:
@@ -166,7 +167,7 @@ class Annotator:
         proto_packet = {"dl_type": dl_type, "nw_proto": nw_proto}
         ev.changes = [Change(ovn_field_name(f, proto_packet), _fmt(f, old), _fmt(f, new))
                       for f, old, new in step.data.get("changes", [])]
-        if step.kind != "flow":
+        if step.kind != StepKind.FLOW:
             return ev
         facts = self.names.facts(step.chassis)
         metadata, reg14, reg15 = (packet.get(facts.register(role), 0)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ofrace.openflow.fields import FIELDS, format_value
 from ofrace.openflow.flowtext import split_top_level
 from ofrace.ovn.versions import facts_for
-from ofrace.simulate.steps import Exit, Step
+from ofrace.simulate.steps import Exit, ExitKind, Step, StepKind
 
 # OVN's Geneve option (class, type, length): the same in every release ofrace knows.
 _GENEVE = facts_for(None).geneve
@@ -232,12 +232,12 @@ def simulated_passes(root: Step, exits: list[Exit], start: dict,
     passes: dict[int, TracePass] = {}
     starts: dict[int, dict] = {0: start}
     for step in root.walk():
-        if step.kind in ("flow", "miss"):
+        if step.kind in (StepKind.FLOW, StepKind.MISS):
             n = step.data.get("pass", 0)
             tp = passes.setdefault(n, TracePass(""))
-            tp.hits.append(Hit(step.bridge, step.table, step.priority if step.kind == "flow"
+            tp.hits.append(Hit(step.bridge, step.table, step.priority if step.kind == StepKind.FLOW
                                else None, step.cookie or 0))
-        elif step.kind == "recirc":
+        elif step.kind == StepKind.RECIRC:
             starts[step.data["pass"]] = step.data.get("packet", {})
     for n, tp in passes.items():
         tp.start = starts.get(n, start)
@@ -247,10 +247,10 @@ def simulated_passes(root: Step, exits: list[Exit], start: dict,
         base = tp.start
         headers = {f: exit_.packet.get(f, 0) for f in COMPARED_FIELDS
                    if exit_.packet.get(f, 0) != base.get(f, 0)}
-        if exit_.kind == "output":
+        if exit_.kind == ExitKind.OUTPUT:
             port = dpif.get((exit_.bridge, exit_.port), "?")
             tp.outputs.append(DatapathOutput("port", port=port, headers=headers))
-        elif exit_.kind == "tunnel":
+        elif exit_.kind == ExitKind.TUNNEL:
             d = exit_.data
             # OVN's option, by (class, type) as the wire carries it (any tun_metadataN)
             opt = d.get("geneve", {}).get((_OVN_OPTION[0], _OVN_OPTION[1]),
@@ -258,7 +258,7 @@ def simulated_passes(root: Step, exits: list[Exit], start: dict,
             tp.outputs.append(DatapathOutput(
                 "tunnel", tunnel=(d.get("tun_id", 0), d.get("remote_ip") or "", opt),
                 headers=headers))
-        elif exit_.kind == "controller" and not exit_.data.get("pause"):
+        elif exit_.kind == ExitKind.CONTROLLER and not exit_.data.get("pause"):
             # ofproto/trace without a packet emits nothing for controller(pause)
             tp.outputs.append(DatapathOutput("controller", headers=headers))
     return [passes[k] for k in sorted(passes)]

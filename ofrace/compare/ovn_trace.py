@@ -20,6 +20,7 @@ from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace
 from ofrace.annotate.session import TraceResult
 from ofrace.errors import InputError, ToolError
 from ofrace.openflow.fields import ct_state_names
+from ofrace.simulate.steps import StepKind
 from ofrace.snapshot import Snapshot
 
 _STAGE = re.compile(r"^\s*(\d+)\. (\S+) \([^)]*\): (.*), priority (\d+), uuid ([0-9a-f]{8})")
@@ -59,7 +60,7 @@ def physical_steps(trace: AnnotatedTrace) -> list[LogicalStep]:
 
     def walk(hop: AnnotatedHop) -> None:
         for ev in hop.events:
-            if ev.kind != "flow" or ev.stage is None or ev.cookie is None:
+            if ev.kind != StepKind.FLOW or ev.stage is None or ev.cookie is None:
                 continue
             step = LogicalStep(ev.datapath or "?", ev.pipeline or "?", ev.stage,
                                f"{ev.cookie:08x}")
@@ -124,7 +125,7 @@ def check_logical(snapshot: Snapshot, result: TraceResult, timeout: float = 120)
     if sb is None or not sb.remote or sb.via != "local":
         raise InputError("--check-logical needs the SB remote readable from here")
     states = [s.data["state"] for hop in result.forward.hops for s in hop.root.walk()
-              if s.kind == "ct" and s.data.get("recirculates")]
+              if s.kind == StepKind.CT and s.data.get("recirculates")]
     argv = ["ovn-trace", f"--db={sb.remote}", *ct_arguments(states), result.microflow]
     try:
         run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)

@@ -16,6 +16,7 @@ from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
 from ofrace.annotate.session import TraceResult
 from ofrace.openflow.fields import FIELDS, format_value
 from ofrace.simulate.packet import describe
+from ofrace.simulate.steps import StepKind
 from ofrace.trace.cluster import Verdict
 
 SCHEMA = "ofrace-trace/1"
@@ -34,7 +35,7 @@ def packet_json(packet: dict) -> dict:
 
 def _event(ev: Event) -> dict:
     out = {"kind": ev.kind, "bridge": ev.bridge, "depth": ev.depth}
-    if ev.kind == "flow":
+    if ev.kind == StepKind.FLOW:
         out.update({
             "table": ev.table, "priority": ev.priority, "cookie": f"{ev.cookie:#x}",
             "flow": ev.flow, "datapath": ev.datapath, "inport": ev.inport,

@@ -74,7 +74,7 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
     context = None
     last_stage = None
     for ev in events:
-        if ev.kind == "flow":
+        if ev.kind == StepKind.FLOW:
             if ev.stage is not None:
                 ctx = (ev.datapath, ev.pipeline)
                 if ctx != context:
@@ -107,14 +107,14 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
                               f"{escape(ev.flow or '')}[/]", highlight=False)
             for change in ev.changes:
                 console.print(f"{pad}│   [green]{escape(str(change))}[/]", highlight=False)
-        elif ev.kind == "miss":
+        elif ev.kind == StepKind.MISS:
             if level == "detailed":
                 console.print(f"{pad}│   [dim]{escape(ev.bridge)} {escape(ev.text)}[/]",
                               highlight=False)
         elif ev.kind in _EVENTS:
-            if ev.kind == "exit":
+            if ev.kind == StepKind.EXIT:
                 continue  # verdicts say it, with the packet
-            if ev.kind == "patch":
+            if ev.kind == StepKind.PATCH:
                 context = None
             style = {"ct": "magenta", "recirc": "magenta", "group": "yellow",
                      "patch": "blue", "ttl": "red", "skip": "dim",

@@ -24,7 +24,7 @@ from ofrace.openflow.fields import SPECIAL_PORTS, format_mac
 from ofrace.openflow.flowtext import FlowSyntaxError, split_top_level, without_stats
 from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, format_ct_state
 from ofrace.simulate.packet import Packet, read_ref, write, write_ref
-from ofrace.simulate.steps import Exit, Step
+from ofrace.simulate.steps import Exit, ExitKind, Step
 
 MAX_DEPTH = 64
 MAX_RESUBMITS = 4096
@@ -137,7 +137,7 @@ class ChassisDatapath:
         A copy sent to the controller does not count as an output: whether the packet
         itself ends there (held for ARP) or goes on (an ACL log) is OVN's meaning, told
         by the trace layer."""
-        decisive = [e for e in ctx.exits[exits_before:] if e.kind != "controller"]
+        decisive = [e for e in ctx.exits[exits_before:] if e.kind != ExitKind.CONTROLLER]
         if decisive or len(ctx.frozen) > frozen_before:
             return
         where = ctx.last_flow or start

@@ -27,7 +27,7 @@ from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
-from ofrace.simulate.steps import Exit, Step
+from ofrace.simulate.steps import Exit, ExitKind, Step
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
 
@@ -345,16 +345,16 @@ class ClusterTracer:
         """Turn an exit into a verdict, or into the next hop's start."""
         ch = self.chassis(hop.start.chassis)
         facts = self.facts(ch.name)
-        if exit_.kind == "tunnel":
+        if exit_.kind == ExitKind.TUNNEL:
             return self._through_tunnel(hop, ch, exit_)
-        if exit_.kind == "controller":
+        if exit_.kind == ExitKind.CONTROLLER:
             action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
             if action is not None and not action.holds:
                 # A copy for ovn-controller (an ACL log); the packet itself goes on.
                 what = controller_actions.describe(exit_.data["userdata"], exit_.packet, facts)
                 hop.notes.append(f"to ovn-controller on {ch.name}: {what}")
                 return None
-        if exit_.kind == "drop" and _held_in_same_pass(hop, exit_, facts):
+        if exit_.kind == ExitKind.DROP and _held_in_same_pass(hop, exit_, facts):
             return None  # the packet waits in ovn-controller; that verdict says it
         verdict = self._verdict(ch, exit_)
         hop.verdicts.append(verdict)
@@ -419,7 +419,7 @@ class ClusterTracer:
         return received
 
     def _verdict(self, ch: Chassis, exit_: Exit) -> Verdict:
-        if exit_.kind == "output":
+        if exit_.kind == ExitKind.OUTPUT:
             iface_id = exit_.data.get("iface_id")
             if iface_id:
                 return Verdict("delivered", ch.name, f"delivered to {iface_id} on {ch.name}",
@@ -432,7 +432,7 @@ class ClusterTracer:
             return Verdict("left", ch.name, f"left the cluster on {ch.name} bridge "
                            f"{exit_.bridge} port {exit_.port_name}", exit_.packet,
                            port=exit_.port_name, exit=exit_)
-        if exit_.kind == "controller":
+        if exit_.kind == ExitKind.CONTROLLER:
             text = controller_actions.describe(exit_.data.get("userdata", ""), exit_.packet,
                                                self.facts(ch.name))
             return Verdict("controller", ch.name, f"to ovn-controller on {ch.name}: {text}",
@@ -446,7 +446,7 @@ class ClusterTracer:
 
 def _held_in_same_pass(hop: Hop, exit_: Exit, facts: OvnFacts) -> bool:
     for other in hop.exits:
-        if other.kind == "controller" and other.data.get("pass") == exit_.data.get("pass"):
+        if other.kind == ExitKind.CONTROLLER and other.data.get("pass") == exit_.data.get("pass"):
             action = controller_actions.decode_userdata(other.data.get("userdata", ""), facts)
             if action is None or action.holds:
                 return True

@@ -17,6 +17,7 @@ from ofrace.ovn.microflow import parse_microflow
 from ofrace.ovn.southbound import SouthboundIndex, port_addresses
 from ofrace.simulate.packet import Packet
 from ofrace.trace.cluster import ClusterTracer, TraceStart, Verdict
+from ofrace.trace.verdicts import VerdictKind
 
 # The protocols a short form (--tcp, --udp, --icmp, --sctp) may name.
 PROTOCOLS = {name: number for number, name in IP_PROTOCOL_NAMES.items() if name != "icmp6"}
@@ -110,9 +111,9 @@ def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
 def reply_start(tracer: ClusterTracer, verdict: Verdict) -> TraceStart:
     """The answer to a delivered packet: from where it arrived, addresses and ports swapped."""
     final = verdict.packet
-    if verdict.kind == "delivered":
+    if verdict.kind == VerdictKind.DELIVERED:
         start = tracer.locate(verdict.logical_port, verdict.chassis)
-    elif verdict.kind == "left" and verdict.exit is not None:
+    elif verdict.kind == VerdictKind.LEFT and verdict.exit is not None:
         start = TraceStart(verdict.chassis, verdict.exit.bridge,
                            {"in_port": verdict.exit.port},
                            f"uplink {verdict.port} of {verdict.exit.bridge} (reply from outside)")
