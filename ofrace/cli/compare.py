@@ -28,8 +28,8 @@ def compare(flow, source, node, bridge, ct_next, all_packets, limit, as_json):
     """Trace FLOW (an OVS flow string, as ofproto/trace takes it) with ofrace and with
     ofproto/trace on the node, and show the first place where they part.
 
-    Exits 0 when they agree, 1 when they diverge, 2 on bad input, 5 when ofproto/trace
-    fails on the node.
+    Exits 0 when they agree, 1 when they diverge, 2 on bad input, 5 when the node
+    cannot be read or ofproto/trace fails there.
     """
     if all_packets:
         outcome = compare_all(source, list(ct_next), limit)

@@ -52,7 +52,8 @@ def trace(expression, source, source_port, destination, protocol, chassis, reply
     Exit codes: 0 delivered (or left the cluster), 1 not delivered (dropped, held by
     ovn-controller, loop), 2 bad input, 3 the trace hit something it could not simulate,
     4 unknown: the answer depends on data the snapshot lacks (flows never read, garbled
-    flow lines on the path, no Southbound database).
+    flow lines on the path, no Southbound database), 5 the environment failed (ovn-trace
+    for --check-logical missing or failing).
     """
     request = TraceRequest.from_options(expression, source_port, destination, protocol,
                                         chassis, reply, buckets, ct_next)
