@@ -1,4 +1,14 @@
-"""Agreement with ofproto/trace over many generated packets on every chassis."""
+"""Agreement with ofproto/trace over many generated packets on every chassis.
+
+Per chassis, the node's forwarding state is read before and after its batch
+of ofproto/trace calls (:func:`ofrace.compare.live.read_node_state`).  If it
+differs from the snapshot before the batch, the snapshot is stale: the node
+is read again (when the snapshot was taken for this run) and the batch runs
+on the fresh one.  If it changed during the batch, the packets that
+disagreed are traced once more on a fresh reading; those that still meet a
+changing node are "state changed during the comparison", counted apart from
+disagreements -- the engine was not wrong, the node moved.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +16,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ofrace.collect.cluster import make_transport
-from ofrace.collect.inventory import Inventory
-from ofrace.compare.live import LiveComparison, compare_with_ofproto_trace
+from ofrace.collect.cluster import collect_cluster, make_transport
+from ofrace.collect.inventory import Inventory, NodeSpec
+from ofrace.compare.live import (
+    LiveComparison,
+    compare_with_ofproto_trace,
+    read_node_state,
+    snapshot_state,
+    state_changes,
+)
 from ofrace.compare.packets import TestPacket, chassis_packets
 from ofrace.errors import ToolError
 from ofrace.openflow.bridge import BridgeIndex
-from ofrace.snapshot import Snapshot
+from ofrace.snapshot import Chassis, Snapshot
 
 # ct states handed to ct() recirculations, as ofproto/trace's --ct-next takes them.
 CT_VARIANTS: tuple[tuple[str, ...], ...] = ((), ("trk,est",), ("trk,est,rpl",),
@@ -33,8 +49,16 @@ class AgreementReport:
     agreed: int = 0
     disagreements: list[Disagreement] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # flows ofproto/trace would not take
+    # Packets not compared because the node's state changed under them, and what changed.
+    state_changed: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    # Nodes read again because the snapshot no longer matched them.
+    reread: list[str] = field(default_factory=list)
     notes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # With keep_results, the final comparison of every packet compared (single-packet use).
+    keep_results: bool = False
+    results: list[LiveComparison] = field(default_factory=list, repr=False)
 
     @property
     def ratio(self) -> float:
@@ -44,11 +68,16 @@ class AgreementReport:
 def run_agreement(snapshot: Snapshot, inventory: Inventory,
                   variants: tuple[tuple[str, ...], ...] = CT_VARIANTS,
                   limit: int | None = None, every_variant: bool = False,
-                  progress: Callable[[str], None] | None = None) -> AgreementReport:
+                  progress: Callable[[str], None] | None = None,
+                  reread: Callable[[NodeSpec], Chassis | None] | None = None) -> AgreementReport:
     """Compare every generated packet on every chassis with the node's ofproto/trace.
 
     Each packet gets one of ``variants`` of --ct-next states in turn, or, with
-    ``every_variant``, is traced once with each.
+    ``every_variant``, is traced once with each.  ``reread`` reads a node
+    afresh; give it when ``snapshot`` was taken for this run, so that a node
+    that changed since is compared with its new state.  Without it, a
+    snapshot that differs from the node is compared as it is (that may be
+    the point, as with an edited snapshot) and the difference is noted.
     """
     report = AgreementReport()
     started = time.perf_counter()
@@ -57,30 +86,93 @@ def run_agreement(snapshot: Snapshot, inventory: Inventory,
         if chassis is None or not chassis.reachable:
             continue
         transport = make_transport(spec)
+        try:
+            packets: list[TestPacket] = chassis_packets(snapshot, chassis)
+            runs = [(test, ct) for i, test in enumerate(packets)
+                    for ct in (variants if every_variant else [variants[i % len(variants)]])]
+            if limit:
+                runs = runs[:max(0, limit - report.total)]
+            report.total += len(runs)
+            compare_on_node(report, spec, chassis, transport, runs, reread)
+        finally:
+            transport.close()
+        if progress:
+            progress(f"{spec.name}: {len(packets)} packets")
+        if limit and report.total >= limit:
+            break
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def compare_on_node(report: AgreementReport, spec: NodeSpec, chassis: Chassis, transport,
+                    runs: list[tuple[TestPacket, tuple[str, ...]]],
+                    reread: Callable[[NodeSpec], Chassis | None] | None = None) -> None:
+    """Trace ``runs`` on one node, twice at most, and put each outcome in ``report``.
+
+    ``report.results`` gets the final comparison of every packet compared.
+    """
+    pending = runs
+    for attempt in (1, 2):
+        try:
+            before = read_node_state(transport, chassis.bridges)
+        except ToolError as exc:
+            report.refused += [f"{spec.name} {test.label}: cannot read the node's state: {exc}"
+                               for test, _ in pending]
+            return
+        stale = state_changes(snapshot_state(chassis), before)
+        if stale and reread is not None:
+            fresh = reread(spec)
+            if fresh is not None and fresh.reachable:
+                report.reread.append(f"{spec.name}: {'; '.join(stale)}")
+                chassis = fresh
+                before = snapshot_state(chassis)
+                stale = []
+        if stale:
+            report.notes[f"{spec.name}: the node's state differs from the snapshot "
+                         f"({'; '.join(stale)})"] = 1
         indexes = {n: BridgeIndex(b, chassis.interfaces, chassis.name)
                    for n, b in chassis.bridges.items()}
-        packets: list[TestPacket] = chassis_packets(snapshot, chassis)
-        runs = [(test, ct) for i, test in enumerate(packets)
-                for ct in (variants if every_variant else [variants[i % len(variants)]])]
-        for test, ct_next in runs:
-            report.total += 1
+        outcomes = []
+        for test, ct_next in pending:
             try:
-                result = compare_with_ofproto_trace(chassis, transport, test.bridge,
-                                                    test.packet, list(ct_next), indexes)
+                outcomes.append((test, ct_next, compare_with_ofproto_trace(
+                    chassis, transport, test.bridge, test.packet, list(ct_next), indexes)))
             except ToolError as exc:
-                report.refused.append(f"{spec.name} {test.label}: {exc}")
+                outcomes.append((test, ct_next, exc))
+        try:
+            changed = state_changes(before, read_node_state(transport, chassis.bridges))
+        except ToolError as exc:
+            changed = [f"cannot read the node's state again: {exc}"]
+        retry = []
+        for test, ct_next, result in outcomes:
+            if isinstance(result, ToolError):
+                report.refused.append(f"{spec.name} {test.label}: {result}")
                 continue
             for note in result.comparison.notes:
                 key = note.split(":", 1)[-1].strip().split(";")[0]
                 report.notes[key] = report.notes.get(key, 0) + 1
             if result.comparison.agree:
                 report.agreed += 1
+                if report.keep_results:
+                    report.results.append(result)
+            elif changed and attempt == 1:
+                retry.append((test, ct_next))
+            elif changed:
+                report.state_changed.append(f"{spec.name} {test.label} ct-next={ct_next}")
             else:
                 report.disagreements.append(Disagreement(spec.name, test.label, ct_next, result))
-            if limit and report.total >= limit:
-                break
-        transport.close()
-        if progress:
-            progress(f"{spec.name}: {len(packets)} packets")
-    report.seconds = time.perf_counter() - started
-    return report
+                if report.keep_results:
+                    report.results.append(result)
+        if changed:
+            report.changes.append(f"{spec.name}: {'; '.join(changed)}")
+        if not retry:
+            return
+        pending = retry
+        fresh = reread(spec) if reread is not None else None
+        if fresh is not None and fresh.reachable:
+            chassis = fresh
+
+
+def reread_node(spec: NodeSpec) -> Chassis | None:
+    """Read one node afresh, as collect would (no databases)."""
+    return collect_cluster(Inventory(nodes=[spec])).chassis.get(spec.name)

@@ -2,10 +2,19 @@
 
 Only the flow form of ofproto/trace is used (a flow string, no packet), which
 has no side effects on the node: no learning, no packet-ins.
+
+ofproto/trace answers from the node's state *now*, ofrace from its snapshot.
+What both depend on -- flows, groups, ports and the MAC tables NORMAL
+consults -- is read (:func:`read_node_state`) just before and after the
+ofproto/trace calls and checked against the snapshot (:func:`state_changes`):
+a MAC learned in between (a GARP right after a node came up) makes NORMAL
+forward differently, and that is "the state changed during the comparison",
+not a divergence of the engine.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ofrace.compare.ofproto_trace import (
@@ -16,7 +25,7 @@ from ofrace.compare.ofproto_trace import (
     simulated_passes,
 )
 from ofrace.errors import ToolError
-from ofrace.openflow.bridge import BridgeIndex
+from ofrace.openflow.bridge import BridgeIndex, parse_fdb
 from ofrace.openflow.fields import FIELDS, PROTOCOLS, format_value
 from ofrace.simulate.conntrack import ForcedConntrack, parse_ct_state
 from ofrace.simulate.engine import ChassisDatapath, SimulationOptions
@@ -106,3 +115,103 @@ def compare_with_ofproto_trace(chassis: Chassis, transport, bridge: str, packet:
     ours = simulated_passes(root, exits, packet, parse_dpif_show(chassis.dpif))
     theirs = parse_ofproto_trace(text, set(indexes))
     return LiveComparison(flow, compare_passes(ours, theirs), text)
+
+
+# What a node's answer depends on besides the packet, per bridge, read as collect reads it.
+STATE_READS = (
+    ("flows", ["ovs-ofctl", "dump-flows", "--no-names"]),
+    ("groups", ["ovs-ofctl", "-O", "OpenFlow15", "dump-groups", "--no-names"]),
+    ("ports", ["ovs-ofctl", "dump-ports-desc"]),
+    ("fdb", ["ovs-appctl", "fdb/show"]),
+)
+# Flow statistics change with every packet and mean nothing to forwarding.
+_FLOW_STATS = re.compile(r"\b(?:duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]*,?\s*")
+_PORT_HEADER = re.compile(r"^\s*(\S+\(.*\)):")
+_PORT_FIELD = re.compile(r"^\s*(config|state):\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class BridgeState:
+    """One bridge's forwarding state, without counters, ages or random addresses."""
+
+    flows: frozenset[str]
+    groups: frozenset[str]
+    ports: tuple[str, ...]
+    fdb: frozenset[tuple[int, int, int]]  # (vlan, mac, ofport)
+
+
+def bridge_state(flows: list[str], groups: list[str], ports_desc: str, fdb: str) -> BridgeState:
+    """A :class:`BridgeState` from the texts collect and :func:`read_node_state` read."""
+    ports = []
+    for line in ports_desc.splitlines():
+        header, field = _PORT_HEADER.match(line), _PORT_FIELD.match(line)
+        if header:
+            ports.append(header.group(1))
+        elif field and ports:
+            ports.append(f"{ports[-1].split(' ')[0]} {field.group(1)} {field.group(2)}")
+    return BridgeState(
+        flows=frozenset(_FLOW_STATS.sub("", line).strip() for line in flows
+                        if "actions=" in line),
+        groups=frozenset(line.strip() for line in groups if line.strip().startswith("group_id")),
+        ports=tuple(ports),
+        fdb=frozenset((vlan, mac, port) for (vlan, mac), port in parse_fdb(fdb).items()),
+    )
+
+
+def snapshot_state(chassis: Chassis) -> dict[str, BridgeState]:
+    """What the snapshot says each bridge of ``chassis`` looked like."""
+    return {name: bridge_state(b.flows, b.groups, b.ports_desc, b.fdb)
+            for name, b in chassis.bridges.items()}
+
+
+def read_node_state(transport, bridges, timeout: float = 60) -> dict[str, BridgeState]:
+    """Read the same state from the node now (read-only commands); ToolError if it cannot."""
+    state = {}
+    for bridge in bridges:
+        texts = {}
+        for key, argv in STATE_READS:
+            out = transport.run([*argv, bridge], timeout=timeout)
+            if out.rc != 0:
+                raise ToolError(f"{' '.join(argv)} {bridge} failed: "
+                                   f"{out.stderr.decode(errors='replace').strip()}")
+            texts[key] = out.stdout.decode(errors="replace")
+        state[bridge] = bridge_state(texts["flows"].splitlines(), texts["groups"].splitlines(),
+                                     texts["ports"], texts["fdb"])
+    return state
+
+
+def state_changes(before: dict[str, BridgeState], after: dict[str, BridgeState]) -> list[str]:
+    """What differs between two readings of a node's state, one line per bridge and kind."""
+    changes = []
+    for bridge in sorted(before.keys() | after.keys()):
+        old, new = before.get(bridge), after.get(bridge)
+        if old is None or new is None:
+            changes.append(f"{bridge}: bridge {'appeared' if old is None else 'disappeared'}")
+            continue
+        if old.fdb != new.fdb:
+            changes.append(f"{bridge} MAC table: {_fdb_difference(old.fdb, new.fdb)}")
+        for what, label in (("flows", "flows"), ("groups", "groups")):
+            gone, came = getattr(old, what) - getattr(new, what), \
+                getattr(new, what) - getattr(old, what)
+            if gone or came:
+                changes.append(f"{bridge} {label}: {len(came)} added, {len(gone)} removed")
+        if old.ports != new.ports:
+            changes.append(f"{bridge} ports changed")
+    return changes
+
+
+def _fdb_difference(old: frozenset, new: frozenset) -> str:
+    old_ports = {(vlan, mac): port for vlan, mac, port in old}
+    new_ports = {(vlan, mac): port for vlan, mac, port in new}
+    parts = []
+    for key in sorted(old_ports.keys() | new_ports.keys()):
+        mac = ":".join(f"{key[1]:012x}"[i:i + 2] for i in range(0, 12, 2))
+        was, now = old_ports.get(key), new_ports.get(key)
+        if was is None:
+            parts.append(f"{mac} learned on port {now}")
+        elif now is None:
+            parts.append(f"{mac} (port {was}) forgotten")
+        elif was != now:
+            parts.append(f"{mac} moved from port {was} to {now}")
+    shown = parts[:3] + ([f"{len(parts) - 3} more"] if len(parts) > 3 else [])
+    return ", ".join(shown)

@@ -29,6 +29,8 @@ INTEGRATION_BRIDGE = "br-int"
 UNDERLAY_BRIDGE = "br-phys"
 TUNNEL_NETWORK = "tunnel"
 OUTSIDE_NETWORK = "outside"
+# The hub's bridges, one per network.
+HUB_BRIDGES = (TUNNEL_NETWORK, OUTSIDE_NETWORK)
 # The chassis-side port that connects br-phys to the hub's tunnel network.
 UNDERLAY_PORT = f"{UNDERLAY_BRIDGE}_{TUNNEL_NETWORK}"
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ofrace.errors import LabError
 from ofrace.lab import chassis as chassis_config
-from ofrace.lab import network, sshd
+from ofrace.lab import network, placement, sshd
 from ofrace.lab.catalog import load
 from ofrace.lab.command import find_program, run
 from ofrace.lab.daemons import ProcessRecord, start_foreground, start_ovs_daemon, stop
@@ -53,9 +53,12 @@ from ofrace.lab.northbound import (
     transact,
 )
 from ofrace.lab.topology import Chassis, Topology
+from ofrace.openflow.bridge import parse_fdb
 
 DEFAULT_DIR = "/var/tmp/ofrace-lab"
-STATE_VERSION = 1
+STATE_VERSION = 2
+# lab.json versions `status` and `down` still read (1: before lab ids, one global ofr-mgmt).
+READABLE_STATE_VERSIONS = (1, 2)
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
 SB_SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")
@@ -70,6 +73,10 @@ MAC_PREFIX = "0a:00:00"
 # How long bring-up waits for OVN to converge before giving up, unless the
 # topology's [bringup] timeout says otherwise.
 SETTLE_TIMEOUT = 30.0
+# The MAC tables have settled when they stay unchanged this long (gateways
+# announce themselves with GARPs right after they are bound; ovn-controller
+# spaces its repeats by 1 s and more).
+MAC_TABLE_QUIET = 3.0
 # The most argv bytes one ovs-vsctl transaction gets (the kernel allows 2 MiB
 # for argv and environment together).
 VSCTL_ARGV_BYTES = 1 << 20
@@ -85,7 +92,7 @@ class Lab:
     """One lab directory and what runs from it."""
 
     def __init__(self, dir: str | os.PathLike | None = None):
-        self.layout = LabLayout(Path(dir or default_dir()).absolute())
+        self.layout = LabLayout(Path(dir or default_dir()).resolve())
         self.state: dict = self._read_state()
         # Each wait for OVN to catch up; bring-up takes the topology's.
         self.timeout = SETTLE_TIMEOUT
@@ -114,9 +121,16 @@ class Lab:
             say("taking down the previous lab in this directory")
             self.down()
         self._prepare_dir()
-        self.state = self._initial_state(topology)
+        self.state = {"version": STATE_VERSION, "status": "starting", "dir": str(self.dir),
+                      "processes": [], "namespaces": [], "links": []}
         self._save_state()
         try:
+            place = placement.claim(self.dir, topology.network)
+            self.state["links"].append(place.bridge)
+            self._save_state()
+            topology = place.place(topology)
+            self.state = self._initial_state(topology, place)
+            self._save_state()
             self._bring_up(topology, say)
         except BaseException:
             self.down()
@@ -169,8 +183,10 @@ class Lab:
                 self._wait_for("hv", *command)
         say("waiting for OVN to settle")
         self._settle(topology)
+        say("waiting for the MAC tables to settle")
+        self._wait_for_mac_tables()
 
-    def _initial_state(self, topology: Topology) -> dict:
+    def _initial_state(self, topology: Topology, place: placement.Placement) -> dict:
         central = topology.network.central_address
         return {
             "version": STATE_VERSION,
@@ -179,6 +195,7 @@ class Lab:
             "description": topology.description,
             "scale": asdict(topology.scale) if topology.scale else None,
             "dir": str(self.dir),
+            "placement": place.to_json(),
             "nb_remote": f"unix:{self.layout.nb_socket}",
             "sb_remote": f"unix:{self.layout.sb_socket}",
             "nb_tcp": f"tcp:{central}:{NB_PORT}",
@@ -189,20 +206,21 @@ class Lab:
                 "known_hosts": str(self.layout.known_hosts),
                 "user": "root",
             },
-            "chassis": [self._chassis_state(topology, c) for c in topology.chassis],
+            "chassis": [self._chassis_state(topology, c, place) for c in topology.chassis],
             "processes": [],
             "namespaces": [],
-            "links": [],
+            "links": [place.bridge],
         }
 
-    def _chassis_state(self, topology: Topology, chassis: Chassis) -> dict:
+    def _chassis_state(self, topology: Topology, chassis: Chassis,
+                       place: placement.Placement) -> dict:
         bridges = [chassis_config.INTEGRATION_BRIDGE, chassis_config.UNDERLAY_BRIDGE,
                    *chassis.provider_bridges]
         return {
             "name": chassis.name,
             "system_id": chassis.system_id,
             "hostname": chassis.hostname,
-            "netns": chassis.netns,
+            "netns": place.netns(chassis.name),
             "address": chassis.address,
             "rundir": str(self.layout.chassis(chassis.name)),
             "env": self.layout.chassis_env(chassis.name),
@@ -245,18 +263,19 @@ class Lab:
         self.layout.marker.write_text("This directory belongs to `ofrace lab`; `up` empties it.\n")
 
     def _make_network(self, topology: Topology) -> None:
+        """A namespace per chassis, wired to the management bridge (``up`` made that)."""
         net = topology.network
-        network.create_management_bridge(net.management, owner=str(self.dir))
-        self.state["links"].append(network.MANAGEMENT_BRIDGE)
-        self._save_state()
+        place = self._placement()
         for index, chassis in enumerate(topology.chassis):
-            network.create_namespace(chassis.netns)
-            self.state["namespaces"].append(chassis.netns)
-            root_link = f"ofr-veth{index}"
+            netns = self._netns(chassis.name)
+            network.create_namespace(netns)
+            self.state["namespaces"].append(netns)
+            root_link = place.veth(index)
             self.state["links"].append(root_link)
             self._save_state()
-            network.connect_namespace(chassis.netns, root_link,
-                                      f"{chassis.address}/{net.management_prefixlen}")
+            network.connect_namespace(netns, root_link,
+                                      f"{chassis.address}/{net.management_prefixlen}",
+                                      place.bridge)
 
     def _start_central(self, topology: Topology) -> None:
         central = self.layout.central
@@ -312,7 +331,7 @@ class Lab:
         rundir = self.layout.chassis(chassis.name)
         self.layout.pcap_dir(chassis.name).mkdir(parents=True)
         env = self.layout.chassis_env(chassis.name)
-        netns = chassis.netns
+        netns = self._netns(chassis.name)
         self._start_ovs(rundir, env, chassis_name=chassis.name, netns=netns)
         _vsctl(env, netns, chassis_config.chassis_commands(
             topology, chassis, self.layout, self.state["sb_remote"]), self.timeout)
@@ -327,7 +346,7 @@ class Lab:
         return start_ovs_daemon(
             "ovn-controller", [f"unix:{rundir / 'db.sock'}"],
             what="ovn-controller", chassis=chassis.name, rundir=rundir,
-            env=self.layout.chassis_env(chassis.name), netns=chassis.netns,
+            env=self.layout.chassis_env(chassis.name), netns=self._netns(chassis.name),
         )
 
     def _wait_for_tunnels_to(self, started: Sequence[Chassis]) -> None:
@@ -365,7 +384,8 @@ class Lab:
             )
             self._record(start_foreground(
                 ["sshd", "-D", "-f", str(config), "-E", str(rundir / "sshd.log")],
-                what="sshd", chassis=chassis.name, log=rundir / "sshd.log", netns=chassis.netns,
+                what="sshd", chassis=chassis.name, log=rundir / "sshd.log",
+                netns=self._netns(chassis.name),
             ))
         self.layout.known_hosts.write_text("\n".join(known_hosts) + "\n")
         for chassis in topology.chassis:
@@ -397,14 +417,14 @@ class Lab:
             env = self.layout.chassis_env(chassis.name)
             current = _ovsdb_json_rows(run(
                 ["ovs-vsctl", "--format=json", "--columns=external_ids", "list", "Bridge",
-                 chassis_config.INTEGRATION_BRIDGE], env=env, netns=chassis.netns,
+                 chassis_config.INTEGRATION_BRIDGE], env=env, netns=self._netns(chassis.name),
             ).stdout)[0]["external_ids"]
             users = [key[len("ct-zone-"):] for key in current if key.startswith("ct-zone-")]
             zones = chassis_config.canonical_ct_zones(users, datapath_keys, port_keys)
             assignments = {f"ct-zone-{user}": str(zone) for user, zone in zones.items()}
-            _vsctl(env, chassis.netns, [["set", "Bridge", chassis_config.INTEGRATION_BRIDGE,
-                                         *map_assignments("external_ids", assignments)]],
-                   self.timeout)
+            _vsctl(env, self._netns(chassis.name),
+                   [["set", "Bridge", chassis_config.INTEGRATION_BRIDGE,
+                     *map_assignments("external_ids", assignments)]], self.timeout)
         for chassis in topology.chassis:
             restarted = self._start_controller(chassis)
             self.state["processes"] = [
@@ -426,6 +446,44 @@ class Lab:
                 self.recompute(chassis.name)
             self._wait_for("hv", "sync")
         self._wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+
+    def _wait_for_mac_tables(self) -> None:
+        """Wait until no bridge's MAC table (``fdb/show``) has changed for MAC_TABLE_QUIET s.
+
+        Right after bring-up the provider bridges have learned nothing; the
+        gateways' GARPs fill them within seconds, and NORMAL forwards
+        differently once they have -- so a snapshot taken before that would
+        disagree with the node moments later.
+        """
+        deadline = time.monotonic() + self.timeout
+        last = self.mac_tables()
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < MAC_TABLE_QUIET:
+            if time.monotonic() > deadline:
+                raise LabError(f"timed out after {self.timeout:g}s waiting for the MAC tables "
+                               f"to stay unchanged for {MAC_TABLE_QUIET:g}s")
+            time.sleep(0.2)
+            now = self.mac_tables()
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+
+    def mac_tables(self) -> dict[str, dict[tuple[int, int], int]]:
+        """Every bridge's MAC table, "<chassis> <bridge>" -> {(vlan, mac): ofport}; no ages."""
+        tables = {}
+        places = [("hub", self.layout.hub_env(), None, chassis_config.HUB_BRIDGES)]
+        places += [(c["name"], c["env"], c["netns"], c["bridges"])
+                   for c in self.state.get("chassis", [])]
+        for where, env, netns, bridges in places:
+            for bridge in bridges:
+                result = run(["ovs-appctl", "fdb/show", bridge], env=env, netns=netns,
+                             check=False)
+                if where == "hub" and result.returncode != 0:
+                    continue  # the hub has no "outside" network when no chassis has an uplink
+                if result.returncode != 0:
+                    raise LabError(f"ovs-appctl fdb/show {bridge} failed on {where}: "
+                                   f"{result.stderr.strip()}")
+                tables[f"{where} {bridge}"] = parse_fdb(result.stdout)
+        return tables
 
     def _wait_for(self, level: str, *nbctl_args: str) -> str:
         """ovn-nbctl ``--wait=sb`` (northd caught up) or ``--wait=hv`` (every chassis too)."""
@@ -476,9 +534,10 @@ class Lab:
         env = self.layout.chassis_env(chassis.name)
         interfaces = {i["name"]: i for i in self._interfaces(chassis)}
         commands = []
-        for bridge in run(["ovs-vsctl", "list-br"], env=env, netns=chassis.netns).stdout.split():
+        netns = self._netns(chassis.name)
+        for bridge in run(["ovs-vsctl", "list-br"], env=env, netns=netns).stdout.split():
             names = run(["ovs-vsctl", "list-ifaces", bridge], env=env,
-                        netns=chassis.netns).stdout.split()
+                        netns=netns).stdout.split()
             members = [interfaces[name] for name in names]
             taken = {i["ofport_request"] for i in members if i["ofport_request"]}
             automatic = sorted(
@@ -492,7 +551,7 @@ class Lab:
                 commands.append(["set", "Interface", iface["name"], f"ofport_request={ofport}"])
                 taken.add(ofport)
         if commands:
-            _vsctl(env, chassis.netns, commands, self.timeout)
+            _vsctl(env, self._netns(chassis.name), commands, self.timeout)
 
     # ----------------------------------------------------------------- down
 
@@ -503,9 +562,9 @@ class Lab:
         stopped = stop(list(reversed(records)))
         namespaces = [n for n in state.get("namespaces", []) if network.delete_namespace(n)]
         links = []
+        bridge = state.get("placement", {}).get("bridge", network.LEGACY_MANAGEMENT_BRIDGE)
         for link in reversed(state.get("links", [])):
-            if link == network.MANAGEMENT_BRIDGE and \
-                    network.link_alias(link) not in ("", str(self.dir)):
+            if link == bridge and network.link_alias(link) not in ("", str(self.dir)):
                 continue  # another lab's bridge now; not ours to remove
             if network.delete_link(link):
                 links.append(link)
@@ -611,9 +670,16 @@ class Lab:
             ["ovs-vsctl", "--format=json",
              "--columns=name,type,options,ofport,ofport_request,bfd,bfd_status",
              "list", "Interface"],
-            env=self.layout.chassis_env(chassis.name), netns=chassis.netns,
+            env=self.layout.chassis_env(chassis.name), netns=self._netns(chassis.name),
         ).stdout
         return _ovsdb_json_rows(output)
+
+    def _placement(self) -> placement.Placement:
+        chosen = self.state["placement"]
+        return placement.Placement(chosen["lab_id"], chosen["management"])
+
+    def _netns(self, chassis: str) -> str:
+        return self.chassis(chassis)["netns"]
 
     def _topology_chassis(self) -> list[Chassis]:
         return [Chassis(name=c["name"], address=c["address"], encap_ip=c["encap_ip"],
@@ -631,9 +697,9 @@ class Lab:
             return {}
         except ValueError as exc:
             raise LabError(f"{self.layout.state_file} is not valid JSON: {exc}") from None
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in READABLE_STATE_VERSIONS:
             raise LabError(f"{self.layout.state_file} has state version {state.get('version')}, "
-                           f"this ofrace reads {STATE_VERSION}")
+                           f"this ofrace reads {', '.join(map(str, READABLE_STATE_VERSIONS))}")
         return state
 
     def _save_state(self) -> None:

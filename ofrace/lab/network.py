@@ -1,5 +1,7 @@
 """The lab's Linux networking: one management bridge, one namespace per chassis.
 
+What they are called and which subnet they use is :mod:`ofrace.lab.placement`'s choice.
+
 Only the management plane is real Linux networking (so sshd and OVSDB TCP
 have addresses); packets between chassis travel through the userspace dummy
 datapath instead (see :mod:`ofrace.lab.chassis`).
@@ -13,7 +15,9 @@ from pathlib import Path
 from ofrace.errors import LabError
 from ofrace.lab.command import run
 
-MANAGEMENT_BRIDGE = "ofr-mgmt"
+# The bridge of labs made before lab ids (ofrace.lab.placement); `down` of such a lab
+# still finds it in its lab.json.
+LEGACY_MANAGEMENT_BRIDGE = "ofr-mgmt"
 # The namespace side of every management veth.
 NAMESPACE_LINK = "mgmt0"
 
@@ -37,19 +41,27 @@ def namespace_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
 
-def create_management_bridge(address: str, owner: str) -> None:
-    """Create ofr-mgmt with ``address`` (CIDR); its alias records which lab dir owns it."""
-    if link_exists(MANAGEMENT_BRIDGE):
-        holder = link_alias(MANAGEMENT_BRIDGE)
+def namespaces() -> list[str]:
+    """Names of every network namespace ``ip netns`` knows."""
+    try:
+        return [entry.name for entry in Path("/run/netns").iterdir()]
+    except FileNotFoundError:
+        return []
+
+
+def create_management_bridge(bridge: str, address: str, owner: str) -> None:
+    """Create ``bridge`` with ``address`` (CIDR); its alias records which lab dir owns it."""
+    if link_exists(bridge):
+        holder = link_alias(bridge)
         if holder.startswith("/"):
-            raise LabError(f"another lab is up in {holder} ({MANAGEMENT_BRIDGE} exists): "
+            raise LabError(f"another lab is up in {holder} ({bridge} exists): "
                            f"run `ofrace lab down --dir {holder}` first")
-        raise LabError(f"{MANAGEMENT_BRIDGE} already exists and no lab claims it: "
-                       f"remove it with `ip link del {MANAGEMENT_BRIDGE}`")
-    run(["ip", "link", "add", MANAGEMENT_BRIDGE, "type", "bridge"])
-    run(["ip", "link", "set", MANAGEMENT_BRIDGE, "alias", owner])
-    run(["ip", "addr", "add", address, "dev", MANAGEMENT_BRIDGE])
-    run(["ip", "link", "set", MANAGEMENT_BRIDGE, "up"])
+        raise LabError(f"{bridge} already exists and no lab claims it: "
+                       f"remove it with `ip link del {bridge}`")
+    run(["ip", "link", "add", bridge, "type", "bridge"])
+    run(["ip", "link", "set", bridge, "alias", owner])
+    run(["ip", "addr", "add", address, "dev", bridge])
+    run(["ip", "link", "set", bridge, "up"])
 
 
 def create_namespace(name: str) -> None:
@@ -62,11 +74,11 @@ def create_namespace(name: str) -> None:
     run(["ip", "link", "set", "lo", "up"], netns=name)
 
 
-def connect_namespace(netns: str, root_link: str, address: str) -> None:
-    """A veth from ofr-mgmt into ``netns``, where it is called mgmt0 and gets ``address``."""
+def connect_namespace(netns: str, root_link: str, address: str, bridge: str) -> None:
+    """A veth from ``bridge`` into ``netns``, where it is called mgmt0 and gets ``address``."""
     run(["ip", "link", "add", root_link, "type", "veth", "peer", "name", NAMESPACE_LINK,
          "netns", netns])
-    run(["ip", "link", "set", root_link, "master", MANAGEMENT_BRIDGE, "up"])
+    run(["ip", "link", "set", root_link, "master", bridge, "up"])
     run(["ip", "addr", "add", address, "dev", NAMESPACE_LINK], netns=netns)
     run(["ip", "link", "set", NAMESPACE_LINK, "up"], netns=netns)
 

@@ -34,11 +34,13 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     backends_per_load_balancer = 3
 
     [network]                          # optional, these are the defaults
-    management = "198.18.0.1/24"       # root-namespace bridge ofr-mgmt; SSH, OVSDB TCP
+    management = "198.18.0.1/24"       # root-namespace bridge ofr-<lab id>-mgmt; SSH, OVSDB
+                                       # TCP.  A template: each lab moves it to a free
+                                       # subnet of 198.18.0.0/15 (ofrace.lab.placement)
     tunnel = "192.168.100.0/24"        # Geneve underlay, exists only in the dummy datapath
 
     [[chassis]]                        # brought up in file order
-    name = "ovn-worker"                # namespace ofr-<name>, run directory <dir>/<name>
+    name = "ovn-worker"                # namespace ofr-<lab id>-<name>, run directory <dir>/<name>
     system_id = "4da007a6-..."         # default: name
     hostname = "ovn-worker"            # default: name
     address = "198.18.0.4"             # management address (sshd listens here)
@@ -142,6 +144,9 @@ from typing import Any
 
 from ofrace.errors import LabError
 
+# Namespaces are called ofr-<lab id>-<chassis name>; keep them readable.
+MAX_CHASSIS_NAME = 31
+
 
 @dataclass(frozen=True)
 class Network:
@@ -188,10 +193,6 @@ class Chassis:
             object.__setattr__(self, "system_id", self.name)
         if not self.hostname:
             object.__setattr__(self, "hostname", self.name)
-
-    @property
-    def netns(self) -> str:
-        return f"ofr-{self.name}"
 
     @property
     def provider_bridges(self) -> list[str]:
@@ -467,7 +468,7 @@ def validate(topology: Topology, where: str) -> None:
     _unique([c.address for c in topology.chassis], "chassis address", where)
     _unique([c.encap_ip for c in topology.chassis], "encap_ip", where)
     for chassis in topology.chassis:
-        if len(chassis.netns) > 40:
+        if len(chassis.name) > MAX_CHASSIS_NAME:
             raise LabError(f"topology {where}: chassis name {chassis.name!r} is too long")
         for bridge in chassis.uplinks:
             if bridge not in chassis.provider_bridges:
