@@ -1,9 +1,10 @@
 """Fixtures that run the tests against the real embedded OVN lab.
 
-Labs cannot run side by side (they share the ``ofr-mgmt`` bridge and the
-198.18.0.0/24 addresses), so one :class:`LabSlot` per session holds at most
-one running lab, brings a topology up when a test first asks for it, and
-takes it down at the end of the session.  Tests ask with the ``kind_lab`` or
+One :class:`LabSlot` per session holds the session's lab, brings a
+topology up when a test first asks for it, and takes it down at the end of
+the session.  (Labs of different directories run side by side -- see
+ofrace.lab.placement and test_lab_coexist.py -- so a lab of your own may
+stay up while the tests run.)  Tests ask with the ``kind_lab`` or
 ``basic_lab`` fixtures (cheap once the lab is up); a session- or
 module-scoped fixture of your own can depend on ``lab_slot`` and call
 ``lab_slot.ensure("kind")``.  Tests are reordered so that all tests of one
@@ -11,8 +12,7 @@ topology run together.
 
 The lab directory is ``$OFRACE_TEST_LAB_DIR`` or a pytest temporary
 directory -- never the default ``ofrace lab`` directory, so a lab you keep
-up for trying things out is not taken over (the tests then stop with a
-message naming it instead).
+up for trying things out is left alone.
 """
 
 from __future__ import annotations

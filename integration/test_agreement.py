@@ -17,7 +17,7 @@ import sys
 from lab_inventory import local_inventory
 
 from ofrace.collect.cluster import collect_cluster
-from ofrace.compare.agreement import run_agreement
+from ofrace.compare.agreement import reread_node, run_agreement
 
 TOPOLOGIES = ("basic", "kind", "acl")
 
@@ -29,14 +29,17 @@ def test_full_agreement_with_ofproto_trace(lab_slot, capsys):
         inventory = local_inventory(lab)
         snapshot = collect_cluster(inventory)
         assert snapshot.complete, snapshot.all_problems()
-        report = run_agreement(snapshot, inventory, every_variant=True)
+        report = run_agreement(snapshot, inventory, every_variant=True, reread=reread_node)
         totals[topology] = report.total
         with capsys.disabled():
             print(f"\n[agreement] {topology}: {report.agreed}/{report.total} packets agree "
-                  f"with ofproto/trace in {report.seconds:.1f}s; notes {report.notes}")
+                  f"with ofproto/trace in {report.seconds:.1f}s; notes {report.notes}; "
+                  f"read again {report.reread}; changed during {report.changes}")
         details += [f"{topology}/{d.chassis} {d.label} ct-next={d.ct_next}\n  "
                     f"{d.result.flow}\n  {d.result.comparison.divergence}"
                     for d in report.disagreements] + report.refused
+        details += [f"{topology}/{label}: state changed during the comparison"
+                    for label in report.state_changed]
         assert report.total >= 100, (topology, report.total)
     with capsys.disabled():
         print(f"[agreement] total: {sum(totals.values())} packets, "
@@ -80,3 +83,20 @@ def test_compare_cli_reports_a_divergence(kind_lab, tmp_path):
     assert run.returncode == 1, run.stdout + run.stderr
     assert "first divergence" in run.stdout
     assert "pass 0" in run.stdout
+
+
+def test_a_mac_learned_after_the_snapshot_is_noticed(kind_lab):
+    """The node's MAC table moves on after the snapshot: compare notices and reads it again."""
+    worker = local_inventory(kind_lab)
+    worker.nodes = [worker.node("ovn-worker")]
+    snapshot = collect_cluster(worker)
+    stranger = "02:00:00:00:00:99"
+    # Any frame from a new source MAC teaches breth0's NORMAL; this one no one answers.
+    kind_lab.inject("ovn-worker", "eth0",
+                    f"eth(src={stranger},dst=ff:ff:ff:ff:ff:ff),eth_type(0x88b5)")
+    learned = f"breth0 MAC table: {stranger} learned on port 1"
+    noted = run_agreement(snapshot, worker, limit=8)
+    assert any(learned in note for note in noted.notes), noted.notes
+    report = run_agreement(snapshot, worker, limit=8, reread=reread_node)
+    assert len(report.reread) == 1 and learned in report.reread[0], report.reread
+    assert (report.agreed, report.disagreements, report.state_changed) == (8, [], [])

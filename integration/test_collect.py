@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -18,6 +19,14 @@ from ofrace.collect.transport import SSHTransport
 from ofrace.snapshot import Snapshot
 
 OFRACE = [sys.executable, "-m", "ofrace"]
+
+
+def unused_lab_address(lab) -> str:
+    """.250 of the lab's management network: inside the lab, and no chassis has it."""
+    network = ipaddress.ip_interface(lab.state["placement"]["management"]).network
+    unused = str(network[250])
+    assert unused not in {c["address"] for c in lab.state["chassis"]}
+    return unused
 
 
 def vsctl_ofports(lab, chassis: str) -> dict[str, int]:
@@ -201,8 +210,10 @@ def test_sshd_killed_mid_collection_gives_a_partial_snapshot(lab_slot, monkeypat
         lab_slot.up("kind")  # later tests get a lab with every sshd running
 
 
-@pytest.mark.parametrize("node_arg", ["hv=ssh://root@198.18.0.250"])
+@pytest.mark.parametrize("node_arg", ["hv=ssh://root@{unused}"])
 def test_unreachable_node_cli_exit_code(kind_lab, tmp_path, node_arg):
+    # An address of the lab's own management network that no chassis has.
+    node_arg = node_arg.format(unused=unused_lab_address(kind_lab))
     out = tmp_path / "p.ofr"
     run = subprocess.run([*OFRACE, "collect", "-i", str(kind_lab.dir / "inventory.toml"),
                           "--node", node_arg, "-o", str(out), "--json"],
@@ -218,7 +229,8 @@ def test_unreachable_node_cli_exit_code(kind_lab, tmp_path, node_arg):
 def test_nodes_discovered_from_the_southbound_with_a_template(kind_lab, tmp_path):
     """Only the SB and a template: every Chassis row becomes a node."""
     lab_dir = kind_lab.dir
-    template = ("exec:ip netns exec ofr-{hostname} env OVS_RUNDIR=" + str(lab_dir) +
+    prefix = kind_lab.state["placement"]["lab_id"]
+    template = (f"exec:ip netns exec ofr-{prefix}-{{hostname}} env OVS_RUNDIR=" + str(lab_dir) +
                 "/{hostname} OVN_RUNDIR=" + str(lab_dir) + "/{hostname}")
     out = tmp_path / "d.ofr"
     run = subprocess.run([*OFRACE, "collect", "--sb", kind_lab.state["sb_remote"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from ofrace.errors import LabError
 from ofrace.lab.catalog import load
 from ofrace.lab.daemons import ProcessRecord
 from ofrace.lab.lab import Lab
-from ofrace.lab.network import MANAGEMENT_BRIDGE, link_exists, namespace_exists
+from ofrace.lab.network import link_exists, namespace_exists
 
 pytestmark = pytest.mark.lab
 
@@ -30,6 +31,15 @@ SEED_SYN = (
 )
 NGINX_VIF = "nginx-x6pc6"
 WARM_UP_SPORT = 40000
+
+
+def lab_address(lab: Lab, host: int) -> str:
+    """The address with host part ``host`` in the lab's management network."""
+    return str(ipaddress.ip_interface(lab.state["placement"]["management"]).network[host])
+
+
+def netns(lab: Lab, chassis: str) -> str:
+    return f"ofr-{lab.state['placement']['lab_id']}-{chassis}"
 
 
 def packet_fields(flow: str) -> dict[str, str]:
@@ -151,6 +161,22 @@ def test_seed_nodeport_syn_reaches_the_pod_dnatted_and_snatted(lab_slot):
     assert len(lab.pcap_packets("ovn-worker", NGINX_VIF)) == before + 2, "no duplicates"
 
 
+def test_up_ends_with_the_mac_tables_settled(lab_slot):
+    """The gateways' GARPs are in the provider bridges' MAC tables when `up` returns.
+
+    Without the wait, `up` returned with them empty and they filled seconds
+    later, between a snapshot and ofproto/trace (issue 10).
+    """
+    lab = lab_slot.up("kind")
+    tables = lab.mac_tables()
+    provider = {key: table for key, table in tables.items() if key.endswith(" breth0")}
+    assert len(provider) == 3 and all(provider.values()), provider
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        assert lab.mac_tables() == tables
+        time.sleep(0.5)
+
+
 def test_up_takes_seconds(kind_lab):
     assert kind_lab.state["bringup_seconds"] < 30
 
@@ -168,7 +194,7 @@ def test_ssh_lands_in_each_chassis_own_ovs(kind_lab):
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip().strip('"') == chassis["system_id"]
     worker = kind_lab.chassis("ovn-worker")
-    assert worker["address"] == "198.18.0.4"
+    assert worker["address"] == lab_address(kind_lab, 4)
     assert worker["system_id"] == "4da007a6-ed1d-45ff-bcf4-62ae8914bbbc"
 
 
@@ -178,7 +204,7 @@ def test_ssh_refuses_an_unknown_host_key(kind_lab, tmp_path):
     result = subprocess.run(
         ["ssh", "-i", kind_lab.state["ssh"]["identity"],
          "-o", f"UserKnownHostsFile={empty_known_hosts}", "-o", "StrictHostKeyChecking=yes",
-         "-o", "BatchMode=yes", "root@198.18.0.4", "true"],
+         "-o", "BatchMode=yes", f"root@{lab_address(kind_lab, 4)}", "true"],
         capture_output=True, text=True, timeout=20,
     )
     assert result.returncode != 0
@@ -187,7 +213,7 @@ def test_ssh_refuses_an_unknown_host_key(kind_lab, tmp_path):
 
 def test_exec_in_a_namespace_reaches_that_chassis(kind_lab):
     exec_prefix = kind_lab.status()["chassis"][1]["exec_command"]
-    assert exec_prefix[:4] == ["ip", "netns", "exec", "ofr-ovn-worker"]
+    assert exec_prefix[:4] == ["ip", "netns", "exec", netns(kind_lab, "ovn-worker")]
     flows = subprocess.run([*exec_prefix, "ovs-ofctl", "dump-flows", "br-int"],
                            capture_output=True, text=True, timeout=20, check=True).stdout
     assert len(flows.splitlines()) > 500
@@ -199,13 +225,13 @@ def test_exec_in_a_namespace_reaches_that_chassis(kind_lab):
 
 def test_state_file_and_inventory_describe_the_lab(kind_lab):
     state = json.loads((kind_lab.dir / "lab.json").read_text())
-    assert state["version"] == 1 and state["topology"] == "kind"
-    assert state["nb_tcp"] == "tcp:198.18.0.1:6641"
-    assert state["sb_tcp"] == "tcp:198.18.0.1:6642"
+    assert state["version"] == 2 and state["topology"] == "kind"
+    assert state["nb_tcp"] == f"tcp:{lab_address(kind_lab, 1)}:6641"
+    assert state["sb_tcp"] == f"tcp:{lab_address(kind_lab, 1)}:6642"
     assert [c["name"] for c in state["chassis"]] == [
         "ovn-control-plane", "ovn-worker", "ovn-worker2"]
     worker = state["chassis"][1]
-    assert worker["netns"] == "ofr-ovn-worker" and worker["hostname"] == "ovn-worker"
+    assert worker["netns"] == netns(kind_lab, "ovn-worker") and worker["hostname"] == "ovn-worker"
     assert worker["vifs"] == {"k8s-ovn-worker": "ovn-k8s-mp0",
                               "default_nginx-deployment-9456bbbf9-x6pc6": NGINX_VIF}
     assert worker["uplinks"] == {"breth0": "eth0"}
@@ -217,9 +243,9 @@ def test_state_file_and_inventory_describe_the_lab(kind_lab):
     assert inventory["southbound"]["remote"] == state["sb_remote"]
     assert inventory["northbound"]["remote"] == state["nb_remote"]
     assert [(n["name"], n["host"], n["transport"], n["user"]) for n in inventory["node"]] == [
-        ("ovn-control-plane", "198.18.0.3", "ssh", "root"),
-        ("ovn-worker", "198.18.0.4", "ssh", "root"),
-        ("ovn-worker2", "198.18.0.2", "ssh", "root"),
+        ("ovn-control-plane", lab_address(kind_lab, 3), "ssh", "root"),
+        ("ovn-worker", lab_address(kind_lab, 4), "ssh", "root"),
+        ("ovn-worker2", lab_address(kind_lab, 2), "ssh", "root"),
     ]
     # The southbound is reachable over TCP on the management address, too.
     chassis = kind_lab.sbctl(f"--db={state['sb_tcp']}", "--bare", "--columns=hostname",
@@ -246,7 +272,8 @@ def test_status_command_reports_every_process_alive(kind_lab):
     assert all(p["alive"] for p in status["processes"])
     assert len(status["processes"]) == 3 + 2 + 3 * 4  # central, hub, per chassis
     human = CliRunner().invoke(main, ["lab", "status", "--dir", str(kind_lab.dir)])
-    assert "root@198.18.0.4" in human.output and "ip netns exec ofr-ovn-worker" in human.output
+    assert f"root@{lab_address(kind_lab, 4)}" in human.output
+    assert f"ip netns exec {netns(kind_lab, 'ovn-worker')}" in human.output
 
 
 def test_down_stops_exactly_what_up_started(kind_lab):
@@ -254,12 +281,13 @@ def test_down_stops_exactly_what_up_started(kind_lab):
     try:
         records = [ProcessRecord.from_json(p) for p in kind_lab.state["processes"]]
         namespaces = list(kind_lab.state["namespaces"])
-        assert all(r.alive() for r in records)
+        bridge = kind_lab.state["placement"]["bridge"]
+        assert all(r.alive() for r in records) and link_exists(bridge)
         report = kind_lab.down()
         assert len(report["stopped"]) == len(records)
         assert not any(r.alive() for r in records)
         assert not any(namespace_exists(n) for n in namespaces)
-        assert not link_exists(MANAGEMENT_BRIDGE)
+        assert not link_exists(bridge)
         assert bystander.poll() is None, "down killed a process it did not start"
         assert Lab(kind_lab.dir).status()["status"] == "down"
         assert kind_lab.down() == {"stopped": [], "namespaces": [], "links": []}
