@@ -109,7 +109,8 @@ def compare_on_node(report: AgreementReport, spec: NodeSpec, chassis: Chassis, t
                     reread: Callable[[NodeSpec], Chassis | None] | None = None) -> None:
     """Trace ``runs`` on one node, twice at most, and put each outcome in ``report``.
 
-    ``report.results`` gets the final comparison of every packet compared.
+    With ``report.keep_results``, ``report.results`` gets the final comparison of every
+    packet compared.
     """
     pending = runs
     for attempt in (1, 2):
@@ -148,7 +149,8 @@ def compare_on_node(report: AgreementReport, spec: NodeSpec, chassis: Chassis, t
             if isinstance(result, ToolError):
                 report.refused.append(f"{spec.name} {test.label}: {result}")
                 continue
-            for note in result.comparison.notes:
+            final = result.comparison.agree or not changed
+            for note in result.comparison.notes if final else ():
                 key = note.split(":", 1)[-1].strip().split(";")[0]
                 report.notes[key] = report.notes.get(key, 0) + 1
             if result.comparison.agree:
