@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ofrace.errors import LabError
+from ofrace.lab.catalog import load
 from ofrace.lab.placement import (
     MANAGEMENT_RANGE,
     MAX_VETHS,
@@ -16,7 +17,7 @@ from ofrace.lab.placement import (
     lab_id,
     move_address,
 )
-from ofrace.lab.topology import Network, load
+from ofrace.lab.topology import Network
 
 
 def test_ids_follow_the_directory():

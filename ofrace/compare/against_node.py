@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from ofrace.collect.cluster import make_transport
 from ofrace.collect.source import SnapshotSource, obtain_nodes
-from ofrace.compare.agreement import AgreementReport, run_agreement
-from ofrace.compare.live import LiveComparison, compare_with_ofproto_trace
-from ofrace.errors import Exit, InputError
+from ofrace.compare.agreement import (
+    AgreementReport,
+    compare_on_node,
+    reread_node,
+    run_agreement,
+)
+from ofrace.compare.live import LiveComparison
+from ofrace.compare.packets import TestPacket
+from ofrace.errors import Exit, InputError, MissingDataError, ToolError
 from ofrace.openflow.flowtext import FlowSyntaxError, parse_packet
 from ofrace.trace.choices import parse_ct_next
 
@@ -41,11 +47,21 @@ def compare_flow(source: SnapshotSource, node: str | None, bridge: str, flow: st
     if bridge not in chassis.bridges:
         raise InputError(f"{node} has no collected bridge {bridge!r} "
                          f"(bridges: {', '.join(chassis.bridges)})")
+    report = AgreementReport(total=1, keep_results=True)
     transport = make_transport(spec)
     try:
-        return compare_with_ofproto_trace(chassis, transport, bridge, packet, list(ct_next))
+        compare_on_node(report, spec, chassis, transport,
+                        [(TestPacket(bridge, packet, flow), tuple(ct_next))],
+                        reread=None if source.snapshot_file else reread_node)
     finally:
         transport.close()
+    if report.refused:
+        raise ToolError(report.refused[0].split(" ", 1)[-1].removeprefix(flow + ": "))
+    if report.state_changed:
+        raise MissingDataError("state changed during the comparison: the node's flows, "
+                               "groups, ports or MAC tables changed while it was traced, "
+                               "twice (" + "; ".join(report.changes) + ")")
+    return report.results[0]
 
 
 def compare_all(source: SnapshotSource, ct_next: list[str],
@@ -55,12 +71,15 @@ def compare_all(source: SnapshotSource, ct_next: list[str],
     parse_ct_next(ct_next)
     snapshot = obtain_nodes(source, inventory, [n.name for n in inventory.nodes],
                             with_databases=True)
-    return run_agreement(snapshot, inventory, limit=limit)
+    return run_agreement(snapshot, inventory, limit=limit,
+                         reread=None if source.snapshot_file else reread_node)
 
 
 def exit_code(outcome: LiveComparison | AgreementReport) -> Exit:
     """0 when ofrace and ofproto/trace agree on everything compared; 1 when they part
     (or ofproto/trace refused a generated packet)."""
     if isinstance(outcome, AgreementReport):
-        return Exit.FOUND if outcome.disagreements or outcome.refused else Exit.OK
+        if outcome.disagreements or outcome.refused:
+            return Exit.FOUND
+        return Exit.UNKNOWN if outcome.state_changed else Exit.OK
     return Exit.OK if outcome.comparison.agree else Exit.FOUND
