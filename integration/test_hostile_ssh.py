@@ -150,14 +150,17 @@ def test_ctrl_c_interrupts_an_ssh_collect(hostile_sshd, tmp_path):
                              str(_inventory(port, where, ["silent"])),
                              "-o", str(tmp_path / "x.ofr"), "--timeout", "600"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(400):  # until the silent node's forced command runs
+    deadline = time.monotonic() + 120  # generous: a loaded 2-core machine is slow to connect
+    while True:  # until the silent node's forced command runs
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         if f"{FAKE} silent" in ps:
             break
+        if proc.poll() is not None:
+            pytest.fail(f"collect ended before the silent node started: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the silent node never started")
         time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("the silent node never started")
     proc.send_signal(signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=20)
