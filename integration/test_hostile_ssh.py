@@ -140,7 +140,8 @@ def test_hostile_ssh_nodes_cost_only_their_own_data(hostile_sshd, tmp_path):
         assert not chassis.reachable and len(chassis.problems) == 1, (case, chassis.problems)
         error = chassis.problems[0].error
         assert said in error and "\n" not in error, (case, error)
-    assert f"{FAKE} trickle" not in subprocess.run(["ps", "-eo", "args"], capture_output=True,
+    assert f"{FAKE} trickle" not in subprocess.run(["ps", "-ww", "-eo", "args"],
+                                                   capture_output=True,
                                                    text=True).stdout
 
 
@@ -152,7 +153,7 @@ def test_ctrl_c_interrupts_an_ssh_collect(hostile_sshd, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120  # generous: a loaded 2-core machine is slow to connect
     while True:  # until the silent node's forced command runs
-        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
         if f"{FAKE} silent" in ps:
             break
         if proc.poll() is not None:
@@ -170,7 +171,7 @@ def test_ctrl_c_interrupts_an_ssh_collect(hostile_sshd, tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "ofrace: interrupted" and "Traceback" not in err
     for _ in range(100):  # the connection is closed: the node's command ends soon after
-        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
         if f"{FAKE} silent" not in ps:
             break
         time.sleep(0.1)

@@ -196,7 +196,7 @@ def test_peak_memory_is_measured_for_real(tmp_path):
 
 def test_lingering_processes_are_killed(hostile_collect):
     """The fake node that forks a child holding stdout open: the child is gone too."""
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"{FAKE} lingering-child" not in ps
 
 
@@ -235,7 +235,7 @@ def test_ctrl_c_interrupts_a_collect(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     fakes = f"{FAKE} silent"
     for _ in range(200):  # wait until the collect has really started its nodes
-        if fakes in subprocess.run(["ps", "-eo", "args"], capture_output=True,
+        if fakes in subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True,
                                    text=True).stdout:
             break
         time.sleep(0.05)
@@ -249,7 +249,7 @@ def test_ctrl_c_interrupts_a_collect(tmp_path):
     assert err.strip().splitlines()[-1] == "ofrace: interrupted" and "Traceback" not in err
     assert not (tmp_path / "x.ofr").exists()
     time.sleep(0.2)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
     assert fakes not in ps and f"{FAKE} trickle" not in ps
 
 
