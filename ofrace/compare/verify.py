@@ -1,0 +1,222 @@
+"""Ofrace's prediction against the wire, one conversation step at a time.
+
+Why: ofproto/trace cannot check conntrack, NAT or gateways (see ``agreement``); real
+packets can.  ``predict`` traces a step from the snapshot taken before the
+conversation (one tracer per conversation, so its conntrack carries from the SYN to
+the FIN); ``compare_step`` sets what the capture points saw beside it and names the
+first place where they part.  Sending and capturing is the lab's job
+(``ofrace.lab.verify``); this module never touches a node.
+
+A mismatch is *explained* only by what the prediction itself shows: the packet went
+to ovn-controller (controller-answered: what pinctrl sends is not modelled, issue 14),
+or its path went through conntrack and the wire delivered where ofrace dropped or
+dropped where ofrace delivered (ct state: new, established, invalid; issue 13).  The
+same port with other headers (NAT, routing rewrites) is never explained: docs/gaps.md
+lists the classes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ofrace.simulate.steps import ExitKind, StepKind
+from ofrace.trace.cluster import ClusterTracer, TraceStart
+
+# Headers a packet on the wire must carry exactly as predicted.
+WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
+               "nw_proto", "nw_ttl", "tp_src", "tp_dst")
+GAP_CONTROLLER = "controller-answered"
+GAP_CONNTRACK = "conntrack"
+UNEXPLAINED = "unexplained"
+BFD_PORT = 3784
+GENEVE_PORT = 6081
+
+
+@dataclass(frozen=True)
+class WirePacket:
+    chassis: str
+    port: str
+    fields: tuple          # sorted (name, value) of WIRE_FIELDS present
+
+    @classmethod
+    def of(cls, chassis: str, port: str, packet: dict) -> WirePacket:
+        return cls(chassis, port, tuple(sorted((k, packet[k]) for k in WIRE_FIELDS
+                                               if packet.get(k))))
+
+    def text(self) -> str:
+        return f"{self.chassis}/{self.port} " + ",".join(f"{k}={v:#x}" if k.startswith("dl_")
+                                                       else f"{k}={v}" for k, v in self.fields)
+
+
+@dataclass
+class Prediction:
+    outputs: list[WirePacket] = field(default_factory=list)
+    tunnels: Counter = field(default_factory=Counter)     # chassis -> encapsulated copies
+    controller: list[WirePacket] = field(default_factory=list)  # what ovn-controller gets
+    dropped: list[str] = field(default_factory=list)
+    dropped_packets: list[WirePacket] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    through_conntrack: bool = False
+
+
+@dataclass
+class Mismatch:
+    step: str
+    where: str
+    predicted: str
+    wire: str
+    gap: str
+
+
+def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
+            entry: str) -> Prediction:
+    """Where a packet entering (chassis, bridge, packet["in_port"]) comes out, by ofrace."""
+    trace = tracer.trace(TraceStart(chassis, bridge, dict(packet), entry))
+    out = Prediction()
+    for hop in trace.hops:
+        for step in hop.root.walk():
+            if step.kind == StepKind.CT:
+                out.through_conntrack = True
+        for exit_ in hop.exits:
+            if exit_.kind == ExitKind.TUNNEL:
+                out.tunnels[hop.start.chassis] += 1
+    for verdict in trace.verdicts():
+        exit_ = verdict.exit
+        if exit_ is not None and exit_.kind == ExitKind.OUTPUT and verdict.port:
+            out.outputs.append(WirePacket.of(verdict.chassis, verdict.port, verdict.packet))
+        elif exit_ is not None and exit_.kind == ExitKind.CONTROLLER:
+            out.controller.append(WirePacket.of(verdict.chassis, "controller",
+                                                verdict.packet))
+        elif exit_ is not None and exit_.kind == ExitKind.DROP:
+            out.dropped.append(f"{verdict.chassis}: {verdict.text}")
+            out.dropped_packets.append(WirePacket.of(verdict.chassis, "drop", verdict.packet))
+        elif exit_ is not None and exit_.kind != ExitKind.TUNNEL:
+            out.unknown.append(f"{verdict.chassis}: {verdict.text}")
+    return out
+
+
+def is_noise(packet: dict) -> bool:
+    """Traffic the lab makes on its own, whatever is sent: BFD between tunnel endpoints."""
+    return packet.get("nw_proto") == 17 and BFD_PORT in (packet.get("tp_src"),
+                                                         packet.get("tp_dst"))
+
+
+_L3L4 = ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "nw_proto", "tp_src", "tp_dst")
+
+
+def _flow_of(packet: WirePacket) -> tuple:
+    fields = dict(packet.fields)
+    return tuple(fields.get(k, 0) for k in _L3L4)
+
+
+def controller_made(packet: WirePacket) -> bool:
+    """Packets ovn-controller writes itself: ARP, ICMP errors, ND/RA, DHCP answers."""
+    f = dict(packet.fields)
+    if f.get("dl_type") == 0x0806:
+        return True
+    if f.get("nw_proto") == 1 and f.get("tp_src") in (3, 11, 12):
+        return True
+    if f.get("nw_proto") == 58 and f.get("tp_src") in (1, 2, 3, 4, 134, 136):
+        return True
+    return f.get("nw_proto") == 17 and f.get("tp_src") in (67, 547)
+
+
+def _extra_gap(prediction: Prediction, extra: WirePacket) -> str:
+    """Why the wire carries a packet ofrace did not predict, if the prediction says why."""
+    if prediction.controller and (controller_made(extra) or _flow_of(extra) in {
+            _flow_of(p) for p in prediction.controller}):
+        return GAP_CONTROLLER          # answered by pinctrl, or held and released
+    if prediction.through_conntrack and not prediction.outputs and _flow_of(extra) in {
+            _flow_of(p) for p in prediction.dropped_packets}:
+        return GAP_CONNTRACK           # ofrace's ct state dropped what the wire passed
+    return UNEXPLAINED
+
+
+def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
+                 underlay: Counter | None = None) -> list[Mismatch]:
+    """Mismatches between predicted and captured packets (VIFs and uplinks: ``seen``;
+    encapsulated copies each chassis sent on its tunnel underlay: ``underlay``).
+
+    The first mismatch is the first place they part: a predicted output the wire lacks
+    (or carries with other headers), then a packet the wire carries that ofrace did not
+    predict, then tunnel copies.  Each is put in a gap class only when the prediction
+    itself shows the cause; else it is unexplained."""
+    out = []
+    left = list(seen)
+    wire_dropped = not seen
+    for want in prediction.outputs:
+        if want in left:
+            left.remove(want)
+            continue
+        same_port = [p for p in left if (p.chassis, p.port) == (want.chassis, want.port)]
+        wire = same_port[0].text() if same_port else "nothing on that port"
+        if same_port:
+            left.remove(same_port[0])
+        gap = GAP_CONNTRACK if wire_dropped and prediction.through_conntrack else UNEXPLAINED
+        out.append(Mismatch(step, f"{want.chassis}/{want.port}", want.text(), wire, gap))
+    for extra in left:
+        predicted = ("to ovn-controller on " + ", ".join(p.chassis for p in
+                                                          prediction.controller)
+                     if prediction.controller else "; ".join(prediction.dropped)
+                     or "nothing on that port")
+        out.append(Mismatch(step, f"{extra.chassis}/{extra.port}", predicted, extra.text(),
+                            _extra_gap(prediction, extra)))
+    if underlay is not None:
+        for chassis in sorted(set(underlay) | set(prediction.tunnels)):
+            if underlay[chassis] != prediction.tunnels[chassis]:
+                out.append(Mismatch(step, f"{chassis} tunnel underlay",
+                                    f"{prediction.tunnels[chassis]} encapsulated copies",
+                                    f"{underlay[chassis]} encapsulated copies", UNEXPLAINED))
+    return out
+
+
+def reply_to(delivered: WirePacket, tcp_flags: int | None, icmp_type: int | None) -> dict:
+    """The answer a destination sends to a packet as it was delivered: addresses and
+    ports swapped, from the delivered packet (so after any NAT or LB)."""
+    packet = dict(delivered.fields)
+    swapped = dict(packet)
+    for a, b in (("dl_src", "dl_dst"), ("nw_src", "nw_dst"), ("ipv6_src", "ipv6_dst"),
+                 ("tp_src", "tp_dst")):
+        if a in packet or b in packet:
+            swapped[a], swapped[b] = packet.get(b, 0), packet.get(a, 0)
+    swapped["nw_ttl"] = 64
+    if tcp_flags is not None:
+        swapped["tcp_flags"] = tcp_flags
+    if icmp_type is not None:
+        swapped["tp_src"], swapped["tp_dst"] = icmp_type, 0
+    return swapped
+
+
+@dataclass
+class VerifyReport:
+    """Per packet class: steps sent, equal, mismatched; the mismatches by gap."""
+
+    topology: str
+    sent: Counter = field(default_factory=Counter)
+    equal: Counter = field(default_factory=Counter)
+    mismatched: Counter = field(default_factory=Counter)
+    mismatches: list[tuple[str, Mismatch]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, packet_class: str, mismatches: list[Mismatch]) -> None:
+        self.sent[packet_class] += 1
+        if mismatches:
+            self.mismatched[packet_class] += 1
+            self.mismatches.append((packet_class, mismatches[0]))
+        else:
+            self.equal[packet_class] += 1
+
+    @property
+    def unexplained(self) -> list[Mismatch]:
+        return [m for _, m in self.mismatches if m.gap == UNEXPLAINED]
+
+    def as_json(self) -> dict:
+        return {"topology": self.topology, "seconds": round(self.seconds, 1),
+                "classes": {c: {"sent": self.sent[c], "equal": self.equal[c],
+                                "mismatched": self.mismatched[c]} for c in sorted(self.sent)},
+                "mismatches": [{"class": c, "step": m.step, "where": m.where,
+                                "predicted": m.predicted, "wire": m.wire, "gap": m.gap}
+                               for c, m in self.mismatches],
+                "skipped": self.skipped}
