@@ -1,0 +1,165 @@
+"""``ofrace lab verify``: every generated conversation sent for real in the lab and read
+back at every capture point, beside ofrace's prediction (``ofrace.compare.verify``).
+
+Why here: the lab is the only place ofrace may send packets.  Each conversation starts
+from a known state: the lab's own conntrack flushed on each chassis, the provider
+bridges' MAC tables settled.  The snapshot is read once, before the sweep: predictions
+for later conversations do not see what earlier ones taught the network (MAC tables,
+MAC bindings), which docs/gaps.md names.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from ofrace.collect.cluster import collect_cluster
+from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
+from ofrace.compare.generator import Conversation, Entry, generate
+from ofrace.compare.verify import (
+    GENEVE_PORT,
+    VerifyReport,
+    WirePacket,
+    compare_step,
+    is_noise,
+    predict,
+    reply_to,
+)
+from ofrace.errors import LabError
+from ofrace.lab.lab import Lab
+from ofrace.lab.wire import datapath_packet, read_pcap
+from ofrace.trace.cluster import ClusterTracer
+
+QUIET = 0.3          # s without a new captured frame: the step is over
+STEP_TIMEOUT = 3.0
+_REPLY_FLAGS = {"SYN-ACK": (0x012, None), "echo reply": (None, 0), "reply": (None, None)}
+
+
+def lab_inventory(lab: Lab) -> Inventory:
+    """The lab's chassis read locally (they share this host's filesystem)."""
+    return Inventory(
+        nodes=[NodeSpec(name=c["name"], transport="local", env=c["env"])
+               for c in lab.state["chassis"]],
+        southbound=DatabaseSpec(remote=lab.state["sb_remote"]),
+        northbound=DatabaseSpec(remote=lab.state["nb_remote"]))
+
+
+class Captures:
+    """Every port with a tx pcap: VIFs and uplinks (``seen``), tunnel underlay ports."""
+
+    def __init__(self, snapshot):
+        self.points: list[tuple[str, str, Path, bool]] = []
+        for chassis in sorted(snapshot.chassis.values(), key=lambda c: c.name):
+            for iface in chassis.interfaces:
+                tx = iface.options.get("tx_pcap")
+                if tx:
+                    underlay = iface.bridge not in chassis.bridges
+                    self.points.append((chassis.name, iface.name, Path(tx), underlay))
+        self.offsets = {p[2]: read_pcap(p[2], 0)[1] for p in self.points}
+
+    def collect(self) -> tuple[list[WirePacket], Counter, int]:
+        """What each point sent since the last call: (frames at VIFs and uplinks,
+        encapsulated non-BFD copies per chassis, how many frames in all)."""
+        seen, underlay, total = [], Counter(), 0
+        for chassis, port, path, is_underlay in self.points:
+            frames, self.offsets[path] = read_pcap(path, self.offsets[path])
+            total += len(frames)
+            for frame in frames:
+                if is_underlay:
+                    inner = frame.get("inner") or {}
+                    if frame.get("tp_dst") == GENEVE_PORT and not is_noise(inner):
+                        underlay[chassis] += 1
+                elif not is_noise(frame) and not _gratuitous(frame):
+                    seen.append(WirePacket.of(chassis, port, frame))
+        return seen, underlay, total
+
+    def settle(self) -> tuple[list[WirePacket], Counter]:
+        seen, underlay = [], Counter()
+        deadline, quiet_since = time.monotonic() + STEP_TIMEOUT, time.monotonic()
+        while time.monotonic() < deadline:
+            more, copies, count = self.collect()
+            seen += more
+            underlay.update(copies)
+            if count:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= QUIET:
+                break
+            time.sleep(0.05)
+        return seen, underlay
+
+
+def _gratuitous(frame: dict) -> bool:
+    return frame.get("dl_type") == 0x0806 and frame.get("nw_src") == frame.get("nw_dst")
+
+
+def flush_conntrack(lab: Lab) -> None:
+    for chassis in lab.state["chassis"]:
+        lab.run_on(chassis["name"], ["ovs-appctl", "dpctl/flush-conntrack"])
+
+
+def _entry_of(snapshot, wire: WirePacket) -> Entry | None:
+    chassis = snapshot.chassis.get(wire.chassis)
+    for iface in chassis.interfaces if chassis else []:
+        if iface.name == wire.port and iface.ofport not in (None, -1):
+            return Entry(chassis.name, iface.bridge, iface.name, iface.ofport)
+    return None
+
+
+def run_conversation(lab: Lab, snapshot, captures: Captures, conv: Conversation,
+                     report: VerifyReport) -> None:
+    tracer = ClusterTracer(snapshot)     # one conntrack for the whole conversation
+    flush_conntrack(lab)
+    captures.settle()                    # what the flush or earlier steps left
+    delivered: WirePacket | None = None
+    for step in conv.steps:
+        if step.reply and step.packet is not None and conv.reply_entry is not None:
+            packet, entry = step.packet, conv.reply_entry
+        elif step.reply:
+            entry = _entry_of(snapshot, delivered) if delivered else None
+            if entry is None:
+                report.skipped.append(f"{conv.label}: {step.name} (the request was not "
+                                      "delivered anywhere a reply could be sent from)")
+                continue
+            flags, icmp = _REPLY_FLAGS.get(step.name, (None, None))
+            if icmp is not None and dict(delivered.fields).get("nw_proto") == 58:
+                icmp = 129                   # ICMPv6 echo reply
+            packet = reply_to(delivered, flags, icmp)
+        else:
+            packet, entry = step.packet, conv.entry
+        prediction = predict(tracer, entry.chassis, entry.bridge,
+                             {"in_port": entry.ofport, **packet}, conv.label)
+        lab.inject(entry.chassis, entry.iface, datapath_packet(packet))
+        seen, underlay = captures.settle()
+        mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay)
+        for m in mismatches:
+            m.step = f"{conv.label}: {step.name}"
+        report.add(conv.packet_class.value, mismatches)
+        if not step.reply:
+            out = [p for p in seen if (p.chassis, p.port) != (entry.chassis, entry.iface)]
+            delivered = out[0] if out else None
+
+
+def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
+           progress: Callable[[str], None] | None = None) -> VerifyReport:
+    """Send every conversation of the lab's topology (brought up first if ``topology``
+    names another or none runs); compare each step with the prediction."""
+    say = progress or (lambda message: None)
+    lab = Lab(lab_dir)
+    if topology and (lab.state.get("topology") != topology or lab.state.get("status") != "up"):
+        say(f"bringing up {topology}")
+        lab.up(topology, progress=say)
+    if lab.state.get("status") != "up":
+        raise LabError(f"no lab is up in {lab.dir}: give --topology or run `ofrace lab up`")
+    started = time.monotonic()
+    say("reading the snapshot")
+    snapshot = collect_cluster(lab_inventory(lab))
+    conversations = generate(snapshot)[:limit] if limit else generate(snapshot)
+    report = VerifyReport(lab.state.get("topology", "?"))
+    captures = Captures(snapshot)
+    for n, conv in enumerate(conversations, 1):
+        say(f"{n}/{len(conversations)} {conv.label}")
+        run_conversation(lab, snapshot, captures, conv, report)
+    report.seconds = time.monotonic() - started
+    return report
