@@ -99,6 +99,23 @@ def flush_conntrack(lab: Lab) -> None:
         lab.run_on(chassis["name"], ["ovs-appctl", "dpctl/flush-conntrack"])
 
 
+def settle_mac_tables(lab: Lab, snapshot, timeout: float = 10.0) -> None:
+    """Wait until no provider bridge's MAC table changes for a second (GARPs after
+    bring-up teach them for a while: FIELD-NOTES §7)."""
+    bridges = [(c.name, b) for c in snapshot.chassis.values() for b in c.bridges
+               if b != c.integration_bridge]
+    last, stable_since = None, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = [lab.run_on(name, ["ovs-appctl", "fdb/show", bridge], check=False).stdout
+               for name, bridge in bridges]
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since >= 1.0:
+            return
+        time.sleep(0.2)
+
+
 def _entry_of(snapshot, wire: WirePacket) -> Entry | None:
     chassis = snapshot.chassis.get(wire.chassis)
     for iface in chassis.interfaces if chassis else []:
@@ -153,6 +170,8 @@ def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
     if lab.state.get("status") != "up":
         raise LabError(f"no lab is up in {lab.dir}: give --topology or run `ofrace lab up`")
     started = time.monotonic()
+    say("waiting for settled MAC tables")
+    settle_mac_tables(lab, collect_cluster(lab_inventory(lab)))
     say("reading the snapshot")
     snapshot = collect_cluster(lab_inventory(lab))
     conversations = generate(snapshot)[:limit] if limit else generate(snapshot)
