@@ -159,9 +159,11 @@ def run_conversation(lab: Lab, snapshot, captures: Captures, conv: Conversation,
 
 
 def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
-           progress: Callable[[str], None] | None = None) -> VerifyReport:
+           progress: Callable[[str], None] | None = None,
+           classes: set[str] | None = None) -> VerifyReport:
     """Send every conversation of the lab's topology (brought up first if ``topology``
-    names another or none runs); compare each step with the prediction."""
+    names another or none runs), or those of ``classes``; compare each step with the
+    prediction."""
     say = progress or (lambda message: None)
     lab = Lab(lab_dir)
     if topology and (lab.state.get("topology") != topology or lab.state.get("status") != "up"):
@@ -174,7 +176,9 @@ def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
     settle_mac_tables(lab, collect_cluster(lab_inventory(lab)))
     say("reading the snapshot")
     snapshot = collect_cluster(lab_inventory(lab))
-    conversations = generate(snapshot)[:limit] if limit else generate(snapshot)
+    conversations = [c for c in generate(snapshot)
+                     if not classes or {k.value for k in c.classes} & classes]
+    conversations = conversations[:limit] if limit else conversations
     report = VerifyReport(lab.state.get("topology", "?"))
     captures = Captures(snapshot)
     for n, conv in enumerate(conversations, 1):
