@@ -76,18 +76,19 @@ class Captures:
         return seen, underlay, total
 
     def settle(self) -> tuple[list[WirePacket], Counter]:
+        """Read until no point gained a frame for ``QUIET`` seconds (at least once)."""
         seen, underlay = [], Counter()
         deadline, quiet_since = time.monotonic() + STEP_TIMEOUT, time.monotonic()
-        while time.monotonic() < deadline:
+        while True:
             more, copies, count = self.collect()
             seen += more
             underlay.update(copies)
+            now = time.monotonic()
             if count:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= QUIET:
-                break
+                quiet_since = now
+            if now - quiet_since >= QUIET or now >= deadline:
+                return seen, underlay
             time.sleep(0.05)
-        return seen, underlay
 
 
 def _gratuitous(frame: dict) -> bool:
