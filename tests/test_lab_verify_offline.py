@@ -8,6 +8,7 @@ OVN: integration/test_verify.py does that on the real lab."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 import struct
 from unittest import mock
 
@@ -81,7 +82,25 @@ class StandInLab:
         if "dpctl/flush-conntrack" in argv and chassis == self.state["chassis"][0]["name"]:
             self.flushes += 1
             self.tracer = ClusterTracer(self.snapshot)   # a fresh conntrack, as flushed
+        if "dpctl/dump-conntrack" in argv:
+            return mock.Mock(stdout=self._dump(chassis))
         return mock.Mock(stdout="")
+
+    def _dump(self, chassis) -> str:
+        """The wire engine's connections as dpctl/dump-conntrack prints them."""
+        lines = []
+        table = self.tracer.conntrack.get(chassis)
+        for conn, _ in (table.entries.values() if table else []):
+            o, r = conn.original, conn.reply
+            proto = {6: "tcp", 17: "udp"}.get(o.proto)
+            if proto and conn.committed:
+                ip = ipaddress.ip_address
+                lines.append(f"{proto},orig=(src={ip(o.src)},dst={ip(o.dst)},sport={o.sport},"
+                             f"dport={o.dport}),reply=(src={ip(r.src)},dst={ip(r.dst)},"
+                             f"sport={r.sport},dport={r.dport})"
+                             + (f",zone={conn.zone}" if conn.zone else "")
+                             + ",protoinfo=(state=ESTABLISHED)")
+        return "\n".join(lines)
 
     def _write(self, chassis, port, data):
         with open(self.paths[(chassis, port)], "ab") as fh:
@@ -130,6 +149,7 @@ def test_a_wire_that_does_what_ofrace_predicts_is_equal(topology, classes, tmp_p
     assert len(report.skipped) <= steps // 10      # replies built from the delivered packet
     assert report.mismatches == [], report.mismatches[:3]
     assert sum(report.equal.values()) >= 30
+    assert report.connections["checked"] == len(conversations) == report.connections["equal"]
 
 
 def test_a_wire_with_nat_broken_is_caught(tmp_path):

@@ -136,3 +136,35 @@ def test_every_gap_class_is_named_in_docs_gaps():
     text = (Path(__file__).resolve().parent.parent / "docs" / "gaps.md").read_text()
     named = set(re.findall(r"^## gap: `([^`]+)`", text, re.M))
     assert named == {GAP_CONTROLLER, GAP_CONNTRACK}
+
+
+def test_conntrack_dumps_read_and_compared():
+    from ofrace.compare.verify import compare_connections, parse_dump_conntrack
+
+    dump = ("tcp,orig=(src=192.0.2.1,dst=192.0.2.2,sport=40000,dport=80),reply=(src=192.0.2.2,"
+            "dst=192.0.2.1,sport=80,dport=40000),zone=5,mark=2,protoinfo=(state=SYN_SENT)\n"
+            "udp,orig=(src=192.0.2.1,dst=192.0.2.9,sport=40001,dport=53),reply=(src=192.0.2.9,"
+            "dst=192.0.2.1,sport=53,dport=40001)\n"
+            "icmp,orig=(src=192.0.2.1,dst=192.0.2.2,id=1,type=8,code=0),reply=(…),zone=5\n"
+            "garbage line\n")
+    wire = parse_dump_conntrack("hv1", dump)
+    assert wire == {("hv1", 5, "tcp", "192.0.2.1", "192.0.2.2", 40000, 80),
+                    ("hv1", 0, "udp", "192.0.2.1", "192.0.2.9", 40001, 53)}
+    assert compare_connections("c", set(wire), wire) == []
+    [missing, extra] = compare_connections(
+        "c", {("hv1", 6, "tcp", "192.0.2.1", "192.0.2.2", 40000, 80)},
+        {("hv1", 5, "tcp", "192.0.2.1", "192.0.2.2", 40000, 80)})
+    assert missing.wire == "no such entry" and "zone 6" in missing.predicted
+    assert extra.predicted == "no such entry" and missing.gap == GAP_CONNTRACK
+
+
+def test_a_conversation_predicts_its_connections():
+    from ofrace.compare.verify import predicted_connections
+
+    snapshot, conv, step, packet = next(s for s in _first_steps("acl", {PacketClass.L2})
+                                        if s[1].label.endswith(" tcp"))
+    tracer = ClusterTracer(snapshot)
+    predict(tracer, conv.entry.chassis, conv.entry.bridge, packet, conv.label)
+    found = predicted_connections(tracer)
+    assert found and all(e[2] == "tcp" and e[5:] == (packet["tp_src"], packet["tp_dst"])
+                         for e in found)

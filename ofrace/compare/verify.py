@@ -17,6 +17,8 @@ lists the classes.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -198,6 +200,7 @@ class VerifyReport:
     mismatched: Counter = field(default_factory=Counter)
     mismatches: list[tuple[str, Mismatch]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    connections: Counter = field(default_factory=Counter)   # conversations: checked, equal
     seconds: float = 0.0
 
     def add(self, packet_class: str, mismatches: list[Mismatch]) -> None:
@@ -207,6 +210,13 @@ class VerifyReport:
             self.mismatches.append((packet_class, mismatches[0]))
         else:
             self.equal[packet_class] += 1
+
+    def add_connections(self, packet_class: str, mismatches: list[Mismatch]) -> None:
+        self.connections["checked"] += 1
+        if mismatches:
+            self.mismatches.append((packet_class, mismatches[0]))
+        else:
+            self.connections["equal"] += 1
 
     @property
     def unexplained(self) -> list[Mismatch]:
@@ -219,4 +229,59 @@ class VerifyReport:
                 "mismatches": [{"class": c, "step": m.step, "where": m.where,
                                 "predicted": m.predicted, "wire": m.wire, "gap": m.gap}
                                for c, m in self.mismatches],
+                "conntrack": {"conversations": self.connections["checked"],
+                              "equal": self.connections["equal"]},
                 "skipped": self.skipped}
+
+
+# -- conntrack entries ---------------------------------------------------------------------
+
+_PORTED = {6: "tcp", 17: "udp", 132: "sctp"}
+
+
+def predicted_connections(tracer: ClusterTracer) -> set[tuple]:
+    """(chassis, zone, protocol, src, dst, sport, dport) of every TCP/UDP/SCTP connection
+    ofrace's conntrack committed during a conversation, by its original direction."""
+    found = set()
+    for chassis, table in tracer.conntrack.items():
+        for (zone, _), (conn, _) in table.entries.items():
+            t = conn.original
+            if conn.committed and t.proto in _PORTED:
+                found.add((chassis, zone, _PORTED[t.proto], str(ipaddress.ip_address(t.src)),
+                           str(ipaddress.ip_address(t.dst)), t.sport, t.dport))
+    return found
+
+
+def parse_dump_conntrack(chassis: str, text: str) -> set[tuple]:
+    """``ovs-appctl dpctl/dump-conntrack`` lines, as ``predicted_connections`` spells them:
+    ``tcp,orig=(src=A,dst=B,sport=P,dport=Q),reply=(…),zone=Z,…`` (no zone= means 0)."""
+    found = set()
+    for line in text.splitlines():
+        proto, _, rest = line.strip().partition(",")
+        if proto not in _PORTED.values() or "orig=(" not in rest:
+            continue
+        orig = dict(item.split("=", 1) for item in
+                    rest.split("orig=(", 1)[1].split(")", 1)[0].split(",") if "=" in item)
+        zone = re.search(r"(?:^|,)zone=(\d+)", rest)
+        try:
+            found.add((chassis, int(zone.group(1)) if zone else 0, proto,
+                       str(ipaddress.ip_address(orig["src"])),
+                       str(ipaddress.ip_address(orig["dst"])),
+                       int(orig.get("sport", 0)), int(orig.get("dport", 0))))
+        except (KeyError, ValueError):
+            continue
+    return found
+
+
+def compare_connections(label: str, predicted: set[tuple], wire: set[tuple]
+                        ) -> list[Mismatch]:
+    """Connections one side has and the other lacks (ct state is issue 13's gap)."""
+    def text(entry):
+        chassis, zone, proto, src, dst, sport, dport = entry
+        return f"{proto} {src}:{sport} > {dst}:{dport} in zone {zone} on {chassis}"
+
+    out = [Mismatch(label, f"{e[0]} conntrack zone {e[1]}", text(e), "no such entry",
+                    GAP_CONNTRACK) for e in sorted(predicted - wire)]
+    out += [Mismatch(label, f"{e[0]} conntrack zone {e[1]}", "no such entry", text(e),
+                     GAP_CONNTRACK) for e in sorted(wire - predicted)]
+    return out

@@ -22,9 +22,12 @@ from ofrace.compare.verify import (
     GENEVE_PORT,
     VerifyReport,
     WirePacket,
+    compare_connections,
     compare_step,
     is_noise,
+    parse_dump_conntrack,
     predict,
+    predicted_connections,
     reply_to,
 )
 from ofrace.errors import LabError
@@ -157,6 +160,12 @@ def run_conversation(lab: Lab, snapshot, captures: Captures, conv: Conversation,
         if not step.reply:
             out = [p for p in seen if (p.chassis, p.port) != (entry.chassis, entry.iface)]
             delivered = out[0] if out else None
+    wire = set()
+    for chassis in lab.state["chassis"]:
+        dump = lab.run_on(chassis["name"], ["ovs-appctl", "dpctl/dump-conntrack"], check=False)
+        wire |= parse_dump_conntrack(chassis["name"], dump.stdout)
+    report.add_connections(conv.packet_class.value, compare_connections(
+        f"{conv.label}: conntrack after the conversation", predicted_connections(tracer), wire))
 
 
 def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
