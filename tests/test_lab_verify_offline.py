@@ -49,9 +49,10 @@ def frame(f: dict) -> bytes:
         f["ipv6_dst"].to_bytes(16, "big") + l4
 
 
-def geneve(inner: bytes) -> bytes:
-    udp = struct.pack("!HHHH", 50000, 6081, 16 + len(inner), 0) + \
-        struct.pack("!BBHI", 0, 0, 0x6558, 1 << 8) + inner
+def geneve(inner: bytes, vni: int, options: dict) -> bytes:
+    opts = b"".join(struct.pack("!HBBI", c, t, 1, v) for (c, t), v in sorted(options.items()))
+    udp = struct.pack("!HHHH", 50000, 6081, 16 + len(opts) + len(inner), 0) + \
+        struct.pack("!BBHI", len(opts) // 4, 0, 0x6558, vni << 8) + opts + inner
     return frame({"dl_dst": 1, "dl_src": 2, "dl_type": 0x0800, "nw_src": 1, "nw_dst": 2,
                   "nw_proto": 17, "tp_src": 0, "tp_dst": 0})[:14] + struct.pack(
         "!BBHHHBBH", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0) + bytes(8) + udp
@@ -116,7 +117,8 @@ class StandInLab:
             for exit_ in hop.exits:
                 if exit_.kind == ExitKind.TUNNEL:
                     self._write(hop.start.chassis, self.underlay[hop.start.chassis],
-                                geneve(frame(exit_.packet)))
+                                geneve(frame(exit_.packet), exit_.data.get("tun_id", 0),
+                                       exit_.data.get("geneve") or {}))
         for verdict in trace.verdicts():
             if verdict.exit and verdict.exit.kind == ExitKind.OUTPUT and verdict.port \
                     and (verdict.chassis, verdict.port) in self.paths:

@@ -88,10 +88,14 @@ def test_packets_ovn_controller_writes_are_controller_answered():
 
 
 def test_underlay_copies_are_counted():
-    prediction = Prediction(tunnels=Counter({"hv1": 1}))
-    assert compare_step("SYN", prediction, [], Counter({"hv1": 1})) == []
+    key = ("hv1", 7, ((0x0102, 0x80, 0x30005),))
+    prediction = Prediction(tunnels=Counter({key: 1}))
+    assert compare_step("SYN", prediction, [], Counter({key: 1})) == []
     [m] = compare_step("SYN", prediction, [], Counter())
     assert m.where == "hv1 tunnel underlay" and m.gap == UNEXPLAINED
+    assert "VNI 7 option 0x102/0x80=0x30005" in m.predicted
+    other_port = ("hv1", 7, ((0x0102, 0x80, 0x30006),))
+    assert len(compare_step("SYN", prediction, [], Counter({other_port: 1}))) == 2
 
 
 def test_an_engine_that_ignores_nat_is_caught():

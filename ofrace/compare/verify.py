@@ -54,7 +54,8 @@ class WirePacket:
 @dataclass
 class Prediction:
     outputs: list[WirePacket] = field(default_factory=list)
-    tunnels: Counter = field(default_factory=Counter)     # chassis -> encapsulated copies
+    # (chassis, VNI, Geneve options) -> encapsulated copies that chassis sends
+    tunnels: Counter = field(default_factory=Counter)
     controller: list[WirePacket] = field(default_factory=list)  # what ovn-controller gets
     dropped: list[str] = field(default_factory=list)
     dropped_packets: list[WirePacket] = field(default_factory=list)
@@ -82,7 +83,9 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
                 out.through_conntrack = True
         for exit_ in hop.exits:
             if exit_.kind == ExitKind.TUNNEL:
-                out.tunnels[hop.start.chassis] += 1
+                options = tuple(sorted((c, t, v) for (c, t), v in
+                                       (exit_.data.get("geneve") or {}).items()))
+                out.tunnels[(hop.start.chassis, exit_.data.get("tun_id", 0), options)] += 1
     for verdict in trace.verdicts():
         exit_ = verdict.exit
         if exit_ is not None and exit_.kind == ExitKind.OUTPUT and verdict.port:
@@ -138,7 +141,8 @@ def _extra_gap(prediction: Prediction, extra: WirePacket) -> str:
 def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
                  underlay: Counter | None = None) -> list[Mismatch]:
     """Mismatches between predicted and captured packets (VIFs and uplinks: ``seen``;
-    encapsulated copies each chassis sent on its tunnel underlay: ``underlay``).
+    encapsulated copies each chassis sent on its tunnel underlay, by VNI and Geneve
+    options: ``underlay``).
 
     The first mismatch is the first place they part: a predicted output the wire lacks
     (or carries with other headers), then a packet the wire carries that ofrace did not
@@ -165,11 +169,14 @@ def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
         out.append(Mismatch(step, f"{extra.chassis}/{extra.port}", predicted, extra.text(),
                             _extra_gap(prediction, extra)))
     if underlay is not None:
-        for chassis in sorted(set(underlay) | set(prediction.tunnels)):
-            if underlay[chassis] != prediction.tunnels[chassis]:
+        for key in sorted(set(underlay) | set(prediction.tunnels)):
+            if underlay[key] != prediction.tunnels[key]:
+                chassis, vni, options = key
+                keys = " ".join(f"option {c:#x}/{t:#x}={v:#x}" for c, t, v in options)
                 out.append(Mismatch(step, f"{chassis} tunnel underlay",
-                                    f"{prediction.tunnels[chassis]} encapsulated copies",
-                                    f"{underlay[chassis]} encapsulated copies", UNEXPLAINED))
+                                    f"{prediction.tunnels[key]} copies with VNI {vni} {keys}",
+                                    f"{underlay[key]} copies with VNI {vni} {keys}",
+                                    UNEXPLAINED))
     return out
 
 

@@ -64,7 +64,7 @@ class Captures:
 
     def collect(self) -> tuple[list[WirePacket], Counter, int]:
         """What each point sent since the last call: (frames at VIFs and uplinks,
-        encapsulated non-BFD copies per chassis, how many frames in all)."""
+        encapsulated non-BFD copies by (chassis, VNI, Geneve options), how many frames)."""
         seen, underlay, total = [], Counter(), 0
         for chassis, port, path, is_underlay in self.points:
             frames, self.offsets[path] = read_pcap(path, self.offsets[path])
@@ -73,7 +73,8 @@ class Captures:
                 if is_underlay:
                     inner = frame.get("inner") or {}
                     if frame.get("tp_dst") == GENEVE_PORT and not is_noise(inner):
-                        underlay[chassis] += 1
+                        options = tuple(sorted(frame.get("geneve_options", [])))
+                        underlay[(chassis, frame.get("tun_id", 0), options)] += 1
                 elif not is_noise(frame) and not _gratuitous(frame):
                     seen.append(WirePacket.of(chassis, port, frame))
         return seen, underlay, total
