@@ -47,8 +47,19 @@ class WirePacket:
                                                if packet.get(k))))
 
     def text(self) -> str:
-        return f"{self.chassis}/{self.port} " + ",".join(f"{k}={v:#x}" if k.startswith("dl_")
-                                                       else f"{k}={v}" for k, v in self.fields)
+        return f"{self.chassis}/{self.port} " + ",".join(f"{k}={_shown(k, v)}"
+                                                       for k, v in self.fields)
+
+
+def _shown(name: str, value: int) -> str:
+    if name in ("dl_src", "dl_dst"):
+        raw = f"{value:012x}"
+        return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
+    if name in ("nw_src", "nw_dst"):
+        return str(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if name in ("ipv6_src", "ipv6_dst"):
+        return str(ipaddress.IPv6Address(value))
+    return f"{value:#x}" if name == "dl_type" else str(value)
 
 
 @dataclass
