@@ -49,11 +49,11 @@ def _replayed(topology):
 
 
 def test_recorded_kind_traces_split_into_answered_and_blind():
-    counts = Counter(blind_spot(result, trace["output"]) for trace, result in
-                     _replayed("kind"))
+    replayed = _replayed("kind")
+    counts = Counter(blind_spot(result, trace["output"]) for trace, result in replayed)
     assert counts[None] >= 50 and counts[BLIND_NAT] >= 10 and counts[BLIND_CT] >= 10
     assert counts[BLIND_DP_HASH] >= 1      # the NodePort's select group
-    for trace, result in _replayed("kind"):
+    for trace, result in replayed:
         if "ct(" not in trace["output"] and not result.notes:
             assert blind_spot(result, trace["output"]) is None, trace["label"]
 
