@@ -219,6 +219,7 @@ class VerifyReport:
     mismatches: list[tuple[str, Mismatch]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     connections: Counter = field(default_factory=Counter)   # conversations: checked, equal
+    unobservable: int = 0      # predicted outputs at ports without a capture
     seconds: float = 0.0
 
     def add(self, packet_class: str, mismatches: list[Mismatch]) -> None:
@@ -249,7 +250,7 @@ class VerifyReport:
                                for c, m in self.mismatches],
                 "conntrack": {"conversations": self.connections["checked"],
                               "equal": self.connections["equal"]},
-                "skipped": self.skipped}
+                "unobservable_outputs": self.unobservable, "skipped": self.skipped}
 
 
 # -- conntrack entries ---------------------------------------------------------------------

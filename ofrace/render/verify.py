@@ -28,7 +28,8 @@ def print_verify(report: VerifyReport, as_json: bool) -> None:
     console = Console(width=120)
     console.print(table)
     console.print(f"conntrack after each conversation: {report.connections['equal']}/"
-                  f"{report.connections['checked']} conversations equal", highlight=False)
+                  f"{report.connections['checked']} conversations equal; {report.unobservable} "
+                  "predicted output(s) at ports without a capture", highlight=False)
     for cls, m in report.mismatches:
         console.print(f"[red]✗[/] [{escape(cls)}] {escape(m.step)} ({escape(m.gap)})\n"
                       f"    at {escape(m.where)}\n    predicted: {escape(m.predicted)}\n"
