@@ -114,6 +114,10 @@ def test_connections_are_conversations(topology):
     echo = [c for c in conversations if c.label.endswith(" icmp")]
     assert echo and all([s.name for s in c.steps] == ["echo request", "echo reply"]
                         for c in echo)
+    for conv in echo:   # type 8 then 0, code 0 both ways (a code of 8 was sent once)
+        request, reply = conv.steps[0].packet, conv.steps[1].packet
+        assert (request["tp_src"], request.get("tp_dst", 0)) == (8, 0)
+        assert reply is None or (reply["tp_src"], reply["tp_dst"]) == (0, 0)
 
 
 def test_replies_known_here_carry_their_headers():

@@ -320,8 +320,8 @@ def conversation_steps(kind: str, request: dict, reply_macs: tuple[int, int] | N
     if kind in ("icmp", "icmp6"):
         echo = dict(request, tp_src=8 if kind == "icmp" else 128, tp_dst=0)
         back = reply(echo)
-        if back:
-            back["tp_src"] = 0 if kind == "icmp" else 129
+        if back:     # an echo reply: type 0 (129), code 0; ICMP has no ports to swap
+            back["tp_src"], back["tp_dst"] = (0 if kind == "icmp" else 129), 0
         return [Step("echo request", False, echo, ("trk,new",)),
                 Step("echo reply", True, back, ("trk,est,rpl",))]
     if kind == "udp":

@@ -201,6 +201,8 @@ def reply_to(delivered: WirePacket, tcp_flags: int | None, icmp_type: int | None
         if a in packet or b in packet:
             swapped[a], swapped[b] = packet.get(b, 0), packet.get(a, 0)
     swapped["nw_ttl"] = 64
+    if packet.get("nw_proto") in (1, 58):   # ICMP: type and code are no ports
+        swapped["tp_src"], swapped["tp_dst"] = packet.get("tp_src", 0), packet.get("tp_dst", 0)
     if tcp_flags is not None:
         swapped["tcp_flags"] = tcp_flags
     if icmp_type is not None:

@@ -35,7 +35,7 @@ from ofrace.lab.lab import Lab
 from ofrace.lab.wire import datapath_packet, read_pcap
 from ofrace.trace.cluster import ClusterTracer
 
-QUIET = 0.3          # s without a new captured frame: the step is over
+QUIET = 0.15         # s without a new captured frame: the step is over
 STEP_TIMEOUT = 3.0
 _REPLY_FLAGS = {"SYN-ACK": (0x012, None), "echo reply": (None, 0), "reply": (None, None)}
 
