@@ -30,6 +30,7 @@ WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "i
                "nw_proto", "nw_ttl", "tp_src", "tp_dst")
 GAP_CONTROLLER = "controller-answered"
 GAP_CONNTRACK = "conntrack"
+GAP_HAIRPIN_SNAT = "hairpin-snat"
 UNEXPLAINED = "unexplained"
 BFD_PORT = 3784
 GENEVE_PORT = 6081
@@ -138,10 +139,17 @@ def controller_made(packet: WirePacket) -> bool:
     return f.get("nw_proto") == 17 and f.get("tp_src") in (67, 547)
 
 
+def _towards(packet: WirePacket) -> tuple:
+    """The destination side, which a held packet keeps when it is released (its source may
+    be SNATed on the way out, after the hold)."""
+    fields = dict(packet.fields)
+    return tuple(fields.get(k, 0) for k in ("nw_dst", "ipv6_dst", "nw_proto", "tp_dst"))
+
+
 def _extra_gap(prediction: Prediction, extra: WirePacket) -> str:
     """Why the wire carries a packet ofrace did not predict, if the prediction says why."""
-    if prediction.controller and (controller_made(extra) or _flow_of(extra) in {
-            _flow_of(p) for p in prediction.controller}):
+    if prediction.controller and (controller_made(extra) or _towards(extra) in {
+            _towards(p) for p in prediction.controller}):
         return GAP_CONTROLLER          # answered by pinctrl, or held and released
     if prediction.through_conntrack and not prediction.outputs and _flow_of(extra) in {
             _flow_of(p) for p in prediction.dropped_packets}:
@@ -149,8 +157,21 @@ def _extra_gap(prediction: Prediction, extra: WirePacket) -> str:
     return UNEXPLAINED
 
 
+def _hairpin_snat(want: WirePacket, wire: WirePacket, sent: dict | None) -> bool:
+    """The wire differs only in its source, which is the address the request was sent to:
+    the LB's hairpin SNAT to the VIP, which ofrace does not apply."""
+    if sent is None:
+        return False
+    a, b = dict(want.fields), dict(wire.fields)
+    for src, dst in (("nw_src", "nw_dst"), ("ipv6_src", "ipv6_dst")):
+        if a.get(src) != b.get(src) and b.get(src) == sent.get(dst):
+            return {k: v for k, v in a.items() if k != src} == \
+                {k: v for k, v in b.items() if k != src}
+    return False
+
+
 def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
-                 underlay: Counter | None = None) -> list[Mismatch]:
+                 underlay: Counter | None = None, sent: dict | None = None) -> list[Mismatch]:
     """Mismatches between predicted and captured packets (VIFs and uplinks: ``seen``;
     encapsulated copies each chassis sent on its tunnel underlay, by VNI and Geneve
     options: ``underlay``).
@@ -171,6 +192,8 @@ def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
         if same_port:
             left.remove(same_port[0])
         gap = GAP_CONNTRACK if wire_dropped and prediction.through_conntrack else UNEXPLAINED
+        if same_port and _hairpin_snat(want, same_port[0], sent):
+            gap = GAP_HAIRPIN_SNAT
         out.append(Mismatch(step, f"{want.chassis}/{want.port}", want.text(), wire, gap))
     for extra in left:
         predicted = ("to ovn-controller on " + ", ".join(p.chassis for p in

@@ -20,6 +20,7 @@ from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.compare.generator import Conversation, Entry, generate
 from ofrace.compare.verify import (
     GENEVE_PORT,
+    UNEXPLAINED,
     VerifyReport,
     WirePacket,
     compare_connections,
@@ -136,6 +137,7 @@ def run_conversation(lab: Lab, snapshot, captures: Captures, conv: Conversation,
     flush_conntrack(lab)
     captures.settle()                    # what the flush or earlier steps left
     delivered: WirePacket | None = None
+    earlier_gap = None
     for step in conv.steps:
         if step.reply and step.packet is not None and conv.reply_entry is not None:
             packet, entry = step.packet, conv.reply_entry
@@ -159,9 +161,15 @@ def run_conversation(lab: Lab, snapshot, captures: Captures, conv: Conversation,
         report.unobservable += len(hidden)
         lab.inject(entry.chassis, entry.iface, datapath_packet(packet))
         seen, underlay = captures.settle()
-        mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay)
+        mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay,
+                                  packet)
         for m in mismatches:
-            m.step = f"{conv.label}: {step.name}"
+            # After a step parted for a known reason, ofrace's conntrack no longer holds
+            # what the wire's does: later steps part for that reason too.
+            if earlier_gap and m.gap == UNEXPLAINED:
+                m.gap = earlier_gap
+        if mismatches and not earlier_gap and mismatches[0].gap != UNEXPLAINED:
+            earlier_gap = mismatches[0].gap
         report.add(conv.packet_class.value, mismatches)
         if not step.reply:
             out = [p for p in seen if (p.chassis, p.port) != (entry.chassis, entry.iface)]
@@ -170,8 +178,9 @@ def run_conversation(lab: Lab, snapshot, captures: Captures, conv: Conversation,
     for chassis in lab.state["chassis"]:
         dump = lab.run_on(chassis["name"], ["ovs-appctl", "dpctl/dump-conntrack"], check=False)
         wire |= parse_dump_conntrack(chassis["name"], dump.stdout)
-    report.add_connections(conv.packet_class.value, compare_connections(
-        f"{conv.label}: conntrack after the conversation", predicted_connections(tracer), wire))
+    connections = compare_connections(f"{conv.label}: conntrack after the conversation",
+                                      predicted_connections(tracer), wire)
+    report.add_connections(conv.packet_class.value, connections)
 
 
 def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
