@@ -40,7 +40,7 @@ def main():
 
 
 def _register():
-    from ofrace.cli import audit, collect, compare, lab, trace
+    from ofrace.cli import audit, collect, compare, lab, lab_verify, trace  # noqa: F401
 
     main.add_command(lab.lab)
     main.add_command(collect.collect)

@@ -1,6 +1,11 @@
 """Varied test packets for a chassis, built from what its snapshot says is there.
 
-Used by the agreement test against ofproto/trace: every VIF, tunnel and
+The generator of the recorded sweeps (tests/fixtures/*/traces.json.gz,
+scripts/record_fixtures.py): tests/test_engine_agreement.py replays those, so this
+stays as it was.  ``compare --all`` and ``lab verify`` use ``ofrace.compare.generator``
+(conversations for every class the NB makes possible); ``tunnel_packets`` is shared.
+
+Originally used by the agreement test against ofproto/trace: every VIF, tunnel and
 uplink of the chassis sends every kind of packet OVN handles — ARP and ND,
 TCP/UDP/SCTP/ICMP over IPv4 and IPv6, to known and unknown destinations,
 broadcast and multicast, TTL 1, fragments, DHCP, spoofed sources — so the

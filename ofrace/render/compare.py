@@ -50,7 +50,9 @@ def print_comparison(live: LiveComparison, as_json: bool) -> None:
 
 
 def agreement_json(report: AgreementReport) -> dict:
-    return {"total": report.total, "agreed": report.agreed, "seconds": report.seconds,
+    return {"total": report.total, "agreed": report.agreed, "answerable": report.answerable,
+            "answered": report.answered,
+            "blind_spots": report.blind, "classes": report.classes, "seconds": report.seconds,
             "notes": report.notes, "refused": report.refused,
             "disagreements": [{"chassis": d.chassis, "packet": d.label,
                                "ct_next": list(d.ct_next), "flow": d.result.flow,
@@ -63,8 +65,12 @@ def print_agreement(report: AgreementReport, as_json: bool) -> None:
         click.echo(json.dumps(agreement_json(report), indent=2))
         return
     console = _console()
-    console.print(f"{report.agreed}/{report.total} packets agree with ofproto/trace "
-                  f"({100 * report.ratio:.1f}%) in {report.seconds:.1f}s")
+    console.print(f"{report.answered}/{report.answerable} packets ofproto/trace can answer "
+                  f"agree ({100 * report.ratio:.1f}%) in {report.seconds:.1f}s; "
+                  f"{report.total} sent, {report.agreed} agreed in all")
+    for reason, count in sorted(report.blind.items()):
+        console.print(f"  counted apart ({count}×, agreed as far as it sees): "
+                      f"{escape(reason)}", highlight=False)
     for note, count in sorted(report.notes.items()):
         console.print(f"  note ({count}×): {escape(note)}", highlight=False)
     for line in report.refused:

@@ -1,0 +1,331 @@
+"""Ofrace's prediction against the wire, one conversation step at a time.
+
+Why: ofproto/trace cannot check conntrack, NAT or gateways (see ``agreement``); real
+packets can.  ``predict`` traces a step from the snapshot taken before the
+conversation (one tracer per conversation, so its conntrack carries from the SYN to
+the FIN); ``compare_step`` sets what the capture points saw beside it and names the
+first place where they part.  Sending and capturing is the lab's job
+(``ofrace.lab.verify``); this module never touches a node.
+
+A mismatch is *explained* only by what the prediction itself shows: the packet went
+to ovn-controller (controller-answered: what pinctrl sends is not modelled, issue 14),
+or its path went through conntrack and the wire delivered where ofrace dropped or
+dropped where ofrace delivered (ct state: new, established, invalid; issue 13).  The
+same port with other headers (NAT, routing rewrites) is never explained: docs/gaps.md
+lists the classes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ofrace.simulate.steps import ExitKind, StepKind
+from ofrace.trace.cluster import ClusterTracer, TraceStart
+
+# Headers a packet on the wire must carry exactly as predicted.
+WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
+               "nw_proto", "nw_ttl", "tp_src", "tp_dst")
+GAP_CONTROLLER = "controller-answered"
+GAP_CONNTRACK = "conntrack"
+GAP_HAIRPIN_SNAT = "hairpin-snat"
+UNEXPLAINED = "unexplained"
+BFD_PORT = 3784
+GENEVE_PORT = 6081
+
+
+@dataclass(frozen=True)
+class WirePacket:
+    chassis: str
+    port: str
+    fields: tuple          # sorted (name, value) of WIRE_FIELDS present
+
+    @classmethod
+    def of(cls, chassis: str, port: str, packet: dict) -> WirePacket:
+        return cls(chassis, port, tuple(sorted((k, packet[k]) for k in WIRE_FIELDS
+                                               if packet.get(k))))
+
+    def text(self) -> str:
+        return f"{self.chassis}/{self.port} " + ",".join(f"{k}={_shown(k, v)}"
+                                                       for k, v in self.fields)
+
+
+def _shown(name: str, value: int) -> str:
+    if name in ("dl_src", "dl_dst"):
+        raw = f"{value:012x}"
+        return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
+    if name in ("nw_src", "nw_dst"):
+        return str(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if name in ("ipv6_src", "ipv6_dst"):
+        return str(ipaddress.IPv6Address(value))
+    return f"{value:#x}" if name == "dl_type" else str(value)
+
+
+@dataclass
+class Prediction:
+    outputs: list[WirePacket] = field(default_factory=list)
+    # (chassis, VNI, Geneve options) -> encapsulated copies that chassis sends
+    tunnels: Counter = field(default_factory=Counter)
+    controller: list[WirePacket] = field(default_factory=list)  # what ovn-controller gets
+    dropped: list[str] = field(default_factory=list)
+    dropped_packets: list[WirePacket] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    through_conntrack: bool = False
+
+
+@dataclass
+class Mismatch:
+    step: str
+    where: str
+    predicted: str
+    wire: str
+    gap: str
+
+
+def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
+            entry: str) -> Prediction:
+    """Where a packet entering (chassis, bridge, packet["in_port"]) comes out, by ofrace."""
+    trace = tracer.trace(TraceStart(chassis, bridge, dict(packet), entry))
+    out = Prediction()
+    for hop in trace.hops:
+        for step in hop.root.walk():
+            if step.kind == StepKind.CT:
+                out.through_conntrack = True
+        for exit_ in hop.exits:
+            if exit_.kind == ExitKind.TUNNEL:
+                options = tuple(sorted((c, t, v) for (c, t), v in
+                                       (exit_.data.get("geneve") or {}).items()))
+                out.tunnels[(hop.start.chassis, exit_.data.get("tun_id", 0), options)] += 1
+    for verdict in trace.verdicts():
+        exit_ = verdict.exit
+        if exit_ is not None and exit_.kind == ExitKind.OUTPUT and verdict.port:
+            out.outputs.append(WirePacket.of(verdict.chassis, verdict.port, verdict.packet))
+        elif exit_ is not None and exit_.kind == ExitKind.CONTROLLER:
+            out.controller.append(WirePacket.of(verdict.chassis, "controller",
+                                                verdict.packet))
+        elif exit_ is not None and exit_.kind == ExitKind.DROP:
+            out.dropped.append(f"{verdict.chassis}: {verdict.text}")
+            out.dropped_packets.append(WirePacket.of(verdict.chassis, "drop", verdict.packet))
+        elif exit_ is not None and exit_.kind != ExitKind.TUNNEL:
+            out.unknown.append(f"{verdict.chassis}: {verdict.text}")
+    return out
+
+
+def is_noise(packet: dict) -> bool:
+    """Traffic the lab makes on its own, whatever is sent: BFD between tunnel endpoints."""
+    return packet.get("nw_proto") == 17 and BFD_PORT in (packet.get("tp_src"),
+                                                         packet.get("tp_dst"))
+
+
+_L3L4 = ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "nw_proto", "tp_src", "tp_dst")
+
+
+def _flow_of(packet: WirePacket) -> tuple:
+    fields = dict(packet.fields)
+    return tuple(fields.get(k, 0) for k in _L3L4)
+
+
+def controller_made(packet: WirePacket) -> bool:
+    """Packets ovn-controller writes itself: ARP, ICMP errors, ND/RA, DHCP answers."""
+    f = dict(packet.fields)
+    if f.get("dl_type") == 0x0806:
+        return True
+    if f.get("nw_proto") == 1 and f.get("tp_src") in (3, 11, 12):
+        return True
+    if f.get("nw_proto") == 58 and f.get("tp_src") in (1, 2, 3, 4, 134, 136):
+        return True
+    return f.get("nw_proto") == 17 and f.get("tp_src") in (67, 547)
+
+
+def _towards(packet: WirePacket) -> tuple:
+    """The destination side, which a held packet keeps when it is released (its source may
+    be SNATed on the way out, after the hold)."""
+    fields = dict(packet.fields)
+    return tuple(fields.get(k, 0) for k in ("nw_dst", "ipv6_dst", "nw_proto", "tp_dst"))
+
+
+def _extra_gap(prediction: Prediction, extra: WirePacket) -> str:
+    """Why the wire carries a packet ofrace did not predict, if the prediction says why."""
+    if prediction.controller and (controller_made(extra) or _towards(extra) in {
+            _towards(p) for p in prediction.controller}):
+        return GAP_CONTROLLER          # answered by pinctrl, or held and released
+    if prediction.through_conntrack and not prediction.outputs and _flow_of(extra) in {
+            _flow_of(p) for p in prediction.dropped_packets}:
+        return GAP_CONNTRACK           # ofrace's ct state dropped what the wire passed
+    return UNEXPLAINED
+
+
+def _hairpin_snat(want: WirePacket, wire: WirePacket, sent: dict | None) -> bool:
+    """The wire differs only in its source, which is the address the request was sent to:
+    the LB's hairpin SNAT to the VIP, which ofrace does not apply."""
+    if sent is None:
+        return False
+    a, b = dict(want.fields), dict(wire.fields)
+    for src, dst in (("nw_src", "nw_dst"), ("ipv6_src", "ipv6_dst")):
+        if a.get(src) != b.get(src) and b.get(src) == sent.get(dst):
+            return {k: v for k, v in a.items() if k != src} == \
+                {k: v for k, v in b.items() if k != src}
+    return False
+
+
+def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
+                 underlay: Counter | None = None, sent: dict | None = None) -> list[Mismatch]:
+    """Mismatches between predicted and captured packets (VIFs and uplinks: ``seen``;
+    encapsulated copies each chassis sent on its tunnel underlay, by VNI and Geneve
+    options: ``underlay``).
+
+    The first mismatch is the first place they part: a predicted output the wire lacks
+    (or carries with other headers), then a packet the wire carries that ofrace did not
+    predict, then tunnel copies.  Each is put in a gap class only when the prediction
+    itself shows the cause; else it is unexplained."""
+    out = []
+    left = list(seen)
+    wire_dropped = not seen
+    for want in prediction.outputs:
+        if want in left:
+            left.remove(want)
+            continue
+        same_port = [p for p in left if (p.chassis, p.port) == (want.chassis, want.port)]
+        wire = same_port[0].text() if same_port else "nothing on that port"
+        if same_port:
+            left.remove(same_port[0])
+        gap = GAP_CONNTRACK if wire_dropped and prediction.through_conntrack else UNEXPLAINED
+        if same_port and _hairpin_snat(want, same_port[0], sent):
+            gap = GAP_HAIRPIN_SNAT
+        out.append(Mismatch(step, f"{want.chassis}/{want.port}", want.text(), wire, gap))
+    for extra in left:
+        predicted = ("to ovn-controller on " + ", ".join(p.chassis for p in
+                                                          prediction.controller)
+                     if prediction.controller else "; ".join(prediction.dropped)
+                     or "nothing on that port")
+        out.append(Mismatch(step, f"{extra.chassis}/{extra.port}", predicted, extra.text(),
+                            _extra_gap(prediction, extra)))
+    if underlay is not None:
+        for key in sorted(set(underlay) | set(prediction.tunnels)):
+            if underlay[key] != prediction.tunnels[key]:
+                chassis, vni, options = key
+                keys = " ".join(f"option {c:#x}/{t:#x}={v:#x}" for c, t, v in options)
+                out.append(Mismatch(step, f"{chassis} tunnel underlay",
+                                    f"{prediction.tunnels[key]} copies with VNI {vni} {keys}",
+                                    f"{underlay[key]} copies with VNI {vni} {keys}",
+                                    UNEXPLAINED))
+    return out
+
+
+def reply_to(delivered: WirePacket, tcp_flags: int | None, icmp_type: int | None) -> dict:
+    """The answer a destination sends to a packet as it was delivered: addresses and
+    ports swapped, from the delivered packet (so after any NAT or LB)."""
+    packet = dict(delivered.fields)
+    swapped = dict(packet)
+    for a, b in (("dl_src", "dl_dst"), ("nw_src", "nw_dst"), ("ipv6_src", "ipv6_dst"),
+                 ("tp_src", "tp_dst")):
+        if a in packet or b in packet:
+            swapped[a], swapped[b] = packet.get(b, 0), packet.get(a, 0)
+    swapped["nw_ttl"] = 64
+    if packet.get("nw_proto") in (1, 58):   # ICMP: type and code are no ports
+        swapped["tp_src"], swapped["tp_dst"] = packet.get("tp_src", 0), packet.get("tp_dst", 0)
+    if tcp_flags is not None:
+        swapped["tcp_flags"] = tcp_flags
+    if icmp_type is not None:
+        swapped["tp_src"], swapped["tp_dst"] = icmp_type, 0
+    return swapped
+
+
+@dataclass
+class VerifyReport:
+    """Per packet class: steps sent, equal, mismatched; the mismatches by gap."""
+
+    topology: str
+    sent: Counter = field(default_factory=Counter)
+    equal: Counter = field(default_factory=Counter)
+    mismatched: Counter = field(default_factory=Counter)
+    mismatches: list[tuple[str, Mismatch]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    connections: Counter = field(default_factory=Counter)   # conversations: checked, equal
+    unobservable: int = 0      # predicted outputs at ports without a capture
+    seconds: float = 0.0
+
+    def add(self, packet_class: str, mismatches: list[Mismatch]) -> None:
+        self.sent[packet_class] += 1
+        if mismatches:
+            self.mismatched[packet_class] += 1
+            self.mismatches.append((packet_class, mismatches[0]))
+        else:
+            self.equal[packet_class] += 1
+
+    def add_connections(self, packet_class: str, mismatches: list[Mismatch]) -> None:
+        self.connections["checked"] += 1
+        if mismatches:
+            self.mismatches.append((packet_class, mismatches[0]))
+        else:
+            self.connections["equal"] += 1
+
+    @property
+    def unexplained(self) -> list[Mismatch]:
+        return [m for _, m in self.mismatches if m.gap == UNEXPLAINED]
+
+    def as_json(self) -> dict:
+        return {"topology": self.topology, "seconds": round(self.seconds, 1),
+                "classes": {c: {"sent": self.sent[c], "equal": self.equal[c],
+                                "mismatched": self.mismatched[c]} for c in sorted(self.sent)},
+                "mismatches": [{"class": c, "step": m.step, "where": m.where,
+                                "predicted": m.predicted, "wire": m.wire, "gap": m.gap}
+                               for c, m in self.mismatches],
+                "conntrack": {"conversations": self.connections["checked"],
+                              "equal": self.connections["equal"]},
+                "unobservable_outputs": self.unobservable, "skipped": self.skipped}
+
+
+# -- conntrack entries ---------------------------------------------------------------------
+
+_PORTED = {6: "tcp", 17: "udp", 132: "sctp"}
+
+
+def predicted_connections(tracer: ClusterTracer) -> set[tuple]:
+    """(chassis, zone, protocol, src, dst, sport, dport) of every TCP/UDP/SCTP connection
+    ofrace's conntrack committed during a conversation, by its original direction."""
+    found = set()
+    for chassis, table in tracer.conntrack.items():
+        for (zone, _), (conn, _) in table.entries.items():
+            t = conn.original
+            if conn.committed and t.proto in _PORTED:
+                found.add((chassis, zone, _PORTED[t.proto], str(ipaddress.ip_address(t.src)),
+                           str(ipaddress.ip_address(t.dst)), t.sport, t.dport))
+    return found
+
+
+def parse_dump_conntrack(chassis: str, text: str) -> set[tuple]:
+    """``ovs-appctl dpctl/dump-conntrack`` lines, as ``predicted_connections`` spells them:
+    ``tcp,orig=(src=A,dst=B,sport=P,dport=Q),reply=(…),zone=Z,…`` (no zone= means 0)."""
+    found = set()
+    for line in text.splitlines():
+        proto, _, rest = line.strip().partition(",")
+        if proto not in _PORTED.values() or "orig=(" not in rest:
+            continue
+        orig = dict(item.split("=", 1) for item in
+                    rest.split("orig=(", 1)[1].split(")", 1)[0].split(",") if "=" in item)
+        zone = re.search(r"(?:^|,)zone=(\d+)", rest)
+        try:
+            found.add((chassis, int(zone.group(1)) if zone else 0, proto,
+                       str(ipaddress.ip_address(orig["src"])),
+                       str(ipaddress.ip_address(orig["dst"])),
+                       int(orig.get("sport", 0)), int(orig.get("dport", 0))))
+        except (KeyError, ValueError):
+            continue
+    return found
+
+
+def compare_connections(label: str, predicted: set[tuple], wire: set[tuple]
+                        ) -> list[Mismatch]:
+    """Connections one side has and the other lacks (ct state is issue 13's gap)."""
+    def text(entry):
+        chassis, zone, proto, src, dst, sport, dport = entry
+        return f"{proto} {src}:{sport} > {dst}:{dport} in zone {zone} on {chassis}"
+
+    out = [Mismatch(label, f"{e[0]} conntrack zone {e[1]}", text(e), "no such entry",
+                    GAP_CONNTRACK) for e in sorted(predicted - wire)]
+    out += [Mismatch(label, f"{e[0]} conntrack zone {e[1]}", "no such entry", text(e),
+                     GAP_CONNTRACK) for e in sorted(wire - predicted)]
+    return out

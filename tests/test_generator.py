@@ -1,0 +1,190 @@
+"""The conversation generator covers what each topology's Northbound makes possible.
+
+What is possible is decided here from the NB rows (and which ports are bound on a
+chassis), independently of the generator's own graph walk, so a topology cannot
+silently skip gateways, VIPs, NAT or controller-answered packets.  Negative
+controls: a VIP removed takes the LB conversations with it; a VIP added brings them.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import uuid
+
+import pytest
+from conftest import recorded
+
+from ofrace.compare.generator import PacketClass, classes_generated, generate
+
+TOPOLOGIES = ("basic", "kind", "acl")
+
+
+def _bound(snapshot) -> set[str]:
+    return {i.iface_id for c in snapshot.chassis.values() for i in c.interfaces
+            if i.iface_id and i.ofport not in (None, -1)}
+
+
+def _addresses(lsp) -> list:
+    found = []
+    for text in lsp.get("addresses") or []:
+        for part in text.split()[1:]:
+            try:
+                found.append(ipaddress.ip_address(part))
+            except ValueError:
+                pass
+    return found
+
+
+def possible(snapshot) -> set[PacketClass]:
+    """The classes the NB makes possible, read straight from its rows."""
+    nb = snapshot.northbound.tables
+    rows = {r["_uuid"]: r for t in nb.values() for r in t if "_uuid" in r}
+    bound = _bound(snapshot)
+    hosts = {r["name"]: r for r in nb["Logical_Switch_Port"]
+             if not r.get("type") and _addresses(r)}
+    live = {n for n in hosts if n in bound}
+    members = {ls["name"]: {rows[p]["name"] for p in ls.get("ports") or []}
+               for ls in nb["Logical_Switch"]}
+    routed_switches = {ls for ls, ports in members.items()
+                       if any(rows_lsp.get("type") == "router" for rows_lsp in
+                              (r for r in nb["Logical_Switch_Port"] if r["name"] in ports))}
+    found = set()
+    if live:
+        found |= {PacketClass.SPOOF, PacketClass.UNKNOWN, PacketClass.NEIGHBOUR}
+    if any(len(ports & hosts.keys()) >= 2 and ports & live for ports in members.values()):
+        found.add(PacketClass.L2)
+    if any(v.version == 6 for n in live for v in _addresses(hosts[n])):
+        found.add(PacketClass.IPV6)
+    for lr in nb["Logical_Router"]:
+        ports = [rows[p] for p in lr.get("ports") or []]
+        switches_with_hosts = [ls for ls, m in members.items() if m & hosts.keys() and any(
+            (r.get("options") or {}).get("router-port") in {p["name"] for p in ports}
+            for r in nb["Logical_Switch_Port"] if r["name"] in m)]
+        if len(switches_with_hosts) >= 2:
+            found.add(PacketClass.ROUTED)
+        if (lr.get("options") or {}).get("chassis") or any(
+                p.get("gateway_chassis") or p.get("ha_chassis_group") for p in ports):
+            found |= {PacketClass.GATEWAY, PacketClass.CONTROLLER}
+        if any(ipaddress.ip_interface(n).version == 6 for p in ports for n in p["networks"]):
+            found.add(PacketClass.CONTROLLER)
+    if nb["NAT"]:
+        found.add(PacketClass.NAT)
+    if any(r.get("dhcpv4_options") or r.get("dhcpv6_options") for r in hosts.values()):
+        found.add(PacketClass.CONTROLLER)
+    acl_members = {rows[p]["name"] for pg in nb.get("Port_Group", []) if pg.get("acls")
+                   for p in pg.get("ports") or []}
+    if nb["ACL"] and acl_members & live:
+        found.add(PacketClass.ACL)
+    live_ips = {ip for n in live for ip in _addresses(hosts[n])}
+    for owner in nb["Logical_Switch"] + nb["Logical_Router"]:
+        for ref in owner.get("load_balancer") or []:
+            vips = rows[ref].get("vips") or {}
+            if vips and (owner in nb["Logical_Router"] or members[owner["name"]] & live):
+                found.add(PacketClass.LB)
+            backends = {ipaddress.ip_address(b.rpartition(":")[0].strip("[]"))
+                        for v in vips.values() for b in v.split(",")}
+            if owner in nb["Logical_Switch"] and backends & live_ips:
+                found.add(PacketClass.HAIRPIN)
+    if any(r.get("type") == "localnet" for r in nb["Logical_Switch_Port"]
+           if any(r["name"] in m for ls, m in members.items() if ls in routed_switches)):
+        found.add(PacketClass.LOCALNET)
+    return found
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_every_possible_class_has_a_conversation(topology):
+    snapshot, _ = recorded(topology)
+    conversations = generate(snapshot)
+    counts = classes_generated(conversations)
+    wanted = possible(snapshot)
+    assert {c for c in wanted if counts[c] == 0} == set()
+    assert set(counts) <= wanted, set(counts) - wanted     # nothing the NB does not allow
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_connections_are_conversations(topology):
+    conversations = generate(recorded(topology)[0])
+    tcp = [c for c in conversations if c.label.endswith(" tcp")]
+    assert tcp
+    for conv in tcp:
+        assert [s.name for s in conv.steps] == ["SYN", "SYN-ACK", "ACK", "data", "FIN"]
+        assert [s.packet["tcp_flags"] for s in conv.steps if not s.reply] == [2, 0x10, 0x18,
+                                                                               0x11]
+    echo = [c for c in conversations if c.label.endswith(" icmp")]
+    assert echo and all([s.name for s in c.steps] == ["echo request", "echo reply"]
+                        for c in echo)
+    for conv in echo:   # type 8 then 0, code 0 both ways (a code of 8 was sent once)
+        request, reply = conv.steps[0].packet, conv.steps[1].packet
+        assert (request["tp_src"], request.get("tp_dst", 0)) == (8, 0)
+        assert reply is None or (reply["tp_src"], reply["tp_dst"]) == (0, 0)
+
+
+def test_replies_known_here_carry_their_headers():
+    """An L2 reply swaps the request; a routed one comes from the far router port's MAC;
+    an LB reply is left to the wire (its headers depend on the DNAT)."""
+    conversations = generate(recorded("acl")[0])
+    l2 = next(c for c in conversations if c.classes[0] == PacketClass.L2
+              and c.label.endswith(" tcp"))
+    syn, synack = l2.steps[0].packet, l2.steps[1].packet
+    assert (synack["dl_src"], synack["nw_src"], synack["tp_src"]) == \
+        (syn["dl_dst"], syn["nw_dst"], syn["tp_dst"])
+    assert l2.reply_entry is not None and l2.reply_entry != l2.entry
+    routed = next(c for c in conversations if c.classes[0] == PacketClass.ROUTED
+                  and c.label.endswith("(routed) tcp"))
+    syn, synack = routed.steps[0].packet, routed.steps[1].packet
+    assert synack["dl_dst"] not in (syn["dl_src"], syn["dl_dst"])   # the far router port
+    assert (synack["nw_src"], synack["nw_dst"]) == (syn["nw_dst"], syn["nw_src"])
+    lb = next(c for c in conversations if PacketClass.LB in c.classes)
+    assert all(s.packet is None for s in lb.steps if s.reply)
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_entries_are_real_ports_and_output_is_bounded(topology):
+    snapshot, _ = recorded(topology)
+    conversations = generate(snapshot)
+    for conv in conversations:
+        chassis = snapshot.chassis[conv.entry.chassis]
+        iface = next(i for i in chassis.interfaces if i.name == conv.entry.iface)
+        assert (iface.bridge, iface.ofport) == (conv.entry.bridge, conv.entry.ofport)
+    assert [c.label for c in generate(snapshot)] == [c.label for c in conversations]
+    assert len({c.key for c in conversations}) == len(conversations)
+    capped = generate(snapshot, cap=3)
+    assert max(sum(c.classes[0] == k for c in capped) for k in PacketClass) <= 3
+
+
+def test_outside_enters_where_the_provider_network_delivers():
+    """kind: each gateway router's external address is reached on its own chassis' uplink."""
+    snapshot, _ = recorded("kind")
+    outside = [c for c in generate(snapshot) if PacketClass.LOCALNET in c.classes]
+    assert {c.entry.chassis for c in outside} == set(snapshot.chassis)
+    for conv in outside:
+        assert conv.entry.bridge != snapshot.chassis[conv.entry.chassis].integration_bridge
+
+
+def test_a_removed_vip_takes_its_conversations_with_it():
+    snapshot = copy.deepcopy(recorded("kind")[0])
+    assert classes_generated(generate(snapshot))[PacketClass.LB] > 0
+    for lb in snapshot.northbound.tables["Load_Balancer"]:
+        lb["vips"] = {}
+    counts = classes_generated(generate(snapshot))
+    assert counts[PacketClass.LB] == counts[PacketClass.HAIRPIN] == 0
+    assert PacketClass.LB not in possible(snapshot)
+
+
+def test_an_added_vip_brings_lb_and_hairpin():
+    snapshot = copy.deepcopy(recorded("basic")[0])
+    assert classes_generated(generate(snapshot))[PacketClass.LB] == 0
+    nb = snapshot.northbound.tables
+    port2 = next(r for r in nb["Logical_Switch_Port"] if r["name"] == "sw0-port2")
+    backend = port2["addresses"][0].split()[1]
+    lb = {"_uuid": str(uuid.uuid4()), "name": "lb-test", "protocol": "tcp",
+          "vips": {"192.0.2.10:8080": f"{backend}:80"}}
+    nb["Load_Balancer"] = [lb]
+    nb["Logical_Switch"][0]["load_balancer"] = [lb["_uuid"]]
+    conversations = generate(snapshot)
+    counts = classes_generated(conversations)
+    assert counts[PacketClass.LB] == 2 and counts[PacketClass.HAIRPIN] == 1
+    assert {PacketClass.LB, PacketClass.HAIRPIN} <= possible(snapshot)
+    hairpin = next(c for c in conversations if c.classes[0] == PacketClass.HAIRPIN)
+    assert hairpin.label.startswith("sw0-port2") and hairpin.steps[0].packet["tp_dst"] == 8080
