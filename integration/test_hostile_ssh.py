@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ofrace.lab.sshd import PRIVSEP_DIR, known_hosts_line, make_key
+from ofrace.lab.sshd import PRIVSEP_DIR, known_hosts_line, make_key, write_config
 from ofrace.snapshot import Snapshot
 
 FAKE = Path(__file__).parent.parent / "tests" / "hostile_node.py"
@@ -76,19 +76,9 @@ def hostile_sshd(tmp_path_factory):
     (where / "known_hosts").write_text(
         known_hosts_line(f"[127.0.0.1]:{port}", host_public) + "\n")
     config = where / "sshd_config"
-    config.write_text(
-        "# A private sshd for integration/test_hostile_ssh.py (loopback only).\n"
-        f"ListenAddress 127.0.0.1:{port}\n"
-        f"HostKey {host_key}\n"
-        f"PidFile {where / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {where / 'authorized_keys'}\n"
-        "PermitRootLogin prohibit-password\n"
-        "PasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\n"
-        "UsePAM no\n"
-        "StrictModes no\n"
-        "PrintMotd no\n"
-        "UseDNS no\n")
+    write_config(config, address="127.0.0.1", port=port, host_key=host_key,
+                 pidfile=where / "sshd.pid", authorized_keys=where / "authorized_keys",
+                 purpose="a private sshd for integration/test_hostile_ssh.py (loopback only)")
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
     proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

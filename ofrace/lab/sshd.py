@@ -37,26 +37,30 @@ def write_config(
     host_key: Path,
     pidfile: Path,
     authorized_keys: Path,
-    env: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+    port: int = 22,
+    purpose: str = "this sshd serves one lab chassis",
 ) -> None:
-    """An sshd_config for one chassis: key-only root login on ``address``:22."""
-    set_env = " ".join(f'"{k}={v}"' for k, v in env.items())
-    path.write_text(
-        "# Written by `ofrace lab up`; this sshd serves one lab chassis.\n"
-        f"ListenAddress {address}:22\n"
-        f"HostKey {host_key}\n"
-        f"PidFile {pidfile}\n"
-        f"AuthorizedKeysFile {authorized_keys}\n"
-        "PermitRootLogin prohibit-password\n"
-        "PasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\n"
-        "UsePAM no\n"
-        "StrictModes no\n"
-        "PrintMotd no\n"
-        "UseDNS no\n"
-        "Subsystem sftp internal-sftp\n"
-        f"SetEnv {set_env}\n"
-    )
+    """An sshd_config with key-only root login on ``address``:``port`` (``env`` set into
+    every session, so a chassis' OVS tools need no flags)."""
+    lines = [
+        f"# Written by ofrace; {purpose}.",
+        f"ListenAddress {address}:{port}",
+        f"HostKey {host_key}",
+        f"PidFile {pidfile}",
+        f"AuthorizedKeysFile {authorized_keys}",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        "StrictModes no",
+        "PrintMotd no",
+        "UseDNS no",
+        "Subsystem sftp internal-sftp",
+    ]
+    if env:
+        lines.append("SetEnv " + " ".join(f'"{k}={v}"' for k, v in env.items()))
+    path.write_text("\n".join(lines) + "\n")
 
 
 def ensure_privsep_dir() -> None:
