@@ -2,8 +2,8 @@
 ofrace's own engine writing real pcap frames (VIFs, uplinks, Geneve on the underlay)
 into a temporary directory.  With the same engine on both sides every step is equal;
 with the wire's NAT broken the sweep reports unexplained mismatches.  This checks the
-plumbing (offsets, quiet detection, replies from the delivered packet, flushes), not
-OVN: integration/test_verify.py does that on the real lab."""
+plumbing (frames sent, offsets, quiet detection, replies from the delivered packet,
+flushes), not OVN: integration/test_verify.py does that on the real lab."""
 
 from __future__ import annotations
 
@@ -18,35 +18,15 @@ from conftest import recorded
 import ofrace.lab.verify as lab_verify
 import ofrace.simulate.conntrack as conntrack
 from ofrace.compare.generator import PacketClass, generate
+from ofrace.compare.sweep import run_sweep
 from ofrace.compare.verify import VerifyReport
+from ofrace.openflow.frames import decode, encode
 from ofrace.simulate.steps import ExitKind
 from ofrace.trace.cluster import ClusterTracer, TraceStart
 
 
-def _l4(f: dict) -> bytes:
-    proto = f.get("nw_proto")
-    if proto == 6:
-        return struct.pack("!HHIIBBHHH", f["tp_src"], f["tp_dst"], 0, 0, 0x50,
-                           f.get("tcp_flags", 2) & 0xFF, 0, 0, 0)
-    if proto == 17:
-        return struct.pack("!HHHH", f["tp_src"], f["tp_dst"], 8, 0)
-    return struct.pack("!BBHI", f.get("tp_src", 0), f.get("tp_dst", 0), 0, 0)
-
-
 def frame(f: dict) -> bytes:
-    eth = f["dl_dst"].to_bytes(6, "big") + f["dl_src"].to_bytes(6, "big")
-    if f["dl_type"] == 0x0806:
-        return eth + struct.pack("!HHHBBH", 0x0806, 1, 0x0800, 6, 4, f["nw_proto"]) + \
-            f.get("arp_sha", 0).to_bytes(6, "big") + f["nw_src"].to_bytes(4, "big") + \
-            f.get("arp_tha", 0).to_bytes(6, "big") + f["nw_dst"].to_bytes(4, "big")
-    l4 = _l4(f)
-    if f["dl_type"] == 0x0800:
-        return eth + struct.pack("!HBBHHHBBH", 0x0800, 0x45, 0, 20 + len(l4), 0, 0,
-                                 f.get("nw_ttl", 64), f["nw_proto"], 0) + \
-            f["nw_src"].to_bytes(4, "big") + f["nw_dst"].to_bytes(4, "big") + l4
-    return eth + struct.pack("!HIHBB", 0x86DD, 0x60000000, len(l4), f["nw_proto"],
-                             f.get("nw_ttl", 64)) + f["ipv6_src"].to_bytes(16, "big") + \
-        f["ipv6_dst"].to_bytes(16, "big") + l4
+    return encode(f)
 
 
 def geneve(inner: bytes, vni: int, options: dict) -> bytes:
@@ -80,6 +60,8 @@ class StandInLab:
                          for c in snapshot.chassis.values()}
 
     def run_on(self, chassis, argv, check=True):
+        if "netdev-dummy/receive" in argv:
+            self.inject(chassis, argv[-2], decode(bytes.fromhex(argv[-1])))
         if "dpctl/flush-conntrack" in argv and chassis == self.state["chassis"][0]["name"]:
             self.flushes += 1
             self.tracer = ClusterTracer(self.snapshot)   # a fresh conntrack, as flushed
@@ -129,13 +111,12 @@ def _sweep(topology, tmp_path, classes, broken=False, limit=12):
     snapshot = copy.deepcopy(recorded(topology)[0])
     lab = StandInLab(snapshot, tmp_path, broken)
     report = VerifyReport(topology)
-    captures = lab_verify.Captures(snapshot)
     conversations = [c for c in generate(snapshot) if set(c.classes) & classes][:limit]
-    with mock.patch.object(lab_verify, "datapath_packet", lambda p: p), \
+    with mock.patch.object(lab_verify, "collect_cluster", lambda inventory: snapshot), \
+            mock.patch.object(lab_verify, "lab_inventory", lambda lab: None), \
             mock.patch.object(lab_verify, "QUIET", 0.0), \
             mock.patch.object(lab_verify, "STEP_TIMEOUT", 0.0):
-        for conv in conversations:
-            lab_verify.run_conversation(lab, snapshot, captures, conv, report)
+        run_sweep(lab_verify.LabSide(lab, snapshot), conversations, report)
     return report, lab, conversations
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import struct
 
-from ofrace.lab.wire import datapath_packet, decode, read_pcap
+from ofrace.lab.wire import datapath_packet, read_pcap
+from ofrace.openflow.frames import decode
 
 
 def _eth(dst: int, src: int, dl_type: int, body: bytes) -> bytes:

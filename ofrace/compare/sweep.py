@@ -1,0 +1,153 @@
+"""A sweep: generated conversations sent by a wire side, each step predicted by ofrace and
+compared with what every capture point saw.
+
+Why a side: the same loop runs against the live lab (``ofrace.lab.verify``, which sends
+for real) and against a recording of such a run (``ofrace.compare.recording``), so CI
+replays a real sweep offline with exactly the comparison the lab makes.  The side owns
+the known state a conversation starts from and the snapshot read just before it; this
+module never touches a node.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ofrace.compare.generator import Conversation, Entry, Step
+from ofrace.compare.verify import (
+    GENEVE_PORT,
+    UNEXPLAINED,
+    VerifyReport,
+    WirePacket,
+    compare_connections,
+    compare_step,
+    is_noise,
+    predict,
+    predicted_connections,
+    reply_to,
+)
+from ofrace.openflow.frames import decode
+from ofrace.snapshot import Snapshot
+from ofrace.trace.cluster import ClusterTracer
+
+# Replies built from the request as delivered: (TCP flags, ICMP type) by step name.
+REPLY_FLAGS = {"SYN-ACK": (0x012, None), "FIN-ACK": (0x011, None), "echo reply": (None, 0),
+               "reply": (None, None)}
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One frame a capture point sent: at a VIF or uplink, or on a tunnel underlay port."""
+
+    chassis: str
+    port: str
+    underlay: bool
+    frame: bytes
+
+
+class WireSide(Protocol):
+    """Where conversations are sent: the lab, or a recording of it."""
+
+    def begin(self, conversation: Conversation) -> Snapshot:
+        """Bring the network to a known state; the snapshot read just before sending."""
+
+    def capture_points(self, snapshot: Snapshot) -> set[tuple[str, str]]:
+        """(chassis, port) of every VIF and uplink whose output is captured."""
+
+    def send(self, entry: Entry, packet: dict, step: Step) -> list[Capture]:
+        """Send ``step`` as ``packet`` where it enters (its ``wire`` details: TCP seq/ack,
+        payload, ICMP id, in the frame); every frame the capture points sent after it."""
+
+    def connections(self) -> set[tuple] | None:
+        """The connections the datapaths hold after the conversation (None: not read)."""
+
+
+def observe(captures: list[Capture]) -> tuple[list[WirePacket], Counter]:
+    """Frames as the comparison reads them: packets at VIFs and uplinks, and Geneve copies
+    per (chassis, VNI, options) on the underlay; BFD and gratuitous ARP left out (the lab
+    sends them on its own)."""
+    seen, underlay = [], Counter()
+    for cap in captures:
+        frame = decode(cap.frame)
+        if cap.underlay:
+            inner = frame.get("inner") or {}
+            if frame.get("tp_dst") == GENEVE_PORT and not is_noise(inner):
+                options = tuple(sorted(frame.get("geneve_options", [])))
+                underlay[(cap.chassis, frame.get("tun_id", 0), options)] += 1
+        elif not is_noise(frame) and not _gratuitous(frame):
+            seen.append(WirePacket.of(cap.chassis, cap.port, frame))
+    return seen, underlay
+
+
+def _gratuitous(frame: dict) -> bool:
+    return frame.get("dl_type") == 0x0806 and frame.get("nw_src") == frame.get("nw_dst")
+
+
+def entry_of(snapshot: Snapshot, wire: WirePacket) -> Entry | None:
+    """The interface a packet left by, as the place its reply enters."""
+    chassis = snapshot.chassis.get(wire.chassis)
+    for iface in chassis.interfaces if chassis else []:
+        if iface.name == wire.port and iface.ofport not in (None, -1):
+            return Entry(chassis.name, iface.bridge, iface.name, iface.ofport)
+    return None
+
+
+def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport) -> None:
+    """Every step of one conversation: predicted on one conntrack (SYN to last ACK), sent,
+    compared; then the connections each side holds."""
+    snapshot = side.begin(conv)
+    tracer = ClusterTracer(snapshot)
+    seen_at = side.capture_points(snapshot)
+    delivered: WirePacket | None = None
+    earlier_gap = None
+    for step in conv.steps:
+        if step.reply and step.packet is not None and conv.reply_entry is not None:
+            packet, entry = step.packet, conv.reply_entry
+        elif step.reply:
+            entry = entry_of(snapshot, delivered) if delivered else None
+            if entry is None:
+                report.skipped.append(f"{conv.label}: {step.name} (the request was not "
+                                      "delivered anywhere a reply could be sent from)")
+                continue
+            flags, icmp = REPLY_FLAGS.get(step.name, (None, None))
+            if icmp is not None and dict(delivered.fields).get("nw_proto") == 58:
+                icmp = 129                   # ICMPv6 echo reply
+            packet = reply_to(delivered, flags, icmp)
+        else:
+            packet, entry = step.packet, conv.entry
+        prediction = predict(tracer, entry.chassis, entry.bridge,
+                             {"in_port": entry.ofport, **packet}, conv.label)
+        # a port without a capture (a bridge's LOCAL port) cannot be checked: say so
+        hidden = [p for p in prediction.outputs if (p.chassis, p.port) not in seen_at]
+        prediction.outputs = [p for p in prediction.outputs if p not in hidden]
+        report.unobservable += len(hidden)
+        seen, underlay = observe(side.send(entry, packet, step))
+        mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay,
+                                  packet)
+        for m in mismatches:
+            # After a step parted for a known reason, ofrace's conntrack no longer holds
+            # what the wire's does: later steps part for that reason too.
+            if earlier_gap and m.gap == UNEXPLAINED:
+                m.gap = earlier_gap
+        if mismatches and not earlier_gap and mismatches[0].gap != UNEXPLAINED:
+            earlier_gap = mismatches[0].gap
+        report.add(conv.packet_class.value, mismatches)
+        if not step.reply:
+            out = [p for p in seen if (p.chassis, p.port) != (entry.chassis, entry.iface)]
+            delivered = out[0] if out else None
+    wire = side.connections()
+    if wire is not None:
+        connections = compare_connections(f"{conv.label}: conntrack after the conversation",
+                                          predicted_connections(tracer), wire)
+        report.add_connections(conv.packet_class.value, connections)
+
+
+def run_sweep(side: WireSide, conversations: list[Conversation], report: VerifyReport,
+              progress: Callable[[str], None] | None = None) -> VerifyReport:
+    say = progress or (lambda message: None)
+    for n, conv in enumerate(conversations, 1):
+        say(f"{n}/{len(conversations)} {conv.label}")
+        run_conversation(side, conv, report)
+    return report

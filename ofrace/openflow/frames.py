@@ -1,0 +1,185 @@
+"""Packets as bytes on the wire and back: OVS field dicts to Ethernet frames and frames to
+the fields a prediction names.
+
+Why bytes: ``netdev-dummy/receive`` also takes a datapath flow, but a packet built from a
+flow has TCP seq/ack 0, no payload and no ICMP echo id, so userspace conntrack (which
+checks TCP windows and keys ICMP by id, lib/conntrack-tcp.c, lib/conntrack-icmp.c) marks
+every packet after a SYN invalid.  A real conversation needs real frames: checksums,
+sequence numbers, payloads, DHCP and ND bodies.  Decoding is here too, so a recorded
+capture reads back the same way a live one does.
+"""
+
+from __future__ import annotations
+
+import struct
+
+GENEVE_PORT = 6081
+ETH_MIN = 60          # an Ethernet frame without its FCS is padded to this length
+TCP_WINDOW = 65535    # no window scaling: the SYN carries no options
+# Frame-only details a conversation step may carry beside the OpenFlow fields.
+WIRE_KEYS = ("tcp_seq", "tcp_ack", "payload_len", "icmp_id", "icmp_seq")
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _with_checksum(l4: bytes, offset: int, pseudo: bytes) -> bytes:
+    value = _checksum(pseudo + l4)
+    return l4[:offset] + struct.pack("!H", value) + l4[offset + 2:]
+
+
+def _l4_body(fields: dict, wire: dict) -> tuple[bytes, int | None]:
+    """The transport header and payload (checksum still zero), and its checksum offset."""
+    proto = fields.get("nw_proto", 0)
+    payload = bytes(wire.get("payload_len", 0))
+    if proto == 6:
+        header = struct.pack("!HHIIBBHHH", fields.get("tp_src", 0), fields.get("tp_dst", 0),
+                             wire.get("tcp_seq", 0) & 0xFFFFFFFF,
+                             wire.get("tcp_ack", 0) & 0xFFFFFFFF, 0x50,
+                             fields.get("tcp_flags", 0x002) & 0xFF, TCP_WINDOW, 0, 0)
+        return header + payload, 16
+    if proto == 17:
+        payload = _udp_payload(fields, payload)
+        return struct.pack("!HHHH", fields.get("tp_src", 0), fields.get("tp_dst", 0),
+                           8 + len(payload), 0) + payload, 6
+    if proto in (1, 58):
+        kind, code = fields.get("tp_src", 0), fields.get("tp_dst", 0)
+        return struct.pack("!BBH", kind, code, 0) + _icmp_body(fields, wire, payload), 2
+    return payload, None
+
+
+def _udp_payload(fields: dict, payload: bytes) -> bytes:
+    """A DHCPDISCOVER or DHCPv6 SOLICIT body where the ports say so (pinctrl parses them)."""
+    sport, dport, mac = fields.get("tp_src"), fields.get("tp_dst"), fields.get("dl_src", 0)
+    if (sport, dport) == (68, 67):
+        bootp = struct.pack("!BBBBIHH", 1, 1, 6, 0, 0x0F0A0001, 0, 0x8000) + bytes(16)
+        bootp += mac.to_bytes(6, "big") + bytes(10 + 64 + 128)
+        return bootp + struct.pack("!I", 0x63825363) + bytes([53, 1, 1, 255]) + payload
+    if (sport, dport) == (546, 547):
+        duid = struct.pack("!HH", 3, 1) + mac.to_bytes(6, "big")
+        body = bytes([1]) + (0x0F0A01).to_bytes(3, "big")
+        body += struct.pack("!HH", 1, len(duid)) + duid
+        body += struct.pack("!HHIII", 3, 12, 1, 0, 0)
+        return body + struct.pack("!HHH", 8, 2, 0) + payload
+    return payload
+
+
+def _icmp_body(fields: dict, wire: dict, payload: bytes) -> bytes:
+    kind = fields.get("tp_src", 0)
+    if fields.get("nw_proto") == 58 and kind in (135, 136):
+        target = fields.get("nd_target", 0).to_bytes(16, "big")
+        if kind == 135:
+            option = bytes([1, 1]) + fields.get("arp_sha", 0).to_bytes(6, "big")
+            return bytes(4) + target + option
+        option = bytes([2, 1]) + fields.get("arp_tha", 0).to_bytes(6, "big")
+        return struct.pack("!I", 0x60000000) + target + option
+    if fields.get("nw_proto") == 58 and kind == 133:
+        return bytes(4) + bytes([1, 1]) + fields.get("dl_src", 0).to_bytes(6, "big")
+    return struct.pack("!HH", wire.get("icmp_id", 0), wire.get("icmp_seq", 0)) + payload
+
+
+def encode(fields: dict, wire: dict | None = None) -> bytes:
+    """An Ethernet frame carrying ``fields`` (OVS names), with ``wire``'s seq/ack, payload
+    length and ICMP echo id; checksums computed, short frames padded."""
+    wire = wire or {}
+    eth = fields.get("dl_dst", 0).to_bytes(6, "big") + fields.get("dl_src", 0).to_bytes(6, "big")
+    vlan = fields.get("vlan_tci", 0)
+    if vlan & 0x1000:
+        eth += struct.pack("!HH", 0x8100, vlan & 0xEFFF)
+    dl_type = fields.get("dl_type", 0)
+    eth += struct.pack("!H", dl_type)
+    if dl_type == 0x0806:
+        body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, fields.get("nw_proto", 1))
+        body += fields.get("arp_sha", fields.get("dl_src", 0)).to_bytes(6, "big")
+        body += fields.get("nw_src", 0).to_bytes(4, "big")
+        body += fields.get("arp_tha", 0).to_bytes(6, "big")
+        body += fields.get("nw_dst", 0).to_bytes(4, "big")
+    elif dl_type == 0x0800:
+        l4, offset = _l4_body(fields, wire)
+        src = fields.get("nw_src", 0).to_bytes(4, "big")
+        dst = fields.get("nw_dst", 0).to_bytes(4, "big")
+        proto = fields.get("nw_proto", 0)
+        if offset is not None and proto != 1:
+            l4 = _with_checksum(l4, offset, src + dst + struct.pack("!BBH", 0, proto, len(l4)))
+        elif offset is not None:
+            l4 = _with_checksum(l4, offset, b"")
+        header = struct.pack("!BBHHHBB", 0x45, fields.get("nw_tos", 0), 20 + len(l4), 0, 0,
+                             fields.get("nw_ttl", 64), proto) + b"\0\0" + src + dst
+        header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+        body = header + l4
+    elif dl_type == 0x86DD:
+        l4, offset = _l4_body(fields, wire)
+        src = fields.get("ipv6_src", 0).to_bytes(16, "big")
+        dst = fields.get("ipv6_dst", 0).to_bytes(16, "big")
+        proto = fields.get("nw_proto", 0)
+        if offset is not None:
+            l4 = _with_checksum(l4, offset, src + dst + struct.pack("!IxxxB", len(l4), proto))
+        body = struct.pack("!IHBB", 0x60000000, len(l4), proto, fields.get("nw_ttl", 64))
+        body += src + dst + l4
+    else:
+        body = bytes(wire.get("payload_len", 0))
+    frame = eth + body
+    return frame + bytes(max(0, ETH_MIN - len(frame)))
+
+
+def decode(frame: bytes) -> dict:
+    """An Ethernet frame as OVS fields; a Geneve frame also gives ``tun_id``,
+    ``geneve_options`` [(class, type, value)] and the ``inner`` frame's fields; a frame
+    cut short gives what it holds."""
+    if len(frame) < 14:
+        return {}
+    out = {"dl_dst": int.from_bytes(frame[0:6], "big"),
+           "dl_src": int.from_bytes(frame[6:12], "big")}
+    dl_type, body = struct.unpack("!H", frame[12:14])[0], frame[14:]
+    if dl_type == 0x8100 and len(body) >= 4:
+        out["vlan_tci"] = struct.unpack("!H", body[0:2])[0] | 0x1000
+        dl_type, body = struct.unpack("!H", body[2:4])[0], body[4:]
+    out["dl_type"] = dl_type
+    if dl_type == 0x0806 and len(body) >= 28:
+        out.update(nw_proto=struct.unpack("!H", body[6:8])[0],
+                   arp_sha=int.from_bytes(body[8:14], "big"),
+                   nw_src=int.from_bytes(body[14:18], "big"),
+                   arp_tha=int.from_bytes(body[18:24], "big"),
+                   nw_dst=int.from_bytes(body[24:28], "big"))
+        return out
+    if dl_type == 0x0800 and len(body) >= 20:
+        ihl = (body[0] & 0x0F) * 4
+        out.update(nw_ttl=body[8], nw_proto=body[9], nw_src=int.from_bytes(body[12:16], "big"),
+                   nw_dst=int.from_bytes(body[16:20], "big"))
+        l4 = body[ihl:]
+    elif dl_type == 0x86DD and len(body) >= 40:
+        out.update(nw_proto=body[6], nw_ttl=body[7],
+                   ipv6_src=int.from_bytes(body[8:24], "big"),
+                   ipv6_dst=int.from_bytes(body[24:40], "big"))
+        l4 = body[40:]
+    else:
+        return out
+    proto = out["nw_proto"]
+    if proto in (6, 17) and len(l4) >= 4:
+        out["tp_src"], out["tp_dst"] = struct.unpack("!HH", l4[:4])
+        if proto == 6 and len(l4) >= 14:
+            out["tcp_flags"] = ((l4[12] & 0x01) << 8) | l4[13]
+        if proto == 17 and out["tp_dst"] == GENEVE_PORT and len(l4) >= 16:
+            _geneve(l4[8:], out)
+    elif proto in (1, 58) and len(l4) >= 2:
+        out["tp_src"], out["tp_dst"] = l4[0], l4[1]
+    return out
+
+
+def _geneve(header: bytes, out: dict) -> None:
+    opt_len = (header[0] & 0x3F) * 4
+    out["tun_id"] = int.from_bytes(header[4:7], "big")
+    options, rest = [], header[8:8 + opt_len]
+    while len(rest) >= 4:
+        cls, typ, length = struct.unpack("!HBB", rest[:4])
+        size = (length & 0x1F) * 4
+        options.append((cls, typ, int.from_bytes(rest[4:4 + size], "big")))
+        rest = rest[4 + size:]
+    out["geneve_options"] = options
+    out["inner"] = decode(header[8 + opt_len:])
