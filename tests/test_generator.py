@@ -102,22 +102,86 @@ def test_every_possible_class_has_a_conversation(topology):
     assert set(counts) <= wanted, set(counts) - wanted     # nothing the NB does not allow
 
 
+TCP_STEPS = ["SYN", "SYN-ACK", "ACK", "data", "FIN", "FIN-ACK", "last ACK"]
+# the flags each TCP step carries, also where the sender builds a reply from the wire
+TCP_FLAGS = {"SYN": 0x002, "SYN-ACK": 0x012, "ACK": 0x010, "data": 0x018, "FIN": 0x011,
+             "FIN-ACK": 0x011, "last ACK": 0x010}
+WIRE_KEYS = {"tcp_seq", "tcp_ack", "payload_len", "icmp_id", "icmp_seq"}
+
+
+def check_tcp_sequence(steps) -> None:
+    """Each side's seq is what it sent so far (SYN and FIN count one, data its length),
+    its ack what the other side sent: what a window-checking conntrack accepts."""
+    sent = {}                   # side -> next sequence number
+    for step in steps:
+        me, peer = ("server", "client") if step.reply else ("client", "server")
+        flags = TCP_FLAGS[step.name]
+        if step.packet is not None:
+            assert step.packet["tcp_flags"] == flags, step.name
+        seq, ack = step.wire["tcp_seq"], step.wire["tcp_ack"]
+        if me in sent:
+            assert seq == sent[me], step.name
+        if flags & 0x010:
+            assert ack == sent[peer], step.name
+        sent[me] = (seq + step.wire["payload_len"] + bool(flags & 0x003)) & 0xFFFFFFFF
+
+
 @pytest.mark.parametrize("topology", TOPOLOGIES)
 def test_connections_are_conversations(topology):
     conversations = generate(recorded(topology)[0])
-    tcp = [c for c in conversations if c.label.endswith(" tcp")]
-    assert tcp
+    tcp = [c for c in conversations if c.kind == "tcp"]
+    assert tcp and all(c.label.endswith(" tcp") for c in tcp)
     for conv in tcp:
-        assert [s.name for s in conv.steps] == ["SYN", "SYN-ACK", "ACK", "data", "FIN"]
-        assert [s.packet["tcp_flags"] for s in conv.steps if not s.reply] == [2, 0x10, 0x18,
-                                                                               0x11]
-    echo = [c for c in conversations if c.label.endswith(" icmp")]
+        assert [s.name for s in conv.steps] == TCP_STEPS
+        assert [s.reply for s in conv.steps] == [False, True, False, False, False, True,
+                                                 False]
+        check_tcp_sequence(conv.steps)
+        assert [s.wire["payload_len"] for s in conv.steps] == [0, 0, 0, 16, 0, 0, 0]
+        assert [s.ct for s in conv.steps] == [("trk,new",), ("trk,est,rpl",)] + \
+            [("trk,est",)] * 3 + [("trk,est,rpl",), ("trk,est",)]
+    isns = {c.steps[0].wire["tcp_seq"] for c in tcp}
+    assert len(isns) == len({c.label for c in tcp})     # from the label
+    echo = [c for c in conversations if c.kind in ("icmp", "icmp6")]
     assert echo and all([s.name for s in c.steps] == ["echo request", "echo reply"]
                         for c in echo)
     for conv in echo:   # type 8 then 0, code 0 both ways (a code of 8 was sent once)
         request, reply = conv.steps[0].packet, conv.steps[1].packet
-        assert (request["tp_src"], request.get("tp_dst", 0)) == (8, 0)
-        assert reply is None or (reply["tp_src"], reply["tp_dst"]) == (0, 0)
+        assert (request["tp_src"], request.get("tp_dst", 0)) == ((8, 0) if conv.kind == "icmp"
+                                                                 else (128, 0))
+        assert reply is None or (reply["tp_src"], reply["tp_dst"]) in ((0, 0), (129, 0))
+        assert conv.steps[0].wire == conv.steps[1].wire
+        assert conv.steps[0].wire["icmp_seq"] == 1 and 0 <= conv.steps[0].wire["icmp_id"] \
+            <= 0xFFFF
+    assert len({c.steps[0].wire["icmp_id"] for c in echo}) > 1
+
+
+def test_the_sequence_check_catches_a_wrong_number():
+    """Negative control for check_tcp_sequence: one ack off by one fails it."""
+    conv = next(c for c in generate(recorded("basic")[0]) if c.kind == "tcp")
+    check_tcp_sequence(conv.steps)
+    broken = copy.deepcopy(conv.steps)
+    broken[4].wire["tcp_ack"] += 1                       # the FIN acks one byte too many
+    with pytest.raises(AssertionError):
+        check_tcp_sequence(broken)
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_frame_details_stay_out_of_the_openflow_packet(topology):
+    """Sequence numbers, echo ids and payload lengths are for the sender only: the engine
+    must never see them as fields."""
+    conversations = generate(recorded(topology)[0])
+    with_wire = 0
+    for conv in conversations:
+        for step in conv.steps:
+            assert set(step.wire) <= WIRE_KEYS, step.wire
+            assert not set(step.packet or {}) & WIRE_KEYS
+            with_wire += bool(step.wire)
+            if conv.kind in ("tcp", "udp"):
+                assert "payload_len" in step.wire, (conv.label, step.name)
+    assert with_wire > len(conversations)
+    again = generate(recorded(topology)[0])
+    assert [[s.wire for s in c.steps] for c in again] == \
+        [[s.wire for s in c.steps] for c in conversations]
 
 
 def test_replies_known_here_carry_their_headers():
