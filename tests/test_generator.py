@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import uuid
+from collections import Counter
 
 import pytest
 from conftest import recorded
@@ -252,3 +253,56 @@ def test_an_added_vip_brings_lb_and_hairpin():
     assert {PacketClass.LB, PacketClass.HAIRPIN} <= possible(snapshot)
     hairpin = next(c for c in conversations if c.classes[0] == PacketClass.HAIRPIN)
     assert hairpin.label.startswith("sw0-port2") and hairpin.steps[0].packet["tp_dst"] == 8080
+
+
+def test_rounds_repeat_connections_until_enough_steps():
+    """basic has 26 steps in its base set; issue 12 wants >= 1,000 real packets."""
+    snapshot = recorded("basic")[0]
+    base = generate(snapshot)
+    assert sum(len(c.steps) for c in base) < 1000
+    assert [c.label for c in generate(snapshot, min_steps=0)] == [c.label for c in base]
+    assert [c.label for c in generate(snapshot, min_steps=10)] == [c.label for c in base]
+    more = generate(snapshot, min_steps=1000)
+    assert sum(len(c.steps) for c in more) >= 1000
+    assert [(c.label, [s.wire for s in c.steps]) for c in more[:len(base)]] == \
+        [(c.label, [s.wire for s in c.steps]) for c in base]           # base set unchanged
+    assert [c.label for c in generate(snapshot, min_steps=1000)] == [c.label for c in more]
+    rounds = more[len(base):]
+    assert rounds and all(c.kind and " #" in c.label for c in rounds)
+    assert {c.label.rpartition(" #")[0] for c in rounds} == {c.label for c in base if c.kind}
+    # each repeat is a new connection: a new source port, or a new echo id
+    seen = Counter()
+    for conv in (c for c in more if c.kind):
+        first = conv.steps[0]
+        mark = first.wire["icmp_id"] if conv.kind.startswith("icmp") else \
+            first.packet["tp_src"]
+        seen[(conv.entry, conv.label.rpartition(" #")[0] if " #" in conv.label
+              else conv.label, first.packet["dl_type"], conv.kind, mark)] += 1
+    assert max(seen.values()) == 1
+    for conv in rounds:
+        if conv.kind == "tcp":
+            check_tcp_sequence(conv.steps)
+            assert [s.name for s in conv.steps] == TCP_STEPS
+            known = [s.packet for s in conv.steps if s.reply and s.packet]
+            assert all(p["tp_dst"] == conv.steps[0].packet["tp_src"] for p in known)
+
+
+def test_a_vip_sees_many_source_ports():
+    """issue 13: >= 16 source ports to a load balancer's VIP."""
+    snapshot = recorded("kind")[0]
+    base = sum(len(c.steps) for c in generate(snapshot))
+    ports = Counter()
+    for conv in generate(snapshot, cap=10_000, min_steps=16 * base):
+        if PacketClass.LB in conv.classes and conv.kind == "tcp":
+            ports[(conv.steps[0].packet["nw_dst"], conv.steps[0].packet["tp_dst"])] += 1
+    assert ports and min(ports.values()) >= 16
+
+
+def test_rounds_stop_without_connections():
+    """Nothing to repeat (no host with an address): no endless loop, nothing made up."""
+    snapshot = copy.deepcopy(recorded("basic")[0])
+    for lsp in snapshot.northbound.tables["Logical_Switch_Port"]:
+        lsp["addresses"] = []
+    assert generate(snapshot, min_steps=1000) == []
+    capped = generate(recorded("basic")[0], cap=3, min_steps=100_000)   # capped: stops too
+    assert max(Counter(c.classes[0] for c in capped).values()) <= 3

@@ -412,9 +412,12 @@ def _flows(out: _Collector, classes, label, entry, src_mac, dst_mac, src, dst, v
                 reply_entry, kind)
 
 
-def generate(snapshot: Snapshot, cap: int = CAP_PER_CLASS) -> list[Conversation]:
+def generate(snapshot: Snapshot, cap: int = CAP_PER_CLASS, min_steps: int = 0
+             ) -> list[Conversation]:
     """Every conversation the snapshot's network makes possible, bounded by ``cap`` per
-    class."""
+    class; then, until there are ``min_steps`` steps, rounds that repeat each TCP, UDP and
+    ICMP conversation as a new connection (another source port, another echo id), so a
+    small network still sends enough packets and a VIP sees many source ports."""
     net = Network(snapshot)
     out = _Collector(cap)
     acl = net.acl_ports()
@@ -424,7 +427,35 @@ def generate(snapshot: Snapshot, cap: int = CAP_PER_CLASS) -> list[Conversation]
             continue
         _from_host(net, out, src, entry, acl)
     _from_outside(net, out)
+    connections = [c for c in out.items if c.kind]
+    steps = sum(len(c.steps) for c in out.items)
+    round_no = 1
+    while steps < min_steps and connections:
+        round_no += 1
+        added = [again for again in (_repeated(c, round_no) for c in connections)
+                 if again and out.add(again.classes, again.label, again.entry, again.steps,
+                                      again.reply_entry, again.kind, round_no)]
+        if not added:       # capped, or out of source ports: more rounds add nothing
+            break
+        steps += sum(len(c.steps) for c in added)
     return out.items
+
+
+def _repeated(conv: Conversation, round_no: int) -> Conversation | None:
+    """``conv`` as a new connection for round ``round_no``: TCP and UDP from another source
+    port (two apart, so TCP's and UDP's never meet), ICMP with another echo id (from the
+    label, which names the round)."""
+    request = {k: v for k, v in conv.steps[0].packet.items() if k != "tcp_flags"}
+    if conv.kind in ("tcp", "udp"):
+        request["tp_src"] += 2 * (round_no - 1)
+        if request["tp_src"] > 0xFFFF:
+            return None
+    known = conv.steps[1].packet if len(conv.steps) > 1 else None
+    macs = (known["dl_src"], known["dl_dst"]) if known else None
+    label = f"{conv.label} #{round_no}"
+    return Conversation(conv.classes, label, conv.entry,
+                        conversation_steps(conv.kind, request, macs, label),
+                        conv.reply_entry, kind=conv.kind)
 
 
 def _from_host(net: Network, out: _Collector, src: Host, entry: Entry, acl: set[str]):
