@@ -93,6 +93,81 @@ def possible(snapshot) -> set[PacketClass]:
     return found
 
 
+def possible_kinds(snapshot) -> set[str]:
+    """Packet kinds beyond the classes, from the NB rows: a full TCP conversation wherever
+    two live hosts share a switch; an oversized packet wherever a gateway router with hosts
+    behind it has a port with options:gateway_mtu."""
+    found = set()
+    if PacketClass.L2 in possible(snapshot):
+        found.add("tcp conversation")
+    nb = snapshot.northbound.tables
+    rows = {r["_uuid"]: r for t in nb.values() for r in t if "_uuid" in r}
+    live = _bound(snapshot)
+    for lr in nb["Logical_Router"]:
+        ports = [rows[p] for p in lr.get("ports") or []]
+        gateway = (lr.get("options") or {}).get("chassis") or any(
+            p.get("gateway_chassis") or p.get("ha_chassis_group") for p in ports)
+        if gateway and any((p.get("options") or {}).get("gateway_mtu") for p in ports) \
+                and live:
+            found.add("oversized")
+    return found
+
+
+def generated_kinds(conversations) -> set[str]:
+    found = set()
+    for conv in conversations:
+        if conv.kind == "tcp" and [s.name for s in conv.steps] == TCP_STEPS:
+            found.add("tcp conversation")
+        if conv.classes[:2] == (PacketClass.GATEWAY, PacketClass.CONTROLLER) and \
+                conv.steps[0].wire.get("payload_len", 0) > 1000:
+            found.add("oversized")
+    return found
+
+
+def with_gateway_mtu(snapshot, mtu: int = 1400):
+    """A copy whose gateway routers' ports all carry options:gateway_mtu (as ovn-kubernetes
+    sets it on a gateway router's join port)."""
+    snapshot = copy.deepcopy(snapshot)
+    nb = snapshot.northbound.tables
+    rows = {r["_uuid"]: r for t in nb.values() for r in t if "_uuid" in r}
+    for lr in nb["Logical_Router"]:
+        if (lr.get("options") or {}).get("chassis"):
+            for ref in lr.get("ports") or []:
+                rows[ref]["options"] = dict(rows[ref].get("options") or {},
+                                            gateway_mtu=str(mtu))
+    return snapshot
+
+
+@pytest.mark.parametrize("topology", [*TOPOLOGIES, "kind with gateway_mtu"])
+def test_every_possible_kind_has_a_conversation(topology):
+    snapshot = recorded(topology.split()[0])[0]
+    if topology.endswith("gateway_mtu"):
+        snapshot = with_gateway_mtu(snapshot)
+    assert possible_kinds(snapshot) == generated_kinds(generate(snapshot))
+    assert ("oversized" in possible_kinds(snapshot)) == topology.endswith("gateway_mtu")
+
+
+def test_an_oversized_packet_goes_out_where_a_gateway_mtu_is_set():
+    """Past the MTU as OVN counts it (plus an Ethernet header with a VLAN tag), an ICMP
+    echo to an outside address; the length only in Step.wire, not in the packet."""
+    snapshot = with_gateway_mtu(recorded("kind")[0], 1400)
+    oversized = [c for c in generate(snapshot) if "oversized" in c.label]
+    assert oversized
+    hosts = {c.label.split(" -> ")[0] for c in generate(snapshot) if
+             c.label.endswith(" tcp") and " -> outside via " in c.label}
+    assert {c.label.split(":")[0] for c in oversized} == hosts      # every host behind one
+    for conv in oversized:
+        [step] = conv.steps
+        assert conv.classes[:2] == (PacketClass.GATEWAY, PacketClass.CONTROLLER)
+        assert (step.packet["dl_type"], step.packet["nw_proto"], step.packet["tp_src"]) == \
+            (0x0800, 1, 8)
+        assert 14 + 20 + 8 + step.wire["payload_len"] > 1400 + 18
+        assert "payload_len" not in step.packet and step.wire["icmp_seq"] == 1
+    small = with_gateway_mtu(recorded("kind")[0], 9000)
+    assert {c.steps[0].wire["payload_len"] for c in generate(small)
+            if "oversized" in c.label} == {9100}
+
+
 @pytest.mark.parametrize("topology", TOPOLOGIES)
 def test_every_possible_class_has_a_conversation(topology):
     snapshot, _ = recorded(topology)

@@ -6,6 +6,7 @@ broken on purpose (NAT ignored) yields unexplained mismatches."""
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from unittest import mock
 
@@ -197,3 +198,49 @@ def test_a_held_packet_released_with_its_source_natted_is_controller_answered():
                                         ("tp_dst", 80)))
     [m] = compare_step("SYN", Prediction(controller=[held]), [released])
     assert m.gap == GAP_CONTROLLER
+
+
+def _length_checked(snapshot, chassis: str, in_port: int):
+    """``snapshot`` with a first flow on ``chassis``' br-int that drops frames longer than
+    1000 bytes arriving on ``in_port`` and sends the rest to LOCAL."""
+    snapshot = copy.deepcopy(snapshot)
+    bridge = snapshot.chassis[chassis].bridges["br-int"]
+    bridge.flows = [f"table=0, priority=65535,in_port={in_port} actions=check_pkt_larger(1000)"
+                    "->NXM_NX_REG0[6],resubmit(,77)",
+                    "table=77, priority=10,reg0=0x40/0x40 actions=drop",
+                    "table=77, priority=1 actions=output:65534"] + list(bridge.flows)
+    return snapshot
+
+
+def test_the_prediction_measures_the_frame_with_its_payload():
+    """check_pkt_larger (a gateway MTU) decides on the frame as sent: headers plus
+    Step.wire's payload_len.  42 header bytes (Ethernet, IPv4, ICMP) + 958 = 1000 is not
+    larger than 1000; one byte more is.  Without the payload, nothing is ever larger."""
+    snapshot = _length_checked(recorded("basic")[0], "hv1", 10)
+    packet = {"in_port": 10, "dl_src": 1, "dl_dst": 2, "dl_type": 0x0800, "nw_src": 1,
+              "nw_dst": 2, "nw_proto": 1, "nw_ttl": 64, "tp_src": 8, "tp_dst": 0}
+
+    def delivered(wire):
+        return bool(predict(ClusterTracer(snapshot), "hv1", "br-int", packet, "x",
+                            wire).outputs)
+
+    assert delivered(None) and delivered({"payload_len": 958})
+    assert not delivered({"payload_len": 959})
+    assert delivered({"icmp_id": 7, "icmp_seq": 1})           # no payload_len: headers only
+
+
+def test_the_payload_crosses_the_tunnel():
+    """The frame that arrives over Geneve on the next chassis is as long as the one sent."""
+    snapshot, _ = recorded("basic")
+    conv = next(c for c in generate(snapshot) if c.label == "sw0-port1 -> sw0-port2 icmp")
+    tunnel_port = next(i.ofport for i in snapshot.chassis["hv2"].interfaces
+                       if i.type == "geneve")
+    checked = _length_checked(snapshot, "hv2", tunnel_port)
+    packet = {"in_port": conv.entry.ofport, **conv.steps[0].packet}
+
+    def ports(wire):
+        return [(p.chassis, p.port) for p in predict(
+            ClusterTracer(checked), "hv1", "br-int", packet, conv.label, wire).outputs]
+
+    assert ports({"payload_len": 100}) == [("hv2", "br-int")]
+    assert ports({"payload_len": 2000}) == []

@@ -38,6 +38,10 @@ CAP_PER_CLASS = 400
 TCP_DATA_LEN = 16          # the data step's payload
 UDP_PAYLOAD_LEN = 16
 SEQ_MASK = 0xFFFFFFFF
+# An oversized packet's payload is the gateway MTU plus this: past the MTU however OVN
+# counts it (northd checks gateway_mtu plus an Ethernet header with a VLAN tag), so the
+# router answers ICMP fragmentation needed through ovn-controller.
+OVERSIZE = 100
 
 
 class PacketClass(StrEnum):
@@ -227,6 +231,15 @@ class Network:
         return bool((row.get("options") or {}).get("chassis")) or any(
             p.router == router and (p.row.get("gateway_chassis") or p.row.get("ha_chassis_group"))
             for p in self.router_ports)
+
+    def gateway_mtus(self, router: str) -> list[int]:
+        """The ``options:gateway_mtu`` of the router's ports (NB Logical_Router_Port)."""
+        found = []
+        for port in self.router_ports:
+            mtu = str((port.row.get("options") or {}).get("gateway_mtu", ""))
+            if port.router == router and mtu.isdigit() and int(mtu) > 0:
+                found.append(int(mtu))
+        return found
 
     def acl_ports(self) -> set[str]:
         """LSPs an ACL applies to: members of a port group with ACLs, ports of a switch with
@@ -552,6 +565,14 @@ def _from_host(net: Network, out: _Collector, src: Host, entry: Entry, acl: set[
         out.add([PacketClass.CONTROLLER, PacketClass.GATEWAY], name, entry,
                 [Step("echo request, ttl 1", False, ttl1,
                       wire={"icmp_id": echo_id(name), "icmp_seq": 1})])
+        mtus = net.gateway_mtus(router)
+        if mtus:
+            name = f"{src.name}: oversized towards {router} (gateway mtu {max(mtus)})"
+            big = _ip4(src.mac, gws[0].mac, s4[0], UNKNOWN_IP4, 1, tp_src=8, tp_dst=0)
+            out.add([PacketClass.GATEWAY, PacketClass.CONTROLLER, *tag], name, entry,
+                    [Step("oversized echo request", False, big, ("trk,new",),
+                          {"icmp_id": echo_id(name), "icmp_seq": 1,
+                           "payload_len": max(mtus) + OVERSIZE})])
         for ref in net.routers[router].get("nat") or []:
             nat = net.by_uuid.get(ref) or {}
             ext = _ip(nat.get("external_ip"))

@@ -85,9 +85,15 @@ class Mismatch:
 
 
 def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
-            entry: str) -> Prediction:
-    """Where a packet entering (chassis, bridge, packet["in_port"]) comes out, by ofrace."""
-    trace = tracer.trace(TraceStart(chassis, bridge, dict(packet), entry))
+            entry: str, wire: dict | None = None) -> Prediction:
+    """Where a packet entering (chassis, bridge, packet["in_port"]) comes out, by ofrace.
+
+    ``wire``: the step's frame-only details (``Step.wire``); its ``payload_len`` makes
+    the frame as long as the one sent, so check_pkt_larger (a gateway MTU) decides as on
+    the wire."""
+    payload = (wire or {}).get("payload_len", 0)
+    trace = tracer.trace(TraceStart(chassis, bridge, dict(packet), entry,
+                                    payload_length=payload))
     out = Prediction()
     for hop in trace.hops:
         for step in hop.root.walk():
