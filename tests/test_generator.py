@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import uuid
+from collections import Counter
 
 import pytest
 from conftest import recorded
@@ -92,6 +93,81 @@ def possible(snapshot) -> set[PacketClass]:
     return found
 
 
+def possible_kinds(snapshot) -> set[str]:
+    """Packet kinds beyond the classes, from the NB rows: a full TCP conversation wherever
+    two live hosts share a switch; an oversized packet wherever a gateway router with hosts
+    behind it has a port with options:gateway_mtu."""
+    found = set()
+    if PacketClass.L2 in possible(snapshot):
+        found.add("tcp conversation")
+    nb = snapshot.northbound.tables
+    rows = {r["_uuid"]: r for t in nb.values() for r in t if "_uuid" in r}
+    live = _bound(snapshot)
+    for lr in nb["Logical_Router"]:
+        ports = [rows[p] for p in lr.get("ports") or []]
+        gateway = (lr.get("options") or {}).get("chassis") or any(
+            p.get("gateway_chassis") or p.get("ha_chassis_group") for p in ports)
+        if gateway and any((p.get("options") or {}).get("gateway_mtu") for p in ports) \
+                and live:
+            found.add("oversized")
+    return found
+
+
+def generated_kinds(conversations) -> set[str]:
+    found = set()
+    for conv in conversations:
+        if conv.kind == "tcp" and [s.name for s in conv.steps] == TCP_STEPS:
+            found.add("tcp conversation")
+        if conv.classes[:2] == (PacketClass.GATEWAY, PacketClass.CONTROLLER) and \
+                conv.steps[0].wire.get("payload_len", 0) > 1000:
+            found.add("oversized")
+    return found
+
+
+def with_gateway_mtu(snapshot, mtu: int = 1400):
+    """A copy whose gateway routers' ports all carry options:gateway_mtu (as ovn-kubernetes
+    sets it on a gateway router's join port)."""
+    snapshot = copy.deepcopy(snapshot)
+    nb = snapshot.northbound.tables
+    rows = {r["_uuid"]: r for t in nb.values() for r in t if "_uuid" in r}
+    for lr in nb["Logical_Router"]:
+        if (lr.get("options") or {}).get("chassis"):
+            for ref in lr.get("ports") or []:
+                rows[ref]["options"] = dict(rows[ref].get("options") or {},
+                                            gateway_mtu=str(mtu))
+    return snapshot
+
+
+@pytest.mark.parametrize("topology", [*TOPOLOGIES, "kind with gateway_mtu"])
+def test_every_possible_kind_has_a_conversation(topology):
+    snapshot = recorded(topology.split()[0])[0]
+    if topology.endswith("gateway_mtu"):
+        snapshot = with_gateway_mtu(snapshot)
+    assert possible_kinds(snapshot) == generated_kinds(generate(snapshot))
+    assert ("oversized" in possible_kinds(snapshot)) == topology.endswith("gateway_mtu")
+
+
+def test_an_oversized_packet_goes_out_where_a_gateway_mtu_is_set():
+    """Past the MTU as OVN counts it (plus an Ethernet header with a VLAN tag), an ICMP
+    echo to an outside address; the length only in Step.wire, not in the packet."""
+    snapshot = with_gateway_mtu(recorded("kind")[0], 1400)
+    oversized = [c for c in generate(snapshot) if "oversized" in c.label]
+    assert oversized
+    hosts = {c.label.split(" -> ")[0] for c in generate(snapshot) if
+             c.label.endswith(" tcp") and " -> outside via " in c.label}
+    assert {c.label.split(":")[0] for c in oversized} == hosts      # every host behind one
+    for conv in oversized:
+        [step] = conv.steps
+        assert conv.classes[:2] == (PacketClass.GATEWAY, PacketClass.CONTROLLER)
+        assert (step.packet["dl_type"], step.packet["nw_proto"], step.packet["tp_src"]) == \
+            (0x0800, 1, 8)
+        assert 14 + 20 + 8 + step.wire["payload_len"] > 1400 + 18
+        assert "payload_len" not in step.packet and step.wire["icmp_seq"] == 1
+    small = with_gateway_mtu(recorded("kind")[0], 9000)
+    assert {c.steps[0].wire["payload_len"] for c in generate(small)
+            if "oversized" in c.label} == {9100}
+
+
 @pytest.mark.parametrize("topology", TOPOLOGIES)
 def test_every_possible_class_has_a_conversation(topology):
     snapshot, _ = recorded(topology)
@@ -102,22 +178,86 @@ def test_every_possible_class_has_a_conversation(topology):
     assert set(counts) <= wanted, set(counts) - wanted     # nothing the NB does not allow
 
 
+TCP_STEPS = ["SYN", "SYN-ACK", "ACK", "data", "FIN", "FIN-ACK", "last ACK"]
+# the flags each TCP step carries, also where the sender builds a reply from the wire
+TCP_FLAGS = {"SYN": 0x002, "SYN-ACK": 0x012, "ACK": 0x010, "data": 0x018, "FIN": 0x011,
+             "FIN-ACK": 0x011, "last ACK": 0x010}
+WIRE_KEYS = {"tcp_seq", "tcp_ack", "payload_len", "icmp_id", "icmp_seq"}
+
+
+def check_tcp_sequence(steps) -> None:
+    """Each side's seq is what it sent so far (SYN and FIN count one, data its length),
+    its ack what the other side sent: what a window-checking conntrack accepts."""
+    sent = {}                   # side -> next sequence number
+    for step in steps:
+        me, peer = ("server", "client") if step.reply else ("client", "server")
+        flags = TCP_FLAGS[step.name]
+        if step.packet is not None:
+            assert step.packet["tcp_flags"] == flags, step.name
+        seq, ack = step.wire["tcp_seq"], step.wire["tcp_ack"]
+        if me in sent:
+            assert seq == sent[me], step.name
+        if flags & 0x010:
+            assert ack == sent[peer], step.name
+        sent[me] = (seq + step.wire["payload_len"] + bool(flags & 0x003)) & 0xFFFFFFFF
+
+
 @pytest.mark.parametrize("topology", TOPOLOGIES)
 def test_connections_are_conversations(topology):
     conversations = generate(recorded(topology)[0])
-    tcp = [c for c in conversations if c.label.endswith(" tcp")]
-    assert tcp
+    tcp = [c for c in conversations if c.kind == "tcp"]
+    assert tcp and all(c.label.endswith(" tcp") for c in tcp)
     for conv in tcp:
-        assert [s.name for s in conv.steps] == ["SYN", "SYN-ACK", "ACK", "data", "FIN"]
-        assert [s.packet["tcp_flags"] for s in conv.steps if not s.reply] == [2, 0x10, 0x18,
-                                                                               0x11]
-    echo = [c for c in conversations if c.label.endswith(" icmp")]
+        assert [s.name for s in conv.steps] == TCP_STEPS
+        assert [s.reply for s in conv.steps] == [False, True, False, False, False, True,
+                                                 False]
+        check_tcp_sequence(conv.steps)
+        assert [s.wire["payload_len"] for s in conv.steps] == [0, 0, 0, 16, 0, 0, 0]
+        assert [s.ct for s in conv.steps] == [("trk,new",), ("trk,est,rpl",)] + \
+            [("trk,est",)] * 3 + [("trk,est,rpl",), ("trk,est",)]
+    isns = {c.steps[0].wire["tcp_seq"] for c in tcp}
+    assert len(isns) == len({c.label for c in tcp})     # from the label
+    echo = [c for c in conversations if c.kind in ("icmp", "icmp6")]
     assert echo and all([s.name for s in c.steps] == ["echo request", "echo reply"]
                         for c in echo)
     for conv in echo:   # type 8 then 0, code 0 both ways (a code of 8 was sent once)
         request, reply = conv.steps[0].packet, conv.steps[1].packet
-        assert (request["tp_src"], request.get("tp_dst", 0)) == (8, 0)
-        assert reply is None or (reply["tp_src"], reply["tp_dst"]) == (0, 0)
+        assert (request["tp_src"], request.get("tp_dst", 0)) == ((8, 0) if conv.kind == "icmp"
+                                                                 else (128, 0))
+        assert reply is None or (reply["tp_src"], reply["tp_dst"]) in ((0, 0), (129, 0))
+        assert conv.steps[0].wire == conv.steps[1].wire
+        assert conv.steps[0].wire["icmp_seq"] == 1 and 0 <= conv.steps[0].wire["icmp_id"] \
+            <= 0xFFFF
+    assert len({c.steps[0].wire["icmp_id"] for c in echo}) > 1
+
+
+def test_the_sequence_check_catches_a_wrong_number():
+    """Negative control for check_tcp_sequence: one ack off by one fails it."""
+    conv = next(c for c in generate(recorded("basic")[0]) if c.kind == "tcp")
+    check_tcp_sequence(conv.steps)
+    broken = copy.deepcopy(conv.steps)
+    broken[4].wire["tcp_ack"] += 1                       # the FIN acks one byte too many
+    with pytest.raises(AssertionError):
+        check_tcp_sequence(broken)
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_frame_details_stay_out_of_the_openflow_packet(topology):
+    """Sequence numbers, echo ids and payload lengths are for the sender only: the engine
+    must never see them as fields."""
+    conversations = generate(recorded(topology)[0])
+    with_wire = 0
+    for conv in conversations:
+        for step in conv.steps:
+            assert set(step.wire) <= WIRE_KEYS, step.wire
+            assert not set(step.packet or {}) & WIRE_KEYS
+            with_wire += bool(step.wire)
+            if conv.kind in ("tcp", "udp"):
+                assert "payload_len" in step.wire, (conv.label, step.name)
+    assert with_wire > len(conversations)
+    again = generate(recorded(topology)[0])
+    assert [[s.wire for s in c.steps] for c in again] == \
+        [[s.wire for s in c.steps] for c in conversations]
 
 
 def test_replies_known_here_carry_their_headers():
@@ -188,3 +328,56 @@ def test_an_added_vip_brings_lb_and_hairpin():
     assert {PacketClass.LB, PacketClass.HAIRPIN} <= possible(snapshot)
     hairpin = next(c for c in conversations if c.classes[0] == PacketClass.HAIRPIN)
     assert hairpin.label.startswith("sw0-port2") and hairpin.steps[0].packet["tp_dst"] == 8080
+
+
+def test_rounds_repeat_connections_until_enough_steps():
+    """basic has 26 steps in its base set; issue 12 wants >= 1,000 real packets."""
+    snapshot = recorded("basic")[0]
+    base = generate(snapshot)
+    assert sum(len(c.steps) for c in base) < 1000
+    assert [c.label for c in generate(snapshot, min_steps=0)] == [c.label for c in base]
+    assert [c.label for c in generate(snapshot, min_steps=10)] == [c.label for c in base]
+    more = generate(snapshot, min_steps=1000)
+    assert sum(len(c.steps) for c in more) >= 1000
+    assert [(c.label, [s.wire for s in c.steps]) for c in more[:len(base)]] == \
+        [(c.label, [s.wire for s in c.steps]) for c in base]           # base set unchanged
+    assert [c.label for c in generate(snapshot, min_steps=1000)] == [c.label for c in more]
+    rounds = more[len(base):]
+    assert rounds and all(c.kind and " #" in c.label for c in rounds)
+    assert {c.label.rpartition(" #")[0] for c in rounds} == {c.label for c in base if c.kind}
+    # each repeat is a new connection: a new source port, or a new echo id
+    seen = Counter()
+    for conv in (c for c in more if c.kind):
+        first = conv.steps[0]
+        mark = first.wire["icmp_id"] if conv.kind.startswith("icmp") else \
+            first.packet["tp_src"]
+        seen[(conv.entry, conv.label.rpartition(" #")[0] if " #" in conv.label
+              else conv.label, first.packet["dl_type"], conv.kind, mark)] += 1
+    assert max(seen.values()) == 1
+    for conv in rounds:
+        if conv.kind == "tcp":
+            check_tcp_sequence(conv.steps)
+            assert [s.name for s in conv.steps] == TCP_STEPS
+            known = [s.packet for s in conv.steps if s.reply and s.packet]
+            assert all(p["tp_dst"] == conv.steps[0].packet["tp_src"] for p in known)
+
+
+def test_a_vip_sees_many_source_ports():
+    """issue 13: >= 16 source ports to a load balancer's VIP."""
+    snapshot = recorded("kind")[0]
+    base = sum(len(c.steps) for c in generate(snapshot))
+    ports = Counter()
+    for conv in generate(snapshot, cap=10_000, min_steps=16 * base):
+        if PacketClass.LB in conv.classes and conv.kind == "tcp":
+            ports[(conv.steps[0].packet["nw_dst"], conv.steps[0].packet["tp_dst"])] += 1
+    assert ports and min(ports.values()) >= 16
+
+
+def test_rounds_stop_without_connections():
+    """Nothing to repeat (no host with an address): no endless loop, nothing made up."""
+    snapshot = copy.deepcopy(recorded("basic")[0])
+    for lsp in snapshot.northbound.tables["Logical_Switch_Port"]:
+        lsp["addresses"] = []
+    assert generate(snapshot, min_steps=1000) == []
+    capped = generate(recorded("basic")[0], cap=3, min_steps=100_000)   # capped: stops too
+    assert max(Counter(c.classes[0] for c in capped).values()) <= 3

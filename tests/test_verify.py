@@ -6,6 +6,7 @@ broken on purpose (NAT ignored) yields unexplained mismatches."""
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from unittest import mock
 
@@ -139,7 +140,7 @@ def test_every_gap_class_is_named_in_docs_gaps():
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "gaps.md").read_text()
     named = set(re.findall(r"^## gap: `([^`]+)`", text, re.M))
-    assert named == {GAP_CONTROLLER, GAP_CONNTRACK, "hairpin-snat"}
+    assert named == {GAP_CONTROLLER, GAP_CONNTRACK, "hairpin-snat", "select-group"}
 
 
 def test_conntrack_dumps_read_and_compared():
@@ -197,3 +198,110 @@ def test_a_held_packet_released_with_its_source_natted_is_controller_answered():
                                         ("tp_dst", 80)))
     [m] = compare_step("SYN", Prediction(controller=[held]), [released])
     assert m.gap == GAP_CONTROLLER
+
+
+def _length_checked(snapshot, chassis: str, in_port: int):
+    """``snapshot`` with a first flow on ``chassis``' br-int that drops frames longer than
+    1000 bytes arriving on ``in_port`` and sends the rest to LOCAL."""
+    snapshot = copy.deepcopy(snapshot)
+    bridge = snapshot.chassis[chassis].bridges["br-int"]
+    bridge.flows = [f"table=0, priority=65535,in_port={in_port} actions=check_pkt_larger(1000)"
+                    "->NXM_NX_REG0[6],resubmit(,77)",
+                    "table=77, priority=10,reg0=0x40/0x40 actions=drop",
+                    "table=77, priority=1 actions=output:65534"] + list(bridge.flows)
+    return snapshot
+
+
+def test_the_prediction_measures_the_frame_with_its_payload():
+    """check_pkt_larger (a gateway MTU) decides on the frame as sent: headers plus
+    Step.wire's payload_len.  42 header bytes (Ethernet, IPv4, ICMP) + 958 = 1000 is not
+    larger than 1000; one byte more is.  Without the payload, nothing is ever larger."""
+    snapshot = _length_checked(recorded("basic")[0], "hv1", 10)
+    packet = {"in_port": 10, "dl_src": 1, "dl_dst": 2, "dl_type": 0x0800, "nw_src": 1,
+              "nw_dst": 2, "nw_proto": 1, "nw_ttl": 64, "tp_src": 8, "tp_dst": 0}
+
+    def delivered(wire):
+        return bool(predict(ClusterTracer(snapshot), "hv1", "br-int", packet, "x",
+                            wire).outputs)
+
+    assert delivered(None) and delivered({"payload_len": 958})
+    assert not delivered({"payload_len": 959})
+    assert delivered({"icmp_id": 7, "icmp_seq": 1})           # no payload_len: headers only
+
+
+def test_the_payload_crosses_the_tunnel():
+    """The frame that arrives over Geneve on the next chassis is as long as the one sent."""
+    snapshot, _ = recorded("basic")
+    conv = next(c for c in generate(snapshot) if c.label == "sw0-port1 -> sw0-port2 icmp")
+    tunnel_port = next(i.ofport for i in snapshot.chassis["hv2"].interfaces
+                       if i.type == "geneve")
+    checked = _length_checked(snapshot, "hv2", tunnel_port)
+    packet = {"in_port": conv.entry.ofport, **conv.steps[0].packet}
+
+    def ports(wire):
+        return [(p.chassis, p.port) for p in predict(
+            ClusterTracer(checked), "hv1", "br-int", packet, conv.label, wire).outputs]
+
+    assert ports({"payload_len": 100}) == [("hv2", "br-int")]
+    assert ports({"payload_len": 2000}) == []
+
+
+def _select_group_case(options=None):
+    """acl: vm4's DNS request to the lb-dns VIP; ofrace's hash picks one of two backends."""
+    from ofrace.trace.cluster import TraceOptions
+
+    snapshot, conv, step, packet = next(s for s in _first_steps("acl", {PacketClass.LB})
+                                        if s[1].label == "vm4 -> VIP lb-dns :53 udp")
+    prediction = predict(ClusterTracer(snapshot, options or TraceOptions()),
+                         conv.entry.chassis, conv.entry.bridge, packet, conv.label)
+    return snapshot, step, prediction
+
+
+def _at_backend(want: WirePacket, port: str, address: int, mac: int) -> WirePacket:
+    fields = dict(want.fields, nw_dst=address, dl_dst=mac)
+    return WirePacket(want.chassis if port == want.port else "other-chassis", port,
+                      tuple(sorted(fields.items())))
+
+
+def test_another_bucket_of_a_select_group_is_its_own_gap():
+    from ofrace.compare.verify import GAP_SELECT_GROUP
+
+    snapshot, step, prediction = _select_group_case()
+    [crossed] = prediction.select_groups
+    [want] = prediction.outputs
+    [(other, port)] = crossed.other_targets()
+    assert port == 53 and other != dict(want.fields)["nw_dst"]
+    wire = _at_backend(want, "vm-other", other, 0x505400000299)
+    mismatches = compare_step(step.name, prediction, [wire])
+    assert [m.gap for m in mismatches] == [GAP_SELECT_GROUP, GAP_SELECT_GROUP]
+    assert mismatches[0].where == f"{want.chassis}/{want.port}"
+    # its tunnel copies go to the other backend's chassis: they follow
+    underlay = Counter({("hv3", 99, ()): 1})
+    gaps = {m.gap for m in compare_step(step.name, prediction, [wire], underlay)}
+    assert gaps == {GAP_SELECT_GROUP}
+    # the other backend at the predicted port (same VIF, other address) is the same gap
+    here = _at_backend(want, want.port, other, dict(want.fields)["dl_dst"])
+    assert [m.gap for m in compare_step(step.name, prediction, [here])] == [GAP_SELECT_GROUP]
+
+
+def test_a_port_no_bucket_targets_stays_unexplained():
+    """Negative controls: an address no bucket NATs to; the chosen bucket's own address
+    at another port; another source port too; and a bucket forced with --bucket (ofrace
+    did not choose it, so a different wire is ofrace's error)."""
+    from ofrace.trace.cluster import TraceOptions
+
+    snapshot, step, prediction = _select_group_case()
+    [want] = prediction.outputs
+    [(other, _)] = prediction.select_groups[0].other_targets()
+    chosen = dict(want.fields)["nw_dst"]
+    nowhere = _at_backend(want, "vm-other", other + 100, 0x505400000299)
+    moved = _at_backend(want, "vm-other", chosen, 0x505400000299)
+    sport = WirePacket("x", "vm-other", tuple(sorted(dict(
+        _at_backend(want, "vm-other", other, 1).fields, tp_src=1).items())))
+    for wire in (nowhere, moved, sport):
+        assert {m.gap for m in compare_step(step.name, prediction, [wire])} == {UNEXPLAINED}
+    bucket = prediction.select_groups[0]
+    forced = _select_group_case(TraceOptions(select_buckets={bucket.group: bucket.bucket}))[2]
+    assert forced.select_groups == [] and forced.outputs == prediction.outputs
+    wire = _at_backend(want, "vm-other", other, 0x505400000299)
+    assert {m.gap for m in compare_step(step.name, forced, [wire])} == {UNEXPLAINED}

@@ -7,11 +7,17 @@ classes, where it enters (chassis, bridge, interface) and its steps (SYN, SYN-AC
 ACK, data, FIN; echo request and reply).  A reply whose headers depend on what the
 network did to the request (NAT, LB, gateways) carries no packet: whoever sends it
 builds it from the request as it was delivered, at the port it left by.
+
+What only the frame carries (TCP sequence numbers, ICMP echo id, payload length) is in
+``Step.wire``, never in ``Step.packet``: those are no OpenFlow fields, the engine must not
+see them, but real conntrack checks TCP windows and keys ICMP on the echo id, so the
+sender needs them to build a conversation the wire accepts.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,6 +35,13 @@ ALL_ROUTERS6 = int(ipaddress.IPv6Address("ff02::2"))
 ALL_DHCP6 = int(ipaddress.IPv6Address("ff02::1:2"))
 SPORT = 40000
 CAP_PER_CLASS = 400
+TCP_DATA_LEN = 16          # the data step's payload
+UDP_PAYLOAD_LEN = 16
+SEQ_MASK = 0xFFFFFFFF
+# An oversized packet's payload is the gateway MTU plus this: past the MTU however OVN
+# counts it (northd checks gateway_mtu plus an Ethernet header with a VLAN tag), so the
+# router answers ICMP fragmentation needed through ovn-controller.
+OVERSIZE = 100
 
 
 class PacketClass(StrEnum):
@@ -61,12 +74,17 @@ class Entry:
 
 @dataclass
 class Step:
-    """One packet of a conversation; ``packet`` is None for a reply built from the wire."""
+    """One packet of a conversation; ``packet`` is None for a reply built from the wire.
+
+    ``wire``: frame-only L4 details the sender writes into the real frame (``tcp_seq``,
+    ``tcp_ack``, ``payload_len``; ``icmp_id``, ``icmp_seq``), also for a reply whose
+    packet is built from the delivered request."""
 
     name: str
     reply: bool
     packet: dict | None
     ct: tuple[str, ...] = ()
+    wire: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -77,6 +95,7 @@ class Conversation:
     steps: list[Step]
     reply_entry: Entry | None = None
     key: tuple = field(default=(), repr=False)
+    kind: str = ""         # tcp, udp, icmp, icmp6 for a connection; "" for a lone packet
 
     @property
     def packet_class(self) -> PacketClass:
@@ -213,6 +232,15 @@ class Network:
             p.router == router and (p.row.get("gateway_chassis") or p.row.get("ha_chassis_group"))
             for p in self.router_ports)
 
+    def gateway_mtus(self, router: str) -> list[int]:
+        """The ``options:gateway_mtu`` of the router's ports (NB Logical_Router_Port)."""
+        found = []
+        for port in self.router_ports:
+            mtu = str((port.row.get("options") or {}).get("gateway_mtu", ""))
+            if port.router == router and mtu.isdigit() and int(mtu) > 0:
+                found.append(int(mtu))
+        return found
+
     def acl_ports(self) -> set[str]:
         """LSPs an ACL applies to: members of a port group with ACLs, ports of a switch with
         ACLs."""
@@ -302,31 +330,58 @@ def _swap(packet: dict, src_mac: int, dst_mac: int) -> dict:
     return out
 
 
+def initial_sequence(label: str, side: str) -> int:
+    """A deterministic TCP initial sequence number for one side of a conversation."""
+    return zlib.crc32(f"{label}|{side}".encode()) & SEQ_MASK
+
+
+def echo_id(label: str) -> int:
+    """A deterministic ICMP echo id for a conversation (real conntrack keys on it)."""
+    return zlib.crc32(label.encode()) & 0xFFFF
+
+
+def _tcp_wire(seq: int, ack: int, payload: int = 0) -> dict:
+    return {"tcp_seq": seq & SEQ_MASK, "tcp_ack": ack & SEQ_MASK, "payload_len": payload}
+
+
 def conversation_steps(kind: str, request: dict, reply_macs: tuple[int, int] | None,
-                       ) -> list[Step]:
-    """The packets of one connection; replies only where their headers are known here."""
-    def reply(packet):
-        return _swap(packet, *reply_macs) if reply_macs else None
+                       label: str = "") -> list[Step]:
+    """The packets of one connection; replies only where their headers are known here.
+
+    TCP: the three-way handshake, 16 bytes of data, and the close (FIN from the client,
+    FIN-ACK from the server, the last ACK), with sequence numbers that follow (each SYN
+    and FIN counts one), so a conntrack that checks windows (lib/conntrack-tcp.c,
+    tcp_conn_update) keeps every step in window."""
+    def reply(packet, **fields):
+        return dict(_swap(packet, *reply_macs), **fields) if reply_macs else None
 
     if kind == "tcp":
+        c, s = initial_sequence(label, "client"), initial_sequence(label, "server")
         syn = dict(request, tcp_flags=0x002)
-        out = [Step("SYN", False, syn, ("trk,new",))]
-        synack = reply(syn)
-        out.append(Step("SYN-ACK", True, synack and dict(synack, tcp_flags=0x012),
-                        ("trk,est,rpl",)))
-        for name, flags in (("ACK", 0x010), ("data", 0x018), ("FIN", 0x011)):
-            out.append(Step(name, False, dict(request, tcp_flags=flags), ("trk,est",)))
-        return out
+        client = [("ACK", 0x010, _tcp_wire(c + 1, s + 1)),
+                  ("data", 0x018, _tcp_wire(c + 1, s + 1, TCP_DATA_LEN)),
+                  ("FIN", 0x011, _tcp_wire(c + 1 + TCP_DATA_LEN, s + 1))]
+        fin_seq = c + 2 + TCP_DATA_LEN
+        return [Step("SYN", False, syn, ("trk,new",), _tcp_wire(c, 0)),
+                Step("SYN-ACK", True, reply(syn, tcp_flags=0x012), ("trk,est,rpl",),
+                     _tcp_wire(s, c + 1)),
+                *(Step(name, False, dict(request, tcp_flags=flags), ("trk,est",), wire)
+                  for name, flags, wire in client),
+                Step("FIN-ACK", True, reply(syn, tcp_flags=0x011), ("trk,est,rpl",),
+                     _tcp_wire(s + 1, fin_seq)),
+                Step("last ACK", False, dict(request, tcp_flags=0x010), ("trk,est",),
+                     _tcp_wire(fin_seq, s + 2))]
     if kind in ("icmp", "icmp6"):
         echo = dict(request, tp_src=8 if kind == "icmp" else 128, tp_dst=0)
-        back = reply(echo)
-        if back:     # an echo reply: type 0 (129), code 0; ICMP has no ports to swap
-            back["tp_src"], back["tp_dst"] = (0 if kind == "icmp" else 129), 0
-        return [Step("echo request", False, echo, ("trk,new",)),
-                Step("echo reply", True, back, ("trk,est,rpl",))]
+        # an echo reply: type 0 (129), code 0; ICMP has no ports to swap
+        back = reply(echo, tp_src=0 if kind == "icmp" else 129, tp_dst=0)
+        wire = {"icmp_id": echo_id(label), "icmp_seq": 1}
+        return [Step("echo request", False, echo, ("trk,new",), dict(wire)),
+                Step("echo reply", True, back, ("trk,est,rpl",), dict(wire))]
     if kind == "udp":
-        return [Step("request", False, request, ("trk,new",)),
-                Step("reply", True, reply(request), ("trk,est,rpl",))]
+        wire = {"payload_len": UDP_PAYLOAD_LEN}
+        return [Step("request", False, request, ("trk,new",), dict(wire)),
+                Step("reply", True, reply(request), ("trk,est,rpl",), dict(wire))]
     return [Step(kind, False, request)]
 
 
@@ -341,14 +396,17 @@ class _Collector:
     def __init__(self, cap: int):
         self.cap, self.items, self.keys, self.counts = cap, [], set(), Counter()
 
-    def add(self, classes, label, entry, steps, reply_entry=None):
+    def add(self, classes, label, entry, steps, reply_entry=None, kind="", round_no=1
+            ) -> bool:
         first = steps[0].packet
-        key = (entry, tuple(sorted(first.items())), tuple(classes))
+        key = (entry, tuple(sorted(first.items())), tuple(classes), round_no)
         if key in self.keys or self.counts[classes[0]] >= self.cap:
-            return
+            return False
         self.keys.add(key)
         self.counts[classes[0]] += 1
-        self.items.append(Conversation(tuple(classes), label, entry, steps, reply_entry, key))
+        self.items.append(Conversation(tuple(classes), label, entry, steps, reply_entry, key,
+                                       kind))
+        return True
 
 
 def _flows(out: _Collector, classes, label, entry, src_mac, dst_mac, src, dst, v6=False,
@@ -362,13 +420,17 @@ def _flows(out: _Collector, classes, label, entry, src_mac, dst_mac, src, dst, v
         build = _ip6 if v6 else _ip4
         request = build(src_mac, dst_mac, src, dst, proto, **l4)
         cls = list(classes) + ([PacketClass.IPV6] if v6 else [])
-        out.add(cls, f"{label} {kind}", entry, conversation_steps(kind, request, reply_macs),
-                reply_entry)
+        name = f"{label} {kind}"
+        out.add(cls, name, entry, conversation_steps(kind, request, reply_macs, name),
+                reply_entry, kind)
 
 
-def generate(snapshot: Snapshot, cap: int = CAP_PER_CLASS) -> list[Conversation]:
+def generate(snapshot: Snapshot, cap: int = CAP_PER_CLASS, min_steps: int = 0
+             ) -> list[Conversation]:
     """Every conversation the snapshot's network makes possible, bounded by ``cap`` per
-    class."""
+    class; then, until there are ``min_steps`` steps, rounds that repeat each TCP, UDP and
+    ICMP conversation as a new connection (another source port, another echo id), so a
+    small network still sends enough packets and a VIP sees many source ports."""
     net = Network(snapshot)
     out = _Collector(cap)
     acl = net.acl_ports()
@@ -378,7 +440,35 @@ def generate(snapshot: Snapshot, cap: int = CAP_PER_CLASS) -> list[Conversation]
             continue
         _from_host(net, out, src, entry, acl)
     _from_outside(net, out)
+    connections = [c for c in out.items if c.kind]
+    steps = sum(len(c.steps) for c in out.items)
+    round_no = 1
+    while steps < min_steps and connections:
+        round_no += 1
+        added = [again for again in (_repeated(c, round_no) for c in connections)
+                 if again and out.add(again.classes, again.label, again.entry, again.steps,
+                                      again.reply_entry, again.kind, round_no)]
+        if not added:       # capped, or out of source ports: more rounds add nothing
+            break
+        steps += sum(len(c.steps) for c in added)
     return out.items
+
+
+def _repeated(conv: Conversation, round_no: int) -> Conversation | None:
+    """``conv`` as a new connection for round ``round_no``: TCP and UDP from another source
+    port (two apart, so TCP's and UDP's never meet), ICMP with another echo id (from the
+    label, which names the round)."""
+    request = {k: v for k, v in conv.steps[0].packet.items() if k != "tcp_flags"}
+    if conv.kind in ("tcp", "udp"):
+        request["tp_src"] += 2 * (round_no - 1)
+        if request["tp_src"] > 0xFFFF:
+            return None
+    known = conv.steps[1].packet if len(conv.steps) > 1 else None
+    macs = (known["dl_src"], known["dl_dst"]) if known else None
+    label = f"{conv.label} #{round_no}"
+    return Conversation(conv.classes, label, conv.entry,
+                        conversation_steps(conv.kind, request, macs, label),
+                        conv.reply_entry, kind=conv.kind)
 
 
 def _from_host(net: Network, out: _Collector, src: Host, entry: Entry, acl: set[str]):
@@ -471,9 +561,18 @@ def _from_host(net: Network, out: _Collector, src: Host, entry: Entry, acl: set[
         _flows(out, [PacketClass.GATEWAY, *tag], f"{src.name} -> outside via {router}", entry,
                src.mac, gws[0].mac, s4[0], UNKNOWN_IP4)
         ttl1 = _ip4(src.mac, gws[0].mac, s4[0], UNKNOWN_IP4, 1, 1, tp_src=8, tp_dst=0)
-        out.add([PacketClass.CONTROLLER, PacketClass.GATEWAY],
-                f"{src.name}: ttl 1 towards {router} (icmp time exceeded)", entry,
-                [Step("echo request, ttl 1", False, ttl1)])
+        name = f"{src.name}: ttl 1 towards {router} (icmp time exceeded)"
+        out.add([PacketClass.CONTROLLER, PacketClass.GATEWAY], name, entry,
+                [Step("echo request, ttl 1", False, ttl1,
+                      wire={"icmp_id": echo_id(name), "icmp_seq": 1})])
+        mtus = net.gateway_mtus(router)
+        if mtus:
+            name = f"{src.name}: oversized towards {router} (gateway mtu {max(mtus)})"
+            big = _ip4(src.mac, gws[0].mac, s4[0], UNKNOWN_IP4, 1, tp_src=8, tp_dst=0)
+            out.add([PacketClass.GATEWAY, PacketClass.CONTROLLER, *tag], name, entry,
+                    [Step("oversized echo request", False, big, ("trk,new",),
+                          {"icmp_id": echo_id(name), "icmp_seq": 1,
+                           "payload_len": max(mtus) + OVERSIZE})])
         for ref in net.routers[router].get("nat") or []:
             nat = net.by_uuid.get(ref) or {}
             ext = _ip(nat.get("external_ip"))
@@ -485,15 +584,17 @@ def _from_host(net: Network, out: _Collector, src: Host, entry: Entry, acl: set[
         spoof = _ip4(src.mac, first_hop, SPOOFED_IP4, UNKNOWN_IP4, 17, tp_src=SPORT,
                      tp_dst=53)
         out.add([PacketClass.SPOOF], f"{src.name}: spoofed source ip", entry,
-                [Step("UDP", False, spoof)])
+                [Step("UDP", False, spoof, wire={"payload_len": UDP_PAYLOAD_LEN})])
         spoof_mac = _ip4(UNKNOWN_MAC, first_hop, s4[0], UNKNOWN_IP4, 17, tp_src=SPORT,
                          tp_dst=53)
         out.add([PacketClass.SPOOF], f"{src.name}: spoofed source mac", entry,
-                [Step("UDP", False, spoof_mac)])
+                [Step("UDP", False, spoof_mac, wire={"payload_len": UDP_PAYLOAD_LEN})])
         unknown = _ip4(src.mac, UNKNOWN_MAC, s4[0], UNKNOWN_IP4, 6, tp_src=SPORT, tp_dst=80,
                        tcp_flags=0x002)
-        out.add([PacketClass.UNKNOWN], f"{src.name}: unknown destination mac", entry,
-                [Step("SYN", False, unknown, ("trk,new",))])
+        name = f"{src.name}: unknown destination mac"
+        out.add([PacketClass.UNKNOWN], name, entry,
+                [Step("SYN", False, unknown, ("trk,new",),
+                      _tcp_wire(initial_sequence(name, "client"), 0))])
 
 
 def _from_outside(net: Network, out: _Collector) -> None:

@@ -10,9 +10,11 @@ first place where they part.  Sending and capturing is the lab's job
 A mismatch is *explained* only by what the prediction itself shows: the packet went
 to ovn-controller (controller-answered: what pinctrl sends is not modelled, issue 14),
 or its path went through conntrack and the wire delivered where ofrace dropped or
-dropped where ofrace delivered (ct state: new, established, invalid; issue 13).  The
-same port with other headers (NAT, routing rewrites) is never explained: docs/gaps.md
-lists the classes.
+dropped where ofrace delivered (ct state: new, established, invalid; issue 13), or its
+path went through a select group whose bucket ofrace picked itself and the wire took
+another bucket's backend (select-group: the datapath's hash is not reproduced; issue
+13).  The same port with other headers (NAT, routing rewrites) is never explained:
+docs/gaps.md lists the classes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ofrace.openflow.actions import ActionError, Clone, Ct, parse_actions
 from ofrace.simulate.steps import ExitKind, StepKind
 from ofrace.trace.cluster import ClusterTracer, TraceStart
 
@@ -31,6 +34,7 @@ WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "i
 GAP_CONTROLLER = "controller-answered"
 GAP_CONNTRACK = "conntrack"
 GAP_HAIRPIN_SNAT = "hairpin-snat"
+GAP_SELECT_GROUP = "select-group"
 UNEXPLAINED = "unexplained"
 BFD_PORT = 3784
 GENEVE_PORT = 6081
@@ -63,6 +67,48 @@ def _shown(name: str, value: int) -> str:
     return f"{value:#x}" if name == "dl_type" else str(value)
 
 
+@dataclass(frozen=True)
+class SelectGroupCrossed:
+    """A select group the path went through, its bucket chosen by ofrace (no --bucket),
+    and each bucket's ct(nat(dst=…)) destination: (address, port or None), or None."""
+
+    chassis: str
+    group: int
+    bucket: int
+    targets: tuple
+
+    def other_targets(self) -> set[tuple]:
+        """Destinations the datapath's own hash could have picked instead."""
+        chosen = self.targets[self.bucket] if self.bucket < len(self.targets) else None
+        return {t for i, t in enumerate(self.targets)
+                if i != self.bucket and t is not None and t != chosen}
+
+
+def _nat_destination(actions) -> tuple | None:
+    """The first ct(nat(dst=A[:P])) among ``actions`` (inside clone() too)."""
+    for action in actions:
+        if isinstance(action, Ct) and action.nat and action.nat.kind == "dst" \
+                and action.nat.addr_min:
+            try:
+                address = int(ipaddress.ip_address(action.nat.addr_min.strip("[]")))
+            except ValueError:
+                return None
+            return address, action.nat.port_min
+        if isinstance(action, Clone):
+            found = _nat_destination(action.actions)
+            if found:
+                return found
+    return None
+
+
+def _bucket_target(bucket: str) -> tuple | None:
+    text = bucket.split("actions=", 1)[1] if "actions=" in bucket else bucket
+    try:
+        return _nat_destination(parse_actions(text))
+    except ActionError:
+        return None
+
+
 @dataclass
 class Prediction:
     outputs: list[WirePacket] = field(default_factory=list)
@@ -73,6 +119,7 @@ class Prediction:
     dropped_packets: list[WirePacket] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     through_conntrack: bool = False
+    select_groups: list[SelectGroupCrossed] = field(default_factory=list)
 
 
 @dataclass
@@ -85,14 +132,24 @@ class Mismatch:
 
 
 def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
-            entry: str) -> Prediction:
-    """Where a packet entering (chassis, bridge, packet["in_port"]) comes out, by ofrace."""
-    trace = tracer.trace(TraceStart(chassis, bridge, dict(packet), entry))
+            entry: str, wire: dict | None = None) -> Prediction:
+    """Where a packet entering (chassis, bridge, packet["in_port"]) comes out, by ofrace.
+
+    ``wire``: the step's frame-only details (``Step.wire``); its ``payload_len`` makes
+    the frame as long as the one sent, so check_pkt_larger (a gateway MTU) decides as on
+    the wire."""
+    payload = (wire or {}).get("payload_len", 0)
+    trace = tracer.trace(TraceStart(chassis, bridge, dict(packet), entry,
+                                    payload_length=payload))
     out = Prediction()
     for hop in trace.hops:
         for step in hop.root.walk():
             if step.kind == StepKind.CT:
                 out.through_conntrack = True
+            elif step.kind == StepKind.GROUP and "bucket" in step.data:
+                crossed = _select_group(tracer, step)
+                if crossed and crossed not in out.select_groups:
+                    out.select_groups.append(crossed)
         for exit_ in hop.exits:
             if exit_.kind == ExitKind.TUNNEL:
                 options = tuple(sorted((c, t, v) for (c, t), v in
@@ -111,6 +168,20 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
         elif exit_ is not None and exit_.kind != ExitKind.TUNNEL:
             out.unknown.append(f"{verdict.chassis}: {verdict.text}")
     return out
+
+
+def _select_group(tracer: ClusterTracer, step) -> SelectGroupCrossed | None:
+    """The group step as a select group whose bucket ofrace chose itself (the engine's
+    hash, not ``--bucket``), with its buckets' NAT destinations; else None."""
+    group_id = step.data["group"]
+    if group_id in tracer.options.select_buckets:
+        return None
+    index = tracer.datapath(step.chassis).bridges.get(step.bridge)
+    group = index.groups.get(group_id) if index else None
+    if group is None or group.type != "select":
+        return None
+    return SelectGroupCrossed(step.chassis, group_id, step.data["bucket"],
+                              tuple(_bucket_target(b) for b in group.buckets))
 
 
 def is_noise(packet: dict) -> bool:
@@ -146,6 +217,28 @@ def _towards(packet: WirePacket) -> tuple:
     return tuple(fields.get(k, 0) for k in ("nw_dst", "ipv6_dst", "nw_proto", "tp_dst"))
 
 
+# What differs between two backends of one select group: the destination, and the MACs
+# and TTL of the way to it.
+_BACKEND_FIELDS = ("dl_src", "dl_dst", "nw_ttl", "nw_dst", "ipv6_dst", "tp_dst")
+
+
+def _other_bucket(prediction: Prediction, want: WirePacket, wire: WirePacket) -> bool:
+    """``wire`` is ``want`` sent to another backend: equal but for the destination, which
+    is the ct(nat(dst=…)) target of a bucket ofrace did not choose in a select group it
+    crossed (the datapath's dp_hash picked another)."""
+    if not prediction.select_groups:
+        return False
+    a, b = dict(want.fields), dict(wire.fields)
+    if {k: v for k, v in a.items() if k not in _BACKEND_FIELDS} != \
+            {k: v for k, v in b.items() if k not in _BACKEND_FIELDS}:
+        return False
+    address, port = b.get("nw_dst") or b.get("ipv6_dst"), b.get("tp_dst", 0)
+    return any(address == target and port == (a.get("tp_dst", 0) if nat_port is None
+                                              else nat_port)
+               for crossed in prediction.select_groups
+               for target, nat_port in crossed.other_targets())
+
+
 def _extra_gap(prediction: Prediction, extra: WirePacket) -> str:
     """Why the wire carries a packet ofrace did not predict, if the prediction says why."""
     if prediction.controller and (controller_made(extra) or _towards(extra) in {
@@ -154,6 +247,9 @@ def _extra_gap(prediction: Prediction, extra: WirePacket) -> str:
     if prediction.through_conntrack and not prediction.outputs and _flow_of(extra) in {
             _flow_of(p) for p in prediction.dropped_packets}:
         return GAP_CONNTRACK           # ofrace's ct state dropped what the wire passed
+    if any(_other_bucket(prediction, p, extra) for p in
+           prediction.outputs + prediction.dropped_packets):
+        return GAP_SELECT_GROUP        # the datapath's hash chose another backend
     return UNEXPLAINED
 
 
@@ -194,6 +290,8 @@ def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
         gap = GAP_CONNTRACK if wire_dropped and prediction.through_conntrack else UNEXPLAINED
         if same_port and _hairpin_snat(want, same_port[0], sent):
             gap = GAP_HAIRPIN_SNAT
+        elif any(_other_bucket(prediction, want, p) for p in (same_port[:1] or left)):
+            gap = GAP_SELECT_GROUP     # at another backend, here or at another port
         out.append(Mismatch(step, f"{want.chassis}/{want.port}", want.text(), wire, gap))
     for extra in left:
         predicted = ("to ovn-controller on " + ", ".join(p.chassis for p in
@@ -202,6 +300,9 @@ def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
                      or "nothing on that port")
         out.append(Mismatch(step, f"{extra.chassis}/{extra.port}", predicted, extra.text(),
                             _extra_gap(prediction, extra)))
+    # another backend may live on another chassis: its tunnel copies follow it
+    tunnel_gap = GAP_SELECT_GROUP if any(m.gap == GAP_SELECT_GROUP for m in out) \
+        else UNEXPLAINED
     if underlay is not None:
         for key in sorted(set(underlay) | set(prediction.tunnels)):
             if underlay[key] != prediction.tunnels[key]:
@@ -210,7 +311,7 @@ def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
                 out.append(Mismatch(step, f"{chassis} tunnel underlay",
                                     f"{prediction.tunnels[key]} copies with VNI {vni} {keys}",
                                     f"{underlay[key]} copies with VNI {vni} {keys}",
-                                    UNEXPLAINED))
+                                    tunnel_gap))
     return out
 
 

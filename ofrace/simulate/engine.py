@@ -80,6 +80,7 @@ class _Context:
     last_flow: Step | None = None
     stack: list[int] = field(default_factory=list)
     stopped: bool = False
+    payload_length: int = 0     # bytes past the headers (check_pkt_larger sees them)
 
 
 class ChassisDatapath:
@@ -96,10 +97,11 @@ class ChassisDatapath:
     # ------------------------------------------------------------------ API
 
     def inject(self, bridge: str, packet: Packet, root: Step | None = None,
-               table: int = 0) -> tuple[Step, list[Exit]]:
-        """Run ``packet`` (with its ``in_port``) through ``bridge`` from ``table``."""
+               table: int = 0, payload_length: int = 0) -> tuple[Step, list[Exit]]:
+        """Run ``packet`` (with its ``in_port``) through ``bridge`` from ``table``;
+        ``payload_length``: the bytes the real frame carries past its headers."""
         root = root or Step("bridge", f'bridge("{bridge}")', self.chassis, bridge)
-        ctx = _Context(self.chassis, [], [])
+        ctx = _Context(self.chassis, [], [], payload_length=payload_length)
         packet = dict(packet)
         try:
             self._lookup(ctx, bridge, table, packet, root)
@@ -344,7 +346,7 @@ class ChassisDatapath:
         packet["vlan_tci"] = 0x1000
 
     def _check_pkt_larger(self, ctx, bridge, table, action: A.CheckPktLarger, packet, step):
-        length = self.options.packet_length or _frame_length(packet)
+        length = self.options.packet_length or _frame_length(packet, ctx.payload_length)
         write_ref(packet, action.dst, 1 if length > action.length else 0)
 
     def _clone(self, ctx, bridge, table, action: A.Clone, packet, step):
@@ -613,9 +615,9 @@ def _bucket_actions(bucket: str) -> str:
     return ",".join(parts)
 
 
-def _frame_length(packet: Packet) -> int:
+def _frame_length(packet: Packet, payload: int = 0) -> int:
     dl = packet.get("dl_type", 0)
-    size = 14 + (4 if packet.get("vlan_tci", 0) & 0x1000 else 0)
+    size = 14 + (4 if packet.get("vlan_tci", 0) & 0x1000 else 0) + payload
     if dl == 0x0800:
         size += 20
     elif dl == 0x86DD:

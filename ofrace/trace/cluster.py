@@ -45,6 +45,7 @@ class TraceStart:
     entry: str              # in words: "VIF nginx-x6pc6 (default_nginx-…)", "tunnel from …"
     table: int = 0
     logical_port: str | None = None
+    payload_length: int = 0  # bytes past the headers: the frame check_pkt_larger measures
 
 
 @dataclass
@@ -319,6 +320,7 @@ class ClusterTracer:
                                                 exit_.packet, exit=exit_))
                     continue
                 seen.add(key)
+                follow.payload_length = start.payload_length   # the same frame goes on
                 child = self._run(follow)
                 child.parent_exit = i
                 hop.children.append(child)
@@ -334,7 +336,8 @@ class ClusterTracer:
             return Hop(start, step, [Exit("unknown", start.chassis, start.bridge,
                                           why or f"bridge {start.bridge} was not read",
                                           dict(start.packet), step=step)])
-        root, exits = dp.inject(start.bridge, start.packet, step, start.table)
+        root, exits = dp.inject(start.bridge, start.packet, step, start.table,
+                                start.payload_length)
         hop = Hop(start, root, exits)
         note = self.facts(start.chassis).note
         if note:  # OVN meaning read with another release's facts: say so where it is used
