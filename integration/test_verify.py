@@ -11,6 +11,7 @@ from unittest import mock
 import pytest
 
 import ofrace.simulate.conntrack as conntrack
+from ofrace.compare.recording import replay
 from ofrace.compare.verify import UNEXPLAINED
 from ofrace.lab.verify import verify
 
@@ -26,18 +27,20 @@ def _named_gaps() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def sweeps(lab_slot):
-    """One sweep per topology, shared by the tests below."""
+def sweeps(lab_slot, tmp_path_factory):
+    """One sweep per topology, recorded, shared by the tests below."""
     reports = {}
     for topology in ("kind", "acl"):
         lab = lab_slot.ensure(topology)
-        reports[topology] = verify(str(lab.dir), None, limit=LIMIT)
+        record = tmp_path_factory.mktemp(f"sweep-{topology}")
+        reports[topology] = (verify(str(lab.dir), None, limit=LIMIT, record=str(record)),
+                             record)
     return reports
 
 
 @pytest.mark.parametrize("topology", ["kind", "acl"])
 def test_the_sweep_sends_and_captures_for_real(sweeps, topology, capsys):
-    report = sweeps[topology]
+    report = sweeps[topology][0]
     doc = report.as_json()
     with capsys.disabled():
         print(f"\n[verify] {topology} in {report.seconds:.0f}s: "
@@ -54,10 +57,21 @@ def test_the_sweep_sends_and_captures_for_real(sweeps, topology, capsys):
                           "mismatches (docs/fidelity.md names them)", strict=False)
 @pytest.mark.parametrize("topology", ["kind", "acl"])
 def test_every_mismatch_is_a_named_gap(sweeps, topology):
-    report = sweeps[topology]
+    report = sweeps[topology][0]
     assert report.unexplained == [], "\n".join(
         f"{m.step} at {m.where}: predicted {m.predicted}; wire {m.wire}"
         for m in report.unexplained[:8])
+
+
+@pytest.mark.parametrize("topology", ["kind", "acl"])
+def test_a_recorded_sweep_replays_to_the_same_comparison(sweeps, topology):
+    """The recording the live sweep wrote, replayed offline, compares the same packets the
+    same way: what CI's offline replay (tests/test_verify_replay.py) relies on."""
+    live, record = sweeps[topology]
+    again = replay(record)
+    assert again.sent == live.sent and again.equal == live.equal
+    assert [(c, m.step, m.gap) for c, m in again.mismatches] == \
+        [(c, m.step, m.gap) for c, m in live.mismatches]
 
 
 def test_an_engine_ignoring_nat_is_caught(kind_lab):

@@ -99,7 +99,7 @@ class RecordingSide:
         captures = self.live.send(entry, packet, step)
         self.current["steps"].append({
             "name": step.name, "reply": step.reply, "entry": _plain_entry(entry),
-            "packet": packet, "wire": dict(getattr(step, "wire", None) or {}),
+            "packet": packet, "wire": step.wire,
             "captures": [[c.chassis, c.port, c.underlay, c.frame.hex()] for c in captures]})
         return captures
 
@@ -108,7 +108,10 @@ class RecordingSide:
         self.current["connections"] = sorted(found) if found is not None else None
         return found
 
-    def close(self) -> None:
+    def close(self, report: VerifyReport | None = None) -> None:
+        """Write the sweep; ``report``: the live comparison, kept beside it for the record."""
+        if report is not None:
+            self.doc["live"] = report.as_json()
         data = json.dumps(self.doc, separators=(",", ":"), sort_keys=True).encode()
         (self.dir / "sweep.json.gz").write_bytes(gzip.compress(data, mtime=0))
 
@@ -128,6 +131,7 @@ class ReplaySide:
         if not isinstance(self.doc, dict) or self.doc.get("format") != FORMAT:
             raise InputError(f"{path}: not a sweep recording (no '{FORMAT}' header)")
         self.snapshots: dict[str, Snapshot] = {}
+        self.made: dict[int, int] = {}    # id(conversation handed out) -> its index
         self.index = -1
         self.step = 0
 
@@ -139,21 +143,23 @@ class ReplaySide:
         """The conversations as sent: every step's packet as recorded (replies included),
         in the recorded order."""
         out = []
-        for conv in self.doc["conversations"]:
-            steps = [Step(s["name"], s["reply"], s["packet"]) for s in conv["steps"]]
+        for n, conv in enumerate(self.doc["conversations"]):
+            steps = [Step(s["name"], s["reply"], s["packet"], wire=s["wire"])
+                     for s in conv["steps"]]
             first = next((_entry(s["entry"]) for s in conv["steps"] if not s["reply"]), None)
             back = next((_entry(s["entry"]) for s in conv["steps"] if s["reply"]), None)
-            out.append(Conversation(tuple(PacketClass(c) for c in conv["classes"]),
-                                    conv["label"], first, steps, back))
+            made = Conversation(tuple(PacketClass(c) for c in conv["classes"]), conv["label"],
+                                first, steps, back)
+            self.made[id(made)] = n
+            out.append(made)
         return out
 
     def begin(self, conversation: Conversation) -> Snapshot:
-        self.index += 1
+        if id(conversation) not in self.made:
+            raise InputError(f"{conversation.label!r} is not a conversation of this recording")
+        self.index = self.made[id(conversation)]
         self.step = 0
         conv = self.doc["conversations"][self.index]
-        if conv["label"] != conversation.label:
-            raise InputError(f"replay out of step: {conversation.label!r} where the "
-                             f"recording has {conv['label']!r}")
         digest = conv["snapshot"]
         if digest not in self.snapshots:
             self.snapshots[digest] = Snapshot.load(str(self.dir / f"snapshot-{digest}.ofr"))
@@ -177,11 +183,15 @@ class ReplaySide:
         return {tuple(e) for e in found} if found is not None else None
 
 
-def replay(directory: str | Path, progress=None) -> VerifyReport:
-    """The recorded sweep compared again with what ofrace predicts now."""
+def replay(directory: str | Path, progress=None, classes: set[str] | None = None
+           ) -> VerifyReport:
+    """The recorded sweep (or its conversations of ``classes``) compared again with what
+    ofrace predicts now."""
     started = time.monotonic()
     side = ReplaySide(Path(directory))
     report = VerifyReport(side.topology)
-    run_sweep(side, side.conversations(), report, progress)
+    conversations = [c for c in side.conversations()
+                     if not classes or {k.value for k in c.classes} & classes]
+    run_sweep(side, conversations, report, progress)
     report.seconds = time.monotonic() - started
     return report

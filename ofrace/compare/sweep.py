@@ -118,7 +118,7 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport) -
         else:
             packet, entry = step.packet, conv.entry
         prediction = predict(tracer, entry.chassis, entry.bridge,
-                             {"in_port": entry.ofport, **packet}, conv.label)
+                             {"in_port": entry.ofport, **packet}, conv.label, step.wire)
         # a port without a capture (a bridge's LOCAL port) cannot be checked: say so
         hidden = [p for p in prediction.outputs if (p.chassis, p.port) not in seen_at]
         prediction.outputs = [p for p in prediction.outputs if p not in hidden]

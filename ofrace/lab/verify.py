@@ -118,7 +118,7 @@ class LabSide:
         return set(self.captures.seen_at)
 
     def send(self, entry: Entry, packet: dict, step: Step) -> list[Capture]:
-        frame = encode(packet, getattr(step, "wire", None) or {})
+        frame = encode(packet, step.wire)
         self.lab.run_on(entry.chassis, ["ovs-appctl", "netdev-dummy/receive", entry.iface,
                                         frame.hex()])
         return self.captures.settle()
@@ -152,7 +152,7 @@ def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
     settle_mac_tables(lab, collect_cluster(lab_inventory(lab)))
     say("reading the snapshot")
     snapshot = collect_cluster(lab_inventory(lab))
-    conversations = [c for c in _generate(snapshot, 0 if limit else min_packets)
+    conversations = [c for c in generate(snapshot, min_steps=0 if limit else min_packets)
                      if not classes or {k.value for k in c.classes} & classes]
     conversations = conversations[:limit] if limit else conversations
     name = lab.state.get("topology", "?")
@@ -161,14 +161,7 @@ def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
     if record:
         side = RecordingSide(side, Path(record), name)
     run_sweep(side, conversations, report, say)
-    if record:
-        side.close()
     report.seconds = time.monotonic() - started
+    if record:
+        side.close(report)
     return report
-
-
-def _generate(snapshot: Snapshot, min_packets: int) -> list[Conversation]:
-    try:
-        return generate(snapshot, min_steps=min_packets)
-    except TypeError:        # a generator without rounds
-        return generate(snapshot)
