@@ -18,6 +18,7 @@ from ofrace.compare.generator import PacketClass, generate
 from ofrace.compare.verify import (
     GAP_CONNTRACK,
     GAP_CONTROLLER,
+    GAP_PROVIDER_NETWORK,
     UNEXPLAINED,
     Prediction,
     VerifyReport,
@@ -140,7 +141,8 @@ def test_every_gap_class_is_named_in_docs_gaps():
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "gaps.md").read_text()
     named = set(re.findall(r"^## gap: `([^`]+)`", text, re.M))
-    assert named == {GAP_CONTROLLER, GAP_CONNTRACK, "hairpin-snat", "select-group"}
+    assert named == {GAP_CONTROLLER, GAP_CONNTRACK, "hairpin-snat", "select-group",
+                     GAP_PROVIDER_NETWORK}
 
 
 def test_conntrack_dumps_read_and_compared():
@@ -198,6 +200,39 @@ def test_a_held_packet_released_with_its_source_natted_is_controller_answered():
                                         ("tp_dst", 80)))
     [m] = compare_step("SYN", Prediction(controller=[held]), [released])
     assert m.gap == GAP_CONTROLLER
+
+
+def test_a_packet_held_by_an_earlier_step_and_released_now_is_controller_answered():
+    """pinctrl held a packet of an earlier conversation until this step taught it the
+    next hop: its destination is one ``held`` remembers; with nothing remembered (the
+    negative control) the same packet is unexplained."""
+    released = WirePacket("c", "eth0", (("nw_dst", 9), ("nw_proto", 17), ("nw_src", 7),
+                                        ("tp_dst", 53)))
+    towards = (9, 0, 17, 53)
+    [m] = compare_step("ARP", Prediction(), [released], held={towards})
+    assert m.gap == GAP_CONTROLLER
+    [m] = compare_step("ARP", Prediction(), [released], held=set())
+    assert m.gap == UNEXPLAINED
+
+
+def test_an_answer_from_across_the_provider_network_is_its_own_gap():
+    """The predicted packet left chassis a by its uplink; another chassis' uplink sent an
+    answer addressed to its source MAC (a gateway router there replied): ofrace does not
+    follow frames across the physical network.  An unrelated packet there stays
+    unexplained."""
+    left = WirePacket("a", "eth0", (("dl_dst", 0xB), ("dl_src", 0xA), ("nw_dst", 2),
+                                    ("nw_proto", 1), ("nw_src", 1), ("tp_src", 8)))
+    answer = WirePacket("b", "eth0", (("dl_dst", 0xA), ("dl_src", 0xB), ("nw_dst", 1),
+                                      ("nw_proto", 1), ("nw_src", 2)))
+    stranger = WirePacket("b", "eth0", (("dl_dst", 0xC), ("dl_src", 0xB), ("nw_dst", 5),
+                                        ("nw_proto", 1), ("nw_src", 2)))
+    prediction = Prediction(outputs=[left], uplink_outputs=[left])
+    [m] = compare_step("echo request", prediction, [left, answer])
+    assert m.gap == GAP_PROVIDER_NETWORK
+    [m] = compare_step("echo request", prediction, [left, stranger])
+    assert m.gap == UNEXPLAINED
+    [m] = compare_step("echo request", Prediction(outputs=[left]), [left, answer])
+    assert m.gap == UNEXPLAINED      # the prediction did not send it onto the network
 
 
 def _length_checked(snapshot, chassis: str, in_port: int):

@@ -27,6 +27,7 @@ from ofrace.compare.verify import (
     predict,
     predicted_connections,
     reply_to,
+    towards,
 )
 from ofrace.openflow.frames import decode
 from ofrace.snapshot import Snapshot
@@ -94,9 +95,13 @@ def entry_of(snapshot: Snapshot, wire: WirePacket) -> Entry | None:
     return None
 
 
-def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport) -> None:
+def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
+                     held: set | None = None) -> None:
     """Every step of one conversation: predicted on one conntrack (SYN to last ACK), sent,
-    compared; then the connections each side holds."""
+    compared; then the connections each side holds.  ``held``: where packets predicted
+    to go to ovn-controller were headed, over the whole sweep (pinctrl may hold one until
+    a later step teaches it the next hop, and release it then)."""
+    held = set() if held is None else held
     snapshot = side.begin(conv)
     tracer = ClusterTracer(snapshot)
     seen_at = side.capture_points(snapshot)
@@ -125,7 +130,8 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport) -
         report.unobservable += len(hidden)
         seen, underlay = observe(side.send(entry, packet, step))
         mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay,
-                                  packet)
+                                  packet, held)
+        held |= {towards(p) for p in prediction.controller}
         for m in mismatches:
             # After a step parted for a known reason, ofrace's conntrack no longer holds
             # what the wire's does: later steps part for that reason too.
@@ -147,7 +153,8 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport) -
 def run_sweep(side: WireSide, conversations: list[Conversation], report: VerifyReport,
               progress: Callable[[str], None] | None = None) -> VerifyReport:
     say = progress or (lambda message: None)
+    held: set = set()
     for n, conv in enumerate(conversations, 1):
         say(f"{n}/{len(conversations)} {conv.label}")
-        run_conversation(side, conv, report)
+        run_conversation(side, conv, report, held)
     return report

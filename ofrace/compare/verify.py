@@ -35,6 +35,7 @@ GAP_CONTROLLER = "controller-answered"
 GAP_CONNTRACK = "conntrack"
 GAP_HAIRPIN_SNAT = "hairpin-snat"
 GAP_SELECT_GROUP = "select-group"
+GAP_PROVIDER_NETWORK = "provider-network"
 UNEXPLAINED = "unexplained"
 BFD_PORT = 3784
 GENEVE_PORT = 6081
@@ -120,6 +121,8 @@ class Prediction:
     unknown: list[str] = field(default_factory=list)
     through_conntrack: bool = False
     select_groups: list[SelectGroupCrossed] = field(default_factory=list)
+    # predicted outputs at uplinks: ports of a provider bridge, onto the physical network
+    uplink_outputs: list[WirePacket] = field(default_factory=list)
 
 
 @dataclass
@@ -158,7 +161,10 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
     for verdict in trace.verdicts():
         exit_ = verdict.exit
         if exit_ is not None and exit_.kind == ExitKind.OUTPUT and verdict.port:
-            out.outputs.append(WirePacket.of(verdict.chassis, verdict.port, verdict.packet))
+            packet = WirePacket.of(verdict.chassis, verdict.port, verdict.packet)
+            out.outputs.append(packet)
+            if _is_uplink(tracer, verdict.chassis, verdict.port):
+                out.uplink_outputs.append(packet)
         elif exit_ is not None and exit_.kind == ExitKind.CONTROLLER:
             out.controller.append(WirePacket.of(verdict.chassis, "controller",
                                                 verdict.packet))
@@ -168,6 +174,31 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
         elif exit_ is not None and exit_.kind != ExitKind.TUNNEL:
             out.unknown.append(f"{verdict.chassis}: {verdict.text}")
     return out
+
+
+def _is_uplink(tracer: ClusterTracer, chassis: str, port: str) -> bool:
+    """A port of a provider bridge that is no patch port: the physical network's side."""
+    ch = tracer.snapshot.chassis.get(chassis)
+    iface = next((i for i in ch.interfaces if i.name == port), None) if ch else None
+    return iface is not None and iface.bridge in ch.bridges \
+        and iface.bridge != ch.integration_bridge and iface.type not in ("patch", "internal")
+
+
+def _across_provider_network(prediction: Prediction, extra: WirePacket) -> bool:
+    """``extra`` came back from, or went on across, the physical network a predicted
+    packet left by: an answer addressed to that packet's source MAC, or the same packet
+    (addresses, protocol, ports) seen beyond it.  ofrace follows tunnels between chassis,
+    not frames across a provider network (issue 14)."""
+    fields = dict(extra.fields)
+    for left in prediction.uplink_outputs:
+        sent = dict(left.fields)
+        if fields.get("dl_dst") == sent.get("dl_src") and (extra.chassis, extra.port) != \
+                (left.chassis, left.port):
+            return True
+        if _flow_of(extra) == _flow_of(left) and (extra.chassis, extra.port) != \
+                (left.chassis, left.port):
+            return True
+    return False
 
 
 def _select_group(tracer: ClusterTracer, step) -> SelectGroupCrossed | None:
@@ -210,7 +241,7 @@ def controller_made(packet: WirePacket) -> bool:
     return f.get("nw_proto") == 17 and f.get("tp_src") in (67, 547)
 
 
-def _towards(packet: WirePacket) -> tuple:
+def towards(packet: WirePacket) -> tuple:
     """The destination side, which a held packet keeps when it is released (its source may
     be SNATed on the way out, after the hold)."""
     fields = dict(packet.fields)
@@ -239,11 +270,16 @@ def _other_bucket(prediction: Prediction, want: WirePacket, wire: WirePacket) ->
                for target, nat_port in crossed.other_targets())
 
 
-def _extra_gap(prediction: Prediction, extra: WirePacket) -> str:
-    """Why the wire carries a packet ofrace did not predict, if the prediction says why."""
-    if prediction.controller and (controller_made(extra) or _towards(extra) in {
-            _towards(p) for p in prediction.controller}):
+def _extra_gap(prediction: Prediction, extra: WirePacket, held: set | None = None) -> str:
+    """Why the wire carries a packet ofrace did not predict, if the prediction says why
+    (``held``: where earlier steps sent packets ovn-controller may still hold)."""
+    if prediction.controller and (controller_made(extra) or towards(extra) in {
+            towards(p) for p in prediction.controller}):
         return GAP_CONTROLLER          # answered by pinctrl, or held and released
+    if held and towards(extra) in held and not controller_made(extra):
+        return GAP_CONTROLLER          # held by an earlier step, released by this one
+    if _across_provider_network(prediction, extra):
+        return GAP_PROVIDER_NETWORK
     if prediction.through_conntrack and not prediction.outputs and _flow_of(extra) in {
             _flow_of(p) for p in prediction.dropped_packets}:
         return GAP_CONNTRACK           # ofrace's ct state dropped what the wire passed
@@ -267,7 +303,8 @@ def _hairpin_snat(want: WirePacket, wire: WirePacket, sent: dict | None) -> bool
 
 
 def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
-                 underlay: Counter | None = None, sent: dict | None = None) -> list[Mismatch]:
+                 underlay: Counter | None = None, sent: dict | None = None,
+                 held: set | None = None) -> list[Mismatch]:
     """Mismatches between predicted and captured packets (VIFs and uplinks: ``seen``;
     encapsulated copies each chassis sent on its tunnel underlay, by VNI and Geneve
     options: ``underlay``).
@@ -299,7 +336,7 @@ def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
                      if prediction.controller else "; ".join(prediction.dropped)
                      or "nothing on that port")
         out.append(Mismatch(step, f"{extra.chassis}/{extra.port}", predicted, extra.text(),
-                            _extra_gap(prediction, extra)))
+                            _extra_gap(prediction, extra, held)))
     # another backend may live on another chassis: its tunnel copies follow it
     tunnel_gap = GAP_SELECT_GROUP if any(m.gap == GAP_SELECT_GROUP for m in out) \
         else UNEXPLAINED
