@@ -217,15 +217,15 @@ def test_a_packet_held_by_an_earlier_step_and_released_now_is_controller_answere
 
 def test_an_answer_from_across_the_provider_network_is_its_own_gap():
     """The predicted packet left chassis a by its uplink; another chassis' uplink sent an
-    answer addressed to its source MAC (a gateway router there replied): ofrace does not
-    follow frames across the physical network.  An unrelated packet there stays
+    answer from the address it was sent to (a gateway router there replied): ofrace does
+    not follow frames across the physical network.  An unrelated packet there stays
     unexplained."""
     left = WirePacket("a", "eth0", (("dl_dst", 0xB), ("dl_src", 0xA), ("nw_dst", 2),
                                     ("nw_proto", 1), ("nw_src", 1), ("tp_src", 8)))
     answer = WirePacket("b", "eth0", (("dl_dst", 0xA), ("dl_src", 0xB), ("nw_dst", 1),
                                       ("nw_proto", 1), ("nw_src", 2)))
-    stranger = WirePacket("b", "eth0", (("dl_dst", 0xC), ("dl_src", 0xB), ("nw_dst", 5),
-                                        ("nw_proto", 1), ("nw_src", 2)))
+    stranger = WirePacket("b", "eth0", (("dl_dst", 0xA), ("dl_src", 0xB), ("nw_dst", 1),
+                                        ("nw_proto", 1), ("nw_src", 5)))
     prediction = Prediction(outputs=[left], uplink_outputs=[left])
     [m] = compare_step("echo request", prediction, [left, answer])
     assert m.gap == GAP_PROVIDER_NETWORK

@@ -18,6 +18,7 @@ from typing import Protocol
 from ofrace.compare.generator import Conversation, Entry, Step
 from ofrace.compare.verify import (
     GENEVE_PORT,
+    HUB_TO,
     UNEXPLAINED,
     VerifyReport,
     WirePacket,
@@ -38,9 +39,14 @@ REPLY_FLAGS = {"SYN-ACK": (0x012, None), "FIN-ACK": (0x011, None), "echo reply":
                "reply": (None, None)}
 
 
+HUB = "hub"      # Capture.chassis of what the network between chassis delivered
+
+
 @dataclass(frozen=True)
 class Capture:
-    """One frame a capture point sent: at a VIF or uplink, or on a tunnel underlay port."""
+    """One frame a capture point sent: at a VIF or uplink, or on a tunnel underlay port;
+    or (chassis ``HUB``, port: the receiving chassis) what the underlay network between
+    the chassis delivered to one of them."""
 
     chassis: str
     port: str
@@ -67,8 +73,8 @@ class WireSide(Protocol):
 
 def observe(captures: list[Capture]) -> tuple[list[WirePacket], Counter]:
     """Frames as the comparison reads them: packets at VIFs and uplinks, and Geneve copies
-    per (chassis, VNI, options) on the underlay; BFD and gratuitous ARP left out (the lab
-    sends them on its own)."""
+    per (chassis, VNI, options) on the underlay, sent and delivered; BFD and gratuitous
+    ARP left out (the lab sends them on its own)."""
     seen, underlay = [], Counter()
     for cap in captures:
         frame = decode(cap.frame)
@@ -76,7 +82,8 @@ def observe(captures: list[Capture]) -> tuple[list[WirePacket], Counter]:
             inner = frame.get("inner") or {}
             if frame.get("tp_dst") == GENEVE_PORT and not is_noise(inner):
                 options = tuple(sorted(frame.get("geneve_options", [])))
-                underlay[(cap.chassis, frame.get("tun_id", 0), options)] += 1
+                where = HUB_TO + cap.port if cap.chassis == HUB else cap.chassis
+                underlay[(where, frame.get("tun_id", 0), options)] += 1
         elif not is_noise(frame) and not _gratuitous(frame):
             seen.append(WirePacket.of(cap.chassis, cap.port, frame))
     return seen, underlay

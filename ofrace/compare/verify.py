@@ -38,6 +38,10 @@ GAP_SELECT_GROUP = "select-group"
 GAP_PROVIDER_NETWORK = "provider-network"
 UNEXPLAINED = "unexplained"
 BFD_PORT = 3784
+# Underlay copies the network between chassis delivers to a chassis are counted under
+# this prefix and the receiving chassis' name (the lab's hub; sent copies under the
+# sender's name).
+HUB_TO = "hub to "
 GENEVE_PORT = 6081
 
 
@@ -155,9 +159,11 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
                     out.select_groups.append(crossed)
         for exit_ in hop.exits:
             if exit_.kind == ExitKind.TUNNEL:
-                options = tuple(sorted((c, t, v) for (c, t), v in
-                                       (exit_.data.get("geneve") or {}).items()))
-                out.tunnels[(hop.start.chassis, exit_.data.get("tun_id", 0), options)] += 1
+                out.tunnels[(hop.start.chassis, *_tunnel_key(exit_))] += 1
+        for child in hop.children:
+            exit_ = hop.exits[child.parent_exit] if child.parent_exit is not None else None
+            if exit_ is not None and exit_.kind == ExitKind.TUNNEL:
+                out.tunnels[(HUB_TO + child.start.chassis, *_tunnel_key(exit_))] += 1
     for verdict in trace.verdicts():
         exit_ = verdict.exit
         if exit_ is not None and exit_.kind == ExitKind.OUTPUT and verdict.port:
@@ -176,6 +182,12 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
     return out
 
 
+def _tunnel_key(exit_) -> tuple:
+    """(VNI, Geneve options as (class, type, value)) of an encapsulated copy."""
+    options = tuple(sorted((c, t, v) for (c, t), v in (exit_.data.get("geneve") or {}).items()))
+    return exit_.data.get("tun_id", 0), options
+
+
 def _is_uplink(tracer: ClusterTracer, chassis: str, port: str) -> bool:
     """A port of a provider bridge that is no patch port: the physical network's side."""
     ch = tracer.snapshot.chassis.get(chassis)
@@ -186,18 +198,22 @@ def _is_uplink(tracer: ClusterTracer, chassis: str, port: str) -> bool:
 
 def _across_provider_network(prediction: Prediction, extra: WirePacket) -> bool:
     """``extra`` came back from, or went on across, the physical network a predicted
-    packet left by: an answer addressed to that packet's source MAC, or the same packet
-    (addresses, protocol, ports) seen beyond it.  ofrace follows tunnels between chassis,
-    not frames across a provider network (issue 14)."""
-    fields = dict(extra.fields)
+    packet left by: an answer from the address it was sent to (ports swapped), or the
+    same packet (addresses, protocol, ports) seen beyond it.  ofrace follows tunnels
+    between chassis, not frames across a provider network (issue 14)."""
+    got = dict(extra.fields)
     for left in prediction.uplink_outputs:
+        if (extra.chassis, extra.port) == (left.chassis, left.port):
+            continue
         sent = dict(left.fields)
-        if fields.get("dl_dst") == sent.get("dl_src") and (extra.chassis, extra.port) != \
-                (left.chassis, left.port):
+        if _flow_of(extra) == _flow_of(left):
             return True
-        if _flow_of(extra) == _flow_of(left) and (extra.chassis, extra.port) != \
-                (left.chassis, left.port):
-            return True
+        for src, dst in (("nw_src", "nw_dst"), ("ipv6_src", "ipv6_dst")):
+            if sent.get(dst) and got.get(src) == sent.get(dst) \
+                    and got.get("nw_proto") == sent.get("nw_proto") \
+                    and (sent.get("nw_proto") not in (6, 17, 132)
+                         or got.get("tp_src") == sent.get("tp_dst")):
+                return True
     return False
 
 

@@ -19,9 +19,10 @@ from ofrace.collect.cluster import collect_cluster
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.compare.generator import Conversation, Entry, Step, generate
 from ofrace.compare.recording import RecordingSide
-from ofrace.compare.sweep import Capture, run_sweep
+from ofrace.compare.sweep import HUB, Capture, run_sweep
 from ofrace.compare.verify import VerifyReport, parse_dump_conntrack
 from ofrace.errors import LabError
+from ofrace.lab.chassis import UNDERLAY_BRIDGE
 from ofrace.lab.lab import Lab
 from ofrace.lab.wire import read_pcap
 from ofrace.openflow.bridge import parse_fdb
@@ -45,7 +46,8 @@ def lab_inventory(lab: Lab) -> Inventory:
 class Captures:
     """Every port with a tx pcap: VIFs and uplinks (``seen_at``), tunnel underlay ports."""
 
-    def __init__(self, snapshot: Snapshot):
+    def __init__(self, snapshot: Snapshot, hub: dict[str, Path] | None = None):
+        """``hub``: per chassis, the pcap of what the lab's hub delivers to its underlay."""
         self.points: list[tuple[str, str, Path, bool]] = []
         for chassis in sorted(snapshot.chassis.values(), key=lambda c: c.name):
             for iface in chassis.interfaces:
@@ -53,6 +55,8 @@ class Captures:
                 if tx:
                     underlay = iface.bridge not in chassis.bridges
                     self.points.append((chassis.name, iface.name, Path(tx), underlay))
+        for name, path in sorted((hub or {}).items()):
+            self.points.append((HUB, name, path, True))
         self.offsets = {p[2]: read_pcap(p[2], 0, raw=True)[1] for p in self.points}
         self.seen_at = {(c, port) for c, port, _, underlay in self.points if not underlay}
 
@@ -106,7 +110,9 @@ class LabSide:
 
     def __init__(self, lab: Lab, snapshot: Snapshot):
         self.lab = lab
-        self.captures = Captures(snapshot)
+        hub = {c["name"]: lab.layout.hub_pcap(f"{c['name']}_{UNDERLAY_BRIDGE}", "tx")
+               for c in lab.state["chassis"]}
+        self.captures = Captures(snapshot, {n: p for n, p in hub.items() if p.exists()})
 
     def begin(self, conversation: Conversation) -> Snapshot:
         flush_conntrack(self.lab)
