@@ -61,7 +61,8 @@ class WireSide(Protocol):
         """Bring the network to a known state; the snapshot read just before sending."""
 
     def capture_points(self, snapshot: Snapshot) -> set[tuple[str, str]]:
-        """(chassis, port) of every VIF and uplink whose output is captured."""
+        """(chassis, port) of every VIF and uplink whose output is captured, and
+        (``HUB``, chassis) for every chassis whose underlay deliveries are."""
 
     def send(self, entry: Entry, packet: dict, step: Step) -> list[Capture]:
         """Send ``step`` as ``packet`` where it enters (its ``wire`` details: TCP seq/ack,
@@ -135,6 +136,9 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
         hidden = [p for p in prediction.outputs if (p.chassis, p.port) not in seen_at]
         prediction.outputs = [p for p in prediction.outputs if p not in hidden]
         report.unobservable += len(hidden)
+        for key in [k for k in prediction.tunnels if k[0].startswith(HUB_TO)
+                    and (HUB, k[0][len(HUB_TO):]) not in seen_at]:
+            del prediction.tunnels[key]     # no capture of what the hub delivers there
         seen, underlay = observe(side.send(entry, packet, step))
         mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay,
                                   packet, held)

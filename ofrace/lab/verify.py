@@ -58,7 +58,8 @@ class Captures:
         for name, path in sorted((hub or {}).items()):
             self.points.append((HUB, name, path, True))
         self.offsets = {p[2]: read_pcap(p[2], 0, raw=True)[1] for p in self.points}
-        self.seen_at = {(c, port) for c, port, _, underlay in self.points if not underlay}
+        self.seen_at = {(c, port) for c, port, _, underlay in self.points
+                        if not underlay or c == HUB}
 
     def collect(self) -> list[Capture]:
         """What each point sent since the last call, as raw frames."""

@@ -9,34 +9,48 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ofrace.compare.verify import VerifyReport
+from ofrace.compare.verify import UNEXPLAINED, VerifyReport
 from ofrace.render.escape import escape
 
 
 def print_verify(report: VerifyReport, as_json: bool) -> None:
+    """The table per class; every unexplained mismatch in full (where prediction and wire
+    first part); mismatches a known gap explains counted per gap, with one example."""
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
         return
-    table = Table(title=f"lab verify: {report.topology} ({report.seconds:.0f}s)")
-    for column in ("class", "sent", "equal", "mismatched"):
+    unexplained = {}
+    for cls, m in report.mismatches:
+        if m.gap == UNEXPLAINED:
+            unexplained[cls] = unexplained.get(cls, 0) + 1
+    table = Table(title=f"lab verify: {escape(report.topology)} ({report.seconds:.0f}s)")
+    for column in ("class", "sent", "equal", "mismatched", "unexplained"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for cls in sorted(report.sent):
-        table.add_row(cls, str(report.sent[cls]), str(report.equal[cls]),
-                      str(report.mismatched[cls]))
+        table.add_row(escape(cls), str(report.sent[cls]), str(report.equal[cls]),
+                      str(report.mismatched[cls]), str(unexplained.get(cls, 0)))
     table.add_row("total", str(sum(report.sent.values())), str(sum(report.equal.values())),
-                  str(sum(report.mismatched.values())))
+                  str(sum(report.mismatched.values())), str(len(report.unexplained)))
     console = Console(width=120)
     console.print(table)
     console.print(f"conntrack after each conversation: {report.connections['equal']}/"
                   f"{report.connections['checked']} conversations equal; {report.unobservable} "
-                  "predicted output(s) at ports without a capture", highlight=False)
+                  f"predicted output(s) at ports without a capture; {len(report.skipped)} "
+                  "reply step(s) not sendable", highlight=False)
+    by_gap: dict[str, list] = {}
     for cls, m in report.mismatches:
-        console.print(f"[red]✗[/] [{escape(cls)}] {escape(m.step)} ({escape(m.gap)})\n"
-                      f"    at {escape(m.where)}\n    predicted: {escape(m.predicted)}\n"
-                      f"    wire:      {escape(m.wire)}", highlight=False)
-    gaps = {}
-    for _, m in report.mismatches:
-        gaps[m.gap] = gaps.get(m.gap, 0) + 1
-    console.print("mismatches by gap: " + (", ".join(f"{g} {n}" for g, n in sorted(
-        gaps.items())) or "none") + f"; {len(report.skipped)} reply step(s) not sendable",
-        highlight=False)
+        if m.gap != UNEXPLAINED:
+            by_gap.setdefault(m.gap, []).append((cls, m))
+    for gap, found in sorted(by_gap.items()):
+        cls, m = found[0]
+        console.print(f"[yellow]~[/] gap {escape(gap)} (docs/gaps.md): {len(found)} "
+                      f"mismatch(es), e.g. [{escape(cls)}] {escape(m.step)} at "
+                      f"{escape(m.where)}", highlight=False)
+    for cls, m in report.mismatches:
+        if m.gap == UNEXPLAINED:
+            console.print(f"[red]✗[/] [{escape(cls)}] {escape(m.step)} (unexplained)\n"
+                          f"    at {escape(m.where)}\n    predicted: {escape(m.predicted)}\n"
+                          f"    wire:      {escape(m.wire)}", highlight=False)
+    if not report.unexplained:
+        console.print("[green]✓[/] every step equals the wire or belongs to a named gap",
+                      highlight=False)
