@@ -70,11 +70,14 @@ def test_invalid_flags_on_an_existing_connection():
     assert send(table, SERVER, SYN | ACK, commit=False).state == TRK | EST | RPL
 
 
-def test_userspace_marks_a_repeated_syn_established():
-    # tcp_conn_update returns VALID for a retransmitted SYN, and conn_update_state
-    # turns VALID into +est (the kernel would say +new: see the semantics doc).
+def test_a_repeated_syn_is_still_new():
+    # tcp_conn_update's VALID_NEW for a SYN while the sender is at most SYN_SENT
+    # (wire: the second SYN hit ls_in_acl_hint's ct_state=+new-est+trk flow).
     table = ConntrackTable()
     send(table, CLIENT, SYN)
+    assert send(table, CLIENT, SYN, commit=False).state == TRK | NEW
+    send(table, SERVER, SYN | ACK, commit=False)
+    # Once established, a SYN in the window is an ordinary valid packet.
     assert send(table, CLIENT, SYN, commit=False).state == TRK | EST
 
 

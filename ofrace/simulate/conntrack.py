@@ -218,7 +218,8 @@ def tcp_why_not_new(flags: int) -> str:
 
 @dataclass
 class TcpTracking:
-    """The TCP state machine of lib/conntrack-tcp.c (pf's), per connection.
+    """The TCP state machine of lib/conntrack-tcp.c (pf's), per connection, as in
+    OVS 3.1 (the same at 2026's head), with ``tcp_seq_chk`` at its default (on).
 
     Sequence numbers are checked only when the packet carries them
     (``tcp_seq``, ``tcp_ack``, optional ``payload_len`` and ``tcp_win``, all
@@ -247,16 +248,20 @@ class TcpTracking:
         return cls([src, dst])
 
     def update(self, packet: Packet, reply: bool) -> tuple[str, str]:
-        """tcp_conn_update: ("valid" | "invalid" | "new", why)."""
+        """tcp_conn_update: ("valid" | "valid_new" | "invalid" | "new", why)."""
         flags = packet.get("tcp_flags", 0)
         why = tcp_invalid_flags(flags)
         if why:
             return "invalid", f"{why} (lib/conntrack-tcp.c tcp_invalid_flags)"
         src, dst = (self.peers[1], self.peers[0]) if reply else (self.peers[0], self.peers[1])
-        if (flags & (SYN | ACK) == SYN and dst.state >= TCPS_FIN_WAIT_2
-                and src.state >= TCPS_FIN_WAIT_2):
-            src.state = dst.state = TCPS_CLOSED
-            return "new", "a SYN on a closed connection starts a new one"
+        if flags & (SYN | ACK) == SYN:
+            if dst.state >= TCPS_FIN_WAIT_2 and src.state >= TCPS_FIN_WAIT_2:
+                src.state = dst.state = TCPS_CLOSED
+                return "new", "a SYN on a closed connection starts a new one"
+            if src.state <= TCPS_SYN_SENT:
+                # A repeated SYN before any answer: still new (OVS commit ac23d20fc).
+                src.state = TCPS_SYN_SENT
+                return "valid_new", ""
         if "tcp_seq" in packet:
             in_window, loose = self._window(packet, src, dst, flags)
         else:
