@@ -50,6 +50,20 @@ def parse_ct_state(text: str) -> int:
     return value
 
 
+def ct_state_problem(state: int) -> str:
+    """Why no packet can have this ct_state, or "" (lib/flow.c validate_ct_state,
+    which ofproto/trace applies to its --ct-next)."""
+    if state and not state & TRK:
+        return 'without "trk" no other flag can be set (an untracked packet has none)'
+    if state & INV and state & ~(TRK | INV):
+        return 'with "inv" only "trk" may be set'
+    if state & NEW and state & EST:
+        return '"new" and "est" are mutually exclusive'
+    if state & NEW and state & RPL:
+        return '"new" and "rpl" are mutually exclusive (a reply is never new)'
+    return ""
+
+
 def format_ct_state(state: int) -> str:
     """As a trace step says it: ``trk+est``, or ``untracked``."""
     return "+".join(ct_state_names(state)) or "untracked"
