@@ -99,3 +99,15 @@ def test_window_checked_when_the_packet_carries_numbers():
     assert wrong_rst.state == TRK | INV
     rst = send(table, SERVER, RST, commit=False, tcp_seq=5001)
     assert rst.state == TRK | EST | RPL
+
+
+def test_window_as_measured_on_the_wire():
+    # Raw frames on the kind lab: SYN, SYN-ACK, then an ACK with 64 bytes, all with
+    # seq 0 and ack 0 (what netdev-dummy builds from a flow string).  Window 0: the
+    # ACK was dropped; window 65535: delivered.
+    for win, expected in ((0, TRK | INV), (65535, TRK | EST)):
+        table = ConntrackTable()
+        numbers = {"tcp_seq": 0, "tcp_ack": 0, "tcp_win": win}
+        send(table, CLIENT, SYN, **numbers)
+        send(table, SERVER, SYN | ACK, commit=False, **numbers)
+        assert send(table, CLIENT, ACK, commit=False, payload_len=64, **numbers).state == expected
