@@ -16,7 +16,7 @@ from ofrace.simulate.conntrack import (
 from ofrace.simulate.packet import read, write
 
 SYN = {"dl_type": 0x800, "nw_proto": 6, "nw_src": 0xAC120001, "nw_dst": 0xAC120004,
-       "tp_src": 12345, "tp_dst": 30007, "reg11": 13}
+       "tp_src": 12345, "tp_dst": 30007, "tcp_flags": 0x002, "reg11": 13}
 
 
 def ct(text):
@@ -35,9 +35,9 @@ def test_dnat_then_reply_then_forward():
     assert (packet["nw_dst"], packet["tp_dst"]) == (0x0AF40103, 80)
     assert lb.mark == 2
     reply = {"dl_type": 0x800, "nw_proto": 6, "nw_src": 0x0AF40103, "nw_dst": 0xAC120001,
-             "tp_src": 80, "tp_dst": 12345, "reg11": 13}
+             "tp_src": 80, "tp_dst": 12345, "tcp_flags": 0x012, "reg11": 13}
     back = table.execute(ct("ct(table=14,zone=NXM_NX_REG11[0..15],nat)"), reply)
-    assert back.state == TRK | EST | RPL | DNAT
+    assert back.state == TRK | EST | RPL | SNAT  # un-DNAT rewrites the source
     assert (reply["nw_src"], reply["tp_src"]) == (0xAC120004, 30007)  # un-DNAT
     again = dict(SYN)
     fwd = table.execute(ct("ct(table=14,zone=NXM_NX_REG11[0..15],nat)"), again)
@@ -58,9 +58,9 @@ def test_snat_reply_is_reversed():
     table.execute(ct("ct(commit,table=1,zone=7,nat(src=100.64.0.3))"), packet)
     assert packet["nw_src"] == 0x64400003
     reply = {"dl_type": 0x800, "nw_proto": 6, "nw_src": 0xAC120004, "nw_dst": 0x64400003,
-             "tp_src": 30007, "tp_dst": 12345}
+             "tp_src": 30007, "tp_dst": 12345, "tcp_flags": 0x012}
     out = table.execute(ct("ct(table=1,zone=7,nat)"), reply)
-    assert out.state & RPL and out.state & SNAT
+    assert out.state & RPL and out.state & DNAT  # un-SNAT rewrites the destination
     assert reply["nw_dst"] == 0xAC120001
 
 

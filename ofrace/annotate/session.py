@@ -44,7 +44,7 @@ class TraceRequest:
             raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
         if source and not destination:
             raise InputError("--from needs --to IP[:PORT]")
-        forced = parse_ct_next(ct_next)
+        forced = parse_ct_next(ct_next, established_ok=False)
         return cls(expression, source, destination, protocol, chassis, reply,
                    parse_buckets(buckets), forced)
 

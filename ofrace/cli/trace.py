@@ -33,7 +33,8 @@ from ofrace.render.trace_text import print_trace_result
                    "choice from the 5-tuple).")
 @click.option("--ct-next", "ct_next", multiple=True, metavar="FLAGS",
               help="Force the ct_state of the next ct() recirculation (repeat; like "
-                   "ofproto/trace --ct-next, e.g. trk,est). Default: a conntrack model.")
+                   "ofproto/trace --ct-next, e.g. trk,inv; states of an existing "
+                   "connection are refused: use --reply). Default: a conntrack model.")
 @click.option("--summary", "level", flag_value="summary", help="Hops and verdicts only.")
 @click.option("--detailed", "level", flag_value="detailed",
               help="Every logical stage and every OpenFlow flow.")

@@ -18,7 +18,7 @@ addresses, for comparisons with ofproto/trace.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ofrace.openflow.actions import Ct, FieldRef
 from ofrace.openflow.fields import CT_STATE_BITS, IP_PROTOCOL_NAMES, ct_state_names
@@ -50,44 +50,135 @@ def parse_ct_state(text: str) -> int:
     return value
 
 
+def ct_state_problem(state: int) -> str:
+    """Why no packet can have this ct_state, or "" (lib/flow.c validate_ct_state,
+    which ofproto/trace applies to its --ct-next)."""
+    if state and not state & TRK:
+        return 'without "trk" no other flag can be set (an untracked packet has none)'
+    if state & INV and state & ~(TRK | INV):
+        return 'with "inv" only "trk" may be set'
+    if state & NEW and state & EST:
+        return '"new" and "est" are mutually exclusive'
+    if state & NEW and state & RPL:
+        return '"new" and "rpl" are mutually exclusive (a reply is never new)'
+    return ""
+
+
 def format_ct_state(state: int) -> str:
     """As a trace step says it: ``trk+est``, or ``untracked``."""
     return "+".join(ct_state_names(state)) or "untracked"
 
 
+# ICMP messages conntrack keys as their own connection (lib/conntrack.c
+# extract_l4_icmp/extract_l4_icmp6, reverse_icmp_type/reverse_icmp6_type):
+# type → the type its answer has.  Requests (the first key) may start one
+# (conntrack-icmp.c icmp4_valid_new/icmp6_valid_new); answers never do.
+ICMP_QUERY_ANSWER = {1: {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15},
+                     58: {128: 129, 129: 128}}
+ICMP_QUERY_NEW = {1: (8, 13, 15), 58: (128,)}
+# ICMP errors conntrack keys by the header they quote (then ``rel``).
+ICMP_ERRORS = {1: (3, 4, 5, 11, 12), 58: (1, 2, 3, 4)}
+
+# TCP (lib/conntrack-tcp.c): flag bits and the per-peer states of ct-dpif.h.
+FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+(TCPS_CLOSED, TCPS_LISTEN, TCPS_SYN_SENT, TCPS_SYN_RECV, TCPS_ESTABLISHED, TCPS_CLOSE_WAIT,
+ TCPS_FIN_WAIT_1, TCPS_CLOSING, TCPS_LAST_ACK, TCPS_FIN_WAIT_2, TCPS_TIME_WAIT) = range(11)
+WSCALE_UNKNOWN = 0x40      # a peer picked up mid-stream: windows taken at their widest
+TCP_MAX_WSCALE = 14
+MAX_ACK_WINDOW = 0xFFFF + 1500
+
+
 @dataclass(frozen=True)
 class FiveTuple:
+    """A conntrack key.  For ICMP queries the id plays both ports and the types
+    ride along (``stype``/``dtype``: this packet's type, its answer's), as OVS
+    keeps them; reversing the key swaps both, so a reply matches its request."""
+
     dl_type: int
     src: int
     dst: int
     proto: int
     sport: int
     dport: int
+    stype: int = 0
+    dtype: int = 0
 
     def reversed(self) -> FiveTuple:
-        return FiveTuple(self.dl_type, self.dst, self.src, self.proto, self.dport, self.sport)
+        return FiveTuple(self.dl_type, self.dst, self.src, self.proto, self.dport,
+                         self.sport, self.dtype, self.stype)
 
     def __str__(self) -> str:
         cls = ipaddress.IPv4Address if self.dl_type == 0x0800 else ipaddress.IPv6Address
         proto = IP_PROTOCOL_NAMES.get(self.proto, str(self.proto))
         if self.proto in PORTED:
             return f"{proto} {cls(self.src)}:{self.sport} > {cls(self.dst)}:{self.dport}"
+        if self.proto in ICMP_QUERY_ANSWER:
+            return f"{proto} {cls(self.src)} > {cls(self.dst)} type {self.stype} id {self.sport}"
         return f"{proto} {cls(self.src)} > {cls(self.dst)}"
 
 
-def packet_tuple(packet: Packet) -> FiveTuple | None:
+@dataclass
+class PacketKey:
+    """What conntrack reads from a packet: its key, whether it is an ICMP error
+    about another connection, or why it cannot be keyed (then ``+inv``)."""
+
+    tuple: FiveTuple | None
+    related: bool = False
+    invalid: str = ""
+
+
+def packet_key(packet: Packet, quoted: bool = False) -> PacketKey:
+    """The key as lib/conntrack.c ``conn_key_extract`` builds it.
+
+    ICMP: ``tp_src``/``tp_dst`` are type/code; the echo id is the optional
+    ``icmp_id`` (absent: 0, in both directions).  An ICMP error needs the header
+    it quotes as ``icmp_inner`` (a packet dict: addresses, ``nw_proto``, ports);
+    without it the error cannot be related and is invalid, as OVS would find an
+    error with a truncated quote.
+    """
     names = IP_TYPES.get(packet.get("dl_type", 0))
     if names is None:
-        return None
+        return PacketKey(None, invalid="not IP")
     proto = packet.get("nw_proto", 0)
-    sport = dport = 0
+    src, dst = packet.get(names[0], 0), packet.get(names[1], 0)
+    dl_type = packet["dl_type"]
     if proto in PORTED:
-        sport, dport = packet.get("tp_src", 0), packet.get("tp_dst", 0)
-    elif proto in (1, 58):
-        # ICMP echo: the id plays the port; OVS keys on type/code, we keep it simple.
-        sport, dport = packet.get("tp_src", 0), packet.get("tp_dst", 0)
-    return FiveTuple(packet["dl_type"], packet.get(names[0], 0), packet.get(names[1], 0),
-                     proto, sport, dport)
+        return PacketKey(FiveTuple(dl_type, src, dst, proto, packet.get("tp_src", 0),
+                                   packet.get("tp_dst", 0)))
+    if (proto == 1 and dl_type == 0x0800) or (proto == 58 and dl_type == 0x86DD):
+        return _icmp_key(packet, dl_type, proto, src, dst, quoted)
+    return PacketKey(FiveTuple(dl_type, src, dst, proto, 0, 0))
+
+
+def _icmp_key(packet: Packet, dl_type: int, proto: int, src: int, dst: int,
+              quoted: bool) -> PacketKey:
+    icmp_type, code = packet.get("tp_src", 0), packet.get("tp_dst", 0)
+    answers = ICMP_QUERY_ANSWER[proto]
+    if icmp_type in answers:
+        if code != 0:
+            return PacketKey(None, invalid=f"ICMP type {icmp_type} with code {code} "
+                             "(conntrack keys only code 0)")
+        ident = packet.get("icmp_id", 0)
+        return PacketKey(FiveTuple(dl_type, src, dst, proto, ident, ident, icmp_type,
+                                   answers[icmp_type]))
+    if icmp_type in ICMP_ERRORS[proto] and not quoted:
+        inner = packet.get("icmp_inner")
+        if not inner:
+            return PacketKey(None, invalid=f"ICMP error type {icmp_type}: conntrack relates "
+                             "it through the header it quotes, and this packet carries "
+                             "none (icmp_inner)")
+        quoted_key = packet_key(dict(inner, dl_type=dl_type), quoted=True)
+        if quoted_key.tuple is None:
+            return PacketKey(None, invalid=f"ICMP error quoting {quoted_key.invalid}")
+        if quoted_key.tuple.src != dst:
+            return PacketKey(None, invalid="ICMP error whose quoted source is not its "
+                             "destination")
+        return PacketKey(quoted_key.tuple.reversed(), related=True)
+    return PacketKey(None, invalid=f"ICMP type {icmp_type} is not tracked")
+
+
+def packet_tuple(packet: Packet) -> FiveTuple | None:
+    return packet_key(packet).tuple
 
 
 def apply_tuple(packet: Packet, t: FiveTuple) -> None:
@@ -98,8 +189,171 @@ def apply_tuple(packet: Packet, t: FiveTuple) -> None:
 
 
 @dataclass
+class TcpPeer:
+    """One end of a TCP connection as lib/conntrack-tcp.c follows it."""
+
+    state: int = TCPS_CLOSED
+    seqlo: int = 0
+    seqhi: int = 0
+    max_win: int = 0
+    wscale: int = 0
+
+
+def _seq_geq(a: int, b: int) -> bool:
+    """a ≥ b in 32-bit sequence arithmetic (SEQ_GEQ)."""
+    return ((a - b) & 0xFFFFFFFF) < 0x80000000
+
+
+def tcp_invalid_flags(flags: int) -> str:
+    """Why these flags are never valid (conntrack-tcp.c tcp_invalid_flags), or ""."""
+    if flags & SYN and flags & (RST | FIN):
+        return "SYN with RST or FIN"
+    if not flags & SYN and not flags & (ACK | RST):
+        return f"TCP flags {flags:#x}: neither SYN, ACK nor RST"
+    if not flags & ACK and flags & (FIN | PSH | URG):
+        return "FIN, PSH or URG without ACK"
+    return ""
+
+
+def tcp_why_not_new(flags: int) -> str:
+    """Why a TCP packet cannot start a connection (tcp_valid_new), or ""."""
+    why = tcp_invalid_flags(flags)
+    if why:
+        if flags == 0:
+            return ("TCP flags 0 (no SYN): conntrack marks it invalid "
+                    "(lib/conntrack-tcp.c tcp_valid_new); to open a connection give a SYN "
+                    "(tcp_flags=0x002; tcp.flags == 2 in a microflow)")
+        return f"{why}: conntrack marks it invalid (lib/conntrack-tcp.c tcp_invalid_flags)"
+    if flags & SYN and flags & ACK:
+        return ("SYN-ACK with no connection: conntrack marks it invalid (a half-open "
+                "connection is never picked up; lib/conntrack-tcp.c tcp_valid_new)")
+    return ""
+
+
+@dataclass
+class TcpTracking:
+    """The TCP state machine of lib/conntrack-tcp.c (pf's), per connection, as in
+    OVS 3.1 (the same at 2026's head), with ``tcp_seq_chk`` at its default (on).
+
+    Sequence numbers are checked only when the packet carries them
+    (``tcp_seq``, ``tcp_ack``, optional ``payload_len`` and ``tcp_win``, all
+    in the same packets of a conversation); without them every packet is
+    taken as inside the window, and only the flags and the peers' states
+    decide (``tcp_conn_update``'s first branch).  No window-scale option is
+    modelled (a SYN carries none).
+    """
+
+    peers: list[TcpPeer] = field(default_factory=lambda: [TcpPeer(), TcpPeer()])
+
+    @classmethod
+    def first(cls, packet: Packet) -> TcpTracking:
+        """tcp_new_conn: the opener is SYN_SENT, the other end CLOSED."""
+        flags = packet.get("tcp_flags", 0)
+        seq = packet.get("tcp_seq", 0)
+        src, dst = TcpPeer(TCPS_SYN_SENT), TcpPeer(TCPS_CLOSED)
+        src.seqlo = seq
+        src.seqhi = (seq + packet.get("payload_len", 0) + 1 + bool(flags & SYN)
+                     + bool(flags & FIN)) & 0xFFFFFFFF
+        if not flags & SYN:
+            # Picked up mid-stream (an ACK): both windows at their widest.
+            src.wscale = dst.wscale = WSCALE_UNKNOWN
+        src.max_win = max(packet.get("tcp_win", 0xFFFF), 1)
+        dst.seqhi, dst.max_win = 1, 1
+        return cls([src, dst])
+
+    def update(self, packet: Packet, reply: bool) -> tuple[str, str]:
+        """tcp_conn_update: ("valid" | "valid_new" | "invalid" | "new", why)."""
+        flags = packet.get("tcp_flags", 0)
+        why = tcp_invalid_flags(flags)
+        if why:
+            return "invalid", f"{why} (lib/conntrack-tcp.c tcp_invalid_flags)"
+        src, dst = (self.peers[1], self.peers[0]) if reply else (self.peers[0], self.peers[1])
+        if flags & (SYN | ACK) == SYN:
+            if dst.state >= TCPS_FIN_WAIT_2 and src.state >= TCPS_FIN_WAIT_2:
+                src.state = dst.state = TCPS_CLOSED
+                return "new", "a SYN on a closed connection starts a new one"
+            if src.state <= TCPS_SYN_SENT:
+                # A repeated SYN before any answer: still new (OVS commit ac23d20fc).
+                src.state = TCPS_SYN_SENT
+                return "valid_new", ""
+        if "tcp_seq" in packet:
+            in_window, loose = self._window(packet, src, dst, flags)
+        else:
+            if src.state < TCPS_SYN_SENT:
+                src.state = TCPS_SYN_SENT
+            in_window, loose = True, False
+        if in_window:
+            if flags & SYN and src.state < TCPS_SYN_SENT:
+                src.state = TCPS_SYN_SENT
+            if flags & FIN and src.state < TCPS_CLOSING:
+                src.state = TCPS_CLOSING
+            if flags & ACK:
+                if dst.state == TCPS_SYN_SENT:
+                    dst.state = TCPS_ESTABLISHED
+                elif dst.state == TCPS_CLOSING:
+                    dst.state = TCPS_FIN_WAIT_2
+            if flags & RST:
+                src.state = dst.state = TCPS_TIME_WAIT
+            return "valid", ""
+        if loose:
+            if flags & FIN and src.state < TCPS_CLOSING:
+                src.state = TCPS_CLOSING
+            if flags & RST:
+                src.state = dst.state = TCPS_TIME_WAIT
+            return "valid", ""
+        return "invalid", ("sequence/ack numbers outside the window "
+                           "(lib/conntrack-tcp.c tcp_conn_update)")
+
+    @staticmethod
+    def _window(packet: Packet, src: TcpPeer, dst: TcpPeer, flags: int) -> tuple[bool, bool]:
+        """The window checks of tcp_conn_update: (in the window, in the loose window).
+
+        Updates the peers' numbers as OVS does when the packet passes."""
+        mask = 0xFFFFFFFF
+        win = packet.get("tcp_win", 0xFFFF)
+        sws = dws = 0
+        if (src.wscale & WSCALE_UNKNOWN and dst.wscale & WSCALE_UNKNOWN
+                and not flags & SYN):
+            sws = dws = TCP_MAX_WSCALE
+        seq = orig_seq = packet["tcp_seq"] & mask
+        ack = packet.get("tcp_ack", 0) & mask
+        end = (seq + packet.get("payload_len", 0) + bool(flags & SYN) + bool(flags & FIN)) & mask
+        check_ackskew = True
+        if src.state < TCPS_SYN_SENT:
+            # This end's first packet: it sets its numbers.
+            src.seqlo, src.state = seq, TCPS_SYN_SENT
+            reach = (end + max(1, dst.max_win << dws)) & mask
+            if src.seqhi == 1 or _seq_geq(reach, src.seqhi):
+                src.seqhi, check_ackskew = reach, False
+            src.max_win = max(src.max_win, win)
+        if not flags & ACK or (ack == 0 and flags & (ACK | RST) == ACK | RST):
+            ack = dst.seqlo
+        if seq == end:
+            seq = end = src.seqlo
+        ackskew = ((dst.seqlo - ack + 0x80000000) & mask) - 0x80000000 if check_ackskew else 0
+        in_window = (_seq_geq(src.seqhi, end)
+                     and _seq_geq(seq, (src.seqlo - (dst.max_win << dws)) & mask)
+                     and ackskew >= -MAX_ACK_WINDOW and ackskew <= (MAX_ACK_WINDOW << sws)
+                     and (not flags & RST or orig_seq in (src.seqlo, (src.seqlo + 1) & mask)
+                          or (orig_seq + 1) & mask == src.seqlo))
+        loose = (not in_window
+                 and (dst.state < TCPS_SYN_SENT or dst.state >= TCPS_FIN_WAIT_2
+                      or src.state >= TCPS_FIN_WAIT_2)
+                 and _seq_geq((src.seqhi + MAX_ACK_WINDOW) & mask, end)
+                 and _seq_geq(seq, (src.seqlo - MAX_ACK_WINDOW) & mask))
+        if in_window or loose:
+            src.max_win = max(src.max_win, win)
+            if not _seq_geq(src.seqlo, end):
+                src.seqlo = end
+            if _seq_geq((ack + (win << sws)) & mask, dst.seqhi):
+                dst.seqhi = (ack + max(win << sws, 1)) & mask
+        return in_window, loose
+
+
+@dataclass
 class Connection:
-    """A committed connection: its two directions, NAT, mark and label."""
+    """A committed connection: its two directions, NAT, mark, label and the
+    protocol's own state (TCP peers; ICMP/"other": whether a reply was seen)."""
 
     zone: int
     original: FiveTuple
@@ -110,6 +364,21 @@ class Connection:
     seen_reply: bool = False
     committed_at: str = ""
     committed: bool = True
+    tcp: TcpTracking | None = None
+
+    def update(self, packet: Packet, reply: bool) -> tuple[str, str]:
+        """The protocol's conn_update: ("valid" | "valid_new" | "invalid" | "new", why).
+
+        ICMP (conntrack-icmp.c icmp_conn_update) and other protocols, UDP
+        included (conntrack-other.c other_conn_update), stay ``new`` in the
+        original direction until a reply was seen; TCP follows its peers."""
+        if self.tcp is not None:
+            result = self.tcp.update(packet, reply)
+        else:
+            result = ("valid" if reply or self.seen_reply else "valid_new", "")
+        if reply and result[0] == "valid":
+            self.seen_reply = True
+        return result
 
 
 @dataclass
@@ -125,6 +394,7 @@ class CtOutcome:
     forced: bool = False
     mark: int = 0    # ct_mark / ct_label the resumed pass will read
     label: int = 0
+    why: str = ""    # why conntrack gave this state, when it is not the obvious one
 
     def describe(self) -> str:
         text = f"zone {self.zone}: {format_ct_state(self.state)}"
@@ -134,6 +404,8 @@ class CtOutcome:
             text += f", {self.nat}"
         if self.committed:
             text += ", committed"
+        if self.why:
+            text += f" — {self.why}"
         return text
 
 
@@ -151,19 +423,38 @@ def exec_marks(ct: Ct, mark: int, label: int) -> tuple[int, int]:
 
 
 def nat_translate(tup: FiveTuple, nat) -> FiveTuple:
-    """The tuple after nat(src=…)/nat(dst=…): the first address and port of the range."""
+    """The tuple after nat(src=…)/nat(dst=…): the first address and port of the range.
+
+    An ICMP id is kept (lib/conntrack.c nat_get_unique_tuple starts from the
+    packet's own id and moves only on a clash, which one trace cannot have)."""
     addr = int(ipaddress.ip_address(nat.addr_min)) if nat.addr_min else None
-    port = nat.port_min
+    port = nat.port_min if tup.proto in PORTED else None
     if nat.kind == "dst":
-        return FiveTuple(tup.dl_type, tup.src, addr if addr is not None else tup.dst,
-                         tup.proto, tup.sport, port if port is not None else tup.dport)
-    return FiveTuple(tup.dl_type, addr if addr is not None else tup.src, tup.dst,
-                     tup.proto, port if port is not None else tup.sport, tup.dport)
+        return replace(tup, dst=addr if addr is not None else tup.dst,
+                       dport=port if port is not None else tup.dport)
+    return replace(tup, src=addr if addr is not None else tup.src,
+                   sport=port if port is not None else tup.sport)
+
+
+def nat_state_bits(kinds: tuple[str, ...], reply: bool) -> int:
+    """+snat/+dnat as lib/conntrack.c nat_packet sets them: a reply is translated
+    the other way round (un-SNAT rewrites the destination: +dnat), and a
+    connection with both kinds shows +snat only."""
+    if reply:
+        kinds = tuple({"src": "dst", "dst": "src"}[k] for k in kinds)
+    if "src" in kinds:
+        return SNAT
+    return DNAT if "dst" in kinds else 0
 
 
 @dataclass
 class ConntrackTable:
-    """Connections by (zone, tuple in either direction)."""
+    """Connections by (zone, tuple in either direction), as OVS's userspace
+    conntrack (lib/conntrack.c) keeps them for the netdev datapath.
+
+    Where the kernel's nf_conntrack differs, docs/ovs-xlate-semantics.md says
+    so ("Conntrack"); this model follows the userspace one.
+    """
 
     entries: dict[tuple[int, FiveTuple], tuple[Connection, bool]] = field(default_factory=dict)
 
@@ -174,67 +465,148 @@ class ConntrackTable:
         """Run one ct() action on ``packet`` (headers are rewritten for NAT).
 
         Like the datapath, a packet keeps the connection its last ct() found
-        (``CT_CACHE``): a later ct() in the same zone reuses it even after NAT
-        changed the packet's tuple (OVS conntrack's cached ``md.conn``, the
-        kernel's ``skb_nfct_cached``), until ``ct_clear``.
+        (``CT_CACHE``, OVS's ``md.conn``): a later ct() in the same zone
+        without ``force`` reuses it and its state without updating it
+        (conntrack.c process_one_fast), until ``ct_clear``.  After a ct()
+        that NATed, OVS drops ``md.conn`` and looks the connection up again
+        by the translated tuple (initial_conn_lookup): the same connection,
+        updated once more.
         """
         zone = self.zone_of(ct, packet)
-        tup = packet_tuple(packet)
-        if tup is None:
-            return CtOutcome(zone, TRK | INV, None)
         cached = packet.get(CT_CACHE)
+        if (cached is not None and cached[0] == zone and not ct.force and not cached[3]
+                and cached[1] is not None and cached[1].committed):
+            return self._fast(ct, packet, zone, cached)
+        key = packet_key(packet)
+        if key.tuple is None:
+            packet[CT_CACHE] = None
+            return CtOutcome(zone, TRK | INV, None, why=key.invalid)
+        tup = key.tuple
         if cached is not None and cached[0] == zone:
             conn, is_reply = cached[1], cached[2]
         else:
             found = self.entries.get((zone, tup))
             conn, is_reply = found if found else (None, False)
-        if conn is not None and ct.force and is_reply and ct.commit:
+        if conn is not None and ct.force and is_reply and conn.committed:
             self._forget(conn)
             conn, is_reply = None, False
-        committed = conn is not None and conn.committed
-        if not committed:
-            state = TRK | NEW
-        elif is_reply:
-            state = TRK | EST | RPL
-            conn.seen_reply = True
-        else:
-            state = TRK | (EST if conn.seen_reply else NEW)
-        if conn is None:
-            # Unconfirmed until committed: the packet carries it, the table does not.
-            conn = Connection(zone, tup, tup.reversed(), committed=False, committed_at=where)
-        outcome = CtOutcome(zone, state, tup, connection=conn)
+        if conn is not None and conn.committed:
+            return self._existing(ct, packet, zone, key, conn, is_reply)
+        return self._not_found(ct, packet, zone, key, conn, where)
 
-        if ct.nat is not None:
-            if conn.nat_kinds:
-                self._apply_existing_nat(conn, is_reply, packet, outcome)
-            elif ct.nat.kind is not None and not committed:
-                translated = nat_translate(tup, ct.nat)
-                conn.nat_kinds = (ct.nat.kind,)
-                conn.reply = translated.reversed()
-                apply_tuple(packet, translated)
-                outcome.state |= SNAT if ct.nat.kind == "src" else DNAT
-                outcome.nat = f"{ct.nat.kind}-NAT to {translated}"
-        if ct.commit and not conn.committed:
-            conn.committed = True
-            self._store(conn)
-            outcome.committed = True
-        if ct.commit:
+    def _fast(self, ct: Ct, packet: Packet, zone: int, cached) -> CtOutcome:
+        conn, state = cached[1], cached[4]
+        outcome = CtOutcome(zone, state, packet_tuple(packet), connection=conn)
+        if conn is not None and ct.commit:
             self._exec(ct, conn, packet)
-        outcome.mark, outcome.label = (conn.mark, conn.label) if conn.committed else (0, 0)
-        if not conn.committed:
-            outcome.connection = None if not conn.nat_kinds else conn
-        packet[CT_CACHE] = (zone, conn, is_reply)
+        if conn is not None and conn.committed:
+            outcome.mark, outcome.label = conn.mark, conn.label
         return outcome
 
-    def _apply_existing_nat(self, conn: Connection, is_reply: bool, packet: Packet,
-                            outcome: CtOutcome) -> None:
-        if not conn.nat_kinds:
-            return
+    def _existing(self, ct: Ct, packet: Packet, zone: int, key: PacketKey,
+                  conn: Connection, is_reply: bool) -> CtOutcome:
+        why = ""
+        if key.related:
+            state = TRK | REL | (RPL if is_reply else 0)
+        else:
+            result, why = conn.update(packet, is_reply)
+            if result == "new":
+                # conn_update_state: the old connection ends; a new one starts.
+                self._forget(conn)
+                return self._not_found(ct, packet, zone, key, None, conn.committed_at,
+                                       why=why)
+            if result == "invalid":
+                state = TRK | INV
+            elif result == "valid_new":
+                state = TRK | NEW
+            else:
+                state = TRK | EST | (RPL if is_reply else 0)
+        outcome = CtOutcome(zone, state, key.tuple, connection=conn, why=why)
+        natted = False
+        if ct.nat is not None and conn.nat_kinds:
+            self._apply_existing_nat(conn, is_reply, key.related, packet, outcome)
+            natted = True
+        if ct.commit:
+            self._exec(ct, conn, packet)
+        outcome.mark, outcome.label = conn.mark, conn.label
+        packet[CT_CACHE] = (zone, conn, is_reply, natted, outcome.state)
+        return outcome
+
+    def _not_found(self, ct: Ct, packet: Packet, zone: int, key: PacketKey,
+                   carried: Connection | None, where: str, why: str = "") -> CtOutcome:
+        """conntrack.c conn_not_found: a packet with no committed connection."""
+        tup = key.tuple
+        invalid = self._why_not_new(packet, key)
+        if invalid:
+            packet[CT_CACHE] = None
+            return CtOutcome(zone, TRK | INV, tup, why=invalid)
+        # Unconfirmed until committed: the packet carries it, the table does not.
+        conn = carried or Connection(zone, tup, tup.reversed(), committed=False,
+                                     committed_at=where)
+        outcome = CtOutcome(zone, TRK | NEW, tup, connection=conn, why=why)
+        natted = False
+        if ct.nat is not None and ct.nat.kind is not None and not conn.nat_kinds:
+            translated = nat_translate(tup, ct.nat)
+            conn.nat_kinds = (ct.nat.kind,)
+            conn.reply = translated.reversed()
+            apply_tuple(packet, translated)
+            outcome.nat = f"{ct.nat.kind}-NAT to {translated}"
+            natted = True
+        elif ct.nat is not None and conn.nat_kinds:
+            self._apply_existing_nat(conn, False, False, packet, outcome)
+            natted = True
+        if conn.nat_kinds:
+            outcome.state |= nat_state_bits(conn.nat_kinds, False)
+        if ct.commit:
+            conn.committed = True
+            if tup.proto == 6:
+                conn.tcp = TcpTracking.first(packet)
+            self._store(conn)
+            outcome.committed = True
+            self._exec(ct, conn, packet)
+            outcome.mark, outcome.label = conn.mark, conn.label
+        else:
+            outcome.connection = conn if conn.nat_kinds else None
+        packet[CT_CACHE] = (zone, conn, False, natted, outcome.state)
+        return outcome
+
+    @staticmethod
+    def _why_not_new(packet: Packet, key: PacketKey) -> str:
+        """conntrack.c valid_new per protocol; related errors never start one."""
+        tup = key.tuple
+        if key.related:
+            return ("ICMP error quoting a packet of no tracked connection "
+                    "(lib/conntrack.c process_one: related packets start none)")
+        if tup.proto == 6:
+            return tcp_why_not_new(packet.get("tcp_flags", 0))
+        if tup.proto in ICMP_QUERY_NEW and tup.stype not in ICMP_QUERY_NEW[tup.proto]:
+            return (f"ICMP type {tup.stype} (an answer) with no connection: conntrack marks "
+                    "it invalid (lib/conntrack-icmp.c icmp*_valid_new)")
+        return ""
+
+    def _apply_existing_nat(self, conn: Connection, is_reply: bool, related: bool,
+                            packet: Packet, outcome: CtOutcome) -> None:
+        """conntrack.c nat_packet: the other direction's key, reversed, is what
+        this packet becomes; an ICMP error has only its outer addresses
+        translated, and its quoted header the other way round."""
         target = conn.original.reversed() if is_reply else conn.reply.reversed()
-        before = packet_tuple(packet)
+        outcome.state |= nat_state_bits(conn.nat_kinds, is_reply)
+        before = packet_key(packet).tuple
+        if related:
+            names = IP_TYPES[target.dl_type]
+            for kind in conn.nat_kinds:
+                # Forward: src-NAT rewrites the source; a reply: the destination.
+                rewrites_src = (kind == "src") != is_reply
+                field_name = names[0] if rewrites_src else names[1]
+                packet[field_name] = target.src if rewrites_src else target.dst
+            if packet.get("icmp_inner"):
+                inner = dict(packet["icmp_inner"], dl_type=target.dl_type)
+                apply_tuple(inner, target.reversed())
+                inner.pop("dl_type")
+                packet["icmp_inner"] = inner
+            outcome.nat = f"{'reverse ' if is_reply else ''}NAT of an ICMP error"
+            return
         apply_tuple(packet, target)
-        for kind in conn.nat_kinds:
-            outcome.state |= SNAT if kind == "src" else DNAT
         if before != target:
             direction = "reverse " if is_reply else ""
             outcome.nat = f"{direction}NAT to {target}"

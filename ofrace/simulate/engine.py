@@ -40,6 +40,9 @@ CT_FIELDS = ("ct_state", "ct_zone", "ct_mark", "ct_label", "ct_nw_src", "ct_nw_d
 # Packet header fields whose rewrites a trace shows where they happen.
 HEADER_FIELDS = ("dl_src", "dl_dst", "vlan_tci", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
                  "nw_ttl", "nw_tos", "tp_src", "tp_dst", "nw_proto", "arp_sha", "arp_tha")
+# Where a packet keeps the NAT a ct() without recirculation applied in the datapath,
+# unseen by the pass's fields: {field: (the pass's value then, the NATed value)}.
+DATAPATH_NAT = "_datapath_nat"
 NAT_FIELDS = ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst")
 TUNNEL_FIELDS = ("tun_id", "tun_src", "tun_dst", "tun_ipv6_src", "tun_ipv6_dst", "tun_flags",
                  "tun_tos", "tun_ttl")
@@ -256,7 +259,7 @@ class ChassisDatapath:
 
     def _exit(self, ctx: _Context, kind: str, bridge: str, packet: Packet, step: Step,
               reason: str, port: Port | None = None, data: dict | None = None) -> Exit:
-        exit_ = Exit(kind, self.chassis, bridge, reason, dict(packet),
+        exit_ = Exit(kind, self.chassis, bridge, reason, datapath_packet(packet),
                      port=port.ofport if port else None, port_name=port.name if port else None,
                      data={**(data or {}), "pass": ctx.pass_no}, step=step)
         ctx.exits.append(exit_)
@@ -356,29 +359,40 @@ class ChassisDatapath:
         ctx.stack = saved_stack  # an exit inside a clone also ends what follows it (as OVS)
 
     def _ct(self, ctx, bridge, table, action: A.Ct, packet, step):
+        """Conntrack runs on the datapath's packet: this pass's fields plus the NAT
+        of earlier ct() actions without recirculation (``DATAPATH_NAT``)."""
         before = dict(packet)
-        outcome = self.conntrack.execute(action, packet, where=f"{self.chassis}/{bridge}")
+        real = datapath_packet(packet)
+        seen = dict(real)
+        outcome = self.conntrack.execute(action, real, where=f"{self.chassis}/{bridge}")
         ct_step = step.add(Step("ct", f"ct: {outcome.describe()}", self.chassis, bridge,
                                 data={"zone": outcome.zone, "state": outcome.state,
                                       "nat": outcome.nat, "commit": outcome.committed,
                                       "recirculates": action.table is not None}))
-        nat_changes = [(f, before.get(f, 0), packet.get(f, 0)) for f in NAT_FIELDS
-                       if packet.get(f, 0) != before.get(f, 0)]
+        nat_changes = [(f, seen.get(f, 0), real.get(f, 0)) for f in NAT_FIELDS
+                       if real.get(f, 0) != seen.get(f, 0)]
         if nat_changes:
             ct_step.data["changes"] = nat_changes
-            ct_step.data["proto"] = (packet.get("dl_type", 0), packet.get("nw_proto", 0))
+            ct_step.data["proto"] = (real.get("dl_type", 0), real.get("nw_proto", 0))
         if action.table is None:
-            # No recirculation: the rest of the pass goes on untracked, and the
-            # datapath's NAT (if any) is not visible to the OpenFlow fields.
-            nat_rewrite = {f: packet[f] for f in NAT_FIELDS if packet.get(f) != before.get(f)}
+            # No recirculation: the rest of the pass goes on untracked with its own
+            # fields (ofproto-dpif-xlate.c compose_conntrack_action leaves the flow's
+            # addresses alone), but the datapath rewrote the packet itself: what
+            # leaves, and the next ct(), carry the NAT.
+            pending = dict(before.get(DATAPATH_NAT) or {})
+            for f, _, value in nat_changes:
+                pending[f] = (before.get(f, 0), value)
             packet.clear()
             packet.update(before)
             for f in CT_FIELDS:
                 packet.pop(f, None)
-            if nat_rewrite:
-                ct_step.data["datapath_nat"] = nat_rewrite
+            packet[CT_CACHE] = real.get(CT_CACHE)
+            if pending:
+                packet[DATAPATH_NAT] = pending
+                ct_step.data["datapath_nat"] = {f: v for f, (_, v) in pending.items()}
             return None
-        frozen = dict(packet)
+        frozen = real
+        frozen.pop(DATAPATH_NAT, None)
         _set_ct_fields(frozen, outcome)
         ctx.frozen.append(_Frozen(bridge, action.table, frozen, ct_step, outcome))
         # A clone goes to conntrack and resumes later; this pass goes on with the
@@ -578,6 +592,19 @@ class ChassisDatapath:
                 continue
             self._output_port(ctx, bridge_name, port, dict(packet), flood)
         return None
+
+
+def datapath_packet(packet: Packet) -> Packet:
+    """The packet as the datapath holds it: the pass's fields, with the NAT of a
+    ct() without recirculation where no later action rewrote that field (an
+    OpenFlow rewrite to another value is committed over it, as xlate's
+    commit_odp_actions would)."""
+    real = dict(packet)
+    for name, (flow_value, nat_value) in (packet.get(DATAPATH_NAT) or {}).items():
+        if packet.get(name, 0) == flow_value:
+            real[name] = nat_value
+    real.pop(DATAPATH_NAT, None)
+    return real
 
 
 def _set_ct_fields(packet: Packet, outcome: CtOutcome) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ofrace.errors import InputError
 from ofrace.openflow.bridge import parse_groups
-from ofrace.simulate.conntrack import parse_ct_state
+from ofrace.simulate.conntrack import EST, REL, RPL, ct_state_problem, parse_ct_state
 from ofrace.snapshot import Snapshot
 
 
@@ -22,14 +22,28 @@ def parse_buckets(values) -> dict[int, int]:
     return result
 
 
-def parse_ct_next(values) -> list[int] | None:
-    """ct_state flags (``trk,est``) per recirculation, or None for the conntrack model."""
+def parse_ct_next(values, established_ok: bool = True) -> list[int] | None:
+    """ct_state flags (``trk,est``) per recirculation, or None for the conntrack model.
+
+    Each state must be one a packet can have (ofproto/trace's own check).  With
+    ``established_ok`` False (a trace, where the answer should be the wire's), a
+    state of an existing connection (est, rel, rpl) is refused: it stands for no
+    connection, so the NAT that connection would apply is missing."""
     states = []
     for value in values:
         try:
-            states.append(parse_ct_state(value))
+            state = parse_ct_state(value)
         except ValueError as exc:
             raise InputError(f"--ct-next {value!r}: {exc}") from None
+        problem = ct_state_problem(state)
+        if problem:
+            raise InputError(f"--ct-next {value!r}: not a state a packet can have: {problem}")
+        if not established_ok and state & (EST | REL | RPL):
+            raise InputError(
+                f"--ct-next {value!r}: a forced state of an existing connection stands for no "
+                "connection, so its NAT (un-DNAT, un-SNAT) would be missing and the trace "
+                "wrong; trace the conversation instead (its first packet, then --reply)")
+        states.append(state)
     return states or None
 
 
