@@ -48,3 +48,21 @@ def test_a_second_ct_in_the_same_zone_reuses_the_connection_unchanged():
     assert other_zone.state == TRK | NEW        # another zone: looked up afresh
     packet.pop(CT_CACHE)                          # what ct_clear does to the cache
     assert table.execute(ct("ct(table=1,zone=2)"), packet).state == TRK | EST | RPL
+
+
+def test_a_nat_whose_reply_tuple_is_taken_moves_the_source_port():
+    """nat_get_unique_tuple: OVN's hairpin commits the DNATed packet again in the zone
+    where the LB's DNAT already holds its reply tuple; the datapath moves the source port
+    to the next free one (measured on kind: 40000 became 40001).  Without the clash the
+    port stays."""
+    vip = dict(OUT, nw_dst=0x0A00000A, tp_dst=80)
+    table = ConntrackTable()
+    dnat = table.execute(ct("ct(commit,table=1,zone=2,nat(dst=10.0.0.2:53))"), dict(vip))
+    assert dnat.connection.reply.dport == 43000
+    again = dict(OUT)                 # the DNATed packet, committed afresh with NAT
+    second = table.execute(ct("ct(commit,table=1,zone=2,nat(src=10.0.0.1))"), again)
+    assert again["tp_src"] == 43001 and second.connection.reply.dport == 43001
+    fresh = ConntrackTable()
+    alone = dict(OUT)
+    fresh.execute(ct("ct(commit,table=1,zone=2,nat(src=10.0.0.1))"), alone)
+    assert alone["tp_src"] == 43000

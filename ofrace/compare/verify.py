@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ofrace.openflow.actions import ActionError, Clone, Ct, parse_actions
+from ofrace.openflow.frames import WIRE_KEYS
 from ofrace.simulate.steps import ExitKind, StepKind
 from ofrace.trace.cluster import ClusterTracer, TraceStart
 
@@ -144,10 +145,13 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
 
     ``wire``: the step's frame-only details (``Step.wire``); its ``payload_len`` makes
     the frame as long as the one sent, so check_pkt_larger (a gateway MTU) decides as on
-    the wire."""
-    payload = (wire or {}).get("payload_len", 0)
-    trace = tracer.trace(TraceStart(chassis, bridge, dict(packet), entry,
-                                    payload_length=payload))
+    the wire, and conntrack sees the sequence numbers and echo id the wire carried."""
+    wire = wire or {}
+    # conntrack reads what only the frame carries: TCP seq/ack and payload for its window
+    # check, the ICMP echo id for its key (ofrace.simulate.conntrack)
+    traced = {**packet, **{k: v for k, v in wire.items() if k in WIRE_KEYS}}
+    trace = tracer.trace(TraceStart(chassis, bridge, traced, entry,
+                                    payload_length=wire.get("payload_len", 0)))
     out = Prediction()
     for hop in trace.hops:
         for step in hop.root.walk():

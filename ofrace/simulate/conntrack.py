@@ -546,7 +546,7 @@ class ConntrackTable:
         outcome = CtOutcome(zone, TRK | NEW, tup, connection=conn, why=why)
         natted = False
         if ct.nat is not None and ct.nat.kind is not None and not conn.nat_kinds:
-            translated = nat_translate(tup, ct.nat)
+            translated = self._unique(zone, tup, nat_translate(tup, ct.nat), ct.nat)
             conn.nat_kinds = (ct.nat.kind,)
             conn.reply = translated.reversed()
             apply_tuple(packet, translated)
@@ -569,6 +569,26 @@ class ConntrackTable:
             outcome.connection = conn if conn.nat_kinds else None
         packet[CT_CACHE] = (zone, conn, False, natted, outcome.state)
         return outcome
+
+    def _unique(self, zone: int, tup: FiveTuple, translated: FiveTuple, nat) -> FiveTuple:
+        """lib/conntrack.c nat_get_unique_tuple: a translation whose reply tuple another
+        connection of the zone already holds moves the source port, starting from the
+        packet's own, through 1-511, 600-1023 or 1024-65535 (by where it lies), at most
+        128 tries (set_sport_range, nat_get_unique_l4).  Only where OVS starts from the
+        packet's port (SNAT without a port range, and DNAT); a range start chosen by
+        OVS's salted hash cannot be known, and the first port of the range is kept."""
+        if tup.proto not in (6, 17) or (zone, translated.reversed()) not in self.entries:
+            return translated
+        if nat.kind == "src" and nat.port_min:
+            return translated
+        port = tup.sport
+        low, high = (1, 511) if port < 512 else (600, 1023) if port < 1024 else (1024, 65535)
+        for _ in range(min(high - low + 1, 128)):
+            port = low if not low <= port <= high or port == high else port + 1
+            candidate = replace(translated, sport=port)
+            if (zone, candidate.reversed()) not in self.entries:
+                return candidate
+        return translated
 
     @staticmethod
     def _why_not_new(packet: Packet, key: PacketKey) -> str:
