@@ -70,6 +70,8 @@ def test_a_frame_decodes_back_to_its_fields(name):
             assert back.get(key) == fields[key], key
     if fields["dl_type"] == 0x0806:
         assert (back["arp_sha"], back["arp_tha"]) == (fields["arp_sha"], fields["arp_tha"])
+    for key, value in wire.items():      # what only the frame carries comes back too
+        assert back[key] == value, key
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(CASES) if CASES[n][0]["dl_type"] == 0x0800])

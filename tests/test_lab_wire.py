@@ -42,7 +42,8 @@ def test_a_tcp_frame_decodes_to_its_fields():
     fields = decode(SYN)
     assert fields == {"dl_dst": 0x0A0000000002, "dl_src": 0x0A0000000001, "dl_type": 0x0800,
                       "nw_ttl": 63, "nw_proto": 6, "nw_src": 0xC0000201, "nw_dst": 0xC0000202,
-                      "tp_src": 40000, "tp_dst": 80, "tcp_flags": 0x12}
+                      "tp_src": 40000, "tp_dst": 80, "tcp_flags": 0x12,
+                      "tcp_seq": 0, "tcp_ack": 0, "payload_len": 0}
 
 
 def test_a_geneve_frame_gives_vni_option_and_inner_frame():

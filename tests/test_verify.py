@@ -141,7 +141,7 @@ def test_every_gap_class_is_named_in_docs_gaps():
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "gaps.md").read_text()
     named = set(re.findall(r"^## gap: `([^`]+)`", text, re.M))
-    assert named == {GAP_CONTROLLER, GAP_CONNTRACK, "hairpin-snat", "select-group",
+    assert named == {GAP_CONTROLLER, GAP_CONNTRACK, "select-group",
                      GAP_PROVIDER_NETWORK}
 
 
@@ -175,22 +175,6 @@ def test_a_conversation_predicts_its_connections():
     found = predicted_connections(tracer)
     assert found and all(e[2] == "tcp" and e[5:] == (packet["tp_src"], packet["tp_dst"])
                          for e in found)
-
-
-def test_hairpin_snat_to_the_vip_is_its_own_gap():
-    from ofrace.compare.verify import GAP_HAIRPIN_SNAT
-
-    want = WirePacket("c", "pod", (("nw_dst", 3), ("nw_proto", 6), ("nw_src", 3)))
-    snat = WirePacket("c", "pod", (("nw_dst", 3), ("nw_proto", 6), ("nw_src", 99)))
-    sent = {"nw_src": 3, "nw_dst": 99}                    # the pod to the VIP 99
-    assert [m.gap for m in compare_step("SYN", Prediction(outputs=[want]), [snat], None,
-                                        sent)] == [GAP_HAIRPIN_SNAT]
-    # negative controls: another source, or another field too, is unexplained
-    other = WirePacket("c", "pod", (("nw_dst", 3), ("nw_proto", 6), ("nw_src", 98)))
-    moved = WirePacket("c", "pod", (("nw_dst", 4), ("nw_proto", 6), ("nw_src", 99)))
-    for wire in (other, moved):
-        assert [m.gap for m in compare_step("SYN", Prediction(outputs=[want]), [wire], None,
-                                            sent)][0] == UNEXPLAINED
 
 
 def test_a_held_packet_released_with_its_source_natted_is_controller_answered():

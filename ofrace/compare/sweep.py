@@ -141,7 +141,7 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
             del prediction.tunnels[key]     # no capture of what the hub delivers there
         seen, underlay = observe(side.send(entry, packet, step))
         mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay,
-                                  packet, held)
+                                  held)
         held |= {towards(p) for p in prediction.controller}
         for m in mismatches:
             # After a step parted for a known reason, ofrace's conntrack no longer holds

@@ -34,7 +34,6 @@ WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "i
                "nw_proto", "nw_ttl", "tp_src", "tp_dst")
 GAP_CONTROLLER = "controller-answered"
 GAP_CONNTRACK = "conntrack"
-GAP_HAIRPIN_SNAT = "hairpin-snat"
 GAP_SELECT_GROUP = "select-group"
 GAP_PROVIDER_NETWORK = "provider-network"
 UNEXPLAINED = "unexplained"
@@ -309,22 +308,9 @@ def _extra_gap(prediction: Prediction, extra: WirePacket, held: set | None = Non
     return UNEXPLAINED
 
 
-def _hairpin_snat(want: WirePacket, wire: WirePacket, sent: dict | None) -> bool:
-    """The wire differs only in its source, which is the address the request was sent to:
-    the LB's hairpin SNAT to the VIP, which ofrace does not apply."""
-    if sent is None:
-        return False
-    a, b = dict(want.fields), dict(wire.fields)
-    for src, dst in (("nw_src", "nw_dst"), ("ipv6_src", "ipv6_dst")):
-        if a.get(src) != b.get(src) and b.get(src) == sent.get(dst):
-            return {k: v for k, v in a.items() if k != src} == \
-                {k: v for k, v in b.items() if k != src}
-    return False
-
-
 def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
-                 underlay: Counter | None = None, sent: dict | None = None,
-                 held: set | None = None) -> list[Mismatch]:
+                 underlay: Counter | None = None, held: set | None = None
+                 ) -> list[Mismatch]:
     """Mismatches between predicted and captured packets (VIFs and uplinks: ``seen``;
     encapsulated copies each chassis sent on its tunnel underlay, by VNI and Geneve
     options: ``underlay``).
@@ -345,9 +331,7 @@ def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
         if same_port:
             left.remove(same_port[0])
         gap = GAP_CONNTRACK if wire_dropped and prediction.through_conntrack else UNEXPLAINED
-        if same_port and _hairpin_snat(want, same_port[0], sent):
-            gap = GAP_HAIRPIN_SNAT
-        elif any(_other_bucket(prediction, want, p) for p in (same_port[:1] or left)):
+        if any(_other_bucket(prediction, want, p) for p in (same_port[:1] or left)):
             gap = GAP_SELECT_GROUP     # at another backend, here or at another port
         out.append(Mismatch(step, f"{want.chassis}/{want.port}", want.text(), wire, gap))
     for extra in left:

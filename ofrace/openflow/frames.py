@@ -129,9 +129,9 @@ def encode(fields: dict, wire: dict | None = None) -> bytes:
 
 
 def decode(frame: bytes) -> dict:
-    """An Ethernet frame as OVS fields; a Geneve frame also gives ``tun_id``,
-    ``geneve_options`` [(class, type, value)] and the ``inner`` frame's fields; a frame
-    cut short gives what it holds."""
+    """An Ethernet frame as OVS fields, and the frame-only ``WIRE_KEYS`` of TCP and ICMP
+    echo; a Geneve frame also gives ``tun_id``, ``geneve_options`` [(class, type, value)]
+    and the ``inner`` frame's fields; a frame cut short gives what it holds."""
     if len(frame) < 14:
         return {}
     out = {"dl_dst": int.from_bytes(frame[0:6], "big"),
@@ -152,23 +152,30 @@ def decode(frame: bytes) -> dict:
         ihl = (body[0] & 0x0F) * 4
         out.update(nw_ttl=body[8], nw_proto=body[9], nw_src=int.from_bytes(body[12:16], "big"),
                    nw_dst=int.from_bytes(body[16:20], "big"))
-        l4 = body[ihl:]
+        l4 = body[ihl:struct.unpack("!H", body[2:4])[0]]      # without Ethernet padding
     elif dl_type == 0x86DD and len(body) >= 40:
         out.update(nw_proto=body[6], nw_ttl=body[7],
                    ipv6_src=int.from_bytes(body[8:24], "big"),
                    ipv6_dst=int.from_bytes(body[24:40], "big"))
-        l4 = body[40:]
+        l4 = body[40:40 + struct.unpack("!H", body[4:6])[0]]
     else:
         return out
     proto = out["nw_proto"]
     if proto in (6, 17) and len(l4) >= 4:
         out["tp_src"], out["tp_dst"] = struct.unpack("!HH", l4[:4])
-        if proto == 6 and len(l4) >= 14:
+        if proto == 6 and len(l4) >= 20:
             out["tcp_flags"] = ((l4[12] & 0x01) << 8) | l4[13]
+            out["tcp_seq"], out["tcp_ack"] = struct.unpack("!II", l4[4:12])
+            out["payload_len"] = len(l4) - (l4[12] >> 4) * 4
         if proto == 17 and out["tp_dst"] == GENEVE_PORT and len(l4) >= 16:
             _geneve(l4[8:], out)
+        elif proto == 17:
+            out["payload_len"] = max(0, len(l4) - 8)
     elif proto in (1, 58) and len(l4) >= 2:
         out["tp_src"], out["tp_dst"] = l4[0], l4[1]
+        if len(l4) >= 8 and l4[0] in (0, 8, 128, 129):
+            out["icmp_id"], out["icmp_seq"] = struct.unpack("!HH", l4[4:8])
+            out["payload_len"] = len(l4) - 8
     return out
 
 
