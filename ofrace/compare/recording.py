@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from ofrace.compare.generator import Conversation, Entry, PacketClass, Step
-from ofrace.compare.sweep import Capture, WireSide, run_sweep
+from ofrace.compare.sweep import Capture, Expectation, WireSide, run_sweep
 from ofrace.compare.verify import VerifyReport
 from ofrace.errors import InputError
 from ofrace.openflow.bridge import parse_fdb
@@ -95,8 +95,9 @@ class RecordingSide:
         self.doc.setdefault("capture_points", {})[self.current["snapshot"]] = sorted(points)
         return points
 
-    def send(self, entry: Entry, packet: dict, step: Step) -> list[Capture]:
-        captures = self.live.send(entry, packet, step)
+    def send(self, entry: Entry, packet: dict, step: Step, expect: Expectation
+             ) -> list[Capture]:
+        captures = self.live.send(entry, packet, step, expect)
         self.current["steps"].append({
             "name": step.name, "reply": step.reply, "entry": _plain_entry(entry),
             "packet": packet, "wire": step.wire,
@@ -169,7 +170,8 @@ class ReplaySide:
         digest = self.doc["conversations"][self.index]["snapshot"]
         return {tuple(p) for p in self.doc["capture_points"][digest]}
 
-    def send(self, entry: Entry, packet: dict, step: Step) -> list[Capture]:
+    def send(self, entry: Entry, packet: dict, step: Step, expect: Expectation
+             ) -> list[Capture]:
         conv = self.doc["conversations"][self.index]
         recorded = conv["steps"][self.step]
         self.step += 1

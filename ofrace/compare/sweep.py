@@ -54,6 +54,16 @@ class Capture:
     frame: bytes
 
 
+@dataclass(frozen=True)
+class Expectation:
+    """What the prediction says a step makes the capture points send: a live side waits
+    for that many frames (or its deadline) instead of trusting a quiet spell alone, and
+    waits longer where ovn-controller is to answer (a packet-in and back)."""
+
+    frames: int = 0
+    controller: bool = False
+
+
 class WireSide(Protocol):
     """Where conversations are sent: the lab, or a recording of it."""
 
@@ -64,9 +74,11 @@ class WireSide(Protocol):
         """(chassis, port) of every VIF and uplink whose output is captured, and
         (``HUB``, chassis) for every chassis whose underlay deliveries are."""
 
-    def send(self, entry: Entry, packet: dict, step: Step) -> list[Capture]:
+    def send(self, entry: Entry, packet: dict, step: Step, expect: Expectation
+             ) -> list[Capture]:
         """Send ``step`` as ``packet`` where it enters (its ``wire`` details: TCP seq/ack,
-        payload, ICMP id, in the frame); every frame the capture points sent after it."""
+        payload, ICMP id, in the frame); every frame the capture points sent after it
+        (``expect``: how long that may take, by the prediction)."""
 
     def connections(self) -> set[tuple] | None:
         """The connections the datapaths hold after the conversation (None: not read)."""
@@ -139,7 +151,9 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
         for key in [k for k in prediction.tunnels if k[0].startswith(HUB_TO)
                     and (HUB, k[0][len(HUB_TO):]) not in seen_at]:
             del prediction.tunnels[key]     # no capture of what the hub delivers there
-        seen, underlay = observe(side.send(entry, packet, step))
+        expect = Expectation(len(prediction.outputs) + sum(prediction.tunnels.values()),
+                             bool(prediction.controller))
+        seen, underlay = observe(side.send(entry, packet, step, expect))
         mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay,
                                   held)
         held |= {towards(p) for p in prediction.controller}

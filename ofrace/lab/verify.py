@@ -19,7 +19,7 @@ from ofrace.collect.cluster import collect_cluster
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.compare.generator import Conversation, Entry, Step, generate
 from ofrace.compare.recording import RecordingSide
-from ofrace.compare.sweep import HUB, Capture, run_sweep
+from ofrace.compare.sweep import HUB, Capture, Expectation, run_sweep
 from ofrace.compare.verify import VerifyReport, parse_dump_conntrack
 from ofrace.errors import LabError
 from ofrace.lab.chassis import UNDERLAY_BRIDGE
@@ -30,6 +30,7 @@ from ofrace.openflow.frames import encode
 from ofrace.snapshot import Snapshot
 
 QUIET = 0.15         # s without a new captured frame: the step is over
+CONTROLLER_QUIET = 0.4   # the same where ovn-controller answers (packet-in and back)
 STEP_TIMEOUT = 3.0
 MIN_PACKETS = 1000   # issue 12: every topology sends at least this many real packets
 
@@ -69,8 +70,12 @@ class Captures:
             out += [Capture(chassis, port, underlay, frame) for frame in frames]
         return out
 
-    def settle(self) -> list[Capture]:
-        """Read until no point gained a frame for ``QUIET`` seconds (at least once)."""
+    def settle(self, expect: Expectation | None = None) -> list[Capture]:
+        """Read until at least ``expect.frames`` frames came (or ``STEP_TIMEOUT``) and then
+        no point gained one for ``QUIET`` seconds (``CONTROLLER_QUIET`` where
+        ovn-controller is to answer)."""
+        expect = expect or Expectation()
+        quiet = CONTROLLER_QUIET if expect.controller else QUIET
         out = []
         deadline, quiet_since = time.monotonic() + STEP_TIMEOUT, time.monotonic()
         while True:
@@ -79,9 +84,9 @@ class Captures:
             now = time.monotonic()
             if more:
                 quiet_since = now
-            if now - quiet_since >= QUIET or now >= deadline:
+            if now >= deadline or (now - quiet_since >= quiet and len(out) >= expect.frames):
                 return out
-            time.sleep(0.05)
+            time.sleep(0.02)
 
 
 def flush_conntrack(lab: Lab) -> None:
@@ -124,11 +129,12 @@ class LabSide:
     def capture_points(self, snapshot: Snapshot) -> set[tuple[str, str]]:
         return set(self.captures.seen_at)
 
-    def send(self, entry: Entry, packet: dict, step: Step) -> list[Capture]:
+    def send(self, entry: Entry, packet: dict, step: Step, expect: Expectation
+             ) -> list[Capture]:
         frame = encode(packet, step.wire)
         self.lab.run_on(entry.chassis, ["ovs-appctl", "netdev-dummy/receive", entry.iface,
                                         frame.hex()])
-        return self.captures.settle()
+        return self.captures.settle(expect)
 
     def connections(self) -> set[tuple]:
         wire = set()
