@@ -14,7 +14,6 @@ it left; crossing to another chassis is the job of ``ofrace.trace``.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 
 from ofrace.openflow import actions as A
@@ -23,6 +22,15 @@ from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port
 from ofrace.openflow.fields import SPECIAL_PORTS, format_mac
 from ofrace.openflow.flowtext import FlowSyntaxError, split_top_level, without_stats
 from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, format_ct_state
+from ofrace.simulate.groups import (
+    HASH_ALG_SYM_L4,
+    GroupModelError,
+    best_bucket,
+    dp_hash_plan,
+    hash_fields_basis,
+    parse_select_group,
+    userspace_dp_hash,
+)
 from ofrace.simulate.packet import Packet, read_ref, write, write_ref
 from ofrace.simulate.steps import Exit, ExitKind, Step
 
@@ -54,6 +62,8 @@ class SimulationOptions:
     """Choices the real datapath makes that a trace must make explicitly."""
 
     select_buckets: dict[int, int] = field(default_factory=dict)  # group id -> bucket
+    # bridge -> "userspace" or "kernel" (groups.datapath_kind): whose dp_hash is computable
+    datapath_kinds: dict[str, str] = field(default_factory=dict)
     packet_length: int | None = None
     learn: bool = True  # False: like ofproto/trace without a packet, learn has no effect
 
@@ -92,6 +102,8 @@ class ChassisDatapath:
         self.conntrack = conntrack if conntrack is not None else ConntrackTable()
         self.options = options or SimulationOptions()
         self.learned: list[Step] = []
+        self.received: Packet | None = None  # the packet as it entered (dp_hash's RSS)
+        self.unknown_choices: list[str] = []  # datapath choices ofrace could not compute
 
     # ------------------------------------------------------------------ API
 
@@ -101,6 +113,7 @@ class ChassisDatapath:
         root = root or Step("bridge", f'bridge("{bridge}")', self.chassis, bridge)
         ctx = _Context(self.chassis, [], [])
         packet = dict(packet)
+        self.received = dict(packet)
         try:
             self._lookup(ctx, bridge, table, packet, root)
         except _Stop:
@@ -411,8 +424,10 @@ class ChassisDatapath:
                            f"bucket {chosen[0]} was chosen for group {group.group_id}, which "
                            f"has {len(group.buckets)} bucket(s) on {self.chassis} {bridge}")
                 return False
+            step.add(Step("group", f"group {group.group_id}: bucket {chosen[0]} chosen by "
+                          "--bucket", self.chassis, bridge))
         else:
-            chosen = [_select_bucket(packet, len(group.buckets))]
+            chosen = [self._select_bucket(bridge, group, packet, step)]
         for i in chosen:
             text = _bucket_actions(group.buckets[i])
             gstep = step.add(Step("group", f"group {group.group_id} ({group.type}) bucket {i} "
@@ -430,6 +445,56 @@ class ChassisDatapath:
             ctx.depth -= 1
             ctx.stopped = False
         return None
+
+    def _select_bucket(self, bridge: str, group, packet: Packet, step: Step) -> int:
+        """The bucket OVS takes (ofrace/simulate/groups.py); where the datapath's choice
+        cannot be known, bucket 0, said in the step and in ``unknown_choices``."""
+        gid = group.group_id
+        try:
+            select = parse_select_group(group)
+        except GroupModelError as exc:
+            return self._unknown_choice(bridge, group, step, str(exc))
+        plan = dp_hash_plan(select) if select.method in ("", "dp_hash") else None
+        if select.method == "hash" and select.fields:
+            basis = hash_fields_basis(select, packet)
+            best, scores = best_bucket(select, basis)
+            step.add(Step("group", f"group {gid}: hash of fields("
+                          f"{','.join(f.name for f in select.fields)}) → bucket {best} "
+                          f"(scores {', '.join(map(str, scores))})", self.chassis, bridge,
+                          data={"group": gid, "method": "hash", "scores": scores}))
+            return best
+        if plan is None:
+            return self._unknown_choice(bridge, group, step,
+                                        "OVS's default selection (a jhash of the L2-L4 "
+                                        "headers) is not modelled")
+        kind = self.options.datapath_kinds.get(bridge, "kernel")
+        if kind != "userspace":
+            return self._unknown_choice(bridge, group, step,
+                                        "dp_hash is computed by the kernel datapath (a hash "
+                                        "with a per-boot random seed)")
+        received = self.received or packet
+        entry = self.bridges[bridge].ports.get(received.get("in_port", -1))
+        if entry is not None and entry.type in TUNNEL_TYPES:
+            return self._unknown_choice(bridge, group, step,
+                                        "the userspace datapath's dp_hash of a packet that "
+                                        "came in through a tunnel hashes its outer header")
+        dp_hash = userspace_dp_hash(plan, received, packet)
+        mask = len(plan.table) - 1
+        best = plan.table[dp_hash & mask]
+        alg = "sym_l4" if plan.alg == HASH_ALG_SYM_L4 else "l4"
+        step.add(Step("group", f"group {gid}: dp_hash {alg}({plan.basis}) = {dp_hash:#010x} "
+                      f"(userspace datapath), & {mask:#x} → bucket {best}", self.chassis,
+                      bridge, data={"group": gid, "method": "dp_hash", "dp_hash": dp_hash}))
+        return best
+
+    def _unknown_choice(self, bridge: str, group, step: Step, why: str) -> int:
+        text = (f"group {group.group_id} on {self.chassis} {bridge}: which bucket the "
+                f"datapath takes is not known ({why}); traced bucket 0 of "
+                f"{len(group.buckets)}: --bucket {group.group_id}=N picks another")
+        step.add(Step("group", text, self.chassis, bridge,
+                      data={"group": group.group_id, "unknown_choice": True}))
+        self.unknown_choices.append(text)
+        return 0
 
     def _controller(self, ctx, bridge, table, action: A.Controller, packet, step):
         self._exit(ctx, "controller", bridge, packet, step, "sent to the controller",
@@ -592,13 +657,6 @@ def _set_ct_fields(packet: Packet, outcome: CtOutcome) -> None:
             packet["ct_ipv6_src"], packet["ct_ipv6_dst"] = tup.src, tup.dst
         packet["ct_nw_proto"] = tup.proto
         packet["ct_tp_src"], packet["ct_tp_dst"] = tup.sport, tup.dport
-
-
-def _select_bucket(packet: Packet, n: int) -> int:
-    """A stable choice from the 5-tuple (the datapath hashes; users may override)."""
-    key = "|".join(str(packet.get(f, 0)) for f in ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
-                                                   "nw_proto", "tp_src", "tp_dst"))
-    return zlib.crc32(key.encode()) % n
 
 
 def _bucket_actions(bucket: str) -> str:

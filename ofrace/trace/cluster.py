@@ -27,6 +27,7 @@ from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
+from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
@@ -131,7 +132,8 @@ class ClusterTracer:
                 conntrack = self.conntrack.setdefault(ch.name, ConntrackTable())
             dp = self._datapaths[name] = ChassisDatapath(
                 ch.name, bridges, conntrack,
-                SimulationOptions(select_buckets=self.options.select_buckets))
+                SimulationOptions(select_buckets=self.options.select_buckets,
+                                  datapath_kinds=datapath_kinds(ch)))
         return dp
 
     def facts(self, name: str) -> OvnFacts:
@@ -336,6 +338,8 @@ class ClusterTracer:
                                           dict(start.packet), step=step)])
         root, exits = dp.inject(start.bridge, start.packet, step, start.table)
         hop = Hop(start, root, exits)
+        hop.notes.extend(dp.unknown_choices)
+        dp.unknown_choices.clear()
         note = self.facts(start.chassis).note
         if note:  # OVN meaning read with another release's facts: say so where it is used
             hop.notes.append(f"{start.chassis}: {note}")
