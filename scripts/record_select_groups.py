@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import random
 import re
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from ofrace.lab.daemons import start_ovs_daemon, stop
+from scratch_switch import run, scratch_switch
+
 from ofrace.lab.wire import datapath_packet
 
-SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 BRIDGE = "br0"
 N_OUT_PORTS = 6  # buckets output to ofports 2..7; packets come in on ofport 1
 PACKETS_PER_GROUP = 40
@@ -51,20 +48,6 @@ GROUPS = {
 # The packets of each group are told apart by destination.
 GROUP_DST = {1: "10.1.0.1", 2: "10.1.0.2", 3: "fd00::3", 10: "10.2.0.10", 11: "10.2.0.11",
              12: "10.2.0.12", 13: "fd00::13"}
-
-
-def _env(rundir: Path) -> dict:
-    env = dict(os.environ)
-    for var in ("OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"):
-        env[var] = str(rundir)
-    return env
-
-
-def _run(env, *argv) -> str:
-    done = subprocess.run(argv, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(argv)}: {done.stderr.strip()}")
-    return done.stdout
 
 
 def _group_line(gid: int) -> str:
@@ -111,7 +94,7 @@ def _trace_flow(packet: dict) -> str:
 
 
 def _tx_counts(env) -> dict[int, int]:
-    text = _run(env, "ovs-ofctl", "dump-ports", BRIDGE)
+    text = run(env, "ovs-ofctl", "dump-ports", BRIDGE)
     return {int(m.group(1)): int(m.group(2))
             for m in re.finditer(r"port\s+(\d+):.*?tx pkts=(\d+)", text, re.S)}
 
@@ -120,22 +103,8 @@ def main(argv: list[str]) -> int:
     rundir = Path(argv[1] if len(argv) > 1 else "/var/tmp/ofr-select-groups")
     out = Path(argv[2] if len(argv) > 2 else
                Path(__file__).resolve().parent.parent / "tests/fixtures/select_groups.json")
-    shutil.rmtree(rundir, ignore_errors=True)
-    rundir.mkdir(parents=True)
-    env = _env(rundir)
-    _run(env, "ovsdb-tool", "create", str(rundir / "conf.db"), SCHEMA)
-    records = [start_ovs_daemon("ovsdb-server", [str(rundir / "conf.db"),
-                                                 f"--remote=punix:{rundir / 'db.sock'}"],
-                                what="ovsdb-server", chassis="scratch", rundir=rundir, env=env)]
-    try:
-        _run(env, "ovs-vsctl", "--no-wait", "init")
-        records.append(start_ovs_daemon("ovs-vswitchd", ["--enable-dummy=system",
-                                                         f"unix:{rundir / 'db.sock'}"],
-                                        what="ovs-vswitchd", chassis="scratch", rundir=rundir,
-                                        env=env))
+    with scratch_switch(rundir) as env:
         return _record(env, out)
-    finally:
-        stop(records)
 
 
 def _record(env, out: Path) -> int:
@@ -143,18 +112,18 @@ def _record(env, out: Path) -> int:
     for n in range(N_OUT_PORTS + 1):
         vsctl += ["--", "add-port", BRIDGE, f"p{n}", "--", "set", "interface", f"p{n}",
                   "type=dummy", f"ofport_request={n + 1}"]
-    _run(env, *vsctl)
-    _run(env, "ovs-ofctl", "del-flows", BRIDGE)
+    run(env, *vsctl)
+    run(env, "ovs-ofctl", "del-flows", BRIDGE)
     for gid in GROUPS:
-        _run(env, "ovs-ofctl", "-O", "OpenFlow15", "add-group", BRIDGE, _group_line(gid))
+        run(env, "ovs-ofctl", "-O", "OpenFlow15", "add-group", BRIDGE, _group_line(gid))
         dst = ipaddress.ip_address(GROUP_DST[gid])
         match = f"ip,nw_dst={dst}" if dst.version == 4 else f"ipv6,ipv6_dst={dst}"
-        _run(env, "ovs-ofctl", "-O", "OpenFlow15", "add-flow", BRIDGE,
+        run(env, "ovs-ofctl", "-O", "OpenFlow15", "add-flow", BRIDGE,
              f"priority=10,in_port=1,{match},actions=group:{gid}")
-    groups = [line.strip() for line in _run(env, "ovs-ofctl", "-O", "OpenFlow15",
+    groups = [line.strip() for line in run(env, "ovs-ofctl", "-O", "OpenFlow15",
                                             "dump-groups", "--no-names", BRIDGE).splitlines()
               if line.strip().startswith("group_id=")]
-    flows = [line.strip() for line in _run(env, "ovs-ofctl", "dump-flows", "--no-names",
+    flows = [line.strip() for line in run(env, "ovs-ofctl", "dump-flows", "--no-names",
                                            BRIDGE).splitlines()
              if "actions=" in line]
     rng = random.Random(13)
@@ -163,11 +132,11 @@ def _record(env, out: Path) -> int:
         for packet in _packets(gid, rng):
             trace_bucket = None
             if "selection_method=hash" in spec:
-                text = _run(env, "ovs-appctl", "ofproto/trace", BRIDGE, _trace_flow(packet))
+                text = run(env, "ovs-appctl", "ofproto/trace", BRIDGE, _trace_flow(packet))
                 used = re.search(r"using bucket (\d+)", text)
                 trace_bucket = int(used.group(1)) if used else None
             before = _tx_counts(env)
-            _run(env, "ovs-appctl", "netdev-dummy/receive", "p0", datapath_packet(packet))
+            run(env, "ovs-appctl", "netdev-dummy/receive", "p0", datapath_packet(packet))
             moved: list[int] = []
             deadline = time.monotonic() + 5
             while not moved and time.monotonic() < deadline:
@@ -177,8 +146,8 @@ def _record(env, out: Path) -> int:
                     time.sleep(0.02)
             rows.append({"group": gid, "packet": packet, "trace_bucket_id": trace_bucket,
                          "wire_ports": moved})
-    version = _run(env, "ovs-vswitchd", "--version").splitlines()[0]
-    dpif = _run(env, "ovs-appctl", "dpif/show")
+    version = run(env, "ovs-vswitchd", "--version").splitlines()[0]
+    dpif = run(env, "ovs-appctl", "dpif/show")
     doc = {"recorded_by": "scripts/record_select_groups.py", "ovs_version": version,
            "bridge": BRIDGE, "datapath_type": "", "dpif": dpif, "flows": flows,
            "groups": groups, "ports": {f"p{n}": n + 1 for n in range(N_OUT_PORTS + 1)},

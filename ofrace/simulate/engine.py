@@ -550,14 +550,24 @@ class ChassisDatapath:
         return None
 
     def _output_port(self, ctx, bridge_name: str, port: Port, packet: Packet, step: Step):
+        if "NO_FWD" in port.config:  # ofproto-dpif-xlate.c check_output_prerequisites
+            step.add(Step("skip", f"output to {port.name} skipped: NO_FWD", self.chassis,
+                          bridge_name))
+            return None
         if port.type == "patch":
             return self._patch(ctx, bridge_name, port, packet, step)
         if port.type in TUNNEL_TYPES:
             return self._tunnel(ctx, bridge_name, port, packet, step)
         kind = "LOCAL" if port.ofport == LOCAL else (port.type or "system")
+        # The translation outputs to a port that is down as to any other (only bonds and
+        # fast-failover groups look at liveness); what the device does with it varies
+        # (OVS's dummy ports still send), so it is said, not decided.
+        down = ("; its link is down" if "LINK_DOWN" in port.state else
+                "; it is administratively down" if "PORT_DOWN" in port.config else "")
         self._exit(ctx, "output", bridge_name, packet, step,
-                   f"output to {port.name} ({kind})", port=port,
-                   data={"iface_id": port.external_ids.get("iface-id")})
+                   f"output to {port.name} ({kind}){down}", port=port,
+                   data={"iface_id": port.external_ids.get("iface-id"),
+                         **({"port_down": True} if down else {})})
 
     def _patch(self, ctx, bridge_name, port: Port, packet, step):
         peer_name = port.options.get("peer")
@@ -613,12 +623,51 @@ class ChassisDatapath:
                    port=port, data=outer)
 
     def _flood(self, ctx, bridge_name, how: int, packet, step):
+        """FLOOD and ALL (ofproto-dpif-xlate.c ``flood_packets``: every port but the input
+        port; FLOOD skips ports with NO_FLOOD); NORMAL is ``_normal``."""
+        if how == NORMAL:
+            return self._normal(ctx, bridge_name, packet, step)
+        label = "FLOOD" if how == FLOOD else "ALL"
+        flood = step.add(Step("flood", f"{label}: to every port", self.chassis, bridge_name))
+        self._flood_ports(ctx, bridge_name, packet, flood, skip_no_flood=how == FLOOD)
+        return None
+
+    def _flood_ports(self, ctx, bridge_name, packet, step, skip_no_flood: bool) -> None:
+        in_port = packet.get("in_port", 0)
+        for port in sorted(self.bridges[bridge_name].ports.values(), key=lambda p: p.ofport):
+            if port.ofport == in_port:
+                continue
+            if skip_no_flood and "NO_FLOOD" in port.config:
+                step.add(Step("skip", f"{port.name}: NO_FLOOD, not flooded to", self.chassis,
+                              bridge_name))
+                continue
+            self._output_port(ctx, bridge_name, port, dict(packet), step)
+
+    def _normal(self, ctx, bridge_name, packet, step):
+        """ofproto-dpif-xlate.c ``xlate_normal``: drop frames to reserved multicast MACs,
+        learn the source MAC on the input port (``update_learning_table``, when the
+        translation may have side effects, as for a real packet), then send to the port
+        the destination was learned on, or flood (ports with NO_FLOOD excepted).  VLAN
+        modes, bonds, mirrors and multicast snooping are not modelled."""
         bridge = self.bridges[bridge_name]
         in_port = packet.get("in_port", 0)
-        label = {NORMAL: "NORMAL", FLOOD: "FLOOD", ALL: "ALL"}[how]
-        dst = packet.get("dl_dst", 0)
+        src, dst = packet.get("dl_src", 0), packet.get("dl_dst", 0)
         vlan = packet.get("vlan_tci", 0) & 0xFFF
-        if how == NORMAL and not (dst >> 40) & 1:
+        if bridge.ports and in_port not in bridge.ports:
+            step.add(Step("normal", f"NORMAL: in_port {in_port} is no port of {bridge_name} "
+                          "(no input bundle); dropped", self.chassis, bridge_name))
+            return None
+        if dst >> 8 == 0x0180C20000:
+            step.add(Step("normal", f"NORMAL: reserved destination {format_mac(dst)}; dropped",
+                          self.chassis, bridge_name))
+            return None
+        if self.options.learn and not (src >> 40) & 1 and bridge.fdb.get((vlan, src)) != in_port:
+            bridge.fdb[(vlan, src)] = in_port
+            here = bridge.ports.get(in_port)
+            step.add(Step("normal", f"NORMAL: learned {format_mac(src)} on "
+                          f"{here.name if here else in_port} (VLAN {vlan})", self.chassis,
+                          bridge_name, data={"learned_mac": src, "port": in_port}))
+        if not (dst >> 40) & 1:
             learned = bridge.fdb.get((vlan, dst))
             if learned is not None:
                 if learned == in_port:
@@ -626,20 +675,20 @@ class ChassisDatapath:
                                   "port; dropped", self.chassis, bridge_name))
                     return None
                 port = bridge.ports.get(learned)
-                if port is not None:
-                    normal = step.add(Step("normal", f"NORMAL: {format_mac(dst)} learned on "
-                                           f"{port.name}", self.chassis, bridge_name))
-                    self._output_port(ctx, bridge_name, port, dict(packet), normal)
+                if port is None:
+                    step.add(Step("normal", f"NORMAL: {format_mac(dst)} learned on port "
+                                  f"{learned}, which is unknown; dropped", self.chassis,
+                                  bridge_name))
                     return None
+                normal = step.add(Step("normal", f"NORMAL: {format_mac(dst)} learned on "
+                                       f"{port.name}", self.chassis, bridge_name))
+                self._output_port(ctx, bridge_name, port, dict(packet), normal)
+                return None
         why = ("broadcast/multicast" if (dst >> 40) & 1 else
                "destination MAC not in the MAC table" if bridge.fdb_known else
                "no MAC table was collected for this bridge")
-        flood = step.add(Step("flood", f"{label}: flooded ({why})" if how == NORMAL
-                              else f"{label}: to every port", self.chassis, bridge_name))
-        for port in sorted(bridge.ports.values(), key=lambda p: p.ofport):
-            if port.ofport == in_port and how != ALL:
-                continue
-            self._output_port(ctx, bridge_name, port, dict(packet), flood)
+        flood = step.add(Step("flood", f"NORMAL: flooded ({why})", self.chassis, bridge_name))
+        self._flood_ports(ctx, bridge_name, packet, flood, skip_no_flood=True)
         return None
 
 
