@@ -90,7 +90,7 @@ def test_kernel_dp_hash_is_an_unknown_choice_and_bucket_overrides():
     datapath = _datapath("kernel")
     root, exits = datapath.inject("br0", dict(dp_record["packet"]))
     assert [e.port for e in exits] == [2]  # bucket 0, said to be a guess
-    assert datapath.unknown_choices and "--bucket 10=N" in datapath.unknown_choices[0]
+    assert datapath.unknown_choices and "--bucket 10=N" in datapath.unknown_choices[0][1]
     assert any(s.data.get("unknown_choice") for s in root.walk())
     forced = _datapath("kernel", buckets={10: 2})
     _, exits = forced.inject("br0", dict(dp_record["packet"]))
@@ -142,3 +142,40 @@ def test_datapath_kind():
                          "system") == "userspace"
     assert datapath_kind("netdev@ovs-netdev:\n", "netdev") == "userspace"
     assert datapath_kind("system@ovs-system:\n  br-int 65534/1: (internal)\n", "") == "kernel"
+
+
+def _acl_lb_trace(kernel: bool, buckets=None):
+    from conftest import FIXTURES
+
+    from ofrace.snapshot import Snapshot
+    from ofrace.trace.cluster import ClusterTracer, TraceOptions
+    from ofrace.trace.request import start_from_short_form
+
+    snapshot = Snapshot.load(FIXTURES / "acl" / "snapshot.ofr")  # changed below: not cached
+    if kernel:
+        for ch in snapshot.chassis.values():
+            ch.dpif = ch.dpif.replace("(dummy-internal)", "(internal)").replace("(dummy)",
+                                                                                "(system)")
+    tracer = ClusterTracer(snapshot, TraceOptions(select_buckets=buckets or {}))
+    return tracer.trace(start_from_short_form(tracer, "vm3", "172.16.0.10:80", "tcp"))
+
+
+def test_lab_snapshot_is_userspace_and_its_lb_choice_is_computed():
+    result = _acl_lb_trace(kernel=False)
+    assert [v.kind for v in result.verdicts()] == ["delivered"]
+    assert not any(hop.assumed for hop in result.hops)
+    steps = [s for hop in result.hops for s in hop.root.walk() if s.data.get("dp_hash")]
+    assert steps, "the dp_hash was computed"
+
+
+def test_kernel_lb_choice_is_marked_on_the_verdict_until_bucket_chooses():
+    result = _acl_lb_trace(kernel=True)
+    (verdict,) = result.verdicts()
+    assert verdict.kind == "delivered" and verdict.logical_port == "vm1"  # bucket 0
+    group = next(s.data["group"] for hop in result.hops for s in hop.root.walk()
+                 if s.data.get("unknown_choice"))
+    assert "cannot be known" in verdict.text and f"--bucket {group}=N" in verdict.text
+    assert any("kernel datapath" in n for hop in result.hops for n in hop.notes)
+    chosen = _acl_lb_trace(kernel=True, buckets={group: 1})
+    (verdict,) = chosen.verdicts()
+    assert verdict.logical_port == "vm2" and "cannot be known" not in verdict.text

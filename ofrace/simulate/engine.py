@@ -103,7 +103,8 @@ class ChassisDatapath:
         self.options = options or SimulationOptions()
         self.learned: list[Step] = []
         self.received: Packet | None = None  # the packet as it entered (dp_hash's RSS)
-        self.unknown_choices: list[str] = []  # datapath choices ofrace could not compute
+        # datapath choices ofrace could not compute: (group id, what it did instead)
+        self.unknown_choices: list[tuple[int, str]] = []
 
     # ------------------------------------------------------------------ API
 
@@ -470,8 +471,8 @@ class ChassisDatapath:
         kind = self.options.datapath_kinds.get(bridge, "kernel")
         if kind != "userspace":
             return self._unknown_choice(bridge, group, step,
-                                        "dp_hash is computed by the kernel datapath (a hash "
-                                        "with a per-boot random seed)")
+                                        "the kernel datapath computes dp_hash with a "
+                                        "per-boot random seed")
         received = self.received or packet
         entry = self.bridges[bridge].ports.get(received.get("in_port", -1))
         if entry is not None and entry.type in TUNNEL_TYPES:
@@ -493,7 +494,7 @@ class ChassisDatapath:
                 f"{len(group.buckets)}: --bucket {group.group_id}=N picks another")
         step.add(Step("group", text, self.chassis, bridge,
                       data={"group": group.group_id, "unknown_choice": True}))
-        self.unknown_choices.append(text)
+        self.unknown_choices.append((group.group_id, text))
         return 0
 
     def _controller(self, ctx, bridge, table, action: A.Controller, packet, step):
