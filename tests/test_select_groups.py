@@ -179,3 +179,12 @@ def test_kernel_lb_choice_is_marked_on_the_verdict_until_bucket_chooses():
     chosen = _acl_lb_trace(kernel=True, buckets={group: 1})
     (verdict,) = chosen.verdicts()
     assert verdict.logical_port == "vm2" and "cannot be known" not in verdict.text
+
+
+def test_userspace_dp_hash_of_a_packet_from_a_tunnel_is_unknown():
+    """Its RSS hash is the outer header's (tunnel pop keeps it): not in the trace."""
+    dp_record = next(r for r in RECORDS if r["group"] == 10)
+    datapath = _datapath("userspace")
+    datapath.bridges["br0"].ports[1].type = "geneve"
+    datapath.inject("br0", dict(dp_record["packet"]))
+    assert datapath.unknown_choices and "tunnel" in datapath.unknown_choices[0][1]

@@ -102,7 +102,8 @@ class ChassisDatapath:
         self.conntrack = conntrack if conntrack is not None else ConntrackTable()
         self.options = options or SimulationOptions()
         self.learned: list[Step] = []
-        self.received: Packet | None = None  # the packet as it entered (dp_hash's RSS)
+        # the packet as it entered, and the bridge (the userspace dp_hash hashes it)
+        self.received: tuple[str, Packet] | None = None
         # datapath choices ofrace could not compute: (group id, what it did instead)
         self.unknown_choices: list[tuple[int, str]] = []
 
@@ -114,7 +115,7 @@ class ChassisDatapath:
         root = root or Step("bridge", f'bridge("{bridge}")', self.chassis, bridge)
         ctx = _Context(self.chassis, [], [])
         packet = dict(packet)
-        self.received = dict(packet)
+        self.received = (bridge, dict(packet))
         try:
             self._lookup(ctx, bridge, table, packet, root)
         except _Stop:
@@ -473,8 +474,8 @@ class ChassisDatapath:
             return self._unknown_choice(bridge, group, step,
                                         "the kernel datapath computes dp_hash with a "
                                         "per-boot random seed")
-        received = self.received or packet
-        entry = self.bridges[bridge].ports.get(received.get("in_port", -1))
+        entry_bridge, received = self.received or (bridge, packet)
+        entry = self.bridges[entry_bridge].ports.get(received.get("in_port", -1))
         if entry is not None and entry.type in TUNNEL_TYPES:
             return self._unknown_choice(bridge, group, step,
                                         "the userspace datapath's dp_hash of a packet that "
