@@ -188,3 +188,21 @@ def test_userspace_dp_hash_of_a_packet_from_a_tunnel_is_unknown():
     datapath.bridges["br0"].ports[1].type = "geneve"
     datapath.inject("br0", dict(dp_record["packet"]))
     assert datapath.unknown_choices and "tunnel" in datapath.unknown_choices[0][1]
+
+
+def test_fast_failover_takes_the_first_bucket_whose_watch_port_is_up():
+    ports_desc = ("OFPST_PORT_DESC reply (xid=0x2):\n"
+                  " 2(p1): addr:aa:55:aa:55:00:01\n     config:     0\n     state:      LINK_DOWN\n"
+                  " 3(p2): addr:aa:55:aa:55:00:02\n     config:     0\n     state:      0\n")
+    ports = [Interface(name=name, bridge="br0", type="", ofport=n, options={}, external_ids={},
+                       error=None, mac_in_use=None) for name, n in PORTS.items()]
+    group = ("group_id=7,type=ff,bucket=bucket_id:0,watch_port:2,actions=output:2,"
+             "bucket=bucket_id:1,watch_port:3,actions=output:3")
+    flows = ["priority=1,in_port=1 actions=group:7"]
+    index = BridgeIndex(Bridge(name="br0", flows=flows, groups=[group], ports_desc=ports_desc),
+                        ports)
+    _, exits = ChassisDatapath("hv", {"br0": index}).inject("br0", {"in_port": 1})
+    assert [e.port for e in exits] == [3]
+    index.ports[3].state = frozenset({"LINK_DOWN"})
+    _, exits = ChassisDatapath("hv", {"br0": index}).inject("br0", {"in_port": 1})
+    assert exits == [] or all(e.kind == "drop" for e in exits)

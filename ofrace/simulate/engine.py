@@ -417,7 +417,7 @@ class ChassisDatapath:
         if not group.buckets:
             step.add(Step("group", f"group {group.group_id}: no buckets", self.chassis, bridge))
             return None
-        if group.type == "all":
+        if group.type in ("all", "indirect"):
             chosen = list(range(len(group.buckets)))
         elif action.group_id in self.options.select_buckets:
             chosen = [self.options.select_buckets[action.group_id]]
@@ -428,6 +428,8 @@ class ChassisDatapath:
                 return False
             step.add(Step("group", f"group {group.group_id}: bucket {chosen[0]} chosen by "
                           "--bucket", self.chassis, bridge))
+        elif group.type == "ff":
+            chosen = self._first_live_bucket(bridge, group, step)
         else:
             chosen = [self._select_bucket(bridge, group, packet, step)]
         for i in chosen:
@@ -447,6 +449,24 @@ class ChassisDatapath:
             ctx.depth -= 1
             ctx.stopped = False
         return None
+
+    def _first_live_bucket(self, bridge: str, group, step: Step) -> list[int]:
+        """A fast-failover group takes its first live bucket (ofproto-dpif-xlate.c
+        ``group_first_live_bucket``): one whose ``watch_port`` is up by the port's config
+        and state in the snapshot (BFD/CFM liveness is not modelled; ``watch_group``
+        counts as live)."""
+        ports = self.bridges[bridge].ports
+        for i, bucket in enumerate(group.buckets):
+            watch = next((item[11:] for item in split_top_level(bucket)
+                          if item.startswith("watch_port:")), None)
+            port = ports.get(int(watch)) if watch and watch.isdigit() else None
+            if port is not None and ("LINK_DOWN" in port.state or "PORT_DOWN" in port.config):
+                step.add(Step("group", f"group {group.group_id}: bucket {i} not live "
+                              f"({port.name} is down)", self.chassis, bridge))
+                continue
+            return [i]
+        step.add(Step("group", f"group {group.group_id}: no live bucket", self.chassis, bridge))
+        return []
 
     def _select_bucket(self, bridge: str, group, packet: Packet, step: Step) -> int:
         """The bucket OVS takes (ofrace/simulate/groups.py); where the datapath's choice
