@@ -42,13 +42,12 @@ def _wire_backend(lab, client, start, sport: int) -> list[str]:
     return []
 
 
-def test_dp_hash_backend_equals_the_wire(lab_slot):
-    lab = lab_slot.ensure("acl")
+def _compare(lab, what: str, sports) -> None:
     tracer = ClusterTracer(collect_cluster(local_inventory(lab)))
     start = start_from_short_form(tracer, "vm3", VIP, "tcp")
     client = _vif(lab, "vm3")
     pairs = []
-    for sport in SOURCE_PORTS:
+    for sport in sports:
         traced = tracer.trace(replace(start, packet=dict(start.packet, tp_src=sport)))
         delivered = [v.logical_port for v in traced.verdicts() if v.kind == "delivered"]
         notes = [n for hop in traced.hops for n in hop.notes if "not known" in n]
@@ -56,6 +55,29 @@ def test_dp_hash_backend_equals_the_wire(lab_slot):
         pairs.append((sport, delivered, _wire_backend(lab, client, start, sport)))
     agree = sum(traced == wire for _, traced, wire in pairs)
     wire_backends = {b for _, _, wire in pairs for b in wire}
-    print(f"dp_hash: {agree}/{len(pairs)} backends equal to the wire")
+    print(f"{what}: {agree}/{len(pairs)} backends equal to the wire")
     assert wire_backends == set(BACKENDS), pairs  # both backends chosen: not vacuous
     assert agree == len(pairs), pairs
+
+
+def test_dp_hash_backend_equals_the_wire(lab_slot):
+    _compare(lab_slot.ensure("acl"), "dp_hash", SOURCE_PORTS)
+
+
+def test_selection_fields_backend_equals_the_wire(lab_slot):
+    """selection_fields on the load balancer: OVN asks for selection_method=hash."""
+    lab = lab_slot.ensure("acl")
+    lab.nbctl("set", "load_balancer", "lb-web", "selection_fields=ip_src,tp_src")
+    try:
+        chassis = _vif(lab, "vm3")[0]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            groups = lab.run_on(chassis, ["ovs-ofctl", "-O", "OpenFlow15", "dump-groups",
+                                          "br-int"]).stdout
+            if "selection_method=hash" in groups:
+                break
+            time.sleep(0.2)
+        assert "selection_method=hash,fields(ip_src,tcp_src)" in groups, groups
+        _compare(lab, "hash fields", [p + 1 for p in SOURCE_PORTS])
+    finally:
+        lab.nbctl("clear", "load_balancer", "lb-web", "selection_fields")
