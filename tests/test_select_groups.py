@@ -206,3 +206,12 @@ def test_fast_failover_takes_the_first_bucket_whose_watch_port_is_up():
     index.ports[3].state = frozenset({"LINK_DOWN"})
     _, exits = ChassisDatapath("hv", {"br0": index}).inject("br0", {"in_port": 1})
     assert exits == [] or all(e.kind == "drop" for e in exits)
+
+
+def test_a_bucket_of_weight_0_is_never_chosen_by_hash():
+    select = parse_select_group(_group(1))
+    select.weights = [0, 100, 0, 0]
+    from ofrace.simulate.groups import best_bucket
+    assert {best_bucket(select, basis)[0] for basis in range(64)} == {1}
+    select.weights = [0, 0, 0, 0]
+    assert best_bucket(select, 5)[0] is None

@@ -431,7 +431,8 @@ class ChassisDatapath:
         elif group.type == "ff":
             chosen = self._first_live_bucket(bridge, group, step)
         else:
-            chosen = [self._select_bucket(bridge, group, packet, step)]
+            best = self._select_bucket(bridge, group, packet, step)
+            chosen = [best] if best is not None else []
         for i in chosen:
             text = _bucket_actions(group.buckets[i])
             gstep = step.add(Step("group", f"group {group.group_id} ({group.type}) bucket {i} "
@@ -468,7 +469,7 @@ class ChassisDatapath:
         step.add(Step("group", f"group {group.group_id}: no live bucket", self.chassis, bridge))
         return []
 
-    def _select_bucket(self, bridge: str, group, packet: Packet, step: Step) -> int:
+    def _select_bucket(self, bridge: str, group, packet: Packet, step: Step) -> int | None:
         """The bucket OVS takes (ofrace/simulate/groups.py); where the datapath's choice
         cannot be known, bucket 0, said in the step and in ``unknown_choices``."""
         gid = group.group_id
@@ -480,8 +481,9 @@ class ChassisDatapath:
         if select.method == "hash" and select.fields:
             basis = hash_fields_basis(select, packet)
             best, scores = best_bucket(select, basis)
+            chosen = f"bucket {best}" if best is not None else "no live bucket"
             step.add(Step("group", f"group {gid}: hash of fields("
-                          f"{','.join(f.name for f in select.fields)}) → bucket {best} "
+                          f"{','.join(f.name for f in select.fields)}) → {chosen} "
                           f"(scores {', '.join(map(str, scores))})", self.chassis, bridge,
                           data={"group": gid, "method": "hash", "scores": scores}))
             return best

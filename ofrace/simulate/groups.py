@@ -164,13 +164,14 @@ def hash_fields_basis(select: SelectGroup, packet: dict) -> int:
     return basis
 
 
-def best_bucket(select: SelectGroup, basis: int) -> tuple[int, list[int]]:
-    """ofproto-dpif-xlate.c ``group_best_live_bucket``: (bucket index, every score)."""
-    best, best_score, scores = 0, 0, []
+def best_bucket(select: SelectGroup, basis: int) -> tuple[int | None, list[int]]:
+    """ofproto-dpif-xlate.c ``group_best_live_bucket``: (bucket index, every score); a
+    bucket of weight 0 is not live (``bucket_is_alive``); None if no bucket is."""
+    best, best_score, scores = None, 0, []
     for i, (bucket_id, weight) in enumerate(zip(select.bucket_ids, select.weights, strict=True)):
         score = (hashing.hash_int(bucket_id, basis) & 0xFFFF) * weight
         scores.append(score)
-        if score >= best_score:
+        if weight > 0 and score >= best_score:
             best, best_score = i, score
     return best, scores
 
