@@ -71,3 +71,19 @@ def test_learning_is_shown_and_a_down_link_is_said():
                for s in root.walk())
     down = [e for e in exits if e.port == 3]
     assert down and "link is down" in down[0].reason and down[0].data["port_down"]
+
+
+def test_a_controller_packet_floods_and_teaches_nothing():
+    index = _index(STEPS[0]["ports_desc"], STEPS[0]["fdb"])
+    packet = dict(STEPS[0]["packet"], in_port=0xFFFD)
+    _, exits = ChassisDatapath("hv", {"br0": index}).inject("br0", packet)
+    assert sorted(e.port for e in exits) == [1, 2, 3, 0xFFFE]
+    assert index.fdb == {}
+
+
+def test_an_input_port_not_on_the_bridge_drops():
+    index = _index(STEPS[0]["ports_desc"], STEPS[0]["fdb"])
+    root, exits = ChassisDatapath("hv", {"br0": index}).inject(
+        "br0", dict(STEPS[0]["packet"], in_port=77))
+    assert all(e.kind != "output" for e in exits)
+    assert any("no input bundle" in s.text for s in root.walk())

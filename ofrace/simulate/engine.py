@@ -677,7 +677,10 @@ class ChassisDatapath:
         in_port = packet.get("in_port", 0)
         src, dst = packet.get("dl_src", 0), packet.get("dl_dst", 0)
         vlan = packet.get("vlan_tci", 0) & 0xFFF
-        if bridge.ports and in_port not in bridge.ports:
+        # A controller's own packets (in_port CONTROLLER or NONE) have a bundle of their own
+        # and teach nothing (lookup_input_bundle__).
+        from_controller = in_port in (CONTROLLER, SPECIAL_PORTS["NONE"])
+        if bridge.ports and in_port not in bridge.ports and not from_controller:
             step.add(Step("normal", f"NORMAL: in_port {in_port} is no port of {bridge_name} "
                           "(no input bundle); dropped", self.chassis, bridge_name))
             return None
@@ -685,7 +688,8 @@ class ChassisDatapath:
             step.add(Step("normal", f"NORMAL: reserved destination {format_mac(dst)}; dropped",
                           self.chassis, bridge_name))
             return None
-        if self.options.learn and not (src >> 40) & 1 and bridge.fdb.get((vlan, src)) != in_port:
+        if (self.options.learn and not from_controller and not (src >> 40) & 1
+                and bridge.fdb.get((vlan, src)) != in_port):
             bridge.fdb[(vlan, src)] = in_port
             here = bridge.ports.get(in_port)
             step.add(Step("normal", f"NORMAL: learned {format_mac(src)} on "
