@@ -4,6 +4,7 @@ recorded from ovs-vswitchd 3.1.0 by scripts/record_select_groups.py: ofproto/tra
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,57 @@ def test_a_bucket_of_weight_0_is_never_chosen_by_hash():
     assert {best_bucket(select, basis)[0] for basis in range(64)} == {1}
     select.weights = [0, 0, 0, 0]
     assert best_bucket(select, 5)[0] is None
+
+
+# ---- an OVN load balancer, recorded on the wire (scripts/record_lb_backends.py, acl lab)
+
+LB = json.loads((Path(__file__).parent / "fixtures/lb_backends.json").read_text())
+
+
+def _lb_backends(phase: str) -> tuple[int, int]:
+    """(agreeing, total): the backend ofrace delivers each recorded SYN to, against the VIF
+    that really received it.  The recorded acl snapshot holds the dp_hash groups; for the
+    hash phase its lb-web group gets the hash group OVN made (same buckets, new id)."""
+    from conftest import FIXTURES
+
+    from ofrace.snapshot import Snapshot
+    from ofrace.trace.cluster import ClusterTracer
+    from ofrace.trace.request import start_from_short_form
+
+    snapshot = Snapshot.load(FIXTURES / "acl" / "snapshot.ofr")  # changed below: not cached
+    bridge = snapshot.chassis[LB["client_chassis"]].bridges["br-int"]
+    ours = {g.group_id: g for g in parse_groups(bridge.groups)}
+    recorded = {g.group_id: g for g in parse_groups(LB["dp_hash"]["groups"])}
+    assert {i: g.buckets for i, g in ours.items()} == \
+        {i: g.buckets for i, g in recorded.items()}, "the snapshot has the recorded groups"
+    if phase == "hash":
+        (hashed,) = [g for g in parse_groups(LB["hash"]["groups"])
+                     if "selection_method=hash" in g.raw]
+        assert hashed.buckets == ours[1].buckets
+        bridge.groups = [line if not line.startswith("group_id=1,") else
+                         line.split(",bucket=", 1)[0].replace("selection_method=dp_hash",
+                                                               "selection_method=hash,fields("
+                                                               "ip_src,tcp_src)")
+                         + ",bucket=" + ",bucket=".join(hashed.buckets)
+                         for line in bridge.groups]
+    tracer = ClusterTracer(snapshot)
+    start = start_from_short_form(tracer, LB["client"], "172.16.0.10:80", "tcp")
+    agree = 0
+    for row in LB[phase]["records"]:
+        packet = dict(start.packet, **{k: v for k, v in row["packet"].items()
+                                       if k in ("tp_src", "dl_src", "nw_src", "tcp_flags")})
+        result = tracer.trace(replace(start, packet=packet))
+        agree += [v.logical_port for v in result.verdicts()] == row["backends"]
+    return agree, len(LB[phase]["records"])
+
+
+def test_ovn_load_balancer_dp_hash_backends_equal_the_wire():
+    rows = LB["dp_hash"]["records"]
+    assert {b for r in rows for b in r["backends"]} == {"vm1", "vm2"}
+    assert _lb_backends("dp_hash") == (len(rows), len(rows))
+
+
+def test_ovn_load_balancer_selection_fields_backends_equal_the_wire():
+    rows = LB["hash"]["records"]
+    assert {b for r in rows for b in r["backends"]} == {"vm1", "vm2"}
+    assert _lb_backends("hash") == (len(rows), len(rows))
