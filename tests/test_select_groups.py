@@ -270,3 +270,16 @@ def test_ovn_load_balancer_selection_fields_backends_equal_the_wire():
     rows = LB["hash"]["records"]
     assert {b for r in rows for b in r["backends"]} == {"vm1", "vm2"}
     assert _lb_backends("hash") == (len(rows), len(rows))
+
+
+def test_userspace_dp_hash_of_a_packet_from_a_dpdk_nic_is_unknown():
+    """The NIC's RSS hash replaces the 5-tuple hash for l4 (not for sym_l4)."""
+    datapath = _datapath("userspace")
+    datapath.bridges["br0"].ports[1].type = "dpdk"
+    datapath.inject("br0", dict(next(r for r in RECORDS if r["group"] == 10)["packet"]))
+    assert datapath.unknown_choices and "RSS" in datapath.unknown_choices[0][1]
+    sym = next(r for r in RECORDS if r["group"] == 12)  # no method: sym_l4
+    datapath = _datapath("userspace")
+    datapath.bridges["br0"].ports[1].type = "dpdk"
+    assert _ofrace_port(datapath, sym["packet"]) == sym["wire_ports"]
+    assert not datapath.unknown_choices

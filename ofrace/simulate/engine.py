@@ -502,6 +502,9 @@ class ChassisDatapath:
             return self._unknown_choice(bridge, group, step,
                                         "the userspace datapath's dp_hash of a packet that "
                                         "came in through a tunnel hashes its outer header")
+        if entry is not None and entry.type == "dpdk" and plan.alg != HASH_ALG_SYM_L4:
+            return self._unknown_choice(bridge, group, step,
+                                        "a DPDK NIC's own RSS hash seeds dp_hash")
         dp_hash = userspace_dp_hash(plan, received, packet)
         mask = len(plan.table) - 1
         best = plan.table[dp_hash & mask]
