@@ -27,6 +27,7 @@ from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
+from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
@@ -75,6 +76,7 @@ class Hop:
     children: list[Hop] = field(default_factory=list)
     parent_exit: int | None = None   # index of the exit (in the parent hop) that led here
     notes: list[str] = field(default_factory=list)  # side events (ACL log copies, …)
+    assumed: list[int] = field(default_factory=list)  # groups whose bucket was not known
 
 
 @dataclass
@@ -132,7 +134,8 @@ class ClusterTracer:
                 conntrack = self.conntrack.setdefault(ch.name, ConntrackTable())
             dp = self._datapaths[name] = ChassisDatapath(
                 ch.name, bridges, conntrack,
-                SimulationOptions(select_buckets=self.options.select_buckets))
+                SimulationOptions(select_buckets=self.options.select_buckets,
+                                  datapath_kinds=datapath_kinds(ch)))
         return dp
 
     def facts(self, name: str) -> OvnFacts:
@@ -326,6 +329,7 @@ class ClusterTracer:
                 hop.children.append(child)
                 hops.append(child)
                 queue.append((child, depth + 1))
+        _mark_assumed(root, [])
         return ClusterTrace(hops, root)
 
     def _run(self, start: TraceStart) -> Hop:
@@ -339,6 +343,9 @@ class ClusterTracer:
         root, exits = dp.inject(start.bridge, start.packet, step, start.table,
                                 start.payload_length)
         hop = Hop(start, root, exits)
+        hop.notes.extend(text for _, text in dp.unknown_choices)
+        hop.assumed = [group for group, _ in dp.unknown_choices]
+        dp.unknown_choices.clear()
         note = self.facts(start.chassis).note
         if note:  # OVN meaning read with another release's facts: say so where it is used
             hop.notes.append(f"{start.chassis}: {note}")
@@ -478,3 +485,17 @@ def _handover_table(lines: list[str], facts: OvnFacts, dp_key: int, port_key: in
                                             for b in a.actions) for a in actions):
             return flow.table
     return None
+
+
+def _mark_assumed(hop: Hop, inherited: list[tuple[str, int]]) -> None:
+    """Verdicts downstream of a select group whose bucket the datapath picks unknowably
+    say so, and how to choose another (the hop's note says why)."""
+    assumed = inherited + [(hop.start.chassis, g) for g in hop.assumed]
+    if assumed:
+        groups = ", ".join(f"group {g} on {chassis}" for chassis, g in assumed)
+        hints = ", ".join(f"--bucket {g}=N" for g in dict.fromkeys(g for _, g in assumed))
+        for verdict in hop.verdicts:
+            verdict.text += (f" (if the datapath took bucket 0 of {groups}, which cannot be "
+                             f"known; {hints} picks another)")
+    for child in hop.children:
+        _mark_assumed(child, assumed)
