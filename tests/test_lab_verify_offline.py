@@ -159,3 +159,15 @@ def test_copies_the_hub_never_delivered_are_caught(tmp_path):
     report, _, _ = _sweep("kind", tmp_path, {PacketClass.ROUTED}, hub_loses=True, limit=30)
     lost = [m for m in report.unexplained if m.where.startswith("hub to ")]
     assert lost, report.mismatches[:3]
+
+
+def test_a_short_sweep_reaches_every_class():
+    """CI's live sweep takes the first conversations of each class, not the first ones
+    overall (which are all L2 and routed on kind)."""
+    snapshot = recorded("kind")[0]
+    conversations = generate(snapshot)
+    sample = lab_verify.sample_per_class(conversations, 3)
+    classes = {c.packet_class for c in conversations}
+    assert {c.packet_class for c in sample} == classes
+    assert all(sum(c.packet_class == k for c in sample) <= 3 for k in classes)
+    assert {c.packet_class for c in conversations[:len(sample)]} != classes
