@@ -16,6 +16,7 @@ from collections import Counter
 import pytest
 from lab_inventory import local_inventory
 
+from ofrace.annotate.annotated import Annotator
 from ofrace.annotate.session import TraceRequest, run_trace
 from ofrace.collect.cluster import collect_cluster
 from ofrace.lab.wire import read_pcap
@@ -53,8 +54,8 @@ def _send(lab, snapshot, start, out: tuple[str, str], wait: float = 3.0) -> list
     while time.monotonic() < deadline and not seen:
         time.sleep(0.1)
         frames, _ = read_pcap(path, offset)
-        seen = [f for f in frames if f.get("nw_proto") == 6 and f.get("tcp_flags")
-                == start.packet.get("tcp_flags")]
+        seen = [f for f in frames if f.get("nw_proto") == 6 and f.get("tcp_flags", 0)
+                == start.packet.get("tcp_flags", 0)]
     return seen
 
 
@@ -103,10 +104,31 @@ def _warm(lab, sport: int):
     pytest.fail(f"the seed's handshake never got through in ofrace's trace: {conv.stopped}")
 
 
-def test_seed_handshake_ack_hits_the_est_flow_ofrace_names(lab_slot):
+@pytest.fixture(scope="module")
+def warm(lab_slot):
     lab = lab_slot.ensure("kind")
     sport = 10000 + int(time.time()) % 10000     # a connection no earlier run left open
-    snapshot = _warm(lab, sport)
+    return lab, _warm(lab, sport), sport
+
+
+@pytest.mark.parametrize("flags, why", [
+    ("", "TCP flags 0"),                         # the seed's microflow as written
+    (" && tcp.flags == 0x12", "SYN-ACK with no connection"),
+])
+def test_seed_packets_conntrack_finds_invalid_are_dropped_as_on_the_wire(warm, flags, why):
+    lab, snapshot, sport = warm
+    expression = SEED.format(sport=sport + 5000 + len(flags)).replace(
+        " && tcp.flags == 2", flags)
+    result = run_trace(snapshot, TraceRequest(expression=expression))
+    (verdict,) = result.annotated.verdicts
+    assert verdict.kind == "dropped" and "said +inv" in verdict.text and why in verdict.text
+    pod = next(i.name for i in snapshot.chassis["ovn-worker"].interfaces
+               if i.iface_id and i.iface_id.startswith("default_nginx"))
+    assert not _send(lab, snapshot, result.start, ("ovn-worker", pod))
+
+
+def test_seed_handshake_ack_hits_the_est_flow_ofrace_names(warm):
+    lab, snapshot, sport = warm
     expression = SEED.format(sport=sport)
     tracer = ClusterTracer(snapshot)
     start = start_from_expression(tracer, expression)
@@ -132,7 +154,6 @@ def test_seed_handshake_ack_hits_the_est_flow_ofrace_names(lab_slot):
     alone = start_from_expression(fresh, expression.replace("tcp.flags == 2",
                                                             "tcp.flags == 0x10"))
     alone.packet.update({k: v for k, v in ack.start.packet.items() if k in WIRE_KEYS})
-    from ofrace.annotate.annotated import Annotator
     plain = _flows(Annotator(fresh.names).trace(fresh.trace(alone)), pod.chassis)
     new_flows = {f for f in plain if f not in matched and "+new" in f}
     assert new_flows, "the plain trace should take a +new flow the established one does not"

@@ -98,7 +98,9 @@ class TraceResult:
 
     @property
     def microflow(self) -> str:
-        """The forward packet as the microflow ovn-trace takes."""
+        """The forward packet as the microflow ovn-trace takes (--step's: the step's)."""
+        if "step" in self.request and self.start.logical_port:
+            return to_expression(self.start.packet, self.start.logical_port)
         return self.request.get("expression") or to_expression(self.start.packet,
                                                                self.request["from"])
 
