@@ -22,6 +22,7 @@ from ofrace.openflow.actions import ActionError, Clone, SetField, parse_actions
 from ofrace.openflow.bridge import BridgeIndex
 from ofrace.openflow.fields import FIELDS
 from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, parse_flow
+from ofrace.openflow.frames import WIRE_KEYS
 from ofrace.ovn import controller as controller_actions
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
@@ -400,11 +401,12 @@ class ClusterTracer:
                 exit_.packet, exit=exit_))
             return None
         # A new packet on the remote chassis: headers only (no registers, metadata,
-        # conntrack state or cached connection).
+        # conntrack state or cached connection), and what only the frame carries (TCP
+        # seq/ack, payload, echo id), which the remote chassis' conntrack checks too.
         packet = {k: v for k, v in exit_.packet.items()
-                  if k in FIELDS and not (k.startswith("reg") or k.startswith("tun_")
-                                          or k in CT_FIELDS
-                                          or k in ("metadata", "in_port", "conj_id"))}
+                  if k in WIRE_KEYS or k in FIELDS and not (
+                      k.startswith("reg") or k.startswith("tun_") or k in CT_FIELDS
+                      or k in ("metadata", "in_port", "conj_id"))}
         packet.update({"in_port": tunnel.ofport, "tun_id": exit_.data.get("tun_id", 0),
                        "tun_src": int(ipaddress.IPv4Address(local_ip)) if local_ip else 0,
                        "tun_dst": int(ipaddress.IPv4Address(remote_ip))})
