@@ -166,8 +166,9 @@ def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
     settle_mac_tables(lab, collect_cluster(lab_inventory(lab)))
     say("reading the snapshot")
     snapshot = collect_cluster(lab_inventory(lab))
-    conversations = [c for c in generate(snapshot, min_steps=0 if limit or per_class
-                                         else min_packets)
+    widen = min_packets and not (limit or per_class or classes)
+    required = len(generate(snapshot))
+    conversations = [c for c in generate(snapshot, min_steps=2 * min_packets if widen else 0)
                      if not classes or {k.value for k in c.classes} & classes]
     if per_class:
         conversations = sample_per_class(conversations, per_class)
@@ -177,7 +178,8 @@ def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
     side = LabSide(lab, snapshot)
     if record:
         side = RecordingSide(side, Path(record), name)
-    run_sweep(side, conversations, report, say)
+    run_sweep(side, conversations, report, say, enough=min_packets if widen else 0,
+              required=required)
     report.seconds = time.monotonic() - started
     if record:
         side.close(report)
