@@ -35,10 +35,11 @@ class TraceRequest:
     reply: bool = False
     buckets: dict[int, int] = field(default_factory=dict)
     ct_next: list[int] | None = None
+    ct_from_node: bool = True       # --ct node (default) | empty
 
     @classmethod
     def from_options(cls, expression, source, destination, protocol, chassis, reply,
-                     buckets=(), ct_next=()) -> TraceRequest:
+                     buckets=(), ct_next=(), ct: str = "node") -> TraceRequest:
         """Checked as typed (no snapshot needed): one line, exit 2, on a mistake."""
         if bool(expression) == bool(source):
             raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
@@ -46,7 +47,7 @@ class TraceRequest:
             raise InputError("--from needs --to IP[:PORT]")
         forced = parse_ct_next(ct_next, established_ok=False)
         return cls(expression, source, destination, protocol, chassis, reply,
-                   parse_buckets(buckets), forced)
+                   parse_buckets(buckets), forced, ct != "empty")
 
 
 @dataclass
@@ -75,7 +76,8 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
     """Trace the request on ``snapshot``; with ``reply``, the answer back too."""
     check_buckets(snapshot, request.buckets)
     tracer = ClusterTracer(snapshot, TraceOptions(select_buckets=request.buckets,
-                                                  ct_next=request.ct_next))
+                                                  ct_next=request.ct_next,
+                                                  ct_from_node=request.ct_from_node))
     if request.expression:
         start = start_from_expression(tracer, request.expression, request.chassis)
         asked = {"expression": request.expression}
