@@ -14,6 +14,7 @@ import pytest
 
 from ofrace.annotate.session import TraceRequest, run_trace
 from ofrace.compare.verify import parse_dump_conntrack
+from ofrace.render.trace_json import trace_json
 from ofrace.simulate.conntrack import TCPS_CLOSED, TCPS_ESTABLISHED, TCPS_SYN_SENT, packet_key
 from ofrace.simulate.conntrack_dump import connection_of, parse_dump, parse_entry
 from ofrace.snapshot import Snapshot
@@ -134,14 +135,16 @@ def test_the_next_packet_of_a_connection_finds_its_entry(snapshot):
     data = FROM_NGINX.format(l4="tcp.src == 45101 && tcp.dst == 53 && tcp.flags == 0x18")
     result = _trace(snapshot, data)
     (first, *_) = _ct_texts(result)
-    assert first.startswith("ct: zone 14: est+trk")
+    assert first.startswith("ct: zone 14 (port default_nginx-deployment-9456bbbf9-x6pc6): "
+                            "est+trk")
     assert ("found tcp 10.244.1.3:45101 > 10.244.2.5:53 zone 14 ESTABLISHED from the "
             "node's table") in first
     assert [v.kind for v in result.annotated.verdicts] == ["delivered"]
     # --ct empty: no entry, so conntrack picks the packet up as new and OVN commits it.
     empty = _trace(snapshot, data, ct="empty")
     texts = _ct_texts(empty)
-    assert texts[0].startswith("ct: zone 14: new+trk") and "no entry in zone 14" in texts[0]
+    assert texts[0].startswith("ct: zone 14 (port default_nginx") and "new+trk" in texts[0]
+    assert "no entry in zone 14" in texts[0]
     assert "picked up mid-stream" in texts[0] and "--ct empty" in texts[0]
     assert any("committed" in t for t in texts) and not any("committed" in t
                                                             for t in _ct_texts(result))
@@ -168,3 +171,31 @@ def test_a_snapshot_without_a_table_says_so_once_per_chassis():
              if "no connection table" in n]
     assert sorted(n.split(":")[0] for n in notes) == ["ovn-control-plane", "ovn-worker"]
     assert "not in the snapshot" in _ct_texts(result)[0]
+
+
+def test_the_json_names_the_entry(snapshot):
+    data = FROM_NGINX.format(l4="tcp.src == 45101 && tcp.dst == 53 && tcp.flags == 0x18")
+    for ct, found in (("node", True), ("empty", False)):
+        result = _trace(snapshot, data, ct=ct)
+        doc = trace_json(result.annotated, result.request)
+        lookup = next(e["conntrack"] for e in doc["trace"]["events"] if e["kind"] == "ct")
+        assert lookup["found"] is found and lookup["zone"] == 14
+        assert lookup["zone_owner"] == "port default_nginx-deployment-9456bbbf9-x6pc6"
+        if found:
+            assert lookup["entry"]["from"] == "node" and lookup["state"] == "est+trk"
+            assert lookup["entry"]["dump"] in snapshot.chassis["ovn-worker"].conntrack
+        else:
+            assert lookup["entry"] is None and lookup["state"] == "new+trk"
+
+
+def test_zones_are_named_from_the_bridge_row(snapshot):
+    from ofrace.ovn.ct_zones import zone_owners
+    from ofrace.ovn.southbound import SouthboundIndex
+
+    owners = zone_owners(snapshot.chassis["ovn-worker"], SouthboundIndex(snapshot))
+    assert owners[14] == "port default_nginx-deployment-9456bbbf9-x6pc6"
+    assert (owners[1], owners[2]) == ("ovn_cluster_router DNAT zone",
+                                      "ovn_cluster_router SNAT zone")
+    # The hairpin's SNAT entry is in a zone ovn-controller gave a datapath, not a port.
+    snat = next(e for e in _entries(snapshot, "ovn-worker") if e.nat_kinds == ("src",))
+    assert owners[snat.zone].endswith("SNAT zone")

@@ -88,7 +88,7 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
                  "protocol": request.protocol}
     asked.update(chassis=start.chassis, entry=start.entry)
     forward = tracer.trace(start)
-    annotator = Annotator(tracer.names)
+    annotator = Annotator(tracer.names, snapshot)
     result = TraceResult(forward, annotator.trace(forward), start, asked)
     if request.reply:
         _trace_reply(tracer, annotator, result)

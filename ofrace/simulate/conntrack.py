@@ -369,6 +369,7 @@ class Connection:
     committed: bool = True
     tcp: TcpTracking | None = None
     origin: str = ""          # the node's dump entry it was read from ("": this trace's)
+    dump_line: str = ""       # that entry as the node printed it
     assumed: list[str] = field(default_factory=list)   # what that entry could not tell
 
     def describe(self) -> str:
@@ -431,7 +432,7 @@ class CtOutcome:
                 "entry": None if conn is None else {
                     "original": str(conn.original), "reply": str(conn.reply),
                     "from": "node" if conn.origin else "trace",
-                    "dump": conn.origin or None, "assumed": list(conn.assumed)},
+                    "dump": conn.dump_line or None, "assumed": list(conn.assumed)},
                 "lookup": self.lookup, "why": self.why}
 
 

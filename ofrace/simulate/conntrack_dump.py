@@ -239,7 +239,8 @@ def connection_of(entry: DumpEntry) -> Connection:
     TCP peers in the dumped states with windows unknown."""
     conn = Connection(entry.zone, entry.original, entry.reply, nat_kinds=entry.nat_kinds,
                       mark=entry.mark, label=entry.labels, committed_at=ORIGIN,
-                      origin=entry.describe(), assumed=list(entry.assumed))
+                      origin=entry.describe(), dump_line=entry.line,
+                      assumed=list(entry.assumed))
     if entry.tcp_states is not None:
         peers = [TcpPeer(state=state, wscale=(WSCALE_UNKNOWN if liberal else 0) | scale)
                  for state, liberal, scale in zip(entry.tcp_states, entry.tcp_liberal,
