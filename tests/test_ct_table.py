@@ -95,7 +95,7 @@ def test_icmp_and_udp_entries(snapshot):
 
 @pytest.mark.parametrize("line, error", [
     ("tcp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=1,dport=2)", "no orig"),
-    ("tcp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=1,dport=2,reply=(", "unbalanced"),
+    ("tcp,orig=(src=10.0.0.1,dst=10.0.0.2,sport=1,dport=2,reply=(", "unreadable from"),
     ("gre,orig=(src=1.1.1.1,dst=2.2.2.2),reply=(src=2.2.2.2,dst=1.1.1.1)", "protocol"),
     ("tcp,orig=(src=1.1.1.1,dst=2.2.2.2,sport=x,dport=2),reply=(src=2.2.2.2,dst=1.1.1.1,"
      "sport=2,dport=1)", "not a number"),
@@ -199,3 +199,16 @@ def test_zones_are_named_from_the_bridge_row(snapshot):
     # The hairpin's SNAT entry is in a zone ovn-controller gave a datapath, not a port.
     snat = next(e for e in _entries(snapshot, "ovn-worker") if e.nat_kinds == ("src",))
     assert owners[snat.zone].endswith("SNAT zone")
+
+
+def test_a_big_table_is_read_zone_by_zone_and_bad_lines_are_said():
+    from ofrace.simulate.conntrack_dump import table_from_dump
+
+    line = ("udp,orig=(src=10.0.0.1,dst=10.0.0.2,sport={p},dport=53),reply=(src=10.0.0.2,"
+            "dst=10.0.0.1,sport=53,dport={p}),zone={z}")
+    text = "\n".join(line.format(p=p, z=z) for z in (3, 4) for p in range(1000, 1100))
+    table = table_from_dump(text + "\nudp,orig=(src=nonsense),zone=4\n")
+    assert table.started_from == "201 connections in the node's table"
+    table.read_zone(3)
+    assert len(table.entries) == 200 and 4 in table.unread and not table.unreadable
+    assert len(table.connections()) == 200 and "nonsense" in table.unreadable[4][0]

@@ -49,3 +49,8 @@ def test_the_table_survives_save_and_load(tmp_path):
     snapshot.save(tmp_path / "s.ofr")
     again = type(snapshot).load(tmp_path / "s.ofr").chassis[chassis.name]
     assert (again.conntrack, again.conntrack_truncated) == ("tcp,orig=(…)\n", True)
+
+
+def test_the_table_leaves_room_in_the_document():
+    """It travels in the JSON document, whose size the collector bounds."""
+    assert agent.MAX_CONNTRACK_BYTES * 3 // 2 < agent.MAX_DOCUMENT

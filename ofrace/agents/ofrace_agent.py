@@ -55,9 +55,10 @@ BRIDGE_READS = (
 
 # The datapath's connection table, verbose (per-direction TCP states), read-only.  A busy
 # node holds hundreds of thousands of connections: the dump is cut (at a line) past
-# MAX_CONNTRACK_BYTES (~250k entries) and the document says so.
+# MAX_CONNTRACK_BYTES (~70k entries of ~230 bytes) and the document says so.  It travels
+# inside the JSON document, so it must leave room there (MAX_DOCUMENT, below).
 CONNTRACK_READ = ["ovs-appctl", "dpctl/dump-conntrack", "-m"]
-MAX_CONNTRACK_BYTES = 64 << 20
+MAX_CONNTRACK_BYTES = 16 << 20
 
 
 def _now():

@@ -430,10 +430,10 @@ def predicted_connections(tracer: ClusterTracer) -> set[tuple]:
     ofrace's conntrack committed during a conversation, by its original direction."""
     found = set()
     for chassis, table in tracer.conntrack.items():
-        for (zone, _), (conn, _) in table.entries.items():
+        for conn in table.connections():
             t = conn.original
             if conn.committed and t.proto in _PORTED:
-                found.add((chassis, zone, _PORTED[t.proto], str(ipaddress.ip_address(t.src)),
+                found.add((chassis, conn.zone, _PORTED[t.proto], str(ipaddress.ip_address(t.src)),
                            str(ipaddress.ip_address(t.dst)), t.sport, t.dport))
     return found
 

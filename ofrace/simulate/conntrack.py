@@ -18,6 +18,7 @@ addresses, for comparisons with ofproto/trace.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ofrace.openflow.actions import Ct, FieldRef
@@ -368,14 +369,15 @@ class Connection:
     committed_at: str = ""
     committed: bool = True
     tcp: TcpTracking | None = None
-    origin: str = ""          # the node's dump entry it was read from ("": this trace's)
-    dump_line: str = ""       # that entry as the node printed it
+    # the node's dump entry it was read from (conntrack_dump.DumpEntry: ``describe()``,
+    # ``line``), None for this trace's own
+    dumped: object | None = None
     assumed: list[str] = field(default_factory=list)   # what that entry could not tell
 
     def describe(self) -> str:
         """Which entry this is, for a ct() step: the dumped one, or this trace's."""
-        if self.origin:
-            return f"{self.origin} from the node's table"
+        if self.dumped is not None:
+            return f"{self.dumped.describe()} from the node's table"
         return f"{self.original} zone {self.zone} committed by this trace at {self.committed_at}"
 
     def update(self, packet: Packet, reply: bool) -> tuple[str, str]:
@@ -431,8 +433,9 @@ class CtOutcome:
                 "found": conn is not None,
                 "entry": None if conn is None else {
                     "original": str(conn.original), "reply": str(conn.reply),
-                    "from": "node" if conn.origin else "trace",
-                    "dump": conn.dump_line or None, "assumed": list(conn.assumed)},
+                    "from": "trace" if conn.dumped is None else "node",
+                    "dump": None if conn.dumped is None else conn.dumped.line,
+                    "assumed": list(conn.assumed)},
                 "lookup": self.lookup, "why": self.why}
 
 
@@ -496,10 +499,24 @@ class ConntrackTable:
     entries: dict[tuple[int, FiveTuple], tuple[Connection, bool]] = field(default_factory=dict)
     # where the table started: what a lookup that finds nothing looked in
     started_from: str = "an empty table"
+    # zone → reads the node's connections in that zone: a big table is read zone by zone,
+    # when a ct() first looks there (or ``connections()`` asks for all)
+    unread: dict[int, Callable[[], tuple[list[Connection], list[str]]]] = field(
+        default_factory=dict)
+    unreadable: dict[int, list[str]] = field(default_factory=dict)  # zone → lines not read
 
     def load(self, conn: Connection) -> None:
         """Hold a connection that exists already (one read from the node's table)."""
         self._store(conn)
+
+    def read_zone(self, zone: int) -> None:
+        read = self.unread.pop(zone, None)
+        if read is not None:
+            connections, unreadable = read()
+            for conn in connections:
+                self._store(conn)
+            if unreadable:
+                self.unreadable[zone] = unreadable
 
     def zone_of(self, ct: Ct, packet: Packet) -> int:
         return read_ref(packet, ct.zone) if isinstance(ct.zone, FieldRef) else ct.zone
@@ -516,6 +533,7 @@ class ConntrackTable:
         updated once more.
         """
         zone = self.zone_of(ct, packet)
+        self.read_zone(zone)
         cached = packet.get(CT_CACHE)
         if (cached is not None and cached[0] == zone and not ct.force and not cached[3]
                 and cached[1] is not None and cached[1].committed):
@@ -586,6 +604,9 @@ class ConntrackTable:
         tup = key.tuple
         invalid = self._why_not_new(packet, key)
         none = f"no entry in zone {zone} ({self.started_from}, and nothing this trace committed)"
+        if self.unreadable.get(zone):
+            none += (f" — {len(self.unreadable[zone])} of the node's lines in this zone could "
+                     f"not be read, e.g. {self.unreadable[zone][0]}")
         if invalid:
             packet[CT_CACHE] = None
             return CtOutcome(zone, TRK | INV, tup, why=invalid,
@@ -694,6 +715,8 @@ class ConntrackTable:
         self.entries.pop((conn.zone, conn.reply), None)
 
     def connections(self) -> list[Connection]:
+        for zone in list(self.unread):
+            self.read_zone(zone)
         seen, out = set(), []
         for conn, _ in self.entries.values():
             if id(conn) not in seen:

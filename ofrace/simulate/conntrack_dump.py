@@ -20,7 +20,9 @@ datapath, whether a reply was seen (``status=0``: taken as seen, so the next pac
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 
 from ofrace.simulate.conntrack import (
     ICMP_QUERY_ANSWER,
@@ -102,46 +104,34 @@ def _tcp_state_name(state: int) -> str:
     return TCP_STATE_NAMES[state] if 0 <= state < len(TCP_STATE_NAMES) else f"[{state}]"
 
 
-def _split(text: str) -> list[str]:
-    """Top-level ``key=value`` items (commas inside parentheses stay)."""
-    items, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth < 0:
-                raise DumpLineError("unbalanced parentheses")
-        elif char == "," and depth == 0:
-            items.append(text[start:i])
-            start = i + 1
-    if depth:
-        raise DumpLineError("unbalanced parentheses")
-    items.append(text[start:])
-    return [item for item in items if item]
+# One top-level item: ``key=value`` or ``key=(…)`` (ct-dpif.c nests no deeper), then a
+# comma or the end.  A line is read only if its items cover it exactly.
+_ITEM = re.compile(r"([a-z_]+)=(?:\(([^()]*)\)|([^,()]*))(?:,|$)")
 
 
 def _pairs(text: str) -> dict[str, str]:
-    out = {}
-    for item in _split(text):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise DumpLineError(f"{item!r} is not key=value")
-        out[key] = value[1:-1] if value[:1] == "(" and value[-1:] == ")" else value
+    out, at = {}, 0
+    for match in _ITEM.finditer(text):
+        if match.start() != at:
+            break
+        out[match.group(1)] = match.group(2) if match.group(2) is not None else match.group(3)
+        at = match.end()
+    if at != len(text):
+        raise DumpLineError(f"unreadable from {text[at:at + 30]!r}")
     return out
 
 
 def _tuple(text: str, proto: int, assumed: list[str]) -> FiveTuple:
     fields = _pairs(text)
     try:
-        src, dst = ipaddress.ip_address(fields["src"]), ipaddress.ip_address(fields["dst"])
+        (version, src), (other, dst) = _address(fields["src"]), _address(fields["dst"])
     except (KeyError, ValueError):
         raise DumpLineError(f"no addresses in ({text})") from None
-    if src.version != dst.version:
+    if version != other:
         raise DumpLineError(f"mixed address families in ({text})")
-    dl_type = 0x0800 if src.version == 4 else 0x86DD
+    dl_type = 0x0800 if version == 4 else 0x86DD
     if proto in PORTED:
-        return FiveTuple(dl_type, int(src), int(dst), proto, _number(fields, "sport"),
+        return FiveTuple(dl_type, src, dst, proto, _number(fields, "sport"),
                          _number(fields, "dport"))
     if proto in ICMP_QUERY_ANSWER:
         ident = _number(fields, "id")
@@ -151,8 +141,15 @@ def _tuple(text: str, proto: int, assumed: list[str]) -> FiveTuple:
             icmp_type = 8 if proto == 1 else 128
             assumed.append("the ICMP type (taken as an echo request: the dump has no -m)")
         answer = ICMP_QUERY_ANSWER[proto].get(icmp_type, 0)
-        return FiveTuple(dl_type, int(src), int(dst), proto, ident, ident, icmp_type, answer)
-    return FiveTuple(dl_type, int(src), int(dst), proto, 0, 0)
+        return FiveTuple(dl_type, src, dst, proto, ident, ident, icmp_type, answer)
+    return FiveTuple(dl_type, src, dst, proto, 0, 0)
+
+
+@lru_cache(maxsize=65536)
+def _address(text: str) -> tuple[int, int]:
+    """(IP version, address as a number); a table repeats few addresses many times."""
+    address = ipaddress.ip_address(text)
+    return address.version, int(address)
 
 
 def _number(fields: dict[str, str], key: str, default: int | None = None) -> int:
@@ -239,8 +236,7 @@ def connection_of(entry: DumpEntry) -> Connection:
     TCP peers in the dumped states with windows unknown."""
     conn = Connection(entry.zone, entry.original, entry.reply, nat_kinds=entry.nat_kinds,
                       mark=entry.mark, label=entry.labels, committed_at=ORIGIN,
-                      origin=entry.describe(), dump_line=entry.line,
-                      assumed=list(entry.assumed))
+                      dumped=entry, assumed=entry.assumed)
     if entry.tcp_states is not None:
         peers = [TcpPeer(state=state, wscale=(WSCALE_UNKNOWN if liberal else 0) | scale)
                  for state, liberal, scale in zip(entry.tcp_states, entry.tcp_liberal,
@@ -255,10 +251,26 @@ def connection_of(entry: DumpEntry) -> Connection:
     return conn
 
 
-def table_from_dump(text: str) -> tuple[ConntrackTable, list[str]]:
-    """A table holding every connection of the dump, and the lines it could not read."""
-    entries, unreadable = parse_dump(text)
-    table = ConntrackTable()
-    for entry in entries:
-        table.load(connection_of(entry))
-    return table, unreadable
+_ZONE = re.compile(r",zone=(\d+)")
+
+
+def table_from_dump(text: str) -> ConntrackTable:
+    """A table holding every connection of the dump.  Lines are only sorted by zone
+    here; a zone's lines are read when a ct() first looks in it (a node may hold
+    100k connections, a trace visits a few zones), and lines that are not entries are
+    then said by the lookups of their zone."""
+    by_zone: dict[int, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip():
+            zone = _ZONE.search(line)
+            by_zone.setdefault(int(zone.group(1)) if zone else 0, []).append(line)
+    table = ConntrackTable(started_from=f"{sum(map(len, by_zone.values()))} connections "
+                                        "in the node's table")
+    for zone, lines in by_zone.items():
+        table.unread[zone] = partial(_read_zone, lines)
+    return table
+
+
+def _read_zone(lines: list[str]) -> tuple[list[Connection], list[str]]:
+    entries, unreadable = parse_dump("\n".join(lines))
+    return [connection_of(entry) for entry in entries], unreadable

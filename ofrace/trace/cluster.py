@@ -153,15 +153,11 @@ class ClusterTracer:
                 "read it, or the read failed): conntrack starts empty here, so a packet of "
                 "a connection the node holds is traced as new or invalid")
             return ConntrackTable(started_from="the node's table is not in the snapshot")
-        table, unreadable = table_from_dump(ch.conntrack)
-        table.started_from = f"{len(table.connections())} connections in the node's table"
+        table = table_from_dump(ch.conntrack)
         if ch.conntrack_truncated:
             table.started_from += ", read only in part (the dump was cut): it may hold one"
             self._notes.append(f"{ch.name}: the node's connection table was cut at the "
                                "collector's bound; a connection missing from it may exist")
-        if unreadable:
-            self._notes.append(f"{ch.name}: {len(unreadable)} lines of the node's connection "
-                               f"table were not read, e.g. {unreadable[0]}")
         return table
 
     def facts(self, name: str) -> OvnFacts:
