@@ -10,6 +10,7 @@ read from its VIF's pcap.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import replace
 
@@ -24,7 +25,7 @@ from ofrace.trace.cluster import ClusterTracer, TraceOptions
 from ofrace.trace.request import reply_start, start_from_short_form
 
 NGINX, NGINX_VIF = "default_nginx-deployment-9456bbbf9-x6pc6", "nginx-x6pc6"
-COREDNS = "10.244.2.5"
+COREDNS, VIP = "10.244.2.5", "10.96.91.159"
 SYN, ACK, PSH_ACK, SYN_ACK = 0x02, 0x10, 0x18, 0x12
 HEADERS = ("dl_src", "dl_dst", "nw_src", "nw_dst", "nw_ttl", "tp_src", "tp_dst", "tcp_flags")
 
@@ -68,6 +69,12 @@ def opened(lab_slot):
     start, _, verdict = conversations[46002]
     assert _send(lab, start.chassis, NGINX_VIF, dict(start.packet, tcp_flags=SYN),
                  {"tcp_seq": 7000}, verdict.chassis, verdict.port)
+    # A SYN to nginx's own VIP: DNATed to nginx, SNATed to the VIP (hairpin).
+    start = start_from_short_form(tracer, NGINX, f"{VIP}:80", "tcp")
+    start.packet["tp_src"] = 46003
+    (seen,) = _send(lab, start.chassis, NGINX_VIF, dict(start.packet, tcp_flags=SYN),
+                    {"tcp_seq": 3000}, start.chassis, NGINX_VIF)
+    conversations[46003] = (start, seen, None)
     return lab, collect_cluster(local_inventory(lab)), conversations
 
 
@@ -122,4 +129,27 @@ def test_a_syn_ack_to_a_syn_sent_before_collect(opened):
         dict_start(back, syn_ack))
     assert ": inv+trk (" in _ct_texts(empty)[0]
     assert "SYN-ACK with no connection" in _ct_texts(empty)[0]
+    assert [v.kind for v in empty.verdicts()] == ["dropped"]
+
+
+def test_the_hairpin_syn_ack_leaves_from_the_vip_as_on_the_wire(opened):
+    """The pod answers the SYN it got from the VIP: the node's SNAT and DNAT entries undo
+    both translations, and the answer reaches the pod from the VIP."""
+    lab, snapshot, conversations = opened
+    start, syn, _ = conversations[46003]
+    assert syn["nw_src"] == int(ipaddress.IPv4Address(VIP))    # what the pod received
+    answer = dict(start.packet, nw_src=syn["nw_dst"], nw_dst=syn["nw_src"],
+                  tp_src=syn["tp_dst"], tp_dst=syn["tp_src"], tcp_flags=SYN_ACK)
+    entry = replace(start, packet=answer)
+    trace = ClusterTracer(snapshot).trace(dict_start(entry, answer))
+    natted = [t for t in _ct_texts(trace) if "reverse NAT" in t]
+    assert len(natted) == 2 and all("from the node's table" in t for t in natted)
+    (predicted,) = [v for v in trace.verdicts() if v.kind == "delivered"]
+    assert predicted.packet["nw_src"] == int(ipaddress.IPv4Address(VIP))
+    seen = _send(lab, start.chassis, NGINX_VIF, answer, {"tcp_seq": 8000, "tcp_ack": 3001},
+                 start.chassis, NGINX_VIF)
+    assert [{k: f.get(k) for k in HEADERS} for f in seen] == [
+        {k: predicted.packet.get(k) for k in HEADERS}]
+    empty = ClusterTracer(snapshot, TraceOptions(ct_from_node=False)).trace(
+        dict_start(entry, answer))
     assert [v.kind for v in empty.verdicts()] == ["dropped"]

@@ -212,3 +212,21 @@ def test_a_big_table_is_read_zone_by_zone_and_bad_lines_are_said():
     table.read_zone(3)
     assert len(table.entries) == 200 and 4 in table.unread and not table.unreadable
     assert len(table.connections()) == 200 and "nonsense" in table.unreadable[4][0]
+
+
+def test_the_hairpin_reply_is_un_natted_through_the_nodes_entries(snapshot):
+    """The SYN to the VIP was DNATed to nginx itself and SNATed to the VIP; its SYN-ACK
+    finds both entries and leaves from the VIP, as the wire's did (test_conntrack_wire)."""
+    syn_ack = FROM_NGINX.replace("ip4.dst == 10.244.2.5", f"ip4.dst == {VIP}").format(
+        l4="tcp.src == 80 && tcp.dst == 45104 && tcp.flags == 0x12")
+    result = _trace(snapshot, syn_ack)
+    texts = _ct_texts(result)
+    assert any("reverse NAT to tcp 10.244.1.3:80 > 10.244.1.3:45104" in t
+               and "SNAT zone" in t for t in texts)
+    assert any(f"reverse NAT to tcp {VIP}:80 > 10.244.1.3:45104" in t for t in texts)
+    (verdict,) = result.annotated.verdicts
+    assert verdict.kind == "delivered"
+    assert (verdict.packet["nw_src"], verdict.packet["tp_src"]) == (_ip(VIP), 80)
+    # Negative control: without the node's table it is a SYN-ACK with no connection.
+    assert [v.kind for v in _trace(snapshot, syn_ack, ct="empty").annotated.verdicts] == [
+        "dropped"]
