@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ofrace.openflow.fields import FIELDS, format_value
+from ofrace.openflow.fields import CT_STATE_BITS, FIELDS, format_value
 from ofrace.ovn.ct_zones import zone_owners
 from ofrace.ovn.logical_fields import OVN_L4_NAMES
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.simulate.steps import Step, StepKind
 from ofrace.snapshot import Snapshot
 from ofrace.trace.cluster import ClusterTrace, Hop, Verdict
-from ofrace.trace.verdicts import VerdictKind
+from ofrace.trace.verdicts import ANSWERABLE, VerdictKind
+
+INVALID = CT_STATE_BITS["inv"]
+TCP_SYN, TCP_ACK = 0x002, 0x010
 
 # Canonical field -> OVN name, for IPv4 / IPv6 / ARP packets.
 _OVN_NAMES = {
@@ -89,10 +92,14 @@ class AnnotatedVerdict:
 
     verdict: Verdict
     cause: str | None = None   # "by ACL …" or "in logical stage … of …", for drops
+    # Why conntrack marked the packet invalid, when it was and was not delivered: the
+    # real reason a flags-0 microflow or a lone SYN-ACK ends where it does.
+    invalid: str | None = None
 
     @property
     def text(self) -> str:
-        return f"{self.verdict.text} — {self.cause}" if self.cause else self.verdict.text
+        text = f"{self.verdict.text} — {self.cause}" if self.cause else self.verdict.text
+        return f"{text}; {self.invalid}" if self.invalid else text
 
     kind = property(lambda self: self.verdict.kind)
     chassis = property(lambda self: self.verdict.chassis)
@@ -150,7 +157,8 @@ class Annotator:
             events.append(self.event(step, depth))
         verdicts = []
         for verdict in hop.verdicts:
-            annotated[id(verdict)] = AnnotatedVerdict(verdict, self.cause(verdict))
+            annotated[id(verdict)] = AnnotatedVerdict(verdict, self.cause(verdict),
+                                                      invalid_because(hop, verdict))
             verdicts.append(annotated[id(verdict)])
         return AnnotatedHop(hop.start.chassis, hop.start.bridge, hop.start.entry,
                             dict(hop.start.packet), events, verdicts,
@@ -214,6 +222,36 @@ class Annotator:
         elif answer.owners:
             ev.owner = answer.owners[0].describe(self.names)
         return ev
+
+
+def invalid_because(hop: Hop, verdict: Verdict) -> str | None:
+    """Why the ct() that left a copy ``+inv`` did so, with how to ask for a valid packet,
+    for a copy that was not delivered; None when its last ct() state was not invalid.
+
+    The copy's ct_state and ct_zone say which ct() it carries; that ct() is the last one
+    of that zone with that state before the copy's exit, in the hop's execution order."""
+    if verdict.kind in ANSWERABLE or not verdict.packet.get("ct_state", 0) & INVALID:
+        return None
+    zone, found = verdict.packet.get("ct_zone", 0), None
+    until = verdict.exit.step if verdict.exit is not None else None
+    for step in hop.root.walk():
+        if step is until:
+            break
+        if step.kind == StepKind.CT and step.data.get("state", 0) & INVALID \
+                and step.data.get("zone", 0) == zone:
+            found = step
+    if found is None:
+        return None
+    why = found.data.get("why") or "no reason recorded"
+    text = f"ct() in zone {zone} on {found.chassis} said +inv: {why}"
+    flags = verdict.packet.get("tcp_flags", 0)
+    if verdict.packet.get("nw_proto") == 6 and "tcp.flags == 2" not in why:
+        if flags & TCP_SYN and flags & TCP_ACK:
+            text += " (trace the SYN with --conversation or --reply to answer it)"
+        elif not flags & TCP_SYN:
+            text += (" (a packet of an established connection: trace it with --established "
+                     "or --step, or give tcp.flags == 2, a SYN, to open one)")
+    return text
 
 
 def _fmt(name: str, value: int) -> str:

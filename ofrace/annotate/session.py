@@ -14,13 +14,21 @@ from ofrace.errors import Exit, InputError
 from ofrace.snapshot import Snapshot
 from ofrace.trace.choices import check_buckets, parse_buckets, parse_ct_next
 from ofrace.trace.cluster import ClusterTrace, ClusterTracer, TraceOptions, TraceStart
+from ofrace.trace.conversation import (
+    CtHit,
+    TracedStep,
+    ct_hits,
+    find_step,
+    plan_steps,
+    run_conversation,
+)
 from ofrace.trace.request import (
     reply_start,
     start_from_expression,
     start_from_short_form,
     to_expression,
 )
-from ofrace.trace.verdicts import ANSWERABLE, VerdictKind, exit_code
+from ofrace.trace.verdicts import ANSWERABLE, VerdictKind, conversation_exit_code, exit_code
 
 
 @dataclass
@@ -35,19 +43,46 @@ class TraceRequest:
     reply: bool = False
     buckets: dict[int, int] = field(default_factory=dict)
     ct_next: list[int] | None = None
-    ct_from_node: bool = True       # --ct node (default) | empty
+    conversation: bool = False       # every packet of the connection, one block each
+    step: str | None = None          # one packet of it, the earlier ones simulated first
+    established: bool = False        # --established: ``step`` or the kind's first est one
+    ct_from_node: bool = True        # --ct node (default) | empty
 
     @classmethod
     def from_options(cls, expression, source, destination, protocol, chassis, reply,
-                     buckets=(), ct_next=(), ct: str = "node") -> TraceRequest:
+                     buckets=(), ct_next=(), conversation=False, step=None,
+                     established=False, ct: str = "node") -> TraceRequest:
         """Checked as typed (no snapshot needed): one line, exit 2, on a mistake."""
         if bool(expression) == bool(source):
             raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
         if source and not destination:
             raise InputError("--from needs --to IP[:PORT]")
+        modes = [name for name, on in (("--reply", reply), ("--conversation", conversation),
+                                       ("--established/--step", established or step),
+                                       ("--ct-next", ct_next)) if on]
+        if len(modes) > 1:
+            raise InputError(f"{' and '.join(modes)} cannot be combined: a conversation "
+                             "builds each packet's conntrack state from the packets before it")
         forced = parse_ct_next(ct_next, established_ok=False)
         return cls(expression, source, destination, protocol, chassis, reply,
-                   parse_buckets(buckets), forced, ct != "empty")
+                   parse_buckets(buckets), forced, conversation, step, established,
+                   ct != "empty")
+
+
+@dataclass
+class ConversationStep:
+    """One packet of a conversation as shown: its name, where it entered, its trace."""
+
+    name: str
+    reply: bool
+    annotated: AnnotatedTrace
+    request: dict                       # entry, chassis, TCP flags and frame-only details
+    ct: list[CtHit]
+
+    @property
+    def verdict_line(self) -> str:
+        kinds = sorted({v.kind for v in self.annotated.verdicts})
+        return ", ".join(kinds) or "no verdict"
 
 
 @dataclass
@@ -59,15 +94,23 @@ class TraceResult:
     back: AnnotatedTrace | None = None
     back_request: dict | None = None
     logical: dict | None = None         # --check-logical's answer (ofrace.compare.ovn_trace)
+    conversation: list[ConversationStep] | None = None   # --conversation: every step
+    stopped: str | None = None          # why a conversation (or --step's) ended early
+    simulated_first: list[ConversationStep] = field(default_factory=list)  # --step's
 
     @property
     def microflow(self) -> str:
-        """The forward packet as the microflow ovn-trace takes."""
+        """The forward packet as the microflow ovn-trace takes (--step's: the step's)."""
+        if "step" in self.request and self.start.logical_port:
+            return to_expression(self.start.packet, self.start.logical_port)
         return self.request.get("expression") or to_expression(self.start.packet,
                                                                self.request["from"])
 
     @property
     def exit_code(self) -> Exit:
+        if self.conversation is not None:
+            return conversation_exit_code([v.kind for v in step.annotated.verdicts]
+                                          for step in self.conversation)
         return exit_code([v.kind for v in self.annotated.verdicts],
                          [v.kind for v in self.back.verdicts] if self.back else None)
 
@@ -87,8 +130,10 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
         asked = {"from": request.source, "to": request.destination,
                  "protocol": request.protocol}
     asked.update(chassis=start.chassis, entry=start.entry)
-    forward = tracer.trace(start)
     annotator = Annotator(tracer.names, snapshot)
+    if request.conversation or request.step or request.established:
+        return _run_conversation(tracer, annotator, request, start, asked)
+    forward = tracer.trace(start)
     result = TraceResult(forward, annotator.trace(forward), start, asked)
     if request.reply:
         _trace_reply(tracer, annotator, result)
@@ -106,3 +151,39 @@ def _trace_reply(tracer: ClusterTracer, annotator: Annotator, result: TraceResul
     result.back = annotator.trace(tracer.trace(back_start))
     result.back_request = {"from": arrived[0].logical_port or arrived[0].port,
                            "chassis": back_start.chassis, "entry": back_start.entry}
+
+
+def _shown(annotator: Annotator, traced: TracedStep) -> ConversationStep:
+    start = traced.start
+    request = {"step": traced.plan.name, "chassis": start.chassis, "entry": start.entry,
+               **({"tcp_flags": traced.plan.tcp_flags} if traced.plan.tcp_flags else {}),
+               **traced.plan.wire}
+    return ConversationStep(traced.plan.name, traced.plan.reply,
+                            annotator.trace(traced.trace), request, ct_hits(traced.trace))
+
+
+def _run_conversation(tracer: ClusterTracer, annotator: Annotator, request: TraceRequest,
+                      start: TraceStart, asked: dict) -> TraceResult:
+    """--conversation: every step shown; --step/--established: the steps before the asked
+    one traced silently on the same conntrack, then that one shown in full."""
+    if request.conversation:
+        conv = run_conversation(tracer, start, plan_steps(start.packet))
+        steps = [_shown(annotator, t) for t in conv.steps]
+        first = conv.steps[0]
+        result = TraceResult(first.trace, steps[0].annotated, first.start,
+                             dict(asked, conversation=[p.name for p in conv.planned]))
+        result.conversation, result.stopped = steps, conv.stopped
+        return result
+    plan, index = find_step(start.packet, request.step)
+    conv = run_conversation(tracer, start, plan[:index + 1])
+    last = conv.steps[-1]
+    asked = dict(asked, step=plan[index].name, simulated_first=[
+        {"step": t.plan.name, "verdicts": sorted({v.kind for v in t.trace.verdicts()})}
+        for t in conv.steps[:-1]])
+    result = TraceResult(last.trace, annotator.trace(last.trace), last.start, asked)
+    result.simulated_first = [_shown(annotator, t) for t in conv.steps[:-1]]
+    if last.plan.name != plan[index].name:
+        result.stopped = (f"the connection could not be established: {conv.stopped}; "
+                          f"shown: {last.plan.name}, not {plan[index].name}")
+        asked["stopped"] = result.stopped
+    return result

@@ -28,6 +28,12 @@ from ofrace.render.trace_text import print_trace_result
 @click.option("--chassis", help="Where the inport is, when the SB cannot tell (localnet).")
 @click.option("--reply", is_flag=True, help="Then trace the answer back, with the conntrack "
               "state the first trace left.")
+@click.option("--conversation", is_flag=True, help="Every packet of the connection on one "
+              "conntrack: TCP SYN to last ACK, UDP request and reply, ICMP echo and reply.")
+@click.option("--step", metavar="NAME", help="One packet of the connection (ACK, data, FIN, "
+              "SYN-ACK, …), the packets before it simulated first on the same conntrack.")
+@click.option("--established", is_flag=True, help="The packet as part of an established "
+              "connection in its own direction (TCP: the ACK; or --step): opened first.")
 @click.option("--bucket", "buckets", multiple=True, metavar="GROUP=BUCKET",
               help="Choose a select group's bucket (the datapath hashes; default: stable "
                    "choice from the 5-tuple).")
@@ -45,8 +51,8 @@ from ofrace.render.trace_text import print_trace_result
 @click.option("--check-logical", is_flag=True,
               help="Also run ovn-trace (logical view) with the same packet and conntrack states, "
                    "and show where logical and physical part.")
-def trace(expression, source, source_port, destination, protocol, chassis, reply, buckets,
-          ct_next, ct, level, as_json, check_logical):
+def trace(expression, source, source_port, destination, protocol, chassis, reply, conversation,
+          step, established, buckets, ct_next, ct, level, as_json, check_logical):
     """Trace a packet through the real OpenFlow tables of every chassis it crosses.
 
     EXPRESSION is the microflow ovn-trace takes, e.g.
@@ -60,7 +66,8 @@ def trace(expression, source, source_port, destination, protocol, chassis, reply
     for --check-logical missing or failing).
     """
     request = TraceRequest.from_options(expression, source_port, destination, protocol,
-                                        chassis, reply, buckets, ct_next, ct)
+                                        chassis, reply, buckets, ct_next, conversation, step,
+                                        established, ct)
     snapshot = obtain_snapshot(source, warn=warn)
     result = run_trace(snapshot, request)
     if check_logical:

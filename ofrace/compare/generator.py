@@ -85,6 +85,7 @@ class Step:
     packet: dict | None
     ct: tuple[str, ...] = ()
     wire: dict = field(default_factory=dict)
+    entry: Entry | None = None      # where it enters, when not the conversation's own
 
 
 @dataclass

@@ -145,8 +145,8 @@ class ReplaySide:
         in the recorded order."""
         out = []
         for n, conv in enumerate(self.doc["conversations"]):
-            steps = [Step(s["name"], s["reply"], s["packet"], wire=s["wire"])
-                     for s in conv["steps"]]
+            steps = [Step(s["name"], s["reply"], s["packet"], wire=s["wire"],
+                          entry=_entry(s["entry"])) for s in conv["steps"]]
             first = next((_entry(s["entry"]) for s in conv["steps"] if not s["reply"]), None)
             back = next((_entry(s["entry"]) for s in conv["steps"] if s["reply"]), None)
             made = Conversation(tuple(PacketClass(c) for c in conv["classes"]), conv["label"],

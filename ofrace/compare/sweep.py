@@ -10,6 +10,7 @@ module never touches a node.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,10 +85,28 @@ class WireSide(Protocol):
         """The connections the datapaths hold after the conversation (None: not read)."""
 
 
-def observe(captures: list[Capture]) -> tuple[list[WirePacket], Counter]:
+def encap_addresses(snapshot: Snapshot) -> dict[str, set[int]]:
+    """Each chassis' tunnel endpoint addresses (``ovn-encap-ip``, comma-separated)."""
+    out = {}
+    for name, chassis in snapshot.chassis.items():
+        found = set()
+        for text in str(chassis.external_ids.get("ovn-encap-ip") or "").split(","):
+            try:
+                found.add(int(ipaddress.ip_address(text.strip())))
+            except ValueError:
+                continue
+        out[name] = found
+    return out
+
+
+def observe(captures: list[Capture], endpoints: dict[str, set[int]] | None = None
+            ) -> tuple[list[WirePacket], Counter]:
     """Frames as the comparison reads them: packets at VIFs and uplinks, and Geneve copies
     per (chassis, VNI, options) on the underlay, sent and delivered; BFD and gratuitous
-    ARP left out (the lab sends them on its own)."""
+    ARP left out (the lab sends them on its own).  A copy the underlay network delivered
+    to a chassis counts only if it is addressed to one of that chassis' tunnel endpoints
+    (``endpoints``): an L2 network floods a frame for a MAC it has not learned to every
+    port, and a chassis drops what is not for it."""
     seen, underlay = [], Counter()
     for cap in captures:
         frame = decode(cap.frame)
@@ -95,6 +114,9 @@ def observe(captures: list[Capture]) -> tuple[list[WirePacket], Counter]:
             inner = frame.get("inner") or {}
             if frame.get("tp_dst") == GENEVE_PORT and not is_noise(inner):
                 options = tuple(sorted(frame.get("geneve_options", [])))
+                if cap.chassis == HUB and endpoints is not None and \
+                        frame.get("nw_dst") not in endpoints.get(cap.port, set()):
+                    continue
                 where = HUB_TO + cap.port if cap.chassis == HUB else cap.chassis
                 underlay[(where, frame.get("tun_id", 0), options)] += 1
         elif not is_noise(frame) and not _gratuitous(frame):
@@ -125,10 +147,13 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
     snapshot = side.begin(conv)
     tracer = ClusterTracer(snapshot)
     seen_at = side.capture_points(snapshot)
+    endpoints = encap_addresses(snapshot)
     delivered: WirePacket | None = None
     earlier_gap = None
     for step in conv.steps:
-        if step.reply and step.packet is not None and conv.reply_entry is not None:
+        if step.entry is not None and step.packet is not None:
+            packet, entry = step.packet, step.entry       # a step as it was sent (replay)
+        elif step.reply and step.packet is not None and conv.reply_entry is not None:
             packet, entry = step.packet, conv.reply_entry
         elif step.reply:
             entry = entry_of(snapshot, delivered) if delivered else None
@@ -153,7 +178,7 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
             del prediction.tunnels[key]     # no capture of what the hub delivers there
         expect = Expectation(len(prediction.outputs) + sum(prediction.tunnels.values()),
                              bool(prediction.controller))
-        seen, underlay = observe(side.send(entry, packet, step, expect))
+        seen, underlay = observe(side.send(entry, packet, step, expect), endpoints)
         mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay,
                                   held)
         held |= {towards(p) for p in prediction.controller}
@@ -176,10 +201,16 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
 
 
 def run_sweep(side: WireSide, conversations: list[Conversation], report: VerifyReport,
-              progress: Callable[[str], None] | None = None) -> VerifyReport:
+              progress: Callable[[str], None] | None = None, enough: int = 0,
+              required: int = 0) -> VerifyReport:
+    """Every conversation in order; past the first ``required`` ones, stop once ``enough``
+    steps were sent (replies a network did not let through are never sent, so a sweep
+    asked for N packets is given more conversations than N steps' worth)."""
     say = progress or (lambda message: None)
     held: set = set()
     for n, conv in enumerate(conversations, 1):
+        if enough and n > required and sum(report.sent.values()) >= enough:
+            break
         say(f"{n}/{len(conversations)} {conv.label}")
         run_conversation(side, conv, report, held)
     return report

@@ -148,11 +148,12 @@ class LabSide:
 def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
            progress: Callable[[str], None] | None = None,
            classes: set[str] | None = None, min_packets: int = MIN_PACKETS,
-           record: str | None = None) -> VerifyReport:
+           record: str | None = None, per_class: int | None = None) -> VerifyReport:
     """Send every conversation of the lab's topology (brought up first if ``topology``
     names another or none runs), widened to at least ``min_packets`` steps, or those of
-    ``classes``; compare each step with the prediction; with ``record``, write the sweep
-    there for an offline replay (``ofrace.compare.recording``)."""
+    ``classes``, or the first ``per_class`` of each class; compare each step with the
+    prediction; with ``record``, write the sweep there for an offline replay
+    (``ofrace.compare.recording``)."""
     say = progress or (lambda message: None)
     lab = Lab(lab_dir)
     if topology and (lab.state.get("topology") != topology or lab.state.get("status") != "up"):
@@ -165,16 +166,33 @@ def verify(lab_dir: str | None, topology: str | None, limit: int | None = None,
     settle_mac_tables(lab, collect_cluster(lab_inventory(lab)))
     say("reading the snapshot")
     snapshot = collect_cluster(lab_inventory(lab))
-    conversations = [c for c in generate(snapshot, min_steps=0 if limit else min_packets)
+    widen = min_packets and not (limit or per_class or classes)
+    required = len(generate(snapshot))
+    conversations = [c for c in generate(snapshot, min_steps=2 * min_packets if widen else 0)
                      if not classes or {k.value for k in c.classes} & classes]
+    if per_class:
+        conversations = sample_per_class(conversations, per_class)
     conversations = conversations[:limit] if limit else conversations
     name = lab.state.get("topology", "?")
     report = VerifyReport(name)
     side = LabSide(lab, snapshot)
     if record:
         side = RecordingSide(side, Path(record), name)
-    run_sweep(side, conversations, report, say)
+    run_sweep(side, conversations, report, say, enough=min_packets if widen else 0,
+              required=required)
     report.seconds = time.monotonic() - started
     if record:
         side.close(report)
     return report
+
+
+def sample_per_class(conversations: list[Conversation], count: int) -> list[Conversation]:
+    """The first ``count`` conversations of each packet class (by a conversation's first
+    class), in generation order: a short sweep that still reaches every class."""
+    taken: dict = {}
+    out = []
+    for conv in conversations:
+        if taken.get(conv.packet_class, 0) < count:
+            taken[conv.packet_class] = taken.get(conv.packet_class, 0) + 1
+            out.append(conv)
+    return out

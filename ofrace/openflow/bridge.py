@@ -30,6 +30,8 @@ from ofrace.snapshot import Bridge, Interface
 
 _CONJ = re.compile(r"conjunction\((\d+),(\d+)/(\d+)\)")
 _PORT_DESC = re.compile(r"^\s*(\d+|LOCAL)\(([^)]*)\): addr:([0-9a-f:]+)", re.M)
+_PORT_FLAGS = re.compile(r"^\s*(\d+|LOCAL)\([^)]*\): addr:[0-9a-f:]+\n\s*config:\s*([^\n]*)\n"
+                         r"\s*state:\s*([^\n]*)", re.M)
 _FDB = re.compile(r"^\s*(\d+|LOCAL)\s+(\d+)\s+([0-9a-f:]{17})\s", re.M)
 _TLV = re.compile(r"^\s*(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\d+)\s+tun_metadata(\d+)", re.M)
 
@@ -45,6 +47,9 @@ class Port:
     external_ids: dict[str, str] = field(default_factory=dict)
     mac: str | None = None
     error: str | None = None
+    # OpenFlow port config and state words from dump-ports-desc ("NO_FLOOD", "LINK_DOWN")
+    config: frozenset[str] = frozenset()
+    state: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -129,6 +134,10 @@ class BridgeIndex:
         for m in _PORT_DESC.finditer(bridge.ports_desc):
             number = 0xFFFE if m.group(1) == "LOCAL" else int(m.group(1))
             self.ports[number] = Port(ofport=number, name=m.group(2), mac=m.group(3))
+        for m in _PORT_FLAGS.finditer(bridge.ports_desc):
+            port = self.ports[0xFFFE if m.group(1) == "LOCAL" else int(m.group(1))]
+            port.config = frozenset(m.group(2).split()) - {"0"}
+            port.state = frozenset(m.group(3).split()) - {"0"}
         for iface in interfaces:
             if iface.bridge != bridge.name:
                 continue

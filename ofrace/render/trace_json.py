@@ -13,7 +13,7 @@ import click
 
 from ofrace import __version__
 from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
-from ofrace.annotate.session import TraceResult
+from ofrace.annotate.session import ConversationStep, TraceResult
 from ofrace.openflow.fields import FIELDS, format_value
 from ofrace.simulate.packet import describe
 from ofrace.simulate.steps import StepKind
@@ -81,8 +81,23 @@ def trace_json(trace: AnnotatedTrace, request: dict, reply: AnnotatedTrace | Non
     return doc
 
 
+def step_json(step: ConversationStep) -> dict:
+    """One packet of a conversation (--conversation's list, --step's ``simulated_first``)."""
+    return {"step": step.name, "reply": step.reply, "request": step.request,
+            "ct": [{"chassis": h.chassis, "zone": h.zone, "state": h.state,
+                    "committed": h.committed, "nat": h.nat} for h in step.ct],
+            "trace": _hop(step.annotated.root),
+            "verdicts": [_verdict(v) for v in step.annotated.verdicts]}
+
+
 def print_trace_json(result: TraceResult) -> None:
     """``ofrace trace --json``: the document, with --check-logical's answer if asked."""
+    if result.conversation is not None:
+        click.echo(json.dumps({"schema": SCHEMA, "ofrace_version": __version__,
+                               "request": result.request,
+                               "conversation": [step_json(s) for s in result.conversation],
+                               "stopped": result.stopped}, indent=2))
+        return
     doc = trace_json(result.annotated, result.request, result.back, result.back_request)
     if result.logical is not None:
         doc["check_logical"] = result.logical

@@ -13,7 +13,7 @@ import sys
 from rich.console import Console
 
 from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
-from ofrace.annotate.session import TraceResult
+from ofrace.annotate.session import ConversationStep, TraceResult
 from ofrace.render.escape import escape
 from ofrace.simulate.packet import describe
 from ofrace.simulate.steps import StepKind
@@ -125,9 +125,65 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
                               "[/]", highlight=False)
 
 
+def _verdict_line(verdict, console: Console, pad: str) -> None:
+    style = _VERDICT_STYLE.get(verdict.kind, "white")
+    mark = _VERDICT_MARK.get(verdict.kind, "•")
+    console.print(f"{pad}[{style}]{mark} {escape(verdict.text)}[/] [dim]⇒ "
+                  f"{escape(describe(verdict.packet))}[/]", highlight=False)
+
+
+def render_step(number: int, step: ConversationStep, console: Console, level: str) -> None:
+    """One packet of a conversation: its name and entry, the ct() states it got, its
+    verdicts on one line each (the full trace under it with --detailed)."""
+    who = "reply" if step.reply else "client"
+    console.print(f"[bold]{number}. {escape(step.name)}[/] [dim]({who}) from "
+                  f"{escape(step.request['entry'])} on {escape(step.request['chassis'])}[/]",
+                  highlight=False)
+    if level == "detailed":
+        render_trace(step.annotated, console, level)
+        return
+    hits = "; ".join(str(hit) for hit in step.ct) or "no ct()"
+    console.print(f"   [magenta]ct: {escape(hits)}[/]", highlight=False)
+    for verdict in step.annotated.verdicts:
+        _verdict_line(verdict, console, "   ")
+
+
+def print_conversation(result: TraceResult, console: Console, level: str) -> None:
+    planned = result.request.get("conversation") or []
+    console.print(f"[bold]Conversation[/] on one conntrack: {escape(', '.join(planned))}",
+                  highlight=False)
+    for n, step in enumerate(result.conversation or [], 1):
+        console.print()
+        render_step(n, step, console, level)
+    if result.stopped:
+        console.print()
+        console.print(f"[yellow]stopped: {escape(result.stopped)}[/]", highlight=False)
+
+
+def _simulated_first(result: TraceResult, console: Console) -> None:
+    """--step/--established: say which packets established the connection, and how."""
+    done = ", ".join(f"{s.name} ({s.verdict_line})" for s in result.simulated_first)
+    name = result.request.get("step")
+    if done:
+        console.print(f"[bold]{escape(name)}[/]: {escape(done)} simulated first on the "
+                      "same conntrack, to establish the connection it belongs to",
+                      highlight=False)
+    else:
+        console.print(f"[bold]{escape(name)}[/]: the first packet of the connection",
+                      highlight=False)
+    if result.stopped:
+        console.print(f"[yellow]{escape(result.stopped)}[/]", highlight=False)
+    console.print()
+
+
 def print_trace_result(result: TraceResult, level: str | None = None) -> None:
     """``ofrace trace``'s text: the trace, the reply, and --check-logical's answer."""
     console = Console(width=None if sys.stdout.isatty() else 140)
+    if result.conversation is not None:
+        print_conversation(result, console, level or "default")
+        return
+    if "step" in result.request:
+        _simulated_first(result, console)
     render_trace(result.annotated, console, level or "default")
     if result.back is not None:
         console.print()

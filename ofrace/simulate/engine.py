@@ -14,7 +14,6 @@ it left; crossing to another chassis is the job of ``ofrace.trace``.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 
 from ofrace.openflow import actions as A
@@ -23,6 +22,15 @@ from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port
 from ofrace.openflow.fields import SPECIAL_PORTS, format_mac
 from ofrace.openflow.flowtext import FlowSyntaxError, split_top_level, without_stats
 from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, format_ct_state
+from ofrace.simulate.groups import (
+    HASH_ALG_SYM_L4,
+    GroupModelError,
+    best_bucket,
+    dp_hash_plan,
+    hash_fields_basis,
+    parse_select_group,
+    userspace_dp_hash,
+)
 from ofrace.simulate.packet import Packet, read_ref, write, write_ref
 from ofrace.simulate.steps import Exit, ExitKind, Step
 
@@ -57,6 +65,8 @@ class SimulationOptions:
     """Choices the real datapath makes that a trace must make explicitly."""
 
     select_buckets: dict[int, int] = field(default_factory=dict)  # group id -> bucket
+    # bridge -> "userspace" or "kernel" (groups.datapath_kind): whose dp_hash is computable
+    datapath_kinds: dict[str, str] = field(default_factory=dict)
     packet_length: int | None = None
     learn: bool = True  # False: like ofproto/trace without a packet, learn has no effect
 
@@ -96,6 +106,10 @@ class ChassisDatapath:
         self.conntrack = conntrack if conntrack is not None else ConntrackTable()
         self.options = options or SimulationOptions()
         self.learned: list[Step] = []
+        # the packet as it entered, and the bridge (the userspace dp_hash hashes it)
+        self.received: tuple[str, Packet] | None = None
+        # datapath choices ofrace could not compute: (group id, what it did instead)
+        self.unknown_choices: list[tuple[int, str]] = []
 
     # ------------------------------------------------------------------ API
 
@@ -106,6 +120,7 @@ class ChassisDatapath:
         root = root or Step("bridge", f'bridge("{bridge}")', self.chassis, bridge)
         ctx = _Context(self.chassis, [], [], payload_length=payload_length)
         packet = dict(packet)
+        self.received = (bridge, dict(packet))
         try:
             self._lookup(ctx, bridge, table, packet, root)
         except _Stop:
@@ -369,6 +384,7 @@ class ChassisDatapath:
                                 data={"zone": outcome.zone, "state": outcome.state,
                                       "nat": outcome.nat, "commit": outcome.committed,
                                       "recirculates": action.table is not None,
+                                      "why": outcome.why,
                                       "conntrack": outcome.lookup_json()}))
         nat_changes = [(f, seen.get(f, 0), real.get(f, 0)) for f in NAT_FIELDS
                        if real.get(f, 0) != seen.get(f, 0)]
@@ -419,7 +435,7 @@ class ChassisDatapath:
         if not group.buckets:
             step.add(Step("group", f"group {group.group_id}: no buckets", self.chassis, bridge))
             return None
-        if group.type == "all":
+        if group.type in ("all", "indirect"):
             chosen = list(range(len(group.buckets)))
         elif action.group_id in self.options.select_buckets:
             chosen = [self.options.select_buckets[action.group_id]]
@@ -428,8 +444,13 @@ class ChassisDatapath:
                            f"bucket {chosen[0]} was chosen for group {group.group_id}, which "
                            f"has {len(group.buckets)} bucket(s) on {self.chassis} {bridge}")
                 return False
+            step.add(Step("group", f"group {group.group_id}: bucket {chosen[0]} chosen by "
+                          "--bucket", self.chassis, bridge))
+        elif group.type == "ff":
+            chosen = self._first_live_bucket(bridge, group, step)
         else:
-            chosen = [_select_bucket(packet, len(group.buckets))]
+            best = self._select_bucket(bridge, group, packet, step)
+            chosen = [best] if best is not None else []
         for i in chosen:
             text = _bucket_actions(group.buckets[i])
             gstep = step.add(Step("group", f"group {group.group_id} ({group.type}) bucket {i} "
@@ -447,6 +468,78 @@ class ChassisDatapath:
             ctx.depth -= 1
             ctx.stopped = False
         return None
+
+    def _first_live_bucket(self, bridge: str, group, step: Step) -> list[int]:
+        """A fast-failover group takes its first live bucket (ofproto-dpif-xlate.c
+        ``group_first_live_bucket``): one whose ``watch_port`` is up by the port's config
+        and state in the snapshot (BFD/CFM liveness is not modelled; ``watch_group``
+        counts as live)."""
+        ports = self.bridges[bridge].ports
+        for i, bucket in enumerate(group.buckets):
+            watch = next((item[11:] for item in split_top_level(bucket)
+                          if item.startswith("watch_port:")), None)
+            port = ports.get(int(watch)) if watch and watch.isdigit() else None
+            if port is not None and ("LINK_DOWN" in port.state or "PORT_DOWN" in port.config):
+                step.add(Step("group", f"group {group.group_id}: bucket {i} not live "
+                              f"({port.name} is down)", self.chassis, bridge))
+                continue
+            return [i]
+        step.add(Step("group", f"group {group.group_id}: no live bucket", self.chassis, bridge))
+        return []
+
+    def _select_bucket(self, bridge: str, group, packet: Packet, step: Step) -> int | None:
+        """The bucket OVS takes (ofrace/simulate/groups.py); where the datapath's choice
+        cannot be known, bucket 0, said in the step and in ``unknown_choices``."""
+        gid = group.group_id
+        try:
+            select = parse_select_group(group)
+        except GroupModelError as exc:
+            return self._unknown_choice(bridge, group, step, str(exc))
+        plan = dp_hash_plan(select) if select.method in ("", "dp_hash") else None
+        if select.method == "hash" and select.fields:
+            basis = hash_fields_basis(select, packet)
+            best, scores = best_bucket(select, basis)
+            chosen = f"bucket {best}" if best is not None else "no live bucket"
+            step.add(Step("group", f"group {gid}: hash of fields("
+                          f"{','.join(f.name for f in select.fields)}) → {chosen} "
+                          f"(scores {', '.join(map(str, scores))})", self.chassis, bridge,
+                          data={"group": gid, "method": "hash", "scores": scores}))
+            return best
+        if plan is None:
+            return self._unknown_choice(bridge, group, step,
+                                        "OVS's default selection (a jhash of the L2-L4 "
+                                        "headers) is not modelled")
+        kind = self.options.datapath_kinds.get(bridge, "kernel")
+        if kind != "userspace":
+            return self._unknown_choice(bridge, group, step,
+                                        "the kernel datapath computes dp_hash with a "
+                                        "per-boot random seed")
+        entry_bridge, received = self.received or (bridge, packet)
+        entry = self.bridges[entry_bridge].ports.get(received.get("in_port", -1))
+        if entry is not None and entry.type in TUNNEL_TYPES:
+            return self._unknown_choice(bridge, group, step,
+                                        "the userspace datapath's dp_hash of a packet that "
+                                        "came in through a tunnel hashes its outer header")
+        if entry is not None and entry.type == "dpdk" and plan.alg != HASH_ALG_SYM_L4:
+            return self._unknown_choice(bridge, group, step,
+                                        "a DPDK NIC's own RSS hash seeds dp_hash")
+        dp_hash = userspace_dp_hash(plan, received, packet)
+        mask = len(plan.table) - 1
+        best = plan.table[dp_hash & mask]
+        alg = "sym_l4" if plan.alg == HASH_ALG_SYM_L4 else "l4"
+        step.add(Step("group", f"group {gid}: dp_hash {alg}({plan.basis}) = {dp_hash:#010x} "
+                      f"(userspace datapath), & {mask:#x} → bucket {best}", self.chassis,
+                      bridge, data={"group": gid, "method": "dp_hash", "dp_hash": dp_hash}))
+        return best
+
+    def _unknown_choice(self, bridge: str, group, step: Step, why: str) -> int:
+        text = (f"group {group.group_id} on {self.chassis} {bridge}: which bucket the "
+                f"datapath takes is not known ({why}); traced bucket 0 of "
+                f"{len(group.buckets)}: --bucket {group.group_id}=N picks another")
+        step.add(Step("group", text, self.chassis, bridge,
+                      data={"group": group.group_id, "unknown_choice": True}))
+        self.unknown_choices.append((group.group_id, text))
+        return 0
 
     def _controller(self, ctx, bridge, table, action: A.Controller, packet, step):
         self._exit(ctx, "controller", bridge, packet, step, "sent to the controller",
@@ -502,14 +595,24 @@ class ChassisDatapath:
         return None
 
     def _output_port(self, ctx, bridge_name: str, port: Port, packet: Packet, step: Step):
+        if "NO_FWD" in port.config:  # ofproto-dpif-xlate.c check_output_prerequisites
+            step.add(Step("skip", f"output to {port.name} skipped: NO_FWD", self.chassis,
+                          bridge_name))
+            return None
         if port.type == "patch":
             return self._patch(ctx, bridge_name, port, packet, step)
         if port.type in TUNNEL_TYPES:
             return self._tunnel(ctx, bridge_name, port, packet, step)
         kind = "LOCAL" if port.ofport == LOCAL else (port.type or "system")
+        # The translation outputs to a port that is down as to any other (only bonds and
+        # fast-failover groups look at liveness); what the device does with it varies
+        # (OVS's dummy ports still send), so it is said, not decided.
+        down = ("; its link is down" if "LINK_DOWN" in port.state else
+                "; it is administratively down" if "PORT_DOWN" in port.config else "")
         self._exit(ctx, "output", bridge_name, packet, step,
-                   f"output to {port.name} ({kind})", port=port,
-                   data={"iface_id": port.external_ids.get("iface-id")})
+                   f"output to {port.name} ({kind}){down}", port=port,
+                   data={"iface_id": port.external_ids.get("iface-id"),
+                         **({"port_down": True} if down else {})})
 
     def _patch(self, ctx, bridge_name, port: Port, packet, step):
         peer_name = port.options.get("peer")
@@ -565,12 +668,55 @@ class ChassisDatapath:
                    port=port, data=outer)
 
     def _flood(self, ctx, bridge_name, how: int, packet, step):
+        """FLOOD and ALL (ofproto-dpif-xlate.c ``flood_packets``: every port but the input
+        port; FLOOD skips ports with NO_FLOOD); NORMAL is ``_normal``."""
+        if how == NORMAL:
+            return self._normal(ctx, bridge_name, packet, step)
+        label = "FLOOD" if how == FLOOD else "ALL"
+        flood = step.add(Step("flood", f"{label}: to every port", self.chassis, bridge_name))
+        self._flood_ports(ctx, bridge_name, packet, flood, skip_no_flood=how == FLOOD)
+        return None
+
+    def _flood_ports(self, ctx, bridge_name, packet, step, skip_no_flood: bool) -> None:
+        in_port = packet.get("in_port", 0)
+        for port in sorted(self.bridges[bridge_name].ports.values(), key=lambda p: p.ofport):
+            if port.ofport == in_port:
+                continue
+            if skip_no_flood and "NO_FLOOD" in port.config:
+                step.add(Step("skip", f"{port.name}: NO_FLOOD, not flooded to", self.chassis,
+                              bridge_name))
+                continue
+            self._output_port(ctx, bridge_name, port, dict(packet), step)
+
+    def _normal(self, ctx, bridge_name, packet, step):
+        """ofproto-dpif-xlate.c ``xlate_normal``: drop frames to reserved multicast MACs,
+        learn the source MAC on the input port (``update_learning_table``, when the
+        translation may have side effects, as for a real packet), then send to the port
+        the destination was learned on, or flood (ports with NO_FLOOD excepted).  VLAN
+        modes, bonds, mirrors and multicast snooping are not modelled."""
         bridge = self.bridges[bridge_name]
         in_port = packet.get("in_port", 0)
-        label = {NORMAL: "NORMAL", FLOOD: "FLOOD", ALL: "ALL"}[how]
-        dst = packet.get("dl_dst", 0)
+        src, dst = packet.get("dl_src", 0), packet.get("dl_dst", 0)
         vlan = packet.get("vlan_tci", 0) & 0xFFF
-        if how == NORMAL and not (dst >> 40) & 1:
+        # A controller's own packets (in_port CONTROLLER or NONE) have a bundle of their own
+        # and teach nothing (lookup_input_bundle__).
+        from_controller = in_port in (CONTROLLER, SPECIAL_PORTS["NONE"])
+        if bridge.ports and in_port not in bridge.ports and not from_controller:
+            step.add(Step("normal", f"NORMAL: in_port {in_port} is no port of {bridge_name} "
+                          "(no input bundle); dropped", self.chassis, bridge_name))
+            return None
+        if dst >> 8 == 0x0180C20000:
+            step.add(Step("normal", f"NORMAL: reserved destination {format_mac(dst)}; dropped",
+                          self.chassis, bridge_name))
+            return None
+        if (self.options.learn and not from_controller and not (src >> 40) & 1
+                and bridge.fdb.get((vlan, src)) != in_port):
+            bridge.fdb[(vlan, src)] = in_port
+            here = bridge.ports.get(in_port)
+            step.add(Step("normal", f"NORMAL: learned {format_mac(src)} on "
+                          f"{here.name if here else in_port} (VLAN {vlan})", self.chassis,
+                          bridge_name, data={"learned_mac": src, "port": in_port}))
+        if not (dst >> 40) & 1:
             learned = bridge.fdb.get((vlan, dst))
             if learned is not None:
                 if learned == in_port:
@@ -578,20 +724,20 @@ class ChassisDatapath:
                                   "port; dropped", self.chassis, bridge_name))
                     return None
                 port = bridge.ports.get(learned)
-                if port is not None:
-                    normal = step.add(Step("normal", f"NORMAL: {format_mac(dst)} learned on "
-                                           f"{port.name}", self.chassis, bridge_name))
-                    self._output_port(ctx, bridge_name, port, dict(packet), normal)
+                if port is None:
+                    step.add(Step("normal", f"NORMAL: {format_mac(dst)} learned on port "
+                                  f"{learned}, which is unknown; dropped", self.chassis,
+                                  bridge_name))
                     return None
+                normal = step.add(Step("normal", f"NORMAL: {format_mac(dst)} learned on "
+                                       f"{port.name}", self.chassis, bridge_name))
+                self._output_port(ctx, bridge_name, port, dict(packet), normal)
+                return None
         why = ("broadcast/multicast" if (dst >> 40) & 1 else
                "destination MAC not in the MAC table" if bridge.fdb_known else
                "no MAC table was collected for this bridge")
-        flood = step.add(Step("flood", f"{label}: flooded ({why})" if how == NORMAL
-                              else f"{label}: to every port", self.chassis, bridge_name))
-        for port in sorted(bridge.ports.values(), key=lambda p: p.ofport):
-            if port.ofport == in_port and how != ALL:
-                continue
-            self._output_port(ctx, bridge_name, port, dict(packet), flood)
+        flood = step.add(Step("flood", f"NORMAL: flooded ({why})", self.chassis, bridge_name))
+        self._flood_ports(ctx, bridge_name, packet, flood, skip_no_flood=True)
         return None
 
 
@@ -622,13 +768,6 @@ def _set_ct_fields(packet: Packet, outcome: CtOutcome) -> None:
             packet["ct_ipv6_src"], packet["ct_ipv6_dst"] = tup.src, tup.dst
         packet["ct_nw_proto"] = tup.proto
         packet["ct_tp_src"], packet["ct_tp_dst"] = tup.sport, tup.dport
-
-
-def _select_bucket(packet: Packet, n: int) -> int:
-    """A stable choice from the 5-tuple (the datapath hashes; users may override)."""
-    key = "|".join(str(packet.get(f, 0)) for f in ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
-                                                   "nw_proto", "tp_src", "tp_dst"))
-    return zlib.crc32(key.encode()) % n
 
 
 def _bucket_actions(bucket: str) -> str:

@@ -42,7 +42,8 @@ def parse_ct_next(values, established_ok: bool = True) -> list[int] | None:
             raise InputError(
                 f"--ct-next {value!r}: a forced state of an existing connection stands for no "
                 "connection, so its NAT (un-DNAT, un-SNAT) would be missing and the trace "
-                "wrong; trace the conversation instead (its first packet, then --reply)")
+                "wrong; trace the conversation instead: --step ACK (or --established) for "
+                "a packet of an established connection, --conversation or --reply for all")
         states.append(state)
     return states or None
 

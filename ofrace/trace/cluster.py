@@ -22,12 +22,14 @@ from ofrace.openflow.actions import ActionError, Clone, SetField, parse_actions
 from ofrace.openflow.bridge import BridgeIndex
 from ofrace.openflow.fields import FIELDS
 from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, parse_flow
+from ofrace.openflow.frames import WIRE_KEYS
 from ofrace.ovn import controller as controller_actions
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.conntrack_dump import table_from_dump
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
+from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
@@ -76,6 +78,7 @@ class Hop:
     children: list[Hop] = field(default_factory=list)
     parent_exit: int | None = None   # index of the exit (in the parent hop) that led here
     notes: list[str] = field(default_factory=list)  # side events (ACL log copies, …)
+    assumed: list[int] = field(default_factory=list)  # groups whose bucket was not known
 
 
 @dataclass
@@ -138,7 +141,8 @@ class ClusterTracer:
                     conntrack = self.conntrack[ch.name] = self._starting_table(ch)
             dp = self._datapaths[name] = ChassisDatapath(
                 ch.name, bridges, conntrack,
-                SimulationOptions(select_buckets=self.options.select_buckets))
+                SimulationOptions(select_buckets=self.options.select_buckets,
+                                  datapath_kinds=datapath_kinds(ch)))
         return dp
 
     def _starting_table(self, ch: Chassis) -> ConntrackTable:
@@ -351,6 +355,7 @@ class ClusterTracer:
                 hop.children.append(child)
                 hops.append(child)
                 queue.append((child, depth + 1))
+        _mark_assumed(root, [])
         return ClusterTrace(hops, root)
 
     def _run(self, start: TraceStart) -> Hop:
@@ -364,6 +369,9 @@ class ClusterTracer:
         root, exits = dp.inject(start.bridge, start.packet, step, start.table,
                                 start.payload_length)
         hop = Hop(start, root, exits)
+        hop.notes.extend(text for _, text in dp.unknown_choices)
+        hop.assumed = [group for group, _ in dp.unknown_choices]
+        dp.unknown_choices.clear()
         hop.notes += self._notes
         self._notes.clear()
         note = self.facts(start.chassis).note
@@ -420,11 +428,12 @@ class ClusterTracer:
                 exit_.packet, exit=exit_))
             return None
         # A new packet on the remote chassis: headers only (no registers, metadata,
-        # conntrack state or cached connection).
+        # conntrack state or cached connection), and what only the frame carries (TCP
+        # seq/ack, payload, echo id), which the remote chassis' conntrack checks too.
         packet = {k: v for k, v in exit_.packet.items()
-                  if k in FIELDS and not (k.startswith("reg") or k.startswith("tun_")
-                                          or k in CT_FIELDS
-                                          or k in ("metadata", "in_port", "conj_id"))}
+                  if k in WIRE_KEYS or k in FIELDS and not (
+                      k.startswith("reg") or k.startswith("tun_") or k in CT_FIELDS
+                      or k in ("metadata", "in_port", "conj_id"))}
         packet.update({"in_port": tunnel.ofport, "tun_id": exit_.data.get("tun_id", 0),
                        "tun_src": int(ipaddress.IPv4Address(local_ip)) if local_ip else 0,
                        "tun_dst": int(ipaddress.IPv4Address(remote_ip))})
@@ -505,3 +514,17 @@ def _handover_table(lines: list[str], facts: OvnFacts, dp_key: int, port_key: in
                                             for b in a.actions) for a in actions):
             return flow.table
     return None
+
+
+def _mark_assumed(hop: Hop, inherited: list[tuple[str, int]]) -> None:
+    """Verdicts downstream of a select group whose bucket the datapath picks unknowably
+    say so, and how to choose another (the hop's note says why)."""
+    assumed = inherited + [(hop.start.chassis, g) for g in hop.assumed]
+    if assumed:
+        groups = ", ".join(f"group {g} on {chassis}" for chassis, g in assumed)
+        hints = ", ".join(f"--bucket {g}=N" for g in dict.fromkeys(g for _, g in assumed))
+        for verdict in hop.verdicts:
+            verdict.text += (f" (if the datapath took bucket 0 of {groups}, which cannot be "
+                             f"known; {hints} picks another)")
+    for child in hop.children:
+        _mark_assumed(child, assumed)

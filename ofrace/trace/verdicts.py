@@ -70,3 +70,9 @@ def exit_code(forward: Iterable[VerdictKind], back: Iterable[VerdictKind] | None
     """The trace command's exit code from the verdict kinds of each direction."""
     codes = {direction_code(forward)} | ({direction_code(back)} if back is not None else set())
     return next(code for code in _ACROSS if code in codes)
+
+
+def conversation_exit_code(steps: Iterable[Iterable[VerdictKind]]) -> Exit:
+    """A conversation's exit code: each step is a direction of its own, the worst wins."""
+    codes = {direction_code(kinds) for kinds in steps}
+    return next((code for code in _ACROSS if code in codes), Exit.OK)
