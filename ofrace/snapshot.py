@@ -11,7 +11,9 @@ the flow lines, ``{"format": "ofrace-snapshot", "version": 2, …}``; each
 bridge's flow lines are a member of their own, read when something first
 asks for them — a trace through 2 chassis of a 10-chassis, 2-million-flow
 snapshot reads 2 bridges' lines, not 10.  Version 1 files (gzip-compressed
-JSON with the lines inline) are still read.
+JSON with the lines inline) are still read.  Keys added within version 2 (a
+chassis' ``conntrack``) have defaults that mean "not read", so older files load
+and say so, and older readers ignore them.
 
 A file is untrusted input: the document is checked against this model when
 it is loaded (one line naming the offending key), each member is read with a
@@ -140,6 +142,10 @@ class Chassis:
     ovn_version: str | None = None
     ovn_controller_status: str | None = None
     dpif: str = ""
+    # ``ovs-appctl dpctl/dump-conntrack -m`` as the node printed it; None: not read (a
+    # snapshot from before it was collected, or the read failed), never "empty".
+    conntrack: str | None = None
+    conntrack_truncated: bool = False   # cut at the agent's bound: entries may be missing
     bridges: dict[str, Bridge] = field(default_factory=dict)
     ovsdb: dict[str, list[dict]] = field(default_factory=dict)
     commands: list[CommandRecord] = field(default_factory=list)

@@ -53,6 +53,13 @@ BRIDGE_READS = (
     ("fdb", ["ovs-appctl", "fdb/show"], "text"),
 )
 
+# The datapath's connection table, verbose (per-direction TCP states), read-only.  A busy
+# node holds hundreds of thousands of connections: the dump is cut (at a line) past
+# MAX_CONNTRACK_BYTES (~70k entries of ~230 bytes) and the document says so.  It travels
+# inside the JSON document, so it must leave room there (MAX_DOCUMENT, below).
+CONNTRACK_READ = ["ovs-appctl", "dpctl/dump-conntrack", "-m"]
+MAX_CONNTRACK_BYTES = 16 << 20
+
 
 def _now():
     return time.time()
@@ -70,6 +77,8 @@ def _result(argv, started, rc, stderr=b"", **extra):
 
 def run_local(argv, timeout=120):
     """Run one read-only command on this node; never raises."""
+    if argv == CONNTRACK_READ:
+        return run_bounded(argv, MAX_CONNTRACK_BYTES, timeout)
     started = _now()
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -82,6 +91,64 @@ def run_local(argv, timeout=120):
     except OSError as exc:
         return _result(argv, started, 127, str(exc).encode())
     return _result(argv, started, proc.returncode, err, stdout=out.decode("utf-8", "replace"))
+
+
+def run_bounded(argv, limit, timeout=120):
+    """Like ``run_local``, but stops reading past ``limit`` bytes of output (the command
+    is killed; ``truncated`` says so), so a huge dump costs this node bounded memory."""
+    started = _now()
+    killed = []
+
+    def kill():
+        killed.append(True)
+        proc.kill()
+
+    try:
+        errors = tempfile.TemporaryFile()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+    except OSError as exc:
+        return _result(argv, started, 127, str(exc).encode())
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    chunks, size, truncated = [], 0, False
+    try:
+        fd = proc.stdout.fileno()
+        while True:
+            chunk = os.read(fd, MAX_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                truncated = True
+                proc.kill()
+                break
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+        proc.stdout.close()
+    errors.seek(0)
+    err = errors.read()
+    errors.close()
+    if killed:
+        return _result(argv, started, -1, ("timed out after %ss" % timeout).encode())
+    out = b"".join(chunks).decode("utf-8", "replace")
+    if truncated:
+        return _result(argv, started, 0, stdout=out, truncated=True)
+    return _result(argv, started, rc, err, stdout=out)
+
+
+def conntrack_doc(result):
+    """``(text, truncated, error)`` of the connection-table read: the text cut at the
+    last whole line within MAX_CONNTRACK_BYTES (a collector-side run may bring more)."""
+    if result["error"]:
+        return None, False, result["error"]
+    text = result["stdout"]
+    truncated = bool(result.get("truncated")) or len(text) > MAX_CONNTRACK_BYTES
+    if truncated:
+        text = text[:MAX_CONNTRACK_BYTES]
+        text = text[:text.rfind("\n") + 1]
+    return text, truncated, None
 
 
 class FrameWriter(object):
@@ -573,7 +640,8 @@ def collect_node(run, options=None, stream=None):
             "controller": ["ovn-controller", "--version"],
             # OpenFlow port -> datapath port, to read ofproto/trace's datapath actions.
             "dpif": ["ovs-appctl", "dpif/show"],
-            "status": ["ovn-appctl", "-t", "ovn-controller", "connection-status"]}
+            "status": ["ovn-appctl", "-t", "ovn-controller", "connection-status"],
+            "conntrack": CONNTRACK_READ}
     jobs.update(_bridge_jobs(guess))
     pool = ThreadPoolExecutor(max_workers=1)
     ovsdb_future = pool.submit(ovsdb_select, reader, options.get("ovs_remote"), "Open_vSwitch",
@@ -613,6 +681,14 @@ def collect_node(run, options=None, stream=None):
     if dpif["error"]:
         doc["errors"].append({"what": "dpif/show", "error": dpif["error"]})
     doc["ovn_controller_status"] = _first_line(results["status"])
+    text, truncated, error = conntrack_doc(results["conntrack"])
+    doc["conntrack"], doc["conntrack_truncated"] = text, truncated
+    if error:
+        doc["errors"].append({"what": "conntrack", "error": error})
+    elif truncated:
+        doc["errors"].append({"what": "conntrack", "error": "the connection table was cut "
+                              "after %d bytes (%d entries)" % (MAX_CONNTRACK_BYTES,
+                                                               text.count("\n"))})
     doc["finished"] = _now()
     doc["commands"] = reader.commands
     return doc

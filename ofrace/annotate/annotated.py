@@ -14,9 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ofrace.openflow.fields import CT_STATE_BITS, FIELDS, format_value
+from ofrace.ovn.ct_zones import zone_owners
 from ofrace.ovn.logical_fields import OVN_L4_NAMES
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.simulate.steps import Step, StepKind
+from ofrace.snapshot import Snapshot
 from ofrace.trace.cluster import ClusterTrace, Hop, Verdict
 from ofrace.trace.verdicts import ANSWERABLE, VerdictKind
 
@@ -81,6 +83,7 @@ class Event:
     collision: list[str] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     depth: int = 0
+    conntrack: dict | None = None      # a ct step's lookup: the entry found, or why none
 
 
 @dataclass
@@ -125,8 +128,19 @@ class AnnotatedTrace:
 
 
 class Annotator:
-    def __init__(self, names: SouthboundIndex):
+    def __init__(self, names: SouthboundIndex, snapshot: Snapshot | None = None):
+        """``snapshot``: where the chassis' zone assignments are read (ct zones by name)."""
         self.names = names
+        self.snapshot = snapshot
+        self._zones: dict[str, dict[int, str]] = {}
+
+    def zone_owner(self, chassis: str, zone: int) -> str | None:
+        """The logical port or datapath ``zone`` belongs to on ``chassis``, if known."""
+        if self.snapshot is None or chassis not in self.snapshot.chassis:
+            return None
+        if chassis not in self._zones:
+            self._zones[chassis] = zone_owners(self.snapshot.chassis[chassis], self.names)
+        return self._zones[chassis].get(zone)
 
     def trace(self, trace: ClusterTrace) -> AnnotatedTrace:
         annotated: dict[int, AnnotatedVerdict] = {}
@@ -175,6 +189,13 @@ class Annotator:
         proto_packet = {"dl_type": dl_type, "nw_proto": nw_proto}
         ev.changes = [Change(ovn_field_name(f, proto_packet), _fmt(f, old), _fmt(f, new))
                       for f, old, new in step.data.get("changes", [])]
+        if step.kind == StepKind.CT and step.data.get("conntrack") is not None:
+            ev.conntrack = dict(step.data["conntrack"])
+            zone = ev.conntrack["zone"]
+            owner = self.zone_owner(step.chassis, zone) if isinstance(zone, int) else None
+            ev.conntrack["zone_owner"] = owner
+            if owner:
+                ev.text = ev.text.replace(f"ct: zone {zone}:", f"ct: zone {zone} ({owner}):", 1)
         if step.kind != StepKind.FLOW:
             return ev
         facts = self.names.facts(step.chassis)

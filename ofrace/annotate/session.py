@@ -46,11 +46,12 @@ class TraceRequest:
     conversation: bool = False       # every packet of the connection, one block each
     step: str | None = None          # one packet of it, the earlier ones simulated first
     established: bool = False        # --established: ``step`` or the kind's first est one
+    ct_from_node: bool = True        # --ct node (default) | empty
 
     @classmethod
     def from_options(cls, expression, source, destination, protocol, chassis, reply,
                      buckets=(), ct_next=(), conversation=False, step=None,
-                     established=False) -> TraceRequest:
+                     established=False, ct: str = "node") -> TraceRequest:
         """Checked as typed (no snapshot needed): one line, exit 2, on a mistake."""
         if bool(expression) == bool(source):
             raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
@@ -64,7 +65,8 @@ class TraceRequest:
                              "builds each packet's conntrack state from the packets before it")
         forced = parse_ct_next(ct_next, established_ok=False)
         return cls(expression, source, destination, protocol, chassis, reply,
-                   parse_buckets(buckets), forced, conversation, step, established)
+                   parse_buckets(buckets), forced, conversation, step, established,
+                   ct != "empty")
 
 
 @dataclass
@@ -117,7 +119,8 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
     """Trace the request on ``snapshot``; with ``reply``, the answer back too."""
     check_buckets(snapshot, request.buckets)
     tracer = ClusterTracer(snapshot, TraceOptions(select_buckets=request.buckets,
-                                                  ct_next=request.ct_next))
+                                                  ct_next=request.ct_next,
+                                                  ct_from_node=request.ct_from_node))
     if request.expression:
         start = start_from_expression(tracer, request.expression, request.chassis)
         asked = {"expression": request.expression}
@@ -127,7 +130,7 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
         asked = {"from": request.source, "to": request.destination,
                  "protocol": request.protocol}
     asked.update(chassis=start.chassis, entry=start.entry)
-    annotator = Annotator(tracer.names)
+    annotator = Annotator(tracer.names, snapshot)
     if request.conversation or request.step or request.established:
         return _run_conversation(tracer, annotator, request, start, asked)
     forward = tracer.trace(start)

@@ -41,6 +41,9 @@ from ofrace.render.trace_text import print_trace_result
               help="Force the ct_state of the next ct() recirculation (repeat; like "
                    "ofproto/trace --ct-next, e.g. trk,inv; states of an existing "
                    "connection are refused: use --reply). Default: a conntrack model.")
+@click.option("--ct", type=click.Choice(["node", "empty"]), default="node",
+              help="Conntrack starts from the node's connection table in the snapshot "
+                   "(default) or empty.")
 @click.option("--summary", "level", flag_value="summary", help="Hops and verdicts only.")
 @click.option("--detailed", "level", flag_value="detailed",
               help="Every logical stage and every OpenFlow flow.")
@@ -49,7 +52,7 @@ from ofrace.render.trace_text import print_trace_result
               help="Also run ovn-trace (logical view) with the same packet and conntrack states, "
                    "and show where logical and physical part.")
 def trace(expression, source, source_port, destination, protocol, chassis, reply, conversation,
-          step, established, buckets, ct_next, level, as_json, check_logical):
+          step, established, buckets, ct_next, ct, level, as_json, check_logical):
     """Trace a packet through the real OpenFlow tables of every chassis it crosses.
 
     EXPRESSION is the microflow ovn-trace takes, e.g.
@@ -64,7 +67,7 @@ def trace(expression, source, source_port, destination, protocol, chassis, reply
     """
     request = TraceRequest.from_options(expression, source_port, destination, protocol,
                                         chassis, reply, buckets, ct_next, conversation, step,
-                                        established)
+                                        established, ct)
     snapshot = obtain_snapshot(source, warn=warn)
     result = run_trace(snapshot, request)
     if check_logical:

@@ -118,6 +118,7 @@ def chassis_from_agent(name: str, transport: str, doc: dict) -> Chassis:
         integration_bridge=doc.get("integration_bridge") or "br-int",
         ovs_version=doc.get("ovs_version"), ovn_version=doc.get("ovn_version"),
         ovn_controller_status=doc.get("ovn_controller_status"), dpif=doc.get("dpif", ""),
+        conntrack=doc.get("conntrack"), conntrack_truncated=doc.get("conntrack_truncated", False),
         bridges=bridges,
         ovsdb={t: rows for t, rows in doc.get("ovsdb", {}).items() if t in OVSDB_ROWS},
         commands=[CommandRecord(argv=c["argv"], rc=c["rc"], started=c["started"],

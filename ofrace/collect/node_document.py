@@ -112,6 +112,7 @@ def node_document(resolved: bool = True) -> Record:
         "finished": optional(NUMBER), "hostname": text, "system_id": text,
         "integration_bridge": text, "ovs_version": text, "ovn_version": text,
         "ovn_controller_status": text, "dpif": str,
+        "conntrack": text, "conntrack_truncated": bool,
         "errors": ListOf(Record({"what": str, "error": str}, frozenset({"what", "error"}))),
         "bridges": MapOf(_bridge(resolved)),
         "ovsdb": _ovsdb(),

@@ -20,12 +20,12 @@ docs/gaps.md lists the classes.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from ofrace.openflow.actions import ActionError, Clone, Ct, parse_actions
 from ofrace.openflow.frames import WIRE_KEYS
+from ofrace.simulate.conntrack_dump import parse_dump
 from ofrace.simulate.steps import ExitKind, StepKind
 from ofrace.trace.cluster import ClusterTracer, TraceStart
 
@@ -430,33 +430,21 @@ def predicted_connections(tracer: ClusterTracer) -> set[tuple]:
     ofrace's conntrack committed during a conversation, by its original direction."""
     found = set()
     for chassis, table in tracer.conntrack.items():
-        for (zone, _), (conn, _) in table.entries.items():
+        for conn in table.connections():
             t = conn.original
             if conn.committed and t.proto in _PORTED:
-                found.add((chassis, zone, _PORTED[t.proto], str(ipaddress.ip_address(t.src)),
+                found.add((chassis, conn.zone, _PORTED[t.proto], str(ipaddress.ip_address(t.src)),
                            str(ipaddress.ip_address(t.dst)), t.sport, t.dport))
     return found
 
 
 def parse_dump_conntrack(chassis: str, text: str) -> set[tuple]:
-    """``ovs-appctl dpctl/dump-conntrack`` lines, as ``predicted_connections`` spells them:
-    ``tcp,orig=(src=A,dst=B,sport=P,dport=Q),reply=(…),zone=Z,…`` (no zone= means 0)."""
-    found = set()
-    for line in text.splitlines():
-        proto, _, rest = line.strip().partition(",")
-        if proto not in _PORTED.values() or "orig=(" not in rest:
-            continue
-        orig = dict(item.split("=", 1) for item in
-                    rest.split("orig=(", 1)[1].split(")", 1)[0].split(",") if "=" in item)
-        zone = re.search(r"(?:^|,)zone=(\d+)", rest)
-        try:
-            found.add((chassis, int(zone.group(1)) if zone else 0, proto,
-                       str(ipaddress.ip_address(orig["src"])),
-                       str(ipaddress.ip_address(orig["dst"])),
-                       int(orig.get("sport", 0)), int(orig.get("dport", 0))))
-        except (KeyError, ValueError):
-            continue
-    return found
+    """``ovs-appctl dpctl/dump-conntrack`` lines (``-m`` or not), as
+    ``predicted_connections`` spells them: TCP/UDP/SCTP by their original direction."""
+    entries, _ = parse_dump(text)
+    return {(chassis, e.zone, _PORTED[e.protocol], str(ipaddress.ip_address(e.original.src)),
+             str(ipaddress.ip_address(e.original.dst)), e.original.sport, e.original.dport)
+            for e in entries if e.protocol in _PORTED}
 
 
 def compare_connections(label: str, predicted: set[tuple], wire: set[tuple]

@@ -54,6 +54,8 @@ def _event(ev: Event) -> dict:
         if ev.changes:
             out["changes"] = [{"field": c.field, "before": c.before, "after": c.after}
                               for c in ev.changes]
+        if ev.conntrack is not None:
+            out["conntrack"] = ev.conntrack
     return out
 
 

@@ -18,6 +18,7 @@ addresses, for comparisons with ofproto/trace.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ofrace.openflow.actions import Ct, FieldRef
@@ -240,10 +241,13 @@ class TcpTracking:
     in the same packets of a conversation); without them every packet is
     taken as inside the window, and only the flags and the peers' states
     decide (``tcp_conn_update``'s first branch).  No window-scale option is
-    modelled (a SYN carries none).
+    modelled (a SYN carries none).  A connection read from the node's table has
+    ``windows_known`` False: a dump prints states, not sequence numbers, so its
+    packets are checked by flags and states only.
     """
 
     peers: list[TcpPeer] = field(default_factory=lambda: [TcpPeer(), TcpPeer()])
+    windows_known: bool = True
 
     @classmethod
     def first(cls, packet: Packet) -> TcpTracking:
@@ -276,7 +280,7 @@ class TcpTracking:
                 # A repeated SYN before any answer: still new (OVS commit ac23d20fc).
                 src.state = TCPS_SYN_SENT
                 return "valid_new", ""
-        if "tcp_seq" in packet:
+        if "tcp_seq" in packet and self.windows_known:
             in_window, loose = self._window(packet, src, dst, flags)
         else:
             if src.state < TCPS_SYN_SENT:
@@ -365,6 +369,16 @@ class Connection:
     committed_at: str = ""
     committed: bool = True
     tcp: TcpTracking | None = None
+    # the node's dump entry it was read from (conntrack_dump.DumpEntry: ``describe()``,
+    # ``line``), None for this trace's own
+    dumped: object | None = None
+    assumed: list[str] = field(default_factory=list)   # what that entry could not tell
+
+    def describe(self) -> str:
+        """Which entry this is, for a ct() step: the dumped one, or this trace's."""
+        if self.dumped is not None:
+            return f"{self.dumped.describe()} from the node's table"
+        return f"{self.original} zone {self.zone} committed by this trace at {self.committed_at}"
 
     def update(self, packet: Packet, reply: bool) -> tuple[str, str]:
         """The protocol's conn_update: ("valid" | "valid_new" | "invalid" | "new", why).
@@ -395,6 +409,8 @@ class CtOutcome:
     mark: int = 0    # ct_mark / ct_label the resumed pass will read
     label: int = 0
     why: str = ""    # why conntrack gave this state, when it is not the obvious one
+    lookup: str = ""  # which entry the lookup found, or that none existed (and where)
+    found: Connection | None = None   # the entry it found
 
     def describe(self) -> str:
         text = f"zone {self.zone}: {format_ct_state(self.state)}"
@@ -404,9 +420,23 @@ class CtOutcome:
             text += f", {self.nat}"
         if self.committed:
             text += ", committed"
+        if self.lookup:
+            text += f"; {self.lookup}"
         if self.why:
             text += f" — {self.why}"
         return text
+
+    def lookup_json(self) -> dict:
+        """The lookup for machines (docs/trace-json.md, ``conntrack``)."""
+        conn = self.found
+        return {"zone": self.zone, "state": format_ct_state(self.state),
+                "found": conn is not None,
+                "entry": None if conn is None else {
+                    "original": str(conn.original), "reply": str(conn.reply),
+                    "from": "trace" if conn.dumped is None else "node",
+                    "dump": None if conn.dumped is None else conn.dumped.line,
+                    "assumed": list(conn.assumed)},
+                "lookup": self.lookup, "why": self.why}
 
 
 def exec_marks(ct: Ct, mark: int, label: int) -> tuple[int, int]:
@@ -447,6 +477,16 @@ def nat_state_bits(kinds: tuple[str, ...], reply: bool) -> int:
     return DNAT if "dst" in kinds else 0
 
 
+def _starts(packet: Packet, key: PacketKey) -> str:
+    """Why a packet with no connection is ``new`` (conntrack.c valid_new per protocol)."""
+    if key.tuple.proto == 6:
+        if packet.get("tcp_flags", 0) & SYN:
+            return "a SYN opens a connection"
+        return ("a TCP packet without SYN is picked up mid-stream "
+                "(lib/conntrack-tcp.c tcp_valid_new)")
+    return "its first packet starts a connection"
+
+
 @dataclass
 class ConntrackTable:
     """Connections by (zone, tuple in either direction), as OVS's userspace
@@ -457,6 +497,26 @@ class ConntrackTable:
     """
 
     entries: dict[tuple[int, FiveTuple], tuple[Connection, bool]] = field(default_factory=dict)
+    # where the table started: what a lookup that finds nothing looked in
+    started_from: str = "an empty table"
+    # zone → reads the node's connections in that zone: a big table is read zone by zone,
+    # when a ct() first looks there (or ``connections()`` asks for all)
+    unread: dict[int, Callable[[], tuple[list[Connection], list[str]]]] = field(
+        default_factory=dict)
+    unreadable: dict[int, list[str]] = field(default_factory=dict)  # zone → lines not read
+
+    def load(self, conn: Connection) -> None:
+        """Hold a connection that exists already (one read from the node's table)."""
+        self._store(conn)
+
+    def read_zone(self, zone: int) -> None:
+        read = self.unread.pop(zone, None)
+        if read is not None:
+            connections, unreadable = read()
+            for conn in connections:
+                self._store(conn)
+            if unreadable:
+                self.unreadable[zone] = unreadable
 
     def zone_of(self, ct: Ct, packet: Packet) -> int:
         return read_ref(packet, ct.zone) if isinstance(ct.zone, FieldRef) else ct.zone
@@ -473,6 +533,7 @@ class ConntrackTable:
         updated once more.
         """
         zone = self.zone_of(ct, packet)
+        self.read_zone(zone)
         cached = packet.get(CT_CACHE)
         if (cached is not None and cached[0] == zone and not ct.force and not cached[3]
                 and cached[1] is not None and cached[1].committed):
@@ -480,7 +541,8 @@ class ConntrackTable:
         key = packet_key(packet)
         if key.tuple is None:
             packet[CT_CACHE] = None
-            return CtOutcome(zone, TRK | INV, None, why=key.invalid)
+            return CtOutcome(zone, TRK | INV, None, why=key.invalid,
+                             lookup="no lookup: conntrack cannot key this packet")
         tup = key.tuple
         if cached is not None and cached[0] == zone:
             conn, is_reply = cached[1], cached[2]
@@ -496,7 +558,9 @@ class ConntrackTable:
 
     def _fast(self, ct: Ct, packet: Packet, zone: int, cached) -> CtOutcome:
         conn, state = cached[1], cached[4]
-        outcome = CtOutcome(zone, state, packet_tuple(packet), connection=conn)
+        outcome = CtOutcome(zone, state, packet_tuple(packet), connection=conn, found=conn,
+                            lookup=f"found {conn.describe()} (the connection the packet "
+                            "carries from its last ct(): no new lookup)")
         if conn is not None and ct.commit:
             self._exec(ct, conn, packet)
         if conn is not None and conn.committed:
@@ -521,7 +585,9 @@ class ConntrackTable:
                 state = TRK | NEW
             else:
                 state = TRK | EST | (RPL if is_reply else 0)
-        outcome = CtOutcome(zone, state, key.tuple, connection=conn, why=why)
+        direction = " (its reply direction)" if is_reply else ""
+        outcome = CtOutcome(zone, state, key.tuple, connection=conn, why=why, found=conn,
+                            lookup=f"found {conn.describe()}{direction}")
         natted = False
         if ct.nat is not None and conn.nat_kinds:
             self._apply_existing_nat(conn, is_reply, key.related, packet, outcome)
@@ -537,13 +603,19 @@ class ConntrackTable:
         """conntrack.c conn_not_found: a packet with no committed connection."""
         tup = key.tuple
         invalid = self._why_not_new(packet, key)
+        none = f"no entry in zone {zone} ({self.started_from}, and nothing this trace committed)"
+        if self.unreadable.get(zone):
+            none += (f" — {len(self.unreadable[zone])} of the node's lines in this zone could "
+                     f"not be read, e.g. {self.unreadable[zone][0]}")
         if invalid:
             packet[CT_CACHE] = None
-            return CtOutcome(zone, TRK | INV, tup, why=invalid)
+            return CtOutcome(zone, TRK | INV, tup, why=invalid,
+                             lookup=f"{none}: invalid because it cannot start a connection")
         # Unconfirmed until committed: the packet carries it, the table does not.
         conn = carried or Connection(zone, tup, tup.reversed(), committed=False,
                                      committed_at=where)
-        outcome = CtOutcome(zone, TRK | NEW, tup, connection=conn, why=why)
+        outcome = CtOutcome(zone, TRK | NEW, tup, connection=conn, why=why,
+                            lookup=f"{none}: new because {_starts(packet, key)}")
         natted = False
         if ct.nat is not None and ct.nat.kind is not None and not conn.nat_kinds:
             translated = self._unique(zone, tup, nat_translate(tup, ct.nat), ct.nat)
@@ -643,6 +715,8 @@ class ConntrackTable:
         self.entries.pop((conn.zone, conn.reply), None)
 
     def connections(self) -> list[Connection]:
+        for zone in list(self.unread):
+            self.read_zone(zone)
         seen, out = set(), []
         for conn, _ in self.entries.values():
             if id(conn) not in seen:
@@ -665,7 +739,8 @@ class ForcedConntrack:
         zone = self.zone_of(ct, packet)
         state = self.states.pop(0) if (self.states and ct.table is not None) else self.default
         tup = packet_tuple(packet)
-        outcome = CtOutcome(zone, state, tup, committed=ct.commit, forced=True)
+        outcome = CtOutcome(zone, state, tup, committed=ct.commit, forced=True,
+                            lookup="state forced (--ct-next): no lookup")
         # ofproto/trace resumes with the flow's own ct_mark/ct_label after exec().
         outcome.mark, outcome.label = exec_marks(ct, packet.get("ct_mark", 0),
                                                  packet.get("ct_label", 0))

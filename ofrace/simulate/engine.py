@@ -384,7 +384,8 @@ class ChassisDatapath:
                                 data={"zone": outcome.zone, "state": outcome.state,
                                       "nat": outcome.nat, "commit": outcome.committed,
                                       "recirculates": action.table is not None,
-                                      "why": outcome.why}))
+                                      "why": outcome.why,
+                                      "conntrack": outcome.lookup_json()}))
         nat_changes = [(f, seen.get(f, 0), real.get(f, 0)) for f in NAT_FIELDS
                        if real.get(f, 0) != seen.get(f, 0)]
         if nat_changes:

@@ -27,6 +27,7 @@ from ofrace.ovn import controller as controller_actions
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
+from ofrace.simulate.conntrack_dump import table_from_dump
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
 from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step
@@ -96,6 +97,8 @@ class TraceOptions:
     # Forced ct_state per ct() recirculation, in order (like ofproto/trace --ct-next):
     # no connection table then, and NAT only from explicit nat(src=/dst=) ranges.
     ct_next: list[int] | None = None
+    # Each chassis' conntrack starts from the node's table in the snapshot (False: empty).
+    ct_from_node: bool = True
 
 
 class ClusterTracer:
@@ -106,6 +109,7 @@ class ClusterTracer:
         self.options = options or TraceOptions()
         self.names = SouthboundIndex(snapshot)
         self.conntrack: dict[str, ConntrackTable] = {}
+        self._notes: list[str] = []     # said once, on the next hop that runs
         self._datapaths: dict[str, ChassisDatapath] = {}
         self._by_system_id = {c.system_id: c for c in snapshot.chassis.values() if c.system_id}
 
@@ -132,12 +136,33 @@ class ClusterTracer:
                 conntrack = self.conntrack.setdefault(
                     "*", ForcedConntrack(list(self.options.ct_next)))
             else:
-                conntrack = self.conntrack.setdefault(ch.name, ConntrackTable())
+                conntrack = self.conntrack.get(ch.name)
+                if conntrack is None:
+                    conntrack = self.conntrack[ch.name] = self._starting_table(ch)
             dp = self._datapaths[name] = ChassisDatapath(
                 ch.name, bridges, conntrack,
                 SimulationOptions(select_buckets=self.options.select_buckets,
                                   datapath_kinds=datapath_kinds(ch)))
         return dp
+
+    def _starting_table(self, ch: Chassis) -> ConntrackTable:
+        """The chassis' connections as the node held them when collected (``--ct empty``:
+        none); a snapshot without them says so once, rather than tracing as if empty."""
+        if not self.options.ct_from_node:
+            return ConntrackTable(started_from="the trace started with an empty table: "
+                                  "--ct empty")
+        if ch.conntrack is None:
+            self._notes.append(
+                f"{ch.name}: the snapshot has no connection table (collected before ofrace "
+                "read it, or the read failed): conntrack starts empty here, so a packet of "
+                "a connection the node holds is traced as new or invalid")
+            return ConntrackTable(started_from="the node's table is not in the snapshot")
+        table = table_from_dump(ch.conntrack)
+        if ch.conntrack_truncated:
+            table.started_from += ", read only in part (the dump was cut): it may hold one"
+            self._notes.append(f"{ch.name}: the node's connection table was cut at the "
+                               "collector's bound; a connection missing from it may exist")
+        return table
 
     def facts(self, name: str) -> OvnFacts:
         """OVN's facts for the release ``name``'s ovn-controller runs."""
@@ -347,6 +372,8 @@ class ClusterTracer:
         hop.notes.extend(text for _, text in dp.unknown_choices)
         hop.assumed = [group for group, _ in dp.unknown_choices]
         dp.unknown_choices.clear()
+        hop.notes += self._notes
+        self._notes.clear()
         note = self.facts(start.chassis).note
         if note:  # OVN meaning read with another release's facts: say so where it is used
             hop.notes.append(f"{start.chassis}: {note}")
