@@ -69,7 +69,14 @@ def report(topology: str, out: Path) -> None:
     live_equal = sum(v["equal"] for v in live["classes"].values())
     print(f"| **total** | {total['sent']} | {live_equal} | {total['equal']} | "
           f"{total['mismatched']} | {sum(unexplained.values())} |\n")
+    from unittest import mock
+
+    import ofrace.simulate.conntrack as conntrack
+    with mock.patch.object(conntrack, "nat_translate", lambda tup, nat: tup):
+        broken = replay(directory)
     gaps = Counter(m["gap"] for m in again["mismatches"])
+    print(f"negative control (the engine ignoring NAT): {len(broken.unexplained)} "
+          f"unexplained of {sum(broken.sent.values())} steps\n")
     print("first mismatches by gap (replay): " + (", ".join(
         f"{g} {n}" for g, n in sorted(gaps.items())) or "none") + "; conntrack entries after "
         f"each conversation: {again['conntrack']['equal']}/{again['conntrack']['conversations']}"
