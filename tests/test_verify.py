@@ -7,6 +7,7 @@ broken on purpose (NAT ignored) yields unexplained mismatches."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections import Counter
 from unittest import mock
 
@@ -324,3 +325,21 @@ def test_a_port_no_bucket_targets_stays_unexplained():
     assert forced.select_groups == [] and forced.outputs == prediction.outputs
     wire = _at_backend(want, "vm-other", other, 0x505400000299)
     assert {m.gap for m in compare_step(step.name, forced, [wire])} == {UNEXPLAINED}
+
+
+def test_a_connection_only_ovn_controller_made_is_controller_answered():
+    """A DHCP offer pinctrl sent crossed ct() on its way out: the wire's conntrack holds a
+    connection ofrace never committed.  With ovn-controller in the conversation (or the
+    destination one an earlier step was held for) that is controller-answered; without
+    either it stays a conntrack gap."""
+    from ofrace.compare.verify import compare_connections
+
+    offer = ("hv1", 7, "udp", "10.0.1.1", "255.255.255.255", 67, 68)
+    [m] = compare_connections("dhcp", set(), {offer}, controller=True)
+    assert m.gap == GAP_CONTROLLER
+    [m] = compare_connections("dhcp", set(), {offer})
+    assert m.gap == GAP_CONNTRACK
+    released = ("c", 9, "udp", "10.244.2.4", "203.0.113.77", 40000, 53)
+    held = {(int(ipaddress.ip_address("203.0.113.77")), 0, 17, 53)}
+    [m] = compare_connections("arp", set(), {released}, held=held)
+    assert m.gap == GAP_CONTROLLER

@@ -150,6 +150,7 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
     endpoints = encap_addresses(snapshot)
     delivered: WirePacket | None = None
     earlier_gap = None
+    controller_involved = False
     for step in conv.steps:
         if step.entry is not None and step.packet is not None:
             packet, entry = step.packet, step.entry       # a step as it was sent (replay)
@@ -182,6 +183,7 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
         mismatches = compare_step(f"{conv.label}: {step.name}", prediction, seen, underlay,
                                   held)
         held |= {towards(p) for p in prediction.controller}
+        controller_involved |= bool(prediction.controller)
         for m in mismatches:
             # After a step parted for a known reason, ofrace's conntrack no longer holds
             # what the wire's does: later steps part for that reason too.
@@ -196,7 +198,8 @@ def run_conversation(side: WireSide, conv: Conversation, report: VerifyReport,
     wire = side.connections()
     if wire is not None:
         connections = compare_connections(f"{conv.label}: conntrack after the conversation",
-                                          predicted_connections(tracer), wire)
+                                          predicted_connections(tracer), wire,
+                                          controller_involved, held)
         report.add_connections(conv.packet_class.value, connections)
 
 

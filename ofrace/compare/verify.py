@@ -447,15 +447,28 @@ def parse_dump_conntrack(chassis: str, text: str) -> set[tuple]:
             for e in entries if e.protocol in _PORTED}
 
 
-def compare_connections(label: str, predicted: set[tuple], wire: set[tuple]
+def compare_connections(label: str, predicted: set[tuple], wire: set[tuple],
+                        controller: bool = False, held: set | None = None
                         ) -> list[Mismatch]:
-    """Connections one side has and the other lacks (ct state is issue 13's gap)."""
+    """Connections one side has and the other lacks (ct state is issue 13's gap).  One
+    only the wire has is ``controller-answered`` where the conversation sent packets to
+    ovn-controller (``controller``: its answers, a DHCP offer say, or a packet it held and
+    released, cross ct() on their way out) or where its destination is one an earlier
+    step's packet was held for (``held``, as ``towards`` spells it)."""
     def text(entry):
         chassis, zone, proto, src, dst, sport, dport = entry
         return f"{proto} {src}:{sport} > {dst}:{dport} in zone {zone} on {chassis}"
 
+    def wire_gap(entry) -> str:
+        _, _, proto, _, dst, _, dport = entry
+        address = int(ipaddress.ip_address(dst))
+        number = {v: k for k, v in _PORTED.items()}[proto]
+        towards_it = {(address, 0, number, dport), (0, address, number, dport)}
+        return GAP_CONTROLLER if controller or towards_it & (held or set()) \
+            else GAP_CONNTRACK
+
     out = [Mismatch(label, f"{e[0]} conntrack zone {e[1]}", text(e), "no such entry",
                     GAP_CONNTRACK) for e in sorted(predicted - wire)]
     out += [Mismatch(label, f"{e[0]} conntrack zone {e[1]}", "no such entry", text(e),
-                     GAP_CONNTRACK) for e in sorted(wire - predicted)]
+                     wire_gap(e)) for e in sorted(wire - predicted)]
     return out
