@@ -1,5 +1,5 @@
 """``python -m ofrace`` is the ``ofrace`` command."""
 
-from ofrace.cli import main
+from ofrace.cli import run
 
-main()
+run()

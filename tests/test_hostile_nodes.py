@@ -287,3 +287,29 @@ def test_bad_limits_on_the_command_line_are_one_line(tmp_path, option, said):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert said in run.stderr and not (tmp_path / "x.ofr").exists()
+
+
+def test_ctrl_c_ends_the_program_even_if_a_thread_never_lets_go(tmp_path):
+    """The interrupt handler's last resort: a program whose main thread ignores the
+    KeyboardInterrupt (as one stuck joining a thread blocked on a lock would) still ends
+    with 130 within the grace period."""
+    script = ("import time, ofrace.cli as c, signal\n"
+              "signal.signal(signal.SIGINT, c._interrupted)\n"
+              "while True:\n"
+              "    try:\n"
+              "        print('ready', flush=True)\n"
+              "        time.sleep(60)\n"
+              "    except KeyboardInterrupt:\n"
+              "        pass\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the grace timer did not end the program")
+    assert proc.returncode == 130 and "interrupted" in err
+    assert time.monotonic() - started < 10

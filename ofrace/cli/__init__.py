@@ -4,7 +4,10 @@ Each sub-command lives in its own module and is registered here; this module
 only turns errors into one line and an exit code (``ofrace.errors.Exit``).
 """
 
+import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -51,3 +54,31 @@ def _register():
 
 
 _register()
+
+
+# After Ctrl-C, how long the process may take to unwind (kill node processes, close
+# connections) before it ends anyway: a thread stuck on a lock the interrupt left taken
+# must not keep a user's terminal.
+INTERRUPT_GRACE = 2.0
+
+
+def _end_now() -> None:
+    try:
+        sys.stderr.write("ofrace: interrupted\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(int(Exit.INTERRUPTED))
+
+
+def _interrupted(signum, frame):
+    timer = threading.Timer(INTERRUPT_GRACE, _end_now)
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt
+
+
+def run() -> None:
+    """The ``ofrace`` program: Ctrl-C unwinds as KeyboardInterrupt (exit 130), within
+    ``INTERRUPT_GRACE`` seconds whatever a thread is blocked on."""
+    signal.signal(signal.SIGINT, _interrupted)
+    main()
