@@ -74,7 +74,7 @@ def test_deleted_flows_of_one_lflow_are_missing_and_trace_shows_where(lab_slot):
     # The trace through that chassis: the logical view goes on where the physical one stops.
     expr = ('inport == "breth0_ovn-worker" && eth.src == 02:42:7a:79:82:ca && '
             'eth.dst == 02:42:ac:12:00:04 && ip4.src == 172.18.0.1 && ip4.dst == 172.18.0.4 && '
-            'ip.ttl == 64 && tcp.src == 12345 && tcp.dst == 30007')
+            'ip.ttl == 64 && tcp.src == 12345 && tcp.dst == 30007 && tcp.flags == 2')
     run = subprocess.run([sys.executable, "-m", "ofrace", "trace", "-i",
                           str(lab.dir / "inventory.toml"), "--check-logical", "--json", expr],
                          capture_output=True, text=True, timeout=120)

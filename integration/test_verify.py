@@ -21,7 +21,7 @@ GAPS = Path(__file__).resolve().parent.parent / "docs" / "gaps.md"
 # what docs/fidelity.md records and tests/test_verify_replay.py replays.
 PER_CLASS = 8
 LIMIT = 80
-MINIMUM_STEPS = 150
+MINIMUM_STEPS = 100
 
 
 def _named_gaps() -> set[str]:
