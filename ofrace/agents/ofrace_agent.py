@@ -93,34 +93,33 @@ def run_local(argv, timeout=120):
     return _result(argv, started, proc.returncode, err, stdout=out.decode("utf-8", "replace"))
 
 
-def run_bounded(argv, limit, timeout=120):
-    """Like ``run_local``, but stops reading past ``limit`` bytes of output (the command
-    is killed; ``truncated`` says so), so a huge dump costs this node bounded memory."""
-    started = _now()
+def _pump(argv, timeout, on_chunk):
+    """Run ``argv``, handing each piece of its stdout to ``on_chunk`` until that returns
+    False (the command is then killed) or ``timeout`` kills it.  Gives (exit status,
+    stderr bytes, stopped, timed out); OSError if it cannot start."""
     killed = []
+    errors = tempfile.TemporaryFile()
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+    except OSError:
+        errors.close()
+        raise
 
     def kill():
         killed.append(True)
         proc.kill()
 
-    try:
-        errors = tempfile.TemporaryFile()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
-    except OSError as exc:
-        return _result(argv, started, 127, str(exc).encode())
     timer = threading.Timer(timeout, kill)
     timer.start()
-    chunks, size, truncated = [], 0, False
+    stopped = False
     try:
         fd = proc.stdout.fileno()
         while True:
             chunk = os.read(fd, MAX_CHUNK)
             if not chunk:
                 break
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                truncated = True
+            if on_chunk(chunk) is False:
+                stopped = True
                 proc.kill()
                 break
         rc = proc.wait()
@@ -130,7 +129,25 @@ def run_bounded(argv, limit, timeout=120):
     errors.seek(0)
     err = errors.read()
     errors.close()
-    if killed:
+    return rc, err, stopped, bool(killed)
+
+
+def run_bounded(argv, limit, timeout=120):
+    """Like ``run_local``, but stops reading past ``limit`` bytes of output (the command
+    is killed; ``truncated`` says so), so a huge dump costs this node bounded memory."""
+    started = _now()
+    chunks, size = [], [0]
+
+    def take(chunk):
+        chunks.append(chunk)
+        size[0] += len(chunk)
+        return size[0] <= limit
+
+    try:
+        rc, err, truncated, timed_out = _pump(argv, timeout, take)
+    except OSError as exc:
+        return _result(argv, started, 127, str(exc).encode())
+    if timed_out:
         return _result(argv, started, -1, ("timed out after %ss" % timeout).encode())
     out = b"".join(chunks).decode("utf-8", "replace")
     if truncated:
@@ -286,34 +303,12 @@ def run_streamed(argv, writer, timeout=120):
     command runs; the result names the blob instead of holding the text."""
     started = _now()
     blob = writer.new_blob()
-    killed = []
-
-    def kill():
-        killed.append(True)
-        proc.kill()
-
     try:
-        errors = tempfile.TemporaryFile()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+        rc, err, _, timed_out = _pump(argv, timeout,
+                                      lambda chunk: writer.frame("B", blob, chunk))
     except OSError as exc:
         return _result(argv, started, 127, str(exc).encode())
-    timer = threading.Timer(timeout, kill)
-    timer.start()
-    try:
-        fd = proc.stdout.fileno()
-        while True:
-            chunk = os.read(fd, MAX_CHUNK)
-            if not chunk:
-                break
-            writer.frame("B", blob, chunk)
-        rc = proc.wait()
-    finally:
-        timer.cancel()
-        proc.stdout.close()
-    errors.seek(0)
-    err = errors.read()
-    errors.close()
-    if killed:
+    if timed_out:
         return _result(argv, started, -1, ("timed out after %ss" % timeout).encode(), blob=blob)
     return _result(argv, started, rc, err, blob=blob)
 
