@@ -12,12 +12,11 @@ Usage: python scripts/record_normal_learning.py [DIR] [OUT]
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
-from scratch_switch import run, scratch_switch
+from scratch_switch import run, scratch_switch, tx_packets
 
 from ofrace.lab.wire import datapath_packet
 
@@ -68,12 +67,6 @@ def _frame(packet: dict) -> str:
     return datapath_packet(packet)
 
 
-def _tx(env) -> dict[str, int]:
-    text = run(env, "ovs-ofctl", "dump-ports", BRIDGE)
-    return {m.group(1): int(m.group(2))
-            for m in re.finditer(r"port\s+(\w+):.*?tx pkts=(\d+)", text, re.S)}
-
-
 def main(argv: list[str]) -> int:
     rundir = Path(argv[1] if len(argv) > 1 else "/var/tmp/ofr-normal-learning")
     out = Path(argv[2] if len(argv) > 2 else
@@ -95,11 +88,11 @@ def main(argv: list[str]) -> int:
             time.sleep(0.2)  # port state reaches the translation
             before_state = {"ports_desc": run(env, "ovs-ofctl", "dump-ports-desc", BRIDGE),
                             "fdb": run(env, "ovs-appctl", "fdb/show", BRIDGE)}
-            before = _tx(env)
+            before = tx_packets(env, BRIDGE)
             run(env, "ovs-appctl", "netdev-dummy/receive", f"p{packet['in_port']}",
                 _frame(packet))
             time.sleep(0.5)
-            after = _tx(env)
+            after = tx_packets(env, BRIDGE)
             moved = {p: after[p] - before.get(p, 0) for p in after if after[p] != before.get(p, 0)}
             rows.append({"what": what, "packet": packet, "tx": moved, **before_state})
         version = run(env, "ovs-vswitchd", "--version").splitlines()[0]

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from scratch_switch import run, scratch_switch
+from scratch_switch import run, scratch_switch, tx_packets
 
 from ofrace.lab.wire import datapath_packet
 
@@ -93,12 +93,6 @@ def _trace_flow(packet: dict) -> str:
             f"{l4}_src={packet['tp_src']},{l4}_dst={packet['tp_dst']}")
 
 
-def _tx_counts(env) -> dict[int, int]:
-    text = run(env, "ovs-ofctl", "dump-ports", BRIDGE)
-    return {int(m.group(1)): int(m.group(2))
-            for m in re.finditer(r"port\s+(\d+):.*?tx pkts=(\d+)", text, re.S)}
-
-
 def main(argv: list[str]) -> int:
     rundir = Path(argv[1] if len(argv) > 1 else "/var/tmp/ofr-select-groups")
     out = Path(argv[2] if len(argv) > 2 else
@@ -135,12 +129,12 @@ def _record(env, out: Path) -> int:
                 text = run(env, "ovs-appctl", "ofproto/trace", BRIDGE, _trace_flow(packet))
                 used = re.search(r"using bucket (\d+)", text)
                 trace_bucket = int(used.group(1)) if used else None
-            before = _tx_counts(env)
+            before = {int(k): v for k, v in tx_packets(env, BRIDGE).items() if k.isdigit()}
             run(env, "ovs-appctl", "netdev-dummy/receive", "p0", datapath_packet(packet))
             moved: list[int] = []
             deadline = time.monotonic() + 5
             while not moved and time.monotonic() < deadline:
-                after = _tx_counts(env)
+                after = {int(k): v for k, v in tx_packets(env, BRIDGE).items() if k.isdigit()}
                 moved = [p for p, n in after.items() if n != before.get(p, 0)]
                 if not moved:
                     time.sleep(0.02)

@@ -4,6 +4,7 @@ datapath with dummy ports, as in ofrace's lab) for recording what real OVS does.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -45,3 +46,11 @@ def scratch_switch(rundir: Path) -> Iterator[dict]:
         yield env
     finally:
         stop(records)
+
+
+def tx_packets(env: dict, bridge: str) -> dict[str, int]:
+    """Packets each port of ``bridge`` sent (``dump-ports`` tx pkts), by port number or
+    name as dump-ports prints it: the recorders' ground truth for where packets left."""
+    text = run(env, "ovs-ofctl", "dump-ports", bridge)
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"port\s+(\w+):.*?tx pkts=(\d+)", text, re.S)}
