@@ -336,27 +336,30 @@ class ClusterTracer:
         while queue:
             hop, depth = queue.pop(0)
             for i, exit_ in enumerate(hop.exits):
-                follow = self._follow(hop, exit_)
-                if follow is None:
-                    continue
-                key = (follow.chassis, follow.bridge,
-                       tuple(sorted((k, v) for k, v in follow.packet.items())))
-                if key in seen or depth + 1 >= self.options.max_hops:
-                    hop.verdicts.append(Verdict("loop", hop.start.chassis,
-                                                f"loop: back at {follow.chassis} with the same "
-                                                "packet" if key in seen else
-                                                f"more than {self.options.max_hops} hops",
-                                                exit_.packet, exit=exit_))
-                    continue
-                seen.add(key)
-                follow.payload_length = start.payload_length   # the same frame goes on
-                child = self._run(follow)
-                child.parent_exit = i
-                hop.children.append(child)
-                hops.append(child)
-                queue.append((child, depth + 1))
+                for follow in self._follow(hop, exit_):
+                    self._enqueue(hop, i, exit_, follow, depth, seen, hops, queue, start)
         _mark_assumed(root, [])
         return ClusterTrace(hops, root)
+
+    def _enqueue(self, hop: Hop, i: int, exit_: Exit, follow: TraceStart, depth: int,
+                 seen: set, hops: list, queue: list, start: TraceStart) -> None:
+        """Run the hop ``follow`` starts (unless it loops) as a child of ``hop``."""
+        key = (follow.chassis, follow.bridge,
+               tuple(sorted((k, v) for k, v in follow.packet.items())))
+        if key in seen or depth + 1 >= self.options.max_hops:
+            hop.verdicts.append(Verdict("loop", hop.start.chassis,
+                                        f"loop: back at {follow.chassis} with the same "
+                                        "packet" if key in seen else
+                                        f"more than {self.options.max_hops} hops",
+                                        exit_.packet, exit=exit_))
+            return
+        seen.add(key)
+        follow.payload_length = start.payload_length   # the same frame goes on
+        child = self._run(follow)
+        child.parent_exit = i
+        hop.children.append(child)
+        hops.append(child)
+        queue.append((child, depth + 1))
 
     def _run(self, start: TraceStart) -> Hop:
         dp = self.datapath(start.chassis)
@@ -379,24 +382,25 @@ class ClusterTracer:
             hop.notes.append(f"{start.chassis}: {note}")
         return hop
 
-    def _follow(self, hop: Hop, exit_: Exit) -> TraceStart | None:
-        """Turn an exit into a verdict, or into the next hop's start."""
+    def _follow(self, hop: Hop, exit_: Exit) -> list[TraceStart]:
+        """Turn an exit into a verdict, or into the starts of the hops it leads to."""
         ch = self.chassis(hop.start.chassis)
         facts = self.facts(ch.name)
         if exit_.kind == ExitKind.TUNNEL:
-            return self._through_tunnel(hop, ch, exit_)
+            follow = self._through_tunnel(hop, ch, exit_)
+            return [follow] if follow is not None else []
         if exit_.kind == ExitKind.CONTROLLER:
             action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
             if action is not None and not action.holds:
                 # A copy for ovn-controller (an ACL log); the packet itself goes on.
                 what = controller_actions.describe(exit_.data["userdata"], exit_.packet, facts)
                 hop.notes.append(f"to ovn-controller on {ch.name}: {what}")
-                return None
+                return []
         if exit_.kind == ExitKind.DROP and _held_in_same_pass(hop, exit_, facts):
-            return None  # the packet waits in ovn-controller; that verdict says it
+            return []  # the packet waits in ovn-controller; that verdict says it
         verdict = self._verdict(ch, exit_)
         hop.verdicts.append(verdict)
-        return None
+        return []
 
     def _through_tunnel(self, hop: Hop, ch: Chassis, exit_: Exit) -> TraceStart | None:
         remote_ip = exit_.data.get("remote_ip")
