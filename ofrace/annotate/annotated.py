@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ofrace.openflow.fields import CT_STATE_BITS, FIELDS, format_value
+from ofrace.ovn.cms_names import CmsName
 from ofrace.ovn.ct_zones import zone_owners
 from ofrace.ovn.logical_fields import OVN_L4_NAMES
 from ofrace.ovn.southbound import SouthboundIndex
@@ -84,6 +85,8 @@ class Event:
     changes: list[Change] = field(default_factory=list)
     depth: int = 0
     conntrack: dict | None = None      # a ct step's lookup: the entry found, or why none
+    # The CMS's names (Neutron, ovn-kubernetes) of "datapath", "inport", "outport".
+    cms: dict[str, CmsName] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,10 +98,15 @@ class AnnotatedVerdict:
     # Why conntrack marked the packet invalid, when it was and was not delivered: the
     # real reason a flags-0 microflow or a lone SYN-ACK ends where it does.
     invalid: str | None = None
+    cms: CmsName | None = None  # the CMS's name of the logical port it was delivered to
 
     @property
     def text(self) -> str:
-        text = f"{self.verdict.text} — {self.cause}" if self.cause else self.verdict.text
+        text = self.verdict.text
+        port = self.verdict.logical_port
+        if self.cms is not None and port and port in text:
+            text = text.replace(port, f"{port} [{self.cms.label}]", 1)
+        text = f"{text} — {self.cause}" if self.cause else text
         return f"{text}; {self.invalid}" if self.invalid else text
 
     kind = property(lambda self: self.verdict.kind)
@@ -119,6 +127,7 @@ class AnnotatedHop:
     verdicts: list[AnnotatedVerdict]
     children: list[AnnotatedHop]
     notes: list[str] = field(default_factory=list)
+    cms: CmsName | None = None   # the CMS's name of the logical port it entered from
 
 
 @dataclass
@@ -158,12 +167,13 @@ class Annotator:
         verdicts = []
         for verdict in hop.verdicts:
             annotated[id(verdict)] = AnnotatedVerdict(verdict, self.cause(verdict),
-                                                      invalid_because(hop, verdict))
+                                                      invalid_because(hop, verdict),
+                                                      self.names.port_cms(verdict.logical_port))
             verdicts.append(annotated[id(verdict)])
         return AnnotatedHop(hop.start.chassis, hop.start.bridge, hop.start.entry,
                             dict(hop.start.packet), events, verdicts,
                             [self.hop(child, annotated) for child in hop.children],
-                            list(hop.notes))
+                            list(hop.notes), self.names.port_cms(hop.start.logical_port))
 
     def cause(self, verdict: Verdict) -> str | None:
         """What dropped a packet: the ACL (or other NB object) or the logical stage."""
@@ -176,7 +186,10 @@ class Annotator:
         if ev.northbound:
             return f"by {ev.northbound[0]}"
         if ev.stage:
-            return (f"in logical stage {ev.stage} of {ev.datapath or '?'} "
+            where = ev.datapath or "?"
+            if "datapath" in ev.cms:
+                where += f" [{ev.cms['datapath'].label}]"
+            return (f"in logical stage {ev.stage} of {where} "
                     f"({ev.logical_match} → {ev.logical_actions})")
         return None
 
@@ -206,6 +219,10 @@ class Annotator:
             ev.datapath = self.names.datapath_name(dp)
             ev.inport = self.names.port_name(metadata, reg14) if reg14 else None
             ev.outport = self.names.port_name(metadata, reg15) if reg15 else None
+            known = {"datapath": self.names.datapath_cms(ev.datapath),
+                     "inport": self.names.port_cms(ev.inport),
+                     "outport": self.names.port_cms(ev.outport)}
+            ev.cms = {role: name for role, name in known.items() if name is not None}
         answer = self.names.cookie(step.cookie or 0)
         if answer.collision:
             ev.collision = [o.describe(self.names) for o in answer.owners]
@@ -217,7 +234,7 @@ class Annotator:
             ev.logical_match = lflow.get("match")
             ev.logical_actions = lflow.get("actions")
             ev.source = ext.get("source")
-            ev.northbound = [nb.describe() for nb in self.names.northbound_for(lflow)
+            ev.northbound = [nb.describe(self.names.cms) for nb in self.names.northbound_for(lflow)
                              if nb.table in _EXPLAINING]
         elif answer.owners:
             ev.owner = answer.owners[0].describe(self.names)

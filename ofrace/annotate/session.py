@@ -7,6 +7,7 @@ ends with comes from the verdicts (``ofrace.trace.verdicts``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ofrace.annotate.annotated import AnnotatedTrace, Annotator
@@ -29,6 +30,8 @@ from ofrace.trace.request import (
     to_expression,
 )
 from ofrace.trace.verdicts import ANSWERABLE, VerdictKind, conversation_exit_code, exit_code
+
+_PORT_TERM = re.compile(r'\b(inport|outport)\s*==\s*"([^"]*)"')
 
 
 @dataclass
@@ -97,20 +100,33 @@ class TraceResult:
     conversation: list[ConversationStep] | None = None   # --conversation: every step
     stopped: str | None = None          # why a conversation (or --step's) ended early
     simulated_first: list[ConversationStep] = field(default_factory=list)  # --step's
+    reply_not_run: str | None = None    # --reply asked, but nothing arrived to answer from
 
     @property
     def microflow(self) -> str:
         """The forward packet as the microflow ovn-trace takes (--step's: the step's)."""
         if "step" in self.request and self.start.logical_port:
             return to_expression(self.start.packet, self.start.logical_port)
-        return self.request.get("expression") or to_expression(self.start.packet,
-                                                               self.request["from"])
+        if self.request.get("expression"):
+            return self.ovn_expression
+        return to_expression(self.start.packet, self.start.logical_port or self.request["from"])
+
+    @property
+    def ovn_expression(self) -> str:
+        """The expression as typed, its ports by OVN's names (ovn-trace knows no others)."""
+        text = self.request["expression"]
+        for typed, ovn in (self.request.get("ports") or {}).items():
+            text = _PORT_TERM.sub(lambda m, t=typed, o=ovn: m.group(0).replace(
+                f'"{t}"', f'"{o}"') if m.group(2) == t else m.group(0), text)
+        return text
 
     @property
     def exit_code(self) -> Exit:
         if self.conversation is not None:
             return conversation_exit_code([v.kind for v in step.annotated.verdicts]
                                           for step in self.conversation)
+        if self.reply_not_run:   # a reply that never ran was not delivered either
+            return exit_code([v.kind for v in self.annotated.verdicts], [])
         return exit_code([v.kind for v in self.annotated.verdicts],
                          [v.kind for v in self.back.verdicts] if self.back else None)
 
@@ -124,11 +140,16 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
     if request.expression:
         start = start_from_expression(tracer, request.expression, request.chassis)
         asked = {"expression": request.expression}
+        ports = _cms_ports(tracer, request.expression)
+        if ports:
+            asked["ports"] = ports
     else:
         start = start_from_short_form(tracer, request.source, request.destination,
                                       request.protocol, request.chassis)
         asked = {"from": request.source, "to": request.destination,
                  "protocol": request.protocol}
+        if start.logical_port and start.logical_port != request.source:
+            asked["ports"] = {request.source: start.logical_port}
     asked.update(chassis=start.chassis, entry=start.entry)
     annotator = Annotator(tracer.names, snapshot)
     if request.conversation or request.step or request.established:
@@ -140,13 +161,31 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
     return result
 
 
+def _cms_ports(tracer: ClusterTracer, expression: str) -> dict[str, str]:
+    """The ports a microflow names by a CMS name → their OVN names (an outport too; a
+    name of several ports is an error; one the inport's lookup already judged)."""
+    ports = {}
+    names = tracer.names
+    for _, typed in _PORT_TERM.findall(expression):
+        if typed not in names.ports_by_name and names.cms.port_candidates(typed):
+            ports[typed] = names.resolve_port(typed)
+    return ports
+
+
 def _trace_reply(tracer: ClusterTracer, annotator: Annotator, result: TraceResult) -> None:
+    """The answer from where the request arrived; when it arrived nowhere, the forward
+    trace still stands (it says why) and the reply is marked as not run, with why."""
     verdicts = result.forward.verdicts()
     arrived = [v for v in verdicts if v.kind in ANSWERABLE]
     if not arrived:
+        kinds = ", ".join(sorted({v.kind for v in verdicts})) or "no verdict"
         if any(v.kind is VerdictKind.UNKNOWN for v in verdicts):
-            return   # whether it arrives is unknown: shown, and exit 4
-        raise InputError("--reply: the packet was not delivered anywhere to answer from")
+            result.reply_not_run = (f"whether the request arrives is unknown ({kinds}): "
+                                    "nothing to answer from")
+        else:
+            result.reply_not_run = (f"the request was not delivered anywhere to answer from "
+                                    f"({kinds})")
+        return
     back_start = reply_start(tracer, arrived[0])
     result.back = annotator.trace(tracer.trace(back_start))
     result.back_request = {"from": arrived[0].logical_port or arrived[0].port,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ofrace.memory import building
+from ofrace.ovn.cms_names import CmsName, CmsNames
 from ofrace.ovn.versions import OvnFacts, facts_for
 from ofrace.snapshot import Snapshot, unwrap_optional
 
@@ -87,17 +88,23 @@ class NorthboundObject:
     table: str
     row: dict
 
-    def describe(self) -> str:
+    def describe(self, cms: CmsNames | None = None) -> str:
+        """The row in words; with ``cms``, also the CMS's name for it (the security
+        group an ACL belongs to, the service a load balancer is)."""
         row = self.row
         if self.table == "ACL":
             label = row.get("name")
             label = unwrap_optional(label)
             name = f'"{label}" ' if label else ""
+            known = cms.acl_label(row) if cms else None
             return (f"ACL {name}{row.get('direction')} priority {row.get('priority')} "
-                    f"{row.get('match')} → {row.get('action')}")
+                    f"{row.get('match')} → {row.get('action')}"
+                    + (f" [{known}]" if known else ""))
         if self.table == "Load_Balancer":
             vips = ", ".join(f"{k} → {v}" for k, v in (row.get("vips") or {}).items())
-            return f"load balancer {row.get('name')} ({vips})"
+            known = cms.load_balancers.get(row.get("name", "")) if cms else None
+            return (f"load balancer {row.get('name')}"
+                    + (f" [{known.label}]" if known else "") + f" ({vips})")
         if self.table == "NAT":
             return (f"NAT {row.get('type')} {row.get('logical_ip')} ↔ "
                     f"{row.get('external_ip')}")
@@ -186,6 +193,23 @@ class SouthboundIndex:
     @cached_property
     def ports_by_name(self) -> dict[str, dict]:
         return {pb["logical_port"]: pb for pb in self.rows("Port_Binding")}
+
+    # --- the CMS's names (Neutron, ovn-kubernetes) -------------------------
+
+    @cached_property
+    def cms(self) -> CmsNames:
+        return CmsNames.from_databases(self.nb, self.sb)
+
+    def resolve_port(self, typed: str) -> str:
+        """The OVN logical port a user means: its OVN name or its CMS name (a Neutron
+        port name, a pod's namespace/name); ambiguous or unknown: ``InputError``."""
+        return self.cms.resolve_port(typed, self.ports_by_name)
+
+    def port_cms(self, logical_port: str | None) -> CmsName | None:
+        return self.cms.ports.get(logical_port or "")
+
+    def datapath_cms(self, name: str | None) -> CmsName | None:
+        return self.cms.datapaths.get(name or "")
 
     def datapath_name(self, row: dict) -> str:
         ext = row.get("external_ids") or {}

@@ -12,7 +12,7 @@ import json
 import click
 
 from ofrace import __version__
-from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
+from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, AnnotatedVerdict, Event
 from ofrace.annotate.session import ConversationStep, TraceResult
 from ofrace.openflow.fields import FIELDS, format_value
 from ofrace.simulate.packet import describe
@@ -43,6 +43,7 @@ def _event(ev: Event) -> dict:
             "logical_flow": None if ev.stage is None else {
                 "stage": ev.stage, "pipeline": ev.pipeline, "match": ev.logical_match,
                 "actions": ev.logical_actions, "source": ev.source},
+            "cms": {role: name.as_json() for role, name in ev.cms.items()},
             "northbound": ev.northbound, "owner": ev.owner,
             "cookie_collision": ev.collision,
             "changes": [{"field": c.field, "before": c.before, "after": c.after}
@@ -59,25 +60,31 @@ def _event(ev: Event) -> dict:
     return out
 
 
-def _verdict(v: Verdict) -> dict:
+def _verdict(v: Verdict | AnnotatedVerdict) -> dict:
+    cms = getattr(v, "cms", None)
     return {"kind": v.kind, "chassis": v.chassis, "text": v.text,
-            "logical_port": v.logical_port, "port": v.port, "packet": packet_json(v.packet)}
+            "logical_port": v.logical_port, "cms": cms.as_json() if cms else None,
+            "port": v.port, "packet": packet_json(v.packet)}
 
 
 def _hop(hop: AnnotatedHop) -> dict:
     return {"chassis": hop.chassis, "bridge": hop.bridge, "entry": hop.entry,
+            "cms": hop.cms.as_json() if hop.cms else None,
             "packet_in": packet_json(hop.packet_in), "events": [_event(e) for e in hop.events],
             "verdicts": [_verdict(v) for v in hop.verdicts], "notes": hop.notes,
             "next_hops": [_hop(c) for c in hop.children]}
 
 
 def trace_json(trace: AnnotatedTrace, request: dict, reply: AnnotatedTrace | None = None,
-               reply_request: dict | None = None) -> dict:
+               reply_request: dict | None = None, reply_not_run: str | None = None) -> dict:
     doc = {"schema": SCHEMA, "ofrace_version": __version__, "request": request,
            "trace": _hop(trace.root), "verdicts": [_verdict(v) for v in trace.verdicts]}
     if reply is not None:
-        doc["reply"] = {"request": reply_request, "trace": _hop(reply.root),
+        doc["reply"] = {"run": True, "request": reply_request, "trace": _hop(reply.root),
                         "verdicts": [_verdict(v) for v in reply.verdicts]}
+    elif reply_not_run:
+        doc["reply"] = {"run": False, "why": reply_not_run, "request": None, "trace": None,
+                        "verdicts": []}
     return doc
 
 
@@ -98,7 +105,8 @@ def print_trace_json(result: TraceResult) -> None:
                                "conversation": [step_json(s) for s in result.conversation],
                                "stopped": result.stopped}, indent=2))
         return
-    doc = trace_json(result.annotated, result.request, result.back, result.back_request)
+    doc = trace_json(result.annotated, result.request, result.back, result.back_request,
+                     result.reply_not_run)
     if result.logical is not None:
         doc["check_logical"] = result.logical
     click.echo(json.dumps(doc, indent=2))

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
 from ofrace.annotate.session import ConversationStep, TraceResult
+from ofrace.ovn.cms_names import CmsName
 from ofrace.render.escape import escape
 from ofrace.simulate.packet import describe
 from ofrace.simulate.steps import StepKind
@@ -30,6 +31,13 @@ _VERDICT_MARK = {V.DELIVERED: "✔", V.LEFT: "↗", V.HOST: "↗", V.CONTROLLER:
 S = StepKind
 _EVENTS = {S.CT, S.RECIRC, S.GROUP, S.PATCH, S.LEARN, S.TTL, S.NORMAL, S.FLOOD, S.SKIP,
            S.EXIT, S.CLONE, S.UNKNOWN}
+
+
+def _named(ovn: str | None, cms: CmsName | None) -> str | None:
+    """An OVN name with the CMS's beside it: ``neutron-1a2b… [Neutron network "web"]``."""
+    if not ovn or cms is None:
+        return ovn
+    return f"{ovn} [{cms.label}]"
 
 
 def _trivial(ev: Event) -> bool:
@@ -54,8 +62,9 @@ def render_trace(trace: AnnotatedTrace, console: Console, level: str = "default"
 
 def _hop(hop: AnnotatedHop, console: Console, level: str, indent: int) -> None:
     pad = "  " * indent
+    entry = f"{hop.entry} [{hop.cms.detailed}]" if hop.cms is not None else hop.entry
     console.print(f"{pad}[bold magenta]● {escape(hop.chassis)}[/] — "
-                  f"{escape(hop.entry)} on bridge {escape(hop.bridge)}", highlight=False)
+                  f"{escape(entry)} on bridge {escape(hop.bridge)}", highlight=False)
     console.print(f"{pad}  [dim]in:[/] {escape(describe(hop.packet_in))}", highlight=False)
     if level != "summary":
         _events(hop.events, console, level, pad + "  ")
@@ -80,10 +89,12 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
                 if ctx != context:
                     context = ctx
                     last_stage = None
-                    port = ev.inport if ev.pipeline == "ingress" else ev.outport
                     which = "inport" if ev.pipeline == "ingress" else "outport"
-                    console.print(f"{pad}[bold blue]┌ {escape(ev.datapath or '?')} "
-                                  f"{escape(ev.pipeline or '')}[/]"
+                    port = _named(ev.inport if which == "inport" else ev.outport,
+                                  ev.cms.get(which))
+                    console.print(f"{pad}[bold blue]┌ "
+                                  f"{escape(_named(ev.datapath or '?', ev.cms.get('datapath')))}"
+                                  f" {escape(ev.pipeline or '')}[/]"
                                   + (f" [dim]({which} {escape(port)})[/]" if port else ""),
                                   highlight=False)
                 show = level == "detailed" or not _trivial(ev)
@@ -188,6 +199,10 @@ def print_trace_result(result: TraceResult, level: str | None = None) -> None:
     if result.back is not None:
         console.print()
         render_trace(result.back, console, level or "default", title="Reply")
+    elif result.reply_not_run:
+        console.print()
+        console.print(f"[bold]Reply[/]: [yellow]not traced: {escape(result.reply_not_run)}[/]",
+                      highlight=False)
     logical = result.logical
     if logical is not None:
         console.print()

@@ -13,7 +13,6 @@ for the reply trace that follows it.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -176,7 +175,8 @@ class ClusterTracer:
     # ------------------------------------------------------ where to start
 
     def locate(self, logical_port: str, chassis: str | None = None) -> TraceStart:
-        """The chassis, bridge and OpenFlow in_port where ``logical_port``'s packets enter."""
+        """The chassis, bridge and OpenFlow in_port where ``logical_port``'s packets enter
+        (``logical_port``: an OVN name or a name the CMS gave it; the start names OVN's)."""
         sb = self.snapshot.southbound
         if sb is None:
             raise MissingDataError("the snapshot has no Southbound database: logical ports "
@@ -184,12 +184,9 @@ class ClusterTracer:
         if sb.error and not sb.tables.get("Port_Binding"):
             raise MissingDataError(f"the Southbound database was not read ({sb.error}): "
                                    "logical ports cannot be resolved")
-        pb = self.names.ports_by_name.get(logical_port)
-        if pb is None:
-            close = difflib.get_close_matches(logical_port, list(self.names.ports_by_name),
-                                              n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise InputError(f"unknown logical port {logical_port!r}{hint}")
+        # OVN's name, or the CMS's (Neutron port name, pod): ambiguous/unknown raise
+        logical_port = self.names.resolve_port(logical_port)
+        pb = self.names.ports_by_name[logical_port]
         kind = pb.get("type") or ""
         if kind == "localnet":
             return self._locate_localnet(pb, chassis)

@@ -51,12 +51,29 @@ def _router_mac_for(names: SouthboundIndex, pb: dict, dst) -> int | None:
     return None
 
 
+def _address_of_port(names: SouthboundIndex, host: str, destination: str, source_pb: dict):
+    """``--to PORT[:N]``: the address of a logical port (OVN or CMS name), in the family
+    the sender has (IPv4 first)."""
+    try:
+        pb = names.ports_by_name[names.resolve_port(host)]
+    except InputError as exc:
+        raise InputError(f"--to {destination!r}: not an IP address[:port], and {exc}") from None
+    _, v4, v6 = port_addresses(pb)
+    _, own4, own6 = port_addresses(source_pb)
+    for own, theirs in ((own4, v4), (own6, v6)):
+        if own and theirs:
+            return theirs[0].ip
+    raise InputError(f"--to {destination!r}: {pb['logical_port']} has no address of a "
+                     "family the sender has in its binding")
+
+
 def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
                           protocol: str, chassis: str | None = None,
                           ttl: int = 64) -> TraceStart:
     names = tracer.names
-    pb = names.ports_by_name.get(source)
     start = tracer.locate(source, chassis)  # raises with suggestions for unknown ports
+    source = start.logical_port or source    # OVN's name, when a CMS name was given
+    pb = names.ports_by_name.get(source)
     mac, v4, v6 = port_addresses(pb)
     host, _, port_text = destination.rpartition(":") if destination.count(":") == 1 or (
         destination.startswith("[") and "]:" in destination) else (destination, "", "")
@@ -64,7 +81,7 @@ def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
     try:
         dst = ipaddress.ip_address(host)
     except ValueError:
-        raise InputError(f"--to {destination!r}: not an IP address[:port]") from None
+        dst = _address_of_port(names, host, destination, pb)
     if port_text and not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
                           and 0 <= int(port_text) <= 65535):
         raise InputError(f"--to {destination!r}: bad port {port_text!r} (0-65535)")
