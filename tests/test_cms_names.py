@@ -184,3 +184,17 @@ def test_reply_after_a_request_not_delivered_shows_the_forward_trace(tmp_path):
                                               "vm5", "--to", "10.0.1.11:80", "--reply",
                                               "--json"]).stdout)
     assert ok["reply"]["run"] is True and ok["reply"]["verdicts"]
+
+
+def test_recorded_lab_with_neutron_names_set_by_ovn_nbctl():
+    """tests/fixtures/localport: sw0-port1 got neutron:port_name=web-1 and sw0
+    neutron:network_name=private through ovn-nbctl, then was collected."""
+    snap = Snapshot.load(FIXTURES / "localport" / "snapshot.ofr")
+    result = run_trace(snap, TraceRequest(source="web-1", destination="10.0.0.2:80"))
+    assert result.start.logical_port == "sw0-port1"
+    assert [v.kind for v in result.annotated.verdicts] == ["delivered"]
+    flows = [e for e in result.annotated.root.events if e.cms.get("datapath")]
+    assert flows and flows[0].cms["datapath"].label == 'Neutron network "private"'
+    # northd's copy in the SB says the same (Datapath_Binding name2, Port_Binding ids)
+    assert CmsNames.from_databases({}, snap.southbound.tables).ports["sw0-port1"].name \
+        == "web-1"

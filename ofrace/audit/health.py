@@ -65,8 +65,9 @@ class HealthAuditor:
                                          f"iface-id {iface_id}, which is no logical port"))
                 continue
             bound = self.names.chassis_row_by_uuid(unwrap_optional(pb.get("chassis")))
-            if me is None:
-                continue
+            if me is None or pb.get("type") == "localport":
+                continue  # a localport is never bound: every chassis may have its VIF
+                # (binding.c consider_localport releases it if claimed)
             if bound is None:
                 out.append(HealthProblem(ch.name, "binding",
                                          f"{iface_id} has its interface {iface.name} here but "

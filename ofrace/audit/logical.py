@@ -33,8 +33,16 @@ _TABLE = re.compile(r"(?:^|, )table=(\d+)")
 NOT_LOCAL = "datapath not local to this chassis"
 NOT_RESIDENT = "is_chassis_resident({port}) is false here"
 REMOTE_PORT = "matches on {port}, which is not bound here"
+# binding.c consider_localport: a localport is related (its flows installed) only where
+# an OVS interface carries its iface-id; it is never bound to a chassis.
+LOCALPORT = ("matches on localport {port}, which has no interface here (ovn-controller "
+             "installs a localport's flows only where a VIF claims it)")
 EMPTY_SET = "empty {what} {name}"
 DEDUPLICATED = "same flow as lflow {other} (deduplicated by ovn-controller)"
+# ofctrl.c: one installed flow per (table, priority, match); of several desired flows the
+# preferred (allow before drop before conjunction) is installed, with its cookie.
+SAME_MATCH = ("same table, priority and match as lflow {other}, whose flow ovn-controller "
+              "installed: only one OpenFlow flow per match can be (ofctrl.c desired_refs)")
 CONJUNCTION = "folded into a conjunction in table {table}"
 TEMPLATE = "template variable ^{name} is not defined for this chassis"
 NEVER_TRUE = "its match can never be true"
@@ -85,8 +93,8 @@ class ChassisLogicalAudit:
 def _reason_kind(reason: str | None) -> str:
     """The reason without its particulars, for counting."""
     text = reason or ""
-    for template in (NOT_LOCAL, NOT_RESIDENT, REMOTE_PORT, EMPTY_SET, DEDUPLICATED,
-                     CONJUNCTION, TEMPLATE, NEVER_TRUE):
+    for template in (NOT_LOCAL, NOT_RESIDENT, LOCALPORT, REMOTE_PORT, EMPTY_SET, DEDUPLICATED,
+                     SAME_MATCH, CONJUNCTION, TEMPLATE, NEVER_TRUE):
         head = template.split("{")[0]
         if head and text.startswith(head):
             return template.replace("{port}", "P").replace("{what} {name}", "set").replace(
@@ -94,6 +102,12 @@ def _reason_kind(reason: str | None) -> str:
         if not head and template.split("}")[-1] in text:
             return template.replace("{port}", "P")
     return text
+
+
+def _not_related(port: str, pb: dict | None) -> str:
+    if pb is not None and pb.get("type") == "localport":
+        return LOCALPORT.format(port=port)
+    return REMOTE_PORT.format(port=port)
 
 
 def _read_head(line: str) -> tuple[int, int] | None:
@@ -138,6 +152,13 @@ class LocalDatapaths:
         return {g["_uuid"] for g in self.names.rows("HA_Chassis_Group")
                 if mine & set(g.get("ha_chassis") or [])}
 
+    @cached_property
+    def _iface_ids(self) -> set[str]:
+        """iface-ids of the integration bridge's interfaces (ovn-controller's local
+        bindings, binding.c build_local_bindings)."""
+        return {i.iface_id for i in self.chassis.interfaces
+                if i.iface_id and i.bridge == self.chassis.integration_bridge}
+
     def in_ha_group(self, pb: dict) -> bool:
         group = pb.get("ha_chassis_group")
         group = unwrap_optional(group)
@@ -148,8 +169,10 @@ class LocalDatapaths:
         (binding.c: patch, vtep, localnet and localport ports everywhere; the others
         where they are bound; chassisredirect where the chassis is in its HA group.)"""
         kind = pb.get("type") or ""
-        if kind in ("patch", "vtep", "localnet", "localport"):
+        if kind in ("patch", "vtep", "localnet"):
             return True
+        if kind == "localport":
+            return pb.get("logical_port") in self._iface_ids
         if kind == "chassisredirect":
             return self.bound_here(pb) or self.in_ha_group(pb)
         return self.bound_here(pb)
@@ -283,13 +306,13 @@ class LogicalAuditor:
         if tagged:
             pb = self.names.ports_by_name.get(tagged)
             if pb is None or not local.related(pb):
-                return REMOTE_PORT.format(port=tagged)
+                return _not_related(tagged, pb)
         if self._on_switch(lf):
             wanted = "inport" if lf.get("pipeline") == "ingress" else "outport"
             for which, port in _PORT_EQ.findall(match):
                 pb = self.names.ports_by_name.get(port)
                 if which == wanted and pb is not None and not local.related(pb):
-                    return REMOTE_PORT.format(port=port)
+                    return _not_related(port, pb)
         for what, pattern in (("address set", _ADDRESS_SET), ("port group", _PORT_GROUP)):
             for name in pattern.findall(match):
                 if name in self._empty_sets[what] or self._unknown(what, name):
@@ -320,20 +343,25 @@ class LogicalAuditor:
 
     @staticmethod
     def _deduplicated(statuses: list[LflowStatus]) -> None:
-        """ovn-controller installs one OpenFlow flow for identical lflows; name the one kept."""
+        """ovn-controller installs one OpenFlow flow per table, priority and match
+        (ofctrl.c: an installed flow keeps a list of the desired flows that want it, and
+        only the first, the preferred, is installed with its cookie): a MISSING lflow
+        that shares them with an installed one on one of its datapaths has lost to it.
+        Identical actions: the flow is the same (deduplicated, ofctrl.c
+        ofctrl_check_and_add_flow_metered); different ones: a conflict one lflow won."""
         kept: dict[tuple, LflowStatus] = {}
         for s in statuses:
             if s.status == "installed":
                 for dp in s.datapaths:
-                    kept.setdefault((s.pipeline, s.table_id, s.priority, s.match, s.actions, dp),
-                                    s)
+                    kept.setdefault((s.pipeline, s.table_id, s.priority, s.match, dp), s)
         for s in statuses:
             if s.status != "missing":
                 continue
             for dp in s.datapaths:
-                other = kept.get((s.pipeline, s.table_id, s.priority, s.match, s.actions, dp))
+                other = kept.get((s.pipeline, s.table_id, s.priority, s.match, dp))
                 if other is not None:
-                    s.status, s.reason = "expected", DEDUPLICATED.format(other=other.uuid[:8])
+                    template = DEDUPLICATED if other.actions == s.actions else SAME_MATCH
+                    s.status, s.reason = "expected", template.format(other=other.uuid[:8])
                     break
 
     def _stale(self, flows: list[str], offsets: dict[str, int]) -> list[StaleFlow]:
