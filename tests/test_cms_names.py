@@ -44,6 +44,9 @@ def neutron_acl() -> Snapshot:
         ls["external_ids"] = {"neutron:network_name": f"net-{ls['name']}"}
     lr = snap.northbound.tables["Logical_Router"][0]
     lr["external_ids"] = {"neutron:router_name": "edge"}
+    for lrp in snap.northbound.tables["Logical_Router_Port"]:   # ids as Neutron writes them
+        lrp["external_ids"] = {"neutron:router_name": "r-uuid",
+                               "neutron:network_name": lrp["name"].split("-")[1]}
     pg = _row(snap, "nb", "Port_Group", "pg_clients")
     pg["external_ids"] = {"neutron:security_group_id": "5a1e-clients"}
     for acl in snap.northbound.tables["ACL"]:
@@ -58,6 +61,8 @@ def test_names_read_from_the_nb():
     assert names.ports["vm1"].detailed == ('Neutron port "web-1-port", device id 1111, '
                                            'device owner compute:nova')
     assert names.port_candidates("twin") == ["vm2", "vm3"]
+    assert names.ports["lr1-ls1"].label == \
+        "Neutron router interface (router r-uuid, network net-ls1)"
     assert {n.kind for n in names.datapaths.values()} == {"network", "router"}
     assert names.port_groups["pg_clients"].as_json() == {
         "cms": "neutron", "kind": "security group", "name": "", "id": "5a1e-clients"}
@@ -134,6 +139,7 @@ def test_names_shown_beside_ovn_names_in_json_and_text(tmp_path):
     text = CliRunner().invoke(main, ["trace", "--snapshot", str(path), "--from",
                                      "client-port", "--to", "web-1-port:80"]).stdout
     assert 'delivered to vm1 [Neutron port "web-1-port"' in text
+    assert 'lr1 [Neutron router "edge"] ingress (inport lr1-ls2 [Neutron router interface' in text
     assert '[Neutron network "net-' in text
 
 

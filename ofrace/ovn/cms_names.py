@@ -47,14 +47,14 @@ class CmsName:
         who = {"neutron": "Neutron ", "ovn-kubernetes": ""}.get(self.cms, "")
         if self.name:
             return f'{who}{self.kind} "{self.name}"'
-        ident = dict(self.ids).get("id")
-        return f"{who}{self.kind} {ident}" if ident else f"{who}{self.kind}"
+        extra = ", ".join(f"{k} {v}" for k, v in self.ids if v)
+        return f"{who}{self.kind} ({extra})" if extra else f"{who}{self.kind}"
 
     @property
     def detailed(self) -> str:
         """The label and what else the CMS recorded (device, owner, node)."""
-        extra = ", ".join(f"{k} {v}" for k, v in self.ids if v and (k != "id" or self.name))
-        return f"{self.label}, {extra}" if extra else self.label
+        extra = ", ".join(f"{k} {v}" for k, v in self.ids if v)
+        return f"{self.label}, {extra}" if extra and self.name else self.label
 
     def as_json(self) -> dict:
         return {"cms": self.cms, "kind": self.kind, "name": self.name, **dict(self.ids)}
@@ -124,6 +124,10 @@ class CmsNames:
             if ext.get("name") and ext.get("name2") and ext["name"] not in names.datapaths:
                 kind = "network" if "logical-switch" in ext else "router"
                 names.datapaths[ext["name"]] = CmsName("neutron", kind, ext["name2"])
+        for lrp in nb.get("Logical_Router_Port", []):
+            found = names._router_port(lrp)
+            if found is not None:
+                names.ports.setdefault(lrp["name"], found)
         for pg in nb.get("Port_Group", []):
             ext = _ext(pg)
             sg = ext.get("neutron:security_group_id")
@@ -145,6 +149,20 @@ class CmsNames:
                 names.load_balancers[lb.get("name", "")] = CmsName("ovn-kubernetes",
                                                                     "service", owner)
         return names
+
+    def _router_port(self, lrp: dict) -> CmsName | None:
+        """A Neutron router interface: its router and network by their names (Neutron
+        writes the router's id in ``neutron:router_name`` here, the switch's name in
+        ``neutron:network_name``)."""
+        ext = _ext(lrp)
+        router, network = ext.get("neutron:router_name"), ext.get("neutron:network_name")
+        if not router and not network:
+            return None
+        known_router = self.datapaths.get(f"neutron-{router}")
+        known_network = self.datapaths.get(network or "")
+        return CmsName("neutron", "router interface", "", (
+            ("router", known_router.name if known_router else router),
+            ("network", known_network.name if known_network else network)))
 
     # ------------------------------------------------------------ the way back
 
