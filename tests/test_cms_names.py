@@ -107,6 +107,13 @@ def test_microflow_inport_by_neutron_name():
     result = run_trace(neutron_acl(), TraceRequest(expression=expr))
     assert result.start.logical_port == "vm5"
     assert result.microflow == expr.replace('"client-port"', '"vm5"')
+    # an outport by its CMS name goes to ovn-trace by OVN's; an OVN name stays as it is
+    both = expr + ' && outport == "web-1-port"'
+    result = run_trace(neutron_acl(), TraceRequest(expression=both))
+    assert result.request["ports"] == {"client-port": "vm5", "web-1-port": "vm1"}
+    assert result.microflow == expr.replace('"client-port"', '"vm5"') + ' && outport == "vm1"'
+    plain = expr.replace('"client-port"', '"vm5"')
+    assert run_trace(neutron_acl(), TraceRequest(expression=plain)).microflow == plain
 
 
 def test_ambiguous_name_lists_the_candidates():
@@ -151,6 +158,15 @@ def test_pods_by_namespace_and_name():
                                               protocol="udp"))
         assert result.start.logical_port == NGINX
     assert result.annotated.root.cms.label == "pod \"default/nginx-deployment-9456bbbf9-x6pc6\""
+    # a bare pod name two namespaces share names both: listed, not guessed
+    names = CmsNames.from_databases({"Logical_Switch_Port": [
+        {"name": "a_web", "external_ids": {"namespace": "a", "pod": "true"}},
+        {"name": "b_web", "external_ids": {"namespace": "b", "pod": "true"}}]}, {})
+    known = {"a_web": {}, "b_web": {}}
+    assert names.resolve_port("b/web", known) == "b_web"
+    with pytest.raises(InputError, match=r"'web' names 2 logical ports: a_web \(pod "
+                                         r"\"a/web\"\); b_web"):
+        names.resolve_port("web", known)
     # negative control: a namespace that is not the port's prefix names no pod
     snap = Snapshot.load(FIXTURES / "kind" / "snapshot.ofr")
     _port_ids(snap, NGINX, {"namespace": "other", "pod": "true"})
