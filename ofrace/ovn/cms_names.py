@@ -83,7 +83,7 @@ def _datapath_name(row: dict, key: str) -> CmsName | None:
     if ext.get(key):
         return CmsName("neutron", key.split(":")[1].split("_")[0], ext[key])
     network = ext.get("k8s.ovn.org/network")
-    if network:
+    if network and network != "default":   # the cluster network needs no name beside it
         node = ext.get("k8s.ovn.org/node")
         return CmsName("ovn-kubernetes", "network", network, (("node", node),) if node else ())
     return None
