@@ -220,3 +220,12 @@ def test_recorded_lab_with_neutron_names_set_by_ovn_nbctl():
     # northd's copy in the SB says the same (Datapath_Binding name2, Port_Binding ids)
     assert CmsNames.from_databases({}, snap.southbound.tables).ports["sw0-port1"].name \
         == "web-1"
+
+
+def test_floating_ip_named_beside_its_nat():
+    from ofrace.ovn.southbound import NorthboundObject
+    row = {"type": "dnat_and_snat", "logical_ip": "192.0.2.5", "external_ip": "198.51.100.5",
+           "external_ids": {"neutron:fip_id": "f1"}}
+    assert NorthboundObject("NAT", row).describe(CmsNames()).endswith(
+        "[Neutron floating IP f1]")
+    assert "[" not in NorthboundObject("NAT", dict(row, external_ids={})).describe(CmsNames())

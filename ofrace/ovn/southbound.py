@@ -106,8 +106,10 @@ class NorthboundObject:
             return (f"load balancer {row.get('name')}"
                     + (f" [{known.label}]" if known else "") + f" ({vips})")
         if self.table == "NAT":
+            fip = (row.get("external_ids") or {}).get("neutron:fip_id") if cms else None
             return (f"NAT {row.get('type')} {row.get('logical_ip')} ↔ "
-                    f"{row.get('external_ip')}")
+                    f"{row.get('external_ip')}" + (f" [Neutron floating IP {fip}]" if fip
+                                                   else ""))
         if self.table == "Logical_Router_Static_Route":
             return f"static route {row.get('ip_prefix')} via {row.get('nexthop')}"
         if self.table == "Logical_Router_Policy":
