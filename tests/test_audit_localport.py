@@ -24,10 +24,12 @@ on hv2 (the localport's ARP responder, hv2 having no tap).
 from __future__ import annotations
 
 from conftest import FIXTURES
+from rich.console import Console
 
 from ofrace.audit.cluster import audit_snapshot
 from ofrace.audit.logical import LOCALPORT, SAME_MATCH
 from ofrace.openflow.flowtext import line_cookie
+from ofrace.render.audit import audit_json, render_audit
 from ofrace.snapshot import Snapshot
 
 LOCALPORT_LFLOW = "8a6c22f3"   # ls_in_arp_rsp ... inport == "sw0-meta"
@@ -109,3 +111,15 @@ def test_same_match_flows_lost_altogether_are_missing():
     _drop_cookie(snap, "hv1", winner)
     found = {m.uuid[:8] for m in _by_chassis(audit_snapshot(snap))["hv1"].logical.missing}
     assert {winner, loser.uuid[:8]} <= found
+
+
+def test_missing_flows_name_the_network_as_neutron_does():
+    """The fixture's sw0 has neutron:network_name=private: a MISSING lflow says so."""
+    snap = snapshot()
+    _drop_cookie(snap, "hv1", LOCALPORT_LFLOW)
+    audit = audit_snapshot(snap)
+    missing = audit_json(audit)["chassis"]["hv1"]["missing"]
+    assert missing[0]["datapath_cms"] == {"sw0": 'Neutron network "private"'}
+    console = Console(record=True, width=200)
+    render_audit(audit, console)
+    assert 'on sw0 [Neutron network "private"], lflow 8a6c22f3' in console.export_text()

@@ -61,6 +61,8 @@ class LflowStatus:
     openflow_flows: int
     status: str                 # installed | expected | missing
     reason: str | None = None
+    # MISSING ones: the CMS's names of its datapaths (Neutron network "web", …)
+    datapath_cms: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -280,6 +282,10 @@ class LogicalAuditor:
                 status.status = "expected" if status.reason else "missing"
             statuses.append(status)
         self._deduplicated(statuses)
+        for status in statuses:
+            if status.status == "missing":
+                known = {dp: self.names.datapath_cms(dp) for dp in status.datapaths}
+                status.datapath_cms = {dp: n.label for dp, n in known.items() if n}
         result.lflows = statuses
         result.stale = self._stale(readable, offsets)
         return result

@@ -51,7 +51,7 @@ def render_audit(audit: ClusterAudit, console: Console, details: bool = False) -
         for status in lg.missing:
             console.print(f"[red]MISSING[/] on {escape(ch.chassis)}: {escape(status.stage)} "
                           f"({escape(status.pipeline)} table {status.table_id}, priority "
-                          f"{status.priority}) on {escape(', '.join(status.datapaths))}, lflow "
+                          f"{status.priority}) on {escape(_datapaths(status))}, lflow "
                           f"{escape(status.uuid[:8])}\n    match:   {escape(status.match)}\n"
                           f"    actions: {escape(status.actions)}", highlight=False)
         for stale in lg.stale:
@@ -71,6 +71,12 @@ def render_audit(audit: ClusterAudit, console: Console, details: bool = False) -
     elif not audit.found:
         console.print("[yellow]unknown[/]: nothing MISSING, stale or broken in what was read, "
                       "but not everything could be read (see above)", highlight=False)
+
+
+def _datapaths(status) -> str:
+    """Its datapaths, each with the CMS's name beside it when there is one."""
+    return ", ".join(f"{dp} [{status.datapath_cms[dp]}]" if dp in status.datapath_cms else dp
+                     for dp in status.datapaths)
 
 
 def audit_json(audit: ClusterAudit, details: bool = False) -> dict:
