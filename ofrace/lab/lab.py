@@ -536,9 +536,12 @@ class Lab:
         port = chassis_config.hub_port(
             Chassis(name=info["name"], address=info["address"], encap_ip=info["encap_ip"]),
             chassis_config.UNDERLAY_BRIDGE)
+        env = self.layout.hub_env()
+        # By number: OpenFlow truncates port names to 15 characters.
+        ofport = run(["ovs-vsctl", "get", "Interface", port, "ofport"], env=env).stdout.strip()
         for config in ("no-receive", "no-forward"):
-            run(["ovs-ofctl", "mod-port", chassis_config.TUNNEL_NETWORK, port, config],
-                env=self.layout.hub_env())
+            run(["ovs-ofctl", "mod-port", chassis_config.TUNNEL_NETWORK, ofport, config],
+                env=env)
         self.state.setdefault("faults", []).append({"tunnel_down": chassis})
         self._save_state()
 
