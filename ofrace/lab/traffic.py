@@ -145,8 +145,49 @@ def _bindings(lab, ip: str) -> int:
         ip)
 
 
+def announce_virtual_ports(lab, timeout: float = 15.0) -> list[str]:
+    """Each virtual port's first parent announces its VIP, as a VRRP master does.
+
+    keepalived on the master sends a gratuitous ARP for the VIP from its own
+    port (the VIP is one of that port's allowed-address-pairs); OVN answers it
+    with bind_vport, binding the virtual port to the parent's chassis.  Returns
+    the virtual ports bound.
+    """
+    ports = [{k: _value(v) for k, v in row.items()} for row in _rows(lab.nbctl(
+        "--format=json", "--columns=name,type,options", "list", "Logical_Switch_Port"))]
+    addresses = {row["name"]: row for row in (
+        {k: _value(v) for k, v in r.items()} for r in _rows(lab.nbctl(
+            "--format=json", "--columns=name,addresses", "list", "Logical_Switch_Port")))}
+    announced = []
+    for port in ports:
+        if port["type"] != "virtual":
+            continue
+        vip = port["options"].get("virtual-ip", "")
+        parents = [p for p in port["options"].get("virtual-parents", "").split(",") if p]
+        homes = [(c["name"], c["vifs"][p]) for p in parents[:1] for c in lab.state["chassis"]
+                 if p in c.get("vifs", {})]
+        if not vip or not homes:
+            continue
+        chassis, iface = homes[0]
+        mac = _list(addresses[parents[0]]["addresses"])[0].split()[0]
+        lab.inject(chassis, iface, _arp_request(mac, vip, vip))
+        announced.append(port["name"])
+    deadline = time.monotonic() + timeout
+    for name in announced:
+        while not lab.sbctl("--bare", "--columns=chassis", "find", "Port_Binding",
+                            f"logical_port={name}").strip():
+            if time.monotonic() > deadline:
+                raise LabError(f"warm-up: virtual port {name} was not bound")
+            time.sleep(0.1)
+    return announced
+
+
 def warm_up(lab, timeout: float = 15.0) -> list[dict]:
-    """Announce the outside host and open one connection per gateway VIP; returns gateways."""
+    """Announce the outside host and open one connection per gateway VIP; returns gateways.
+
+    Virtual ports are announced by a parent first (:func:`announce_virtual_ports`).
+    """
+    announce_virtual_ports(lab, timeout)
     found = gateways(lab)
     if not found:
         return found
