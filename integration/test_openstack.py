@@ -14,6 +14,7 @@ import pytest
 
 from ofrace.lab.catalog import load
 from ofrace.lab.lab import Lab
+from ofrace.lab.traffic import announce_virtual_ports
 
 pytestmark = pytest.mark.lab
 
@@ -169,6 +170,21 @@ def test_gateway_bound_to_the_highest_priority_and_bfd_up(openstack_lab, topolog
         assert set(order) - {chassis["name"]} <= with_bfd, chassis["name"]
         for peer in with_bfd:
             assert sessions[peer]["bfd_status"]["state"] == "up", (chassis["name"], peer)
+
+
+def test_vrrp_master_announcement_binds_the_virtual_port(openstack_lab, topology):
+    vport = next(p for s in topology.switch for p in s.ports if p.type == "virtual")
+    parent = vport.options["virtual-parents"].split(",")[0]
+    parent_chassis = next(p.vif.chassis for s in topology.switch for p in s.ports
+                          if p.name == parent)
+    binding = next(r for r in sb(openstack_lab, "Port_Binding")
+                   if r["logical_port"] == vport.name)
+    assert binding["chassis"] == []          # nobody has announced the VIP yet
+    assert announce_virtual_ports(openstack_lab) == [vport.name]
+    binding = next(r for r in sb(openstack_lab, "Port_Binding")
+                   if r["logical_port"] == vport.name)
+    assert chassis_names(openstack_lab)[binding["chassis"]] == parent_chassis
+    assert binding["virtual_parent"] == parent
 
 
 def test_failover_binds_the_next_priority(openstack_lab, topology):
