@@ -46,10 +46,10 @@ def load(name_or_path: str, sizes: dict[str, str] | None = None) -> Topology:
             raise LabError(f"unknown topology {name_or_path!r} (known: {known})")
         text = resource.read_text()
         origin = name_or_path
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise LabError(f"topology {origin}: {exc}") from None
+    data = _parse(text, origin)
+    base = data.pop("based_on", None)
+    if base is not None:
+        data = _based_on(base, data, origin)
     topology = build(data, origin)
     if topology.scale is not None:
         topology = _generate(topology, topology.scale.with_sizes(sizes or {}), origin)
@@ -57,6 +57,28 @@ def load(name_or_path: str, sizes: dict[str, str] | None = None) -> Topology:
         raise LabError(f"topology {origin} has no [scale] table, so no size parameters")
     validate(topology, origin)
     return topology
+
+
+def _parse(text: str, origin: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LabError(f"topology {origin}: {exc}") from None
+
+
+def _based_on(base: str, data: dict, origin: str) -> dict:
+    """A variant: a shipped topology with the variant's top-level keys in place of its own.
+
+    One level only, so a variant cannot hide which file its network comes from.
+    """
+    resource = _shipped().joinpath(f"{base}.toml")
+    if not isinstance(base, str) or not resource.is_file():
+        raise LabError(f"topology {origin}: based_on {base!r} is not a shipped topology")
+    merged = _parse(resource.read_text(), base)
+    if "based_on" in merged:
+        raise LabError(f"topology {origin}: its base {base} is itself based on another")
+    merged.update(data)
+    return merged
 
 
 # What a [scale] table generates, so a topology with one must not list it.

@@ -106,6 +106,7 @@ def chassis_commands(
         "ovn-remote": sb_remote,
         "ovn-encap-type": "geneve",
         "ovn-encap-ip": chassis.encap_ip,
+        **chassis.ovs_external_ids,
     }
     if chassis.bridge_mappings:
         external_ids["ovn-bridge-mappings"] = ",".join(

@@ -185,6 +185,12 @@ class Lab:
         self._settle(topology)
         say("waiting for the MAC tables to settle")
         self._wait_for_mac_tables()
+        if topology.faults.tunnel_down:
+            say("faults: tunnel links down on " + ", ".join(topology.faults.tunnel_down))
+            for name in topology.faults.tunnel_down:
+                self.cut_tunnel(name)
+            self._wait_until(self._failed_over, "gateways failed over and BFD down")
+            self._wait_for_mac_tables()
 
     def _initial_state(self, topology: Topology, place: placement.Placement) -> dict:
         central = topology.network.central_address
@@ -514,6 +520,50 @@ class Lab:
                     return False
             elif port_type == "chassisredirect" and bound_to is None:
                 return False
+        return True
+
+    def cut_tunnel(self, chassis: str) -> None:
+        """Make ``chassis``' link to the tunnel network pass no frames, either way.
+
+        The hub's port of that chassis stops receiving and forwarding (OpenFlow
+        port config no-receive, no-forward): what a failed NIC, cable or switch
+        port does.  Nothing on the chassis changes -- its daemons run on and can
+        be read -- but BFD over every tunnel to it goes down, so the other
+        gateway chassis take over its chassisredirect ports and the computes'
+        bundles move to them, and it, having no BFD session up, claims nothing.
+        """
+        info = self.chassis(chassis)
+        port = chassis_config.hub_port(
+            Chassis(name=info["name"], address=info["address"], encap_ip=info["encap_ip"]),
+            chassis_config.UNDERLAY_BRIDGE)
+        env = self.layout.hub_env()
+        # By number: OpenFlow truncates port names to 15 characters.
+        ofport = run(["ovs-vsctl", "get", "Interface", port, "ofport"], env=env).stdout.strip()
+        for config in ("no-receive", "no-forward"):
+            run(["ovs-ofctl", "mod-port", chassis_config.TUNNEL_NETWORK, ofport, config],
+                env=env)
+        self.state.setdefault("faults", []).append({"tunnel_down": chassis})
+        self._save_state()
+
+    def _failed_over(self) -> bool:
+        """No chassisredirect port on a cut chassis, all bound, BFD to the cut ones down."""
+        cut = {f["tunnel_down"] for f in self.state.get("faults", []) if "tunnel_down" in f}
+        infos = {c["name"]: c for c in self.state["chassis"]}
+        cut_ids = {infos[name]["system_id"] for name in cut}
+        cut_ips = {infos[name]["encap_ip"] for name in cut}
+        names = {row["_uuid"]: row["name"] for row in self._sb_rows("Chassis", "_uuid", "name")}
+        for row in self._sb_rows("Port_Binding", "type", "chassis"):
+            if row["type"] == "chassisredirect" and \
+                    (not row["chassis"] or names.get(row["chassis"]) in cut_ids):
+                return False
+        for chassis in self._topology_chassis():
+            if chassis.name in cut:
+                continue
+            for iface in self._interfaces(chassis):
+                if iface["options"].get("remote_ip") in cut_ips and \
+                        iface["bfd"].get("enable") == "true" and \
+                        iface["bfd_status"].get("state") == "up":
+                    return False
         return True
 
     def _bfd_settled(self) -> bool:

@@ -51,13 +51,26 @@ def nbctl_commands(topology: Topology) -> list[list[str]]:
     named UUID (``@dhcp<index>``) within this one transaction.
     """
     commands: list[list[str]] = []
+    checks = 0
     for lb in topology.load_balancer:
+        check_ids = []
+        for check in lb.health_check:
+            check_ids.append(f"@hc{checks}")
+            commands.append([
+                f"--id=@hc{checks}", "create", "Load_Balancer_Health_Check",
+                f"vip={ovsdb_string(check.vip)}",
+                *map_assignments("options", check.options),
+                *map_assignments("external_ids", check.external_ids),
+            ])
+            checks += 1
         commands.append([
             "create", "Load_Balancer",
             f"name={ovsdb_string(lb.name)}", f"protocol={lb.protocol}",
             *map_assignments("vips", lb.vips),
             *map_assignments("options", lb.options),
             *map_assignments("external_ids", lb.external_ids),
+            *map_assignments("ip_port_mappings", lb.ip_port_mappings),
+            *([f"health_check=[{','.join(check_ids)}]"] if check_ids else []),
         ])
     dhcp_ids = {}
     for index, dhcp in enumerate(topology.dhcp_options):
@@ -138,6 +151,8 @@ def _switch_commands(switch: Switch, dhcp_ids: dict[str, str]) -> list[list[str]
                     *map_assignments("external_ids", port.external_ids)]
         if port.type:
             settings.append(f"type={ovsdb_string(port.type)}")
+        if port.tag:
+            settings.append(f"tag={port.tag}")
         for column in ("dhcpv4_options", "dhcpv6_options"):
             if getattr(port, column):
                 settings.append(f"{column}={dhcp_ids[getattr(port, column)]}")
@@ -186,8 +201,23 @@ def _router_commands(router: Router) -> list[list[str]]:
                          *map_assignments("options", port_options),
                          *map_assignments("external_ids", port.external_ids),
                          *map_assignments("ipv6_ra_configs", port.ipv6_ra_configs)])
-    for nat in router.nat:
-        commands.append(["lr-nat-add", router.name, nat.type, nat.external_ip, nat.logical_ip])
+    for index, nat in enumerate(router.nat):
+        if nat.plain:
+            commands.append(["lr-nat-add", router.name, nat.type, nat.external_ip,
+                             nat.logical_ip])
+            continue
+        # lr-nat-add writes no external_ids or options: the row as a CMS writes it.
+        row = f"@nat_{router.tunnel_key}_{index}"
+        settings = [f"type={nat.type}", f"external_ip={ovsdb_string(nat.external_ip)}",
+                    f"logical_ip={ovsdb_string(nat.logical_ip)}",
+                    *map_assignments("options", nat.options),
+                    *map_assignments("external_ids", nat.external_ids)]
+        if nat.logical_port:
+            settings.append(f"logical_port={ovsdb_string(nat.logical_port)}")
+        if nat.external_mac:
+            settings.append(f"external_mac={ovsdb_string(nat.external_mac)}")
+        commands.append([f"--id={row}", "create", "NAT", *settings])
+        commands.append(["add", "Logical_Router", router.name, "nat", row])
     for route in router.route:
         argv = [f"--policy={route.policy}", "lr-route-add", router.name, route.prefix,
                 route.nexthop]
@@ -243,7 +273,10 @@ def nb_operations(topology: Topology) -> list[dict]:
     rows = _Rows()
     lbs = {lb.name: rows.insert("Load_Balancer", {
         "name": lb.name, "protocol": lb.protocol, "vips": lb.vips, "options": lb.options,
-        "external_ids": lb.external_ids}) for lb in topology.load_balancer}
+        "external_ids": lb.external_ids, "ip_port_mappings": lb.ip_port_mappings,
+        "health_check": [rows.insert("Load_Balancer_Health_Check", {
+            "vip": check.vip, "options": check.options, "external_ids": check.external_ids})
+            for check in lb.health_check]}) for lb in topology.load_balancer}
     dhcp = {d.name: rows.insert("DHCP_Options", {
         "cidr": d.cidr, "options": d.options, "external_ids": d.external_ids})
         for d in topology.dhcp_options}
@@ -263,6 +296,7 @@ def nb_operations(topology: Topology) -> list[dict]:
                 "external_ids": port.external_ids,
                 "dhcpv4_options": dhcp.get(port.dhcpv4_options, ""),
                 "dhcpv6_options": dhcp.get(port.dhcpv6_options, ""),
+                "tag": port.tag or "",
             }))
             switch_ports[port.name] = ports[-1]
         rows.insert("Logical_Switch", {
@@ -299,7 +333,10 @@ def _router_rows(rows: _Rows, router: Router, lbs: dict[str, list]) -> None:
             "external_ids": port.external_ids, "ipv6_ra_configs": port.ipv6_ra_configs,
         }))
     nat = [rows.insert("NAT", {"type": n.type, "external_ip": n.external_ip,
-                               "logical_ip": n.logical_ip, "options": {"stateless": "false"}})
+                               "logical_ip": n.logical_ip,
+                               "options": n.options or {"stateless": "false"},
+                               "logical_port": n.logical_port, "external_mac": n.external_mac,
+                               "external_ids": n.external_ids})
            for n in router.nat]
     routes = [rows.insert("Logical_Router_Static_Route", {
         "ip_prefix": _prefix(r.prefix), "nexthop": r.nexthop, "policy": r.policy,

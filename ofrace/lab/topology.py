@@ -47,12 +47,20 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     encap_ip = "192.168.100.4"         # Geneve endpoint on br-phys
     bridge_mappings = { physnet = "breth0" }   # network name -> provider bridge
     uplinks = { breth0 = "eth0" }      # provider bridge -> uplink port on the "outside" hub
+    ovs_external_ids = {}              # more Open_vSwitch external_ids, e.g.
+                                       # { ovn-cms-options = "enable-chassis-as-gw" }
 
     [[load_balancer]]
     name = "Service_default/nginx-np_TCP_node_router+switch_ovn-worker"
     protocol = "tcp"                   # tcp | udp | sctp
     vips = { "172.18.0.4:30007" = "10.244.1.3:80" }   # VIP -> comma-separated backends
     options = {}                       # Load_Balancer.options
+    external_ids = {}
+    ip_port_mappings = {}              # backend IP -> "<logical port>:<monitor source IP>"
+
+    [[load_balancer.health_check]]     # Load_Balancer_Health_Check rows of this LB
+    vip = "10.0.0.100:80"
+    options = { interval = 5, timeout = 5, success_count = 1, failure_count = 3 }
     external_ids = {}
 
     [[switch]]
@@ -82,8 +90,12 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     external_ids = {}
     dhcpv4_options = ""                # name of a [[dhcp_options]] entry
     dhcpv6_options = ""
+    tag = 0                            # Logical_Switch_Port.tag (a localnet port's VLAN); 0: none
     # A VIF: bound on one chassis as a dummy interface on br-int.
     vif = { chassis = "ovn-worker", iface = "nginx-x6pc6", ofport = 12 }
+    # A localport's taps: an interface with its iface-id on each of these chassis
+    # (a localport is bound nowhere; each chassis with a tap delivers to its own).
+    taps = [{ chassis = "ovn-worker", iface = "tap0", ofport = 20 }]
 
     [[router]]
     name = "GR_ovn-worker"
@@ -106,6 +118,10 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     type = "snat"                      # snat | dnat | dnat_and_snat
     external_ip = "172.18.0.4"
     logical_ip = "10.244.0.0/16"
+    logical_port = ""                  # dnat_and_snat: set with external_mac, distributed
+    external_mac = ""
+    options = {}                       # default { stateless = false }
+    external_ids = {}
 
     [[router.route]]
     prefix = "0.0.0.0/0"
@@ -134,6 +150,13 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     severity = ""                      # alert | warning | notice | info | debug
     options = {}                       # e.g. { apply-after-lb = true }
     external_ids = {}
+
+    [faults]                           # optional: what is broken once the lab has settled
+    tunnel_down = ["gw-0"]             # chassis whose tunnel-network link stops passing
+                                       # frames (the hub port: no-receive, no-forward)
+
+A file may say ``based_on = "openstack"``: it is that shipped topology with this
+file's top-level keys replacing the base's (``ofrace.lab.catalog``).
 """
 
 from __future__ import annotations
@@ -187,6 +210,7 @@ class Chassis:
     hostname: str = ""
     bridge_mappings: dict[str, str] = field(default_factory=dict)
     uplinks: dict[str, str] = field(default_factory=dict)
+    ovs_external_ids: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.system_id:
@@ -201,12 +225,23 @@ class Chassis:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """A Load_Balancer_Health_Check row: ovn-controller probes the VIP's backends."""
+
+    vip: str
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LoadBalancer:
     name: str
     vips: dict[str, str]
     protocol: str = "tcp"
     options: dict[str, str] = field(default_factory=dict)
     external_ids: dict[str, str] = field(default_factory=dict)
+    health_check: list[HealthCheck] = field(default_factory=list)
+    ip_port_mappings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -237,6 +272,8 @@ class SwitchPort:
     vif: Vif | None = None
     dhcpv4_options: str = ""
     dhcpv6_options: str = ""
+    tag: int = 0
+    taps: list[Vif] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -266,6 +303,16 @@ class Nat:
     type: str
     external_ip: str
     logical_ip: str
+    logical_port: str = ""
+    external_mac: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def plain(self) -> bool:
+        """Nothing ``lr-nat-add ROUTER TYPE EXTERNAL_IP LOGICAL_IP`` would not write."""
+        return not (self.logical_port or self.external_mac or self.options
+                    or self.external_ids)
 
 
 @dataclass(frozen=True)
@@ -323,6 +370,13 @@ class PortGroup:
 
 
 @dataclass(frozen=True)
+class Faults:
+    """What :meth:`ofrace.lab.lab.Lab.up` breaks once the lab has settled."""
+
+    tunnel_down: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Bringup:
     """How ``ofrace lab up`` builds the lab: repeatable, or fast enough for a big one."""
 
@@ -374,6 +428,7 @@ class Topology:
     switch: list[Switch] = field(default_factory=list)
     router: list[Router] = field(default_factory=list)
     port_group: list[PortGroup] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
 
     def chassis_named(self, name: str) -> Chassis:
         for chassis in self.chassis:
@@ -382,12 +437,13 @@ class Topology:
         raise LabError(f"topology {self.name}: no chassis named {name!r}")
 
     def vifs_on(self, chassis_name: str) -> list[tuple[SwitchPort, Vif]]:
-        """The VIFs bound on one chassis, in topology order."""
+        """The VIFs (and localport taps) on one chassis, in topology order."""
         return [
-            (port, port.vif)
+            (port, vif)
             for switch in self.switch
             for port in switch.ports
-            if port.vif is not None and port.vif.chassis == chassis_name
+            for vif in ([port.vif] if port.vif else []) + port.taps
+            if vif.chassis == chassis_name
         ]
 
 
@@ -403,6 +459,9 @@ _NESTED: dict[tuple[type, str], type] = {
     (Topology, "scale"): Scale,
     (Topology, "chassis"): Chassis,
     (Topology, "load_balancer"): LoadBalancer,
+    (LoadBalancer, "health_check"): HealthCheck,
+    (Topology, "faults"): Faults,
+    (SwitchPort, "taps"): Vif,
     (Topology, "dhcp_options"): DhcpOptions,
     (Topology, "address_set"): AddressSet,
     (Topology, "port_group"): PortGroup,
@@ -501,6 +560,21 @@ def validate(topology: Topology, where: str) -> None:
             if port.vif and port.vif.chassis not in chassis_names:
                 raise LabError(f"topology {where}: port {port.name} is bound to unknown "
                                f"chassis {port.vif.chassis!r}")
+            if port.taps and port.type != "localport":
+                raise LabError(f"topology {where}: port {port.name} has taps but is not "
+                               "a localport (give a VIF a vif)")
+            for tap in port.taps:
+                if tap.chassis not in chassis_names:
+                    raise LabError(f"topology {where}: port {port.name} has a tap on "
+                                   f"unknown chassis {tap.chassis!r}")
+            if isinstance(port.tag, bool) or not isinstance(port.tag, int) or \
+                    not 0 <= port.tag <= 4095:
+                raise LabError(f"topology {where}: port {port.name} has tag {port.tag!r}, "
+                               "not a VLAN id (0 for none)")
+    for chassis_name in topology.faults.tunnel_down:
+        if chassis_name not in chassis_names:
+            raise LabError(f"topology {where}: faults.tunnel_down names unknown chassis "
+                           f"{chassis_name!r}")
     _validate_dhcp(topology, where)
     _validate_acls(topology, where)
 
