@@ -139,17 +139,27 @@ def test_the_prediction_counts_the_uplink_and_the_far_side(resolved):
 
 
 def test_a_localnet_start_picks_the_chassis_by_eth_dst(kind):
+    """kind's breth0_ovn-worker is patched in on ovn-worker only: a frame to its gateway
+    router's MAC, or a broadcast, enters there; another node's MAC reaches a chassis
+    where this switch is not, and a MAC nobody owns reaches none: both say so."""
     tracer = ClusterTracer(kind)
-    flow = 'inport == "breth0_ovn-worker2" && eth.src == 02:00:00:00:00:01 && eth.dst == {}'
-    start = start_from_expression(tracer, flow.format("02:42:ac:12:00:04"))
-    assert (start.chassis, start.bridge) == ("ovn-worker", "breth0")
-    with pytest.raises(InputError, match="ovn-control-plane, ovn-worker, ovn-worker2"):
-        start_from_expression(tracer, flow.format("ff:ff:ff:ff:ff:ff"))
+    flow = 'inport == "breth0_ovn-worker" && eth.src == 02:00:00:00:00:01 && eth.dst == {}'
+    for dst in ("02:42:ac:12:00:04", "ff:ff:ff:ff:ff:ff"):
+        start = start_from_expression(tracer, flow.format(dst))
+        assert (start.chassis, start.bridge) == ("ovn-worker", "breth0")
+    with pytest.raises(InputError, match="reaches ovn-control-plane, where breth0_ovn-worker "
+                                         "is not patched in"):
+        start_from_expression(tracer, flow.format("02:42:ac:12:00:03"))
     with pytest.raises(InputError, match="no chassis owns eth.dst 02:00:00:00:aa:99"):
         start_from_expression(tracer, flow.format("02:00:00:00:aa:99"))
     # --chassis still decides
-    start = start_from_expression(tracer, flow.format("ff:ff:ff:ff:ff:ff"), "ovn-worker2")
+    start = start_from_expression(tracer, flow.format("02:42:ac:12:00:03"), "ovn-worker2")
     assert start.chassis == "ovn-worker2"
+    # without the patch ports' ovn-localnet-port (not collected), a broadcast names
+    # every chassis on the network
+    with mock.patch.object(ProviderNetworks, "localnet_chassis", return_value=set()), \
+            pytest.raises(InputError, match="ovn-control-plane, ovn-worker, ovn-worker2"):
+        start_from_expression(tracer, flow.format("ff:ff:ff:ff:ff:ff"))
 
 
 def _with_floating_ip(snapshot: Snapshot) -> Snapshot:

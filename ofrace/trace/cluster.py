@@ -259,9 +259,20 @@ class ClusterTracer:
     def _receiving_chassis(self, pb: dict, network: str | None, dst: int,
                            vlan: int | None) -> str:
         """The chassis a frame to ``dst`` from ``pb``'s physical network reaches, as a
-        learned switch delivers it (``provider_network``); one, or the user picks."""
+        learned switch delivers it (``provider_network``), among those where ``pb``'s
+        switch is present (ovn-controller patched the localnet port in); one, or the
+        user picks."""
         name = pb["logical_port"]
         found = self.provider.receiving_chassis(network or "", vlan, dst)
+        present = self.provider.localnet_chassis(name)
+        if present and found:
+            missing = [c for c in found if c not in present]
+            found = [c for c in found if c in present]
+            if not found:
+                raise InputError(f"eth.dst {format_mac(dst)} on network {network!r} reaches "
+                                 f"{', '.join(missing)}, where {name} is not patched in "
+                                 f"(it is on {', '.join(sorted(present))}); say which "
+                                 "with --chassis")
         if len(found) == 1:
             return found[0]
         if not found:

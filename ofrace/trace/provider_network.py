@@ -293,6 +293,14 @@ class ProviderNetworks:
         received["in_port"] = uplinks[0].ofport
         out.receivers.append(Receiver(ch.name, bridge, uplinks[0], network, why, received))
 
+    def localnet_chassis(self, logical_port: str) -> set[str]:
+        """The chassis whose ovn-controller made a patch port for the localnet port
+        ``logical_port`` (its datapath is local there): the Port's
+        ``external_ids:ovn-localnet-port`` (controller/patch.c, add_bridge_mappings)."""
+        return {ch.name for ch in self.snapshot.chassis.values()
+                for port in ch.ovsdb.get("Port", [])
+                if (port.get("external_ids") or {}).get("ovn-localnet-port") == logical_port}
+
     def receiving_chassis(self, network: str, vlan: int | None, dst: int) -> list[str]:
         """The chassis (snapshot names) a frame to ``dst`` on ``network`` reaches from
         outside the cluster: its owner(s), or, for a group address, every chassis
