@@ -47,7 +47,9 @@ class LabSlot:
         return self.lab
 
     def close(self) -> None:
-        if self.lab.state.get("processes") or self.lab.state.get("namespaces"):
+        """Take the lab down only if this session brought it up: a lab found up in
+        ``$OFRACE_TEST_LAB_DIR`` and reused as it was is someone else's."""
+        if self.ups and (self.lab.state.get("processes") or self.lab.state.get("namespaces")):
             self.lab.down()
 
 

@@ -14,7 +14,9 @@ dropped where ofrace delivered (ct state: new, established, invalid; issue 13), 
 path went through a select group whose bucket ofrace picked itself and the wire took
 another bucket's backend (select-group: the datapath's hash is not reproduced; issue
 13).  The same port with other headers (NAT, routing rewrites) is never explained:
-docs/gaps.md lists the classes.
+docs/gaps.md lists the classes.  A frame out of an uplink is predicted twice: at the
+uplink (its capture sees it leave) and wherever the tracer follows it across the
+physical network (``ofrace.trace.provider_network``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "i
 GAP_CONTROLLER = "controller-answered"
 GAP_CONNTRACK = "conntrack"
 GAP_SELECT_GROUP = "select-group"
-GAP_PROVIDER_NETWORK = "provider-network"
 UNEXPLAINED = "unexplained"
 BFD_PORT = 3784
 # Underlay copies the network between chassis delivers to a chassis are counted under
@@ -125,8 +126,6 @@ class Prediction:
     unknown: list[str] = field(default_factory=list)
     through_conntrack: bool = False
     select_groups: list[SelectGroupCrossed] = field(default_factory=list)
-    # predicted outputs at uplinks: ports of a provider bridge, onto the physical network
-    uplink_outputs: list[WirePacket] = field(default_factory=list)
 
 
 @dataclass
@@ -167,13 +166,20 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
             exit_ = hop.exits[child.parent_exit] if child.parent_exit is not None else None
             if exit_ is not None and exit_.kind == ExitKind.TUNNEL:
                 out.tunnels[(HUB_TO + child.start.chassis, *_tunnel_key(exit_))] += 1
+    ended = {id(v.exit) for v in trace.verdicts() if v.exit is not None}
+    for hop in trace.hops:
+        for child in hop.children:
+            exit_ = hop.exits[child.parent_exit] if child.parent_exit is not None else None
+            if exit_ is not None and exit_.kind == ExitKind.OUTPUT and id(exit_) not in ended:
+                # out of an uplink and on across the physical network: the uplink's
+                # capture sees it leave, the receiving chassis' hops say the rest
+                ended.add(id(exit_))
+                out.outputs.append(WirePacket.of(hop.start.chassis, exit_.port_name,
+                                                 exit_.packet))
     for verdict in trace.verdicts():
         exit_ = verdict.exit
         if exit_ is not None and exit_.kind == ExitKind.OUTPUT and verdict.port:
-            packet = WirePacket.of(verdict.chassis, verdict.port, verdict.packet)
-            out.outputs.append(packet)
-            if _is_uplink(tracer, verdict.chassis, verdict.port):
-                out.uplink_outputs.append(packet)
+            out.outputs.append(WirePacket.of(verdict.chassis, verdict.port, verdict.packet))
         elif exit_ is not None and exit_.kind == ExitKind.CONTROLLER:
             out.controller.append(WirePacket.of(verdict.chassis, "controller",
                                                 verdict.packet))
@@ -189,35 +195,6 @@ def _tunnel_key(exit_) -> tuple:
     """(VNI, Geneve options as (class, type, value)) of an encapsulated copy."""
     options = tuple(sorted((c, t, v) for (c, t), v in (exit_.data.get("geneve") or {}).items()))
     return exit_.data.get("tun_id", 0), options
-
-
-def _is_uplink(tracer: ClusterTracer, chassis: str, port: str) -> bool:
-    """A port of a provider bridge that is no patch port: the physical network's side."""
-    ch = tracer.snapshot.chassis.get(chassis)
-    iface = next((i for i in ch.interfaces if i.name == port), None) if ch else None
-    return iface is not None and iface.bridge in ch.bridges \
-        and iface.bridge != ch.integration_bridge and iface.type not in ("patch", "internal")
-
-
-def _across_provider_network(prediction: Prediction, extra: WirePacket) -> bool:
-    """``extra`` came back from, or went on across, the physical network a predicted
-    packet left by: an answer from the address it was sent to (ports swapped), or the
-    same packet (addresses, protocol, ports) seen beyond it.  ofrace follows tunnels
-    between chassis, not frames across a provider network (issue 14)."""
-    got = dict(extra.fields)
-    for left in prediction.uplink_outputs:
-        if (extra.chassis, extra.port) == (left.chassis, left.port):
-            continue
-        sent = dict(left.fields)
-        if _flow_of(extra) == _flow_of(left):
-            return True
-        for src, dst in (("nw_src", "nw_dst"), ("ipv6_src", "ipv6_dst")):
-            if sent.get(dst) and got.get(src) == sent.get(dst) \
-                    and got.get("nw_proto") == sent.get("nw_proto") \
-                    and (sent.get("nw_proto") not in (6, 17, 132)
-                         or got.get("tp_src") == sent.get("tp_dst")):
-                return True
-    return False
 
 
 def _select_group(tracer: ClusterTracer, step) -> SelectGroupCrossed | None:
@@ -297,8 +274,6 @@ def _extra_gap(prediction: Prediction, extra: WirePacket, held: set | None = Non
         return GAP_CONTROLLER          # answered by pinctrl, or held and released
     if held and towards(extra) in held and not controller_made(extra):
         return GAP_CONTROLLER          # held by an earlier step, released by this one
-    if _across_provider_network(prediction, extra):
-        return GAP_PROVIDER_NETWORK
     if prediction.through_conntrack and not prediction.outputs and _flow_of(extra) in {
             _flow_of(p) for p in prediction.dropped_packets}:
         return GAP_CONNTRACK           # ofrace's ct state dropped what the wire passed

@@ -5,10 +5,12 @@ port), runs the chassis' real tables (``ofrace.simulate``), and follows
 every exit: a tunnel output continues on the chassis that owns the remote
 encap IP, entering through the tunnel port that points back at the sender,
 with the Geneve metadata the packet carried; a VIF output is a delivery; an
-uplink output leaves the cluster; a controller action is handed to
-ovn-controller.  Branches (flooding, multicast, ``all`` groups) each end in
-their own verdict.  Conntrack lives per chassis for the whole trace — and
-for the reply trace that follows it.
+uplink output crosses the physical network to the chassis that receive the
+frame (``provider_network``: its MAC's owner, or every chassis on the network
+for a broadcast), or leaves the cluster when no chassis owns the destination
+MAC; a controller action is handed to ovn-controller.  Branches (flooding,
+multicast, ``all`` groups) each end in their own verdict.  Conntrack lives
+per chassis for the whole trace — and for the reply trace that follows it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from ofrace.errors import InputError, MissingDataError
 from ofrace.openflow.actions import ActionError, Clone, SetField, parse_actions
 from ofrace.openflow.bridge import BridgeIndex
-from ofrace.openflow.fields import FIELDS
+from ofrace.openflow.fields import FIELDS, format_mac
 from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, parse_flow
 from ofrace.openflow.frames import WIRE_KEYS
 from ofrace.ovn import controller as controller_actions
@@ -31,10 +33,10 @@ from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
 from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
+from ofrace.trace.provider_network import Crossing, ProviderNetworks, uplinks_of
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
 
 MAX_HOPS = 16
-UPLINK_TYPES = ("", "system", "dpdk", "afxdp", "tap")
 
 
 @dataclass
@@ -111,6 +113,7 @@ class ClusterTracer:
         self._notes: list[str] = []     # said once, on the next hop that runs
         self._datapaths: dict[str, ChassisDatapath] = {}
         self._by_system_id = {c.system_id: c for c in snapshot.chassis.values() if c.system_id}
+        self.provider = ProviderNetworks(snapshot, self.names)
 
     # ----------------------------------------------------------- chassis
 
@@ -174,9 +177,12 @@ class ClusterTracer:
 
     # ------------------------------------------------------ where to start
 
-    def locate(self, logical_port: str, chassis: str | None = None) -> TraceStart:
+    def locate(self, logical_port: str, chassis: str | None = None,
+               packet: dict | None = None) -> TraceStart:
         """The chassis, bridge and OpenFlow in_port where ``logical_port``'s packets enter
-        (``logical_port``: an OVN name or a name the CMS gave it; the start names OVN's)."""
+        (``logical_port``: an OVN name or a name the CMS gave it; the start names OVN's;
+        ``packet``: the headers asked for, which pick the chassis a frame from a provider
+        network reaches)."""
         sb = self.snapshot.southbound
         if sb is None:
             raise MissingDataError("the snapshot has no Southbound database: logical ports "
@@ -189,7 +195,7 @@ class ClusterTracer:
         pb = self.names.ports_by_name[logical_port]
         kind = pb.get("type") or ""
         if kind == "localnet":
-            return self._locate_localnet(pb, chassis)
+            return self._locate_localnet(pb, chassis, packet or {})
         if kind in ("patch", "l3gateway", "chassisredirect"):
             return self._locate_router_side(pb, chassis)
         row = self.names.chassis_row_by_uuid(pb.get("chassis"))
@@ -216,15 +222,20 @@ class ClusterTracer:
         raise InputError(f"no interface with iface-id {logical_port} on {ch.name}'s "
                          f"{ch.integration_bridge}")
 
-    def _locate_localnet(self, pb: dict, chassis: str | None) -> TraceStart:
+    def _locate_localnet(self, pb: dict, chassis: str | None, packet: dict) -> TraceStart:
         network = (pb.get("options") or {}).get("network_name")
+        tag = unwrap_optional(pb.get("tag"))
         if chassis:
             ch = self.chassis(chassis)
+        elif "dl_dst" in packet:
+            ch = self.chassis(self._receiving_chassis(pb, network, packet["dl_dst"],
+                                                      int(tag) if tag else None))
         else:
             ch = self._gateway_chassis_of(pb["datapath"])
             if ch is None:
                 raise InputError(f"{pb['logical_port']} is a localnet port on every chassis "
-                                 "that has its network; say which with --chassis")
+                                 "that has its network; say which with --chassis, or give "
+                                 "eth.dst to pick the chassis that owns it")
         if not ch.ovsdb_read:
             raise MissingDataError(f"{ch.name}'s OVSDB was not read: its bridge mappings "
                                    "and uplinks are unknown")
@@ -232,17 +243,43 @@ class ClusterTracer:
         if bridge is None or bridge not in ch.bridges:
             raise InputError(f"{ch.name} maps no bridge to network {network!r} "
                              f"(ovn-bridge-mappings: {ch.external_ids.get('ovn-bridge-mappings')})")
-        uplinks = [i for i in ch.interfaces if i.bridge == bridge and i.type in UPLINK_TYPES
-                   and i.name != bridge and i.ofport not in (None, -1)]
+        uplinks = uplinks_of(ch, bridge)
         if not uplinks:
             raise InputError(f"bridge {bridge} on {ch.name} has no uplink port")
         packet = {"in_port": uplinks[0].ofport}
-        tag = unwrap_optional(pb.get("tag"))
         if tag:
             packet["vlan_tci"] = 0x1000 | int(tag)
         return TraceStart(ch.name, bridge, packet,
                           f"uplink {uplinks[0].name} of {bridge} ({pb['logical_port']})",
                           logical_port=pb["logical_port"])
+
+    def _receiving_chassis(self, pb: dict, network: str | None, dst: int,
+                           vlan: int | None) -> str:
+        """The chassis a frame to ``dst`` from ``pb``'s physical network reaches, as a
+        learned switch delivers it (``provider_network``), among those where ``pb``'s
+        switch is present (ovn-controller patched the localnet port in); one, or the
+        user picks."""
+        name = pb["logical_port"]
+        found = self.provider.receiving_chassis(network or "", vlan, dst)
+        present = self.provider.localnet_chassis(name)
+        if present and found:
+            missing = [c for c in found if c not in present]
+            found = [c for c in found if c in present]
+            if not found:
+                raise InputError(f"eth.dst {format_mac(dst)} on network {network!r} reaches "
+                                 f"{', '.join(missing)}, where {name} is not patched in "
+                                 f"(it is on {', '.join(sorted(present))}); say which "
+                                 "with --chassis")
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise InputError(f"no chassis owns eth.dst {format_mac(dst)} on network "
+                             f"{network!r}: a frame from {name} to it reaches no chassis; "
+                             "say which with --chassis")
+        what = "is a group address" if dst >> 40 & 1 else "is owned by several chassis"
+        raise InputError(f"eth.dst {format_mac(dst)} {what}: every one of "
+                         f"{', '.join(found)} receives the frame from {name}; trace it on "
+                         "each with --chassis")
 
     def _gateway_chassis_of(self, datapath_uuid: str) -> Chassis | None:
         """The chassis a gateway datapath lives on (l3gateway or chassisredirect ports)."""
@@ -395,6 +432,11 @@ class ClusterTracer:
                 return []
         if exit_.kind == ExitKind.DROP and _held_in_same_pass(hop, exit_, facts):
             return []  # the packet waits in ovn-controller; that verdict says it
+        if exit_.kind == ExitKind.OUTPUT and any(
+                i.name == exit_.port_name for i in uplinks_of(ch, exit_.bridge)):
+            crossing = self.provider.crossing(ch, exit_.bridge, exit_.port_name, exit_.packet)
+            if crossing is not None:
+                return self._across_provider_network(hop, ch, exit_, crossing)
         verdict = self._verdict(ch, exit_)
         hop.verdicts.append(verdict)
         return []
@@ -441,6 +483,27 @@ class ClusterTracer:
         packet.update(self._received_options(target, exit_))
         return TraceStart(target.name, target.integration_bridge, packet,
                           f"tunnel {tunnel.name} from {ch.name}")
+
+    def _across_provider_network(self, hop: Hop, ch: Chassis, exit_: Exit,
+                                 crossing: Crossing) -> list[TraceStart]:
+        """An uplink exit continues on each chassis the physical network delivers the
+        frame to, entering by that chassis' uplink with the frame's VLAN tag; with none,
+        it leaves the cluster, and the verdict says to which MAC."""
+        on = "provider network " + " or ".join(crossing.networks)
+        for why in crossing.unknown:
+            hop.verdicts.append(Verdict(
+                "unknown", ch.name, f"unknown: sent on {on} from {ch.name} to a chassis whose "
+                f"tables cannot be followed: {why}", exit_.packet, port=exit_.port_name,
+                exit=exit_))
+        if not crossing.receivers and not crossing.unknown:
+            hop.verdicts.append(Verdict(
+                "left", ch.name, f"left the cluster on {ch.name} bridge {exit_.bridge} port "
+                f"{exit_.port_name}: to the physical network ({on}), addressed to "
+                f"{crossing.left}", exit_.packet, port=exit_.port_name, exit=exit_))
+        return [TraceStart(r.chassis, r.bridge, r.packet,
+                           f"uplink {r.uplink.name} of {r.bridge}: provider network "
+                           f"{r.network} from {ch.name} ({r.why})")
+                for r in crossing.receivers]
 
     def _received_options(self, target: Chassis, exit_: Exit) -> dict[str, int]:
         """The tunnel options as the receiving bridge sees them: each Geneve option in the

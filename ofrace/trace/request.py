@@ -29,8 +29,8 @@ def start_from_expression(tracer: ClusterTracer, expression: str,
     flow = parse_microflow(expression)
     if not flow.inport:
         raise InputError('the microflow needs an inport (inport == "PORT")')
-    start = tracer.locate(flow.inport, chassis)
     fields = dict(flow.fields)
+    start = tracer.locate(flow.inport, chassis, fields)
     fields.pop("in_port", None)
     start.packet.update(fields)
     return start
