@@ -26,10 +26,10 @@ import pytest
 
 from ofrace.collect.cluster import collect_cluster
 from ofrace.compare.generator import (
+    UNKNOWN_IP4,
     Conversation,
     Entry,
     PacketClass,
-    UNKNOWN_IP4,
     Step,
     conversation_steps,
     generate,
@@ -230,6 +230,25 @@ def outside_host(cloud, topology) -> tuple[int, int]:
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ofrace", *args], capture_output=True,
                           text=True, timeout=120)
+
+
+# -- audit (first: before any scenario adds or removes a row) -------------------------------
+
+def test_audit_of_the_healthy_cloud_is_clean(cloud):
+    """`ofrace audit` exits 0 with no finding on any chassis: localports, same-match
+    logical flows, gateway-only flows on computes all explained (issue 14's zero false
+    alarms)."""
+    done = cli("audit", "-i", str(cloud.dir / "inventory.toml"), "--json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    doc = json.loads(done.stdout)
+    assert doc["clean"] and doc["complete"]
+    assert set(doc["chassis"]) == {c["name"] for c in cloud.state["chassis"]}
+    findings = {name: {k: c[k] for k in ("missing", "stale", "broken", "garbled") if c[k]}
+                for name, c in doc["chassis"].items()}
+    assert findings == dict.fromkeys(doc["chassis"], {})
+    # not vacuous: every chassis has flows installed and gaps with reasons
+    assert all(c["counts"]["installed"] > 100 and c["counts"]["expected"] > 0
+               for c in doc["chassis"].values())
 
 
 # -- north-south ----------------------------------------------------------------------------
