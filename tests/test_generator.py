@@ -18,7 +18,7 @@ from conftest import recorded
 
 from ofrace.compare.generator import PacketClass, classes_generated, generate
 
-TOPOLOGIES = ("basic", "kind", "acl")
+TOPOLOGIES = ("basic", "kind", "acl", "openstack")
 
 
 def _bound(snapshot) -> set[str]:
@@ -381,3 +381,100 @@ def test_rounds_stop_without_connections():
     assert generate(snapshot, min_steps=1000) == []
     capped = generate(recorded("basic")[0], cap=3, min_steps=100_000)   # capped: stops too
     assert max(Counter(c.classes[0] for c in capped).values()) <= 3
+
+
+# -- openstack: distributed FIPs, VLAN provider networks, reject ACLs -----------------------
+
+def _openstack():
+    from conftest import FIXTURES
+
+    from ofrace.snapshot import Snapshot
+    return Snapshot.load(FIXTURES / "openstack" / "snapshot.ofr")
+
+
+def _bound_chassis(snapshot, port: str) -> str:
+    sb = snapshot.southbound.tables
+    (pb,) = [p for p in sb["Port_Binding"] if p["logical_port"] == port]
+    (row,) = [c for c in sb["Chassis"] if c["_uuid"] == pb["chassis"]]
+    return next(c.name for c in snapshot.chassis.values()
+                if (c.system_id or c.external_ids.get("system-id")) == row["name"])
+
+
+def test_each_distributed_fip_is_entered_on_its_vms_chassis_uplink():
+    """What the NB says (dnat_and_snat rows with logical_port and external_mac) and the SB
+    binds, read here apart from the generator: one ICMP and one TCP conversation per
+    distributed FIP, entering the uplink of the VM's chassis addressed to external_mac."""
+    snapshot = _openstack()
+    rows = [n for n in snapshot.northbound.tables["NAT"] if n["type"] == "dnat_and_snat"
+            and n.get("external_mac") and n.get("logical_port")]
+    assert len(rows) >= 2
+    generated = [c for c in generate(snapshot) if "distributed dnat_and_snat" in c.label]
+    assert len(generated) == 2 * len(rows)
+    for nat in rows:
+        mine = [c for c in generated if c.steps[0].packet["nw_dst"]
+                == int(ipaddress.ip_address(nat["external_ip"]))]
+        assert sorted(c.kind for c in mine) == ["icmp", "tcp"]
+        for conv in mine:
+            assert conv.entry.chassis == _bound_chassis(snapshot, nat["logical_port"])
+            assert conv.entry.bridge != snapshot.chassis[conv.entry.chassis].integration_bridge
+            assert conv.steps[0].packet["dl_dst"] == int(nat["external_mac"].replace(":", ""),
+                                                         16)
+            assert PacketClass.LOCALNET in conv.classes
+
+
+def test_a_fip_without_external_mac_is_not_entered_on_a_compute():
+    """Negative control: the centralized FIP (no external_mac) has no such conversation,
+    and taking external_mac off a distributed one takes its conversations away."""
+    snapshot = copy.deepcopy(_openstack())
+    before = [c for c in generate(snapshot) if "distributed dnat_and_snat" in c.label]
+    nat = next(n for n in snapshot.northbound.tables["NAT"] if n.get("external_mac"))
+    nat["external_mac"] = []
+    after = [c for c in generate(snapshot) if "distributed dnat_and_snat" in c.label]
+    assert len(after) == len(before) - 2
+    assert not [c for c in after if nat["external_ip"] in c.label]
+
+
+def test_provider_network_replies_come_back_tagged():
+    """A host on a VLAN provider network: out to the network, the answer entering its
+    chassis' uplink carrying the localnet port's tag (0x1000 | tag, OVS's vlan_tci)."""
+    snapshot = _openstack()
+    nb = snapshot.northbound.tables
+    (localnet,) = [p for p in nb["Logical_Switch_Port"] if p.get("type") == "localnet"
+                   and isinstance(p.get("tag"), int)]
+    convs = [c for c in generate(snapshot) if "on provider network" in c.label]
+    assert sorted(c.kind for c in convs) == ["icmp", "tcp"]
+    for conv in convs:
+        assert conv.classes[0] == PacketClass.LOCALNET
+        assert conv.reply_entry.bridge != \
+            snapshot.chassis[conv.reply_entry.chassis].integration_bridge
+        replies = [s for s in conv.steps if s.reply]
+        assert replies and all(s.packet["vlan_tci"] == 0x1000 | localnet["tag"]
+                               for s in replies)
+        assert all("vlan_tci" not in s.packet for s in conv.steps if not s.reply)
+    # negative control: untagged, the replies carry no tag
+    untagged = copy.deepcopy(snapshot)
+    next(p for p in untagged.northbound.tables["Logical_Switch_Port"]
+         if p["name"] == localnet["name"])["tag"] = []
+    convs = [c for c in generate(untagged) if "on provider network" in c.label]
+    assert convs and all("vlan_tci" not in (s.packet or {}) for c in convs for s in c.steps)
+
+
+def test_a_reject_acl_brings_a_packet_it_answers():
+    """Neutron writes no reject; one added on a port group (to-lport, tcp.dst == 8081)
+    brings a SYN to each member from a host on its switch, classed controller-answered."""
+    snapshot = copy.deepcopy(_openstack())
+    assert not [c for c in generate(snapshot) if "reject ACL" in c.label]
+    nb = snapshot.northbound.tables
+    pg = next(g for g in nb["Port_Group"] if len(g.get("ports") or []) == 2)
+    acl = {"_uuid": str(uuid.uuid4()), "direction": "to-lport", "priority": 1003,
+           "action": "reject", "match": f"outport == @{pg['name']} && tcp.dst == 8081"}
+    nb["ACL"].append(acl)
+    pg["acls"] = list(pg.get("acls") or []) + [acl["_uuid"]]
+    rows = {r["_uuid"]: r for r in nb["Logical_Switch_Port"]}
+    members = {rows[r]["name"] for r in pg["ports"]}
+    convs = [c for c in generate(snapshot) if "reject ACL" in c.label]
+    assert {c.label.split(" -> ")[1].split(" ")[0] for c in convs} == members
+    for conv in convs:
+        (step,) = conv.steps
+        assert step.packet["tp_dst"] == 8081 and step.packet["tcp_flags"] == 0x002
+        assert conv.classes[:2] == (PacketClass.CONTROLLER, PacketClass.ACL)

@@ -17,6 +17,7 @@ sender needs them to build a conversation the wire accepts.
 from __future__ import annotations
 
 import ipaddress
+import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -270,6 +271,23 @@ class Network:
                     return self.system_ids[sb_row["name"]]
         return None
 
+    def bound_chassis(self, port: str):
+        """The chassis the SB binds a logical switch port to, or None."""
+        for pb in self.sb.get("Port_Binding", []):
+            if pb.get("logical_port") == port:
+                sb_row = next((c for c in self.sb.get("Chassis", [])
+                               if c.get("_uuid") == pb.get("chassis")), None)
+                return self.system_ids.get(sb_row.get("name")) if sb_row else None
+        return None
+
+    def localnet(self, switch: str) -> dict | None:
+        """The switch's localnet port row, if it has one."""
+        for name in sorted(self.lsps):
+            row = self.lsps[name]
+            if row.get("type") == "localnet" and self.switch_of.get(name) == switch:
+                return row
+        return None
+
     def uplink(self, chassis, network_name: str) -> Entry | None:
         """The provider network's port on ``chassis``: ovn-bridge-mappings names the bridge,
         its one non-patch, non-internal interface is where the network delivers."""
@@ -441,6 +459,9 @@ def generate(snapshot: Snapshot, cap: int = CAP_PER_CLASS, min_steps: int = 0
             continue
         _from_host(net, out, src, entry, acl)
     _from_outside(net, out)
+    _to_distributed_fips(net, out)
+    _provider_hosts(net, out)
+    _rejected(net, out)
     connections = [c for c in out.items if c.kind]
     steps = sum(len(c.steps) for c in out.items)
     round_no = 1
@@ -637,6 +658,118 @@ def _from_outside(net: Network, out: _Collector) -> None:
                     _flows(out, [PacketClass.NAT, *base],
                            f"outside -> {nat.get('type')} external address of {port.router}",
                            entry, mac, port.mac, ip, int(ext), kinds=("icmp", "tcp"))
+
+
+def _to_distributed_fips(net: Network, out: _Collector) -> None:
+    """The outside to each distributed floating IP (a dnat_and_snat row with logical_port
+    and external_mac): the physical network delivers the external_mac to the chassis the
+    logical port is bound to, which answers and NATs it there (northd's distributed NAT
+    flows are is_chassis_resident(logical_port)), so it enters on that chassis' uplink."""
+    for router in sorted(net.routers):
+        gws = [p for p in net.router_ports if p.router == router and p.switch
+               and net.localnet(p.switch)]
+        if not gws:
+            continue
+        network = (net.localnet(gws[0].switch).get("options") or {}).get("network_name", "")
+        for ref in net.routers[router].get("nat") or []:
+            nat = net.by_uuid.get(ref) or {}
+            ext, ext_mac = _ip(nat.get("external_ip")), _mac(nat.get("external_mac"))
+            if nat.get("type") != "dnat_and_snat" or ext is None or ext.version != 4 \
+                    or ext_mac is None or not nat.get("logical_port"):
+                continue
+            chassis = net.bound_chassis(nat["logical_port"])
+            entry = net.uplink(chassis, network) if chassis else None
+            if entry is None:
+                continue
+            mac, ip = net.outside_host(router)
+            _flows(out, [PacketClass.NAT, PacketClass.LOCALNET],
+                   f"outside -> distributed dnat_and_snat {ext} on {entry.chassis}", entry,
+                   mac, ext_mac, ip, int(ext), kinds=("icmp", "tcp"))
+
+
+def _provider_hosts(net: Network, out: _Collector) -> None:
+    """A host on a provider network (a switch with a localnet port) to an address out on
+    that network, and the answer back in through its chassis' uplink -- tagged as the
+    physical network carries it when the localnet port has a VLAN tag."""
+    acl = net.acl_ports()
+    for src in net.hosts:
+        localnet = net.localnet(src.switch)
+        entry = net.entries.get(src.name)
+        if localnet is None or entry is None or not src.ip4:
+            continue
+        network = (localnet.get("options") or {}).get("network_name", "")
+        uplink = net.uplink(net.snapshot.chassis.get(entry.chassis), network)
+        if uplink is None:
+            continue
+        tag = localnet.get("tag")
+        tci = {"vlan_tci": 0x1000 | tag} if isinstance(tag, int) and tag else {}
+        tagged = [PacketClass.ACL] if src.name in acl else []
+        for kind in ("icmp", "tcp"):
+            proto, l4 = _L4[kind]
+            request = _ip4(src.mac, UNKNOWN_MAC, src.ip4[0], UNKNOWN_IP4, proto, **l4)
+            name = f"{src.name} -> outside on provider network {network} {kind}"
+            steps = conversation_steps(kind, request, (UNKNOWN_MAC, src.mac), name)
+            for step in steps:
+                if step.reply and step.packet is not None:
+                    step.packet.update(tci)
+            out.add([PacketClass.LOCALNET, *tagged], name, entry, steps, uplink, kind)
+
+
+_REJECT_PORT = re.compile(r"\b(tcp|udp)\.dst\s*==\s*(\d+)")
+_REJECT_TARGET = re.compile(r'\b(inport|outport)\s*==\s*(@\w+|"[^"]+")')
+
+
+def _rejected(net: Network, out: _Collector) -> None:
+    """A packet each reject ACL answers (ovn-controller's tcp_reset / icmp unreachable):
+    for a to-lport ACL, from a host on the same switch to each port it covers; for a
+    from-lport one, from each covered port to another host on its switch; on the port
+    its match names (tcp.dst/udp.dst == N), else TCP 80."""
+    groups = {pg["name"]: pg for pg in net.nb.get("Port_Group", [])}
+    owners = [(pg, [net.by_uuid[r]["name"] for r in pg.get("ports") or []
+                    if r in net.by_uuid]) for pg in net.nb.get("Port_Group", [])]
+    owners += [(ls, [net.by_uuid[r]["name"] for r in ls.get("ports") or []
+                     if r in net.by_uuid]) for ls in net.switches.values()]
+    hosts = {h.name: h for h in net.hosts}
+    for owner, members in owners:
+        for ref in owner.get("acls") or []:
+            acl = net.by_uuid.get(ref) or {}
+            if acl.get("action") != "reject":
+                continue
+            match = str(acl.get("match", ""))
+            found = _REJECT_TARGET.search(match)
+            covered = members
+            if found and found.group(2).startswith("@") and found.group(2)[1:] in groups:
+                pg = groups[found.group(2)[1:]]
+                covered = [net.by_uuid[r]["name"] for r in pg.get("ports") or []
+                           if r in net.by_uuid]
+            elif found:
+                covered = [found.group(2).strip('"')]
+            port = _REJECT_PORT.search(match)
+            kind, dport = (port.group(1), int(port.group(2))) if port else ("tcp", 80)
+            for name in sorted(covered):
+                target = hosts.get(name)
+                if target is None or not target.ip4:
+                    continue
+                peers = [h for h in net.hosts if h.switch == target.switch
+                         and h.name != name and h.ip4 and h.name in net.entries]
+                for peer in peers[:1]:
+                    src, dst = (peer, target) if acl.get("direction") == "to-lport" \
+                        else (target, peer)
+                    entry = net.entries.get(src.name)
+                    if entry is None:
+                        continue
+                    proto, l4 = _L4[kind]
+                    request = _ip4(src.mac, dst.mac, src.ip4[0], dst.ip4[0], proto,
+                                   **dict(l4, tp_dst=dport))
+                    label = f"{src.name} -> {dst.name} :{dport} {kind} (reject ACL)"
+                    if kind == "tcp":
+                        step = Step("SYN", False, dict(request, tcp_flags=0x002),
+                                    ("trk,new",),
+                                    _tcp_wire(initial_sequence(label, "client"), 0))
+                    else:
+                        step = Step("request", False, request, ("trk,new",),
+                                    {"payload_len": UDP_PAYLOAD_LEN})
+                    out.add([PacketClass.CONTROLLER, PacketClass.ACL], label, entry, [step])
 
 
 def classes_generated(conversations: list[Conversation]) -> Counter:
