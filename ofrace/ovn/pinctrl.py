@@ -174,6 +174,9 @@ def icmp_error(packet: dict, payload_length: int, set_code: bool,
     out["tp_src"] = 3 if v4 else 1
     out["tp_dst"] = (3 if v4 else 4) if set_code and udp else 1
     quoted = min(_ip_length(packet, payload_length), ICMP4_ROOM if v4 else ICMP6_ROOM)
+    # the quoted header, which conntrack relates the error by (ofrace.simulate.conntrack)
+    out["icmp_inner"] = {k: packet[k] for k in (src, dst, "nw_proto", "nw_ttl", "tp_src",
+                                                "tp_dst", "icmp_id") if k in packet}
     return {**out, **_vlan(packet)}, quoted
 
 

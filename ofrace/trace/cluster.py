@@ -367,7 +367,7 @@ class ClusterTracer:
                  seen: set, hops: list, queue: list, start: TraceStart) -> None:
         """Run the hop ``follow`` starts (unless it loops) as a child of ``hop``."""
         key = (follow.chassis, follow.bridge,
-               tuple(sorted((k, v) for k, v in follow.packet.items())), repr(follow.actions))
+               repr(sorted(follow.packet.items())), repr(follow.actions))
         if key in seen or depth + 1 >= self.options.max_hops:
             hop.verdicts.append(Verdict("loop", hop.start.chassis,
                                         f"loop: back at {follow.chassis} with the same "

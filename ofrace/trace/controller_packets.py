@@ -101,7 +101,7 @@ def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
     if built is None:
         return Answer(f"to ovn-controller on {chassis}: {action.name}: pinctrl sends nothing "
                       "for this packet", [])
-    return Answer(f"to ovn-controller on {chassis}: {action.name}: answered with a "
+    return Answer(f"to ovn-controller on {chassis}: {action.name}: answers with "
                   f"{pinctrl.describe_built(built)} (traced from here)", starts)
 
 
