@@ -147,3 +147,19 @@ def test_ttl_exceeded_reaches_the_sender():
                "(code 0)" for h in trace.hops)
     # the echo itself is not delivered: the answer is ovn-controller's packet
     assert [v.kind for v in trace.verdicts()] == ["controller"]
+
+
+def test_release_per_release():
+    """To 24.03 a packet-out from CONTROLLER to table 37, untracked; from 24.09 the paused
+    translation resumes (modelled in the output table, conntrack state kept)."""
+    held = {"dl_src": 1, "dl_dst": 0, "dl_type": 0x0800, "nw_dst": ip("10.0.0.9"),
+            "reg0": ip("10.0.0.1"), "reg15": 3, "metadata": 5, "ct_state": 0x22,
+            "pkt_mark": 7, "in_port": 4}
+    packet, actions, how = pinctrl.release(held, 0x0A0000000001, FACTS)
+    assert packet["dl_dst"] == 0x0A0000000001 and "ct_state" not in packet
+    assert packet["in_port"] == pinctrl.CONTROLLER_PORT and "reg15" not in packet
+    assert actions[-1].table == 37 and actions[-1].port == pinctrl.CONTROLLER_PORT
+    assert SetField(actions[-2].target, 7, 0xFFFFFFFF) == actions[-2]     # pkt_mark
+    assert "packet-out to table 37" in how
+    packet, actions, how = pinctrl.release(held, 0x0A0000000001, facts_for("24.09.0"))
+    assert packet["ct_state"] == 0x22 and actions[-1].table == 40 and "resumed" in how

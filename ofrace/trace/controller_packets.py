@@ -62,10 +62,11 @@ class Answer:
 
 def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
     """What ovn-controller sends for this controller exit; None when pinctrl builds and
-    learns nothing here (or the action pauses: a continuation), so the usual verdict
-    applies."""
+    learns nothing here, so the usual verdict applies."""
     action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
-    if action is None or exit_.data.get("pause"):
+    # continuations (DHCP, RA, DNS answers) are resumed elsewhere; from 24.09 arp{} and
+    # nd_ns{} pause too, and are still built and held here
+    if action is None or (exit_.data.get("pause") and action.name not in pinctrl.HOLDS):
         return None
     state = tracer.controller_state
     userdata = bytes.fromhex(exit_.data.get("userdata", ""))
