@@ -151,9 +151,12 @@ def finish(tracer, trace) -> None:
                 went = [v.text for h in _subtree(hop) for v in h.verdicts]
         where = "; ".join(dict.fromkeys(went)) if went else "nowhere that was traced"
         what = "ARP request" if held.name == "arp" else "Neighbor Solicitation"
+        text = held.verdict.text
+        assumed = text[text.find(" (if the datapath took"):] if " (if the datapath took" \
+            in text else ""   # _mark_assumed's note on a select group's bucket, kept
         held.verdict.text = (f"held by ovn-controller on {held.chassis}: waiting for the MAC "
                              f"of {pinctrl.show_held(held.name, held.key.address)}; no "
-                             f"answer in this trace. Its {what}: {where}")
+                             f"answer in this trace. Its {what}: {where}{assumed}")
 
 
 def _subtree(hop):
