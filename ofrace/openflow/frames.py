@@ -17,7 +17,8 @@ GENEVE_PORT = 6081
 ETH_MIN = 60          # an Ethernet frame without its FCS is padded to this length
 TCP_WINDOW = 65535    # no window scaling: the SYN carries no options
 # Frame-only details a conversation step may carry beside the OpenFlow fields.
-WIRE_KEYS = ("tcp_seq", "tcp_ack", "payload_len", "icmp_id", "icmp_seq")
+WIRE_KEYS = ("tcp_seq", "tcp_ack", "payload_len", "icmp_id", "icmp_seq",
+             "icmp_inner")   # the header an ICMP error quotes (conntrack relates by it)
 
 
 def _checksum(data: bytes) -> int:

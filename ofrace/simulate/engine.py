@@ -117,12 +117,26 @@ class ChassisDatapath:
                table: int = 0, payload_length: int = 0) -> tuple[Step, list[Exit]]:
         """Run ``packet`` (with its ``in_port``) through ``bridge`` from ``table``;
         ``payload_length``: the bytes the real frame carries past its headers."""
+        return self._translate(bridge, packet, root, payload_length,
+                               lambda ctx, p, r: self._lookup(ctx, bridge, table, p, r))
+
+    def execute(self, bridge: str, packet: Packet, actions, root: Step | None = None,
+                payload_length: int = 0) -> tuple[Step, list[Exit]]:
+        """A packet-out: ``actions`` run on ``packet`` (its ``in_port``, e.g. CONTROLLER)
+        as ofproto's packet-out translates them (ofproto/ofproto.c handle_packet_out →
+        ofproto-dpif.c packet_execute: the actions in table 0's context, resubmits and
+        recirculations as for any packet)."""
+        return self._translate(bridge, packet, root, payload_length,
+                               lambda ctx, p, r: self._execute(ctx, bridge, 0, actions, p, r))
+
+    def _translate(self, bridge: str, packet: Packet, root: Step | None, payload_length: int,
+                   first_pass) -> tuple[Step, list[Exit]]:
         root = root or Step("bridge", f'bridge("{bridge}")', self.chassis, bridge)
         ctx = _Context(self.chassis, [], [], payload_length=payload_length)
         packet = dict(packet)
         self.received = (bridge, dict(packet))
         try:
-            self._lookup(ctx, bridge, table, packet, root)
+            first_pass(ctx, packet, root)
         except _Stop:
             pass
         self._end_of_pass(ctx, bridge, packet, root, 0, 0)

@@ -33,6 +33,7 @@ from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
 from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
+from ofrace.trace import controller_packets
 from ofrace.trace.provider_network import Crossing, ProviderNetworks, uplinks_of
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
 
@@ -50,6 +51,8 @@ class TraceStart:
     table: int = 0
     logical_port: str | None = None
     payload_length: int = 0  # bytes past the headers: the frame check_pkt_larger measures
+    actions: list | None = None  # a packet-out's actions (a packet ovn-controller sent)
+    answer: bool = False         # a packet ovn-controller built, not the traced one itself
 
 
 @dataclass
@@ -88,6 +91,22 @@ class ClusterTrace:
     root: Hop
 
     def verdicts(self) -> list[Verdict]:
+        """How the traced packet itself ended (a packet it was held for counts; what
+        ovn-controller built in answer to it, an ARP request say, does not)."""
+        own = set()
+
+        def walk(hop: Hop, parent_own: bool) -> None:
+            released = hop.start.actions is not None and not hop.start.answer
+            if not hop.start.answer and (parent_own or released):
+                own.add(id(hop))
+            for child in hop.children:
+                walk(child, id(hop) in own)
+
+        walk(self.root, True)
+        return [v for hop in self.hops if id(hop) in own for v in hop.verdicts]
+
+    def all_verdicts(self) -> list[Verdict]:
+        """Every copy's end, those of the packets ovn-controller built included."""
         return [v for hop in self.hops for v in hop.verdicts]
 
 
@@ -363,6 +382,9 @@ class ClusterTracer:
     # -------------------------------------------------------------- trace
 
     def trace(self, start: TraceStart) -> ClusterTrace:
+        previous = getattr(self, "controller_state", None)
+        self.controller_state = (previous.next_trace() if previous is not None
+                                 else controller_packets.ControllerState())
         root = self._run(start)
         hops = [root]
         queue = [(root, 0)]
@@ -373,13 +395,15 @@ class ClusterTracer:
                 for follow in self._follow(hop, exit_):
                     self._enqueue(hop, i, exit_, follow, depth, seen, hops, queue, start)
         _mark_assumed(root, [])
-        return ClusterTrace(hops, root)
+        trace = ClusterTrace(hops, root)
+        controller_packets.finish(self, trace)
+        return trace
 
     def _enqueue(self, hop: Hop, i: int, exit_: Exit, follow: TraceStart, depth: int,
                  seen: set, hops: list, queue: list, start: TraceStart) -> None:
         """Run the hop ``follow`` starts (unless it loops) as a child of ``hop``."""
         key = (follow.chassis, follow.bridge,
-               tuple(sorted((k, v) for k, v in follow.packet.items())))
+               repr(sorted(follow.packet.items())), repr(follow.actions))
         if key in seen or depth + 1 >= self.options.max_hops:
             hop.verdicts.append(Verdict("loop", hop.start.chassis,
                                         f"loop: back at {follow.chassis} with the same "
@@ -388,7 +412,8 @@ class ClusterTracer:
                                         exit_.packet, exit=exit_))
             return
         seen.add(key)
-        follow.payload_length = start.payload_length   # the same frame goes on
+        if follow.actions is None:   # a packet ovn-controller sent has its own length
+            follow.payload_length = hop.start.payload_length   # the same frame goes on
         child = self._run(follow)
         child.parent_exit = i
         hop.children.append(child)
@@ -403,8 +428,12 @@ class ClusterTracer:
             return Hop(start, step, [Exit("unknown", start.chassis, start.bridge,
                                           why or f"bridge {start.bridge} was not read",
                                           dict(start.packet), step=step)])
-        root, exits = dp.inject(start.bridge, start.packet, step, start.table,
-                                start.payload_length)
+        if start.actions is not None:   # a packet-out from ovn-controller
+            root, exits = dp.execute(start.bridge, start.packet, start.actions, step,
+                                     start.payload_length)
+        else:
+            root, exits = dp.inject(start.bridge, start.packet, step, start.table,
+                                    start.payload_length)
         hop = Hop(start, root, exits)
         hop.notes.extend(text for _, text in dp.unknown_choices)
         hop.assumed = [group for group, _ in dp.unknown_choices]
@@ -424,6 +453,13 @@ class ClusterTracer:
             follow = self._through_tunnel(hop, ch, exit_)
             return [follow] if follow is not None else []
         if exit_.kind == ExitKind.CONTROLLER:
+            answer = controller_packets.follow(self, hop, exit_, ch.name, facts)
+            if answer is not None:   # pinctrl builds, holds or learns: follow what it sends
+                starts = [TraceStart(**start) for start in answer.starts]
+                hop.verdicts.append(Verdict("controller", ch.name, answer.text, exit_.packet,
+                                            exit=exit_))
+                answer.keep(hop.verdicts[-1], starts)
+                return starts
             action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
             if action is not None and not action.holds:
                 # A copy for ovn-controller (an ACL log); the packet itself goes on.
