@@ -28,10 +28,11 @@ from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.conntrack_dump import table_from_dump
-from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
+from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, Continuation, SimulationOptions
 from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
+from ofrace.trace.resumed import resumed_answer
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
 
 MAX_HOPS = 16
@@ -49,6 +50,10 @@ class TraceStart:
     table: int = 0
     logical_port: str | None = None
     payload_length: int = 0  # bytes past the headers: the frame check_pkt_larger measures
+    # A translation ovn-controller resumes (engine ``Continuation``): ``packet`` holds
+    # the fields its answer changed; ``answer`` says what it built (trace.resumed).
+    continuation: Continuation | None = None
+    answer: dict | None = None
 
 
 @dataclass
@@ -354,7 +359,8 @@ class ClusterTracer:
                                         exit_.packet, exit=exit_))
             return
         seen.add(key)
-        follow.payload_length = start.payload_length   # the same frame goes on
+        if follow.continuation is None:
+            follow.payload_length = start.payload_length   # the same frame goes on
         child = self._run(follow)
         child.parent_exit = i
         hop.children.append(child)
@@ -369,8 +375,13 @@ class ClusterTracer:
             return Hop(start, step, [Exit("unknown", start.chassis, start.bridge,
                                           why or f"bridge {start.bridge} was not read",
                                           dict(start.packet), step=step)])
-        root, exits = dp.inject(start.bridge, start.packet, step, start.table,
-                                start.payload_length)
+        if start.continuation is not None:
+            root, exits = dp.resume(start.continuation,
+                                    {**start.continuation.packet, **start.packet}, step,
+                                    start.payload_length)
+        else:
+            root, exits = dp.inject(start.bridge, start.packet, step, start.table,
+                                    start.payload_length)
         hop = Hop(start, root, exits)
         hop.notes.extend(text for _, text in dp.unknown_choices)
         hop.assumed = [group for group, _ in dp.unknown_choices]
@@ -390,6 +401,11 @@ class ClusterTracer:
             follow = self._through_tunnel(hop, ch, exit_)
             return [follow] if follow is not None else []
         if exit_.kind == ExitKind.CONTROLLER:
+            resumed = resumed_answer(hop.notes, ch.name, exit_, facts)
+            if resumed is not None:   # put_dhcp_opts & co: the answer resumes here
+                return [TraceStart(resumed.chassis, resumed.bridge, resumed.packet,
+                                   resumed.entry, continuation=resumed.continuation,
+                                   answer=resumed.answer)]
             action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
             if action is not None and not action.holds:
                 # A copy for ovn-controller (an ACL log); the packet itself goes on.

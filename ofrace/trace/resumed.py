@@ -1,0 +1,53 @@
+"""The packets ovn-controller answers and resumes: put_dhcp_opts, put_dhcpv6_opts,
+put_nd_ra_opts.
+
+The engine froze the translation at the ``controller(pause)`` action (its
+``Continuation``); pinctrl builds the answer (``ofrace.ovn.pinctrl_answers``) and
+resumes the continuation with it (NXT_RESUME), so the answer runs the actions after
+the controller action, on the chassis that sent it, and the logical flows that follow
+send it out.  Other controller actions are ``controller_packets``' (packets
+ovn-controller sends anew with a packet-out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ofrace.ovn import controller as controller_actions
+from ofrace.ovn.pinctrl_answers import PAUSING, UserdataError, answer
+from ofrace.ovn.versions import OvnFacts
+from ofrace.simulate.engine import Continuation
+from ofrace.simulate.steps import Exit
+
+
+@dataclass
+class Resumed:
+    """Where the answer runs (the cluster tracer makes it a hop): the chassis and bridge
+    that paused, the fields the answer changed, in words, and what pinctrl built."""
+
+    chassis: str
+    bridge: str
+    packet: dict
+    entry: str
+    continuation: Continuation
+    answer: dict
+
+
+def resumed_answer(notes: list[str], chassis: str, exit_: Exit,
+                   facts: OvnFacts) -> Resumed | None:
+    """The answer to a paused controller action, resumed; None when the exit is no such
+    action (or its userdata cannot be read, said in ``notes``: the exit stays a verdict)."""
+    continuation = exit_.data.get("continuation")
+    action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
+    if continuation is None or action is None or action.name not in PAUSING:
+        return None
+    try:
+        result = answer(action.name, exit_.data["userdata"], continuation.packet)
+    except UserdataError as exc:
+        notes.append(f"{chassis}: {action.name}'s userdata could not be read ({exc})")
+        return None
+    entry = (f"answered by ovn-controller on {chassis} ({result.text()})" if result.answered
+             else f"resumed by ovn-controller on {chassis} (not answered: {result.summary})")
+    return Resumed(chassis, continuation.bridge, result.resume_with, entry, continuation,
+                   {"action": result.action, "answered": result.answered,
+                    "summary": result.summary, "options": list(result.options)})
