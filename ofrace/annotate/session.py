@@ -27,6 +27,7 @@ from ofrace.trace.request import (
     start_from_expression,
     start_from_short_form,
     to_expression,
+    with_dhcp_body,
 )
 from ofrace.trace.verdicts import ANSWERABLE, VerdictKind, conversation_exit_code, exit_code
 
@@ -47,16 +48,20 @@ class TraceRequest:
     step: str | None = None          # one packet of it, the earlier ones simulated first
     established: bool = False        # --established: ``step`` or the kind's first est one
     ct_from_node: bool = True        # --ct node (default) | empty
+    dhcp: tuple[int, str] | None = None  # (4 or 6, message type): --dhcp / --dhcpv6
 
     @classmethod
     def from_options(cls, expression, source, destination, protocol, chassis, reply,
                      buckets=(), ct_next=(), conversation=False, step=None,
-                     established=False, ct: str = "node") -> TraceRequest:
+                     established=False, ct: str = "node",
+                     dhcp: tuple[int, str] | None = None) -> TraceRequest:
         """Checked as typed (no snapshot needed): one line, exit 2, on a mistake."""
         if bool(expression) == bool(source):
             raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
-        if source and not destination:
-            raise InputError("--from needs --to IP[:PORT]")
+        if source and not destination and not dhcp:
+            raise InputError("--from needs --to IP[:PORT] (or --dhcp/--dhcpv6 TYPE)")
+        if dhcp and source and destination:
+            raise InputError("--dhcp/--dhcpv6 send to the DHCP server: no --to")
         modes = [name for name, on in (("--reply", reply), ("--conversation", conversation),
                                        ("--established/--step", established or step),
                                        ("--ct-next", ct_next)) if on]
@@ -66,7 +71,7 @@ class TraceRequest:
         forced = parse_ct_next(ct_next, established_ok=False)
         return cls(expression, source, destination, protocol, chassis, reply,
                    parse_buckets(buckets), forced, conversation, step, established,
-                   ct != "empty")
+                   ct != "empty", dhcp)
 
 
 @dataclass
@@ -124,11 +129,18 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
     if request.expression:
         start = start_from_expression(tracer, request.expression, request.chassis)
         asked = {"expression": request.expression}
+    elif request.dhcp:
+        start = tracer.locate(request.source, request.chassis)
+        asked = {"from": request.source}
     else:
         start = start_from_short_form(tracer, request.source, request.destination,
                                       request.protocol, request.chassis)
         asked = {"from": request.source, "to": request.destination,
                  "protocol": request.protocol}
+    if request.dhcp:
+        version, kind = request.dhcp
+        start = with_dhcp_body(tracer, start, kind, version)
+        asked["dhcp" if version == 4 else "dhcpv6"] = kind
     asked.update(chassis=start.chassis, entry=start.entry)
     annotator = Annotator(tracer.names, snapshot)
     if request.conversation or request.step or request.established:

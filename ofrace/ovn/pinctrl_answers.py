@@ -61,7 +61,7 @@ DHCPV6_OPTIONS = {1: "client_id", 2: "server_id", 3: "ia_na", 23: "dns_server",
 RA_OPTIONS = {1: "source_lla", 3: "prefix", 5: "mtu", 24: "route_info", 25: "rdnss",
               31: "dnssl"}
 # The request fields pinctrl reads from the frame; the answer replaces them.
-_HEADERS = ("dl_src", "dl_dst", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "nw_proto",
+_HEADERS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "nw_proto",
             "nw_ttl", "tp_src", "tp_dst", "payload_len", "dhcp_msg", "dhcp_reply", "nd_ra")
 _NXM_REG_CLASS = 0x0001      # NXM_NX_REG0..15 (fields 0-15), NXM_NX_XXREG0..3 (111-114)
 _XXREG_FIELD = 111

@@ -173,6 +173,8 @@ class ChassisDatapath:
             for table, actions, flow in continuation.frames:
                 if ctx.stopped:
                     break
+                if not actions:
+                    continue    # the flow ended with the action it resubmitted through
                 step = root.add(Step("flow", f"resumed after controller(pause): "
                                      f"{flow.flow or flow.text}", self.chassis, bridge,
                                      table=table, priority=flow.priority, cookie=flow.cookie,
