@@ -219,3 +219,18 @@ def test_the_recorded_acl_sweep_agrees_on_every_dhcp_and_ra_answer(monkeypatch):
     monkeypatch.setattr(resumed, "answer", short)
     broken = replay(FIXTURES / "acl" / "sweep", classes={"controller-answered"})
     assert [m for _, m in broken.mismatches if "dhcp discover" in m.step]
+
+
+def test_dhcpv6_bootfile_is_a_release_fact():
+    from ofrace.ovn.versions import facts_for
+
+    userdata = bytes.fromhex(DHCPV6_USERDATA) + struct.pack("!HH", 254, 3) + b"b.0" + \
+        struct.pack("!HH", 59, 3) + b"a.0"
+    solicit = {"in_port": 5, "dl_src": MAC, "dl_dst": 0x333300010002, "dl_type": 0x86DD,
+               "ipv6_src": link_local(MAC), "ipv6_dst": 0xFF020000000000000000000000010002,
+               "nw_proto": 17, "nw_ttl": 1, "tp_src": 546, "tp_dst": 547, "dhcp_msg": 1}
+    old = answer("put_dhcpv6_opts", userdata.hex(), solicit, facts_for("23.03.1"))
+    assert not old.answered and "option 254" in old.summary   # 23.03 fails the answer
+    new = answer("put_dhcpv6_opts", userdata.hex(), solicit, facts_for("23.09.0"))
+    # not an iPXE client: bootfile_name_alt's value, sent as option 59
+    assert new.resume_with["dhcp_reply"][-1] == "59=622e30"

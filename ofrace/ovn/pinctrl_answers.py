@@ -5,16 +5,17 @@ pinctrl rewrites the packet, writes a result bit into the register named in the
 userdata, and resumes the frozen translation (NXT_RESUME) right after the action; the
 logical flows that follow swap addresses and send the answer back.  This module reads
 the userdata as lib/actions.c encodes it and builds the answer as controller/pinctrl.c
-does (OVN v22.03 … v26.03; the layouts below did not change in that span, see
-docs/ovs-xlate-semantics.md §8.4):
+does (OVN v22.03 … v26.03; where releases differ, it says so; docs/ovs-xlate-semantics.md
+§8.4):
 
 * userdata: ``struct action_header`` (opcode, 4 pad bytes), the result field's NXM
   header (``nx_put_header``, OpenFlow 1.5), its bit offset (be32), then per action:
   put_dhcp_opts — the offered address (be32) and DHCP options code/len/value, with
   bootfile_name (67), bootfile_name_alt (254) and next_server (253, from 22.06) first
   (``encode_PUT_DHCPV4_OPTS``); put_dhcpv6_opts — options code(be16)/len(be16)/value
-  (``encode_PUT_DHCPV6_OPTS``); put_nd_ra_opts — the whole ICMPv6 RA message
-  (``encode_PUT_ND_RA_OPTS``).
+  (``encode_PUT_DHCPV6_OPTS``; which codes pinctrl composes is a release fact,
+  ``OvnFacts.dhcpv6_codes``: bootfile_name from 23.06, fqdn from 23.09); put_nd_ra_opts —
+  the whole ICMPv6 RA message (``encode_PUT_ND_RA_OPTS``).
 * answers: ``pinctrl_handle_put_dhcp_opts`` (DISCOVER → OFFER, REQUEST → ACK, or NAK
   when the requested address is not the offer, INFORM → ACK without address and lease
   options; op BOOTREPLY, yiaddr the offer, siaddr next_server, option 53 first, then
@@ -22,8 +23,9 @@ docs/ovs-xlate-semantics.md §8.4):
   when the request's flags ask for it); ``pinctrl_handle_put_dhcpv6_opts`` (SOLICIT →
   ADVERTISE; REQUEST, CONFIRM, DECLINE, INFORMATION-REQUEST → REPLY; the client id
   copied, server id as a DUID-LL, IA_NA around the address with infinite lifetimes,
-  DNS servers, domain search); ``pinctrl_handle_put_nd_ra_opts`` (the userdata's RA
-  as the ICMPv6 body).  A request pinctrl refuses resumes unchanged with the bit 0.
+  DNS servers, domain search, bootfile_name (the _alt one unless the client's user class
+  is iPXE), fqdn when the client sent one); ``pinctrl_handle_put_nd_ra_opts`` (the
+  userdata's RA as the ICMPv6 body).  A request pinctrl refuses resumes unchanged with the bit 0.
 
 The request is the packet as the wire carries it (``ofrace.openflow.frames.encode``),
 and the answer is decoded by the same ``frames.decode`` a capture is: what ofrace
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 
 from ofrace.openflow.fields import COMPOSITES
 from ofrace.openflow.frames import DHCP_HEADER_LEN, DHCP_TYPES, DHCPV6_TYPES, decode, encode
+from ofrace.ovn.versions import OvnFacts, facts_for
 
 PAUSING = ("put_dhcp_opts", "put_dhcpv6_opts", "put_nd_ra_opts")
 DHCP_NAMES = {v: k.upper() for k, v in DHCP_TYPES.items()}
@@ -109,8 +112,10 @@ def result_field(userdata: bytes) -> tuple[str, int, bytes]:
     return name, offset, body[size + 4:]
 
 
-def answer(action: str, userdata_hex: str, packet: dict) -> Answer:
-    """pinctrl's answer to ``packet`` (the packet as the pause froze it) for ``action``."""
+def answer(action: str, userdata_hex: str, packet: dict, facts: OvnFacts | None = None
+           ) -> Answer:
+    """pinctrl's answer to ``packet`` (the packet as the pause froze it) for ``action``, as
+    the release of ``facts`` (default: the newest known) builds it."""
     from ofrace.simulate.packet import write
 
     userdata = bytes.fromhex(userdata_hex)
@@ -121,7 +126,7 @@ def answer(action: str, userdata_hex: str, packet: dict) -> Answer:
     if action == "put_dhcp_opts":
         result = _dhcpv4(args, frame, l4)
     elif action == "put_dhcpv6_opts":
-        result = _dhcpv6(args, frame, l4, request)
+        result = _dhcpv6(args, frame, l4, (facts or facts_for(None)).dhcpv6_codes)
     elif action == "put_nd_ra_opts":
         result = _router_advertisement(args, frame, request)
     else:
@@ -300,7 +305,7 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def _dhcpv6(args: bytes, frame: bytes, l4: bytes, request: dict) -> Answer:
+def _dhcpv6(args: bytes, frame: bytes, l4: bytes, codes: frozenset[int]) -> Answer:
     payload = l4[8:]
     kind = payload[0] if payload else None
     if kind == DHCPV6_TYPES["solicit"]:
@@ -311,13 +316,17 @@ def _dhcpv6(args: bytes, frame: bytes, l4: bytes, request: dict) -> Answer:
     else:
         return Answer("put_dhcpv6_opts", False, f"DHCPv6 message type {kind} is not "
                       "answered: resumes with the result bit 0", resume_with={"frame": frame})
-    iaid, client_id, rest = 0, None, payload[4:]
+    iaid, client_id, ipxe, fqdn_flags, rest = 0, None, False, None, payload[4:]
     while len(rest) >= 4:
         code, length = struct.unpack("!HH", rest[:4])
         if code == 3 and length >= 4:
             iaid = struct.unpack("!I", rest[4:8])[0]
         elif code == 1:
             client_id = rest[:4 + length]
+        elif code == 15:      # user class: iPXE asks for bootfile_name, others for _alt
+            ipxe = rest[6:4 + length].split(b"\0")[0] == b"iPXE"
+        elif code == 39 and length:
+            fqdn_flags = rest[4]
         rest = rest[4 + length:]
     if client_id is None or (not iaid and kind != DHCPV6_TYPES["information-request"]):
         return Answer("put_dhcpv6_opts", False, "DHCPv6 request without a client id or "
@@ -327,6 +336,10 @@ def _dhcpv6(args: bytes, frame: bytes, l4: bytes, request: dict) -> Answer:
         code, size = struct.unpack("!HH", rest[:4])
         value = rest[4:4 + size]
         rest = rest[4 + size:]
+        if code not in codes:
+            return Answer("put_dhcpv6_opts", False, f"DHCPv6 option {code} in the userdata "
+                          "is not one this release's pinctrl composes: resumes with the "
+                          "result bit 0", resume_with={"frame": frame})
         if code == 2:         # server id: a DUID-LL of the MAC
             out += struct.pack("!HHHH", 2, size + 4, 3, 1) + value
             shown.append(f"server_id={value.hex()}")
@@ -344,10 +357,14 @@ def _dhcpv6(args: bytes, frame: bytes, l4: bytes, request: dict) -> Answer:
         elif code == 24:
             out += struct.pack("!HH", 24, size + 2) + bytes([size]) + value + b"\0"
             shown.append(f"domain_search={value.decode('utf-8', 'replace')}")
-        else:
-            return Answer("put_dhcpv6_opts", False, f"DHCPv6 option {code} in the userdata "
-                          "is not one pinctrl composes: resumes with the result bit 0",
-                          resume_with={"frame": frame})
+        elif code in (59, 254) and ipxe == (code == 59):   # sent as bootfile_name (59)
+            out += struct.pack("!HH", 59, size) + value
+            shown.append(f"bootfile_name={value.decode('utf-8', 'replace')}")
+        elif code == 39 and fqdn_flags is not None:
+            # N always set; O when the client asked the server to update (S)
+            flags = 0x04 | (0x02 if fqdn_flags & 0x01 else 0)
+            out += struct.pack("!HHB", 39, size + 1, flags) + value
+            shown.append(f"fqdn={value.hex()}")
     body = bytes([reply]) + payload[1:4] + bytes(client_id) + bytes(out)
     udp = l4[:4] + struct.pack("!HH", 8 + len(body), 0) + body
     built = _with_l4(frame, udp)

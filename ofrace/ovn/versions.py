@@ -33,6 +33,8 @@ SOURCES = {
     "geneve": "controller/physical.h: OVN_GENEVE_CLASS, OVN_GENEVE_TYPE, OVN_GENEVE_LEN",
     "encaps": "ovn-sb.ovsschema: the Encap table's type enum (the tunnels ovn-controller "
               "makes)",
+    "dhcpv6_codes": "controller/pinctrl.c: compose_out_dhcpv6_opts, the option codes it "
+                    "composes (any other fails the answer); codes from lib/ovn-l7.h",
 }
 
 
@@ -55,6 +57,7 @@ class Release:
     opcodes: dict[int, str] = field(default_factory=dict)    # opcode -> action name
     geneve: GeneveOption | None = None
     encaps: tuple[str, ...] | None = None   # replaces the previous list when given
+    dhcpv6_codes: frozenset[int] = frozenset()   # userdata options pinctrl composes, added
 
 
 # One entry per release that changed something; checked against the tags
@@ -75,8 +78,13 @@ RELEASES: tuple[Release, ...] = (
             "put_icmp6_frag_mtu", "reject", "bfd_msg", "sctp_abort", "put_fdb"))),
         geneve=GeneveOption(0x0102, 0x80, 4),
         encaps=("geneve", "stt", "vxlan"),
+        # server_id, ia_addr, dns_server, domain_search
+        dhcpv6_codes=frozenset({2, 5, 23, 24}),
     ),
     Release((22, 9), opcodes={26: "activation_strategy_rarp"}),
+    # bootfile_name (59), bootfile_name_alt (254)
+    Release((23, 6), dhcpv6_codes=frozenset({59, 254})),
+    Release((23, 9), dhcpv6_codes=frozenset({39})),      # fqdn
     Release((24, 3), opcodes={27: "mg_split_buf"},
             flags={"localnet": (15, 1), "tunnel_rx": (16, 1), "icmp_snat": (17, 1)}),
     Release((24, 9), opcodes={28: "dhcp_relay_req_chk", 29: "dhcp_relay_resp_chk"}),
@@ -100,6 +108,7 @@ class OvnFacts:
     opcodes: dict[int, str]
     geneve: GeneveOption
     encaps: tuple[str, ...]
+    dhcpv6_codes: frozenset[int] = frozenset()
     note: str | None = None            # why these facts may not fit the node's OVN
 
     def register(self, role: str) -> str:
@@ -117,7 +126,7 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
     registers: dict[str, str] = {}
     flags: dict[str, tuple[int, int]] = {}
     opcodes: dict[int, str] = {}
-    geneve, encaps = None, ()
+    geneve, encaps, dhcpv6_codes = None, (), frozenset()
     for release in RELEASES:
         if release.version > upto:
             break
@@ -126,7 +135,8 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
         opcodes.update(release.opcodes)
         geneve = release.geneve or geneve
         encaps = release.encaps or encaps
-    return OvnFacts(_name(upto), registers, flags, opcodes, geneve, encaps)
+        dhcpv6_codes |= release.dhcpv6_codes
+    return OvnFacts(_name(upto), registers, flags, opcodes, geneve, encaps, dhcpv6_codes)
 
 
 _VERSION = re.compile(r"(?<![\d.])(\d{2})\.(\d{2})(?:\.\d+)?")

@@ -42,7 +42,7 @@ def resumed_answer(notes: list[str], chassis: str, exit_: Exit,
     if continuation is None or action is None or action.name not in PAUSING:
         return None
     try:
-        result = answer(action.name, exit_.data["userdata"], continuation.packet)
+        result = answer(action.name, exit_.data["userdata"], continuation.packet, facts)
     except UserdataError as exc:
         notes.append(f"{chassis}: {action.name}'s userdata could not be read ({exc})")
         return None
