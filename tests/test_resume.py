@@ -234,3 +234,38 @@ def test_dhcpv6_bootfile_is_a_release_fact():
     new = answer("put_dhcpv6_opts", userdata.hex(), solicit, facts_for("23.09.0"))
     # not an iPXE client: bootfile_name_alt's value, sent as option 59
     assert new.resume_with["dhcp_reply"][-1] == "59=622e30"
+
+
+def _dns_query(name, qtype, datapath=3):
+    return {"in_port": 5, "dl_src": MAC, "dl_dst": 0x505400000101, "dl_type": 0x0800,
+            "nw_src": 0x0A00010B, "nw_dst": 0xAC100035, "nw_proto": 17, "nw_ttl": 64,
+            "tp_src": 40000, "tp_dst": 53, "metadata": datapath, "dns_query": (name, qtype)}
+
+
+DNS_USERDATA = "00000006000000000001de1000000064"     # dns_lookup, result reg0[4]
+RECORDS = [({3}, {"vm1.ovn.org": "10.0.1.11 fd00::11", "11.1.0.10.in-addr.arpa": "vm1.ovn.org"})]
+
+
+def test_dns_lookup_answers_from_the_datapaths_records():
+    result = answer("dns_lookup", DNS_USERDATA, _dns_query("VM1.ovn.org", 255), dns=RECORDS)
+    assert result.answered and result.options == ["A 10.0.1.11", "AAAA fd00::11"]
+    body = result.resume_with["dns_reply"]
+    assert body[:6] == ("id=0xf0a", "flags=0x8100", "qd=1", "an=2", "ns=0", "ar=0")
+    assert body[7] == "rr VM1.ovn.org 1 1 3600 0a00010b"     # the name as asked
+    assert result.resume_with["reg0"] & 0x10
+    only_a = answer("dns_lookup", DNS_USERDATA, _dns_query("vm1.ovn.org", 1), dns=RECORDS)
+    assert only_a.options == ["A 10.0.1.11"]
+    ptr = answer("dns_lookup", DNS_USERDATA, _dns_query("11.1.0.10.in-addr.arpa", 12),
+                 dns=RECORDS)
+    assert ptr.resume_with["dns_reply"][-1].endswith("03766d31036f766e036f726700")
+
+
+def test_dns_lookup_of_another_datapath_or_name_is_unanswered():
+    other = answer("dns_lookup", DNS_USERDATA, _dns_query("vm1.ovn.org", 1, datapath=4),
+                   dns=RECORDS)
+    assert not other.answered and "no DNS record" in other.summary
+    assert not other.resume_with["reg0"] & 0x10
+    assert not answer("dns_lookup", DNS_USERDATA, _dns_query("vm2.ovn.org", 1),
+                      dns=RECORDS).answered
+    assert not answer("dns_lookup", DNS_USERDATA, _dns_query("vm1.ovn.org", 15),
+                      dns=RECORDS).answered                 # MX: not a type pinctrl answers

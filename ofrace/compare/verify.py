@@ -32,9 +32,9 @@ from ofrace.trace.cluster import ClusterTracer, TraceStart
 # Headers a packet on the wire must carry exactly as predicted.
 WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
                "nw_proto", "nw_ttl", "tp_src", "tp_dst",
-               # the body of a DHCP/DHCPv6 answer and of an RA, option by option
+               # the body of a DHCP/DHCPv6 answer, an RA and a DNS answer, option by option
                # (frames.decode on the wire, ofrace.ovn.pinctrl_answers predicted)
-               "dhcp_reply", "nd_ra")
+               "dhcp_reply", "nd_ra", "dns_reply")
 GAP_CONTROLLER = "controller-answered"
 GAP_CONNTRACK = "conntrack"
 GAP_SELECT_GROUP = "select-group"

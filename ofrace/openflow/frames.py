@@ -20,7 +20,10 @@ TCP_WINDOW = 65535    # no window scaling: the SYN carries no options
 # ICMP echo; a DHCP/DHCPv6 request's message type and requested address; and the body
 # of a DHCP/DHCPv6 answer or a Router Advertisement, as ``dhcp_body``/``ra_body`` give it.
 WIRE_KEYS = ("tcp_seq", "tcp_ack", "payload_len", "icmp_id", "icmp_seq", "dhcp_msg",
-             "dhcp_requested_ip", "dhcp_reply", "nd_ra")
+             "dhcp_requested_ip", "dhcp_reply", "nd_ra", "dns_query", "dns_reply")
+DNS_PORT = 53
+DNS_ID = 0x0F0A           # the id of every DNS query ofrace builds
+DNS_TYPES = {"a": 1, "ptr": 12, "aaaa": 28, "any": 255}
 DHCP_XID = 0x0F0A0001     # the transaction id of every DHCP request ofrace builds
 DHCPV6_XID = 0x0F0A01
 DHCP_BROADCAST = 0x8000   # the request asks for a broadcast answer (RFC 2131 flags)
@@ -88,7 +91,18 @@ def _udp_payload(fields: dict, wire: dict, payload: bytes) -> bytes:
         body += struct.pack("!HH", 1, len(duid)) + duid
         body += struct.pack("!HHIII", 3, 12, 1, 0, 0)
         return body + struct.pack("!HHH", 8, 2, 0) + payload
+    query = wire.get("dns_query", fields.get("dns_query"))
+    if dport == DNS_PORT and query:
+        name, qtype = query
+        return (struct.pack("!HHHHHH", DNS_ID, 0x0100, 1, 0, 0, 0) + dns_name(name)
+                + struct.pack("!HH", qtype, 1) + payload)
     return payload
+
+
+def dns_name(name: str) -> bytes:
+    """``name`` as DNS labels (RFC 1035 §3.1), ending with the root's empty label."""
+    labels = [label for label in name.rstrip(".").split(".") if label]
+    return b"".join(bytes([len(x)]) + x.encode() for x in labels) + b"\0"
 
 
 def _icmp_body(fields: dict, wire: dict, payload: bytes) -> bytes:
@@ -218,6 +232,53 @@ def _dhcp(out: dict, payload: bytes) -> None:
         out["dhcp_msg"] = payload[0]
         if payload[0] in (DHCPV6_TYPES["advertise"], DHCPV6_TYPES["reply"]):
             out["dhcp_reply"] = dhcpv6_body(payload)
+    elif DNS_PORT in ports and len(payload) >= 12:
+        try:
+            if payload[2] & 0x80:      # QR: a response
+                out["dns_reply"] = dns_body(payload)
+            elif struct.unpack("!H", payload[4:6])[0]:
+                name, end = _read_name(payload, 12)
+                out["dns_query"] = (name, struct.unpack("!H", payload[end:end + 2])[0])
+        except (IndexError, struct.error, ValueError):
+            pass                       # not DNS after all: the ports alone say nothing
+
+
+def dns_body(payload: bytes) -> tuple[str, ...]:
+    """A DNS message as comparable text: id, flags, counts, the questions, then every
+    resource record ``name type class ttl rdata-hex``."""
+    ident, flags, qd, an, ns, ar = struct.unpack("!HHHHHH", payload[:12])
+    out = [f"id={ident:#x}", f"flags={flags:#06x}", f"qd={qd}", f"an={an}", f"ns={ns}",
+           f"ar={ar}"]
+    at = 12
+    for _ in range(qd):
+        name, at = _read_name(payload, at)
+        qtype, qclass = struct.unpack("!HH", payload[at:at + 4])
+        out.append(f"q {name} {qtype} {qclass}")
+        at += 4
+    for _ in range(an + ns + ar):
+        name, at = _read_name(payload, at)
+        rtype, rclass, ttl, size = struct.unpack("!HHIH", payload[at:at + 10])
+        out.append(f"rr {name} {rtype} {rclass} {ttl} {payload[at + 10:at + 10 + size].hex()}")
+        at += 10 + size
+    return tuple(out)
+
+
+def _read_name(payload: bytes, at: int, depth: int = 0) -> tuple[str, int]:
+    """The name at ``at`` (compression pointers followed) and where it ends."""
+    labels = []
+    while True:
+        size = payload[at]
+        if size & 0xC0 == 0xC0:
+            if depth > 8:
+                raise ValueError("DNS name pointer loop")
+            target = struct.unpack("!H", payload[at:at + 2])[0] & 0x3FFF
+            labels.append(_read_name(payload, target, depth + 1)[0])
+            return ".".join(x for x in labels if x), at + 2
+        at += 1
+        if not size:
+            return ".".join(labels), at
+        labels.append(payload[at:at + size].decode("ascii", "replace"))
+        at += size
 
 
 def dhcp_body(payload: bytes) -> tuple[str, ...]:

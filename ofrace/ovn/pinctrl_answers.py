@@ -42,7 +42,9 @@ from ofrace.openflow.fields import COMPOSITES
 from ofrace.openflow.frames import DHCP_HEADER_LEN, DHCP_TYPES, DHCPV6_TYPES, decode, encode
 from ofrace.ovn.versions import OvnFacts, facts_for
 
-PAUSING = ("put_dhcp_opts", "put_dhcpv6_opts", "put_nd_ra_opts")
+PAUSING = ("put_dhcp_opts", "put_dhcpv6_opts", "put_nd_ra_opts", "dns_lookup")
+DNS_TTL = 3600                                   # pinctrl.c DNS_DEFAULT_RR_TTL
+DNS_A, DNS_PTR, DNS_AAAA, DNS_ANY = 1, 12, 28, 255
 DHCP_NAMES = {v: k.upper() for k, v in DHCP_TYPES.items()}
 DHCPV6_NAMES = {v: k.upper() for k, v in DHCPV6_TYPES.items()}
 # DHCP options by code: (name, type), from lib/ovn-l7.h (DHCP_OPT_*), for the text only.
@@ -65,7 +67,8 @@ RA_OPTIONS = {1: "source_lla", 3: "prefix", 5: "mtu", 24: "route_info", 25: "rdn
               31: "dnssl"}
 # The request fields pinctrl reads from the frame; the answer replaces them.
 _HEADERS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "nw_proto",
-            "nw_ttl", "tp_src", "tp_dst", "payload_len", "dhcp_msg", "dhcp_reply", "nd_ra")
+            "nw_ttl", "tp_src", "tp_dst", "payload_len", "dhcp_msg", "dhcp_reply", "nd_ra",
+            "dns_query", "dns_reply")
 _NXM_REG_CLASS = 0x0001      # NXM_NX_REG0..15 (fields 0-15), NXM_NX_XXREG0..3 (111-114)
 _XXREG_FIELD = 111
 _OXM_PKT_REG_CLASS = 0x8001  # OXM_OF_PKT_REG0..7 (xreg, 64 bits)
@@ -112,10 +115,11 @@ def result_field(userdata: bytes) -> tuple[str, int, bytes]:
     return name, offset, body[size + 4:]
 
 
-def answer(action: str, userdata_hex: str, packet: dict, facts: OvnFacts | None = None
-           ) -> Answer:
+def answer(action: str, userdata_hex: str, packet: dict, facts: OvnFacts | None = None,
+           dns: list[tuple[set[int], dict[str, str]]] | None = None) -> Answer:
     """pinctrl's answer to ``packet`` (the packet as the pause froze it) for ``action``, as
-    the release of ``facts`` (default: the newest known) builds it."""
+    the release of ``facts`` (default: the newest known) builds it; ``dns``: the SB DNS
+    rows as (datapath tunnel keys, records), what dns_lookup answers from."""
     from ofrace.simulate.packet import write
 
     userdata = bytes.fromhex(userdata_hex)
@@ -129,6 +133,8 @@ def answer(action: str, userdata_hex: str, packet: dict, facts: OvnFacts | None 
         result = _dhcpv6(args, frame, l4, (facts or facts_for(None)).dhcpv6_codes)
     elif action == "put_nd_ra_opts":
         result = _router_advertisement(args, frame, request)
+    elif action == "dns_lookup":
+        result = _dns_answer(frame, l4, packet.get("metadata", 0), dns or [])
     else:
         raise UserdataError(f"{action} is not a pausing answer")
     resume = {}
@@ -404,3 +410,103 @@ def _router_advertisement(args: bytes, frame: bytes, request: dict) -> Answer:
         rest = rest[size:]
     return Answer("put_nd_ra_opts", True, "Router Advertisement", shown,
                   {"frame": _with_l4(frame, bytes(icmp))})
+
+
+def dns_records(rows: list[dict], datapath_key) -> list[tuple[set[int], dict[str, str]]]:
+    """The SB DNS rows as pinctrl caches them (``sync_dns_cache``): the tunnel keys of
+    their datapaths, and their records (names stored lowercase)."""
+    out = []
+    for row in rows:
+        keys = {datapath_key(uuid) for uuid in _uuids(row.get("datapaths"))}
+        out.append(({k for k in keys if k is not None}, dict(row.get("records") or {})))
+    return out
+
+
+def _uuids(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple, set)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _dns_answer(frame: bytes, l4: bytes, datapath: int,
+                rows: list[tuple[set[int], dict[str, str]]]) -> Answer:
+    """``pinctrl_handle_dns_lookup``: a query (QR clear, a question) of type A, AAAA, ANY
+    or PTR for a name a DNS row of the packet's datapath has; the answer keeps the header
+    (QR set, ancount, arcount 0) and everything after it, then one RR per address (A:
+    IPv4, AAAA: IPv6, ANY: both) or the PTR name, TTL 3600, the name as asked."""
+    def unanswered(why: str) -> Answer:
+        return Answer("dns_lookup", False, f"{why}: resumes with the result bit 0",
+                      resume_with={"frame": frame})
+    payload = l4[8:]
+    if len(payload) < 12 or payload[2] & 0x80 or not struct.unpack("!H", payload[4:6])[0]:
+        return unanswered("not a DNS query")
+    at, labels = 12, []
+    while at < len(payload) and payload[at]:
+        size = payload[at]
+        labels.append(payload[at + 1:at + 1 + size].decode("ascii", "replace"))
+        at += 1 + size
+    at += 1
+    if at + 4 > len(payload):
+        return unanswered("a DNS question without type and class")
+    qname, qtype = payload[12:at], struct.unpack("!H", payload[at:at + 2])[0]
+    if qtype not in (DNS_A, DNS_AAAA, DNS_ANY, DNS_PTR):
+        return unanswered(f"DNS query type {qtype} is not answered")
+    name = ".".join(labels).lower()
+    found = next((records[name] for keys, records in rows
+                  if datapath in keys and name in records), None)
+    if found is None:
+        return unanswered(f"no DNS record for {name!r} on this datapath")
+    answers, shown = bytearray(), []
+
+    def record(rtype: int, rdata: bytes) -> None:
+        answers.extend(qname + struct.pack("!HHIH", rtype, 1, DNS_TTL, len(rdata)) + rdata)
+
+    if qtype == DNS_PTR:
+        record(DNS_PTR, bytes(_ptr_name(found)))
+        shown.append(f"PTR {found}")
+    else:
+        for text in found.split():
+            try:
+                address = ipaddress.ip_interface(text).ip
+            except ValueError:
+                return unanswered(f"record {found!r} is not addresses")
+            if address.version == 4 and qtype in (DNS_A, DNS_ANY):
+                record(DNS_A, address.packed)
+                shown.append(f"A {address}")
+            elif address.version == 6 and qtype in (DNS_AAAA, DNS_ANY):
+                record(DNS_AAAA, address.packed)
+                shown.append(f"AAAA {address}")
+    if not shown:
+        return unanswered(f"no address of the asked type for {name!r}")
+    header = bytearray(payload[:12])
+    header[2] |= 0x80
+    header[6:8] = struct.pack("!H", len(shown))
+    header[10:12] = b"\0\0"
+    body = bytes(header) + payload[12:] + bytes(answers)
+    udp = l4[:4] + struct.pack("!HH", 8 + len(body), 0) + body
+    built = _with_l4(frame, udp)
+    if struct.unpack("!H", frame[_l3_offset(frame) - 2:_l3_offset(frame)])[0] == 0x86DD:
+        at = _l3_offset(built)
+        pseudo = built[at + 8:at + 40] + struct.pack("!IxxxB", len(udp), 17)
+        udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp) or 0xFFFF) + udp[8:]
+        built = _with_l4(frame, udp)
+    return Answer("dns_lookup", True, f"DNS answer for {name}", shown, {"frame": built})
+
+
+def _ptr_name(answer: str) -> bytearray:
+    """pinctrl's PTR encoding: labels of ``answer`` and a final 0, in strlen + 2 bytes."""
+    out = bytearray(len(answer) + 2)
+    index, length = 0, 0
+    for i, ch in enumerate(answer):
+        if ch == ".":
+            out[index] = length
+            index += length + 1
+            length = 0
+        else:
+            out[i + 1] = ord(ch)
+            length += 1
+    if length:
+        out[index] = length
+    return out

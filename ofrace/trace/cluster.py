@@ -401,7 +401,7 @@ class ClusterTracer:
             follow = self._through_tunnel(hop, ch, exit_)
             return [follow] if follow is not None else []
         if exit_.kind == ExitKind.CONTROLLER:
-            resumed = resumed_answer(hop.notes, ch.name, exit_, facts)
+            resumed = resumed_answer(hop.notes, ch.name, exit_, facts, self.names)
             if resumed is not None:   # put_dhcp_opts & co: the answer resumes here
                 return [TraceStart(resumed.chassis, resumed.bridge, resumed.packet,
                                    resumed.entry, continuation=resumed.continuation,

@@ -1,5 +1,5 @@
 """The packets ovn-controller answers and resumes: put_dhcp_opts, put_dhcpv6_opts,
-put_nd_ra_opts.
+put_nd_ra_opts, dns_lookup.
 
 The engine froze the translation at the ``controller(pause)`` action (its
 ``Continuation``); pinctrl builds the answer (``ofrace.ovn.pinctrl_answers``) and
@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ofrace.ovn import controller as controller_actions
-from ofrace.ovn.pinctrl_answers import PAUSING, UserdataError, answer
+from ofrace.ovn.pinctrl_answers import PAUSING, UserdataError, answer, dns_records
+from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.engine import Continuation
 from ofrace.simulate.steps import Exit
@@ -33,8 +34,8 @@ class Resumed:
     answer: dict
 
 
-def resumed_answer(notes: list[str], chassis: str, exit_: Exit,
-                   facts: OvnFacts) -> Resumed | None:
+def resumed_answer(notes: list[str], chassis: str, exit_: Exit, facts: OvnFacts,
+                   names: SouthboundIndex) -> Resumed | None:
     """The answer to a paused controller action, resumed; None when the exit is no such
     action (or its userdata cannot be read, said in ``notes``: the exit stays a verdict)."""
     continuation = exit_.data.get("continuation")
@@ -42,7 +43,9 @@ def resumed_answer(notes: list[str], chassis: str, exit_: Exit,
     if continuation is None or action is None or action.name not in PAUSING:
         return None
     try:
-        result = answer(action.name, exit_.data["userdata"], continuation.packet, facts)
+        dns = dns_records(names.rows("DNS"), names.datapath_key) \
+            if action.name == "dns_lookup" else None
+        result = answer(action.name, exit_.data["userdata"], continuation.packet, facts, dns)
     except UserdataError as exc:
         notes.append(f"{chassis}: {action.name}'s userdata could not be read ({exc})")
         return None
