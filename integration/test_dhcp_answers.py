@@ -1,4 +1,4 @@
-"""ovn-controller's DHCP, DHCPv6 and RA answers on the acl lab's wire, against ofrace's.
+"""ovn-controller's DHCP, DHCPv6, RA and DNS answers on the acl lab's wire, against ofrace's.
 
 ofrace traces ``--from vm1 --dhcp discover`` (and request, DHCPv6 solicit/request, a
 Router Solicitation): the trace pauses at put_dhcp_opts, builds the answer as pinctrl
@@ -20,10 +20,15 @@ from ofrace.compare.verify import WirePacket
 from ofrace.lab.wire import read_pcap
 from ofrace.openflow.frames import WIRE_KEYS, encode
 from ofrace.ovn.microflow import link_local
-from ofrace.trace.cluster import TraceStart
+from ofrace.trace.cluster import ClusterTracer, TraceStart
+from ofrace.trace.request import start_from_expression
 
 pytestmark = pytest.mark.lab
 PORT = "vm1"          # acl: ls1 with dhcpv4 and dhcpv6 options, lr1 with RA
+DNS_NAME, DNS_ADDRESSES = "vm9.ofrace.test", "10.0.1.99 fd00:1::99"
+DNS_QUERY = ('inport == "vm1" && eth.src == 50:54:00:00:01:11 && eth.dst == 50:54:00:00:01:01'
+             " && ip4.src == 10.0.1.11 && ip4.dst == 10.0.1.1 && ip.ttl == 64 && "
+             "udp.src == 40000 && udp.dst == 53")
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +110,32 @@ def _mac(value: int) -> str:
 def _ip6(value: int) -> str:
     import ipaddress
     return str(ipaddress.IPv6Address(value))
+
+
+@pytest.fixture
+def acl_with_dns(lab_slot):
+    """The acl lab with a DNS record on ls1 (none of the topologies has one), removed after."""
+    lab = lab_slot.ensure("acl")
+    uuid = lab.nbctl("--", "--id=@d", "create", "DNS",
+                     f'records={{"{DNS_NAME}"="{DNS_ADDRESSES}"}}', "--", "add",
+                     "Logical_Switch", "ls1", "dns_records", "@d").strip()
+    lab.nbctl("--wait=hv", "sync")
+    yield lab, collect_cluster(local_inventory(lab))
+    lab.nbctl("remove", "Logical_Switch", "ls1", "dns_records", uuid)
+    lab.nbctl("--wait=hv", "sync")
+
+
+@pytest.mark.parametrize("qtype", [1, 28, 255])
+def test_dns_answer_equals_the_wire(acl_with_dns, qtype):
+    lab, snapshot = acl_with_dns
+    tracer = ClusterTracer(snapshot)
+    start = start_from_expression(tracer, DNS_QUERY)
+    start.packet["dns_query"] = (DNS_NAME.upper(), qtype)      # looked up in lowercase
+    trace = tracer.trace(start)
+    (verdict,) = trace.verdicts()
+    assert verdict.kind == "delivered", verdict.text
+    want = WirePacket.of(verdict.chassis, verdict.port, verdict.packet)
+    assert "an=" + {1: "1", 28: "1", 255: "2"}[qtype] in dict(want.fields)["dns_reply"]
+    seen = _send(lab, snapshot, start, lambda f: "dns_reply" in f)
+    assert seen, f"no DNS answer on {PORT}'s interface"
+    assert WirePacket.of(want.chassis, want.port, seen[0]) == want

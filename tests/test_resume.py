@@ -127,7 +127,9 @@ def test_inform_is_acked_without_address_or_lease():
 def test_no_dhcp_message_is_resumed_unanswered_with_the_bit_clear():
     result = answer("put_dhcp_opts", DHCP_USERDATA, _discover(reg0=0xF, tp_src=1234))
     assert not result.answered
-    assert result.resume_with == {"reg0": 0x7, "reg1": 0, "reg2": 0, "reg3": 0}
+    assert {k: result.resume_with[k] for k in ("reg0", "reg1", "reg2", "reg3")} == \
+        {"reg0": 0x7, "reg1": 0, "reg2": 0, "reg3": 0}
+    assert result.resume_with["tp_src"] == 1234 and "dhcp_reply" not in result.resume_with
 
 
 def test_bootfile_alt_replaces_bootfile_for_a_client_that_is_not_ipxe():

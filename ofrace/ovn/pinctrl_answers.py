@@ -137,12 +137,10 @@ def answer(action: str, userdata_hex: str, packet: dict, facts: OvnFacts | None 
         result = _dns_answer(frame, l4, packet.get("metadata", 0), dns or [])
     else:
         raise UserdataError(f"{action} is not a pausing answer")
-    resume = {}
-    if result.answered:
-        built = decode(result.resume_with.pop("frame"))
-        resume = {k: built[k] for k in _HEADERS if k in built}
-    else:
-        result.resume_with.pop("frame", None)
+    # unanswered, the packet resumes as it was (its headers said, for the hop's "in:")
+    built = decode(result.resume_with.pop("frame")) if result.answered else request
+    result.resume_with.pop("frame", None)
+    resume = {k: built[k] for k in _HEADERS if k in built}
     value = dict(packet)
     write(value, register, int(result.answered) << bit, 1 << bit)
     resume.update({r: value.get(r, 0) for r in COMPOSITES.get(register, (register,))})

@@ -167,6 +167,10 @@ class ChassisDatapath:
         ctx = _Context(self.chassis, [], [], payload_length=payload_length)
         ctx.stack = list(continuation.stack)
         packet = dict(packet)
+        # A new datapath packet (the packet-out NXT_RESUME makes): its ct_state and the
+        # other conntrack fields come back from the continuation's metadata, but no
+        # connection is attached to it, so the next ct() looks its tuple up afresh.
+        packet.pop(CT_CACHE, None)
         bridge = continuation.bridge
         self.received = (bridge, dict(packet))
         try:
