@@ -18,6 +18,7 @@ from ofrace.ovn.pinctrl_answers import UserdataError, answer, result_field
 from ofrace.simulate.engine import ChassisDatapath
 from ofrace.snapshot import Bridge, Interface, Snapshot
 from ofrace.trace import resumed
+from ofrace.trace.cluster import TraceStart
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MAC = 0x505400000111
@@ -192,7 +193,7 @@ def test_answers_that_differ_in_one_option_do_not_compare_equal():
 def test_short_form_dhcp_trace_is_answered_and_delivered_back():
     snapshot = Snapshot.load(str(next((FIXTURES / "acl" / "sweep").glob("snapshot-13c*.ofr"))))
     request = TraceRequest.from_options(None, "vm1", None, "udp", None, False,
-                                        dhcp=(4, "discover"))
+                                        body=("dhcp", "discover"))
     result = run_trace(snapshot, request)
     child = result.forward.root.children[0]
     assert child.start.entry.startswith("answered by ovn-controller on hv1 (DHCPOFFER ")
@@ -200,7 +201,7 @@ def test_short_form_dhcp_trace_is_answered_and_delivered_back():
     assert [v.text for v in result.forward.verdicts()] == ["delivered to vm1 on hv1"]
     with pytest.raises(InputError, match="no --to"):
         TraceRequest.from_options(None, "vm1", "10.0.0.1", "udp", None, False,
-                                  dhcp=(4, "discover"))
+                                  body=("dhcp", "discover"))
 
 
 def test_the_recorded_acl_sweep_agrees_on_every_dhcp_and_ra_answer(monkeypatch):
@@ -271,3 +272,20 @@ def test_dns_lookup_of_another_datapath_or_name_is_unanswered():
                       dns=RECORDS).answered
     assert not answer("dns_lookup", DNS_USERDATA, _dns_query("vm1.ovn.org", 15),
                       dns=RECORDS).answered                 # MX: not a type pinctrl answers
+
+
+def test_dns_short_form_names_a_question_in_a_udp_packet_to_port_53():
+    from ofrace.ovn.microflow import dns_question
+    from ofrace.trace.request import with_dns_query
+
+    assert dns_question("vm1.ovn.org") == ("vm1.ovn.org", 1)
+    assert dns_question("11.1.0.10.in-addr.arpa:PTR") == ("11.1.0.10.in-addr.arpa", 12)
+    for bad in ("vm1.ovn.org:mx", "", "a..b"):
+        with pytest.raises(InputError):
+            dns_question(bad)
+    start = TraceStart("hv1", "br-int", {"nw_proto": 6, "tp_dst": 53}, "x")
+    with pytest.raises(InputError, match="UDP packet to port 53"):
+        with_dns_query(start, "vm1.ovn.org")
+    request = TraceRequest.from_options(None, "vm1", "10.0.1.1", "tcp", None, False,
+                                        body=("dns", "vm1.ovn.org"))
+    assert request.protocol == "udp"

@@ -28,6 +28,7 @@ from ofrace.trace.request import (
     start_from_short_form,
     to_expression,
     with_dhcp_body,
+    with_dns_query,
 )
 from ofrace.trace.verdicts import ANSWERABLE, VerdictKind, conversation_exit_code, exit_code
 
@@ -48,20 +49,24 @@ class TraceRequest:
     step: str | None = None          # one packet of it, the earlier ones simulated first
     established: bool = False        # --established: ``step`` or the kind's first est one
     ct_from_node: bool = True        # --ct node (default) | empty
-    dhcp: tuple[int, str] | None = None  # (4 or 6, message type): --dhcp / --dhcpv6
+    # what the body asks: ("dhcp" | "dhcpv6", message type) or ("dns", NAME[:TYPE])
+    body: tuple[str, str] | None = None
 
     @classmethod
     def from_options(cls, expression, source, destination, protocol, chassis, reply,
                      buckets=(), ct_next=(), conversation=False, step=None,
                      established=False, ct: str = "node",
-                     dhcp: tuple[int, str] | None = None) -> TraceRequest:
+                     body: tuple[str, str] | None = None) -> TraceRequest:
         """Checked as typed (no snapshot needed): one line, exit 2, on a mistake."""
         if bool(expression) == bool(source):
             raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
+        dhcp = body is not None and body[0] != "dns"
         if source and not destination and not dhcp:
             raise InputError("--from needs --to IP[:PORT] (or --dhcp/--dhcpv6 TYPE)")
         if dhcp and source and destination:
             raise InputError("--dhcp/--dhcpv6 send to the DHCP server: no --to")
+        if body is not None and body[0] == "dns":
+            protocol = "udp"      # pinctrl answers DNS over UDP only
         modes = [name for name, on in (("--reply", reply), ("--conversation", conversation),
                                        ("--established/--step", established or step),
                                        ("--ct-next", ct_next)) if on]
@@ -71,7 +76,7 @@ class TraceRequest:
         forced = parse_ct_next(ct_next, established_ok=False)
         return cls(expression, source, destination, protocol, chassis, reply,
                    parse_buckets(buckets), forced, conversation, step, established,
-                   ct != "empty", dhcp)
+                   ct != "empty", body)
 
 
 @dataclass
@@ -129,7 +134,7 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
     if request.expression:
         start = start_from_expression(tracer, request.expression, request.chassis)
         asked = {"expression": request.expression}
-    elif request.dhcp:
+    elif request.body and request.body[0] != "dns":
         start = tracer.locate(request.source, request.chassis)
         asked = {"from": request.source}
     else:
@@ -137,10 +142,11 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
                                       request.protocol, request.chassis)
         asked = {"from": request.source, "to": request.destination,
                  "protocol": request.protocol}
-    if request.dhcp:
-        version, kind = request.dhcp
-        start = with_dhcp_body(tracer, start, kind, version)
-        asked["dhcp" if version == 4 else "dhcpv6"] = kind
+    if request.body:
+        option, value = request.body
+        start = (with_dns_query(start, value) if option == "dns" else
+                 with_dhcp_body(tracer, start, value, 4 if option == "dhcp" else 6))
+        asked[option] = value
     asked.update(chassis=start.chassis, entry=start.entry)
     annotator = Annotator(tracer.names, snapshot)
     if request.conversation or request.step or request.established:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from ofrace.errors import InputError
 from ofrace.openflow.fields import ALIASES, COMPOSITES, FIELDS, split_composite
-from ofrace.openflow.frames import DHCP_TYPES, DHCPV6_TYPES
+from ofrace.openflow.frames import DHCP_TYPES, DHCPV6_TYPES, DNS_TYPES
 from ofrace.ovn.lexer import Constant, Token, tokenize
 from ofrace.ovn.logical_fields import (
     ADDRESS_KINDS,
@@ -532,3 +532,14 @@ def link_local(mac: int) -> int:
     """fe80::/64 with the modified EUI-64 interface id of ``mac`` (RFC 4291 App. A)."""
     eui = ((mac >> 24) << 40) | (0xFFFE << 24) | (mac & 0xFFFFFF)
     return (0xFE80 << 112) | (eui ^ (0x02 << 56))
+
+
+def dns_question(text: str) -> tuple[str, int]:
+    """``NAME[:TYPE]`` (``--dns``) as the query's (name, type); TYPE a, aaaa, any or ptr."""
+    name, _, kind = text.partition(":")
+    qtype = DNS_TYPES.get((kind or "a").lower())
+    if not name or qtype is None or len(name) > 253 or any(
+            not 0 < len(label) < 64 for label in name.rstrip(".").split(".")):
+        raise InputError(f"--dns {text!r}: give NAME[:TYPE], TYPE one of "
+                         f"{', '.join(DNS_TYPES)}")
+    return name, qtype

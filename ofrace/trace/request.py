@@ -13,7 +13,7 @@ import ipaddress
 from ofrace.errors import InputError
 from ofrace.openflow.fields import IP_PROTOCOL_NAMES, format_mac
 from ofrace.ovn.logical_fields import OVN_L4_NAMES
-from ofrace.ovn.microflow import dhcp_request_fields, parse_microflow
+from ofrace.ovn.microflow import dhcp_request_fields, dns_question, parse_microflow
 from ofrace.ovn.southbound import SouthboundIndex, port_addresses
 from ofrace.simulate.packet import Packet
 from ofrace.trace.cluster import ClusterTracer, TraceStart, Verdict
@@ -54,6 +54,16 @@ def with_dhcp_body(tracer: ClusterTracer, start: TraceStart, kind: str,
                              "its binding to ask for")
         fields["dhcp_requested_ip"] = int(v4[0].ip)
     start.packet.update(fields)
+    return start
+
+
+def with_dns_query(start: TraceStart, text: str) -> TraceStart:
+    """``start``'s UDP packet to port 53 carrying a DNS query (``--dns NAME[:TYPE]``)."""
+    packet = start.packet
+    if packet.get("nw_proto") != 17 or packet.get("tp_dst") != 53:
+        raise InputError("--dns needs a UDP packet to port 53 (--udp --to IP[:53], or "
+                         "udp.dst == 53 in the microflow)")
+    packet["dns_query"] = dns_question(text)
     return start
 
 
