@@ -15,6 +15,7 @@ from ofrace.openflow.frames import decode, dhcp_body, encode
 from ofrace.ovn import pinctrl_answers
 from ofrace.ovn.microflow import dhcp_request_fields, link_local
 from ofrace.ovn.pinctrl_answers import UserdataError, answer, result_field
+from ofrace.render.trace_json import packet_json
 from ofrace.simulate.engine import ChassisDatapath
 from ofrace.snapshot import Bridge, Interface, Snapshot
 from ofrace.trace import resumed
@@ -199,6 +200,8 @@ def test_short_form_dhcp_trace_is_answered_and_delivered_back():
     assert child.start.entry.startswith("answered by ovn-controller on hv1 (DHCPOFFER ")
     assert "lease_time=3600" in child.start.entry
     assert [v.text for v in result.forward.verdicts()] == ["delivered to vm1 on hv1"]
+    body = packet_json(result.forward.verdicts()[0].packet)["body"]["dhcp_reply"]
+    assert "53=02" in body and "51=00000e10" in body       # --json shows every option
     with pytest.raises(InputError, match="no --to"):
         TraceRequest.from_options(None, "vm1", "10.0.0.1", "udp", None, False,
                                   body=("dhcp", "discover"))

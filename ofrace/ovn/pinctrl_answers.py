@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from ofrace.openflow.fields import COMPOSITES
 from ofrace.openflow.frames import DHCP_HEADER_LEN, DHCP_TYPES, DHCPV6_TYPES, decode, encode
 from ofrace.ovn.versions import OvnFacts, facts_for
+from ofrace.simulate.packet import write
 
 PAUSING = ("put_dhcp_opts", "put_dhcpv6_opts", "put_nd_ra_opts", "dns_lookup")
 DNS_TTL = 3600                                   # pinctrl.c DNS_DEFAULT_RR_TTL
@@ -120,8 +121,6 @@ def answer(action: str, userdata_hex: str, packet: dict, facts: OvnFacts | None 
     """pinctrl's answer to ``packet`` (the packet as the pause froze it) for ``action``, as
     the release of ``facts`` (default: the newest known) builds it; ``dns``: the SB DNS
     rows as (datapath tunnel keys, records), what dns_lookup answers from."""
-    from ofrace.simulate.packet import write
-
     userdata = bytes.fromhex(userdata_hex)
     register, bit, args = result_field(userdata)
     frame = encode(packet, packet)

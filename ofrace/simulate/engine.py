@@ -633,9 +633,10 @@ class ChassisDatapath:
 
     def _continuation(self, ctx: _Context, bridge: str, packet: Packet,
                       userdata: bytes) -> Continuation:
-        """The frames acting on ``packet`` from the innermost out: a clone's or a group
-        bucket's copy, or a patch peer's packet, is another packet and ends the list (the
-        continuation of a pause inside them is not modelled)."""
+        """The frames acting on ``packet`` from the innermost out.  A clone's or a group
+        bucket's copy, or a patch peer's packet, is another packet and ends the list, as
+        OVS finishes the freeze at their end (``clone_xlate_actions``,
+        ``xlate_group_bucket``, ``patch_port_output`` call ``finish_freezing``)."""
         frames = []
         for frame in reversed(ctx.frames):
             if frame.packet is not packet or frame.bridge != bridge:
