@@ -82,14 +82,14 @@ class _Frozen:
     outcome: CtOutcome
 
 
-@dataclass
+@dataclass(slots=True)
 class _Frame:
     """One flow's action list being executed: where the next action is.  A controller
     action with pause freezes the remaining actions of every frame acting on its packet."""
 
     bridge: str
     table: int
-    actions: tuple
+    actions: tuple | list
     packet: Packet
     step: Step
     next: int = 0
@@ -320,7 +320,7 @@ class ChassisDatapath:
 
     def _execute(self, ctx: _Context, bridge: str, table: int, acts, packet: Packet,
                  step: Step) -> None:
-        frame = _Frame(bridge, table, tuple(acts), packet, step)
+        frame = _Frame(bridge, table, acts, packet, step)
         ctx.frames.append(frame)
         try:
             self._execute_frame(ctx, frame)
