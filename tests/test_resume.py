@@ -292,3 +292,9 @@ def test_dns_short_form_names_a_question_in_a_udp_packet_to_port_53():
     request = TraceRequest.from_options(None, "vm1", "10.0.1.1", "tcp", None, False,
                                         body=("dns", "vm1.ovn.org"))
     assert request.protocol == "udp"
+
+
+def test_a_request_body_is_one_packet_and_its_answer():
+    with pytest.raises(InputError, match="no --reply"):
+        TraceRequest.from_options(None, "vm1", None, "udp", None, True,
+                                  body=("dhcp", "discover"))

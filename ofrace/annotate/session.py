@@ -67,6 +67,10 @@ class TraceRequest:
             raise InputError("--dhcp/--dhcpv6 send to the DHCP server: no --to")
         if body is not None and body[0] == "dns":
             protocol = "udp"      # pinctrl answers DNS over UDP only
+        if body is not None and (reply or conversation or step or established):
+            raise InputError(f"--{body[0]} traces one request and the answer ovn-controller "
+                             "builds for it: no --reply, --conversation, --step or "
+                             "--established")
         modes = [name for name, on in (("--reply", reply), ("--conversation", conversation),
                                        ("--established/--step", established or step),
                                        ("--ct-next", ct_next)) if on]

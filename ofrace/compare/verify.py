@@ -8,7 +8,8 @@ first place where they part.  Sending and capturing is the lab's job
 (``ofrace.lab.verify``); this module never touches a node.
 
 A mismatch is *explained* only by what the prediction itself shows: the packet went
-to ovn-controller (controller-answered: what pinctrl sends is not modelled, issue 14),
+to ovn-controller (controller-answered: what pinctrl sends is not modelled, issue 14, but
+for the answers it resumes — DHCP, DHCPv6, RA, DNS — which are predicted and compared),
 or its path went through conntrack and the wire delivered where ofrace dropped or
 dropped where ofrace delivered (ct state: new, established, invalid; issue 13), or its
 path went through a select group whose bucket ofrace picked itself and the wire took
