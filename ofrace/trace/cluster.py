@@ -51,9 +51,8 @@ class TraceStart:
     logical_port: str | None = None
     payload_length: int = 0  # bytes past the headers: the frame check_pkt_larger measures
     # A translation ovn-controller resumes (engine ``Continuation``): ``packet`` holds
-    # the fields its answer changed; ``answer`` says what it built (trace.resumed).
+    # the fields its answer changed (trace.resumed); ``entry`` says what it built.
     continuation: Continuation | None = None
-    answer: dict | None = None
 
 
 @dataclass
@@ -404,8 +403,7 @@ class ClusterTracer:
             resumed = resumed_answer(hop.notes, ch.name, exit_, facts, self.names)
             if resumed is not None:   # put_dhcp_opts & co: the answer resumes here
                 return [TraceStart(resumed.chassis, resumed.bridge, resumed.packet,
-                                   resumed.entry, continuation=resumed.continuation,
-                                   answer=resumed.answer)]
+                                   resumed.entry, continuation=resumed.continuation)]
             action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
             if action is not None and not action.holds:
                 # A copy for ovn-controller (an ACL log); the packet itself goes on.

@@ -5,12 +5,13 @@ The engine froze the translation at the ``controller(pause)`` action (its
 ``Continuation``); pinctrl builds the answer (``ofrace.ovn.pinctrl_answers``) and
 resumes the continuation with it (NXT_RESUME), so the answer runs the actions after
 the controller action, on the chassis that sent it, and the logical flows that follow
-send it out.  Other controller actions are ``controller_packets``' (packets
-ovn-controller sends anew with a packet-out).
+send it out.  The other controller actions (packets ovn-controller sends anew with a
+packet-out) are not handled here.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from ofrace.ovn import controller as controller_actions
@@ -24,14 +25,13 @@ from ofrace.simulate.steps import Exit
 @dataclass
 class Resumed:
     """Where the answer runs (the cluster tracer makes it a hop): the chassis and bridge
-    that paused, the fields the answer changed, in words, and what pinctrl built."""
+    that paused, the fields the answer changed, and what pinctrl built, in words."""
 
     chassis: str
     bridge: str
     packet: dict
     entry: str
     continuation: Continuation
-    answer: dict
 
 
 def resumed_answer(notes: list[str], chassis: str, exit_: Exit, facts: OvnFacts,
@@ -46,11 +46,10 @@ def resumed_answer(notes: list[str], chassis: str, exit_: Exit, facts: OvnFacts,
         dns = dns_records(names.rows("DNS"), names.datapath_key) \
             if action.name == "dns_lookup" else None
         result = answer(action.name, exit_.data["userdata"], continuation.packet, facts, dns)
-    except UserdataError as exc:
-        notes.append(f"{chassis}: {action.name}'s userdata could not be read ({exc})")
+    except (UserdataError, IndexError, struct.error) as exc:
+        # a userdata or a packet pinctrl would refuse to parse: the exit stays a verdict
+        notes.append(f"{chassis}: {action.name}: no answer modelled ({exc})")
         return None
     entry = (f"answered by ovn-controller on {chassis} ({result.text()})" if result.answered
              else f"resumed by ovn-controller on {chassis} (not answered: {result.summary})")
-    return Resumed(chassis, continuation.bridge, result.resume_with, entry, continuation,
-                   {"action": result.action, "answered": result.answered,
-                    "summary": result.summary, "options": list(result.options)})
+    return Resumed(chassis, continuation.bridge, result.resume_with, entry, continuation)
