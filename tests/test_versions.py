@@ -73,7 +73,14 @@ def test_the_deltas_are_in_order_and_cited():
     assert versions == sorted(set(versions))
     first = RELEASES[0]
     assert first.registers and first.flags and first.opcodes and first.geneve and first.encaps
-    assert set(SOURCES) == {"registers", "flags", "opcodes", "geneve", "encaps"}
+    assert set(SOURCES) == {"registers", "flags", "opcodes", "geneve", "encaps", "dhcpv6_codes"}
+
+
+@pytest.mark.parametrize("text, codes", [
+    ("22.03.0", {2, 5, 23, 24}), ("23.03.1", {2, 5, 23, 24}),
+    ("23.06.0", {2, 5, 23, 24, 59, 254}), ("26.03.0", {2, 5, 23, 24, 39, 59, 254})])
+def test_the_dhcpv6_options_pinctrl_composes_per_release(text, codes):
+    assert facts_for(text).dhcpv6_codes == codes
 
 
 def test_common_flags_are_those_every_release_has():

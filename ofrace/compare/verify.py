@@ -8,8 +8,8 @@ first place where they part.  Sending and capturing is the lab's job
 (``ofrace.lab.verify``); this module never touches a node.
 
 A mismatch is *explained* only by what the prediction itself shows: the packet went
-to ovn-controller (controller-answered: pinctrl's continuations and answers from outside
-the trace are not modelled, issue 14),
+to ovn-controller (controller-answered: a packet pinctrl holds and releases after the
+step's quiet period, answers from outside the trace, held across steps),
 or its path went through conntrack and the wire delivered where ofrace dropped or
 dropped where ofrace delivered (ct state: new, established, invalid; issue 13), or its
 path went through a select group whose bucket ofrace picked itself and the wire took
@@ -34,7 +34,10 @@ from ofrace.trace.cluster import ClusterTracer, TraceStart
 
 # Headers a packet on the wire must carry exactly as predicted.
 WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "ipv6_dst",
-               "nw_proto", "nw_ttl", "tp_src", "tp_dst")
+               "nw_proto", "nw_ttl", "tp_src", "tp_dst",
+               # the body of a DHCP/DHCPv6 answer, an RA and a DNS answer, option by option
+               # (frames.decode on the wire, ofrace.ovn.pinctrl_answers predicted)
+               "dhcp_reply", "nd_ra", "dns_reply")
 GAP_CONTROLLER = "controller-answered"
 GAP_CONNTRACK = "conntrack"
 GAP_SELECT_GROUP = "select-group"

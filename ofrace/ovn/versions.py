@@ -33,6 +33,8 @@ SOURCES = {
     "geneve": "controller/physical.h: OVN_GENEVE_CLASS, OVN_GENEVE_TYPE, OVN_GENEVE_LEN",
     "encaps": "ovn-sb.ovsschema: the Encap table's type enum (the tunnels ovn-controller "
               "makes)",
+    "dhcpv6_codes": "controller/pinctrl.c: compose_out_dhcpv6_opts, the option codes it "
+                    "composes (any other fails the answer); codes from lib/ovn-l7.h",
 }
 
 
@@ -59,6 +61,7 @@ class Release:
     # the OpenFlow table it goes on from)
     held_release: tuple[str, int] | None = None
     arp_ns_any_family: bool | None = None
+    dhcpv6_codes: frozenset[int] = frozenset()   # userdata options pinctrl composes, added
 
 
 # One entry per release that changed something; checked against the tags
@@ -81,8 +84,13 @@ RELEASES: tuple[Release, ...] = (
         encaps=("geneve", "stt", "vxlan"),
         held_release=("packet-out", 37),
         arp_ns_any_family=False,
+        # server_id, ia_addr, dns_server, domain_search
+        dhcpv6_codes=frozenset({2, 5, 23, 24}),
     ),
     Release((22, 9), opcodes={26: "activation_strategy_rarp"}),
+    # bootfile_name (59), bootfile_name_alt (254)
+    Release((23, 6), dhcpv6_codes=frozenset({59, 254})),
+    Release((23, 9), dhcpv6_codes=frozenset({39})),      # fqdn
     Release((24, 3), opcodes={27: "mg_split_buf"},
             flags={"localnet": (15, 1), "tunnel_rx": (16, 1), "icmp_snat": (17, 1)}),
     Release((24, 9), opcodes={28: "dhcp_relay_req_chk", 29: "dhcp_relay_resp_chk"},
@@ -109,6 +117,7 @@ class OvnFacts:
     encaps: tuple[str, ...]
     held_release: tuple[str, int] = ("packet-out", 37)
     arp_ns_any_family: bool = False
+    dhcpv6_codes: frozenset[int] = frozenset()
     note: str | None = None            # why these facts may not fit the node's OVN
 
     def register(self, role: str) -> str:
@@ -127,6 +136,7 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
     flags: dict[str, tuple[int, int]] = {}
     opcodes: dict[int, str] = {}
     geneve, encaps, held, any_family = None, (), ("packet-out", 37), False
+    dhcpv6_codes: frozenset[int] = frozenset()
     for release in RELEASES:
         if release.version > upto:
             break
@@ -138,7 +148,9 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
         held = release.held_release or held
         if release.arp_ns_any_family is not None:
             any_family = release.arp_ns_any_family
-    return OvnFacts(_name(upto), registers, flags, opcodes, geneve, encaps, held, any_family)
+        dhcpv6_codes |= release.dhcpv6_codes
+    return OvnFacts(_name(upto), registers, flags, opcodes, geneve, encaps, held, any_family,
+                    dhcpv6_codes)
 
 
 _VERSION = re.compile(r"(?<![\d.])(\d{2})\.(\d{2})(?:\.\d+)?")

@@ -82,11 +82,39 @@ class _Frozen:
     outcome: CtOutcome
 
 
+@dataclass(slots=True)
+class _Frame:
+    """One flow's action list being executed: where the next action is.  A controller
+    action with pause freezes the remaining actions of every frame acting on its packet."""
+
+    bridge: str
+    table: int
+    actions: tuple | list
+    packet: Packet
+    step: Step
+    next: int = 0
+
+
+@dataclass
+class Continuation:
+    """What ``controller(pause)`` froze (ofproto-dpif-xlate.c ``freeze_unroll_actions``:
+    the actions after it in its flow and in each flow that resubmitted into it, innermost
+    first), the packet and stack as they were, for ``ChassisDatapath.resume``."""
+
+    chassis: str
+    bridge: str
+    frames: list[tuple[int, tuple, Step]]   # (table, actions still to run, the flow's step)
+    packet: Packet
+    stack: list[int]
+    userdata: bytes
+
+
 @dataclass
 class _Context:
     chassis: str
     exits: list[Exit]
     frozen: list[_Frozen]
+    frames: list[_Frame] = field(default_factory=list)
     depth: int = 0
     resubmits: int = 0
     pass_no: int = 0
@@ -140,6 +168,46 @@ class ChassisDatapath:
         except _Stop:
             pass
         self._end_of_pass(ctx, bridge, packet, root, 0, 0)
+        self._recirculate(ctx)
+        return root, ctx.exits
+
+    def resume(self, continuation: Continuation, packet: Packet, root: Step | None = None,
+               payload_length: int = 0) -> tuple[Step, list[Exit]]:
+        """Run what ``continuation`` froze with ``packet`` (the controller's new packet and
+        registers, OFPT_RESUME / NXT_RESUME): each frame's remaining actions, innermost
+        first, then the recirculations they queue."""
+        root = root or Step("bridge", f'bridge("{continuation.bridge}")', self.chassis,
+                            continuation.bridge)
+        ctx = _Context(self.chassis, [], [], payload_length=payload_length)
+        ctx.stack = list(continuation.stack)
+        packet = dict(packet)
+        # A new datapath packet (the packet-out NXT_RESUME makes): its ct_state and the
+        # other conntrack fields come back from the continuation's metadata, but no
+        # connection is attached to it, so the next ct() looks its tuple up afresh.
+        packet.pop(CT_CACHE, None)
+        bridge = continuation.bridge
+        self.received = (bridge, dict(packet))
+        try:
+            for table, actions, flow in continuation.frames:
+                if ctx.stopped:
+                    break
+                if not actions:
+                    continue    # the flow ended with the action it resubmitted through
+                step = root.add(Step("flow", f"resumed after controller(pause): "
+                                     f"{flow.flow or flow.text}", self.chassis, bridge,
+                                     table=table, priority=flow.priority, cookie=flow.cookie,
+                                     flow=flow.flow, data={"pass": 0, "packet": dict(packet),
+                                                           "resumed": True}))
+                ctx.last_flow = step
+                self._execute(ctx, bridge, table, actions, packet, step)
+        except _Stop:
+            pass
+        self._end_of_pass(ctx, bridge, packet, root, 0, 0)
+        self._recirculate(ctx)
+        return root, ctx.exits
+
+    def _recirculate(self, ctx: _Context) -> None:
+        """The passes ct(table=N) queued, in order, each to its end."""
         passes = 0
         while ctx.frozen:
             passes += 1
@@ -162,7 +230,6 @@ class ChassisDatapath:
                 pass
             self._end_of_pass(ctx, frozen.bridge, frozen.packet, resume, exits_before,
                               frozen_before)
-        return root, ctx.exits
 
     def _end_of_pass(self, ctx: _Context, bridge: str, packet: Packet, start: Step,
                      exits_before: int, frozen_before: int) -> None:
@@ -267,7 +334,17 @@ class ChassisDatapath:
 
     def _execute(self, ctx: _Context, bridge: str, table: int, acts, packet: Packet,
                  step: Step) -> None:
-        for action in acts:
+        frame = _Frame(bridge, table, acts, packet, step)
+        ctx.frames.append(frame)
+        try:
+            self._execute_frame(ctx, frame)
+        finally:
+            ctx.frames.pop()
+
+    def _execute_frame(self, ctx: _Context, frame: _Frame) -> None:
+        bridge, table, packet, step = frame.bridge, frame.table, frame.packet, frame.step
+        for i, action in enumerate(frame.actions):
+            frame.next = i + 1
             if ctx.stopped:
                 return
             handler = _HANDLERS.get(type(action))
@@ -556,14 +633,31 @@ class ChassisDatapath:
         return 0
 
     def _controller(self, ctx, bridge, table, action: A.Controller, packet, step):
+        data = {"userdata": action.userdata.hex(), "pause": action.pause,
+                "reason": action.reason, "meter_id": action.meter_id}
+        if action.pause:
+            data["continuation"] = self._continuation(ctx, bridge, packet, action.userdata)
         self._exit(ctx, "controller", bridge, packet, step, "sent to the controller",
-                   data={"userdata": action.userdata.hex(), "pause": action.pause,
-                         "reason": action.reason, "meter_id": action.meter_id})
+                   data=data)
         if action.pause:
             # The rest of the translation is frozen until ovn-controller resumes it.
             ctx.stopped = True
             return False
         return None
+
+    def _continuation(self, ctx: _Context, bridge: str, packet: Packet,
+                      userdata: bytes) -> Continuation:
+        """The frames acting on ``packet`` from the innermost out.  A clone's or a group
+        bucket's copy, or a patch peer's packet, is another packet and ends the list, as
+        OVS finishes the freeze at their end (``clone_xlate_actions``,
+        ``xlate_group_bucket``, ``patch_port_output`` call ``finish_freezing``)."""
+        frames = []
+        for frame in reversed(ctx.frames):
+            if frame.packet is not packet or frame.bridge != bridge:
+                break
+            frames.append((frame.table, frame.actions[frame.next:], frame.step))
+        return Continuation(self.chassis, bridge, frames, datapath_packet(packet),
+                            list(ctx.stack), bytes(userdata))
 
     def _learn(self, ctx, bridge, table, action: A.Learn, packet, step):
         from ofrace.simulate.learn import learn_flow

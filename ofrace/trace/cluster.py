@@ -29,12 +29,13 @@ from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.conntrack_dump import table_from_dump
-from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
+from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, Continuation, SimulationOptions
 from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 from ofrace.trace import controller_packets
 from ofrace.trace.provider_network import Crossing, ProviderNetworks, uplinks_of
+from ofrace.trace.resumed import resumed_answer
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
 
 MAX_HOPS = 16
@@ -53,6 +54,9 @@ class TraceStart:
     payload_length: int = 0  # bytes past the headers: the frame check_pkt_larger measures
     actions: list | None = None  # a packet-out's actions (a packet ovn-controller sent)
     answer: bool = False         # a packet ovn-controller built, not the traced one itself
+    # A translation ovn-controller resumes (engine ``Continuation``): ``packet`` holds
+    # the fields its answer changed (trace.resumed); ``entry`` says what it built.
+    continuation: Continuation | None = None
 
 
 @dataclass
@@ -412,8 +416,9 @@ class ClusterTracer:
                                         exit_.packet, exit=exit_))
             return
         seen.add(key)
-        if follow.actions is None:   # a packet ovn-controller sent has its own length
-            follow.payload_length = hop.start.payload_length   # the same frame goes on
+        if follow.actions is None and follow.continuation is None:
+            # the same frame goes on (ovn-controller's packets have their own length)
+            follow.payload_length = hop.start.payload_length
         child = self._run(follow)
         child.parent_exit = i
         hop.children.append(child)
@@ -431,6 +436,10 @@ class ClusterTracer:
         if start.actions is not None:   # a packet-out from ovn-controller
             root, exits = dp.execute(start.bridge, start.packet, start.actions, step,
                                      start.payload_length)
+        elif start.continuation is not None:
+            root, exits = dp.resume(start.continuation,
+                                    {**start.continuation.packet, **start.packet}, step,
+                                    start.payload_length)
         else:
             root, exits = dp.inject(start.bridge, start.packet, step, start.table,
                                     start.payload_length)
@@ -453,6 +462,10 @@ class ClusterTracer:
             follow = self._through_tunnel(hop, ch, exit_)
             return [follow] if follow is not None else []
         if exit_.kind == ExitKind.CONTROLLER:
+            resumed = resumed_answer(hop.notes, ch.name, exit_, facts, self.names)
+            if resumed is not None:   # put_dhcp_opts & co: the answer resumes here
+                return [TraceStart(resumed.chassis, resumed.bridge, resumed.packet,
+                                   resumed.entry, continuation=resumed.continuation)]
             answer = controller_packets.follow(self, hop, exit_, ch.name, facts)
             if answer is not None:   # pinctrl builds, holds or learns: follow what it sends
                 starts = [TraceStart(**start) for start in answer.starts]
