@@ -14,6 +14,8 @@ it left; crossing to another chassis is the job of ``ofrace.trace``.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 from ofrace.openflow import actions as A
@@ -52,6 +54,10 @@ HEADER_FIELDS = ("dl_src", "dl_dst", "vlan_tci", "nw_src", "nw_dst", "ipv6_src",
 # unseen by the pass's fields: {field: (the pass's value then, the NATed value)}.
 DATAPATH_NAT = "_datapath_nat"
 NAT_FIELDS = ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst")
+# Where a packet on a branch (one of several alternatives the datapath picks among, each
+# traced) keeps its own copy of the conntrack table: what one alternative commits is not
+# seen by another.
+BRANCH_CONNTRACK = "_branch_conntrack"
 TUNNEL_FIELDS = ("tun_id", "tun_src", "tun_dst", "tun_ipv6_src", "tun_ipv6_dst", "tun_flags",
                  "tun_tos", "tun_ttl")
 
@@ -274,7 +280,9 @@ class ChassisDatapath:
 
     def _exit(self, ctx: _Context, kind: str, bridge: str, packet: Packet, step: Step,
               reason: str, port: Port | None = None, data: dict | None = None) -> Exit:
-        exit_ = Exit(kind, self.chassis, bridge, reason, datapath_packet(packet),
+        left = datapath_packet(packet)
+        left.pop(BRANCH_CONNTRACK, None)
+        exit_ = Exit(kind, self.chassis, bridge, reason, left,
                      port=port.ofport if port else None, port_name=port.name if port else None,
                      data={**(data or {}), "pass": ctx.pass_no}, step=step)
         ctx.exits.append(exit_)
@@ -379,7 +387,8 @@ class ChassisDatapath:
         before = dict(packet)
         real = datapath_packet(packet)
         seen = dict(real)
-        outcome = self.conntrack.execute(action, real, where=f"{self.chassis}/{bridge}")
+        table = packet.get(BRANCH_CONNTRACK) or self.conntrack
+        outcome = table.execute(action, real, where=f"{self.chassis}/{bridge}")
         ct_step = step.add(Step("ct", f"ct: {outcome.describe()}", self.chassis, bridge,
                                 data={"zone": outcome.zone, "state": outcome.state,
                                       "nat": outcome.nat, "commit": outcome.committed,
@@ -435,6 +444,7 @@ class ChassisDatapath:
         if not group.buckets:
             step.add(Step("group", f"group {group.group_id}: no buckets", self.chassis, bridge))
             return None
+        picker = None   # who picks among the buckets traced as branches, if not ofrace
         if group.type in ("all", "indirect"):
             chosen = list(range(len(group.buckets)))
         elif action.group_id in self.options.select_buckets:
@@ -449,13 +459,16 @@ class ChassisDatapath:
         elif group.type == "ff":
             chosen = self._first_live_bucket(bridge, group, step)
         else:
-            best = self._select_bucket(bridge, group, packet, step)
-            chosen = [best] if best is not None else []
+            chosen, picker = self._select_bucket(bridge, group, packet, step)
         for i in chosen:
             text = _bucket_actions(group.buckets[i])
-            gstep = step.add(Step("group", f"group {group.group_id} ({group.type}) bucket {i} "
+            label = (f"bucket {i} of group {group.group_id} ({picker}; --bucket "
+                     f"{group.group_id}={i} picks)") if picker else None
+            gstep = step.add(Step("group", (f"branch: {label}: " if label else "")
+                                  + f"group {group.group_id} ({group.type}) bucket {i} "
                                   f"of {len(group.buckets)}: {text}", self.chassis, bridge,
-                                  data={"group": group.group_id, "bucket": i}))
+                                  data={"group": group.group_id, "bucket": i,
+                                        **({"branch": label} if label else {})}))
             try:
                 acts = parse_actions(text) if text not in ("", "drop") else ()
             except ActionError as exc:
@@ -463,8 +476,11 @@ class ChassisDatapath:
                 continue
             # Each bucket runs on a copy: OVS restores the flow after a bucket, and an
             # exit inside a bucket ends only that bucket.
+            bucket_packet = dict(packet)
+            if picker:  # alternatives: each with the connections as they were here
+                _branch_off(bucket_packet, self.conntrack)
             ctx.depth += 1
-            self._execute(ctx, bridge, table, acts, dict(packet), gstep)
+            self._execute(ctx, bridge, table, acts, bucket_packet, gstep)
             ctx.depth -= 1
             ctx.stopped = False
         return None
@@ -487,14 +503,17 @@ class ChassisDatapath:
         step.add(Step("group", f"group {group.group_id}: no live bucket", self.chassis, bridge))
         return []
 
-    def _select_bucket(self, bridge: str, group, packet: Packet, step: Step) -> int | None:
-        """The bucket OVS takes (ofrace/simulate/groups.py); where the datapath's choice
-        cannot be known, bucket 0, said in the step and in ``unknown_choices``."""
+    def _select_bucket(self, bridge: str, group, packet: Packet,
+                       step: Step) -> tuple[list[int], str | None]:
+        """The bucket OVS takes (ofrace/simulate/groups.py), as ``([bucket], None)``;
+        where the datapath's choice cannot be known, every bucket, each a branch, and
+        who picks among them (said in the step and in ``unknown_choices``)."""
         gid = group.group_id
         try:
             select = parse_select_group(group)
         except GroupModelError as exc:
-            return self._unknown_choice(bridge, group, step, str(exc))
+            return self._unknown_choice(bridge, group, step, str(exc),
+                                        "which one OVS takes is not known")
         plan = dp_hash_plan(select) if select.method in ("", "dp_hash") else None
         if select.method == "hash" and select.fields:
             basis = hash_fields_basis(select, packet)
@@ -504,25 +523,29 @@ class ChassisDatapath:
                           f"{','.join(f.name for f in select.fields)}) → {chosen} "
                           f"(scores {', '.join(map(str, scores))})", self.chassis, bridge,
                           data={"group": gid, "method": "hash", "scores": scores}))
-            return best
+            return ([best] if best is not None else []), None
         if plan is None:
             return self._unknown_choice(bridge, group, step,
                                         "OVS's default selection (a jhash of the L2-L4 "
-                                        "headers) is not modelled")
+                                        "headers) is not modelled",
+                                        "OVS's default selection hash picks one")
         kind = self.options.datapath_kinds.get(bridge, "kernel")
         if kind != "userspace":
             return self._unknown_choice(bridge, group, step,
                                         "the kernel datapath computes dp_hash with a "
-                                        "per-boot random seed")
+                                        "per-boot random seed",
+                                        "the kernel datapath's dp_hash picks one")
         entry_bridge, received = self.received or (bridge, packet)
         entry = self.bridges[entry_bridge].ports.get(received.get("in_port", -1))
         if entry is not None and entry.type in TUNNEL_TYPES:
             return self._unknown_choice(bridge, group, step,
                                         "the userspace datapath's dp_hash of a packet that "
-                                        "came in through a tunnel hashes its outer header")
+                                        "came in through a tunnel hashes its outer header",
+                                        "the dp_hash of the outer header picks one")
         if entry is not None and entry.type == "dpdk" and plan.alg != HASH_ALG_SYM_L4:
             return self._unknown_choice(bridge, group, step,
-                                        "a DPDK NIC's own RSS hash seeds dp_hash")
+                                        "a DPDK NIC's own RSS hash seeds dp_hash",
+                                        "the NIC's RSS hash picks one")
         dp_hash = userspace_dp_hash(plan, received, packet)
         mask = len(plan.table) - 1
         best = plan.table[dp_hash & mask]
@@ -530,16 +553,20 @@ class ChassisDatapath:
         step.add(Step("group", f"group {gid}: dp_hash {alg}({plan.basis}) = {dp_hash:#010x} "
                       f"(userspace datapath), & {mask:#x} → bucket {best}", self.chassis,
                       bridge, data={"group": gid, "method": "dp_hash", "dp_hash": dp_hash}))
-        return best
+        return [best], None
 
-    def _unknown_choice(self, bridge: str, group, step: Step, why: str) -> int:
+    def _unknown_choice(self, bridge: str, group, step: Step, why: str,
+                        picker: str) -> tuple[list[int], str]:
+        """A choice the snapshot cannot make: every bucket is traced, each a branch whose
+        verdicts say so (never one bucket taken as if known)."""
+        n = len(group.buckets)
         text = (f"group {group.group_id} on {self.chassis} {bridge}: which bucket the "
-                f"datapath takes is not known ({why}); traced bucket 0 of "
-                f"{len(group.buckets)}: --bucket {group.group_id}=N picks another")
+                f"datapath takes is not known ({why}); each of its {n} bucket(s) is traced "
+                f"as a branch: --bucket {group.group_id}=N picks one")
         step.add(Step("group", text, self.chassis, bridge,
                       data={"group": group.group_id, "unknown_choice": True}))
         self.unknown_choices.append((group.group_id, text))
-        return 0
+        return list(range(n)), picker
 
     def _controller(self, ctx, bridge, table, action: A.Controller, packet, step):
         self._exit(ctx, "controller", bridge, packet, step, "sent to the controller",
@@ -752,6 +779,24 @@ def datapath_packet(packet: Packet) -> Packet:
             real[name] = nat_value
     real.pop(DATAPATH_NAT, None)
     return real
+
+
+def _branch_off(packet: Packet, conntrack) -> None:
+    """Give ``packet`` (one alternative) its own conntrack: a fork of the table it sees,
+    and its own copy of the connection its last ct() found (a commit changes it)."""
+    packet[BRANCH_CONNTRACK] = fork_conntrack(packet.get(BRANCH_CONNTRACK) or conntrack)
+    cached = packet.get(CT_CACHE)
+    if cached is not None and cached[1] is not None:
+        packet[CT_CACHE] = (cached[0], copy.copy(cached[1]), *cached[2:])
+
+
+def fork_conntrack(table):
+    """A copy of a conntrack table for one branch: its own set of connections (what a
+    branch commits stays in it); connections that existed before are shared objects, so
+    a state one branch moves (a TCP state) shows in the others."""
+    return dataclasses.replace(table, **{
+        f.name: copy.copy(getattr(table, f.name)) for f in dataclasses.fields(table)
+        if f.init and isinstance(getattr(table, f.name), dict | list)})
 
 
 def _set_ct_fields(packet: Packet, outcome: CtOutcome) -> None:
