@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ofrace.openflow import actions as A
 from ofrace.openflow.actions import ActionError, parse_actions
-from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port
+from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port, port_may_enable
 from ofrace.openflow.fields import SPECIAL_PORTS, format_mac
 from ofrace.openflow.flowtext import FlowSyntaxError, split_top_level, without_stats
 from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, format_ct_state
@@ -33,6 +33,7 @@ from ofrace.simulate.groups import (
     parse_select_group,
     userspace_dp_hash,
 )
+from ofrace.simulate.hashing import flow_hash_fields, hash_int, multipath_link
 from ofrace.simulate.packet import Packet, read_ref, write, write_ref
 from ofrace.simulate.steps import Exit, ExitKind, Step
 
@@ -45,6 +46,7 @@ NORMAL = SPECIAL_PORTS["NORMAL"]
 FLOOD = SPECIAL_PORTS["FLOOD"]
 ALL = SPECIAL_PORTS["ALL"]
 CONTROLLER = SPECIAL_PORTS["CONTROLLER"]
+NONE = SPECIAL_PORTS["NONE"]
 CT_FIELDS = ("ct_state", "ct_zone", "ct_mark", "ct_label", "ct_nw_src", "ct_nw_dst",
              "ct_ipv6_src", "ct_ipv6_dst", "ct_nw_proto", "ct_tp_src", "ct_tp_dst")
 # Packet header fields whose rewrites a trace shows where they happen.
@@ -568,6 +570,82 @@ class ChassisDatapath:
         self.unknown_choices.append((group.group_id, text))
         return list(range(n)), picker
 
+    def _bundle(self, ctx, bridge, table, action: A.Bundle, packet, step):
+        """lib/bundle.c ``bundle_execute``: active_backup takes the first member that is
+        live, hrw the live member with the highest ``hash_2words(i, flow hash)``; none
+        live: OFPP_NONE (bundle outputs nothing, bundle_load loads 0xffff).  A member is
+        live by ``port_may_enable`` (link, BFD, CFM from the snapshot).  Where that is
+        unknown, each member OVS could take is traced as a branch (bundle_load cannot
+        be: the rest of the translation would have to be run once per member)."""
+        ports = self.bridges[bridge].ports
+        order = list(range(len(action.members)))
+        flow_hash = None
+        if action.algorithm == "hrw":
+            flow_hash = flow_hash_fields(packet, action.fields, action.basis)
+            # the highest hash wins; on a tie the earlier member (bundle.c: hash > best)
+            order.sort(key=lambda i: (-hash_int(i, flow_hash), i))
+        candidates: list[tuple[int, str]] = []   # (member, why) OVS may take
+        said = []
+        for i in order:
+            member = action.members[i]
+            live, why = _member_live(member, ports)
+            said.append(f"{_port_text(member, ports)}: {why}")
+            if live is False:
+                continue
+            candidates.append((member, why))
+            if live:
+                break
+        else:
+            candidates.append((NONE, "no member is live"))
+        how = (f"hash {action.fields}({action.basis}) = {flow_hash:#010x}, members by hash"
+               if flow_hash is not None else "members in order")
+        summary = (f"bundle {action.algorithm} ({how}): " + "; ".join(said))
+        if len(candidates) == 1:
+            member = candidates[0][0]
+            bstep = step.add(Step("bundle", f"{summary} → {_port_text(member, ports)}",
+                                  self.chassis, bridge, data={"member": member}))
+            return self._bundle_result(ctx, bridge, table, action, packet, bstep, member)
+        if action.dst is not None:
+            self._exit(ctx, "unknown", bridge, packet, step,
+                       f"{summary}: which member bundle_load takes depends on liveness the "
+                       "snapshot does not hold")
+            return False
+        bstep = step.add(Step("bundle", f"{summary}: liveness not in the snapshot, each "
+                              "member OVS may take is traced as a branch", self.chassis,
+                              bridge, data={"unknown_choice": True}))
+        for n, (member, why) in enumerate(candidates):
+            before = ", ".join(_port_text(m, ports) for m, _ in candidates[:n])
+            label = (f"bundle member {_port_text(member, ports)}, taken if "
+                     + (f"{before} {'is' if n == 1 else 'are'} not live and " if before
+                        else "")
+                     + f"it is live ({why})") if member != NONE else (
+                f"no bundle member live ({why})")
+            branch = bstep.add(Step("bundle", f"branch: {label}", self.chassis, bridge,
+                                    data={"member": member, "branch": label}))
+            copy_ = dict(packet)
+            _branch_off(copy_, self.conntrack)
+            self._bundle_result(ctx, bridge, table, action, copy_, branch, member)
+            ctx.stopped = False
+        return None
+
+    def _bundle_result(self, ctx, bridge, table, action: A.Bundle, packet, step, member):
+        if action.dst is not None:
+            write_ref(packet, action.dst, member & 0xFFFF)
+            return None
+        if member == NONE:
+            return None
+        return self._output(ctx, bridge, table, A.Output(port=member), packet, step)
+
+    def _multipath(self, ctx, bridge, table, action: A.Multipath, packet, step):
+        """lib/multipath.c ``multipath_execute``: a link from the flow hash, into dst."""
+        flow_hash = flow_hash_fields(packet, action.fields, action.basis)
+        link = multipath_link(flow_hash, action.algorithm, action.n_links, action.arg)
+        write_ref(packet, action.dst, link)
+        step.add(Step("multipath", f"multipath {action.algorithm}: hash {action.fields}"
+                      f"({action.basis}) = {flow_hash:#010x} → link {link} of "
+                      f"{action.n_links} into {action.dst}", self.chassis, bridge,
+                      data={"link": link}))
+
     def _controller(self, ctx, bridge, table, action: A.Controller, packet, step):
         self._exit(ctx, "controller", bridge, packet, step, "sent to the controller",
                    data={"userdata": action.userdata.hex(), "pause": action.pause,
@@ -781,6 +859,21 @@ def datapath_packet(packet: Packet) -> Packet:
     return real
 
 
+def _member_live(member: int, ports: dict[int, Port]) -> tuple[bool | None, str]:
+    """ofproto-dpif-xlate.c ``member_enabled_cb``: reserved ports but CONTROLLER are
+    always enabled; a port by its ``may_enable``."""
+    if member in (IN_PORT, SPECIAL_PORTS["TABLE"], NORMAL, FLOOD, ALL, NONE):
+        return True, "a reserved port"
+    if member == CONTROLLER:
+        return False, "the controller cannot be a bundle member"
+    return port_may_enable(ports.get(member))
+
+
+def _port_text(number: int, ports: dict[int, Port]) -> str:
+    port = ports.get(number)
+    return f"{port.name} ({number})" if port is not None else str(number)
+
+
 def _branch_off(packet: Packet, conntrack) -> None:
     """Give ``packet`` (one alternative) its own conntrack: a fork of the table it sees,
     and its own copy of the connection its last ct() found (a commit changes it)."""
@@ -841,7 +934,7 @@ def _frame_length(packet: Packet, payload: int = 0) -> int:
     return max(size, 60)
 
 
-_REWRITING = (A.SetField, A.Move, A.Pop, A.Simple)
+_REWRITING = (A.SetField, A.Move, A.Pop, A.Simple, A.Multipath)
 _HANDLERS = {
     A.Resubmit: ChassisDatapath._resubmit,
     A.GotoTable: ChassisDatapath._goto,
@@ -860,4 +953,6 @@ _HANDLERS = {
     A.Conjunction: ChassisDatapath._conjunction,
     A.Unknown: ChassisDatapath._unknown,
     A.Output: ChassisDatapath._output,
+    A.Bundle: ChassisDatapath._bundle,
+    A.Multipath: ChassisDatapath._multipath,
 }
