@@ -104,6 +104,7 @@ TABLE = {
                 Bundle("symmetric_l4", 7, "hrw", (2, 3, 4, 5)))],
     "bundle_load": [("bundle_load(eth_src,3,hrw,ofport,NXM_NX_REG0[0..15],members:2,3)",
                      Bundle("eth_src", 3, "hrw", (2, 3), FieldRef("reg0", 0, 15)))],
+    "set_queue": [("set_queue:3", Simple("set_queue", 3))],
     "multipath": [("multipath(symmetric_l3l4+udp,5,hash_threshold,4,0,NXM_NX_REG1[0..3])",
                    Multipath("symmetric_l3l4+udp", 5, "hash_threshold", 4, 0,
                              FieldRef("reg1", 0, 3)))],

@@ -360,6 +360,8 @@ DECODERS = {
     "note": lambda v: Simple("note", v),
     "meter": lambda v: Simple("meter", v),
     "sample": lambda v: Simple("sample", v),
+    # OVN's set_queue (QoS): the skb priority, which no forwarding decision reads
+    "set_queue": lambda v: Simple("set_queue", v),
     "strip_vlan": lambda v: Simple("pop_vlan"),
     "pop_vlan": lambda v: Simple("pop_vlan"),
     "push_vlan": lambda v: PushVlan(int(v)),

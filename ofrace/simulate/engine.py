@@ -366,7 +366,8 @@ class ChassisDatapath:
         if name == "pop_vlan":
             packet["vlan_tci"] = 0
             return None
-        step.add(Step(name, f"{name}{'' if action.arg is None else ':' + str(action.arg)}"
+        kind = name if name in ("meter", "sample") else "note"
+        step.add(Step(kind, f"{name}{'' if action.arg is None else ':' + str(action.arg)}"
                       " (no effect on the packet)", self.chassis, bridge))
         return None
 
