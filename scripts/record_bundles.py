@@ -10,6 +10,8 @@ ports p1..p4 (ofports 2..5) are the members.  Flows:
 * ``bundle(symmetric_l4,7,hrw,…,members:2,3,4,5)`` to 10.9.0.2;
 * ``bundle_load(eth_src,3,hrw,…,NXM_NX_REG0[0..15],members:2,3,4,5)`` then table 1
   outputs to the port reg0 names, to 10.9.0.3;
+* select groups whose buckets watch ports 2, 3, 4 (OVN's ``fwd_group(liveness=true)``):
+  dp_hash to 10.9.0.4, hash of fields(ip_src,tcp_src) to 10.9.0.5;
 * one ``multipath`` per (fields, algorithm) in MULTIPATHS into reg1, then table 2
   outputs to ofport 2 + reg1, to 10.9.1.N.
 
@@ -44,6 +46,14 @@ BUNDLES = {
     "10.9.0.2": "bundle(symmetric_l4,7,hrw,ofport,members:2,3,4,5)",
     "10.9.0.3": "bundle_load(eth_src,3,hrw,ofport,NXM_NX_REG0[0..15],members:2,3,4,5),"
                 "resubmit(,1)",
+}
+# select groups whose buckets watch the members' ports (OVN's fwd_group(liveness=true),
+# lib/actions.c: type=select,selection_method=dp_hash, bucket=watch_port:N,…)
+WATCHED = " ".join(f"bucket=bucket_id:{i},watch_port:{n},actions=output:{n}"
+                   for i, n in enumerate((2, 3, 4))).replace(" ", ",")
+GROUPS = {
+    "10.9.0.4": f"group_id=1,type=select,selection_method=dp_hash,{WATCHED}",
+    "10.9.0.5": f"group_id=2,type=select,selection_method=hash,fields(ip_src,tcp_src),{WATCHED}",
 }
 MULTIPATHS = [("eth_src", 0, "modulo_n", 4, 0), ("symmetric_l4", 11, "hrw", 4, 0),
               ("symmetric_l3l4+udp", 5, "hash_threshold", 4, 0),
@@ -177,8 +187,14 @@ def _record(env, capture: TxCapture, out: Path, rundir: Path) -> int:
         flows.append(f"priority=10,ip,in_port=1,nw_dst=10.9.1.{k},actions=multipath({fields},"
                      f"{basis},{alg},{links},{arg},NXM_NX_REG1[0..3]),resubmit(,2)")
     flows += [f"table=2,priority=10,reg1={k},actions=output:{2 + k}" for k in range(4)]
+    for dst, group in GROUPS.items():
+        run(env, "ovs-ofctl", "-O", "OpenFlow15", "add-group", BRIDGE, group)
+        flows.append(f"priority=10,ip,in_port=1,nw_dst={dst},actions=group:{group[9]}")
     for flow in flows:
         run(env, "ovs-ofctl", "add-flow", BRIDGE, flow)
+    groups = [line.strip() for line in run(env, "ovs-ofctl", "-O", "OpenFlow15",
+                                            "dump-groups", "--no-names", BRIDGE).splitlines()
+              if line.strip().startswith("group_id=")]
     dumped = [line.strip() for line in run(env, "ovs-ofctl", "dump-flows", "--no-names",
                                             BRIDGE).splitlines() if "actions=" in line]
     rng = random.Random(14)
@@ -186,7 +202,7 @@ def _record(env, capture: TxCapture, out: Path, rundir: Path) -> int:
     for scenario, forwarding in SCENARIOS.items():
         _force(env, forwarding)
         records = []
-        for dst in BUNDLES:
+        for dst in [*BUNDLES, *GROUPS]:
             for n in range(PACKETS):
                 packet = _packet(dst, rng, 17 if n % 4 == 0 else 6)
                 records.append({"packet": packet, "wire_ports": _send(env, capture, packet)})
@@ -202,6 +218,7 @@ def _record(env, capture: TxCapture, out: Path, rundir: Path) -> int:
     doc = {"recorded_by": "scripts/record_bundles.py",
            "ovs_version": run(env, "ovs-vswitchd", "--version").splitlines()[0],
            "dpif": run(env, "ovs-appctl", "dpif/show"), "bridge": BRIDGE, "flows": dumped,
+           "groups": groups,
            "scenarios": scenarios, "multipath": multipath}
     out.write_text(json.dumps(doc, indent=1) + "\n")
     rows = [r for s in scenarios.values() for r in s["records"]] + multipath

@@ -1,4 +1,5 @@
-"""bundle, bundle_load and multipath take the member (link) real OVS takes
+"""bundle, bundle_load, multipath and select groups whose buckets watch ports take the
+member (link, bucket) real OVS takes
 (tests/fixtures/bundles.json, recorded from ovs-vswitchd 3.1.0 by scripts/record_bundles.py:
 BFD forced per port, real packets sent, the port each left by read from its tx pcap)."""
 
@@ -10,13 +11,14 @@ from unittest import mock
 import pytest
 
 from ofrace.openflow.bridge import BridgeIndex
-from ofrace.simulate.engine import ChassisDatapath
+from ofrace.simulate.engine import ChassisDatapath, SimulationOptions
 from ofrace.snapshot import Bridge, Chassis
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures/bundles.json").read_text())
 SCENARIOS = FIXTURE["scenarios"]
 AB_DST = 0x0A090001   # bundle(eth_src,0,active_backup,ofport,members:2,3,4)
 LOAD_DST = 0x0A090003  # bundle_load(…hrw…) then output to reg0
+GROUP_DSTS = (0x0A090004, 0x0A090005)  # select dp_hash / hash fields, buckets watch 2, 3, 4
 
 
 def _datapath(scenario: str, drop_columns=()) -> ChassisDatapath:
@@ -29,9 +31,11 @@ def _datapath(scenario: str, drop_columns=()) -> ChassisDatapath:
         "Port": [{"_uuid": f"p-{r['name']}", "name": r["name"], "interfaces": [r["_uuid"]]}
                  for r in rows],
         "Interface": rows})
-    bridge = Bridge(name="br0", flows=FIXTURE["flows"],
+    bridge = Bridge(name="br0", flows=FIXTURE["flows"], groups=FIXTURE["groups"],
                     ports_desc=SCENARIOS[scenario]["ports_desc"])
-    return ChassisDatapath("hv", {"br0": BridgeIndex(bridge, chassis.interfaces)})
+    options = SimulationOptions(datapath_kinds={"br0": "userspace"})
+    return ChassisDatapath("hv", {"br0": BridgeIndex(bridge, chassis.interfaces)},
+                           options=options)
 
 
 def _ports(datapath: ChassisDatapath, packet: dict) -> list[int]:
@@ -68,14 +72,26 @@ def test_multipath_links_equal_the_wire():
 
 def test_negative_control_liveness_ignored_takes_the_wrong_member():
     """Every member counted live: active_backup always takes the first, wrongly in
-    three of the four scenarios."""
-    wrong = 0
+    three of the four scenarios; the watched select groups go wrong too."""
+    wrong = Counter()
     with mock.patch("ofrace.simulate.engine.port_may_enable", return_value=(True, "up")):
         for scenario in SCENARIOS:
             datapath = _datapath(scenario)
-            wrong += sum(_ports(datapath, r["packet"]) != r["wire_ports"]
-                         for r in SCENARIOS[scenario]["records"])
-    assert wrong >= 3 * 24
+            for r in SCENARIOS[scenario]["records"]:
+                if _ports(datapath, r["packet"]) != r["wire_ports"]:
+                    wrong[r["packet"]["nw_dst"]] += 1
+    assert wrong[AB_DST] >= 3 * 24
+    assert all(wrong[dst] >= 24 for dst in GROUP_DSTS)
+
+
+def test_watched_select_groups_were_exercised():
+    """The recording holds what makes the group test able to fail: buckets skipped
+    for liveness, and a drop when no bucket is live."""
+    only = Counter(tuple(r["wire_ports"]) for r in SCENARIOS["only-p3"]["records"]
+                   if r["packet"]["nw_dst"] in GROUP_DSTS)
+    down = Counter(tuple(r["wire_ports"]) for r in SCENARIOS["all-bfd-down"]["records"]
+                   if r["packet"]["nw_dst"] in GROUP_DSTS)
+    assert only == Counter({(4,): 48}) and down == Counter({(): 48})
 
 
 def test_liveness_not_in_the_snapshot_branches_over_every_member_it_may_take():
@@ -107,3 +123,13 @@ def test_negative_control_multipath_with_another_basis_disagrees():
         wrong = sum(_ports(datapath, r["packet"]) != r["wire_ports"]
                     for r in FIXTURE["multipath"])
     assert wrong >= len(FIXTURE["multipath"]) // 3
+
+
+def test_watched_buckets_with_liveness_not_in_the_snapshot_are_branches():
+    datapath = _datapath("only-p3", drop_columns=("bfd", "bfd_status"))
+    record = next(r for r in SCENARIOS["only-p3"]["records"]
+                  if r["packet"]["nw_dst"] == GROUP_DSTS[0])
+    root, exits = datapath.inject("br0", dict(record["packet"]))
+    assert sorted(e.port for e in exits) == [2, 3, 4]   # the wire's (4) among them
+    labels = [s.data["branch"] for s in root.walk() if "branch" in s.data]
+    assert len(labels) == 3 and all("watch_port" in label for label in labels)

@@ -27,10 +27,13 @@ from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, forma
 from ofrace.simulate.groups import (
     HASH_ALG_SYM_L4,
     GroupModelError,
-    best_bucket,
+    bucket_scores,
+    bucket_watch,
     dp_hash_plan,
+    dp_hash_scan,
     hash_fields_basis,
     parse_select_group,
+    ranked_by_score,
     userspace_dp_hash,
 )
 from ofrace.simulate.hashing import flow_hash_fields, hash_int, multipath_link
@@ -463,7 +466,8 @@ class ChassisDatapath:
             chosen = self._first_live_bucket(bridge, group, step)
         else:
             chosen, picker = self._select_bucket(bridge, group, packet, step)
-        for i in chosen:
+        copies = _branch_copies(packet, len(chosen), self.conntrack if picker else None)
+        for i, bucket_packet in zip(chosen, copies, strict=True):
             text = _bucket_actions(group.buckets[i])
             label = (f"bucket {i} of group {group.group_id} ({picker}; --bucket "
                      f"{group.group_id}={i} picks)") if picker else None
@@ -479,9 +483,6 @@ class ChassisDatapath:
                 continue
             # Each bucket runs on a copy: OVS restores the flow after a bucket, and an
             # exit inside a bucket ends only that bucket.
-            bucket_packet = dict(packet)
-            if picker:  # alternatives: each with the connections as they were here
-                _branch_off(bucket_packet, self.conntrack)
             ctx.depth += 1
             self._execute(ctx, bridge, table, acts, bucket_packet, gstep)
             ctx.depth -= 1
@@ -520,13 +521,16 @@ class ChassisDatapath:
         plan = dp_hash_plan(select) if select.method in ("", "dp_hash") else None
         if select.method == "hash" and select.fields:
             basis = hash_fields_basis(select, packet)
-            best, scores = best_bucket(select, basis)
-            chosen = f"bucket {best}" if best is not None else "no live bucket"
+            scores = bucket_scores(select, basis)
+            chosen, picker = self._live_choice(bridge, group, ranked_by_score(select, basis),
+                                               step)
+            text = (f"bucket {chosen[0]}" if len(chosen) == 1 else "no live bucket"
+                    if not chosen else f"buckets {chosen} by liveness")
             step.add(Step("group", f"group {gid}: hash of fields("
-                          f"{','.join(f.name for f in select.fields)}) → {chosen} "
+                          f"{','.join(f.name for f in select.fields)}) → {text} "
                           f"(scores {', '.join(map(str, scores))})", self.chassis, bridge,
                           data={"group": gid, "method": "hash", "scores": scores}))
-            return ([best] if best is not None else []), None
+            return chosen, picker
         if plan is None:
             return self._unknown_choice(bridge, group, step,
                                         "OVS's default selection (a jhash of the L2-L4 "
@@ -556,20 +560,52 @@ class ChassisDatapath:
         step.add(Step("group", f"group {gid}: dp_hash {alg}({plan.basis}) = {dp_hash:#010x} "
                       f"(userspace datapath), & {mask:#x} → bucket {best}", self.chassis,
                       bridge, data={"group": gid, "method": "dp_hash", "dp_hash": dp_hash}))
-        return [best], None
+        return self._live_choice(bridge, group, dp_hash_scan(plan, dp_hash), step)
+
+    def _live_choice(self, bridge: str, group, order: list[int],
+                     step: Step) -> tuple[list[int], str | None]:
+        """The first live bucket in OVS's order of preference (``bucket_is_alive``: no
+        watch, or a ``watch_port`` whose ``may_enable`` holds, as for a bundle member);
+        where liveness is not in the snapshot, every bucket OVS may take, as branches."""
+        ports = self.bridges[bridge].ports
+        candidates = []
+        for i in order:
+            watch_port, watch_group = bucket_watch(group.buckets[i])
+            if watch_port is None or watch_group is not None:
+                live, why = True, "no watched port"   # a watch_group counts as live
+            else:
+                live, why = _member_live(watch_port, ports)
+            if live is False:
+                step.add(Step("group", f"group {group.group_id}: bucket {i} not live ({why})",
+                              self.chassis, bridge))
+                continue
+            candidates.append(i)
+            if live:
+                break
+        else:
+            if candidates:   # none known live: each unknown one may be the one taken
+                return candidates, "whether its watch_port is live is not in the snapshot"
+            return [], None
+        if len(candidates) == 1:
+            return candidates, None
+        return candidates, "whether the buckets' watch_ports are live is not in the snapshot"
 
     def _unknown_choice(self, bridge: str, group, step: Step, why: str,
                         picker: str) -> tuple[list[int], str]:
         """A choice the snapshot cannot make: every bucket is traced, each a branch whose
         verdicts say so (never one bucket taken as if known)."""
-        n = len(group.buckets)
+        ports = self.bridges[bridge].ports
+        # a bucket whose watched port is known down is never taken (bucket_is_alive)
+        watched = [bucket_watch(bucket)[0] for bucket in group.buckets]
+        may = [i for i, port in enumerate(watched)
+               if port is None or _member_live(port, ports)[0] is not False]
         text = (f"group {group.group_id} on {self.chassis} {bridge}: which bucket the "
-                f"datapath takes is not known ({why}); each of its {n} bucket(s) is traced "
-                f"as a branch: --bucket {group.group_id}=N picks one")
+                f"datapath takes is not known ({why}); each of its {len(may)} bucket(s) it "
+                f"may take is traced as a branch: --bucket {group.group_id}=N picks one")
         step.add(Step("group", text, self.chassis, bridge,
                       data={"group": group.group_id, "unknown_choice": True}))
         self.unknown_choices.append((group.group_id, text))
-        return list(range(n)), picker
+        return may, picker
 
     def _bundle(self, ctx, bridge, table, action: A.Bundle, packet, step):
         """lib/bundle.c ``bundle_execute``: active_backup takes the first member that is
@@ -614,7 +650,8 @@ class ChassisDatapath:
         bstep = step.add(Step("bundle", f"{summary}: liveness not in the snapshot, each "
                               "member OVS may take is traced as a branch", self.chassis,
                               bridge, data={"unknown_choice": True}))
-        for n, (member, why) in enumerate(candidates):
+        copies = _branch_copies(packet, len(candidates), self.conntrack)
+        for n, ((member, why), copy_) in enumerate(zip(candidates, copies, strict=True)):
             before = ", ".join(_port_text(m, ports) for m, _ in candidates[:n])
             label = (f"bundle member {_port_text(member, ports)}, taken if "
                      + (f"{before} {'is' if n == 1 else 'are'} not live and " if before
@@ -623,8 +660,6 @@ class ChassisDatapath:
                 f"no bundle member live ({why})")
             branch = bstep.add(Step("bundle", f"branch: {label}", self.chassis, bridge,
                                     data={"member": member, "branch": label}))
-            copy_ = dict(packet)
-            _branch_off(copy_, self.conntrack)
             self._bundle_result(ctx, bridge, table, action, copy_, branch, member)
             ctx.stopped = False
         return None
@@ -873,6 +908,18 @@ def _member_live(member: int, ports: dict[int, Port]) -> tuple[bool | None, str]
 def _port_text(number: int, ports: dict[int, Port]) -> str:
     port = ports.get(number)
     return f"{port.name} ({number})" if port is not None else str(number)
+
+
+def _branch_copies(packet: Packet, n: int, conntrack) -> list[Packet]:
+    """``n`` copies of ``packet``; with ``conntrack`` (the copies are alternatives, not
+    copies the datapath makes), each but the first gets its own conntrack, forked before
+    any runs: the first goes on with the chassis' own table, which is what ``--reply``
+    and ``--conversation`` continue from (their first arrival)."""
+    copies = [dict(packet) for _ in range(n)]
+    if conntrack is not None:
+        for other in copies[1:]:
+            _branch_off(other, conntrack)
+    return copies
 
 
 def _branch_off(packet: Packet, conntrack) -> None:
