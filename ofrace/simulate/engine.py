@@ -982,7 +982,7 @@ def _frame_length(packet: Packet, payload: int = 0) -> int:
     return max(size, 60)
 
 
-_REWRITING = (A.SetField, A.Move, A.Pop, A.Simple, A.Multipath)
+_REWRITING = (A.SetField, A.Move, A.Pop, A.Simple)
 _HANDLERS = {
     A.Resubmit: ChassisDatapath._resubmit,
     A.GotoTable: ChassisDatapath._goto,
