@@ -36,8 +36,8 @@ from ofrace.render.trace_text import print_trace_result
 @click.option("--established", is_flag=True, help="The packet as part of an established "
               "connection in its own direction (TCP: the ACK; or --step): opened first.")
 @click.option("--bucket", "buckets", multiple=True, metavar="GROUP=BUCKET",
-              help="Choose a select group's bucket (the datapath hashes; default: stable "
-                   "choice from the 5-tuple).")
+              help="Choose a select group's bucket (default: the one OVS's hash picks; "
+                   "where that is unknowable, e.g. kernel dp_hash, every bucket as a branch).")
 @click.option("--ct-next", "ct_next", multiple=True, metavar="FLAGS",
               help="Force the ct_state of the next ct() recirculation (repeat; like "
                    "ofproto/trace --ct-next, e.g. trk,inv; states of an existing "

@@ -31,7 +31,7 @@ from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.conntrack_dump import table_from_dump
 from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, Continuation, SimulationOptions
 from ofrace.simulate.groups import datapath_kinds
-from ofrace.simulate.steps import Exit, ExitKind, Step
+from ofrace.simulate.steps import Exit, ExitKind, Step, StepKind
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 from ofrace.trace import controller_packets
 from ofrace.trace.provider_network import Crossing, ProviderNetworks, uplinks_of
@@ -86,7 +86,7 @@ class Hop:
     children: list[Hop] = field(default_factory=list)
     parent_exit: int | None = None   # index of the exit (in the parent hop) that led here
     notes: list[str] = field(default_factory=list)  # side events (ACL log copies, …)
-    assumed: list[int] = field(default_factory=list)  # groups whose bucket was not known
+    assumed: list[int] = field(default_factory=list)  # groups traced bucket by bucket
 
 
 @dataclass
@@ -629,15 +629,29 @@ def _handover_table(lines: list[str], facts: OvnFacts, dp_key: int, port_key: in
     return None
 
 
-def _mark_assumed(hop: Hop, inherited: list[tuple[str, int]]) -> None:
-    """Verdicts downstream of a select group whose bucket the datapath picks unknowably
-    say so, and how to choose another (the hop's note says why)."""
-    assumed = inherited + [(hop.start.chassis, g) for g in hop.assumed]
-    if assumed:
-        groups = ", ".join(f"group {g} on {chassis}" for chassis, g in assumed)
-        hints = ", ".join(f"--bucket {g}=N" for g in dict.fromkeys(g for _, g in assumed))
-        for verdict in hop.verdicts:
-            verdict.text += (f" (if the datapath took bucket 0 of {groups}, which cannot be "
-                             f"known; {hints} picks another)")
+def _mark_assumed(hop: Hop, inherited: list[str]) -> None:
+    """Verdicts downstream of a choice the datapath makes unknowably (a select group's
+    bucket on the kernel datapath, …) were traced once per alternative: each says which
+    branch it is on, and how to pick it (the hop's note says why it cannot be known)."""
+    by_exit = _branch_labels(hop.root)
+    for verdict in hop.verdicts:
+        index = next((i for i, e in enumerate(hop.exits) if e is verdict.exit), None)
+        labels = inherited + by_exit.get(index, [])
+        if labels:
+            verdict.text += f" (branch: {'; '.join(labels)})"
     for child in hop.children:
-        _mark_assumed(child, assumed)
+        _mark_assumed(child, inherited + by_exit.get(child.parent_exit, []))
+
+
+def _branch_labels(root: Step) -> dict[int, list[str]]:
+    """{exit index: the branch labels on the way from the hop's start to that exit}."""
+    found: dict[int, list[str]] = {}
+    todo = [(root, [])]
+    while todo:
+        step, labels = todo.pop()
+        if "branch" in step.data:
+            labels = [*labels, step.data["branch"]]
+        if step.kind == StepKind.EXIT and labels:
+            found[step.data["exit"]] = labels
+        todo.extend((child, labels) for child in step.children)
+    return found
