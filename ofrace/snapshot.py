@@ -122,6 +122,15 @@ class Interface:
     external_ids: dict[str, str]
     error: str | None
     mac_in_use: str | None
+    # What decides whether OVS may send through it (a bundle member, ofproto-dpif.c
+    # port_run / may_enable_port): None where the column was not read (older snapshots).
+    link_state: str | None = None
+    bfd: dict[str, str] | None = None           # BFD's configuration ("enable")
+    bfd_status: dict[str, str] | None = None    # "forwarding": "true"/"false", …
+    cfm_mpid: int | None = None                 # CFM runs when set
+    cfm_fault: bool | None = None
+    cfm_remote_opstate: str | None = None
+    liveness_read: bool = False                 # the columns above were collected
 
     @property
     def iface_id(self) -> str | None:
@@ -224,8 +233,21 @@ class Chassis:
                         external_ids=row.get("external_ids") or {},
                         error=unwrap_optional(row.get("error")),
                         mac_in_use=unwrap_optional(row.get("mac_in_use")),
+                        link_state=unwrap_optional(row.get("link_state")),
+                        bfd=row.get("bfd") or ({} if "bfd" in row else None),
+                        bfd_status=row.get("bfd_status") or (
+                            {} if "bfd_status" in row else None),
+                        cfm_mpid=unwrap_optional(row.get("cfm_mpid")),
+                        cfm_fault=unwrap_optional(row.get("cfm_fault")),
+                        cfm_remote_opstate=unwrap_optional(row.get("cfm_remote_opstate")),
+                        liveness_read=all(c in row for c in LIVENESS_COLUMNS),
                     ))
         return sorted(result, key=lambda i: (i.bridge, i.ofport or 0, i.name))
+
+
+# The Interface columns whose absence makes a port's liveness unknown (agents before
+# they were read): BFD's configuration and state, CFM's.
+LIVENESS_COLUMNS = ("link_state", "bfd", "bfd_status", "cfm_mpid", "cfm_fault")
 
 
 def unwrap_optional(value):
@@ -537,7 +559,8 @@ _COLUMNS = {
     "Port": {"name": "!str", "interfaces": "strs", "tag": "optint"},
     "Interface": {"name": "!str", "type": "str", "ofport": "optint", "options": "map",
                   "external_ids": "map", "error": "opt", "mac_in_use": "opt",
-                  "bfd": "map", "bfd_status": "map", "status": "map"},
+                  "bfd": "map", "bfd_status": "map", "status": "map", "link_state": "opt",
+                  "cfm_mpid": "optint", "cfm_fault": "optbool", "cfm_remote_opstate": "opt"},
     "SSL": {"private_key": "opt", "certificate": "opt", "ca_cert": "opt"},
     "Logical_Router": {"name": "str", "static_routes": "strs", "options": "map",
                        "load_balancer": "strs", "ports": "strs", "nat": "strs",

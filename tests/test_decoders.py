@@ -11,6 +11,7 @@ import pytest
 from ofrace.openflow.actions import (
     DECODERS,
     ActionError,
+    Bundle,
     CheckPktLarger,
     Clone,
     Conjunction,
@@ -21,6 +22,7 @@ from ofrace.openflow.actions import (
     Group,
     Learn,
     Move,
+    Multipath,
     Nat,
     Output,
     Pop,
@@ -95,6 +97,17 @@ TABLE = {
     "mod_nw_ttl": [("mod_nw_ttl:9", SetField(FieldRef("nw_ttl", 0, 7), 9, 0xFF))],
     "mod_nw_tos": [("mod_nw_tos:32", SetField(FieldRef("nw_tos", 0, 7), 32, 0xFF))],
     "mod_nw_ecn": [("mod_nw_ecn:1", SetField(FieldRef("nw_ecn", 0, 1), 1, 3))],
+    # OVN's HA gateway output (controller/physical.c), as OVS 3.1 prints it
+    "bundle": [("bundle(eth_src,0,active_backup,ofport,members:5,6)",
+                Bundle("eth_src", 0, "active_backup", (5, 6))),
+               ("bundle(symmetric_l4,7,hrw,ofport,members:2,3,4,5)",
+                Bundle("symmetric_l4", 7, "hrw", (2, 3, 4, 5)))],
+    "bundle_load": [("bundle_load(eth_src,3,hrw,ofport,NXM_NX_REG0[0..15],members:2,3)",
+                     Bundle("eth_src", 3, "hrw", (2, 3), FieldRef("reg0", 0, 15)))],
+    "set_queue": [("set_queue:3", Simple("set_queue", 3))],
+    "multipath": [("multipath(symmetric_l3l4+udp,5,hash_threshold,4,0,NXM_NX_REG1[0..3])",
+                   Multipath("symmetric_l3l4+udp", 5, "hash_threshold", 4, 0,
+                             FieldRef("reg1", 0, 3)))],
 }
 for _reserved in ("NORMAL", "FLOOD", "ALL", "LOCAL", "IN_PORT"):
     TABLE[_reserved.lower()] = [(_reserved.lower(), Output(port=SPECIAL_PORTS[_reserved]))]
@@ -115,7 +128,8 @@ def test_decoder(key, text, record):
 
 
 @pytest.mark.parametrize("text", ["dec_mpls_ttl", "fin_timeout(idle_timeout=5)", "enqueue:1:2",
-                                  "output:NXM_NX_NOPE[]"])
+                                  "output:NXM_NX_NOPE[]",
+                                  "bundle(eth_src,0,no_such_algorithm,ofport,members:1)"])
 def test_what_no_decoder_knows_is_unknown_not_an_error(text):
     """ovs.flow reads it, ofrace does not simulate it: a gap at run time, not a crash."""
     (record,) = parse_actions(text)

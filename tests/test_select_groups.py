@@ -86,13 +86,16 @@ def test_negative_control_another_basis_disagrees():
     assert wrong >= len(r_group1) // 2
 
 
-def test_kernel_dp_hash_is_an_unknown_choice_and_bucket_overrides():
+def test_kernel_dp_hash_traces_every_bucket_as_a_branch_and_bucket_overrides():
     dp_record = next(r for r in RECORDS if r["group"] == 10)
     datapath = _datapath("kernel")
     root, exits = datapath.inject("br0", dict(dp_record["packet"]))
-    assert [e.port for e in exits] == [2]  # bucket 0, said to be a guess
+    assert [e.port for e in exits] == [2, 3, 4]  # one exit per bucket, none assumed
     assert datapath.unknown_choices and "--bucket 10=N" in datapath.unknown_choices[0][1]
     assert any(s.data.get("unknown_choice") for s in root.walk())
+    labels = [s.data["branch"] for s in root.walk() if "branch" in s.data]
+    assert labels == [f"bucket {n} of group 10 (the kernel datapath's dp_hash picks one; "
+                      f"--bucket 10={n} picks)" for n in range(3)]
     forced = _datapath("kernel", buckets={10: 2})
     _, exits = forced.inject("br0", dict(dp_record["packet"]))
     assert [e.port for e in exits] == [4] and not forced.unknown_choices
@@ -169,17 +172,42 @@ def test_lab_snapshot_is_userspace_and_its_lb_choice_is_computed():
     assert steps, "the dp_hash was computed"
 
 
-def test_kernel_lb_choice_is_marked_on_the_verdict_until_bucket_chooses():
+def test_kernel_lb_choice_is_one_branch_per_backend_until_bucket_chooses():
     result = _acl_lb_trace(kernel=True)
-    (verdict,) = result.verdicts()
-    assert verdict.kind == "delivered" and verdict.logical_port == "vm1"  # bucket 0
+    verdicts = result.verdicts()
     group = next(s.data["group"] for hop in result.hops for s in hop.root.walk()
                  if s.data.get("unknown_choice"))
-    assert "cannot be known" in verdict.text and f"--bucket {group}=N" in verdict.text
+    assert [(v.kind, v.logical_port) for v in verdicts] == [("delivered", "vm1"),
+                                                            ("delivered", "vm2")]
+    for n, verdict in enumerate(verdicts):
+        assert verdict.text.endswith(
+            f"(branch: bucket {n} of group {group} (the kernel datapath's dp_hash picks one; "
+            f"--bucket {group}={n} picks))"), verdict.text
     assert any("kernel datapath" in n for hop in result.hops for n in hop.notes)
     chosen = _acl_lb_trace(kernel=True, buckets={group: 1})
     (verdict,) = chosen.verdicts()
-    assert verdict.logical_port == "vm2" and "cannot be known" not in verdict.text
+    assert verdict.logical_port == "vm2" and "branch" not in verdict.text
+
+
+def test_bucket_naming_an_unknown_group_or_bucket_is_a_one_line_input_error():
+    from conftest import FIXTURES
+
+    from ofrace.errors import InputError
+    from ofrace.snapshot import Snapshot
+    from ofrace.trace.choices import check_buckets
+
+    snapshot = Snapshot.load(FIXTURES / "acl" / "snapshot.ofr")
+    group = next(g for ch in snapshot.chassis.values() for b in ch.bridges.values()
+                 for g in parse_groups(b.groups))
+    check_buckets(snapshot, {group.group_id: len(group.buckets) - 1})  # valid: no error
+    with pytest.raises(InputError) as bad_bucket:
+        check_buckets(snapshot, {group.group_id: len(group.buckets)})
+    assert f"(0-{len(group.buckets) - 1})" in str(bad_bucket.value)
+    with pytest.raises(InputError) as bad_group:
+        check_buckets(snapshot, {4242: 0})
+    assert f"groups: {group.group_id}" in str(bad_group.value)
+    assert bad_group.value.exit_code == bad_bucket.value.exit_code == 2
+    assert "\n" not in str(bad_group.value) + str(bad_bucket.value)
 
 
 def test_userspace_dp_hash_of_a_packet_from_a_tunnel_is_unknown():

@@ -73,7 +73,14 @@ def test_the_deltas_are_in_order_and_cited():
     assert versions == sorted(set(versions))
     first = RELEASES[0]
     assert first.registers and first.flags and first.opcodes and first.geneve and first.encaps
-    assert set(SOURCES) == {"registers", "flags", "opcodes", "geneve", "encaps"}
+    assert set(SOURCES) == {"registers", "flags", "opcodes", "geneve", "encaps", "dhcpv6_codes"}
+
+
+@pytest.mark.parametrize("text, codes", [
+    ("22.03.0", {2, 5, 23, 24}), ("23.03.1", {2, 5, 23, 24}),
+    ("23.06.0", {2, 5, 23, 24, 59, 254}), ("26.03.0", {2, 5, 23, 24, 39, 59, 254})])
+def test_the_dhcpv6_options_pinctrl_composes_per_release(text, codes):
+    assert facts_for(text).dhcpv6_codes == codes
 
 
 def test_common_flags_are_those_every_release_has():
@@ -117,3 +124,19 @@ def test_arp_names_the_next_hop_from_its_register():
     text = controller.describe(arp, {facts.register("next_hop_ipv4"): 0x0A000001}, facts)
     assert text.startswith("arp:") and text.endswith("resolving 10.0.0.1")
     assert "resolving" not in controller.describe(arp, {}, facts)
+
+
+@pytest.mark.parametrize(("text", "release", "any_family"), [
+    ("ovn-controller 22.03.0", ("packet-out", 37), False),      # OFTABLE_REMOTE_OUTPUT
+    ("ovn-controller 23.03.1", ("packet-out", 37), False),
+    ("ovn-controller 23.06.0", ("packet-out", 37), False),      # OFTABLE_OUTPUT_INIT
+    ("ovn-controller 24.03.0", ("packet-out", 37), False),
+    ("ovn-controller 24.09.0", ("continuation", 40), False),
+    ("ovn-controller 25.03.0", ("continuation", 40), True),
+    ("ovn-controller 25.09.0", ("continuation", 41), True),
+    ("ovn-controller 26.03.0", ("continuation", 42), True),
+])
+def test_how_a_held_packet_is_released(text, release, any_family):
+    """controller/pinctrl.c, controller/mac-cache.c and controller/lflow.h at each tag."""
+    facts = facts_for(text)
+    assert (facts.held_release, facts.arp_ns_any_family) == (release, any_family)

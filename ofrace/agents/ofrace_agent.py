@@ -37,7 +37,8 @@ OVS_TABLES = {
              "external_ids", "other_config"],
     "Interface": ["_uuid", "name", "type", "ofport", "ofport_request", "options",
                   "external_ids", "error", "admin_state", "link_state", "mac_in_use",
-                  "status", "bfd_status"],
+                  "status", "bfd", "bfd_status", "cfm_mpid", "cfm_fault",
+                  "cfm_remote_opstate"],
     "SSL": ["private_key", "certificate", "ca_cert"],
 }
 

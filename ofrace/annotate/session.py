@@ -28,6 +28,8 @@ from ofrace.trace.request import (
     start_from_expression,
     start_from_short_form,
     to_expression,
+    with_dhcp_body,
+    with_dns_query,
 )
 from ofrace.trace.verdicts import ANSWERABLE, VerdictKind, conversation_exit_code, exit_code
 
@@ -50,16 +52,28 @@ class TraceRequest:
     step: str | None = None          # one packet of it, the earlier ones simulated first
     established: bool = False        # --established: ``step`` or the kind's first est one
     ct_from_node: bool = True        # --ct node (default) | empty
+    # what the body asks: ("dhcp" | "dhcpv6", message type) or ("dns", NAME[:TYPE])
+    body: tuple[str, str] | None = None
 
     @classmethod
     def from_options(cls, expression, source, destination, protocol, chassis, reply,
                      buckets=(), ct_next=(), conversation=False, step=None,
-                     established=False, ct: str = "node") -> TraceRequest:
+                     established=False, ct: str = "node",
+                     body: tuple[str, str] | None = None) -> TraceRequest:
         """Checked as typed (no snapshot needed): one line, exit 2, on a mistake."""
         if bool(expression) == bool(source):
             raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
-        if source and not destination:
-            raise InputError("--from needs --to IP[:PORT]")
+        dhcp = body is not None and body[0] != "dns"
+        if source and not destination and not dhcp:
+            raise InputError("--from needs --to IP[:PORT] (or --dhcp/--dhcpv6 TYPE)")
+        if dhcp and source and destination:
+            raise InputError("--dhcp/--dhcpv6 send to the DHCP server: no --to")
+        if body is not None and body[0] == "dns":
+            protocol = "udp"      # pinctrl answers DNS over UDP only
+        if body is not None and (reply or conversation or step or established):
+            raise InputError(f"--{body[0]} traces one request and the answer ovn-controller "
+                             "builds for it: no --reply, --conversation, --step or "
+                             "--established")
         modes = [name for name, on in (("--reply", reply), ("--conversation", conversation),
                                        ("--established/--step", established or step),
                                        ("--ct-next", ct_next)) if on]
@@ -69,7 +83,7 @@ class TraceRequest:
         forced = parse_ct_next(ct_next, established_ok=False)
         return cls(expression, source, destination, protocol, chassis, reply,
                    parse_buckets(buckets), forced, conversation, step, established,
-                   ct != "empty")
+                   ct != "empty", body)
 
 
 @dataclass
@@ -143,6 +157,9 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
         ports = _cms_ports(tracer, request.expression)
         if ports:
             asked["ports"] = ports
+    elif request.body and request.body[0] != "dns":
+        start = tracer.locate(request.source, request.chassis)
+        asked = {"from": request.source}
     else:
         start = start_from_short_form(tracer, request.source, request.destination,
                                       request.protocol, request.chassis)
@@ -150,6 +167,11 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
                  "protocol": request.protocol}
         if start.logical_port and start.logical_port != request.source:
             asked["ports"] = {request.source: start.logical_port}
+    if request.body:
+        option, value = request.body
+        start = (with_dns_query(start, value) if option == "dns" else
+                 with_dhcp_body(tracer, start, value, 4 if option == "dhcp" else 6))
+        asked[option] = value
     asked.update(chassis=start.chassis, entry=start.entry)
     annotator = Annotator(tracer.names, snapshot)
     if request.conversation or request.step or request.established:

@@ -53,3 +53,29 @@ def snapshot_source(*, snapshot: str | None = "Use this snapshot file.",
 
 def json_option(help: str = "Machine-readable output."):
     return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def request_body_options(command):
+    """``--dhcp TYPE``, ``--dhcpv6 TYPE``, ``--dns NAME[:TYPE]``: what the packet's body asks
+    (messages ovn-controller answers); the command gets ``body``: (option, value) or None."""
+    from ofrace.ovn.microflow import DHCP_REQUESTS, DHCPV6_REQUESTS
+
+    @functools.wraps(command)
+    def with_body(*args, dhcp_v4=None, dhcp_v6=None, dns_query=None, **kw):
+        given = [(name, value) for name, value in (("dhcp", dhcp_v4), ("dhcpv6", dhcp_v6),
+                                                   ("dns", dns_query)) if value]
+        if len(given) > 1:
+            raise click.UsageError("--dhcp, --dhcpv6 and --dns cannot be combined")
+        return command(*args, body=given[0] if given else None, **kw)
+
+    for option in (
+            click.option("--dns", "dns_query", metavar="NAME[:TYPE]",
+                         help="A DNS query for NAME (TYPE a, aaaa, any or ptr; default a) "
+                              "in the UDP packet to port 53."),
+            click.option("--dhcpv6", "dhcp_v6", type=click.Choice(DHCPV6_REQUESTS),
+                         help="A DHCPv6 client message of this type; no --to."),
+            click.option("--dhcp", "dhcp_v4", type=click.Choice(DHCP_REQUESTS),
+                         help="A DHCP request of this type from --from (or the microflow's "
+                              "inport); no --to.")):
+        with_body = option(with_body)
+    return with_body

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ofrace.annotate.session import TraceRequest, run_trace
-from ofrace.cli.options import json_option, snapshot_source
+from ofrace.cli.options import json_option, request_body_options, snapshot_source
 from ofrace.collect.source import obtain_snapshot
 from ofrace.compare.ovn_trace import check_logical as run_ovn_trace
 from ofrace.render.collect import warn
@@ -25,6 +25,7 @@ from ofrace.render.trace_text import print_trace_result
 @click.option("--tcp", "protocol", flag_value="tcp", default=True, help="TCP SYN (default).")
 @click.option("--udp", "protocol", flag_value="udp")
 @click.option("--icmp", "protocol", flag_value="icmp", help="ICMP echo (ICMPv6 for IPv6).")
+@request_body_options
 @click.option("--chassis", help="Where the inport is, when the SB cannot tell (localnet).")
 @click.option("--reply", is_flag=True, help="Then trace the answer back, with the conntrack "
               "state the first trace left.")
@@ -35,8 +36,8 @@ from ofrace.render.trace_text import print_trace_result
 @click.option("--established", is_flag=True, help="The packet as part of an established "
               "connection in its own direction (TCP: the ACK; or --step): opened first.")
 @click.option("--bucket", "buckets", multiple=True, metavar="GROUP=BUCKET",
-              help="Choose a select group's bucket (the datapath hashes; default: stable "
-                   "choice from the 5-tuple).")
+              help="Choose a select group's bucket (default: the one OVS's hash picks; "
+                   "where that is unknowable, e.g. kernel dp_hash, every bucket as a branch).")
 @click.option("--ct-next", "ct_next", multiple=True, metavar="FLAGS",
               help="Force the ct_state of the next ct() recirculation (repeat; like "
                    "ofproto/trace --ct-next, e.g. trk,inv; states of an existing "
@@ -48,11 +49,10 @@ from ofrace.render.trace_text import print_trace_result
 @click.option("--detailed", "level", flag_value="detailed",
               help="Every logical stage and every OpenFlow flow.")
 @json_option("Schema ofrace-trace/1 (docs/trace-json.md).")
-@click.option("--check-logical", is_flag=True,
-              help="Also run ovn-trace (logical view) with the same packet and conntrack states, "
-                   "and show where logical and physical part.")
-def trace(expression, source, source_port, destination, protocol, chassis, reply, conversation,
-          step, established, buckets, ct_next, ct, level, as_json, check_logical):
+@click.option("--check-logical", is_flag=True, help="Also run ovn-trace (logical view) with "
+              "the same packet and conntrack states, and show where logical and physical part.")
+def trace(expression, source, source_port, destination, protocol, body, chassis, reply,
+          conversation, step, established, buckets, ct_next, ct, level, as_json, check_logical):
     """Trace a packet through the real OpenFlow tables of every chassis it crosses.
 
     EXPRESSION is the microflow ovn-trace takes, e.g.
@@ -67,7 +67,7 @@ def trace(expression, source, source_port, destination, protocol, chassis, reply
     """
     request = TraceRequest.from_options(expression, source_port, destination, protocol,
                                         chassis, reply, buckets, ct_next, conversation, step,
-                                        established, ct)
+                                        established, ct, body)
     snapshot = obtain_snapshot(source, warn=warn)
     result = run_trace(snapshot, request)
     if check_logical:

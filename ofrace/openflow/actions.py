@@ -175,6 +175,30 @@ class PushVlan:
     ethertype: int
 
 
+@dataclass(frozen=True)
+class Bundle:
+    """``bundle(fields,basis,algorithm,ofport,members:…)`` outputs to one live member;
+    ``bundle_load(…,dst,members:…)`` writes its number (OFPP_NONE: none) into ``dst``."""
+
+    fields: str          # the hash (lib/flow.c flow_hash_fields): eth_src, symmetric_l4, …
+    basis: int
+    algorithm: str       # "active_backup" or "hrw"
+    members: tuple[int, ...]
+    dst: FieldRef | None = None
+
+
+@dataclass(frozen=True)
+class Multipath:
+    """``multipath(fields,basis,algorithm,n_links,arg,dst)``: a link number from a hash."""
+
+    fields: str
+    basis: int
+    algorithm: str       # modulo_n, hash_threshold, hrw, iter_hash
+    n_links: int
+    arg: int
+    dst: FieldRef
+
+
 @dataclass
 class Unknown:
     name: str
@@ -290,7 +314,35 @@ def _controller(value):
                       max_len=value.get("max_len"))
 
 
+_HASH_FIELDS = ("eth_src", "symmetric_l4", "symmetric_l3l4", "symmetric_l3l4+udp",
+                "nw_src", "nw_dst", "symmetric_l3")
+
+
+def _bundle(value: dict) -> Bundle:
+    fields, algorithm = str(value["fields"]), str(value["algorithm"])
+    if fields not in _HASH_FIELDS or algorithm not in ("active_backup", "hrw"):
+        raise ValueError(f"bundle fields {fields!r} or algorithm {algorithm!r}")
+    dst = value.get("dst")
+    ref = (parse_field_ref(dst) if isinstance(dst, str) else _ref(dst)) if dst else None
+    if dst and ref is None:
+        raise ValueError(f"bundle_load destination {dst!r}")
+    return Bundle(fields, int(value["basis"]), algorithm,
+                  tuple(_port(m) for m in value["members"]), ref)
+
+
+def _multipath(value: dict) -> Multipath:
+    fields, algorithm = str(value["fields"]), str(value["algorithm"])
+    if fields not in _HASH_FIELDS or algorithm not in ("modulo_n", "hash_threshold", "hrw",
+                                                       "iter_hash"):
+        raise ValueError(f"multipath fields {fields!r} or algorithm {algorithm!r}")
+    return Multipath(fields, int(value["basis"]), algorithm, int(value["n_links"]),
+                     int(value["arg"]), _ref(value["dst"]))
+
+
 DECODERS = {
+    "bundle": _bundle,
+    "bundle_load": _bundle,
+    "multipath": _multipath,
     "output": _output,
     "resubmit": lambda v: Resubmit(_port(v["port"]) if v.get("port") != "" else None,
                                    v.get("table"), bool(v.get("ct"))),
@@ -308,6 +360,8 @@ DECODERS = {
     "note": lambda v: Simple("note", v),
     "meter": lambda v: Simple("meter", v),
     "sample": lambda v: Simple("sample", v),
+    # OVN's set_queue (QoS): the skb priority, which no forwarding decision reads
+    "set_queue": lambda v: Simple("set_queue", v),
     "strip_vlan": lambda v: Simple("pop_vlan"),
     "pop_vlan": lambda v: Simple("pop_vlan"),
     "push_vlan": lambda v: PushVlan(int(v)),

@@ -50,6 +50,40 @@ class Port:
     # OpenFlow port config and state words from dump-ports-desc ("NO_FLOOD", "LINK_DOWN")
     config: frozenset[str] = frozenset()
     state: frozenset[str] = frozenset()
+    interface: Interface | None = None   # its OVSDB row (liveness: link, BFD, CFM)
+
+
+def port_may_enable(port: Port | None) -> tuple[bool | None, str]:
+    """Whether OVS counts ``port`` as live for a bundle (ofproto-dpif-xlate.c
+    ``member_enabled_cb``: the port's ``may_enable``, which ofproto-dpif.c ``port_run``
+    sets from the carrier and ``may_enable_port``: with BFD or CFM on, one of them must
+    say the link forwards), and why; None where the snapshot cannot tell.
+
+    ovs-vswitchd copies BFD/CFM state into OVSDB when it changes (bridge.c
+    ``run_status_update``), so the snapshot's state is the one at collection time.  LACP
+    (bond members) is not read: OVN outputs to tunnel ports, which are not bonds."""
+    if port is None:
+        return False, "no such port on the bridge"
+    iface = port.interface
+    if "LINK_DOWN" in port.state or (iface is not None and iface.link_state == "down"):
+        return False, f"{port.name}'s link is down"
+    if iface is None or not iface.liveness_read:
+        return None, (f"{port.name}'s BFD/CFM state was not collected" if iface is not None
+                      else f"{port.name} has no Interface row in the snapshot")
+    bfd_on = (iface.bfd or {}).get("enable") == "true" or bool(iface.bfd_status)
+    cfm_on = iface.cfm_mpid is not None
+    if not bfd_on and not cfm_on:
+        return True, f"{port.name}'s link is up (no BFD or CFM on it)"
+    cfm_ok = cfm_on and not iface.cfm_fault and iface.cfm_remote_opstate != "down"
+    forwarding = (iface.bfd_status or {}).get("forwarding")
+    if cfm_ok or forwarding == "true":
+        return True, (f"BFD on {port.name} says forwarding" if forwarding == "true"
+                      else f"CFM on {port.name} reports no fault")
+    if bfd_on and forwarding is None and not cfm_ok:
+        return None, f"BFD is on for {port.name} but its state was not in the snapshot yet"
+    return False, (f"BFD on {port.name} says not forwarding (state "
+                   f"{(iface.bfd_status or {}).get('state', '?')})" if bfd_on
+                   else f"CFM on {port.name} reports a fault")
 
 
 @dataclass
@@ -154,6 +188,7 @@ class BridgeIndex:
             port.options = iface.options
             port.external_ids = iface.external_ids
             port.error = iface.error
+            port.interface = iface
             if iface.mac_in_use and not port.mac:
                 port.mac = iface.mac_in_use
 

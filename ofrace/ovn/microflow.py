@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from ofrace.errors import InputError
 from ofrace.openflow.fields import ALIASES, COMPOSITES, FIELDS, split_composite
+from ofrace.openflow.frames import DHCP_TYPES, DHCPV6_TYPES, DNS_TYPES
 from ofrace.ovn.lexer import Constant, Token, tokenize
 from ofrace.ovn.logical_fields import (
     ADDRESS_KINDS,
@@ -478,3 +479,67 @@ def parse_microflow(text: str) -> Microflow:
     offending character; its ``caret()`` shows where.
     """
     return _Parser(text).parse()
+
+
+# --------------------------------------------------------------------------- DHCP bodies
+
+# What a DHCP/DHCPv6 client's request carries outside its body, by IP version: from the
+# unconfigured client (0.0.0.0 to broadcast; DHCPv6 from its link-local address to
+# All_DHCP_Relay_Agents_and_Servers, RFC 8415 §7.1), UDP client port to server port.
+DHCP_CLIENT = {
+    4: {"dl_dst": 0xFFFFFFFFFFFF, "dl_type": 0x0800, "nw_src": 0, "nw_dst": 0xFFFFFFFF,
+        "nw_proto": 17, "nw_ttl": 64, "tp_src": 68, "tp_dst": 67},
+    6: {"dl_dst": 0x333300010002, "dl_type": 0x86DD,
+        "ipv6_dst": 0xFF020000000000000000000000010002, "nw_proto": 17, "nw_ttl": 1,
+        "tp_src": 546, "tp_dst": 547},
+}
+
+
+# The message types a client sends (``--dhcp``, ``--dhcpv6``).
+DHCP_REQUESTS = ("discover", "request", "decline", "release", "inform")
+DHCPV6_REQUESTS = ("solicit", "request", "confirm", "renew", "rebind", "release", "decline",
+                   "information-request")
+
+
+def dhcp_message(kind: str, version: int) -> int:
+    """The message type a ``--dhcp``/``--dhcpv6`` name stands for (the packet's
+    ``dhcp_msg``, which ``ofrace.openflow.frames.encode`` writes into the body)."""
+    names = DHCP_TYPES if version == 4 else DHCPV6_TYPES
+    number = names.get(kind.lower())
+    if number is None:
+        flag = "--dhcp" if version == 4 else "--dhcpv6"
+        raise InputError(f"{flag} {kind!r}: not a message type (one of {', '.join(names)})")
+    return number
+
+
+def dhcp_request_fields(kind: str, version: int, mac: int, fields: dict | None = None) -> dict:
+    """The fields of a DHCP (``version`` 4) or DHCPv6 (6) request of type ``kind`` from
+    the port with ``mac``: a microflow's ``fields`` (which must be that protocol's
+    client-to-server UDP, if it says ports) kept, the rest filled in as a client sends it."""
+    base = dict(DHCP_CLIENT[version], dl_src=mac)
+    if version == 6:
+        base["ipv6_src"] = link_local(mac)
+    given = dict(fields or {})
+    ports = (base["tp_src"], base["tp_dst"])
+    said = (given.get("tp_src", ports[0]), given.get("tp_dst", ports[1]))
+    if said != ports or given.get("nw_proto", 17) != 17:
+        raise InputError(f"{'--dhcp' if version == 4 else '--dhcpv6'} needs a UDP packet "
+                         f"from port {ports[0]} to {ports[1]}")
+    return {**base, **given, "dhcp_msg": dhcp_message(kind, version)}
+
+
+def link_local(mac: int) -> int:
+    """fe80::/64 with the modified EUI-64 interface id of ``mac`` (RFC 4291 App. A)."""
+    eui = ((mac >> 24) << 40) | (0xFFFE << 24) | (mac & 0xFFFFFF)
+    return (0xFE80 << 112) | (eui ^ (0x02 << 56))
+
+
+def dns_question(text: str) -> tuple[str, int]:
+    """``NAME[:TYPE]`` (``--dns``) as the query's (name, type); TYPE a, aaaa, any or ptr."""
+    name, _, kind = text.partition(":")
+    qtype = DNS_TYPES.get((kind or "a").lower())
+    if not name or qtype is None or len(name) > 253 or any(
+            not 0 < len(label) < 64 for label in name.rstrip(".").split(".")):
+        raise InputError(f"--dns {text!r}: give NAME[:TYPE], TYPE one of "
+                         f"{', '.join(DNS_TYPES)}")
+    return name, qtype

@@ -33,6 +33,8 @@ SOURCES = {
     "geneve": "controller/physical.h: OVN_GENEVE_CLASS, OVN_GENEVE_TYPE, OVN_GENEVE_LEN",
     "encaps": "ovn-sb.ovsschema: the Encap table's type enum (the tunnels ovn-controller "
               "makes)",
+    "dhcpv6_codes": "controller/pinctrl.c: compose_out_dhcpv6_opts, the option codes it "
+                    "composes (any other fails the answer); codes from lib/ovn-l7.h",
 }
 
 
@@ -55,6 +57,11 @@ class Release:
     opcodes: dict[int, str] = field(default_factory=dict)    # opcode -> action name
     geneve: GeneveOption | None = None
     encaps: tuple[str, ...] | None = None   # replaces the previous list when given
+    # how pinctrl re-injects a packet it held for ARP/ND: ("packet-out" | "continuation",
+    # the OpenFlow table it goes on from)
+    held_release: tuple[str, int] | None = None
+    arp_ns_any_family: bool | None = None
+    dhcpv6_codes: frozenset[int] = frozenset()   # userdata options pinctrl composes, added
 
 
 # One entry per release that changed something; checked against the tags
@@ -75,18 +82,26 @@ RELEASES: tuple[Release, ...] = (
             "put_icmp6_frag_mtu", "reject", "bfd_msg", "sctp_abort", "put_fdb"))),
         geneve=GeneveOption(0x0102, 0x80, 4),
         encaps=("geneve", "stt", "vxlan"),
+        held_release=("packet-out", 37),
+        arp_ns_any_family=False,
+        # server_id, ia_addr, dns_server, domain_search
+        dhcpv6_codes=frozenset({2, 5, 23, 24}),
     ),
     Release((22, 9), opcodes={26: "activation_strategy_rarp"}),
+    # bootfile_name (59), bootfile_name_alt (254)
+    Release((23, 6), dhcpv6_codes=frozenset({59, 254})),
+    Release((23, 9), dhcpv6_codes=frozenset({39})),      # fqdn
     Release((24, 3), opcodes={27: "mg_split_buf"},
             flags={"localnet": (15, 1), "tunnel_rx": (16, 1), "icmp_snat": (17, 1)}),
-    Release((24, 9), opcodes={28: "dhcp_relay_req_chk", 29: "dhcp_relay_resp_chk"}),
-    Release((25, 3), opcodes={27: "split_buf_action"},
+    Release((24, 9), opcodes={28: "dhcp_relay_req_chk", 29: "dhcp_relay_resp_chk"},
+            held_release=("continuation", 40)),
+    Release((25, 3), opcodes={27: "split_buf_action"}, arp_ns_any_family=True,
             flags={"from_ctrl": (19, 1), "unsnat_new": (20, 1),
                    "unsnat_not_tracked": (21, 1)}),
     Release((25, 9), opcodes={26: "activation_strategy"},
             flags={"igmp_loopback": (22, 1), "network_id": (28, 4)},
-            encaps=("geneve", "vxlan")),
-    Release((26, 3), flags={"pkt_sampled": (23, 1)}),
+            encaps=("geneve", "vxlan"), held_release=("continuation", 41)),
+    Release((26, 3), flags={"pkt_sampled": (23, 1)}, held_release=("continuation", 42)),
 )
 
 
@@ -100,6 +115,9 @@ class OvnFacts:
     opcodes: dict[int, str]
     geneve: GeneveOption
     encaps: tuple[str, ...]
+    held_release: tuple[str, int] = ("packet-out", 37)
+    arp_ns_any_family: bool = False
+    dhcpv6_codes: frozenset[int] = frozenset()
     note: str | None = None            # why these facts may not fit the node's OVN
 
     def register(self, role: str) -> str:
@@ -117,7 +135,8 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
     registers: dict[str, str] = {}
     flags: dict[str, tuple[int, int]] = {}
     opcodes: dict[int, str] = {}
-    geneve, encaps = None, ()
+    geneve, encaps, held, any_family = None, (), ("packet-out", 37), False
+    dhcpv6_codes: frozenset[int] = frozenset()
     for release in RELEASES:
         if release.version > upto:
             break
@@ -126,7 +145,12 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
         opcodes.update(release.opcodes)
         geneve = release.geneve or geneve
         encaps = release.encaps or encaps
-    return OvnFacts(_name(upto), registers, flags, opcodes, geneve, encaps)
+        held = release.held_release or held
+        if release.arp_ns_any_family is not None:
+            any_family = release.arp_ns_any_family
+        dhcpv6_codes |= release.dhcpv6_codes
+    return OvnFacts(_name(upto), registers, flags, opcodes, geneve, encaps, held, any_family,
+                    dhcpv6_codes)
 
 
 _VERSION = re.compile(r"(?<![\d.])(\d{2})\.(\d{2})(?:\.\d+)?")

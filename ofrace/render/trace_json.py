@@ -22,6 +22,9 @@ from ofrace.trace.cluster import Verdict
 SCHEMA = "ofrace-trace/1"
 
 
+BODY_KEYS = ("dhcp_reply", "nd_ra", "dns_reply")
+
+
 def packet_json(packet: dict) -> dict:
     fields = {}
     for name, value in sorted(packet.items()):
@@ -30,7 +33,11 @@ def packet_json(packet: dict) -> dict:
             continue
         fields[name] = format_value(spec, value) if spec.kind in ("mac", "ipv4", "ipv6") \
             else value
-    return {"summary": describe(packet), "fields": fields}
+    out = {"summary": describe(packet), "fields": fields}
+    body = {k: list(packet[k]) for k in BODY_KEYS if packet.get(k)}
+    if body:   # an answer ovn-controller built: its DHCP/DHCPv6/RA/DNS body, in wire order
+        out["body"] = body
+    return out
 
 
 def _event(ev: Event) -> dict:

@@ -14,23 +14,29 @@ it left; crossing to another chassis is the job of ``ofrace.trace``.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 from ofrace.openflow import actions as A
 from ofrace.openflow.actions import ActionError, parse_actions
-from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port
+from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port, port_may_enable
 from ofrace.openflow.fields import SPECIAL_PORTS, format_mac
 from ofrace.openflow.flowtext import FlowSyntaxError, split_top_level, without_stats
 from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, format_ct_state
 from ofrace.simulate.groups import (
     HASH_ALG_SYM_L4,
     GroupModelError,
-    best_bucket,
+    bucket_scores,
+    bucket_watch,
     dp_hash_plan,
+    dp_hash_scan,
     hash_fields_basis,
     parse_select_group,
+    ranked_by_score,
     userspace_dp_hash,
 )
+from ofrace.simulate.hashing import flow_hash_fields, hash_int, multipath_link
 from ofrace.simulate.packet import Packet, read_ref, write, write_ref
 from ofrace.simulate.steps import Exit, ExitKind, Step
 
@@ -43,6 +49,7 @@ NORMAL = SPECIAL_PORTS["NORMAL"]
 FLOOD = SPECIAL_PORTS["FLOOD"]
 ALL = SPECIAL_PORTS["ALL"]
 CONTROLLER = SPECIAL_PORTS["CONTROLLER"]
+NONE = SPECIAL_PORTS["NONE"]
 CT_FIELDS = ("ct_state", "ct_zone", "ct_mark", "ct_label", "ct_nw_src", "ct_nw_dst",
              "ct_ipv6_src", "ct_ipv6_dst", "ct_nw_proto", "ct_tp_src", "ct_tp_dst")
 # Packet header fields whose rewrites a trace shows where they happen.
@@ -52,6 +59,10 @@ HEADER_FIELDS = ("dl_src", "dl_dst", "vlan_tci", "nw_src", "nw_dst", "ipv6_src",
 # unseen by the pass's fields: {field: (the pass's value then, the NATed value)}.
 DATAPATH_NAT = "_datapath_nat"
 NAT_FIELDS = ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst")
+# Where a packet on a branch (one of several alternatives the datapath picks among, each
+# traced) keeps its own copy of the conntrack table: what one alternative commits is not
+# seen by another.
+BRANCH_CONNTRACK = "_branch_conntrack"
 TUNNEL_FIELDS = ("tun_id", "tun_src", "tun_dst", "tun_ipv6_src", "tun_ipv6_dst", "tun_flags",
                  "tun_tos", "tun_ttl")
 
@@ -82,11 +93,39 @@ class _Frozen:
     outcome: CtOutcome
 
 
+@dataclass(slots=True)
+class _Frame:
+    """One flow's action list being executed: where the next action is.  A controller
+    action with pause freezes the remaining actions of every frame acting on its packet."""
+
+    bridge: str
+    table: int
+    actions: tuple | list
+    packet: Packet
+    step: Step
+    next: int = 0
+
+
+@dataclass
+class Continuation:
+    """What ``controller(pause)`` froze (ofproto-dpif-xlate.c ``freeze_unroll_actions``:
+    the actions after it in its flow and in each flow that resubmitted into it, innermost
+    first), the packet and stack as they were, for ``ChassisDatapath.resume``."""
+
+    chassis: str
+    bridge: str
+    frames: list[tuple[int, tuple, Step]]   # (table, actions still to run, the flow's step)
+    packet: Packet
+    stack: list[int]
+    userdata: bytes
+
+
 @dataclass
 class _Context:
     chassis: str
     exits: list[Exit]
     frozen: list[_Frozen]
+    frames: list[_Frame] = field(default_factory=list)
     depth: int = 0
     resubmits: int = 0
     pass_no: int = 0
@@ -117,15 +156,69 @@ class ChassisDatapath:
                table: int = 0, payload_length: int = 0) -> tuple[Step, list[Exit]]:
         """Run ``packet`` (with its ``in_port``) through ``bridge`` from ``table``;
         ``payload_length``: the bytes the real frame carries past its headers."""
+        return self._translate(bridge, packet, root, payload_length,
+                               lambda ctx, p, r: self._lookup(ctx, bridge, table, p, r))
+
+    def execute(self, bridge: str, packet: Packet, actions, root: Step | None = None,
+                payload_length: int = 0) -> tuple[Step, list[Exit]]:
+        """A packet-out: ``actions`` run on ``packet`` (its ``in_port``, e.g. CONTROLLER)
+        as ofproto's packet-out translates them (ofproto/ofproto.c handle_packet_out →
+        ofproto-dpif.c packet_execute: the actions in table 0's context, resubmits and
+        recirculations as for any packet)."""
+        return self._translate(bridge, packet, root, payload_length,
+                               lambda ctx, p, r: self._execute(ctx, bridge, 0, actions, p, r))
+
+    def _translate(self, bridge: str, packet: Packet, root: Step | None, payload_length: int,
+                   first_pass) -> tuple[Step, list[Exit]]:
         root = root or Step("bridge", f'bridge("{bridge}")', self.chassis, bridge)
         ctx = _Context(self.chassis, [], [], payload_length=payload_length)
         packet = dict(packet)
         self.received = (bridge, dict(packet))
         try:
-            self._lookup(ctx, bridge, table, packet, root)
+            first_pass(ctx, packet, root)
         except _Stop:
             pass
         self._end_of_pass(ctx, bridge, packet, root, 0, 0)
+        self._recirculate(ctx)
+        return root, ctx.exits
+
+    def resume(self, continuation: Continuation, packet: Packet, root: Step | None = None,
+               payload_length: int = 0) -> tuple[Step, list[Exit]]:
+        """Run what ``continuation`` froze with ``packet`` (the controller's new packet and
+        registers, OFPT_RESUME / NXT_RESUME): each frame's remaining actions, innermost
+        first, then the recirculations they queue."""
+        root = root or Step("bridge", f'bridge("{continuation.bridge}")', self.chassis,
+                            continuation.bridge)
+        ctx = _Context(self.chassis, [], [], payload_length=payload_length)
+        ctx.stack = list(continuation.stack)
+        packet = dict(packet)
+        # A new datapath packet (the packet-out NXT_RESUME makes): its ct_state and the
+        # other conntrack fields come back from the continuation's metadata, but no
+        # connection is attached to it, so the next ct() looks its tuple up afresh.
+        packet.pop(CT_CACHE, None)
+        bridge = continuation.bridge
+        self.received = (bridge, dict(packet))
+        try:
+            for table, actions, flow in continuation.frames:
+                if ctx.stopped:
+                    break
+                if not actions:
+                    continue    # the flow ended with the action it resubmitted through
+                step = root.add(Step("flow", f"resumed after controller(pause): "
+                                     f"{flow.flow or flow.text}", self.chassis, bridge,
+                                     table=table, priority=flow.priority, cookie=flow.cookie,
+                                     flow=flow.flow, data={"pass": 0, "packet": dict(packet),
+                                                           "resumed": True}))
+                ctx.last_flow = step
+                self._execute(ctx, bridge, table, actions, packet, step)
+        except _Stop:
+            pass
+        self._end_of_pass(ctx, bridge, packet, root, 0, 0)
+        self._recirculate(ctx)
+        return root, ctx.exits
+
+    def _recirculate(self, ctx: _Context) -> None:
+        """The passes ct(table=N) queued, in order, each to its end."""
         passes = 0
         while ctx.frozen:
             passes += 1
@@ -148,7 +241,6 @@ class ChassisDatapath:
                 pass
             self._end_of_pass(ctx, frozen.bridge, frozen.packet, resume, exits_before,
                               frozen_before)
-        return root, ctx.exits
 
     def _end_of_pass(self, ctx: _Context, bridge: str, packet: Packet, start: Step,
                      exits_before: int, frozen_before: int) -> None:
@@ -253,7 +345,17 @@ class ChassisDatapath:
 
     def _execute(self, ctx: _Context, bridge: str, table: int, acts, packet: Packet,
                  step: Step) -> None:
-        for action in acts:
+        frame = _Frame(bridge, table, acts, packet, step)
+        ctx.frames.append(frame)
+        try:
+            self._execute_frame(ctx, frame)
+        finally:
+            ctx.frames.pop()
+
+    def _execute_frame(self, ctx: _Context, frame: _Frame) -> None:
+        bridge, table, packet, step = frame.bridge, frame.table, frame.packet, frame.step
+        for i, action in enumerate(frame.actions):
+            frame.next = i + 1
             if ctx.stopped:
                 return
             handler = _HANDLERS.get(type(action))
@@ -274,7 +376,9 @@ class ChassisDatapath:
 
     def _exit(self, ctx: _Context, kind: str, bridge: str, packet: Packet, step: Step,
               reason: str, port: Port | None = None, data: dict | None = None) -> Exit:
-        exit_ = Exit(kind, self.chassis, bridge, reason, datapath_packet(packet),
+        left = datapath_packet(packet)
+        left.pop(BRANCH_CONNTRACK, None)
+        exit_ = Exit(kind, self.chassis, bridge, reason, left,
                      port=port.ofport if port else None, port_name=port.name if port else None,
                      data={**(data or {}), "pass": ctx.pass_no}, step=step)
         ctx.exits.append(exit_)
@@ -356,7 +460,8 @@ class ChassisDatapath:
         if name == "pop_vlan":
             packet["vlan_tci"] = 0
             return None
-        step.add(Step(name, f"{name}{'' if action.arg is None else ':' + str(action.arg)}"
+        kind = name if name in ("meter", "sample") else "note"
+        step.add(Step(kind, f"{name}{'' if action.arg is None else ':' + str(action.arg)}"
                       " (no effect on the packet)", self.chassis, bridge))
         return None
 
@@ -379,7 +484,8 @@ class ChassisDatapath:
         before = dict(packet)
         real = datapath_packet(packet)
         seen = dict(real)
-        outcome = self.conntrack.execute(action, real, where=f"{self.chassis}/{bridge}")
+        table = packet.get(BRANCH_CONNTRACK) or self.conntrack
+        outcome = table.execute(action, real, where=f"{self.chassis}/{bridge}")
         ct_step = step.add(Step("ct", f"ct: {outcome.describe()}", self.chassis, bridge,
                                 data={"zone": outcome.zone, "state": outcome.state,
                                       "nat": outcome.nat, "commit": outcome.committed,
@@ -435,6 +541,7 @@ class ChassisDatapath:
         if not group.buckets:
             step.add(Step("group", f"group {group.group_id}: no buckets", self.chassis, bridge))
             return None
+        picker = None   # who picks among the buckets traced as branches, if not ofrace
         if group.type in ("all", "indirect"):
             chosen = list(range(len(group.buckets)))
         elif action.group_id in self.options.select_buckets:
@@ -449,13 +556,17 @@ class ChassisDatapath:
         elif group.type == "ff":
             chosen = self._first_live_bucket(bridge, group, step)
         else:
-            best = self._select_bucket(bridge, group, packet, step)
-            chosen = [best] if best is not None else []
-        for i in chosen:
+            chosen, picker = self._select_bucket(bridge, group, packet, step)
+        copies = _branch_copies(packet, len(chosen), self.conntrack if picker else None)
+        for i, bucket_packet in zip(chosen, copies, strict=True):
             text = _bucket_actions(group.buckets[i])
-            gstep = step.add(Step("group", f"group {group.group_id} ({group.type}) bucket {i} "
+            label = (f"bucket {i} of group {group.group_id} ({picker}; --bucket "
+                     f"{group.group_id}={i} picks)") if picker else None
+            gstep = step.add(Step("group", (f"branch: {label}: " if label else "")
+                                  + f"group {group.group_id} ({group.type}) bucket {i} "
                                   f"of {len(group.buckets)}: {text}", self.chassis, bridge,
-                                  data={"group": group.group_id, "bucket": i}))
+                                  data={"group": group.group_id, "bucket": i,
+                                        **({"branch": label} if label else {})}))
             try:
                 acts = parse_actions(text) if text not in ("", "drop") else ()
             except ActionError as exc:
@@ -464,7 +575,7 @@ class ChassisDatapath:
             # Each bucket runs on a copy: OVS restores the flow after a bucket, and an
             # exit inside a bucket ends only that bucket.
             ctx.depth += 1
-            self._execute(ctx, bridge, table, acts, dict(packet), gstep)
+            self._execute(ctx, bridge, table, acts, bucket_packet, gstep)
             ctx.depth -= 1
             ctx.stopped = False
         return None
@@ -487,42 +598,52 @@ class ChassisDatapath:
         step.add(Step("group", f"group {group.group_id}: no live bucket", self.chassis, bridge))
         return []
 
-    def _select_bucket(self, bridge: str, group, packet: Packet, step: Step) -> int | None:
-        """The bucket OVS takes (ofrace/simulate/groups.py); where the datapath's choice
-        cannot be known, bucket 0, said in the step and in ``unknown_choices``."""
+    def _select_bucket(self, bridge: str, group, packet: Packet,
+                       step: Step) -> tuple[list[int], str | None]:
+        """The bucket OVS takes (ofrace/simulate/groups.py), as ``([bucket], None)``;
+        where the datapath's choice cannot be known, every bucket, each a branch, and
+        who picks among them (said in the step and in ``unknown_choices``)."""
         gid = group.group_id
         try:
             select = parse_select_group(group)
         except GroupModelError as exc:
-            return self._unknown_choice(bridge, group, step, str(exc))
+            return self._unknown_choice(bridge, group, step, str(exc),
+                                        "which one OVS takes is not known")
         plan = dp_hash_plan(select) if select.method in ("", "dp_hash") else None
         if select.method == "hash" and select.fields:
             basis = hash_fields_basis(select, packet)
-            best, scores = best_bucket(select, basis)
-            chosen = f"bucket {best}" if best is not None else "no live bucket"
+            scores = bucket_scores(select, basis)
+            chosen, picker = self._live_choice(bridge, group, ranked_by_score(select, basis),
+                                               step)
+            text = (f"bucket {chosen[0]}" if len(chosen) == 1 else "no live bucket"
+                    if not chosen else f"buckets {chosen} by liveness")
             step.add(Step("group", f"group {gid}: hash of fields("
-                          f"{','.join(f.name for f in select.fields)}) → {chosen} "
+                          f"{','.join(f.name for f in select.fields)}) → {text} "
                           f"(scores {', '.join(map(str, scores))})", self.chassis, bridge,
                           data={"group": gid, "method": "hash", "scores": scores}))
-            return best
+            return chosen, picker
         if plan is None:
             return self._unknown_choice(bridge, group, step,
                                         "OVS's default selection (a jhash of the L2-L4 "
-                                        "headers) is not modelled")
+                                        "headers) is not modelled",
+                                        "OVS's default selection hash picks one")
         kind = self.options.datapath_kinds.get(bridge, "kernel")
         if kind != "userspace":
             return self._unknown_choice(bridge, group, step,
                                         "the kernel datapath computes dp_hash with a "
-                                        "per-boot random seed")
+                                        "per-boot random seed",
+                                        "the kernel datapath's dp_hash picks one")
         entry_bridge, received = self.received or (bridge, packet)
         entry = self.bridges[entry_bridge].ports.get(received.get("in_port", -1))
         if entry is not None and entry.type in TUNNEL_TYPES:
             return self._unknown_choice(bridge, group, step,
                                         "the userspace datapath's dp_hash of a packet that "
-                                        "came in through a tunnel hashes its outer header")
+                                        "came in through a tunnel hashes its outer header",
+                                        "the dp_hash of the outer header picks one")
         if entry is not None and entry.type == "dpdk" and plan.alg != HASH_ALG_SYM_L4:
             return self._unknown_choice(bridge, group, step,
-                                        "a DPDK NIC's own RSS hash seeds dp_hash")
+                                        "a DPDK NIC's own RSS hash seeds dp_hash",
+                                        "the NIC's RSS hash picks one")
         dp_hash = userspace_dp_hash(plan, received, packet)
         mask = len(plan.table) - 1
         best = plan.table[dp_hash & mask]
@@ -530,26 +651,154 @@ class ChassisDatapath:
         step.add(Step("group", f"group {gid}: dp_hash {alg}({plan.basis}) = {dp_hash:#010x} "
                       f"(userspace datapath), & {mask:#x} → bucket {best}", self.chassis,
                       bridge, data={"group": gid, "method": "dp_hash", "dp_hash": dp_hash}))
-        return best
+        return self._live_choice(bridge, group, dp_hash_scan(plan, dp_hash), step)
 
-    def _unknown_choice(self, bridge: str, group, step: Step, why: str) -> int:
+    def _live_choice(self, bridge: str, group, order: list[int],
+                     step: Step) -> tuple[list[int], str | None]:
+        """The first live bucket in OVS's order of preference (``bucket_is_alive``: no
+        watch, or a ``watch_port`` whose ``may_enable`` holds, as for a bundle member);
+        where liveness is not in the snapshot, every bucket OVS may take, as branches."""
+        ports = self.bridges[bridge].ports
+        candidates = []
+        for i in order:
+            watch_port, watch_group = bucket_watch(group.buckets[i])
+            if watch_port is None or watch_group is not None:
+                live, why = True, "no watched port"   # a watch_group counts as live
+            else:
+                live, why = _member_live(watch_port, ports)
+            if live is False:
+                step.add(Step("group", f"group {group.group_id}: bucket {i} not live ({why})",
+                              self.chassis, bridge))
+                continue
+            candidates.append(i)
+            if live:
+                break
+        else:
+            if candidates:   # none known live: each unknown one may be the one taken
+                return candidates, "whether its watch_port is live is not in the snapshot"
+            return [], None
+        if len(candidates) == 1:
+            return candidates, None
+        return candidates, "whether the buckets' watch_ports are live is not in the snapshot"
+
+    def _unknown_choice(self, bridge: str, group, step: Step, why: str,
+                        picker: str) -> tuple[list[int], str]:
+        """A choice the snapshot cannot make: every bucket is traced, each a branch whose
+        verdicts say so (never one bucket taken as if known)."""
+        ports = self.bridges[bridge].ports
+        # a bucket whose watched port is known down is never taken (bucket_is_alive)
+        watched = [bucket_watch(bucket)[0] for bucket in group.buckets]
+        may = [i for i, port in enumerate(watched)
+               if port is None or _member_live(port, ports)[0] is not False]
         text = (f"group {group.group_id} on {self.chassis} {bridge}: which bucket the "
-                f"datapath takes is not known ({why}); traced bucket 0 of "
-                f"{len(group.buckets)}: --bucket {group.group_id}=N picks another")
+                f"datapath takes is not known ({why}); each of its {len(may)} bucket(s) it "
+                f"may take is traced as a branch: --bucket {group.group_id}=N picks one")
         step.add(Step("group", text, self.chassis, bridge,
                       data={"group": group.group_id, "unknown_choice": True}))
         self.unknown_choices.append((group.group_id, text))
-        return 0
+        return may, picker
+
+    def _bundle(self, ctx, bridge, table, action: A.Bundle, packet, step):
+        """lib/bundle.c ``bundle_execute``: active_backup takes the first member that is
+        live, hrw the live member with the highest ``hash_2words(i, flow hash)``; none
+        live: OFPP_NONE (bundle outputs nothing, bundle_load loads 0xffff).  A member is
+        live by ``port_may_enable`` (link, BFD, CFM from the snapshot).  Where that is
+        unknown, each member OVS could take is traced as a branch (bundle_load cannot
+        be: the rest of the translation would have to be run once per member)."""
+        ports = self.bridges[bridge].ports
+        order = list(range(len(action.members)))
+        flow_hash = None
+        if action.algorithm == "hrw":
+            flow_hash = flow_hash_fields(packet, action.fields, action.basis)
+            # the highest hash wins; on a tie the earlier member (bundle.c: hash > best)
+            order.sort(key=lambda i: (-hash_int(i, flow_hash), i))
+        candidates: list[tuple[int, str]] = []   # (member, why) OVS may take
+        said = []
+        for i in order:
+            member = action.members[i]
+            live, why = _member_live(member, ports)
+            said.append(f"{_port_text(member, ports)}: {why}")
+            if live is False:
+                continue
+            candidates.append((member, why))
+            if live:
+                break
+        else:
+            candidates.append((NONE, "no member is live"))
+        how = (f"hash {action.fields}({action.basis}) = {flow_hash:#010x}, members by hash"
+               if flow_hash is not None else "members in order")
+        summary = (f"bundle {action.algorithm} ({how}): " + "; ".join(said))
+        if len(candidates) == 1:
+            member = candidates[0][0]
+            bstep = step.add(Step("bundle", f"{summary} → {_port_text(member, ports)}",
+                                  self.chassis, bridge, data={"member": member}))
+            return self._bundle_result(ctx, bridge, table, action, packet, bstep, member)
+        if action.dst is not None:
+            self._exit(ctx, "unknown", bridge, packet, step,
+                       f"{summary}: which member bundle_load takes depends on liveness the "
+                       "snapshot does not hold")
+            return False
+        bstep = step.add(Step("bundle", f"{summary}: liveness not in the snapshot, each "
+                              "member OVS may take is traced as a branch", self.chassis,
+                              bridge, data={"unknown_choice": True}))
+        copies = _branch_copies(packet, len(candidates), self.conntrack)
+        for n, ((member, why), copy_) in enumerate(zip(candidates, copies, strict=True)):
+            before = ", ".join(_port_text(m, ports) for m, _ in candidates[:n])
+            label = (f"bundle member {_port_text(member, ports)}, taken if "
+                     + (f"{before} {'is' if n == 1 else 'are'} not live and " if before
+                        else "")
+                     + f"it is live ({why})") if member != NONE else (
+                f"no bundle member live ({why})")
+            branch = bstep.add(Step("bundle", f"branch: {label}", self.chassis, bridge,
+                                    data={"member": member, "branch": label}))
+            self._bundle_result(ctx, bridge, table, action, copy_, branch, member)
+            ctx.stopped = False
+        return None
+
+    def _bundle_result(self, ctx, bridge, table, action: A.Bundle, packet, step, member):
+        if action.dst is not None:
+            write_ref(packet, action.dst, member & 0xFFFF)
+            return None
+        if member == NONE:
+            return None
+        return self._output(ctx, bridge, table, A.Output(port=member), packet, step)
+
+    def _multipath(self, ctx, bridge, table, action: A.Multipath, packet, step):
+        """lib/multipath.c ``multipath_execute``: a link from the flow hash, into dst."""
+        flow_hash = flow_hash_fields(packet, action.fields, action.basis)
+        link = multipath_link(flow_hash, action.algorithm, action.n_links, action.arg)
+        write_ref(packet, action.dst, link)
+        step.add(Step("multipath", f"multipath {action.algorithm}: hash {action.fields}"
+                      f"({action.basis}) = {flow_hash:#010x} → link {link} of "
+                      f"{action.n_links} into {action.dst}", self.chassis, bridge,
+                      data={"link": link}))
 
     def _controller(self, ctx, bridge, table, action: A.Controller, packet, step):
+        data = {"userdata": action.userdata.hex(), "pause": action.pause,
+                "reason": action.reason, "meter_id": action.meter_id}
+        if action.pause:
+            data["continuation"] = self._continuation(ctx, bridge, packet, action.userdata)
         self._exit(ctx, "controller", bridge, packet, step, "sent to the controller",
-                   data={"userdata": action.userdata.hex(), "pause": action.pause,
-                         "reason": action.reason, "meter_id": action.meter_id})
+                   data=data)
         if action.pause:
             # The rest of the translation is frozen until ovn-controller resumes it.
             ctx.stopped = True
             return False
         return None
+
+    def _continuation(self, ctx: _Context, bridge: str, packet: Packet,
+                      userdata: bytes) -> Continuation:
+        """The frames acting on ``packet`` from the innermost out.  A clone's or a group
+        bucket's copy, or a patch peer's packet, is another packet and ends the list, as
+        OVS finishes the freeze at their end (``clone_xlate_actions``,
+        ``xlate_group_bucket``, ``patch_port_output`` call ``finish_freezing``)."""
+        frames = []
+        for frame in reversed(ctx.frames):
+            if frame.packet is not packet or frame.bridge != bridge:
+                break
+            frames.append((frame.table, frame.actions[frame.next:], frame.step))
+        return Continuation(self.chassis, bridge, frames, datapath_packet(packet),
+                            list(ctx.stack), bytes(userdata))
 
     def _learn(self, ctx, bridge, table, action: A.Learn, packet, step):
         from ofrace.simulate.learn import learn_flow
@@ -754,6 +1003,51 @@ def datapath_packet(packet: Packet) -> Packet:
     return real
 
 
+def _member_live(member: int, ports: dict[int, Port]) -> tuple[bool | None, str]:
+    """ofproto-dpif-xlate.c ``member_enabled_cb``: reserved ports but CONTROLLER are
+    always enabled; a port by its ``may_enable``."""
+    if member in (IN_PORT, SPECIAL_PORTS["TABLE"], NORMAL, FLOOD, ALL, NONE):
+        return True, "a reserved port"
+    if member == CONTROLLER:
+        return False, "the controller cannot be a bundle member"
+    return port_may_enable(ports.get(member))
+
+
+def _port_text(number: int, ports: dict[int, Port]) -> str:
+    port = ports.get(number)
+    return f"{port.name} ({number})" if port is not None else str(number)
+
+
+def _branch_copies(packet: Packet, n: int, conntrack) -> list[Packet]:
+    """``n`` copies of ``packet``; with ``conntrack`` (the copies are alternatives, not
+    copies the datapath makes), each but the first gets its own conntrack, forked before
+    any runs: the first goes on with the chassis' own table, which is what ``--reply``
+    and ``--conversation`` continue from (their first arrival)."""
+    copies = [dict(packet) for _ in range(n)]
+    if conntrack is not None:
+        for other in copies[1:]:
+            _branch_off(other, conntrack)
+    return copies
+
+
+def _branch_off(packet: Packet, conntrack) -> None:
+    """Give ``packet`` (one alternative) its own conntrack: a fork of the table it sees,
+    and its own copy of the connection its last ct() found (a commit changes it)."""
+    packet[BRANCH_CONNTRACK] = fork_conntrack(packet.get(BRANCH_CONNTRACK) or conntrack)
+    cached = packet.get(CT_CACHE)
+    if cached is not None and cached[1] is not None:
+        packet[CT_CACHE] = (cached[0], copy.copy(cached[1]), *cached[2:])
+
+
+def fork_conntrack(table):
+    """A copy of a conntrack table for one branch: its own set of connections (what a
+    branch commits stays in it); connections that existed before are shared objects, so
+    a state one branch moves (a TCP state) shows in the others."""
+    return dataclasses.replace(table, **{
+        f.name: copy.copy(getattr(table, f.name)) for f in dataclasses.fields(table)
+        if f.init and isinstance(getattr(table, f.name), dict | list)})
+
+
 def _set_ct_fields(packet: Packet, outcome: CtOutcome) -> None:
     packet["ct_state"] = outcome.state
     packet["ct_zone"] = outcome.zone
@@ -815,4 +1109,6 @@ _HANDLERS = {
     A.Conjunction: ChassisDatapath._conjunction,
     A.Unknown: ChassisDatapath._unknown,
     A.Output: ChassisDatapath._output,
+    A.Bundle: ChassisDatapath._bundle,
+    A.Multipath: ChassisDatapath._multipath,
 }

@@ -164,16 +164,50 @@ def hash_fields_basis(select: SelectGroup, packet: dict) -> int:
     return basis
 
 
+def bucket_scores(select: SelectGroup, basis: int) -> list[int]:
+    """Each bucket's score in ``group_best_live_bucket``: (hash_int(bucket_id, basis) &
+    0xffff) * weight."""
+    return [(hashing.hash_int(b, basis) & 0xFFFF) * w
+            for b, w in zip(select.bucket_ids, select.weights, strict=True)]
+
+
 def best_bucket(select: SelectGroup, basis: int) -> tuple[int | None, list[int]]:
-    """ofproto-dpif-xlate.c ``group_best_live_bucket``: (bucket index, every score); a
-    bucket of weight 0 is not live (``bucket_is_alive``); None if no bucket is."""
-    best, best_score, scores = None, 0, []
-    for i, (bucket_id, weight) in enumerate(zip(select.bucket_ids, select.weights, strict=True)):
-        score = (hashing.hash_int(bucket_id, basis) & 0xFFFF) * weight
-        scores.append(score)
-        if weight > 0 and score >= best_score:
-            best, best_score = i, score
-    return best, scores
+    """ofproto-dpif-xlate.c ``group_best_live_bucket`` with every bucket of weight > 0
+    live: (bucket index, every score); None if no bucket has weight."""
+    order = ranked_by_score(select, basis)
+    return (order[0] if order else None), bucket_scores(select, basis)
+
+
+def ranked_by_score(select: SelectGroup, basis: int) -> list[int]:
+    """Bucket indexes in the order ``group_best_live_bucket`` prefers them: highest score
+    first, a tie to the later bucket (its ``score >= best_score``); weight 0 is never live."""
+    scores = bucket_scores(select, basis)
+    return sorted((i for i, w in enumerate(select.weights) if w > 0),
+                  key=lambda i: (-scores[i], -i))
+
+
+def dp_hash_scan(plan: DpHashPlan, dp_hash: int) -> list[int]:
+    """Bucket indexes in the order ``pick_dp_hash_select_group`` tries them: the slot
+    ``dp_hash & mask``, then the following slots, each bucket once."""
+    mask = len(plan.table) - 1
+    return list(dict.fromkeys(plan.table[(dp_hash + k) & mask] for k in range(mask + 1)))
+
+
+def bucket_watch(bucket: str) -> tuple[int | None, int | None]:
+    """A bucket's ``watch_port`` and ``watch_group`` (None: not set)."""
+    port = group = None
+    for item in split_top_level(bucket):
+        if item.startswith("watch_port:"):
+            port = _port_number(item[11:])
+        elif item.startswith("watch_group:"):
+            group = int(item[12:], 0)
+    return port, group
+
+
+def _port_number(text: str) -> int | None:
+    if text.isdigit():
+        return int(text)
+    return {"ANY": None, "CONTROLLER": 0xFFFD, "LOCAL": 0xFFFE}.get(text.upper())
 
 
 def dp_hash_table(weights: list[int], max_hash: int = MAX_HASH_VALUES) -> list[int] | None:

@@ -135,3 +135,120 @@ def flow_hash_symmetric_l2(packet: dict, basis: int) -> int:
     for i in range(0, 12, 4):
         hash_ = hash_add(hash_, int.from_bytes(raw[i:i + 4], "little"))
     return hash_finish(hash_, basis)
+
+
+def _jhash_mix(a: int, b: int, c: int) -> tuple[int, int, int]:
+    a = (a - c) & _M32; a ^= _rot(c, 4); c = (c + b) & _M32           # noqa: E702
+    b = (b - a) & _M32; b ^= _rot(a, 6); a = (a + c) & _M32           # noqa: E702
+    c = (c - b) & _M32; c ^= _rot(b, 8); b = (b + a) & _M32           # noqa: E702
+    a = (a - c) & _M32; a ^= _rot(c, 16); c = (c + b) & _M32          # noqa: E702
+    b = (b - a) & _M32; b ^= _rot(a, 19); a = (a + c) & _M32          # noqa: E702
+    c = (c - b) & _M32; c ^= _rot(b, 4); b = (b + a) & _M32           # noqa: E702
+    return a, b, c
+
+
+def _jhash_final(a: int, b: int, c: int) -> int:
+    c ^= b; c = (c - _rot(b, 14)) & _M32                              # noqa: E702
+    a ^= c; a = (a - _rot(c, 11)) & _M32                              # noqa: E702
+    b ^= a; b = (b - _rot(a, 25)) & _M32                              # noqa: E702
+    c ^= b; c = (c - _rot(b, 16)) & _M32                              # noqa: E702
+    a ^= c; a = (a - _rot(c, 4)) & _M32                               # noqa: E702
+    b ^= a; b = (b - _rot(a, 14)) & _M32                              # noqa: E702
+    c ^= b; c = (c - _rot(b, 24)) & _M32                              # noqa: E702
+    return c
+
+
+def jhash_bytes(data: bytes, basis: int) -> int:
+    """lib/jhash.c ``jhash_bytes`` (Bob Jenkins' lookup3 over little-endian words, the
+    tail zero-padded): what ``flow_hash_fields`` uses for bundle and multipath."""
+    a = b = c = (0xDEADBEEF + len(data) + basis) & _M32
+    rest = data
+    while len(rest) >= 12:
+        a = (a + int.from_bytes(rest[0:4], "little")) & _M32
+        b = (b + int.from_bytes(rest[4:8], "little")) & _M32
+        c = (c + int.from_bytes(rest[8:12], "little")) & _M32
+        a, b, c = _jhash_mix(a, b, c)
+        rest = rest[12:]
+    if rest:
+        tail = rest.ljust(12, b"\0")
+        a = (a + int.from_bytes(tail[0:4], "little")) & _M32
+        b = (b + int.from_bytes(tail[4:8], "little")) & _M32
+        c = (c + int.from_bytes(tail[8:12], "little")) & _M32
+        c = _jhash_final(a, b, c)
+    return c
+
+
+def _xor_addresses(packet: dict) -> bytes:
+    """The source and destination addresses XORed, as the 16-byte union of lib/flow.c's
+    symmetric hashes holds them (IPv4 in its first 4 bytes); zeros for non-IP."""
+    dl_type = packet.get("dl_type", 0)
+    if dl_type == 0x0800:
+        return (packet.get("nw_src", 0) ^ packet.get("nw_dst", 0)).to_bytes(4, "big") + bytes(12)
+    if dl_type == 0x86DD:
+        return (packet.get("ipv6_src", 0) ^ packet.get("ipv6_dst", 0)).to_bytes(16, "big")
+    return bytes(16)
+
+
+def flow_hash_symmetric_l4(packet: dict, basis: int) -> int:
+    """lib/flow.c ``flow_hash_symmetric_l4``: jhash of a zeroed 32-byte struct: addresses
+    XORed (16), eth_type, the VLAN ids XORed, TCP/SCTP ports XORed, MACs XORed, proto."""
+    dl_type = packet.get("dl_type", 0)
+    ip = dl_type in (0x0800, 0x86DD)
+    proto = packet.get("nw_proto", 0) & 0xFF if ip else 0
+    ports = packet.get("tp_src", 0) ^ packet.get("tp_dst", 0) if proto in (6, 132) else 0
+    macs = packet.get("dl_src", 0) ^ packet.get("dl_dst", 0)
+    raw = (_xor_addresses(packet) + dl_type.to_bytes(2, "big")
+           + (packet.get("vlan_tci", 0) & 0xFFF).to_bytes(2, "big") + ports.to_bytes(2, "big")
+           + macs.to_bytes(6, "big") + bytes([proto]) + bytes(3))
+    return jhash_bytes(raw, basis)
+
+
+def flow_hash_symmetric_l3(packet: dict, basis: int) -> int:
+    """lib/flow.c ``flow_hash_symmetric_l3``: jhash of addresses XORed and eth_type
+    (a 20-byte struct, padding zeroed)."""
+    raw = _xor_addresses(packet) + packet.get("dl_type", 0).to_bytes(2, "big") + bytes(2)
+    return jhash_bytes(raw, basis)
+
+
+def flow_hash_fields(packet: dict, fields: str, basis: int) -> int:
+    """lib/flow.c ``flow_hash_fields``: the hash bundle and multipath choose by."""
+    dl_type = packet.get("dl_type", 0)
+    if fields == "eth_src":
+        return jhash_bytes(packet.get("dl_src", 0).to_bytes(6, "big"), basis)
+    if fields == "symmetric_l4":
+        return flow_hash_symmetric_l4(packet, basis)
+    if fields in ("symmetric_l3l4", "symmetric_l3l4+udp"):
+        return flow_hash_symmetric_l3l4(packet, basis, fields.endswith("+udp"))
+    if fields == "symmetric_l3":
+        return flow_hash_symmetric_l3(packet, basis)
+    side = fields[3:]   # nw_src, nw_dst
+    if dl_type == 0x0800:
+        return jhash_bytes(packet.get(f"nw_{side}", 0).to_bytes(4, "big"), basis)
+    if dl_type == 0x86DD:
+        return jhash_bytes(packet.get(f"ipv6_{side}", 0).to_bytes(16, "big"), basis)
+    return basis
+
+
+def hash_2words(x: int, y: int) -> int:
+    """lib/hash.h ``hash_2words``."""
+    return hash_int(x, y)
+
+
+def multipath_link(hash_: int, algorithm: str, n_links: int, arg: int) -> int:
+    """lib/multipath.c ``multipath_algorithm``: the link a flow hash selects."""
+    if algorithm == "modulo_n":
+        return hash_ % n_links
+    if algorithm == "hash_threshold":
+        return 0 if n_links == 1 else hash_ // (_M32 // n_links + 1)
+    if algorithm == "hrw" and n_links <= 64:
+        weights = [hash_2words(hash_, link) for link in range(n_links)]
+        return max(range(n_links), key=lambda link: (weights[link], -link))
+    modulo = arg if algorithm == "iter_hash" else 0
+    if modulo < n_links or modulo // 2 > n_links:
+        modulo = 1 << (n_links - 1).bit_length()   # round_up_pow2
+    i = 0
+    while True:
+        link = hash_2words(hash_, i) % modulo
+        i += 1
+        if link < n_links:
+            return link

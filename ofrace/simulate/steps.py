@@ -33,6 +33,8 @@ class StepKind(enum.StrEnum):
     NOTE = "note"          # actions reported only, with no effect on the packet
     METER = "meter"
     SAMPLE = "sample"
+    BUNDLE = "bundle"      # a bundle chose a member (or, liveness unknown, branched)
+    MULTIPATH = "multipath"
 
 
 class ExitKind(enum.StrEnum):

@@ -29,11 +29,13 @@ from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.conntrack_dump import table_from_dump
-from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, SimulationOptions
+from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, Continuation, SimulationOptions
 from ofrace.simulate.groups import datapath_kinds
-from ofrace.simulate.steps import Exit, ExitKind, Step
+from ofrace.simulate.steps import Exit, ExitKind, Step, StepKind
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
+from ofrace.trace import controller_packets
 from ofrace.trace.provider_network import Crossing, ProviderNetworks, uplinks_of
+from ofrace.trace.resumed import resumed_answer
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
 
 MAX_HOPS = 16
@@ -50,6 +52,11 @@ class TraceStart:
     table: int = 0
     logical_port: str | None = None
     payload_length: int = 0  # bytes past the headers: the frame check_pkt_larger measures
+    actions: list | None = None  # a packet-out's actions (a packet ovn-controller sent)
+    answer: bool = False         # a packet ovn-controller built, not the traced one itself
+    # A translation ovn-controller resumes (engine ``Continuation``): ``packet`` holds
+    # the fields its answer changed (trace.resumed); ``entry`` says what it built.
+    continuation: Continuation | None = None
 
 
 @dataclass
@@ -79,7 +86,7 @@ class Hop:
     children: list[Hop] = field(default_factory=list)
     parent_exit: int | None = None   # index of the exit (in the parent hop) that led here
     notes: list[str] = field(default_factory=list)  # side events (ACL log copies, …)
-    assumed: list[int] = field(default_factory=list)  # groups whose bucket was not known
+    assumed: list[int] = field(default_factory=list)  # groups traced bucket by bucket
 
 
 @dataclass
@@ -88,6 +95,22 @@ class ClusterTrace:
     root: Hop
 
     def verdicts(self) -> list[Verdict]:
+        """How the traced packet itself ended (a packet it was held for counts; what
+        ovn-controller built in answer to it, an ARP request say, does not)."""
+        own = set()
+
+        def walk(hop: Hop, parent_own: bool) -> None:
+            released = hop.start.actions is not None and not hop.start.answer
+            if not hop.start.answer and (parent_own or released):
+                own.add(id(hop))
+            for child in hop.children:
+                walk(child, id(hop) in own)
+
+        walk(self.root, True)
+        return [v for hop in self.hops if id(hop) in own for v in hop.verdicts]
+
+    def all_verdicts(self) -> list[Verdict]:
+        """Every copy's end, those of the packets ovn-controller built included."""
         return [v for hop in self.hops for v in hop.verdicts]
 
 
@@ -363,6 +386,9 @@ class ClusterTracer:
     # -------------------------------------------------------------- trace
 
     def trace(self, start: TraceStart) -> ClusterTrace:
+        previous = getattr(self, "controller_state", None)
+        self.controller_state = (previous.next_trace() if previous is not None
+                                 else controller_packets.ControllerState())
         root = self._run(start)
         hops = [root]
         queue = [(root, 0)]
@@ -373,13 +399,15 @@ class ClusterTracer:
                 for follow in self._follow(hop, exit_):
                     self._enqueue(hop, i, exit_, follow, depth, seen, hops, queue, start)
         _mark_assumed(root, [])
-        return ClusterTrace(hops, root)
+        trace = ClusterTrace(hops, root)
+        controller_packets.finish(self, trace)
+        return trace
 
     def _enqueue(self, hop: Hop, i: int, exit_: Exit, follow: TraceStart, depth: int,
                  seen: set, hops: list, queue: list, start: TraceStart) -> None:
         """Run the hop ``follow`` starts (unless it loops) as a child of ``hop``."""
         key = (follow.chassis, follow.bridge,
-               tuple(sorted((k, v) for k, v in follow.packet.items())))
+               repr(sorted(follow.packet.items())), repr(follow.actions))
         if key in seen or depth + 1 >= self.options.max_hops:
             hop.verdicts.append(Verdict("loop", hop.start.chassis,
                                         f"loop: back at {follow.chassis} with the same "
@@ -388,7 +416,9 @@ class ClusterTracer:
                                         exit_.packet, exit=exit_))
             return
         seen.add(key)
-        follow.payload_length = start.payload_length   # the same frame goes on
+        if follow.actions is None and follow.continuation is None:
+            # the same frame goes on (ovn-controller's packets have their own length)
+            follow.payload_length = hop.start.payload_length
         child = self._run(follow)
         child.parent_exit = i
         hop.children.append(child)
@@ -403,8 +433,16 @@ class ClusterTracer:
             return Hop(start, step, [Exit("unknown", start.chassis, start.bridge,
                                           why or f"bridge {start.bridge} was not read",
                                           dict(start.packet), step=step)])
-        root, exits = dp.inject(start.bridge, start.packet, step, start.table,
-                                start.payload_length)
+        if start.actions is not None:   # a packet-out from ovn-controller
+            root, exits = dp.execute(start.bridge, start.packet, start.actions, step,
+                                     start.payload_length)
+        elif start.continuation is not None:
+            root, exits = dp.resume(start.continuation,
+                                    {**start.continuation.packet, **start.packet}, step,
+                                    start.payload_length)
+        else:
+            root, exits = dp.inject(start.bridge, start.packet, step, start.table,
+                                    start.payload_length)
         hop = Hop(start, root, exits)
         hop.notes.extend(text for _, text in dp.unknown_choices)
         hop.assumed = [group for group, _ in dp.unknown_choices]
@@ -424,6 +462,17 @@ class ClusterTracer:
             follow = self._through_tunnel(hop, ch, exit_)
             return [follow] if follow is not None else []
         if exit_.kind == ExitKind.CONTROLLER:
+            resumed = resumed_answer(hop.notes, ch.name, exit_, facts, self.names)
+            if resumed is not None:   # put_dhcp_opts & co: the answer resumes here
+                return [TraceStart(resumed.chassis, resumed.bridge, resumed.packet,
+                                   resumed.entry, continuation=resumed.continuation)]
+            answer = controller_packets.follow(self, hop, exit_, ch.name, facts)
+            if answer is not None:   # pinctrl builds, holds or learns: follow what it sends
+                starts = [TraceStart(**start) for start in answer.starts]
+                hop.verdicts.append(Verdict("controller", ch.name, answer.text, exit_.packet,
+                                            exit=exit_))
+                answer.keep(hop.verdicts[-1], starts)
+                return starts
             action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
             if action is not None and not action.holds:
                 # A copy for ovn-controller (an ACL log); the packet itself goes on.
@@ -580,15 +629,29 @@ def _handover_table(lines: list[str], facts: OvnFacts, dp_key: int, port_key: in
     return None
 
 
-def _mark_assumed(hop: Hop, inherited: list[tuple[str, int]]) -> None:
-    """Verdicts downstream of a select group whose bucket the datapath picks unknowably
-    say so, and how to choose another (the hop's note says why)."""
-    assumed = inherited + [(hop.start.chassis, g) for g in hop.assumed]
-    if assumed:
-        groups = ", ".join(f"group {g} on {chassis}" for chassis, g in assumed)
-        hints = ", ".join(f"--bucket {g}=N" for g in dict.fromkeys(g for _, g in assumed))
-        for verdict in hop.verdicts:
-            verdict.text += (f" (if the datapath took bucket 0 of {groups}, which cannot be "
-                             f"known; {hints} picks another)")
+def _mark_assumed(hop: Hop, inherited: list[str]) -> None:
+    """Verdicts downstream of a choice the datapath makes unknowably (a select group's
+    bucket on the kernel datapath, …) were traced once per alternative: each says which
+    branch it is on, and how to pick it (the hop's note says why it cannot be known)."""
+    by_exit = _branch_labels(hop.root)
+    for verdict in hop.verdicts:
+        index = next((i for i, e in enumerate(hop.exits) if e is verdict.exit), None)
+        labels = inherited + by_exit.get(index, [])
+        if labels:
+            verdict.text += f" (branch: {'; '.join(labels)})"
     for child in hop.children:
-        _mark_assumed(child, assumed)
+        _mark_assumed(child, inherited + by_exit.get(child.parent_exit, []))
+
+
+def _branch_labels(root: Step) -> dict[int, list[str]]:
+    """{exit index: the branch labels on the way from the hop's start to that exit}."""
+    found: dict[int, list[str]] = {}
+    todo = [(root, [])]
+    while todo:
+        step, labels = todo.pop()
+        if "branch" in step.data:
+            labels = [*labels, step.data["branch"]]
+        if step.kind == StepKind.EXIT and labels:
+            found[step.data["exit"]] = labels
+        todo.extend((child, labels) for child in step.children)
+    return found

@@ -13,7 +13,7 @@ import ipaddress
 from ofrace.errors import InputError
 from ofrace.openflow.fields import IP_PROTOCOL_NAMES, format_mac
 from ofrace.ovn.logical_fields import OVN_L4_NAMES
-from ofrace.ovn.microflow import parse_microflow
+from ofrace.ovn.microflow import dhcp_request_fields, dns_question, parse_microflow
 from ofrace.ovn.southbound import SouthboundIndex, port_addresses
 from ofrace.simulate.packet import Packet
 from ofrace.trace.cluster import ClusterTracer, TraceStart, Verdict
@@ -33,6 +33,37 @@ def start_from_expression(tracer: ClusterTracer, expression: str,
     start = tracer.locate(flow.inport, chassis, fields)
     fields.pop("in_port", None)
     start.packet.update(fields)
+    return start
+
+
+def with_dhcp_body(tracer: ClusterTracer, start: TraceStart, kind: str,
+                   version: int) -> TraceStart:
+    """``start`` as a DHCP (``version`` 4) or DHCPv6 request of type ``kind`` from its
+    port (``--dhcp``/``--dhcpv6``): the fields a microflow gave kept, the rest as a
+    client sends them; a DHCPREQUEST asks for the port's address (option 50)."""
+    pb = tracer.names.ports_by_name.get(start.logical_port or "")
+    mac, v4, _ = port_addresses(pb) if pb else (None, [], [])
+    given = {k: v for k, v in start.packet.items() if k != "in_port"}
+    mac = given.get("dl_src", mac)
+    if mac is None:
+        raise InputError(f"{start.logical_port} has no MAC in its binding: give eth.src")
+    fields = dhcp_request_fields(kind, version, mac, given)
+    if version == 4 and kind.lower() == "request":
+        if not v4:
+            raise InputError(f"--dhcp request: {start.logical_port} has no IPv4 address in "
+                             "its binding to ask for")
+        fields["dhcp_requested_ip"] = int(v4[0].ip)
+    start.packet.update(fields)
+    return start
+
+
+def with_dns_query(start: TraceStart, text: str) -> TraceStart:
+    """``start``'s UDP packet to port 53 carrying a DNS query (``--dns NAME[:TYPE]``)."""
+    packet = start.packet
+    if packet.get("nw_proto") != 17 or packet.get("tp_dst") != 53:
+        raise InputError("--dns needs a UDP packet to port 53 (--udp --to IP[:53], or "
+                         "udp.dst == 53 in the microflow)")
+    packet["dns_query"] = dns_question(text)
     return start
 
 

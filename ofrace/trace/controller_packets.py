@@ -1,0 +1,196 @@
+"""The packets ovn-controller sends when a trace hands it one: followed like any other.
+
+A ``controller()`` exit whose OVN action makes pinctrl build a packet (``ofrace.ovn.
+pinctrl``) becomes a hop that starts on the chassis' integration bridge with that packet
+and the packet-out's actions (the packet-in's registers reloaded, then the actions OVN
+nested in the userdata).  ``arp``/``nd_ns`` also hold the packet: it waits, per trace,
+until a ``put_arp``/``put_nd`` later in the same trace learns the MAC binding it waits
+for, and is then re-injected from the hop that taught it.  MAC bindings go through the
+Southbound, so every chassis' held packets see a binding any chassis learned
+(controller/pinctrl.c ``run_buffered_binding``).  What is still held when the trace ends
+gets a verdict that says for which address and where the ARP/NS went.
+
+The bindings learned outlive the trace: the next packet traced on the same tracer (the
+next step of a conversation) finds them, as the real one finds the MAC_Binding row
+ovn-controller wrote, although the snapshot's flows predate it.  A packet that meets
+``arp``/``nd_ns`` for an address learned that way is re-injected at once, with no
+ARP/NS, and its verdict says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ofrace.openflow.fields import format_mac
+from ofrace.ovn import controller as controller_actions
+from ofrace.ovn import pinctrl
+from ofrace.ovn.versions import OvnFacts
+
+
+@dataclass
+class Held:
+    """A packet ovn-controller holds for a next hop's MAC, and the verdict that says so."""
+
+    chassis: str
+    name: str                 # arp or nd_ns
+    key: pinctrl.BindingKey
+    packet: dict              # the packet-in: headers and registers
+    payload_length: int
+    verdict: object           # the Verdict on the hop it was held in
+    hop: object               # that hop
+    request: object = None    # the TraceStart of the ARP/NS it sent
+
+
+@dataclass
+class ControllerState:
+    """What ovn-controllers hold and learned during one trace."""
+
+    held: list[Held] = field(default_factory=list)
+    learned: dict = field(default_factory=dict)   # BindingKey -> MAC
+    earlier: dict = field(default_factory=dict)   # learned by earlier traces of the tracer
+
+    def next_trace(self) -> ControllerState:
+        """The state the next trace starts from: nothing held, every binding known."""
+        return ControllerState(earlier={**self.earlier, **self.learned})
+
+
+@dataclass
+class Answer:
+    """What ovn-controller does with one controller exit: the verdict of the packet that
+    went to it, and the packets it sends (TraceStart keyword arguments)."""
+
+    text: str
+    starts: list[dict]
+    held: Held | None = None
+
+    def keep(self, verdict, starts: list) -> None:
+        """The verdict made from ``text`` and the TraceStarts made from ``starts``: a held
+        packet's verdict changes when it is released or the trace ends."""
+        if self.held is not None:
+            self.held.verdict = verdict
+            self.held.request = starts[0] if starts else None
+
+
+def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
+    """What ovn-controller sends for this controller exit; None when pinctrl builds and
+    learns nothing here, so the usual verdict applies."""
+    action = controller_actions.decode_userdata(exit_.data.get("userdata", ""), facts)
+    # continuations (DHCP, RA, DNS answers) are resumed elsewhere; from 24.09 arp{} and
+    # nd_ns{} pause too, and are still built and held here
+    if action is None or (exit_.data.get("pause") and action.name not in pinctrl.HOLDS):
+        return None
+    state = tracer.controller_state
+    userdata = bytes.fromhex(exit_.data.get("userdata", ""))
+    packet = exit_.packet
+    bridge = tracer.chassis(chassis).integration_bridge
+    if action.name in pinctrl.LEARNS:
+        key, mac = pinctrl.learned(action.name, packet, facts)
+        state.learned[key] = mac
+        address = pinctrl.show_held(action.name, key.address)
+        return Answer(f"to ovn-controller on {chassis}: {action.name}: learns that {address} "
+                      f"is at {format_mac(mac)}",
+                      [_released(tracer, held, mac) for held in _waiting_for(tracer, state, key)])
+    if action.name not in pinctrl.BUILDS:
+        return None
+    payload = hop.start.payload_length
+    built = pinctrl.build(action.name, userdata, packet, payload, facts)
+    starts = []
+    if built is not None:
+        starts.append(dict(chassis=chassis, bridge=bridge, packet=built.packet,
+                           entry=f"built by ovn-controller on {chassis}: "
+                                 f"{pinctrl.describe_built(built)}",
+                           payload_length=built.payload_length, actions=built.actions,
+                           answer=True))
+    if action.name in pinctrl.HOLDS:
+        key = pinctrl.held_key(action.name, packet, facts)
+        known = _known_before(tracer, state, key)
+        if known is not None:
+            held = Held(chassis, action.name, key, dict(packet), payload, None, hop, None)
+            address = pinctrl.show_held(action.name, key.address)
+            return Answer(f"to ovn-controller on {chassis}: {action.name}: {address} is at "
+                          f"{format_mac(known)} since an earlier packet of this trace's "
+                          "conversation taught it (a MAC_Binding the snapshot's flows "
+                          "predate): re-injected with no "
+                          f"{'ARP request' if action.name == 'arp' else 'Neighbor Solicitation'}",
+                          [_released(tracer, held, known)])
+        what = "ARP request" if action.name == "arp" else "Neighbor Solicitation"
+        held = Held(chassis, action.name, key, dict(packet), payload, None, hop,
+                    None)
+        state.held.append(held)
+        return Answer(f"held by ovn-controller on {chassis}: waiting for the MAC of "
+                      f"{pinctrl.show_held(action.name, key.address)} (its {what} is traced "
+                      "from here)", starts, held)
+    if built is None:
+        return Answer(f"to ovn-controller on {chassis}: {action.name}: pinctrl sends nothing "
+                      "for this packet", [])
+    return Answer(f"to ovn-controller on {chassis}: {action.name}: answers with "
+                  f"{pinctrl.describe_built(built)} (traced from here)", starts)
+
+
+def _ports_of(tracer, key: pinctrl.BindingKey) -> set[int]:
+    """The logical port a binding was learned on, and its chassisredirect port if it has
+    one (``run_buffered_binding`` also releases packets held on ``cr-<port>``)."""
+    ports = {key.port}
+    for pb in tracer.names.rows("Port_Binding"):
+        if pb.get("tunnel_key") == key.port and \
+                tracer.names.datapath_key(pb["datapath"]) == key.datapath:
+            if (pb.get("options") or {}).get("chassis-redirect-port"):
+                cr = tracer.names.ports_by_name.get(f"cr-{pb['logical_port']}")
+                if cr is not None and cr.get("type") == "chassisredirect":
+                    ports.add(cr["tunnel_key"])
+    return ports
+
+
+def _known_before(tracer, state: ControllerState, key: pinctrl.BindingKey) -> int | None:
+    """The MAC an earlier trace learned for ``key`` (on its port or its cr-port)."""
+    ports = _ports_of(tracer, key)
+    for other, mac in state.earlier.items():
+        if other.datapath == key.datapath and other.port in ports and \
+                other.address == key.address and other.v6 == key.v6:
+            return mac
+    return None
+
+
+def _waiting_for(tracer, state: ControllerState, key: pinctrl.BindingKey) -> list[Held]:
+    ports = _ports_of(tracer, key)
+    found = [h for h in state.held if h.key.datapath == key.datapath
+             and h.key.port in ports and h.key.address == key.address and h.key.v6 == key.v6]
+    for held in found:
+        state.held.remove(held)
+        if held.verdict in held.hop.verdicts:
+            held.hop.verdicts.remove(held.verdict)
+    return found
+
+
+def _released(tracer, held: Held, mac: int) -> dict:
+    packet, actions, how = pinctrl.release(held.packet, mac, tracer.facts(held.chassis))
+    address = pinctrl.show_held(held.name, held.key.address)
+    return dict(chassis=held.chassis,
+                bridge=tracer.chassis(held.chassis).integration_bridge, packet=packet,
+                entry=f"released by ovn-controller on {held.chassis}: the packet held for "
+                      f"{address}, {how}", payload_length=held.payload_length,
+                actions=actions)
+
+
+def finish(tracer, trace) -> None:
+    """Held packets no answer released in this trace: their verdicts say where the
+    ARP/NS went."""
+    for held in tracer.controller_state.held:
+        went = []
+        for hop in trace.hops:
+            if held.request is not None and hop.start is held.request:
+                went = [v.text for h in _subtree(hop) for v in h.verdicts]
+        where = "; ".join(dict.fromkeys(went)) if went else "nowhere that was traced"
+        what = "ARP request" if held.name == "arp" else "Neighbor Solicitation"
+        text = held.verdict.text
+        assumed = text[text.find(" (if the datapath took"):] if " (if the datapath took" \
+            in text else ""   # _mark_assumed's note on a select group's bucket, kept
+        held.verdict.text = (f"held by ovn-controller on {held.chassis}: waiting for the MAC "
+                             f"of {pinctrl.show_held(held.name, held.key.address)}; no "
+                             f"answer in this trace. Its {what}: {where}{assumed}")
+
+
+def _subtree(hop):
+    yield hop
+    for child in hop.children:
+        yield from _subtree(child)
