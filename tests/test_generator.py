@@ -182,7 +182,9 @@ TCP_STEPS = ["SYN", "SYN-ACK", "ACK", "data", "FIN", "FIN-ACK", "last ACK"]
 # the flags each TCP step carries, also where the sender builds a reply from the wire
 TCP_FLAGS = {"SYN": 0x002, "SYN-ACK": 0x012, "ACK": 0x010, "data": 0x018, "FIN": 0x011,
              "FIN-ACK": 0x011, "last ACK": 0x010}
-WIRE_KEYS = {"tcp_seq", "tcp_ack", "payload_len", "icmp_id", "icmp_seq"}
+# what only the frame carries (a DHCP message's type and asked-for address too)
+WIRE_KEYS = {"tcp_seq", "tcp_ack", "payload_len", "icmp_id", "icmp_seq", "dhcp_msg",
+             "dhcp_requested_ip"}
 
 
 def check_tcp_sequence(steps) -> None:
@@ -478,3 +480,27 @@ def test_a_reject_acl_brings_a_packet_it_answers():
         (step,) = conv.steps
         assert step.packet["tp_dst"] == 8081 and step.packet["tcp_flags"] == 0x002
         assert conv.classes[:2] == (PacketClass.CONTROLLER, PacketClass.ACL)
+
+
+def test_each_dhcp_client_also_requests():
+    """Every port with dhcpv4_options (dhcpv6_options) has a DISCOVER and a REQUEST (a
+    SOLICIT and a REQUEST) -- the REQUEST's type and asked-for address in the frame only,
+    as frames.encode writes them -- read from the NB rows here."""
+    snapshot = _openstack()
+    live = _bound(snapshot)
+    nb = snapshot.northbound.tables
+    v4 = {r["name"] for r in nb["Logical_Switch_Port"] if r.get("dhcpv4_options")
+          and r["name"] in live}
+    v6 = {r["name"] for r in nb["Logical_Switch_Port"] if r.get("dhcpv6_options")
+          and r["name"] in live}
+    assert v4 and v6
+    convs = generate(snapshot)
+    requests = {c.label.split(":")[0]: c for c in convs if c.label.endswith(": dhcp request")}
+    assert set(requests) == v4
+    for name, conv in requests.items():
+        (step,) = conv.steps
+        port = next(r for r in nb["Logical_Switch_Port"] if r["name"] == name)
+        asked = ipaddress.ip_address(port["addresses"][0].split()[1])
+        assert step.wire == {"dhcp_msg": 3, "dhcp_requested_ip": int(asked)}
+        assert "dhcp_msg" not in step.packet and step.packet["tp_dst"] == 67
+    assert {c.label.split(":")[0] for c in convs if c.label.endswith(": dhcpv6 request")} == v6

@@ -35,6 +35,8 @@ LOCAL_MAC_PREFIX = 0x020000000000
 ALL_ROUTERS6 = int(ipaddress.IPv6Address("ff02::2"))
 ALL_DHCP6 = int(ipaddress.IPv6Address("ff02::1:2"))
 SPORT = 40000
+DHCP_REQUEST = 3        # RFC 2132 option 53 message type
+DHCPV6_REQUEST = 3      # RFC 8415 msg-type
 CAP_PER_CLASS = 400
 TCP_DATA_LEN = 16          # the data step's payload
 UDP_PAYLOAD_LEN = 16
@@ -418,7 +420,9 @@ class _Collector:
     def add(self, classes, label, entry, steps, reply_entry=None, kind="", round_no=1
             ) -> bool:
         first = steps[0].packet
-        key = (entry, tuple(sorted(first.items())), tuple(classes), round_no)
+        # a DHCP message's type is in the frame only (a REQUEST's headers are a DISCOVER's)
+        key = (entry, tuple(sorted(first.items())), tuple(classes), round_no,
+               steps[0].wire.get("dhcp_msg"))
         if key in self.keys or self.counts[classes[0]] >= self.cap:
             return False
         self.keys.add(key)
@@ -533,11 +537,18 @@ def _from_host(net: Network, out: _Collector, src: Host, entry: Entry, acl: set[
         discover = _ip4(src.mac, BROADCAST, 0, 0xFFFFFFFF, 17, tp_src=68, tp_dst=67)
         out.add([PacketClass.CONTROLLER], f"{src.name}: dhcp discover", entry,
                 [Step("DHCPDISCOVER", False, discover)])
+        if s4:      # the client asks for the address it was offered: DHCPACK
+            out.add([PacketClass.CONTROLLER], f"{src.name}: dhcp request", entry,
+                    [Step("DHCPREQUEST", False, dict(discover),
+                          wire={"dhcp_msg": DHCP_REQUEST, "dhcp_requested_ip": s4[0]})])
     if src.row.get("dhcpv6_options") and s6:
         solicit = _ip6(src.mac, 0x333300010002, s6[0], ALL_DHCP6, 17, 1, tp_src=546,
                        tp_dst=547)
         out.add([PacketClass.CONTROLLER, PacketClass.IPV6], f"{src.name}: dhcpv6 solicit",
                 entry, [Step("SOLICIT", False, solicit)])
+        out.add([PacketClass.CONTROLLER, PacketClass.IPV6], f"{src.name}: dhcpv6 request",
+                entry, [Step("REQUEST", False, dict(solicit),
+                             wire={"dhcp_msg": DHCPV6_REQUEST})])
     # routed: hosts on other switches behind a router this switch is attached to
     for gw in gws:
         for dst in net.hosts:
