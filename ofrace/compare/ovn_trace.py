@@ -321,8 +321,12 @@ def check_logical(snapshot: Snapshot, result: TraceResult, timeout: float = 120)
     sb = snapshot.southbound
     if sb is None or not sb.tables.get("Logical_Flow"):
         raise InputError("--check-logical needs the snapshot's Southbound (its logical flows)")
+    microflow = result.microflow
+    if "from" in result.request and result.start.logical_port:
+        # the short form's packet with every header ofrace gave it (TCP flags, …)
+        microflow = logical_microflow(result.start.packet, result.start.logical_port)
     with PrivateSouthbound(sb, timeout) as private:
-        argv, text = run_ovn_trace(private.remote, result.microflow,
+        argv, text = run_ovn_trace(private.remote, microflow,
                                    ct_arguments(engine_ct_states(result)), private._left())
         notes = private.notes
     return compare_logical(snapshot, result, text, shown_command(argv), notes)
