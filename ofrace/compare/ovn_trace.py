@@ -419,14 +419,18 @@ def entry_port(snapshot: Snapshot, names, entry, packet: dict) -> str | None:
     return None
 
 
-def scenario_traces(snapshot: Snapshot) -> list[tuple[str, str, TraceResult]]:
+def scenario_traces(snapshot: Snapshot, only: set[str] | None = None
+                    ) -> list[tuple[str, str, TraceResult]]:
     """(label, microflow, ofrace's trace) for every step of every conversation the
     generator makes on ``snapshot`` (the named scenarios): the steps of one conversation
     on one conntrack, as the sweep sends them; a reply built from the request as
-    delivered (so after NAT), entering where the request left."""
+    delivered (so after NAT), entering where the request left.  ``only``: the labels
+    of the conversations wanted (all by default)."""
     out = []
     names = SouthboundIndex(snapshot)
     for conv in generate(snapshot):
+        if only is not None and conv.label not in only:
+            continue
         tracer = ClusterTracer(snapshot)
         annotator = Annotator(tracer.names, snapshot)
         delivered = None
@@ -461,18 +465,20 @@ def scenario_traces(snapshot: Snapshot) -> list[tuple[str, str, TraceResult]]:
     return out
 
 
-def check_scenarios(snapshot: Snapshot, timeout: float = 600) -> list[ScenarioCheck]:
+def check_scenarios(snapshot: Snapshot, timeout: float = 600, only: set[str] | None = None
+                    ) -> list[ScenarioCheck]:
     """--check-logical on every named scenario, with one private server for them all."""
     missing = missing_tools()
     if missing:
         raise ToolError(f"--check-logical needs {', '.join(missing)}, not installed here")
     checks = []
     with PrivateSouthbound(snapshot.southbound, timeout) as private:
-        for label, microflow, result in scenario_traces(snapshot):
+        for label, microflow, result in scenario_traces(snapshot, only):
             argv, text = run_ovn_trace(private.remote, microflow,
                                        ct_arguments(engine_ct_states(result)), private._left())
             answer = compare_logical(snapshot, result, text, shown_command(argv),
                                      private.notes)
             answer["ovn_trace"] = text
+            answer["ct"] = ct_arguments(engine_ct_states(result))
             checks.append(ScenarioCheck(label, microflow, answer))
     return checks
