@@ -150,18 +150,70 @@ def engine_ct_states(result: TraceResult) -> list[int]:
             if s.kind == StepKind.CT and s.data.get("recirculates")]
 
 
-def run_ovn_trace(remote: str, microflow: str, ct: list[str], timeout: float
-                  ) -> tuple[list[str], str]:
-    """(argv, stdout) of one ``ovn-trace --detailed`` against ``remote``."""
-    argv = ["ovn-trace", f"--db={remote}", "--detailed", *ct, microflow]
+_DESTINATIONS = ("ip4.dst", "ip6.dst")
+_DESTINATION_PORTS = ("tcp.dst", "udp.dst", "sctp.dst")
+
+
+def lb_destination(result: TraceResult) -> str | None:
+    """The destination an existing connection's DNAT gave the packet in ofrace's trace (an
+    LB backend, a DNAT target), as ovn-trace's ``--lb-dst`` takes it: ovn-trace's ct_lb
+    without addresses (the established path) NATs only to that (``execute_ct_lb``).
+    Not for a new connection: there the first ct_lb without addresses (pre-stateful)
+    finds no entry on the wire, but would NAT to ``--lb-dst`` in ovn-trace."""
+
+    def walk(hop: AnnotatedHop) -> str | None:
+        for ev in hop.events:
+            if ev.kind != StepKind.CT:
+                continue
+            state = str((ev.conntrack or {}).get("state", ""))
+            if "new" in state.split("+"):
+                return None
+            changed = {c.field: c.after for c in ev.changes}
+            address = next((changed[f] for f in _DESTINATIONS if f in changed), None)
+            if address is not None:
+                port = next((changed[f] for f in _DESTINATION_PORTS if f in changed), None)
+                if port is None:
+                    return address
+                return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        for child in hop.children:
+            found = walk(child)
+            if found:
+                return found
+        return None
+
+    return walk(result.annotated.root)
+
+
+def ovn_trace_options(result: TraceResult) -> list[str]:
+    """What ovn-trace is told of the conntrack ofrace's trace met: each ct()'s state in
+    order, and the destination a connection's DNAT chose."""
+    options = ct_arguments(engine_ct_states(result))
+    destination = lb_destination(result)
+    if destination:
+        options.append(f"--lb-dst={destination}")
+    return options
+
+
+@dataclass
+class OvnTraceRun:
+    """One ovn-trace run: what it printed, and how it ended."""
+
+    argv: list[str]
+    stdout: str
+    stderr: str = ""
+    returncode: int = 0
+
+
+def run_ovn_trace(remote: str, microflow: str, options: list[str], timeout: float
+                  ) -> OvnTraceRun:
+    """One ``ovn-trace --detailed`` against ``remote``; not answering in time is the
+    environment (a failure is judged by ``compare_logical``: some are ovn-trace's own)."""
+    argv = ["ovn-trace", f"--db={remote}", "--detailed", *options, microflow]
     try:
         run = subprocess.run(argv, capture_output=True, text=True, timeout=max(1.0, timeout))
     except subprocess.TimeoutExpired:
         raise ToolError(f"ovn-trace did not answer within {timeout:g}s") from None
-    if run.returncode != 0:
-        lines = run.stderr.strip().splitlines() or ["(no message)"]
-        raise ToolError(f"ovn-trace failed: {lines[-1]}")
-    return argv, run.stdout
+    return OvnTraceRun(argv, run.stdout, run.stderr, run.returncode)
 
 
 OVN_TRACE_C = "ovn-org/ovn utilities/ovn-trace.c"
@@ -199,16 +251,43 @@ LIMITATIONS = {limit.name: limit for limit in (
                "ct_snat without a target assume no NAT entry and leave it unchanged",
                'execute_ct_lb (no destination without --lb-dst), execute_ct_nat '
                '("assuming no un-dnat entry, so no change")'),
+    Limitation("ct-commit-keeps-state",
+               "ovn-trace's ct_commit does nothing to the packet, which keeps its ct_state; "
+               "the real ct(commit) without a table clears the packet's conntrack fields, so "
+               "later stages see it untracked (OVS ofproto/ofproto-dpif-xlate.c "
+               "compose_conntrack_action: flow_clear_conntrack)",
+               "trace_actions: case OVNACT_CT_COMMIT_V1/V2 \"Nothing to do\""),
     Limitation("ct-mark-not-carried",
                "ovn-trace's --ct sets ct_state only: ct_mark (natted, blocked, …) and ct_label "
                "of the connection are zero in its trace",
                "parse_ct_state / execute_ct_next: only ct_state is set"),
-    Limitation("ct-state-across-tunnel",
-               "ovn-trace keeps the packet's ct_state from the ingress pipeline into the "
-               "egress one; the real packet crosses a tunnel to another chassis and arrives "
-               "untracked",
-               "execute_output: egress_uflow = *uflow (ct_state kept); "
-               "next_ct_state for each ct action in order"),
+    Limitation("ct-state-carried",
+               "ovn-trace keeps the packet's ct_state from one pipeline into the next "
+               "(ingress to egress, across patch ports and tunnels) and its ct_lb ORs the "
+               "next --ct state into it; the real packet gets a fresh ct_state from each "
+               "ct() recirculation, and arrives untracked over a tunnel or a patch port "
+               "(ct_clear)",
+               "execute_output: egress_uflow = *uflow and new_uflow = *uflow (ct_state "
+               "kept); execute_ct_lb: ct_state |= next_ct_state()"),
+    Limitation("lb-backend-random",
+               "for a new connection to a load balancer with several backends ovn-trace "
+               "picks a backend at random; the real ct() and ofrace's trace chose another "
+               "(--lb-dst cannot be given: ovn-trace would also NAT the connection's first "
+               "ct_lb without addresses to it)",
+               'execute_ct_lb: "Select a random destination as a fallback"; --lb-dst used by '
+               "every ct_lb without addresses"),
+    Limitation("nd-na-router-abort",
+               "ovn-trace aborts on a logical flow with nd_na_router (a router answering a "
+               "neighbour solicitation): it reads the action as nd_na and its type assertion "
+               "fails, so it traces nothing",
+               "trace_actions: case OVNACT_ND_NA_ROUTER → ovnact_get_ND_NA(a) "
+               "(include/ovn/actions.h asserts the type)"),
+    Limitation("put-nd-ra-opts-abort",
+               "ovn-trace before 25.03 aborts on a logical flow with put_nd_ra_opts (a router "
+               "answering a router solicitation): it reads the action as put_dhcpv6_opts and "
+               "the type assertion fails, so it traces nothing",
+               "trace_actions: case OVNACT_PUT_ND_RA_OPTS → ovnact_get_PUT_DHCPV6_OPTS(a) "
+               "(22.03–24.03; 25.03 reads it as PUT_ND_RA_OPTS)"),
     Limitation("lb-hairpin",
                "ovn-trace computes chk_lb_hairpin from the VIP it finds in the packet's "
                "ct_nw_dst, which only its own ct_lb with a chosen destination sets; the real "
@@ -216,54 +295,104 @@ LIMITATIONS = {limit.name: limit for limit in (
                "execute_chk_lb_hairpin, get_lb_vip_data"),
 )}
 REAL_DIVERGENCE = "real-divergence"
+# what ovn-trace prints when it dies of a known limitation → the limitation's name
+_ABORTS = {"assertion ovnact->type == OVNACT_ND_NA failed": "nd-na-router-abort",
+           "assertion ovnact->type == OVNACT_PUT_DHCPV6_OPTS failed": "put-nd-ra-opts-abort"}
 OFRACE_GAP = "ofrace-stopped"
 _CONTROLLER_BUILT = re.compile(r"^\s*(arp|icmp4|icmp6|icmp4_error|icmp6_error|nd_ns|nd_na|"
                                r"nd_na_router|tcp_reset|sctp_abort|reject|put_dhcp_opts|"
                                r"put_dhcpv6_opts|put_nd_ra_opts|dns_lookup)\b|"
                                r"\b(arp|icmp4|icmp6|icmp4_error|icmp6_error|nd_ns|nd_na|"
                                r"nd_na_router|tcp_reset|reject)\s*\{")
+_CONTROLLER_RESULT = re.compile(r"\b(put_dhcp_opts|put_dhcpv6_opts|put_nd_ra_opts|dns_lookup)"
+                                r"\s*\(")
+_STATEFUL = re.compile(r"\b(ct_commit(?!_nat)|ct_next|ct_lb_mark|ct_lb|ct_dnat|ct_snat|"
+                       r"ct_commit_nat|ct_dnat_in_czone|ct_snat_in_czone)\b")
+_CT_MATCH = re.compile(r"\bct\.|\bct_state\b|\bct_mark\b|\bct_label\b")
 _CT_MARK = re.compile(r"\bct_(mark|label)\b")
 _HAIRPIN = re.compile(r"\breg0\[(6|12)\]|hairpin")
+
+
+def _backends(actions: str) -> int:
+    """How many backends a ct_lb/ct_lb_mark(backends=…) action lists (0: none)."""
+    m = re.search(r"\bct_lb(?:_mark)?\s*\(\s*backends\s*=\s*([^;)]*)", actions)
+    return len([b for b in m.group(1).split(",") if b.strip()]) if m else 0
 
 
 def classify(divergence: LogicalDivergence, context: PhysicalContext | None,
              lflows: dict[str, dict], result: TraceResult, ovn_trace_text: str) -> str:
     """The name of the ovn-trace limitation that explains ``divergence`` (a key of
-    ``LIMITATIONS``), ``OFRACE_GAP``, or ``REAL_DIVERGENCE``."""
+    ``LIMITATIONS``), ``OFRACE_GAP``, or ``REAL_DIVERGENCE``.  Rules in order, each
+    from the symptom its limitation leaves (docs/check-logical.md)."""
     p, q = divergence.physical, divergence.logical
     last = divergence.agreed[-1] if divergence.agreed else None
     last_row = lflows.get(last.uuid8, {}) if last else {}
     kinds = {v.kind.value for v in result.annotated.verdicts}
     if p is None and kinds & {"error", "unknown", "loop"}:
         return OFRACE_GAP
-    if p is None and last_row and _CONTROLLER_BUILT.search(last_row.get("actions", "")) \
-            and "controller" in kinds:
+    last_actions = last_row.get("actions", "") if last_row else ""
+    if p is None and "controller" in kinds and (_CONTROLLER_BUILT.search(last_actions)
+                                                or _CONTROLLER_RESULT.search(last_actions)):
         return "controller-packet-inline"
-    if q is None and last_row and re.search(r"\bct_snat\s*;", last_row.get("actions", "")):
+    if q is None and last_row and re.search(r"\bct_snat\s*;", last_actions):
         return "ct-snat-gateway-router"
+    agreed_actions = [lflows.get(step.uuid8, {}).get("actions", "")
+                      for step in divergence.agreed]
     p_row = lflows.get(p.uuid8, {}) if p else {}
     q_row = lflows.get(q.uuid8, {}) if q else {}
+    matches = " ".join(r.get("match", "") for r in (p_row, q_row))
+    stateful = [(step, m.group(1))
+                for step, actions in zip(divergence.agreed, agreed_actions, strict=True)
+                for m in _STATEFUL.finditer(actions)]
+    where = p or q
+    if stateful and where is not None and _CT_MATCH.search(matches):
+        step, action = stateful[-1]
+        if action == "ct_commit":
+            return "ct-commit-keeps-state"
+        elsewhere = any((s.datapath, s.pipeline) != (where.datapath, where.pipeline)
+                        for s, _ in stateful)
+        if elsewhere and (action in ("ct_lb", "ct_lb_mark")
+                          or (step.datapath, step.pipeline) != (where.datapath,
+                                                                where.pipeline)):
+            return "ct-state-carried"
+    if any(_backends(a) > 1 for a in agreed_actions) and lb_destination(result) is None:
+        return "lb-backend-random"
     if p and q and (p.datapath, p.pipeline, p.stage) == (q.datapath, q.pipeline, q.stage) \
             and p_row.get("priority") is not None \
             and p_row.get("priority") == q_row.get("priority"):
         return "same-priority-overlap"
-    matches = " ".join(r.get("match", "") for r in (p_row, q_row))
     if _HAIRPIN.search(matches) or any(_HAIRPIN.search(s.stage) for s in (p, q) if s):
         return "lb-hairpin"
-    if context is not None and context.nat_before:
-        return "connection-nat-not-replayed"
     if _CT_MARK.search(matches):
         return "ct-mark-not-carried"
-    if context is not None and context.hop > 0 and re.search(r"\bct\.|ct_state", matches):
-        return "ct-state-across-tunnel"
+    if context is not None and context.nat_before:
+        return "connection-nat-not-replayed"
     return REAL_DIVERGENCE
 
 
+def _limitation_answer(name: str) -> dict:
+    limit = LIMITATIONS[name]
+    return {"kind": "ovn-trace limitation", "name": name, "why": limit.what,
+            "source": f"{OVN_TRACE_C}: {limit.source}",
+            "follows": "the real OpenFlow tables follow ofrace's trace; ovn-trace "
+                       "parts by its own limit, not because the tables differ"}
+
+
 def compare_logical(snapshot: Snapshot, result: TraceResult, ovn_trace_text: str,
-                    command: list[str], notes: list[str] = ()) -> dict:
+                    command: list[str], notes: list[str] = (), failure: str | None = None
+                    ) -> dict:
     """--check-logical's answer from ovn-trace's output and ofrace's trace: where they
     part, why (a named ovn-trace limitation, or a real divergence) and which side the
-    real tables follow."""
+    real tables follow.  ``failure``: ovn-trace's stderr when it exited with an error;
+    one of its known aborts is a limitation, any other failure the environment's."""
+    if failure is not None:
+        name = next((n for text, n in _ABORTS.items() if text in failure), None)
+        if name is None:
+            lines = failure.strip().splitlines() or ["(no message)"]
+            raise ToolError(f"ovn-trace failed: {lines[-1]}")
+        return {"agree": False, "summary": f"ovn-trace aborted: ovn-trace limitation ({name})",
+                "physical": None, "logical": None, "detail": failure.strip().splitlines()[-1],
+                "cause": _limitation_answer(name), "command": command, "notes": list(notes)}
     rows = snapshot.southbound.tables.get("Logical_Flow", [])
     skip = trivial_lflows(rows)
     logical = [s for s in parse_ovn_trace(ovn_trace_text) if s.uuid8 not in skip]
@@ -278,11 +407,7 @@ def compare_logical(snapshot: Snapshot, result: TraceResult, ovn_trace_text: str
     lflows = {row["_uuid"][:8]: row for row in rows}
     cause = classify(divergence, context, lflows, result, ovn_trace_text)
     if cause in LIMITATIONS:
-        limit = LIMITATIONS[cause]
-        explained = {"kind": "ovn-trace limitation", "name": cause, "why": limit.what,
-                     "source": f"{OVN_TRACE_C}: {limit.source}",
-                     "follows": "the real OpenFlow tables follow ofrace's trace; ovn-trace "
-                                "parts by its own limit, not because the tables differ"}
+        explained = _limitation_answer(cause)
     elif cause == OFRACE_GAP:
         explained = {"kind": "ofrace stopped", "name": cause,
                      "why": "ofrace's trace ended on something it could not simulate or "
@@ -326,10 +451,11 @@ def check_logical(snapshot: Snapshot, result: TraceResult, timeout: float = 120)
         # the short form's packet with every header ofrace gave it (TCP flags, …)
         microflow = logical_microflow(result.start.packet, result.start.logical_port)
     with PrivateSouthbound(sb, timeout) as private:
-        argv, text = run_ovn_trace(private.remote, microflow,
-                                   ct_arguments(engine_ct_states(result)), private._left())
+        run = run_ovn_trace(private.remote, microflow, ovn_trace_options(result),
+                            private._left())
         notes = private.notes
-    return compare_logical(snapshot, result, text, shown_command(argv), notes)
+    return compare_logical(snapshot, result, run.stdout, shown_command(run.argv), notes,
+                           run.stderr if run.returncode else None)
 
 
 def logical_microflow(packet: dict, inport: str) -> str:
@@ -474,11 +600,13 @@ def check_scenarios(snapshot: Snapshot, timeout: float = 600, only: set[str] | N
     checks = []
     with PrivateSouthbound(snapshot.southbound, timeout) as private:
         for label, microflow, result in scenario_traces(snapshot, only):
-            argv, text = run_ovn_trace(private.remote, microflow,
-                                       ct_arguments(engine_ct_states(result)), private._left())
-            answer = compare_logical(snapshot, result, text, shown_command(argv),
-                                     private.notes)
-            answer["ovn_trace"] = text
-            answer["ct"] = ct_arguments(engine_ct_states(result))
+            run = run_ovn_trace(private.remote, microflow, ovn_trace_options(result),
+                                private._left())
+            failure = run.stderr if run.returncode else None
+            answer = compare_logical(snapshot, result, run.stdout, shown_command(run.argv),
+                                     private.notes, failure)
+            answer["ovn_trace"] = run.stdout
+            answer["ovn_trace_failure"] = failure
+            answer["options"] = ovn_trace_options(result)
             checks.append(ScenarioCheck(label, microflow, answer))
     return checks
