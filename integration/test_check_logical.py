@@ -19,6 +19,7 @@ from lab_inventory import local_inventory
 
 from ofrace.collect.cluster import collect_cluster
 from ofrace.compare.ovn_trace import LIMITATIONS, REAL_DIVERGENCE, check_scenarios
+from ofrace.openflow.flowtext import line_cookie, without_stats
 
 
 @pytest.mark.parametrize("topology", ["kind", "acl"])
@@ -58,3 +59,36 @@ def test_check_logical_reads_the_snapshots_sb_not_the_live_one(lab_slot, tmp_pat
         assert "private ovsdb-server" in " ".join(check["command"])
     finally:
         lab_slot.up("kind")     # the port is gone from the live lab: start afresh
+
+
+def test_flows_deleted_behind_ovn_controllers_back_are_a_real_divergence(lab_slot):
+    """Negative control on the live lab: the OpenFlow flows of one logical flow deleted on
+    a chassis; the trace through it parts from ovn-trace, and no limitation takes the
+    blame: a real divergence, with the real tables on ofrace's side."""
+    lab = lab_slot.up("kind")
+    snapshot = collect_cluster(local_inventory(lab))
+    worker = "ovn-worker"
+    lflow = next(lf for lf in snapshot.southbound.tables["Logical_Flow"]
+                 if (lf.get("external_ids") or {}).get("stage-name") == "lr_in_dnat"
+                 and "30007" in lf["match"] and "172.18.0.4" in lf["match"])
+    cookie = int(lflow["_uuid"][:8], 16)
+    for line in snapshot.chassis[worker].bridges["br-int"].flows:
+        if line_cookie(line) == cookie:
+            text = without_stats(line).split(" actions=")[0]
+            match = ",".join(item for item in text.replace(", ", ",").split(",")
+                             if not item.startswith("cookie="))
+            lab.run_on(worker, ["ovs-ofctl", "--strict", "del-flows", "br-int", match])
+    expr = ('inport == "breth0_ovn-worker" && eth.src == 02:42:7a:79:82:ca && '
+            'eth.dst == 02:42:ac:12:00:04 && ip4.src == 172.18.0.1 && ip4.dst == 172.18.0.4 && '
+            'ip.ttl == 64 && tcp.src == 12345 && tcp.dst == 30007 && tcp.flags == 2')
+    try:
+        run = subprocess.run([sys.executable, "-m", "ofrace", "trace", "-i",
+                              str(lab.dir / "inventory.toml"), "--check-logical", "--json",
+                              expr], capture_output=True, text=True, timeout=120)
+        check = json.loads(run.stdout)["check_logical"]
+        assert check["agree"] is False
+        assert lflow["_uuid"][:8] in check["logical"]
+        assert check["cause"]["name"] == REAL_DIVERGENCE, check
+        assert "audit finding" in check["cause"]["follows"]
+    finally:
+        lab_slot.up("kind")
