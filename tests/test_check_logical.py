@@ -160,3 +160,23 @@ def test_a_divergence_injected_into_the_flows_is_reported_as_real():
     assert answer["cause"]["kind"] == "real divergence"
     assert "audit finding" in answer["cause"]["follows"]
     assert "ls_in_l2_lkup" in answer["logical"]
+
+
+def test_without_ovn_trace_or_ovsdb_server_one_line_says_so(tmp_path):
+    """No ovn-trace, ovsdb-server or ovsdb-tool on PATH: exit 5 (the environment) with one
+    line naming what is missing, after the trace itself was made."""
+    import os
+    import subprocess
+    import sys
+
+    from ofrace.errors import Exit
+
+    env = {**os.environ, "PATH": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "ofrace", "trace", "--snapshot",
+                          str(FIXTURES / "kind" / "check_logical" / "snapshot.ofr"),
+                          "--from", "default_nginx-deployment-9456bbbf9-x6pc6",
+                          "--to", "10.244.2.5:53", "--udp", "--check-logical"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == Exit.ENVIRONMENT, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "ovn-trace, ovsdb-server, ovsdb-tool, not installed here" in run.stderr
