@@ -320,7 +320,7 @@ def _backends(actions: str) -> int:
 
 
 def classify(divergence: LogicalDivergence, context: PhysicalContext | None,
-             lflows: dict[str, dict], result: TraceResult, ovn_trace_text: str) -> str:
+             lflows: dict[str, dict], result: TraceResult) -> str:
     """The name of the ovn-trace limitation that explains ``divergence`` (a key of
     ``LIMITATIONS``), ``OFRACE_GAP``, or ``REAL_DIVERGENCE``.  Rules in order, each
     from the symptom its limitation leaves (docs/check-logical.md)."""
@@ -405,7 +405,7 @@ def compare_logical(snapshot: Snapshot, result: TraceResult, ovn_trace_text: str
     context = visits[divergence.index][1] if divergence.index < len(visits) else (
         visits[-1][1] if visits else None)
     lflows = {row["_uuid"][:8]: row for row in rows}
-    cause = classify(divergence, context, lflows, result, ovn_trace_text)
+    cause = classify(divergence, context, lflows, result)
     if cause in LIMITATIONS:
         explained = _limitation_answer(cause)
     elif cause == OFRACE_GAP:
@@ -452,7 +452,7 @@ def check_logical(snapshot: Snapshot, result: TraceResult, timeout: float = 120)
         microflow = logical_microflow(result.start.packet, result.start.logical_port)
     with PrivateSouthbound(sb, timeout) as private:
         run = run_ovn_trace(private.remote, microflow, ovn_trace_options(result),
-                            private._left())
+                            private.seconds_left())
         notes = private.notes
     return compare_logical(snapshot, result, run.stdout, shown_command(run.argv), notes,
                            run.stderr if run.returncode else None)
@@ -601,7 +601,7 @@ def check_scenarios(snapshot: Snapshot, timeout: float = 600, only: set[str] | N
     with PrivateSouthbound(snapshot.southbound, timeout) as private:
         for label, microflow, result in scenario_traces(snapshot, only):
             run = run_ovn_trace(private.remote, microflow, ovn_trace_options(result),
-                                private._left())
+                                private.seconds_left())
             failure = run.stderr if run.returncode else None
             answer = compare_logical(snapshot, result, run.stdout, shown_command(run.argv),
                                      private.notes, failure)

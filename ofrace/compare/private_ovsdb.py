@@ -176,7 +176,8 @@ class PrivateSouthbound:
         return {**os.environ, **{f"{p}_{d}": self.directory for p in ("OVS", "OVN")
                                  for d in ("RUNDIR", "LOGDIR", "DBDIR", "SYSCONFDIR")}}
 
-    def _left(self) -> float:
+    def seconds_left(self) -> float:
+        """What is left of the time budget; past it, the environment failed."""
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise ToolError("the private ovsdb-server for --check-logical did not get ready "
@@ -204,7 +205,7 @@ class PrivateSouthbound:
         with open(schema_file, "w") as fh:
             json.dump(schema, fh)
         run = subprocess.run(["ovsdb-tool", "create", db_file, schema_file],
-                             capture_output=True, text=True, timeout=self._left(),
+                             capture_output=True, text=True, timeout=self.seconds_left(),
                              env=self.environment())
         if run.returncode != 0:
             raise ToolError(f"ovsdb-tool create failed: {_last_line(run.stderr)}")
@@ -219,7 +220,7 @@ class PrivateSouthbound:
             if self.process.poll() is not None:
                 raise ToolError(f"the private ovsdb-server exited: "
                                 f"{_last_line(self.process.stderr.read().decode(errors='replace'))}")
-            self._left()
+            self.seconds_left()
             time.sleep(0.02)
         plan = load_plan(self.database, schema)
         self.notes.extend(plan.notes)
@@ -230,7 +231,7 @@ class PrivateSouthbound:
         request = json.dumps({"method": "transact", "params": [DATABASE, *operations],
                               "id": 1}).encode()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(self._left())
+            conn.settimeout(self.seconds_left())
             conn.connect(self.socket_path)
             conn.sendall(request)
             reply = _read_reply(conn, self)
@@ -266,7 +267,7 @@ def _read_reply(conn: socket.socket, server: PrivateSouthbound) -> dict:
     buffer = ""
     raw = b""
     while True:
-        conn.settimeout(server._left())
+        conn.settimeout(server.seconds_left())
         chunk = conn.recv(1 << 20)
         if not chunk:
             raise ToolError("the private ovsdb-server closed the connection")
