@@ -19,6 +19,7 @@ from lab_inventory import local_inventory
 
 from ofrace.collect.cluster import collect_cluster
 from ofrace.compare.ovn_trace import LIMITATIONS, REAL_DIVERGENCE, check_scenarios
+from ofrace.lab.traffic import warm_up
 from ofrace.openflow.flowtext import line_cookie, without_stats
 
 
@@ -37,6 +38,52 @@ def test_every_disagreement_on_the_named_scenarios_is_classified(lab_slot, topol
     assert set(causes) - {"agree"} <= set(LIMITATIONS)
     assert causes["agree"] >= len(checks) // 2
     assert all(not c.answer["notes"] for c in checks), checks[0].answer["notes"]
+
+
+NGINX = "default_nginx-deployment-9456bbbf9-x6pc6"
+# The seed's traces (README; integration/test_trace.py), as `ofrace trace` takes them.
+SEED_TRACES = {
+    "nodeport": ('inport == "breth0_ovn-worker" && eth.src == 02:42:7a:79:82:ca && '
+                 'eth.dst == 02:42:ac:12:00:04 && ip4.src == 172.18.0.1 && '
+                 'ip4.dst == 172.18.0.4 && ip.ttl == 64 && tcp.src == 12345 && '
+                 'tcp.dst == 30007 && tcp.flags == 2', ["--reply"]),
+    "nodeport over the tunnel": (
+        'inport == "breth0_ovn-worker2" && eth.src == 02:42:7a:79:82:ca && '
+        'eth.dst == 02:42:ac:12:00:02 && ip4.src == 172.18.0.1 && ip4.dst == 172.18.0.2 && '
+        'ip.ttl == 64 && tcp.src == 23456 && tcp.dst == 30007 && tcp.flags == 2', []),
+    "arp for the gateway": (
+        f'inport == "{NGINX}" && eth.src == 0a:58:0a:f4:01:03 && '
+        'eth.dst == ff:ff:ff:ff:ff:ff && arp.op == 1 && arp.spa == 10.244.1.3 && '
+        'arp.tpa == 10.244.1.1 && arp.sha == 0a:58:0a:f4:01:03', []),
+    "unknown destination mac": (
+        f'inport == "{NGINX}" && eth.src == 0a:58:0a:f4:01:03 && '
+        'eth.dst == 0a:00:00:fe:fe:fe && ip4.src == 10.244.1.3 && ip4.dst == 10.244.1.99 && '
+        'ip.ttl == 64 && udp.src == 5000 && udp.dst == 5001', []),
+}
+
+
+@pytest.fixture(scope="module")
+def warm_kind_lab(lab_slot):
+    """The kind lab as a cluster that has seen traffic (neighbours resolved), as the seed's
+    traces were taken."""
+    lab = lab_slot.up("kind")
+    warm_up(lab)
+    return lab
+
+
+@pytest.mark.parametrize("name", sorted(SEED_TRACES))
+def test_the_seeds_traces_agree_or_name_the_limitation(warm_kind_lab, name):
+    """What the issue measured ("disagree" on every trace of a healthy lab) through the
+    command a user runs: each seed trace agrees with ovn-trace or names why not."""
+    lab = warm_kind_lab
+    expr, extra = SEED_TRACES[name]
+    run = subprocess.run([sys.executable, "-m", "ofrace", "trace", "-i",
+                          str(lab.dir / "inventory.toml"), "--check-logical", "--json",
+                          *extra, expr], capture_output=True, text=True, timeout=180)
+    check = json.loads(run.stdout)["check_logical"]
+    print(name, check["summary"])
+    assert check["agree"] or check["cause"]["name"] in LIMITATIONS, check
+    assert not check["notes"], check["notes"]
 
 
 def test_check_logical_reads_the_snapshots_sb_not_the_live_one(lab_slot, tmp_path):

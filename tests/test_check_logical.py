@@ -35,8 +35,8 @@ RECORDED = {topology: json.loads((FIXTURES / topology / "check_logical" / "ovn_t
 EXPECTED = {
     ("kind", "default_nginx-deployment-9456bbbf9-x6pc6 -> k8s-ovn-worker icmp: "
              "echo request"): None,
-    ("kind", "default_nginx-deployment-9456bbbf9-x6pc6 -> outside via ovn_cluster_router "
-             "icmp: echo request"): "controller-packet-inline",
+    ("kind", "default_nginx-deployment-9456bbbf9-x6pc6 -> VIP Service_default/kubernetes_TCP_"
+             "node_router+switch_ovn-worker :443 tcp: SYN"): "controller-packet-inline",
     ("kind", "default_nginx-deployment-9456bbbf9-x6pc6: ttl 1 towards ovn_cluster_router "
              "(icmp time exceeded): echo request, ttl 1"): "controller-packet-inline",
     # the connection's DNAT given as --lb-dst: ovn-trace then follows the backend too
@@ -44,8 +44,14 @@ EXPECTED = {
              "ACK"): None,
     ("kind", "outside -> snat external address of GR_ovn-control-plane tcp: SYN"):
         "ct-snat-gateway-router",
+    # a reply un-SNATed by a gateway router's ct_snat
+    ("kind", "default_nginx-deployment-9456bbbf9-x6pc6 -> outside via ovn_cluster_router "
+             "icmp: echo reply"): "ct-snat-gateway-router",
     ("kind", "outside: arp who-has rtoe-GR_ovn-control-plane: ARP request"):
         "same-priority-overlap",
+    # the seed's NodePort: lr_out_chk_dnat_local matches ct_mark.natted == 1
+    ("kind", "outside -> VIP Service_default/nginx-np_TCP_node_router+switch_ovn-worker "
+             ":30007 tcp: SYN"): "ct-mark-not-carried",
     ("acl", "vm1: dhcp discover: DHCPDISCOVER"): "controller-packet-inline",
     ("acl", "vm1: nd ns for lr1-ls1: NS"): "nd-na-router-abort",
     ("acl", "vm1: router solicitation: RS"): "put-nd-ra-opts-abort",

@@ -159,15 +159,18 @@ def lb_destination(result: TraceResult) -> str | None:
     LB backend, a DNAT target), as ovn-trace's ``--lb-dst`` takes it: ovn-trace's ct_lb
     without addresses (the established path) NATs only to that (``execute_ct_lb``).
     Not for a new connection: there the first ct_lb without addresses (pre-stateful)
-    finds no entry on the wire, but would NAT to ``--lb-dst`` in ovn-trace."""
+    finds no entry on the wire, but would NAT to ``--lb-dst`` in ovn-trace; nor from a
+    reply's rewrite (un-SNAT), which no load balancer chose."""
 
     def walk(hop: AnnotatedHop) -> str | None:
         for ev in hop.events:
             if ev.kind != StepKind.CT:
                 continue
-            state = str((ev.conntrack or {}).get("state", ""))
-            if "new" in state.split("+"):
+            state = str((ev.conntrack or {}).get("state", "")).split("+")
+            if "new" in state:
                 return None
+            if "rpl" in state:      # a reply's rewrite undoes NAT: no LB chose it
+                continue
             changed = {c.field: c.after for c in ev.changes}
             address = next((changed[f] for f in _DESTINATIONS if f in changed), None)
             if address is not None:
@@ -308,7 +311,7 @@ _CONTROLLER_RESULT = re.compile(r"\b(put_dhcp_opts|put_dhcpv6_opts|put_nd_ra_opt
                                 r"\s*\(")
 _STATEFUL = re.compile(r"\b(ct_commit(?!_nat)|ct_next|ct_lb_mark|ct_lb|ct_dnat|ct_snat|"
                        r"ct_commit_nat|ct_dnat_in_czone|ct_snat_in_czone)\b")
-_CT_MATCH = re.compile(r"\bct\.|\bct_state\b|\bct_mark\b|\bct_label\b")
+_CT_STATE_MATCH = re.compile(r"\bct\.|\bct_state\b")
 _CT_MARK = re.compile(r"\bct_(mark|label)\b")
 _HAIRPIN = re.compile(r"\breg0\[(6|12)\]|hairpin")
 
@@ -345,7 +348,8 @@ def classify(divergence: LogicalDivergence, context: PhysicalContext | None,
                 for step, actions in zip(divergence.agreed, agreed_actions, strict=True)
                 for m in _STATEFUL.finditer(actions)]
     where = p or q
-    if stateful and where is not None and _CT_MATCH.search(matches):
+    # ct_mark/ct_label alone: ovn-trace has none (below); ct_state: who set it, and where
+    if stateful and where is not None and _CT_STATE_MATCH.search(matches):
         step, action = stateful[-1]
         if action == "ct_commit":
             return "ct-commit-keeps-state"
