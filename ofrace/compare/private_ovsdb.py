@@ -224,6 +224,10 @@ class PrivateSouthbound:
             time.sleep(0.02)
         plan = load_plan(self.database, schema)
         self.notes.extend(plan.notes)
+        if "DHCP_Options" not in self.database.tables:
+            self.notes.append("the snapshot has no DHCP_Options/DHCPv6_Options rows (taken "
+                              "before ofrace read them): ovn-trace cannot parse logical flows "
+                              "with put_dhcp_opts and leaves them out")
         self._transact(plan.operations)
 
     def _transact(self, operations: list[dict]) -> None:
