@@ -62,43 +62,24 @@ def parse_ovn_trace(text: str) -> list[LogicalStep]:
     return steps
 
 
-@dataclass(frozen=True)
-class PhysicalContext:
-    """Where a physical logical-flow visit happened, and what conntrack did before it."""
-
-    chassis: str
-    nat_before: bool       # a ct() before it rewrote the packet (an existing connection's NAT)
-    hop: int               # which chassis visit (0: where the packet entered)
-
-
-def physical_visits(trace: AnnotatedTrace) -> list[tuple[LogicalStep, PhysicalContext]]:
+def physical_steps(trace: AnnotatedTrace) -> list[LogicalStep]:
     """The logical flows whose OpenFlow flows the packet really hit, in order (one entry
-    per logical flow visit, however many OpenFlow flows it took), with their context."""
-    visits: list[tuple[LogicalStep, PhysicalContext]] = []
-    hops = [0]
+    per logical flow visit, however many OpenFlow flows it took)."""
+    steps: list[LogicalStep] = []
 
-    def walk(hop: AnnotatedHop, nat: bool) -> None:
-        number = hops[0]
-        hops[0] += 1
+    def walk(hop: AnnotatedHop) -> None:
         for ev in hop.events:
-            if ev.kind == StepKind.CT and ev.changes:
-                nat = True
             if ev.kind != StepKind.FLOW or ev.stage is None or ev.cookie is None:
                 continue
             step = LogicalStep(ev.datapath or "?", ev.pipeline or "?", ev.stage,
                                f"{ev.cookie:08x}")
-            if not visits or visits[-1][0] != step:
-                visits.append((step, PhysicalContext(hop.chassis, nat, number)))
+            if not steps or steps[-1] != step:
+                steps.append(step)
         for child in hop.children:
-            walk(child, nat)
+            walk(child)
 
-    walk(trace.root, False)
-    return visits
-
-
-def physical_steps(trace: AnnotatedTrace) -> list[LogicalStep]:
-    """The logical flows whose OpenFlow flows the packet really hit, in order."""
-    return [step for step, _ in physical_visits(trace)]
+    walk(trace.root)
+    return steps
 
 
 def ct_arguments(states: list[int]) -> list[str]:
@@ -248,12 +229,6 @@ LIMITATIONS = {limit.name: limit for limit in (
                "is unspecified",
                'compare_flow: equal priority → "Otherwise who cares"; ovntrace_flow_lookup '
                "takes the first match"),
-    Limitation("connection-nat-not-replayed",
-               "the packet belongs to a connection conntrack NATs (an LB backend, SNAT/DNAT): "
-               "the real ct() rewrites it; ovn-trace's ct_lb without addresses and ct_dnat/"
-               "ct_snat without a target assume no NAT entry and leave it unchanged",
-               'execute_ct_lb (no destination without --lb-dst), execute_ct_nat '
-               '("assuming no un-dnat entry, so no change")'),
     Limitation("ct-commit-keeps-state",
                "ovn-trace's ct_commit does nothing to the packet, which keeps its ct_state; "
                "the real ct(commit) without a table clears the packet's conntrack fields, so "
@@ -322,8 +297,8 @@ def _backends(actions: str) -> int:
     return len([b for b in m.group(1).split(",") if b.strip()]) if m else 0
 
 
-def classify(divergence: LogicalDivergence, context: PhysicalContext | None,
-             lflows: dict[str, dict], result: TraceResult) -> str:
+def classify(divergence: LogicalDivergence, lflows: dict[str, dict],
+             result: TraceResult) -> str:
     """The name of the ovn-trace limitation that explains ``divergence`` (a key of
     ``LIMITATIONS``), ``OFRACE_GAP``, or ``REAL_DIVERGENCE``.  Rules in order, each
     from the symptom its limitation leaves (docs/check-logical.md)."""
@@ -369,8 +344,6 @@ def classify(divergence: LogicalDivergence, context: PhysicalContext | None,
         return "lb-hairpin"
     if _CT_MARK.search(matches):
         return "ct-mark-not-carried"
-    if context is not None and context.nat_before:
-        return "connection-nat-not-replayed"
     return REAL_DIVERGENCE
 
 
@@ -400,16 +373,13 @@ def compare_logical(snapshot: Snapshot, result: TraceResult, ovn_trace_text: str
     rows = snapshot.southbound.tables.get("Logical_Flow", [])
     skip = trivial_lflows(rows)
     logical = [s for s in parse_ovn_trace(ovn_trace_text) if s.uuid8 not in skip]
-    visits = [(s, c) for s, c in physical_visits(result.annotated) if s.uuid8 not in skip]
-    physical = [s for s, _ in visits]
+    physical = [s for s in physical_steps(result.annotated) if s.uuid8 not in skip]
     divergence = first_divergence(physical, logical)
     answer = {"command": command, "notes": list(notes)}
     if divergence is None:
         return {"agree": True, "summary": f"same {len(physical)} logical flows", **answer}
-    context = visits[divergence.index][1] if divergence.index < len(visits) else (
-        visits[-1][1] if visits else None)
     lflows = {row["_uuid"][:8]: row for row in rows}
-    cause = classify(divergence, context, lflows, result)
+    cause = classify(divergence, lflows, result)
     if cause in LIMITATIONS:
         explained = _limitation_answer(cause)
     elif cause == OFRACE_GAP:
@@ -555,12 +525,16 @@ def scenario_traces(snapshot: Snapshot, only: set[str] | None = None
     generator makes on ``snapshot`` (the named scenarios): the steps of one conversation
     on one conntrack, as the sweep sends them; a reply built from the request as
     delivered (so after NAT), entering where the request left.  ``only``: the labels
-    of the conversations wanted (all by default)."""
+    of the conversations wanted (all by default); a repeat of a label is named "#2", …."""
     out = []
     names = SouthboundIndex(snapshot)
+    seen: dict[str, int] = {}
     for conv in generate(snapshot):
         if only is not None and conv.label not in only:
             continue
+        # a conversation repeated as a new connection keeps its label: number the repeats
+        seen[conv.label] = seen.get(conv.label, 0) + 1
+        name = conv.label if seen[conv.label] == 1 else f"{conv.label} #{seen[conv.label]}"
         tracer = ClusterTracer(snapshot)
         annotator = Annotator(tracer.names, snapshot)
         delivered = None
@@ -583,7 +557,7 @@ def scenario_traces(snapshot: Snapshot, only: set[str] | None = None
                                f"{entry.iface} on {entry.chassis}", logical_port=inport)
             microflow = logical_microflow(packet, inport)
             forward = tracer.trace(start)
-            out.append((f"{conv.label}: {step.name}", microflow,
+            out.append((f"{name}: {step.name}", microflow,
                         TraceResult(forward, annotator.trace(forward), start,
                                     {"expression": microflow})))
             if not step.reply:
