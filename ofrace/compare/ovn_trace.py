@@ -42,6 +42,9 @@ class LogicalStep:
     pipeline: str
     stage: str
     uuid8: str           # first 8 hex digits of the Logical_Flow row
+    # what only ofrace follows: a hop across the provider network ("provider-network") or
+    # a packet ovn-controller built, released or resumed ("controller"); not compared
+    origin: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.datapath} {self.pipeline} {self.stage} (lflow {self.uuid8})"
@@ -67,19 +70,29 @@ def physical_steps(trace: AnnotatedTrace) -> list[LogicalStep]:
     per logical flow visit, however many OpenFlow flows it took)."""
     steps: list[LogicalStep] = []
 
-    def walk(hop: AnnotatedHop) -> None:
+    def walk(hop: AnnotatedHop, origin: str) -> None:
+        origin = origin or _origin(hop.entry)
         for ev in hop.events:
             if ev.kind != StepKind.FLOW or ev.stage is None or ev.cookie is None:
                 continue
             step = LogicalStep(ev.datapath or "?", ev.pipeline or "?", ev.stage,
-                               f"{ev.cookie:08x}")
+                               f"{ev.cookie:08x}", origin)
             if not steps or steps[-1] != step:
                 steps.append(step)
         for child in hop.children:
-            walk(child)
+            walk(child, origin)
 
-    walk(trace.root)
+    walk(trace.root, "")
     return steps
+
+
+def _origin(entry: str) -> str:
+    """What kind of hop ofrace's tracer made (ofrace.trace: its entry text says)."""
+    if "provider network" in entry:
+        return "provider-network"
+    if re.match(r"(built|released|answered) by ovn-controller", entry):
+        return "controller"
+    return ""
 
 
 def ct_arguments(states: list[int]) -> list[str]:
@@ -219,6 +232,12 @@ LIMITATIONS = {limit.name: limit for limit in (
                "packet to ovn-controller, which builds and re-injects it later",
                "execute_arp, execute_icmp4, execute_nd_ns, execute_tcp_reset: "
                "trace_actions(on->nested, …) in place"),
+    Limitation("physical-network-not-crossed",
+               "ovn-trace ends where the packet leaves through a localnet port (onto the "
+               "physical network); ofrace follows the frame across that network to the "
+               "chassis whose OVN owns its destination MAC (ofrace/trace/provider_network.py)",
+               'execute_output: a port with no peer ends the trace ("/* output to …, type '
+               '\"localnet\" */")'),
     Limitation("ct-snat-gateway-router",
                "on a gateway router ovn-trace treats a bare ct_snat as having no visible "
                "effect and does not go on to the next table; the real tables recirculate",
@@ -308,6 +327,10 @@ def classify(divergence: LogicalDivergence, lflows: dict[str, dict],
     kinds = {v.kind.value for v in result.annotated.verdicts}
     if p is None and kinds & {"error", "unknown", "loop"}:
         return OFRACE_GAP
+    if p is not None and p.origin == "controller":
+        return "controller-packet-inline"
+    if q is None and p is not None and p.origin == "provider-network":
+        return "physical-network-not-crossed"
     last_actions = last_row.get("actions", "") if last_row else ""
     if p is None and "controller" in kinds and (_CONTROLLER_BUILT.search(last_actions)
                                                 or _CONTROLLER_RESULT.search(last_actions)):
