@@ -266,6 +266,9 @@ class Database:
     remote: str
     via: str = "local"
     schema_version: str | None = None
+    # the schema the server served (ovsdb-client get-schema): --check-logical rebuilds
+    # the database from it in a private ovsdb-server
+    schema: dict | None = None
     tables: dict[str, list[dict]] = field(default_factory=dict)
     missing_tables: list[str] = field(default_factory=list)
     error: str | None = None

@@ -93,37 +93,3 @@ def test_the_generic_raise_check_sees_one(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    raise RuntimeError('x')\n")
     assert _raised_names(module) == {"RuntimeError"}
-
-
-def _trace_with_ovn_trace(tmp_path, script: str):
-    import os
-    import subprocess
-    import sys
-
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "ovn-trace"
-    fake.write_text("#!/bin/sh\n" + script)
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    snapshot = ROOT / "tests" / "fixtures" / "kind" / "snapshot.ofr"
-    return subprocess.run([sys.executable, "-m", "ofrace", "trace", "--snapshot", str(snapshot),
-                           "--from", "default_nginx-deployment-9456bbbf9-x6pc6",
-                           "--to", "10.244.2.5:53", "--udp", "--check-logical", "--json"],
-                          capture_output=True, text=True, env=env, timeout=60)
-
-
-def test_ovn_trace_failing_is_the_environment_not_bad_input(tmp_path):
-    run = _trace_with_ovn_trace(tmp_path, "echo 'ovn-trace: cannot connect' >&2\nexit 1\n")
-    assert run.returncode == Exit.ENVIRONMENT, run.stderr
-    assert run.stderr.startswith("ofrace: error: ovn-trace failed")
-    assert len(run.stderr.splitlines()) == 1
-
-
-def test_ovn_trace_answering_is_compared(tmp_path):
-    """Negative control: the same trace with an ovn-trace that answers exits by its verdict."""
-    run = _trace_with_ovn_trace(tmp_path, "exit 0\n")
-    assert run.returncode == Exit.OK, run.stderr
-    import json
-
-    assert json.loads(run.stdout)["check_logical"]["agree"] is False

@@ -163,3 +163,37 @@ def test_release_per_release():
     assert "packet-out to table 37" in how
     packet, actions, how = pinctrl.release(held, 0x0A0000000001, facts_for("24.09.0"))
     assert packet["ct_state"] == 0x22 and actions[-1].table == 40 and "resumed" in how
+
+
+SWEEP = Path(__file__).parent / "fixtures/kind/sweep"
+# The kind sweep's conversation "pod -> snat GR_ovn-worker2 external address icmp".
+ECHO_TO_OTHER_GR = ('inport == "default_nginx-deployment-9456bbbf9-x6pc6" && '
+                    "eth.src == 0a:58:0a:f4:01:03 && eth.dst == 0a:58:0a:f4:01:01 && "
+                    "ip4.src == 10.244.1.3 && ip4.dst == 172.18.0.2 && ip.ttl == 64 && "
+                    "icmp4.type == 8")
+
+
+def _echo_trace(version: str):
+    snapshot = Snapshot.load(SWEEP / "snapshot-13cb96c2f27a04b3.ofr")
+    for chassis in snapshot.chassis.values():
+        chassis.ovn_version = f"ovn-controller {version}"
+    tracer = ClusterTracer(snapshot)
+    return tracer.trace(start_from_expression(tracer, ECHO_TO_OTHER_GR))
+
+
+def test_23_03_says_a_release_by_an_unchanged_binding_is_a_race():
+    """Measured on the kind sweep's wire: GR_ovn-worker2 learns 172.18.0.4 from the ARP
+    request, then holds the echo reply for it (its flows lag); the ARP reply that comes
+    back rewrites the same MAC_Binding.  23.03's pinctrl re-injects only for tracked
+    (inserted or changed) rows, so whether the reply goes out depends on when the first
+    write reached it: of two such conversations recorded, one reply went, one never did.
+    The trace releases it and says so; 23.06 (which also looks bindings up) says nothing."""
+    racy = _echo_trace("23.03.1")
+    [released] = [h for h in racy.hops
+                  if h.start.entry.startswith("released by ovn-controller on ovn-worker2")]
+    assert "a race in OVN 23.03" in released.start.entry
+    assert "delivered" in [v.kind for v in racy.verdicts()]
+    later = _echo_trace("23.06.0")
+    [released] = [h for h in later.hops
+                  if h.start.entry.startswith("released by ovn-controller on ovn-worker2")]
+    assert "race" not in released.start.entry

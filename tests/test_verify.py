@@ -335,3 +335,17 @@ def test_a_connection_only_ovn_controller_made_is_controller_answered():
     held = {(int(ipaddress.ip_address("203.0.113.77")), 0, 17, 53)}
     [m] = compare_connections("arp", set(), {released}, held=held)
     assert m.gap == GAP_CONTROLLER
+
+
+def test_a_race_outcome_may_be_missing_and_a_late_release_is_controller_answered():
+    """An output predicted under a racy release (TraceStart.maybe) is one of two outcomes:
+    missing from the wire is no mismatch, present is equal.  A released packet's output
+    missing is controller-answered (pinctrl's timing); any other output missing stays
+    unexplained (negative control)."""
+    racy = WirePacket("c", "eth0", (("nw_dst", 4),))
+    late = WirePacket("c", "eth0", (("nw_dst", 5),))
+    plain = WirePacket("c", "vif", (("nw_dst", 6),))
+    prediction = Prediction(outputs=[racy, late, plain], released=[racy, late], maybe=[racy])
+    gaps = {m.predicted: m.gap for m in compare_step("echo", prediction, [])}
+    assert gaps == {late.text(): GAP_CONTROLLER, plain.text(): UNEXPLAINED}
+    assert compare_step("echo", prediction, [racy, late, plain]) == []

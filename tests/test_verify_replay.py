@@ -56,6 +56,17 @@ def test_every_mismatch_belongs_to_a_named_gap(replays, topology):
         for m in report.unexplained[:8])
 
 
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_conntrack_load_balancer_and_nat_classes_equal_the_wire(replays, topology):
+    """Issue 13's check: every LB and NAT step equals the wire, and so does every
+    connection a LB or NAT conversation left in conntrack."""
+    report = replays[topology]
+    for packet_class in ("LB", "NAT"):
+        assert report.equal[packet_class] == report.sent[packet_class]
+    assert [f"{m.step} at {m.where}: {m.gap}" for c, m in report.mismatches
+            if c in ("LB", "NAT")] == []
+
+
 def test_an_engine_that_ignores_nat_is_caught():
     """Negative control: with NAT ignored, the load-balancer and NAT conversations of
     kind part from the wire in ways no gap explains."""

@@ -73,7 +73,8 @@ def test_the_deltas_are_in_order_and_cited():
     assert versions == sorted(set(versions))
     first = RELEASES[0]
     assert first.registers and first.flags and first.opcodes and first.geneve and first.encaps
-    assert set(SOURCES) == {"registers", "flags", "opcodes", "geneve", "encaps", "dhcpv6_codes"}
+    assert set(SOURCES) == {"registers", "flags", "opcodes", "geneve", "encaps", "dhcpv6_codes",
+                            "release_needs_new_binding"}
 
 
 @pytest.mark.parametrize("text, codes", [
@@ -140,3 +141,12 @@ def test_how_a_held_packet_is_released(text, release, any_family):
     """controller/pinctrl.c, controller/mac-cache.c and controller/lflow.h at each tag."""
     facts = facts_for(text)
     assert (facts.held_release, facts.arp_ns_any_family) == (release, any_family)
+
+
+def test_only_23_03_releases_held_packets_on_a_new_binding_alone():
+    """23.03's pinctrl re-injects held packets only for MAC_Binding rows the IDL run
+    changed; before and after it, an existing binding releases them too."""
+    assert facts_for("23.03.1").release_needs_new_binding
+    assert not facts_for("22.12.0").release_needs_new_binding
+    assert not facts_for("23.06.0").release_needs_new_binding
+    assert not facts_for("26.03.0").release_needs_new_binding

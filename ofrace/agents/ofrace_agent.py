@@ -483,11 +483,13 @@ def _decode_rows(reply, decoders):
         raise ValueError("a cell does not have its column's type") from None
 
 
-def ovsdb_select(reader, remote, database, tables, extra_args=()):
+def ovsdb_select(reader, remote, database, tables, extra_args=(), schema_out=None):
     """Read whole tables with one ``ovsdb-client query`` (read-only by design).
 
     Returns ``(data, schema_version, error)``; output that is not what
-    ovsdb-client prints is an error, not an exception.
+    ovsdb-client prints is an error, not an exception.  ``schema_out`` (a dict)
+    receives the schema the server served, so a copy of the database can be
+    rebuilt with exactly its columns (``trace --check-logical``).
     """
     base = ["ovsdb-client"] + list(extra_args)
     schema_argv = base + ["get-schema"] + ([remote] if remote else []) + [database]
@@ -500,6 +502,8 @@ def ovsdb_select(reader, remote, database, tables, extra_args=()):
         return None, None, error if error.startswith("unreadable") else (
             "unreadable schema from ovsdb-client: %s" % error)
     version = schema.get("version") if isinstance(schema.get("version"), str) else None
+    if schema_out is not None:
+        schema_out.update(schema)
     names = [name for name in tables if name in schema["tables"]]
     missing = [name for name in tables if name not in names]
     ops = [database]

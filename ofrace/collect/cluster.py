@@ -45,6 +45,8 @@ SOUTHBOUND_TABLES = (
     "Logical_Flow", "Logical_DP_Group", "Multicast_Group", "MAC_Binding", "Static_MAC_Binding",
     "Load_Balancer", "FDB", "Gateway_Chassis", "HA_Chassis", "HA_Chassis_Group", "Address_Set",
     "Port_Group", "DNS", "Meter", "Chassis_Template_Var", "IP_Multicast", "Controller_Event",
+    # the DHCP options northd may use: ovn-trace parses put_dhcp(v6)_opts with them
+    "DHCP_Options", "DHCPv6_Options",
 )
 NORTHBOUND_TABLES = (
     "NB_Global", "Logical_Switch", "Logical_Switch_Port", "Logical_Router",
@@ -189,14 +191,16 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
         run = transport_runner(local or LocalTransport(), budget)
     extra = _ssl_args(spec, chassis) if remote.startswith("ssl:") else []
     reader = ofrace_agent.Reader(run)
+    schema: dict = {}
     try:
         with building():
             data, version, error = ofrace_agent.ovsdb_select(
-                reader, remote, database, dict.fromkeys(tables), extra)
+                reader, remote, database, dict.fromkeys(tables), extra, schema)
     except TransportError as exc:
         data, version, error = None, None, str(exc)
     db.finished = time.time()
     db.schema_version = version
+    db.schema = schema or None
     if data is not None:
         try:  # what a snapshot file must hold, checked here so a bad DB cannot spoil the file
             check_rows(data, name)

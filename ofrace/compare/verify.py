@@ -133,6 +133,9 @@ class Prediction:
     # its pinctrl thread sees the MAC binding, a moment the sweep's quiet period may end
     # before)
     released: list[WirePacket] = field(default_factory=list)
+    # outputs of a hop that happens or not by a race (ofrace.trace: TraceStart.maybe): the
+    # wire may carry them or not, both as predicted
+    maybe: list[WirePacket] = field(default_factory=list)
     select_groups: list[SelectGroupCrossed] = field(default_factory=list)
 
 
@@ -177,6 +180,8 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
     released = {id(e) for hop in trace.hops
                 if hop.start.actions is not None and not hop.start.answer
                 for h in _subtree(hop) for e in h.exits}
+    maybe = {id(e) for hop in trace.hops if hop.start.maybe
+             for h in _subtree(hop) for e in h.exits}
     ended = {id(v.exit) for v in trace.all_verdicts() if v.exit is not None}
     for hop in trace.hops:
         for child in hop.children:
@@ -189,12 +194,16 @@ def predict(tracer: ClusterTracer, chassis: str, bridge: str, packet: dict,
                                                  exit_.packet))
                 if id(exit_) in released:
                     out.released.append(out.outputs[-1])
+                if id(exit_) in maybe:
+                    out.maybe.append(out.outputs[-1])
     for verdict in trace.all_verdicts():   # ovn-controller's packets reach the wire too
         exit_ = verdict.exit
         if exit_ is not None and exit_.kind == ExitKind.OUTPUT and verdict.port:
             out.outputs.append(WirePacket.of(verdict.chassis, verdict.port, verdict.packet))
             if id(exit_) in released:
                 out.released.append(out.outputs[-1])
+            if id(exit_) in maybe:
+                out.maybe.append(out.outputs[-1])
         elif exit_ is not None and exit_.kind == ExitKind.CONTROLLER:
             out.controller.append(WirePacket.of(verdict.chassis, "controller",
                                                 verdict.packet))
@@ -322,6 +331,8 @@ def compare_step(step: str, prediction: Prediction, seen: list[WirePacket],
         if want in left:
             left.remove(want)
             continue
+        if want in prediction.maybe:
+            continue           # predicted as one of two outcomes of a race: the other
         same_port = [p for p in left if (p.chassis, p.port) == (want.chassis, want.port)]
         wire = same_port[0].text() if same_port else "nothing on that port"
         if same_port:

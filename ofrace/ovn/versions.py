@@ -33,6 +33,11 @@ SOURCES = {
     "geneve": "controller/physical.h: OVN_GENEVE_CLASS, OVN_GENEVE_TYPE, OVN_GENEVE_LEN",
     "encaps": "ovn-sb.ovsschema: the Encap table's type enum (the tunnels ovn-controller "
               "makes)",
+    "release_needs_new_binding": "controller/pinctrl.c run_buffered_binding: 23.03 walks "
+                                 "SBREC_MAC_BINDING_TABLE_FOR_EACH_TRACKED only; 22.x looks "
+                                 "each local datapath's bindings up; 23.06 adds "
+                                 "controller/mac-learn.c ovn_buffered_packets_ctx_run's lookup "
+                                 "every BUFFERED_PACKETS_LOOKUP_MS",
     "dhcpv6_codes": "controller/pinctrl.c: compose_out_dhcpv6_opts, the option codes it "
                     "composes (any other fails the answer); codes from lib/ovn-l7.h",
 }
@@ -61,6 +66,11 @@ class Release:
     # the OpenFlow table it goes on from)
     held_release: tuple[str, int] | None = None
     arp_ns_any_family: bool | None = None
+    # pinctrl re-injects held packets only when a MAC_Binding row is inserted or changed
+    # (23.03 ``run_buffered_binding`` walks the tracked rows only; before, every local
+    # datapath's bindings are looked up; from 23.06 ``ovn_buffered_packets_ctx_run`` also
+    # looks every held packet's binding up in the SB each 100 ms)
+    release_needs_new_binding: bool | None = None
     dhcpv6_codes: frozenset[int] = frozenset()   # userdata options pinctrl composes, added
 
 
@@ -84,12 +94,14 @@ RELEASES: tuple[Release, ...] = (
         encaps=("geneve", "stt", "vxlan"),
         held_release=("packet-out", 37),
         arp_ns_any_family=False,
+        release_needs_new_binding=False,
         # server_id, ia_addr, dns_server, domain_search
         dhcpv6_codes=frozenset({2, 5, 23, 24}),
     ),
     Release((22, 9), opcodes={26: "activation_strategy_rarp"}),
+    Release((23, 3), release_needs_new_binding=True),
     # bootfile_name (59), bootfile_name_alt (254)
-    Release((23, 6), dhcpv6_codes=frozenset({59, 254})),
+    Release((23, 6), dhcpv6_codes=frozenset({59, 254}), release_needs_new_binding=False),
     Release((23, 9), dhcpv6_codes=frozenset({39})),      # fqdn
     Release((24, 3), opcodes={27: "mg_split_buf"},
             flags={"localnet": (15, 1), "tunnel_rx": (16, 1), "icmp_snat": (17, 1)}),
@@ -117,6 +129,7 @@ class OvnFacts:
     encaps: tuple[str, ...]
     held_release: tuple[str, int] = ("packet-out", 37)
     arp_ns_any_family: bool = False
+    release_needs_new_binding: bool = False
     dhcpv6_codes: frozenset[int] = frozenset()
     note: str | None = None            # why these facts may not fit the node's OVN
 
@@ -135,7 +148,7 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
     registers: dict[str, str] = {}
     flags: dict[str, tuple[int, int]] = {}
     opcodes: dict[int, str] = {}
-    geneve, encaps, held, any_family = None, (), ("packet-out", 37), False
+    geneve, encaps, held, any_family, needs_new = None, (), ("packet-out", 37), False, False
     dhcpv6_codes: frozenset[int] = frozenset()
     for release in RELEASES:
         if release.version > upto:
@@ -148,9 +161,11 @@ def _fold(upto: tuple[int, int]) -> OvnFacts:
         held = release.held_release or held
         if release.arp_ns_any_family is not None:
             any_family = release.arp_ns_any_family
+        if release.release_needs_new_binding is not None:
+            needs_new = release.release_needs_new_binding
         dhcpv6_codes |= release.dhcpv6_codes
     return OvnFacts(_name(upto), registers, flags, opcodes, geneve, encaps, held, any_family,
-                    dhcpv6_codes)
+                    needs_new, dhcpv6_codes)
 
 
 _VERSION = re.compile(r"(?<![\d.])(\d{2})\.(\d{2})(?:\.\d+)?")

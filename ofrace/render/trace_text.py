@@ -211,3 +211,13 @@ def print_trace_result(result: TraceResult, level: str | None = None) -> None:
                       f"[{style}]{escape(logical['summary'])}[/]", highlight=False)
         if logical.get("detail"):
             console.print(escape(logical["detail"], multiline=True), highlight=False)
+        cause = logical.get("cause")
+        if cause:
+            style = "yellow" if cause["kind"] == "ovn-trace limitation" else "red"
+            console.print(f"    [{style}]{escape(cause['kind'])}: {escape(cause['name'])}[/] — "
+                          f"{escape(cause['why'])}", highlight=False)
+            if cause.get("source"):
+                console.print(f"    source: {escape(cause['source'])}", highlight=False)
+            console.print(f"    {escape(cause['follows'])}", highlight=False)
+        for note in logical.get("notes") or []:
+            console.print(f"    [dim]note: {escape(note)}[/]", highlight=False)

@@ -54,6 +54,7 @@ class TraceStart:
     payload_length: int = 0  # bytes past the headers: the frame check_pkt_larger measures
     actions: list | None = None  # a packet-out's actions (a packet ovn-controller sent)
     answer: bool = False         # a packet ovn-controller built, not the traced one itself
+    maybe: bool = False          # this hop happens or not by a race the snapshot cannot tell
     # A translation ovn-controller resumes (engine ``Continuation``): ``packet`` holds
     # the fields its answer changed (trace.resumed); ``entry`` says what it built.
     continuation: Continuation | None = None

@@ -85,11 +85,19 @@ def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
     bridge = tracer.chassis(chassis).integration_bridge
     if action.name in pinctrl.LEARNS:
         key, mac = pinctrl.learned(action.name, packet, facts)
+        unchanged = mac in (state.learned.get(key), state.earlier.get(key))
         state.learned[key] = mac
         address = pinctrl.show_held(action.name, key.address)
+        race = ""
+        if unchanged and facts.release_needs_new_binding:
+            race = (f" (a race in OVN {facts.release}: pinctrl re-injects held packets only "
+                    "when a MAC_Binding row is inserted or changed, and this one was already "
+                    "learned; if its write reached ovn-controller before the packet was held, "
+                    "the packet waits until its buffer expires (10 s) and is dropped)")
         return Answer(f"to ovn-controller on {chassis}: {action.name}: learns that {address} "
                       f"is at {format_mac(mac)}",
-                      [_released(tracer, held, mac) for held in _waiting_for(tracer, state, key)])
+                      [_released(tracer, held, mac, race)
+                       for held in _waiting_for(tracer, state, key)])
     if action.name not in pinctrl.BUILDS:
         return None
     payload = hop.start.payload_length
@@ -152,6 +160,7 @@ def _known_before(tracer, state: ControllerState, key: pinctrl.BindingKey) -> in
 
 
 def _waiting_for(tracer, state: ControllerState, key: pinctrl.BindingKey) -> list[Held]:
+    """The packets held for ``key``, taken out of the held list to be released."""
     ports = _ports_of(tracer, key)
     found = [h for h in state.held if h.key.datapath == key.datapath
              and h.key.port in ports and h.key.address == key.address and h.key.v6 == key.v6]
@@ -162,14 +171,14 @@ def _waiting_for(tracer, state: ControllerState, key: pinctrl.BindingKey) -> lis
     return found
 
 
-def _released(tracer, held: Held, mac: int) -> dict:
+def _released(tracer, held: Held, mac: int, race: str = "") -> dict:
     packet, actions, how = pinctrl.release(held.packet, mac, tracer.facts(held.chassis))
     address = pinctrl.show_held(held.name, held.key.address)
     return dict(chassis=held.chassis,
                 bridge=tracer.chassis(held.chassis).integration_bridge, packet=packet,
                 entry=f"released by ovn-controller on {held.chassis}: the packet held for "
-                      f"{address}, {how}", payload_length=held.payload_length,
-                actions=actions)
+                      f"{address}, {how}{race}", payload_length=held.payload_length,
+                actions=actions, maybe=bool(race))
 
 
 def finish(tracer, trace) -> None:
@@ -183,8 +192,8 @@ def finish(tracer, trace) -> None:
         where = "; ".join(dict.fromkeys(went)) if went else "nowhere that was traced"
         what = "ARP request" if held.name == "arp" else "Neighbor Solicitation"
         text = held.verdict.text
-        assumed = text[text.find(" (if the datapath took"):] if " (if the datapath took" \
-            in text else ""   # _mark_assumed's note on a select group's bucket, kept
+        assumed = text[text.find(" (branch: "):] if " (branch: " \
+            in text else ""   # _mark_assumed's note on the branch it is in, kept
         held.verdict.text = (f"held by ovn-controller on {held.chassis}: waiting for the MAC "
                              f"of {pinctrl.show_held(held.name, held.key.address)}; no "
                              f"answer in this trace. Its {what}: {where}{assumed}")
