@@ -16,13 +16,16 @@ comes last and brings its own lab up.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from unittest import mock
 
 import pytest
 
+import ofrace.simulate.conntrack as conntrack
 from ofrace.collect.cluster import collect_cluster
 from ofrace.compare.generator import (
     UNKNOWN_IP4,
@@ -93,7 +96,6 @@ def nat(topology, kind: str, logical_ip: str):
 
 def snat_for(topology, address: str):
     """The snat row covering ``address``."""
-    import ipaddress
     return next(n for n in router(topology).nat if n.type == "snat" and
                 ipaddress.ip_address(address) in ipaddress.ip_network(n.logical_ip))
 
@@ -114,6 +116,7 @@ def addresses(port) -> tuple[str, list[str]]:
 def cloud(lab_slot) -> Lab:
     lab = lab_slot.ensure(TOPOLOGY)
     warm_up(lab)        # the outside host announced, the VRRP VIP bound (as --warm)
+    read_ofports(lab)
     return lab
 
 
@@ -135,7 +138,6 @@ class Outcome:
     report: VerifyReport
     side: CapturingSide
     snapshot: object
-    problems: list[str] = field(default_factory=list)
 
     def wire(self, step: str) -> list[WirePacket]:
         """What VIFs and uplinks sent after ``step`` (the sweep's own reading)."""
@@ -189,10 +191,10 @@ def _ofport(chassis: str, iface: str) -> int:
     return _OFPORTS[(chassis, iface)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ofports(cloud):
-    """Uplink ofports, read from the lab's snapshot (they are not in the TOML)."""
-    snapshot = collect_cluster(lab_inventory(cloud))
+def read_ofports(lab: Lab) -> None:
+    """Uplink ofports, read from the lab (they are not in the TOML)."""
+    snapshot = collect_cluster(lab_inventory(lab))
+    _OFPORTS.clear()
     for chassis in snapshot.chassis.values():
         for iface in chassis.interfaces:
             if iface.ofport not in (None, -1):
@@ -251,7 +253,8 @@ def _snat_out_and_back(lab, topology, active: str):
     outcome.assert_equal(len(conv.steps))
     snat = snat_for(topology, ips[0])
     uplink = uplink_entry(topology, active)
-    syn = [p for p in outcome.wire("SYN") if (p.chassis, p.port) == (active, uplink.iface)]
+    syn = outcome.wire("SYN")     # out of the active gateway's uplink only, SNATed
+    assert [(p.chassis, p.port) for p in syn] == [(active, uplink.iface)]
     assert [dict(p.fields)["nw_src"] for p in syn] == [ip4(snat.external_ip)]
     back = [p for p in outcome.wire("SYN-ACK") if p.port == vm.vif.iface]
     assert [dict(p.fields)["nw_dst"] for p in back] == [ip4(ips[0])]
@@ -304,6 +307,16 @@ def test_distributed_fip_out_and_back_on_the_compute(cloud, topology):
     back = [dict(p.fields)["nw_dst"] for p in outcome.wire("SYN-ACK")
             if p.port == vm.vif.iface]
     assert back == [ip4(ips[0])]
+
+
+def test_a_prediction_ignoring_nat_is_caught(cloud, topology):
+    """Negative control: the distributed FIP's conversation, predicted with nat() that
+    translates nothing, is not equal to the wire."""
+    vm = neutron_port(topology, "vm-a-port")
+    conv = generated(cloud, f"{vm.name} -> outside via {router(topology).name} tcp")
+    with mock.patch.object(conntrack, "nat_translate", lambda tup, nat: tup):
+        outcome = send(cloud, conv)
+    assert len(outcome.report.mismatches) >= 1
 
 
 def test_distributed_fip_in_on_the_compute(cloud, topology):
@@ -540,6 +553,7 @@ def test_failover_snat_goes_through_the_surviving_gateway(lab_slot, topology):
     lab = lab_slot.ensure(FAILOVER)
     try:
         warm_up(lab)
+        read_ofports(lab)
         _snat_out_and_back(lab, topology, gateway_order(topology)[1])
     finally:
         lab.down()
