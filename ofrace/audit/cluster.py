@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ofrace.audit.bfd import BfdAuditor
 from ofrace.audit.health import HealthAuditor, HealthProblem
 from ofrace.audit.logical import ChassisLogicalAudit, LogicalAuditor
 from ofrace.errors import Exit, InputError, MissingDataError
@@ -16,6 +17,9 @@ class ChassisAudit:
     logical: ChassisLogicalAudit | None
     health: list[HealthProblem] = field(default_factory=list)
     unreadable: str | None = None   # why this chassis could not be audited
+    # Worth knowing, nothing broken (a BFD session down whose gateway port failed
+    # over): shown, in the JSON, and never a reason for exit 1.
+    notices: list[HealthProblem] = field(default_factory=list)
 
     @property
     def found(self) -> bool:
@@ -69,6 +73,7 @@ def audit_snapshot(snapshot: Snapshot, only: list[str] | None = None) -> Cluster
                                f"{snapshot.southbound.error}")
     logical = LogicalAuditor(snapshot)
     health = HealthAuditor(snapshot)
+    bfd = BfdAuditor(health.names)
     results = []
     for name, ch in snapshot.chassis.items():
         if only and name not in only:
@@ -77,5 +82,7 @@ def audit_snapshot(snapshot: Snapshot, only: list[str] | None = None) -> Cluster
         if why is not None:
             results.append(ChassisAudit(name, None, unreadable=why))
             continue
-        results.append(ChassisAudit(name, logical.audit_chassis(ch), health.audit_chassis(ch)))
+        broken, notices = bfd.audit_chassis(ch)
+        results.append(ChassisAudit(name, logical.audit_chassis(ch),
+                                    health.audit_chassis(ch) + broken, notices=notices))
     return ClusterAudit(results)

@@ -60,12 +60,20 @@ def render_audit(audit: ClusterAudit, console: Console, details: bool = False) -
         for problem in ch.health:
             console.print(f"[red]BROKEN[/] on {escape(ch.chassis)} ({escape(problem.kind)}): "
                           f"{escape(problem.message)}", highlight=False)
+        for notice in ch.notices:
+            console.print(f"[yellow]NOTICE[/] on {escape(ch.chassis)} ({escape(notice.kind)}): "
+                          f"{escape(notice.message)}", highlight=False)
         if details:
             console.print(f"[bold]{escape(ch.chassis)}[/]: why logical flows have no OpenFlow "
                           "flows here (expected)", highlight=False)
             for reason, count in lg.reasons().most_common():
                 console.print(f"  {count:5d}  {escape(reason)}", highlight=False)
-    if audit.clean:
+    notices = sum(len(ch.notices) for ch in audit.chassis)
+    if audit.clean and notices:
+        console.print(f"[green]clean[/]: every logical flow without OpenFlow flows has a reason; "
+                      f"no stale flows; nothing broken, but {notices} notice(s) above (BFD "
+                      "sessions down whose gateway ports failed over)", highlight=False)
+    elif audit.clean:
         console.print("[green]clean[/]: every logical flow without OpenFlow flows has a reason; "
                       "no stale flows; ports, tunnels and sync healthy", highlight=False)
     elif not audit.found:
@@ -83,7 +91,8 @@ def audit_json(audit: ClusterAudit, details: bool = False) -> dict:
     out = {"schema": "ofrace-audit/1", "clean": audit.clean, "complete": audit.complete,
            "chassis": {}}
     for ch in audit.chassis:
-        entry: dict = {"clean": ch.clean, "unreadable": ch.unreadable}
+        entry: dict = {"clean": ch.clean, "unreadable": ch.unreadable,
+                       "notices": [vars(n) for n in ch.notices]}
         if ch.logical is not None:
             lg = ch.logical
             entry.update({
