@@ -15,7 +15,8 @@ class Exit(enum.IntEnum):
 
     OK = 0
     # The answer is known and it is bad: partial snapshot, divergence, packet not
-    # delivered (dropped), audit found something MISSING, stale or broken.
+    # delivered (dropped), audit found something MISSING, stale or broken (not for a
+    # notice: a BFD session down whose gateway port failed over is exit 0).
     FOUND = 1
     # Bad input: an inventory, a node spec, an expression, a snapshot file, an option.
     INPUT = 2
