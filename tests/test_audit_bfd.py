@@ -113,3 +113,16 @@ def test_healthy_openstack_has_no_bfd_finding():
     audit = audit_snapshot(snap)
     assert not [n for c in audit.chassis for n in c.notices]
     assert not [p for c in audit.chassis for p in c.health if p.kind == "bfd"]
+
+
+def test_cut_off_chassis_with_vifs_is_broken(failover):
+    """gateway-0 reaches no peer: a notice while it serves nothing, broken once a VIF is
+    bound there (its traffic through the gateways is lost)."""
+    snap = copy.deepcopy(failover)
+    vif = next(pb for pb in snap.southbound.tables["Port_Binding"]
+               if pb["type"] == "" and pb["chassis"])
+    vif["chassis"] = chassis_uuid(snap, "gateway-0")
+    chassis = by_chassis(audit_snapshot(snap))
+    (problem,) = [p for p in chassis["gateway-0"].health if p.kind == "bfd"]
+    assert "cut off" in problem.message and "VIFs are bound here" in problem.message
+    assert len(chassis["gateway-0"].notices) == 3  # its sessions, one by one
