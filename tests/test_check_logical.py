@@ -1,6 +1,7 @@
 """--check-logical's classification against ovn-trace's real output.
 
-The outputs in tests/fixtures/{kind,acl}/check_logical were recorded with the real ovn-trace
+The outputs in tests/fixtures/{kind,acl,openstack}/check_logical were recorded with the
+real ovn-trace
 against the recorded snapshot's SB (scripts/record_check_logical.py, a private
 ovsdb-server); here ofrace's trace is run offline on that snapshot and compared with
 them.  Each named ovn-trace limitation seen on kind has a scenario; the negative
@@ -28,7 +29,12 @@ from ofrace.snapshot import Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = {topology: json.loads((FIXTURES / topology / "check_logical" / "ovn_trace.json")
-                                 .read_text()) for topology in ("kind", "acl")}
+                                 .read_text()) for topology in ("kind", "acl", "openstack")}
+
+OPENSTACK_FIP = ("022a5b11-e761-56a1-bc0b-16e5467bbd48 -> dnat_and_snat "
+                 "neutron-932d5e81-2005-5e39-9158-0a794a8116ad external address icmp")
+UNBOUND_ECHO = ("dcf069ee-8880-5376-8532-9ca4302f7882 -> 0cd67ba9-4bf0-5357-9cb3-aa90a1ef6742 "
+                "icmp: echo request")
 
 # recorded step → the ovn-trace limitation that explains where the two part (None: agree);
 # one or more per limitation seen on the labs.  Every other recorded step must agree or be
@@ -70,6 +76,20 @@ EXPECTED = {
     # ct_lb's state into the one it carried from the ingress pipeline
     ("acl", "vm1 -> vm2 tcp: ACK"): "ct-state-carried",
     ("acl", "vm1 -> vm2 tcp #2: ACK"): None,
+    # Neutron's security groups: the VM is in two port groups whose allow-related ACLs
+    # have the same priority (found once ovn-trace's datapath names, name2 first, are
+    # mapped to ofrace's)
+    ("openstack", "022a5b11-e761-56a1-bc0b-16e5467bbd48 -> 0cd67ba9-4bf0-5357-9cb3-"
+                  "aa90a1ef6742 icmp: echo request"): "same-priority-overlap",
+    # the reply to a FIP's SNAT, un-SNATed by a bare ct_snat: ovn-trace keeps the FIP
+    ("openstack", "022a5b11-e761-56a1-bc0b-16e5467bbd48 -> outside via neutron-932d5e81-"
+                  "2005-5e39-9158-0a794a8116ad icmp: echo reply"): "un-nat-not-applied",
+    # sent from the allowed address pair (a second port_security entry, same MAC)
+    ("openstack", OPENSTACK_FIP + " #2: echo reply"): "port-security-first-entry",
+    # the router's gateway-port flows, on a compute chassis
+    ("openstack", OPENSTACK_FIP + " #3: echo reply"): "chassis-resident-everywhere",
+    # to the LB VIP's Neutron port, bound to no chassis
+    ("openstack", UNBOUND_ECHO): "unbound-port-egress",
 }
 ALL = sorted((topology, label) for topology, steps in RECORDED.items() for label in steps)
 AGREEING = ("kind", "default_nginx-deployment-9456bbbf9-x6pc6 -> k8s-ovn-worker icmp: "
@@ -145,7 +165,7 @@ def test_every_limitation_seen_on_the_labs_has_a_recorded_case():
     assert seen <= set(LIMITATIONS)
     # lb-backend-random has none fixed: whether it shows depends on ovn-trace's random
     # pick at recording time (the last recording picked ofrace's backend)
-    assert len(seen) >= 8
+    assert len(seen) >= 12
 
 
 def test_an_unknown_ovn_trace_failure_is_the_environment(traces):
@@ -199,3 +219,106 @@ def test_without_ovn_trace_or_ovsdb_server_one_line_says_so(tmp_path):
     assert run.returncode == Exit.ENVIRONMENT, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "ovn-trace, ovsdb-server, ovsdb-tool, not installed here" in run.stderr
+
+
+# -- negative controls of the rules found on openstack: the symptom without its cause ------
+
+def _reclassified(traces, label: str, change) -> dict:
+    """The openstack step's answer on a copy of its snapshot changed by ``change``."""
+    recorded = RECORDED["openstack"][label]
+    snapshot = _snapshot("openstack")
+    change(snapshot)
+    return compare_logical(snapshot, traces["openstack"][1][label][1], recorded["ovn_trace"],
+                           [], [], recorded["ovn_trace_failure"])
+
+
+def _port_binding(snapshot: Snapshot, name: str) -> dict:
+    return next(r for r in snapshot.southbound.tables["Port_Binding"]
+                if r["logical_port"] == name)
+
+
+def test_without_the_later_port_security_entry_the_drop_is_real(traces):
+    """The SB allowing only the first entry: ovn-trace's drop is then what the SB says,
+    and the tables passing the packet are a real divergence."""
+    label = OPENSTACK_FIP + " #2: echo reply"
+    inport = traces["openstack"][1][label][1].start.logical_port
+
+    def first_only(snapshot):
+        row = _port_binding(snapshot, inport)
+        row["port_security"] = row["port_security"][:1]
+
+    assert _answer(traces, "openstack", label)["cause"]["name"] == "port-security-first-entry"
+    assert _reclassified(traces, label, first_only)["cause"]["name"] == REAL_DIVERGENCE
+
+
+def test_a_bound_port_is_given_its_egress_pipeline(traces):
+    """The VIP's port bound to a chassis: the egress ovn-trace runs is then the real
+    tables' too, so ofrace's trace ending before it is a real divergence."""
+    lflow = next(r for r in _snapshot("openstack").southbound.tables["Logical_Flow"]
+                 if r["_uuid"].startswith("9bb95d20"))
+    port = re.search(r'outport = "([^"]+)"', lflow["actions"]).group(1)
+
+    def bound(snapshot):
+        _port_binding(snapshot, port)["chassis"] = ["a-chassis"]
+
+    assert _answer(traces, "openstack", UNBOUND_ECHO)["cause"]["name"] == \
+        "unbound-port-egress"
+    assert _reclassified(traces, UNBOUND_ECHO, bound)["cause"]["name"] == REAL_DIVERGENCE
+
+
+def test_without_is_chassis_resident_the_other_flow_is_real(traces):
+    """The flow ovn-trace took not depending on where the packet is: the tables taking
+    another one is a real divergence."""
+    label = OPENSTACK_FIP + " #3: echo reply"
+    logical = _answer(traces, "openstack", label)["logical"]
+    uuid8 = re.search(r"lflow (\w{8})", logical).group(1)
+
+    def everywhere(snapshot):
+        row = next(r for r in snapshot.southbound.tables["Logical_Flow"]
+                   if r["_uuid"].startswith(uuid8))
+        row["match"] = re.sub(r"\s*&&\s*is_chassis_resident\([^)]*\)", "", row["match"])
+
+    assert "is_chassis_resident" not in str(_reclassified(traces, label, everywhere))
+    assert _reclassified(traces, label, everywhere)["cause"]["name"] == REAL_DIVERGENCE
+
+
+def test_without_a_nat_in_ofraces_trace_the_un_nat_rule_does_not_apply(traces):
+    """ofrace's ct() rewriting no address: ovn-trace's "no un-NAT entry" is not what
+    parted them, so the rule must not name it."""
+    import copy
+
+    label = ("022a5b11-e761-56a1-bc0b-16e5467bbd48 -> outside via neutron-932d5e81-2005-"
+             "5e39-9158-0a794a8116ad icmp: echo reply")
+    snapshot, steps = traces["openstack"]
+    result = copy.deepcopy(steps[label][1])
+
+    def clear(hop):
+        for ev in hop.events:
+            ev.changes = [c for c in ev.changes if not c.field.startswith("ip")]
+        for child in hop.children:
+            clear(child)
+
+    clear(result.annotated.root)
+    recorded = RECORDED["openstack"][label]
+    answer = compare_logical(snapshot, result, recorded["ovn_trace"], [], [], None)
+    assert _answer(traces, "openstack", label)["cause"]["name"] == "un-nat-not-applied"
+    assert answer["cause"]["name"] != "un-nat-not-applied"
+
+
+def test_ovn_trace_datapath_names_are_mapped_to_ofraces():
+    """ovn-trace prints name2 before name and cuts a trailing UUID to 6 digits
+    (read_datapaths, shorten_uuid); ofrace names a datapath by its name."""
+    from ofrace.compare.ovn_trace import ovn_trace_datapath_names
+    from ofrace.ovn.southbound import SouthboundIndex
+
+    snapshot = _snapshot("openstack")
+    names = SouthboundIndex(snapshot)
+    mapping = ovn_trace_datapath_names(names)
+    rows = snapshot.southbound.tables["Datapath_Binding"]
+    with_name2 = next(r for r in rows if r["external_ids"].get("name2"))
+    assert mapping[with_name2["external_ids"]["name2"]] == with_name2["external_ids"]["name"]
+    for row in rows:
+        row["external_ids"].pop("name2", None)
+    cut = ovn_trace_datapath_names(SouthboundIndex(snapshot))
+    name = with_name2["external_ids"]["name"]
+    assert cut[name[:len(name) - 30]] == name

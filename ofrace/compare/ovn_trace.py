@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Annotator
 from ofrace.annotate.session import TraceResult
@@ -63,6 +63,26 @@ def parse_ovn_trace(text: str) -> list[LogicalStep]:
         if m:
             steps.append(LogicalStep(datapath, pipeline, m.group(2), m.group(5)))
     return steps
+
+
+_UUID_TAIL = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                        r"[0-9a-fA-F]{12}$")
+
+
+def ovn_trace_datapath_names(names: SouthboundIndex) -> dict[str, str]:
+    """{the name ovn-trace prints for a datapath: ofrace's name for it}.  ovn-trace prints
+    external_ids:name2 before name, a trailing UUID cut to its first 6 digits
+    (utilities/ovn-trace.c read_datapaths, shorten_uuid); ofrace names it by name first
+    (SouthboundIndex.datapath_name), so the two must be mapped before they are compared."""
+    mapping = {}
+    for row in names.rows("Datapath_Binding"):
+        ext = row.get("external_ids") or {}
+        nb = ext.get("logical-switch") or ext.get("logical-router") or row.get("_uuid", "")
+        printed = ext.get("name2") or ext.get("name") or nb
+        if _UUID_TAIL.search(printed):
+            printed = printed[:len(printed) - 30]
+        mapping[printed] = names.datapath_name(row)
+    return mapping
 
 
 def physical_steps(trace: AnnotatedTrace) -> list[LogicalStep]:
@@ -285,6 +305,31 @@ LIMITATIONS = {limit.name: limit for limit in (
                "the type assertion fails, so it traces nothing",
                "trace_actions: case OVNACT_PUT_ND_RA_OPTS → ovnact_get_PUT_DHCPV6_OPTS(a) "
                "(22.03–24.03; 25.03 reads it as PUT_ND_RA_OPTS)"),
+    Limitation("chassis-resident-everywhere",
+               "ovn-trace is no chassis: it takes every existing port to be resident here, so "
+               "is_chassis_resident(port) is always true in its trace; the real tables "
+               "evaluate it on the chassis the packet is on (a gateway port's NAT and "
+               "routing flows run only on its gateway chassis)",
+               'ovntrace_is_chassis_resident: "assume any port that exists is resident"'),
+    Limitation("un-nat-not-applied",
+               "ovn-trace's ct_snat/ct_dnat without an address assumes there is no NAT entry "
+               "and changes nothing; the real ct(nat) on a packet of a NATed connection "
+               "(a reply's un-SNAT, un-DNAT) rewrites its addresses, so later stages (the "
+               "routing) see other addresses",
+               'execute_ct_nat: "assuming no un-%cnat entry, so no change"'),
+    Limitation("port-security-first-entry",
+               "ovn-trace's check_in_port_sec checks only the first port_security entry "
+               "with the packet's source MAC; ovn-controller installs every entry (an "
+               "allowed address pair given as a second entry with the same MAC passes on "
+               "the wire, ovn-trace drops it)",
+               "execute_check_in_port_sec: the loop breaks at the first entry whose MAC "
+               "matches"),
+    Limitation("unbound-port-egress",
+               "ovn-trace runs the egress pipeline for an output to a port bound to no "
+               "chassis; the real tables have no output flow for such a port (controller/"
+               "physical.c installs them for bound ports only), so the packet ends after "
+               "the ingress pipeline",
+               "execute_output: the egress pipeline is traced for any port found"),
     Limitation("lb-hairpin",
                "ovn-trace computes chk_lb_hairpin from the VIP it finds in the packet's "
                "ct_nw_dst, which only its own ct_lb with a chosen destination sets; the real "
@@ -310,6 +355,63 @@ _CT_MARK = re.compile(r"\bct_(mark|label)\b")
 _HAIRPIN = re.compile(r"\breg0\[(6|12)\]|hairpin")
 
 
+_CHASSIS_RESIDENT = re.compile(r"\bis_chassis_resident\s*\(")
+_CHECK_IN_PORT_SEC = re.compile(r"\bcheck_in_port_sec\s*\(")
+_BARE_NAT = re.compile(r"\bct_(snat|dnat)(_in_czone)?\s*;")
+_OUTPORT = re.compile(r'\boutport\s*=\s*"([^"]+)"\s*;\s*output\s*;')
+_ADDRESSES = ("ip4.src", "ip4.dst", "ip6.src", "ip6.dst")
+
+
+def _to_unbound_port(actions: str, ports: dict[str, dict]) -> bool:
+    """The last common flow output to a VIF (type "") bound to no chassis."""
+    m = _OUTPORT.search(actions)
+    row = ports.get(m.group(1)) if m else None
+    return row is not None and not row.get("type") and not row.get("chassis")
+
+
+def _passes_a_later_port_security_entry(result: TraceResult, ports: dict[str, dict]
+                                        ) -> bool:
+    """The packet's source (MAC, IPv4) is allowed by a port_security entry of its inport,
+    but not by the first entry with its MAC, the only one ovn-trace reads."""
+    packet, port = result.start.packet, result.start.logical_port
+    row = ports.get(port or "")
+    if row is None or packet.get("dl_type") != 0x0800:
+        return False
+    mac = format_mac(packet.get("dl_src", 0))
+    source = ipaddress.IPv4Address(packet.get("nw_src", 0))
+    entries = [e.split() for e in row.get("port_security") or [] if e.split()]
+    entries = [e for e in entries if e[0].lower() == mac]
+
+    def allows(entry: list[str]) -> bool:
+        nets = [ipaddress.ip_network(a, strict=False) for a in entry[1:]]
+        v4 = [n for n in nets if n.version == 4]
+        return not nets or any(source in n for n in v4)
+
+    return bool(entries) and not allows(entries[0]) and any(allows(e) for e in entries[1:])
+
+
+def _un_nat_rewrote(result: TraceResult, lflows: dict[str, dict]) -> bool:
+    """A ct() in ofrace's trace changed the packet's addresses right after a logical
+    flow with a bare ct_snat/ct_dnat (no address): an existing connection's NAT really
+    applied there.  The ct step carries no lflow; the flow step before it does."""
+    def actions(ev) -> str:
+        if ev.logical_actions:
+            return ev.logical_actions
+        return lflows.get(f"{ev.cookie:08x}", {}).get("actions", "") if ev.cookie else ""
+
+    def walk(hop: AnnotatedHop) -> bool:
+        last = ""
+        for ev in hop.events:
+            if ev.kind == StepKind.FLOW and ev.cookie is not None:
+                last = actions(ev)
+            elif ev.kind == StepKind.CT and _BARE_NAT.search(last) \
+                    and any(c.field in _ADDRESSES for c in ev.changes):
+                return True
+        return any(walk(child) for child in hop.children)
+
+    return walk(result.annotated.root)
+
+
 def _backends(actions: str) -> int:
     """How many backends a ct_lb/ct_lb_mark(backends=…) action lists (0: none)."""
     m = re.search(r"\bct_lb(?:_mark)?\s*\(\s*backends\s*=\s*([^;)]*)", actions)
@@ -317,10 +419,12 @@ def _backends(actions: str) -> int:
 
 
 def classify(divergence: LogicalDivergence, lflows: dict[str, dict],
-             result: TraceResult) -> str:
+             result: TraceResult, ports: dict[str, dict] | None = None) -> str:
     """The name of the ovn-trace limitation that explains ``divergence`` (a key of
     ``LIMITATIONS``), ``OFRACE_GAP``, or ``REAL_DIVERGENCE``.  Rules in order, each
-    from the symptom its limitation leaves (docs/check-logical.md)."""
+    from the symptom its limitation leaves (docs/check-logical.md).  ``ports``: the
+    SB's Port_Binding rows by logical port."""
+    ports = ports or {}
     p, q = divergence.physical, divergence.logical
     last = divergence.agreed[-1] if divergence.agreed else None
     last_row = lflows.get(last.uuid8, {}) if last else {}
@@ -346,6 +450,14 @@ def classify(divergence: LogicalDivergence, lflows: dict[str, dict],
                 for step, actions in zip(divergence.agreed, agreed_actions, strict=True)
                 for m in _STATEFUL.finditer(actions)]
     where = p or q
+    if _CHASSIS_RESIDENT.search(matches):
+        return "chassis-resident-everywhere"
+    if p is None and q is not None and q.pipeline == "egress" and last is not None \
+            and last.pipeline == "ingress" and _to_unbound_port(last_actions, ports):
+        return "unbound-port-egress"
+    if any(_CHECK_IN_PORT_SEC.search(a) for a in agreed_actions) \
+            and _passes_a_later_port_security_entry(result, ports):
+        return "port-security-first-entry"
     # ct_mark/ct_label alone: ovn-trace has none (below); ct_state: who set it, and where
     if stateful and where is not None and _CT_STATE_MATCH.search(matches):
         step, action = stateful[-1]
@@ -357,6 +469,8 @@ def classify(divergence: LogicalDivergence, lflows: dict[str, dict],
                           or (step.datapath, step.pipeline) != (where.datapath,
                                                                 where.pipeline)):
             return "ct-state-carried"
+    if any(_BARE_NAT.search(a) for a in agreed_actions) and _un_nat_rewrote(result, lflows):
+        return "un-nat-not-applied"
     if any(_backends(a) > 1 for a in agreed_actions) and lb_destination(result) is None:
         return "lb-backend-random"
     if p and q and (p.datapath, p.pipeline, p.stage) == (q.datapath, q.pipeline, q.stage) \
@@ -395,14 +509,18 @@ def compare_logical(snapshot: Snapshot, result: TraceResult, ovn_trace_text: str
                 "cause": _limitation_answer(name), "command": command, "notes": list(notes)}
     rows = snapshot.southbound.tables.get("Logical_Flow", [])
     skip = trivial_lflows(rows)
-    logical = [s for s in parse_ovn_trace(ovn_trace_text) if s.uuid8 not in skip]
+    datapaths = ovn_trace_datapath_names(SouthboundIndex(snapshot))
+    logical = [replace(s, datapath=datapaths.get(s.datapath, s.datapath))
+               for s in parse_ovn_trace(ovn_trace_text) if s.uuid8 not in skip]
     physical = [s for s in physical_steps(result.annotated) if s.uuid8 not in skip]
     divergence = first_divergence(physical, logical)
     answer = {"command": command, "notes": list(notes)}
     if divergence is None:
         return {"agree": True, "summary": f"same {len(physical)} logical flows", **answer}
     lflows = {row["_uuid"][:8]: row for row in rows}
-    cause = classify(divergence, lflows, result)
+    ports = {row.get("logical_port"): row
+             for row in snapshot.southbound.tables.get("Port_Binding", [])}
+    cause = classify(divergence, lflows, result, ports)
     if cause in LIMITATIONS:
         explained = _limitation_answer(cause)
     elif cause == OFRACE_GAP:
