@@ -103,7 +103,7 @@ def generator_table(topologies: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("topologies", nargs="*", default=["basic", "kind", "acl"])
+    parser.add_argument("topologies", nargs="*", default=["basic", "kind", "acl", "openstack"])
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures")
     parser.add_argument("--report", action="store_true",
                         help="print the tables of the recordings instead of recording")

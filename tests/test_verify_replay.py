@@ -26,7 +26,7 @@ from ofrace.snapshot import Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GAPS = Path(__file__).resolve().parent.parent / "docs" / "gaps.md"
-TOPOLOGIES = ("basic", "kind", "acl")
+TOPOLOGIES = ("basic", "kind", "acl", "openstack")
 MIN_PACKETS = 1000
 
 
