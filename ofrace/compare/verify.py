@@ -37,7 +37,8 @@ WIRE_FIELDS = ("dl_src", "dl_dst", "dl_type", "nw_src", "nw_dst", "ipv6_src", "i
                "nw_proto", "nw_ttl", "tp_src", "tp_dst",
                # the body of a DHCP/DHCPv6 answer, an RA and a DNS answer, option by option
                # (frames.decode on the wire, ofrace.ovn.pinctrl_answers predicted)
-               "dhcp_reply", "nd_ra", "dns_reply")
+               "dhcp_reply", "nd_ra", "dns_reply",
+               "icmp_frag_mtu")   # what put_icmp4/6_frag_mtu wrote into the error
 GAP_CONTROLLER = "controller-answered"
 GAP_CONNTRACK = "conntrack"
 GAP_SELECT_GROUP = "select-group"

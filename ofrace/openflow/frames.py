@@ -21,7 +21,8 @@ TCP_WINDOW = 65535    # no window scaling: the SYN carries no options
 # of a DHCP/DHCPv6 answer or a Router Advertisement, as ``dhcp_body``/``ra_body`` give it.
 WIRE_KEYS = ("tcp_seq", "tcp_ack", "payload_len", "icmp_id", "icmp_seq", "dhcp_msg",
              "dhcp_requested_ip", "dhcp_reply", "nd_ra", "dns_query", "dns_reply",
-             "icmp_inner")   # the header an ICMP error quotes (conntrack relates by it)
+             "icmp_inner",   # the header an ICMP error quotes (conntrack relates by it)
+             "icmp_frag_mtu")  # the next-hop MTU of a needs-frag / packet-too-big error
 DNS_PORT = 53
 DNS_ID = 0x0F0A           # the id of every DNS query ofrace builds
 DNS_TYPES = {"a": 1, "ptr": 12, "aaaa": 28, "any": 255}
@@ -117,7 +118,18 @@ def _icmp_body(fields: dict, wire: dict, payload: bytes) -> bytes:
         return struct.pack("!I", 0x60000000) + target + option
     if fields.get("nw_proto") == 58 and kind == 133:
         return bytes(4) + bytes([1, 1]) + fields.get("dl_src", 0).to_bytes(6, "big")
+    mtu = wire.get("icmp_frag_mtu", fields.get("icmp_frag_mtu", 0))
+    if _frag_needed(fields.get("nw_proto"), kind, fields.get("tp_dst", 0)):
+        # RFC 1191 (unused be16, next-hop MTU be16) / RFC 4443 §3.2 (MTU be32)
+        return (struct.pack("!HH", 0, mtu) if fields.get("nw_proto") == 1
+                else struct.pack("!I", mtu)) + payload
     return struct.pack("!HH", wire.get("icmp_id", 0), wire.get("icmp_seq", 0)) + payload
+
+
+def _frag_needed(proto, kind: int, code: int) -> bool:
+    """ICMPv4 fragmentation needed (type 3 code 4) or ICMPv6 packet too big (type 2): the
+    errors whose header carries an MTU (what pinctrl's put_icmp4/6_frag_mtu writes)."""
+    return (proto == 1 and (kind, code) == (3, 4)) or (proto == 58 and kind == 2)
 
 
 def encode(fields: dict, wire: dict | None = None) -> bytes:
@@ -213,6 +225,9 @@ def decode(frame: bytes) -> dict:
         out["tp_src"], out["tp_dst"] = l4[0], l4[1]
         if proto == 58 and l4[0] == 134:
             out["nd_ra"] = ra_body(l4)
+        if len(l4) >= 8 and _frag_needed(proto, l4[0], l4[1]):
+            out["icmp_frag_mtu"] = struct.unpack("!I", l4[4:8])[0] & \
+                (0xFFFF if proto == 1 else 0xFFFFFFFF)
         if len(l4) >= 8 and l4[0] in (0, 8, 128, 129):
             out["icmp_id"], out["icmp_seq"] = struct.unpack("!HH", l4[4:8])
             out["payload_len"] = len(l4) - 8

@@ -43,7 +43,9 @@ from ofrace.openflow.frames import DHCP_HEADER_LEN, DHCP_TYPES, DHCPV6_TYPES, de
 from ofrace.ovn.versions import OvnFacts, facts_for
 from ofrace.simulate.packet import write
 
-PAUSING = ("put_dhcp_opts", "put_dhcpv6_opts", "put_nd_ra_opts", "dns_lookup")
+# icmp4.frag_mtu / icmp6.frag_mtu inside icmp4_error{}/icmp6_error{}: no result register
+FRAG_MTU = ("put_icmp4_frag_mtu", "put_icmp6_frag_mtu")
+PAUSING = ("put_dhcp_opts", "put_dhcpv6_opts", "put_nd_ra_opts", "dns_lookup", *FRAG_MTU)
 DNS_TTL = 3600                                   # pinctrl.c DNS_DEFAULT_RR_TTL
 DNS_A, DNS_PTR, DNS_AAAA, DNS_ANY = 1, 12, 28, 255
 DHCP_NAMES = {v: k.upper() for k, v in DHCP_TYPES.items()}
@@ -122,6 +124,8 @@ def answer(action: str, userdata_hex: str, packet: dict, facts: OvnFacts | None 
     the release of ``facts`` (default: the newest known) builds it; ``dns``: the SB DNS
     rows as (datapath tunnel keys, records), what dns_lookup answers from."""
     userdata = bytes.fromhex(userdata_hex)
+    if action in FRAG_MTU:
+        return frag_mtu(action, userdata, packet)
     register, bit, args = result_field(userdata)
     frame = encode(packet, packet)
     request = decode(frame)
@@ -145,6 +149,24 @@ def answer(action: str, userdata_hex: str, packet: dict, facts: OvnFacts | None 
     resume.update({r: value.get(r, 0) for r in COMPOSITES.get(register, (register,))})
     result.resume_with = resume
     return result
+
+
+def frag_mtu(action: str, userdata: bytes, packet: dict) -> Answer:
+    """``pinctrl_handle_put_icmp_frag_mtu``: the MTU after the action header (be16 for
+    ICMPv4, ``encode_PUT_ICMP4_FRAG_MTU``; be32 for ICMPv6) written into the ICMP header
+    of the error being built, checksums redone; a packet that is no ICMP, or a userdata
+    too short, resumes unchanged (pinctrl warns and still resumes)."""
+    v4 = action == "put_icmp4_frag_mtu"
+    size = 2 if v4 else 4
+    icmp = (packet.get("dl_type"), packet.get("nw_proto")) in ((0x0800, 1), (0x86DD, 58))
+    if not icmp:
+        return Answer(action, False, "not an ICMP packet: resumed unchanged")
+    if len(userdata) < 8 + size:
+        return Answer(action, False, "no MTU in the userdata: resumed unchanged")
+    mtu = int.from_bytes(userdata[8:8 + size], "big")
+    return Answer(action, True, f"next-hop MTU {mtu} written into the ICMP"
+                                f"{'' if v4 else 'v6'} header", [],
+                  {"icmp_frag_mtu": mtu})
 
 
 def _l4(frame: bytes) -> bytes:

@@ -463,10 +463,12 @@ class ClusterTracer:
             follow = self._through_tunnel(hop, ch, exit_)
             return [follow] if follow is not None else []
         if exit_.kind == ExitKind.CONTROLLER:
-            resumed = resumed_answer(hop.notes, ch.name, exit_, facts, self.names)
+            resumed = resumed_answer(hop.notes, ch.name, exit_, facts, self.names,
+                                     hop.start.payload_length)
             if resumed is not None:   # put_dhcp_opts & co: the answer resumes here
                 return [TraceStart(resumed.chassis, resumed.bridge, resumed.packet,
-                                   resumed.entry, continuation=resumed.continuation)]
+                                   resumed.entry, continuation=resumed.continuation,
+                                   payload_length=resumed.payload_length)]
             answer = controller_packets.follow(self, hop, exit_, ch.name, facts)
             if answer is not None:   # pinctrl builds, holds or learns: follow what it sends
                 starts = [TraceStart(**start) for start in answer.starts]

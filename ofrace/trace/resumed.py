@@ -1,5 +1,6 @@
 """The packets ovn-controller answers and resumes: put_dhcp_opts, put_dhcpv6_opts,
-put_nd_ra_opts, dns_lookup.
+put_nd_ra_opts, dns_lookup, and put_icmp4/6_frag_mtu (the MTU an ICMP error pinctrl is
+building carries, written in the middle of its packet-out's actions).
 
 The engine froze the translation at the ``controller(pause)`` action (its
 ``Continuation``); pinctrl builds the answer (``ofrace.ovn.pinctrl_answers``) and
@@ -15,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from ofrace.ovn import controller as controller_actions
-from ofrace.ovn.pinctrl_answers import PAUSING, UserdataError, answer, dns_records
+from ofrace.ovn.pinctrl_answers import FRAG_MTU, PAUSING, UserdataError, answer, dns_records
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.engine import Continuation
@@ -32,10 +33,11 @@ class Resumed:
     packet: dict
     entry: str
     continuation: Continuation
+    payload_length: int = 0      # an ICMP error given its MTU keeps the bytes it quotes
 
 
 def resumed_answer(notes: list[str], chassis: str, exit_: Exit, facts: OvnFacts,
-                   names: SouthboundIndex) -> Resumed | None:
+                   names: SouthboundIndex, payload_length: int = 0) -> Resumed | None:
     """The answer to a paused controller action, resumed; None when the exit is no such
     action (or its userdata cannot be read, said in ``notes``: the exit stays a verdict)."""
     continuation = exit_.data.get("continuation")
@@ -52,4 +54,5 @@ def resumed_answer(notes: list[str], chassis: str, exit_: Exit, facts: OvnFacts,
         return None
     entry = (f"answered by ovn-controller on {chassis} ({result.text()})" if result.answered
              else f"resumed by ovn-controller on {chassis} (not answered: {result.summary})")
-    return Resumed(chassis, continuation.bridge, result.resume_with, entry, continuation)
+    kept = payload_length if action.name in FRAG_MTU else 0
+    return Resumed(chassis, continuation.bridge, result.resume_with, entry, continuation, kept)
