@@ -23,6 +23,7 @@ from ofrace.trace.conversation import (
     plan_steps,
     run_conversation,
 )
+from ofrace.trace.health_probe import probe_start
 from ofrace.trace.request import (
     reply_start,
     start_from_expression,
@@ -61,9 +62,13 @@ class TraceRequest:
                      established=False, ct: str = "node",
                      body: tuple[str, str] | None = None) -> TraceRequest:
         """Checked as typed (no snapshot needed): one line, exit 2, on a mistake."""
-        if bool(expression) == bool(source):
+        probe = body is not None and body[0] == "probe"
+        if probe and (expression or source or destination):
+            raise InputError("--probe traces the health check ovn-controller sends: no "
+                             "EXPRESSION, --from or --to")
+        if bool(expression) == bool(source) and not probe:
             raise InputError("give either a microflow EXPRESSION or --from PORT --to IP")
-        dhcp = body is not None and body[0] != "dns"
+        dhcp = body is not None and body[0] in ("dhcp", "dhcpv6")
         if source and not destination and not dhcp:
             raise InputError("--from needs --to IP[:PORT] (or --dhcp/--dhcpv6 TYPE)")
         if dhcp and source and destination:
@@ -151,13 +156,16 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
     tracer = ClusterTracer(snapshot, TraceOptions(select_buckets=request.buckets,
                                                   ct_next=request.ct_next,
                                                   ct_from_node=request.ct_from_node))
-    if request.expression:
+    if request.body and request.body[0] == "probe":
+        start = probe_start(tracer, request.body[1])
+        asked = {"probe": request.body[1]}
+    elif request.expression:
         start = start_from_expression(tracer, request.expression, request.chassis)
         asked = {"expression": request.expression}
         ports = _cms_ports(tracer, request.expression)
         if ports:
             asked["ports"] = ports
-    elif request.body and request.body[0] != "dns":
+    elif request.body and request.body[0] in ("dhcp", "dhcpv6"):
         start = tracer.locate(request.source, request.chassis)
         asked = {"from": request.source}
     else:
@@ -167,7 +175,7 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
                  "protocol": request.protocol}
         if start.logical_port and start.logical_port != request.source:
             asked["ports"] = {request.source: start.logical_port}
-    if request.body:
+    if request.body and request.body[0] != "probe":
         option, value = request.body
         start = (with_dns_query(start, value) if option == "dns" else
                  with_dhcp_body(tracer, start, value, 4 if option == "dhcp" else 6))

@@ -57,18 +57,23 @@ def json_option(help: str = "Machine-readable output."):
 
 def request_body_options(command):
     """``--dhcp TYPE``, ``--dhcpv6 TYPE``, ``--dns NAME[:TYPE]``: what the packet's body asks
-    (messages ovn-controller answers); the command gets ``body``: (option, value) or None."""
+    (messages ovn-controller answers); ``--probe BACKEND``: the health check ovn-controller
+    sends; the command gets ``body``: (option, value) or None."""
     from ofrace.ovn.microflow import DHCP_REQUESTS, DHCPV6_REQUESTS
 
     @functools.wraps(command)
-    def with_body(*args, dhcp_v4=None, dhcp_v6=None, dns_query=None, **kw):
+    def with_body(*args, dhcp_v4=None, dhcp_v6=None, dns_query=None, probe=None, **kw):
         given = [(name, value) for name, value in (("dhcp", dhcp_v4), ("dhcpv6", dhcp_v6),
-                                                   ("dns", dns_query)) if value]
+                                                   ("dns", dns_query), ("probe", probe))
+                 if value]
         if len(given) > 1:
-            raise click.UsageError("--dhcp, --dhcpv6 and --dns cannot be combined")
+            raise click.UsageError("--dhcp, --dhcpv6, --dns and --probe cannot be combined")
         return command(*args, body=given[0] if given else None, **kw)
 
     for option in (
+            click.option("--probe", metavar="BACKEND_IP[:PORT]",
+                         help="The load balancer health-check probe ovn-controller sends "
+                              "to this backend (its SB Service_Monitor row)."),
             click.option("--dns", "dns_query", metavar="NAME[:TYPE]",
                          help="A DNS query for NAME (TYPE a, aaaa, any or ptr; default a) "
                               "in the UDP packet to port 53."),

@@ -47,6 +47,8 @@ SOUTHBOUND_TABLES = (
     "Port_Group", "DNS", "Meter", "Chassis_Template_Var", "IP_Multicast", "Controller_Event",
     # the DHCP options northd may use: ovn-trace parses put_dhcp(v6)_opts with them
     "DHCP_Options", "DHCPv6_Options",
+    # load balancer health checks: the probes pinctrl sends (ofrace.ovn.service_monitor)
+    "Service_Monitor",
 )
 NORTHBOUND_TABLES = (
     "NB_Global", "Logical_Switch", "Logical_Switch_Port", "Logical_Router",
@@ -54,6 +56,7 @@ NORTHBOUND_TABLES = (
     "ACL", "Load_Balancer", "Load_Balancer_Group", "Port_Group", "Address_Set",
     "Gateway_Chassis", "HA_Chassis_Group", "HA_Chassis", "DHCP_Options", "DNS", "QoS",
     "Meter", "Forwarding_Group", "Static_MAC_Binding", "BFD", "Copp", "Chassis_Template_Var",
+    "Load_Balancer_Health_Check",
 )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ofrace.openflow.fields import format_mac
 from ofrace.ovn import controller as controller_actions
-from ofrace.ovn import pinctrl
+from ofrace.ovn import pinctrl, service_monitor
 from ofrace.ovn.versions import OvnFacts
 
 
@@ -79,6 +79,8 @@ def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
     # nd_ns{} pause too, and are still built and held here
     if action is None or (exit_.data.get("pause") and action.name not in pinctrl.HOLDS):
         return None
+    if action.name == "handle_svc_check":
+        return _service_monitor_reply(tracer, exit_.packet, chassis)
     state = tracer.controller_state
     userdata = bytes.fromhex(exit_.data.get("userdata", ""))
     packet = exit_.packet
@@ -133,6 +135,18 @@ def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
                       "for this packet", [])
     return Answer(f"to ovn-controller on {chassis}: {action.name}: answers with "
                   f"{pinctrl.describe_built(built)} (traced from here)", starts)
+
+
+def _service_monitor_reply(tracer, packet: dict, chassis: str) -> Answer:
+    """A reply to a health-check probe: pinctrl consumes it and updates the monitor's
+    status (``pinctrl_handle_svc_check``); nothing is sent on."""
+    monitor = service_monitor.replied(
+        service_monitor.monitors(tracer.names.sb, tracer.names.nb), packet)
+    if monitor is None:
+        return Answer(f"consumed by ovn-controller on {chassis}: handle_svc_check finds no "
+                      "service monitor for this packet (pinctrl warns and drops it)", [])
+    return Answer(f"consumed by ovn-controller on {chassis}: service monitor reply for "
+                  f"{monitor.name} ({monitor.protocol}, {monitor.logical_port})", [])
 
 
 def _ports_of(tracer, key: pinctrl.BindingKey) -> set[int]:
