@@ -140,13 +140,21 @@ def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
 def _service_monitor_reply(tracer, packet: dict, chassis: str) -> Answer:
     """A reply to a health-check probe: pinctrl consumes it and updates the monitor's
     status (``pinctrl_handle_svc_check``); nothing is sent on."""
-    monitor = service_monitor.replied(
-        service_monitor.monitors(tracer.names.sb, tracer.names.nb), packet)
+    # keyed like pinctrl_find_svc_monitor: the datapath and the logical inport too
+    inport = packet.get(tracer.facts(chassis).register("inport"))
+    candidates = [m for m in service_monitor.monitors(tracer.names.sb, tracer.names.nb)
+                  if _port_keys(tracer, m.logical_port) == (packet.get("metadata"), inport)]
+    monitor = service_monitor.replied(candidates, packet)
     if monitor is None:
         return Answer(f"consumed by ovn-controller on {chassis}: handle_svc_check finds no "
                       "service monitor for this packet (pinctrl warns and drops it)", [])
     return Answer(f"consumed by ovn-controller on {chassis}: service monitor reply for "
                   f"{monitor.name} ({monitor.protocol}, {monitor.logical_port})", [])
+
+
+def _port_keys(tracer, logical_port: str) -> tuple[int | None, int | None]:
+    pb = tracer.names.ports_by_name.get(logical_port) or {}
+    return (tracer.names.datapath_key(pb["datapath"]) if pb else None, pb.get("tunnel_key"))
 
 
 def _ports_of(tracer, key: pinctrl.BindingKey) -> set[int]:
