@@ -129,7 +129,8 @@ def replied(monitor_list: list[Monitor], packet: dict) -> Monitor | None:
     if proto == 6:
         source = packet.get("nw_src" if v4 else "ipv6_src")
         port, protocol = packet.get("tp_src"), "tcp"
-    elif proto in (1, 58) and (packet.get("tp_src"), packet.get("tp_dst")) in ((3, 3), (1, 4)):
+    elif proto in (1, 58) and (packet.get("tp_src"), packet.get("tp_dst")) == \
+            ((3, 3) if v4 else (1, 4)):
         inner = packet.get("icmp_inner") or {}
         source = inner.get("nw_dst" if v4 else "ipv6_dst")
         port, protocol = inner.get("tp_dst"), "udp"
