@@ -76,3 +76,20 @@ def test_only_frag_needed_errors_carry_an_mtu():
     a = decode(encode(NEEDS_FRAG, {"icmp_frag_mtu": 1400}))
     b = decode(encode(NEEDS_FRAG, {"icmp_frag_mtu": 1500}))
     assert a["icmp_frag_mtu"] == 1400 and a != b
+
+
+def test_a_pause_in_a_packet_out_resumes_the_rest_of_its_actions():
+    """The pause sits in the packet-out pinctrl sends for icmp4_error{} (its nested
+    actions), not in a flow: the actions after it run on resume, with the MTU."""
+    from ofrace.openflow.actions import Controller, Output
+
+    dp = _datapath(ICMP4_MTU)
+    actions = [Controller(userdata=bytes.fromhex(ICMP4_MTU), pause=True), Output(2)]
+    _, exits = dp.execute("br0", {"in_port": 0xFFFD, **NEEDS_FRAG}, actions, None, 64)
+    assert "output" not in [e.kind for e in exits]       # nothing ran past the pause
+    exits = [e for e in exits if e.kind == "controller"]
+    answer = resumed.resumed_answer([], "hv", exits[0], FACTS, None, 64)
+    _, outs = dp.resume(answer.continuation, {**answer.continuation.packet, **answer.packet},
+                        payload_length=answer.payload_length)
+    [out] = [e for e in outs if e.kind == "output"]
+    assert out.port == 2 and out.packet["icmp_frag_mtu"] == 1400
