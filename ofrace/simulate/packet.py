@@ -83,7 +83,9 @@ def describe(packet: Packet) -> str:
                 flags = f" [{','.join(names)}]"
             return f"{text}, {pname} {s}:{sp} > {d}:{dp}{flags}, ttl {ttl}"
         if proto in (1, 58):
+            mtu = f" mtu {packet['icmp_frag_mtu']}" if packet.get("icmp_frag_mtu") else ""
             return (f"{text}, ICMP{'v6' if proto == 58 else ''} {s} > {d} "
-                    f"type {packet.get('tp_src', 0)} code {packet.get('tp_dst', 0)}, ttl {ttl}")
+                    f"type {packet.get('tp_src', 0)} code {packet.get('tp_dst', 0)}{mtu}, "
+                    f"ttl {ttl}")
         return f"{text}, {kind} proto {proto} {s} > {d}, ttl {ttl}"
     return f"{text}, ethertype {dl_type:#06x}"
