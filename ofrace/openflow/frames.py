@@ -39,7 +39,8 @@ DHCPV6_TYPES = {"solicit": 1, "advertise": 2, "request": 3, "confirm": 4, "renew
                 "information-request": 11}
 
 
-def _checksum(data: bytes) -> int:
+def internet_checksum(data: bytes) -> int:
+    """The ones'-complement sum of RFC 1071 (IPv4 header, TCP, UDP, ICMP, ICMPv6)."""
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -49,7 +50,7 @@ def _checksum(data: bytes) -> int:
 
 
 def _with_checksum(l4: bytes, offset: int, pseudo: bytes) -> bytes:
-    value = _checksum(pseudo + l4)
+    value = internet_checksum(pseudo + l4)
     return l4[:offset] + struct.pack("!H", value) + l4[offset + 2:]
 
 
@@ -159,7 +160,7 @@ def encode(fields: dict, wire: dict | None = None) -> bytes:
             l4 = _with_checksum(l4, offset, b"")
         header = struct.pack("!BBHHHBB", 0x45, fields.get("nw_tos", 0), 20 + len(l4), 0, 0,
                              fields.get("nw_ttl", 64), proto) + b"\0\0" + src + dst
-        header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+        header = header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
         body = header + l4
     elif dl_type == 0x86DD:
         l4, offset = _l4_body(fields, wire)

@@ -39,7 +39,14 @@ import struct
 from dataclasses import dataclass, field
 
 from ofrace.openflow.fields import COMPOSITES
-from ofrace.openflow.frames import DHCP_HEADER_LEN, DHCP_TYPES, DHCPV6_TYPES, decode, encode
+from ofrace.openflow.frames import (
+    DHCP_HEADER_LEN,
+    DHCP_TYPES,
+    DHCPV6_TYPES,
+    decode,
+    encode,
+    internet_checksum,
+)
 from ofrace.ovn.versions import OvnFacts, facts_for
 from ofrace.simulate.packet import write
 
@@ -314,20 +321,11 @@ def _with_l4(frame: bytes, l4: bytes, ipv4_dst: bytes | None = None) -> bytes:
         if ipv4_dst is not None:
             header[16:20] = ipv4_dst
         header[10:12] = b"\0\0"
-        header[10:12] = struct.pack("!H", _checksum(bytes(header)))
+        header[10:12] = struct.pack("!H", internet_checksum(bytes(header)))
         return frame[:at] + bytes(header) + l4
     header = bytearray(frame[at:at + 40])
     header[4:6] = struct.pack("!H", len(l4))
     return frame[:at] + bytes(header) + l4
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def _dhcpv6(args: bytes, frame: bytes, l4: bytes, codes: frozenset[int]) -> Answer:
@@ -395,7 +393,7 @@ def _dhcpv6(args: bytes, frame: bytes, l4: bytes, codes: frozenset[int]) -> Answ
     built = _with_l4(frame, udp)
     at = _l3_offset(built)
     pseudo = built[at + 8:at + 40] + struct.pack("!IxxxB", len(udp), 17)
-    udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp)) + udp[8:]
+    udp = udp[:6] + struct.pack("!H", internet_checksum(pseudo + udp)) + udp[8:]
     summary = f"DHCPv6 {DHCPV6_NAMES[reply]}"
     return Answer("put_dhcpv6_opts", True, summary, shown, {"frame": _with_l4(frame, udp)})
 
@@ -410,7 +408,7 @@ def _router_advertisement(args: bytes, frame: bytes, request: dict) -> Answer:
     icmp = bytearray(args)
     icmp[2:4] = b"\0\0"
     pseudo = frame[at + 8:at + 40] + struct.pack("!IxxxB", len(icmp), 58)
-    icmp[2:4] = struct.pack("!H", _checksum(pseudo + bytes(icmp)))
+    icmp[2:4] = struct.pack("!H", internet_checksum(pseudo + bytes(icmp)))
     shown = [f"hop_limit={icmp[4]}", f"flags={icmp[5]:#04x}",
              f"router_lifetime={struct.unpack('!H', icmp[6:8])[0]}"]
     rest = bytes(icmp[16:])
@@ -509,7 +507,7 @@ def _dns_answer(frame: bytes, l4: bytes, datapath: int,
     if struct.unpack("!H", frame[_l3_offset(frame) - 2:_l3_offset(frame)])[0] == 0x86DD:
         at = _l3_offset(built)
         pseudo = built[at + 8:at + 40] + struct.pack("!IxxxB", len(udp), 17)
-        udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp) or 0xFFFF) + udp[8:]
+        udp = udp[:6] + struct.pack("!H", internet_checksum(pseudo + udp) or 0xFFFF) + udp[8:]
         built = _with_l4(frame, udp)
     return Answer("dns_lookup", True, f"DNS answer for {name}", shown, {"frame": built})
 
