@@ -46,11 +46,16 @@ def _parse_sizes(ctx, param, values) -> dict[str, str]:
 @click.option("--warm", is_flag=True,
               help="Then send real traffic so neighbours are resolved, as in a running cluster "
                    "(the outside host announces itself; one connection per gateway VIP).")
-def up(topology_name, lab_dir, sizes, warm):
+@click.option("--ovn", "ovn_prefix", metavar="PREFIX", envvar="OFRACE_OVN_PREFIX",
+              help="Run the lab on a source build of OVN and the OVS it pins, installed "
+                   "with --prefix=PREFIX (env OFRACE_OVN_PREFIX); default: the system's "
+                   "packages.  `lab status` shows the versions.")
+def up(topology_name, lab_dir, sizes, warm, ovn_prefix):
     """Bring the lab up (taking down this directory's previous lab first)."""
     the_lab = Lab(lab_dir)
     with Console(stderr=True).status("bringing the lab up") as spinner:
-        state = the_lab.up(topology_name, progress=lambda m: spinner.update(m), sizes=sizes)
+        state = the_lab.up(topology_name, progress=lambda m: spinner.update(m), sizes=sizes,
+                           ovn_prefix=ovn_prefix)
         if warm:
             from ofrace.lab.traffic import warm_up
 

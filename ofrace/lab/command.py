@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from ofrace.errors import LabError
 
@@ -30,9 +31,55 @@ PACKAGE_OF = {
 # Daemons and tools live in sbin directories that a non-login PATH may lack.
 _EXTRA_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
+# Where ``ofrace lab up --ovn PREFIX`` (or OFRACE_OVN_PREFIX) finds a build of OVN and
+# the OVS it pins: its programs come before the system's.  One per process, set by the
+# lab that runs on it, since every command the lab runs must come from the same build.
+PREFIX_ENV = "OFRACE_OVN_PREFIX"
+_build_prefix: Path | None = None
+
+
+def use_build(prefix: str | os.PathLike | None) -> Path | None:
+    """Run OVS/OVN programs from ``prefix`` (a ``make install`` tree), or the system's."""
+    global _build_prefix
+    if prefix is None:
+        _build_prefix = None
+        return None
+    root = Path(prefix).expanduser().resolve()
+    missing = [p for p in ("bin/ovn-controller", "sbin/ovs-vswitchd", "bin/ovsdb-tool")
+               if not (root / p).is_file()]
+    if missing:
+        raise LabError(f"{root} is not an OVN build prefix: no {', '.join(missing)} "
+                       f"(build OVN and its OVS submodule with --prefix={root}, make install)")
+    _build_prefix = root
+    return root
+
+
+def build_prefix() -> Path | None:
+    return _build_prefix
+
+
+def build_path_env() -> dict[str, str]:
+    """PATH for a session on a chassis (sshd SetEnv, ``ip netns exec env``) of a build."""
+    if _build_prefix is None:
+        return {}
+    return {"PATH": f"{_build_prefix / 'bin'}:{_build_prefix / 'sbin'}:"
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def shared_file(relative: str) -> Path:
+    """A file OVS/OVN install under share/ (schemas), from the build in use."""
+    root = _build_prefix / "share" if _build_prefix else Path("/usr/share")
+    return root / relative
+
 
 def find_program(name: str) -> str:
     """Absolute path of a program, or a LabError that says which package to install."""
+    found = None
+    if _build_prefix is not None:
+        for directory in ("bin", "sbin"):
+            found = shutil.which(name, path=str(_build_prefix / directory))
+            if found:
+                return found
     found = shutil.which(name)
     if not found:
         for directory in _EXTRA_PATH:

@@ -41,7 +41,7 @@ from ofrace.errors import LabError
 from ofrace.lab import chassis as chassis_config
 from ofrace.lab import network, placement, sshd
 from ofrace.lab.catalog import load
-from ofrace.lab.command import find_program, run
+from ofrace.lab.command import PREFIX_ENV, build_prefix, find_program, run, shared_file, use_build
 from ofrace.lab.daemons import ProcessRecord, start_foreground, start_ovs_daemon, stop
 from ofrace.lab.layout import MAX_SOCKET_PATH, LabLayout
 from ofrace.lab.northbound import (
@@ -59,9 +59,9 @@ DEFAULT_DIR = "/var/tmp/ofrace-lab"
 STATE_VERSION = 2
 # lab.json versions `status` and `down` still read (1: before lab ids, one global ofr-mgmt).
 READABLE_STATE_VERSIONS = (1, 2)
-OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
-NB_SCHEMA = Path("/usr/share/ovn/ovn-nb.ovsschema")
-SB_SCHEMA = Path("/usr/share/ovn/ovn-sb.ovsschema")
+OVS_SCHEMA = "openvswitch/vswitch.ovsschema"   # under share/ of the build in use
+NB_SCHEMA = "ovn/ovn-nb.ovsschema"
+SB_SCHEMA = "ovn/ovn-sb.ovsschema"
 NB_PORT = 6641
 SB_PORT = 6642
 REQUIRED_PROGRAMS = (
@@ -94,6 +94,13 @@ class Lab:
     def __init__(self, dir: str | os.PathLike | None = None):
         self.layout = LabLayout(Path(dir or default_dir()).resolve())
         self.state: dict = self._read_state()
+        # A lab up on a source build runs every later command from that build too.
+        self.build_problem: str | None = None
+        if self.state.get("ovn_prefix"):
+            try:
+                use_build(self.state["ovn_prefix"])
+            except LabError as exc:   # `down` and `status` still work without it
+                self.build_problem = str(exc)
         # Each wait for OVN to catch up; bring-up takes the topology's.
         self.timeout = SETTLE_TIMEOUT
 
@@ -104,22 +111,25 @@ class Lab:
     # ------------------------------------------------------------------ up
 
     def up(self, topology_name: str = "kind", progress: Progress | None = None,
-           sizes: dict[str, str] | None = None) -> dict:
+           sizes: dict[str, str] | None = None, ovn_prefix: str | None = None) -> dict:
         """Tear down this directory's previous lab, then bring ``topology_name`` up.
 
         ``sizes`` replaces size parameters of a generated (``[scale]``) topology.
+        ``ovn_prefix`` (else $OFRACE_OVN_PREFIX, else the system's packages) is the
+        OVN/OVS build every daemon and tool of the lab runs from.
         """
         say = progress or (lambda message: None)
         began = time.monotonic()
         _require_root()
+        if self.state.get("processes") or self.state.get("namespaces"):
+            say("taking down the previous lab in this directory")
+            self.down()
+        use_build(ovn_prefix or os.environ.get(PREFIX_ENV) or None)
         for program in REQUIRED_PROGRAMS:
             find_program(program)
         topology = load(topology_name, sizes)
         self.timeout = float(topology.bringup.timeout)
         self._check_socket_paths(topology)
-        if self.state.get("processes") or self.state.get("namespaces"):
-            say("taking down the previous lab in this directory")
-            self.down()
         self._prepare_dir()
         self.state = {"version": STATE_VERSION, "status": "starting", "dir": str(self.dir),
                       "processes": [], "namespaces": [], "links": []}
@@ -199,6 +209,8 @@ class Lab:
             "status": "starting",
             "topology": topology.name,
             "description": topology.description,
+            "ovn_prefix": str(build_prefix()) if build_prefix() else None,
+            "versions": _versions(),
             "scale": asdict(topology.scale) if topology.scale else None,
             "dir": str(self.dir),
             "placement": place.to_json(),
@@ -294,7 +306,7 @@ class Lab:
             ("ovnsb_db", SB_SCHEMA, self.layout.sb_socket, SB_PORT),
         ):
             db = central / f"{name}.db"
-            run(["ovsdb-tool", "create", str(db), str(schema)])
+            run(["ovsdb-tool", "create", str(db), str(shared_file(schema))])
             self._record(start_ovs_daemon(
                 "ovsdb-server",
                 [str(db), f"--remote=punix:{sock}", f"--remote=ptcp:{port}:{address}"],
@@ -320,7 +332,7 @@ class Lab:
         _vsctl(env, None, chassis_config.hub_commands(topology, self.layout), self.timeout)
 
     def _start_ovs(self, rundir: Path, env: dict, chassis_name: str, netns: str | None) -> None:
-        run(["ovsdb-tool", "create", str(rundir / "conf.db"), str(OVS_SCHEMA)])
+        run(["ovsdb-tool", "create", str(rundir / "conf.db"), str(shared_file(OVS_SCHEMA))])
         self._record(start_ovs_daemon(
             "ovsdb-server",
             [str(rundir / "conf.db"), f"--remote=punix:{rundir / 'db.sock'}"],
@@ -642,6 +654,8 @@ class Lab:
         alive = [p["alive"] for p in state.get("processes", [])]
         if state.get("status") == "up" and not all(alive):
             state["status"] = "degraded"
+        if self.build_problem:
+            state["build_problem"] = self.build_problem
         for chassis in state.get("chassis", []):
             chassis["ssh_command"] = self.ssh_command(chassis["name"])
             chassis["exec_command"] = self.exec_command(chassis["name"])
@@ -782,6 +796,15 @@ class Lab:
                 f"known_hosts = {_toml_string(ssh['known_hosts'])}",
             ]
         self.layout.inventory_file.write_text("\n".join(lines) + "\n")
+
+
+def _versions() -> dict[str, str]:
+    """What `lab status` shows: the first line of each daemon's --version."""
+    found = {}
+    for key, program in (("ovs", "ovs-vswitchd"), ("ovn", "ovn-controller")):
+        text = run([program, "--version"], check=False, timeout=10).stdout.strip()
+        found[key] = text.splitlines()[0] if text else "unknown"
+    return found
 
 
 def _require_root() -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ofrace.lab.command import build_path_env
+
 # Unix socket paths must fit sockaddr_un (108 bytes); stay well below.
 MAX_SOCKET_PATH = 100
 
@@ -87,11 +89,13 @@ class LabLayout:
         """The environment that points OVS and OVN tools at one chassis."""
         rundir = str(self.chassis(chassis))
         return {
-            f"{project}_{kind}": rundir
-            for project in ("OVS", "OVN")
-            for kind in ("RUNDIR", "DBDIR", "LOGDIR", "SYSCONFDIR")
+            **{f"{project}_{kind}": rundir
+               for project in ("OVS", "OVN")
+               for kind in ("RUNDIR", "DBDIR", "LOGDIR", "SYSCONFDIR")},
+            **build_path_env(),
         }
 
     def hub_env(self) -> dict[str, str]:
         hub = str(self.hub)
-        return {f"OVS_{kind}": hub for kind in ("RUNDIR", "DBDIR", "LOGDIR", "SYSCONFDIR")}
+        return {**{f"OVS_{kind}": hub for kind in ("RUNDIR", "DBDIR", "LOGDIR", "SYSCONFDIR")},
+                **build_path_env()}

@@ -9,6 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ofrace.render.escape import escape
+
 
 def print_lab_up(state: dict, warmed: list | None) -> None:
     """``lab up``'s last lines: what came up, how fast, at what size."""
@@ -43,6 +45,13 @@ def print_lab_status(state: dict, as_json: bool = False) -> None:
     console.print(f"  northbound  {state['nb_remote']}  {state['nb_tcp']}", soft_wrap=True)
     console.print(f"  southbound  {state['sb_remote']}  {state['sb_tcp']}", soft_wrap=True)
     console.print(f"  inventory   {state['dir']}/inventory.toml")
+    versions = state.get("versions") or {}
+    if versions:
+        built = f"  (build {state['ovn_prefix']})" if state.get("ovn_prefix") else ""
+        shown = f"{versions.get('ovn', '?')}; {versions.get('ovs', '?')}{built}"
+        console.print(f"  versions    {escape(shown)}", soft_wrap=True)
+    if state.get("build_problem"):
+        console.print(f"  [red]build[/]       {escape(state['build_problem'])}", soft_wrap=True)
     for chassis in state["chassis"]:
         console.print(f"\n[bold]{chassis['name']}[/]  system-id {chassis['system_id']}  "
                       f"netns {chassis['netns']}  {chassis['address']}  "
