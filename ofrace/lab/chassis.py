@@ -173,6 +173,19 @@ def underlay_appctl_commands(topology: Topology, chassis: Chassis) -> list[list[
     return commands
 
 
+def underlay_local_route_command(chassis: Chassis) -> list[str]:
+    """The route that makes the tunnel endpoint a local address of OVS's router.
+
+    From OVS 3.7 (lib/ovs-router.c ``ovs_router_lookup``) a lookup with a source
+    address -- ovn-controller sets ``options:local_ip`` on its tunnels -- fails unless
+    that source is in the router's ``local`` table; a kernel puts its own addresses
+    there, a dummy bridge's address is put there by hand (``ovs/route/add`` takes the
+    table by number only: 255 is CLS_LOCAL, lib/ovs-router.h).  Older OVS has no
+    tables and needs nothing: run this only where ``ovs/route/add`` takes ``table=``.
+    """
+    return ["ovs/route/add", f"{chassis.encap_ip}/32", UNDERLAY_BRIDGE, "table=255"]
+
+
 def underlay_arp_responder_flow(chassis: Chassis) -> str:
     """An OpenFlow flow that makes br-phys answer ARP for its own tunnel endpoint.
 

@@ -355,6 +355,11 @@ class Lab:
             topology, chassis, self.layout, self.state["sb_remote"]), self.timeout)
         for command in chassis_config.underlay_appctl_commands(topology, chassis):
             run(["ovs-appctl", *command], env=env, netns=netns)
+        usage = run(["ovs-appctl", "list-commands"], env=env, netns=netns).stdout
+        if any(line.split()[:1] == ["ovs/route/add"] and "table=" in line
+               for line in usage.splitlines()):
+            run(["ovs-appctl", *chassis_config.underlay_local_route_command(chassis)],
+                env=env, netns=netns)
         run(["ovs-ofctl", "add-flow", chassis_config.UNDERLAY_BRIDGE,
              chassis_config.underlay_arp_responder_flow(chassis)], env=env, netns=netns)
         self._record(self._start_controller(chassis))
