@@ -1,6 +1,7 @@
 """Record lab data for the fast unit tests: a snapshot and ofproto/trace outputs.
 
-Usage (as root, with the lab up):  .venv/bin/python scripts/record_fixtures.py [TOPOLOGY]
+Usage (as root):  .venv/bin/python scripts/record_fixtures.py [TOPOLOGY] [--dir LAB_DIR]
+                  [--ovn PREFIX] [--out DIR]
 
 Writes tests/fixtures/<topology>/snapshot.ofr (the collected cluster) and
 traces.json.gz (for every generated packet: where it entered, its fields,
@@ -12,6 +13,7 @@ ground truth, the fixtures only freeze one moment of it.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import sys
@@ -28,10 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
-    lab = Lab()
-    topology = sys.argv[1] if len(sys.argv) > 1 else lab.state.get("topology")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("topology", nargs="?")
+    parser.add_argument("--dir", help="the lab directory")
+    parser.add_argument("--ovn", metavar="PREFIX", help="bring the lab up on this OVN build")
+    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures")
+    args = parser.parse_args()
+    lab = Lab(args.dir)
+    topology = args.topology or lab.state.get("topology")
     if lab.state.get("status") != "up" or lab.state.get("topology") != topology:
-        lab.up(topology)
+        lab.up(topology, ovn_prefix=args.ovn)
     inventory = Inventory(
         nodes=[NodeSpec(name=c["name"], transport="local", env=c["env"])
                for c in lab.state["chassis"]],
@@ -57,7 +65,7 @@ def main() -> int:
             traces.append({"chassis": spec.name, "bridge": test.bridge, "label": test.label,
                            "packet": test.packet, "ct_next": list(ct_next),
                            "output": out.stdout.decode()})
-    out_dir = ROOT / "tests" / "fixtures" / topology
+    out_dir = args.out / topology
     out_dir.mkdir(parents=True, exist_ok=True)
     snapshot.save(out_dir / "snapshot.ofr")
     with gzip.open(out_dir / "traces.json.gz", "wt") as fh:

@@ -9,8 +9,10 @@ For each topology (default: basic, kind, acl): a fresh lab in its own directory
 holds the frames every capture point sent, the connections each datapath listed and the
 snapshots read before the conversations (tests/test_verify_replay.py replays them); the
 JSON is what the lab printed, which docs/fidelity.md records.  Default out:
-tests/fixtures.  ``--report`` prints docs/fidelity.md's tables from the recordings: what
-the lab printed when it recorded, and what the replay with today's engine gives.
+tests/fixtures; with ``--ovn PREFIX`` (a source build of another OVN release) the
+recordings go to tests/fixtures/versions/<release>/ by ``--out``.  ``--report`` prints
+docs/fidelity.md's tables from the recordings: what the lab printed when it recorded,
+and what the replay with today's engine gives.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 OFRACE = [sys.executable, "-m", "ofrace"]
 
 
-def record(topology: str, out: Path) -> dict:
-    lab_dir = f"/var/tmp/ofr-rec-{topology}"
+def record(topology: str, out: Path, ovn_prefix: str | None = None) -> dict:
+    lab_dir = f"/var/tmp/ofr-rec-{topology}" + (f"-{Path(ovn_prefix).name}" if ovn_prefix
+                                                 else "")
     target = out / topology / "sweep"
     shutil.rmtree(target, ignore_errors=True)
     subprocess.run([*OFRACE, "lab", "down", "--dir", lab_dir], capture_output=True)
-    subprocess.run([*OFRACE, "lab", "up", "--topology", topology, "--dir", lab_dir],
+    subprocess.run([*OFRACE, "lab", "up", "--topology", topology, "--dir", lab_dir,
+                    *(["--ovn", ovn_prefix] if ovn_prefix else [])],
                    check=True, capture_output=True)
     started = time.monotonic()
     try:
@@ -105,6 +109,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("topologies", nargs="*", default=["basic", "kind", "acl", "openstack"])
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures")
+    parser.add_argument("--ovn", metavar="PREFIX",
+                        help="record on a source build of OVN (lab up --ovn); with "
+                             "--out tests/fixtures/versions/<release>")
     parser.add_argument("--report", action="store_true",
                         help="print the tables of the recordings instead of recording")
     args = parser.parse_args()
@@ -114,7 +121,7 @@ def main() -> int:
         generator_table(args.topologies)
         return 0
     for topology in args.topologies:
-        live = record(topology, args.out)
+        live = record(topology, args.out, args.ovn)
         sent = sum(c["sent"] for c in live["classes"].values())
         equal = sum(c["equal"] for c in live["classes"].values())
         unexplained = sum(m["gap"] == "unexplained" for m in live["mismatches"])

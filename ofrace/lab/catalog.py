@@ -77,7 +77,21 @@ def _based_on(base: str, data: dict, origin: str) -> dict:
     merged = _parse(resource.read_text(), base)
     if "based_on" in merged:
         raise LabError(f"topology {origin}: its base {base} is itself based on another")
+    every = data.pop("every_chassis", None)
     merged.update(data)
+    if every is not None:
+        merged["chassis"] = [_merge_chassis(c, every, origin) for c in merged.get("chassis", [])]
+    return merged
+
+
+def _merge_chassis(chassis: dict, every: dict, origin: str) -> dict:
+    """A variant's ``[every_chassis]``: tables merged into each base chassis' own
+    (``ovs_external_ids`` to switch an ovn-controller option on everywhere)."""
+    if not isinstance(every, dict) or not all(isinstance(v, dict) for v in every.values()):
+        raise LabError(f"topology {origin}: every_chassis must hold tables only")
+    merged = dict(chassis)
+    for key, table in every.items():
+        merged[key] = {**chassis.get(key, {}), **table}
     return merged
 
 
