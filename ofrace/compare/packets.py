@@ -211,6 +211,11 @@ def tunnel_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint])
     tunnels = [i for i in chassis.interfaces
                if i.bridge == chassis.integration_bridge and i.type == "geneve"]
     pbs = {pb["logical_port"]: pb for pb in sb.get("Port_Binding", [])}
+    # a flow-based tunnel (remote_ip=flow, OVN 26.03) carries every peer: the source
+    # address is the one of the chassis the sending port is bound to
+    encap_ip = {row["chassis_name"]: row["ip"] for row in sb.get("Encap", [])
+                if row.get("type") == "geneve"}
+    chassis_name = {row["_uuid"]: row["name"] for row in sb.get("Chassis", [])}
     for tunnel in tunnels:
         for dst in points:
             pb = pbs.get(dst.name)
@@ -218,25 +223,39 @@ def tunnel_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint])
                 continue
             remote = [p for p in points if p.datapath == dst.datapath and p.name != dst.name
                       and p.name not in local and p.ip4]
+            peer = tunnel.options.get("remote_ip")
+            if peer == "flow":
+                remote = [p for p in remote
+                          if encap_ip.get(chassis_name.get(_bound_to(pbs.get(p.name)), ""))]
             for src in remote[:2]:
                 inner = _ip4(src.mac, dst.mac, src.ip4[0], dst.ip4[0], "tcp")
+                src_ip = (peer if peer != "flow" else
+                          encap_ip[chassis_name[_bound_to(pbs[src.name])]])
                 out.append(TestPacket(chassis.integration_bridge, {
                     "in_port": tunnel.ofport, "tun_id": dp_key[dst.datapath],
-                    "tun_src": int(ipaddress.IPv4Address(tunnel.options.get("remote_ip"))),
+                    "tun_src": int(ipaddress.IPv4Address(src_ip)),
                     "tun_dst": int(ipaddress.IPv4Address(chassis.encap_ips[0])),
                     option: (src.tunnel_key << 16) | pb["tunnel_key"], **inner},
                     f"tunnel {tunnel.name}: {src.name} -> {dst.name}"))
             # and a flooded (broadcast) packet from a remote port
             if remote:
                 src = remote[0]
+                src_ip = (peer if peer != "flow" else
+                          encap_ip[chassis_name[_bound_to(pbs[src.name])]])
                 out.append(TestPacket(chassis.integration_bridge, {
                     "in_port": tunnel.ofport, "tun_id": dp_key[dst.datapath],
-                    "tun_src": int(ipaddress.IPv4Address(tunnel.options.get("remote_ip"))),
+                    "tun_src": int(ipaddress.IPv4Address(src_ip)),
                     "tun_dst": int(ipaddress.IPv4Address(chassis.encap_ips[0])),
                     option: (src.tunnel_key << 16) | 0xFFFF,
                     **_arp(src.mac, src.ip4[0], dst.ip4[0])},
                     f"tunnel {tunnel.name}: broadcast from {src.name}"))
     return out
+
+
+def _bound_to(pb: dict | None) -> str:
+    """The Chassis row uuid a Port_Binding is bound to ('' when unbound)."""
+    chassis = (pb or {}).get("chassis")
+    return chassis if isinstance(chassis, str) else ""
 
 
 def _ovn_option_field(chassis: Chassis) -> str:

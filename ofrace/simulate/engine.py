@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import ipaddress
 from dataclasses import dataclass, field
 
 from ofrace.openflow import actions as A
@@ -910,8 +911,12 @@ class ChassisDatapath:
             # may give them other tun_metadataN fields
             "geneve": self.bridges[bridge_name].geneve_options(packet),
         }
-        if outer["remote_ip"] == "flow":
-            outer["remote_ip"] = str(packet.get("tun_dst"))
+        # remote_ip=flow/local_ip=flow (OVN 26.03's flow-based tunnels): the flow's
+        # set_field tun_dst/tun_src names the endpoints (a field value, an integer)
+        for key, v4, v6 in (("remote_ip", "tun_dst", "tun_ipv6_dst"),
+                            ("local_ip", "tun_src", "tun_ipv6_src")):
+            if outer[key] == "flow":
+                outer[key] = _tunnel_endpoint(packet.get(v4), packet.get(v6))
         self._exit(ctx, "tunnel", bridge_name, packet, step,
                    f"output to tunnel {port.name} ({port.type} to {outer['remote_ip']})",
                    port=port, data=outer)
@@ -1112,3 +1117,12 @@ _HANDLERS = {
     A.Bundle: ChassisDatapath._bundle,
     A.Multipath: ChassisDatapath._multipath,
 }
+
+
+def _tunnel_endpoint(v4: int | None, v6: int | None) -> str | None:
+    """A tunnel endpoint a flow set, as the address text ``options:remote_ip`` holds."""
+    if v4:
+        return str(ipaddress.IPv4Address(v4))
+    if v6:
+        return str(ipaddress.IPv6Address(v6))
+    return None
