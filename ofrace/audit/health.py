@@ -10,6 +10,8 @@ between the node and the SB, and ovn-controller lagging behind northd's
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 
 from ofrace.audit.logical import LocalDatapaths
@@ -108,6 +110,9 @@ class HealthAuditor:
                    if i.bridge == ch.integration_bridge
                    and i.type in self.names.facts(ch.name).encaps]
         remote_ips = {i.options.get("remote_ip") for i in tunnels}
+        if "flow" in remote_ips:
+            # OVN 26.03 flow-based tunnels: one port, the peer set by each flow
+            remote_ips |= _flow_tunnel_destinations(ch)
         encaps: dict[str, list[str]] = {}
         for encap in self.names.rows("Encap"):
             encaps.setdefault(encap["chassis_name"], []).append(encap["ip"])
@@ -144,3 +149,27 @@ class HealthAuditor:
         return [HealthProblem(ch.name, "sync", f"ovn-controller is behind: it reached nb_cfg "
                               f"{reached}, northd is at {target} (is it running and "
                               "connected?)")]
+
+
+# dump-flows writes the action as set_field (OpenFlow 1.5) or load (1.0)
+_TUN_DST = re.compile(r"set_field:([0-9a-fA-F.:]+)->tun_(?:ipv6_)?dst\b"
+                      r"|load:(0x[0-9a-fA-F]+)->NXM_NX_TUN_IPV(4|6)_DST\[\]")
+
+
+def _flow_tunnel_destinations(ch: Chassis) -> set[str]:
+    """The tunnel endpoints br-int's flows send to through a ``remote_ip=flow`` port
+    (controller/physical.c sets ``tun_dst`` in each flow that leaves for a chassis)."""
+    bridge = ch.bridges.get(ch.integration_bridge)
+    if bridge is None:
+        return set()
+    found = set()
+    for line in bridge.flows:
+        if "TUN_IPV" not in line and "tun_" not in line:
+            continue
+        for m in _TUN_DST.finditer(line):
+            if m.group(1):
+                found.add(m.group(1))
+            else:
+                found.add(str(ipaddress.ip_address(int(m.group(2), 16)) if m.group(3) == "4"
+                              else ipaddress.IPv6Address(int(m.group(2), 16))))
+    return found
