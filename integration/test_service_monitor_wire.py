@@ -196,6 +196,9 @@ def test_real_probe_equals_ofraces_probe(probes, backends):
             {k: want.get(k, 0) for k in PROBE_FIELDS}, monitor.name
         # the random ones are real values, not what ofrace shows
         assert seen["tp_src"] >= 1024 and set(RANDOM) <= set(seen)
+        # IP id 0 and DF: not fields ofrace states (OpenFlow matches neither), what
+        # pinctrl_compose_ipv4 writes (docs/ovs-xlate-semantics.md §8)
+        assert frames[monitor.logical_port][ETH + 4:ETH + 8] == b"\x00\x00\x40\x00"
     # the probes appeared at the backends' VIFs and at no other capture point
     assert sorted((c.chassis, c.port) for c in meanwhile) == sorted(predicted_points)
     assert sorted(predicted_points) == sorted(backends.values())
