@@ -75,9 +75,9 @@ def _ovsdb(value):
     return value
 
 
-def _rows(lab, table: str, *columns: str) -> list[dict]:
-    doc = json.loads(lab.nbctl("--format=json", f"--columns={','.join(columns)}", "list",
-                               table))
+def _rows(lab, table: str, *columns: str, sb: bool = False) -> list[dict]:
+    ctl = lab.sbctl if sb else lab.nbctl
+    doc = json.loads(ctl("--format=json", f"--columns={','.join(columns)}", "list", table))
     return [dict(zip(doc["headings"], (_ovsdb(c) for c in row), strict=True))
             for row in doc["data"]]
 
@@ -95,7 +95,7 @@ def cloud(lab_slot):
 def gateway(cloud):
     """The router port with gateway chassis (from the NB), given ``gateway_mtu`` (and IPv6)
     for the module; the NB as it was afterwards."""
-    ports = _rows(cloud, "Logical_Router_Port", "_uuid", "name", "gateway_chassis",
+    ports = _rows(cloud, "Logical_Router_Port", "_uuid", "name", "mac", "gateway_chassis",
                   "networks", "options")
     (gw,) = [p for p in ports if p["gateway_chassis"]]
     (router,) = [r["name"] for r in _rows(cloud, "Logical_Router", "name", "ports")
@@ -110,7 +110,8 @@ def gateway(cloud):
         cloud.nbctl("lr-route-add", router, "::/0", NEXT_HOP6)
         cloud.nbctl("--wait=hv", "static-mac-binding-add", gw["name"], NEXT_HOP6,
                     NEXT_HOP6_MAC)
-        yield gw["name"]
+        yield {"name": gw["name"], "router": router, "mac": _mac(gw["mac"]),
+               "ip4": str(ipaddress.ip_interface(networks[0]).ip)}
     finally:
         cloud.nbctl("--if-exists", "static-mac-binding-del", gw["name"], NEXT_HOP6,
                     check=False)
@@ -136,38 +137,52 @@ def _vm(topology, port_name: str):
     return port, rp
 
 
+def _vif(port) -> tuple:
+    return port.vif.chassis, "br-int", port.vif.iface, port.vif.ofport
+
+
 def _mac(text: str) -> int:
     return int(text.replace(":", ""), 16)
 
 
 # -- one packet, predicted and sent ---------------------------------------------------------
 
-class Sent:
-    """A packet sent from a VM: ofrace's trace of it and what every VIF and uplink sent."""
+def echo(src_mac: int, dst_mac: int, src: str, dst: str) -> dict:
+    """An ICMP / ICMPv6 echo request's headers."""
+    a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    v6 = a.version == 6
+    return {"dl_src": src_mac, "dl_dst": dst_mac, "dl_type": 0x86DD if v6 else 0x0800,
+            ("ipv6_src" if v6 else "nw_src"): int(a), ("ipv6_dst" if v6 else "nw_dst"): int(b),
+            "nw_proto": 58 if v6 else 1, "nw_ttl": 64, "tp_src": 128 if v6 else 8,
+            "tp_dst": 0}
 
-    def __init__(self, lab, vm, rp, v6: bool, ip_length: int, icmp_id: int):
-        mac, *ips = vm.addresses[0].split()
-        src = next(ipaddress.ip_address(i) for i in ips
-                   if ipaddress.ip_address(i).version == (6 if v6 else 4))
-        dst = ipaddress.ip_address(OUTSIDE6 if v6 else OUTSIDE4)
-        self.payload = ip_length - (40 if v6 else 20) - 8
-        self.packet = {"dl_src": _mac(mac), "dl_dst": _mac(rp.mac),
-                       "dl_type": 0x86DD if v6 else 0x0800,
-                       ("ipv6_src" if v6 else "nw_src"): int(src),
-                       ("ipv6_dst" if v6 else "nw_dst"): int(dst),
-                       "nw_proto": 58 if v6 else 1, "nw_ttl": 64,
-                       "tp_src": 128 if v6 else 8, "tp_dst": 0}
-        self.icmp_id, self.v6, self.vm = icmp_id, v6, vm
+
+def vm_echo(vm, rp, v6: bool) -> dict:
+    """From ``vm`` through its router port ``rp`` to an outside address."""
+    mac, *ips = vm.addresses[0].split()
+    src = next(i for i in ips if ipaddress.ip_address(i).version == (6 if v6 else 4))
+    return echo(_mac(mac), _mac(rp.mac), src, OUTSIDE6 if v6 else OUTSIDE4)
+
+
+class Sent:
+    """A packet sent where ``entry`` (chassis, bridge, interface, ofport) is: ofrace's
+    trace of it and what every VIF and uplink sent."""
+
+    def __init__(self, lab, entry: tuple, packet: dict, ip_length: int, icmp_id: int):
+        chassis, bridge, iface, ofport = entry
+        self.v6 = packet["dl_type"] == 0x86DD
+        self.payload = ip_length - (40 if self.v6 else 20) - 8
+        self.packet, self.icmp_id = packet, icmp_id
         flush_conntrack(lab)
         snapshot = collect_cluster(lab_inventory(lab))
         self.snapshot = snapshot
         self.trace = ClusterTracer(snapshot).trace(TraceStart(
-            vm.vif.chassis, "br-int", {"in_port": vm.vif.ofport, **self.packet},
+            chassis, bridge, {"in_port": ofport, **packet},
             f"{ip_length}-byte echo request", payload_length=self.payload))
         captures = Captures(snapshot)
         self.points = captures.seen_at
-        lab.run_on(vm.vif.chassis, ["ovs-appctl", "netdev-dummy/receive", vm.vif.iface,
-                                    self.frame().hex()])
+        lab.run_on(chassis, ["ovs-appctl", "netdev-dummy/receive", iface,
+                             self.frame().hex()])
         # until one frame came (the error or the forwarded packet) and the points were
         # quiet after it, or the deadline
         self.wire = []
@@ -237,7 +252,7 @@ FAMILIES = [pytest.param(False, "vm-b-port", id="ipv4-snat"),
 def test_packet_over_the_gateway_mtu_is_answered_as_predicted(cloud, gateway, topology,
                                                               v6, vm_name):
     vm, rp = _vm(topology, vm_name)
-    sent = Sent(cloud, vm, rp, v6, MTU + 1, 0x6601 + v6)
+    sent = Sent(cloud, _vif(vm), vm_echo(vm, rp, v6), MTU + 1, 0x6601 + v6)
     predicted, wire = sent.where()
     assert wire == [(vm.vif.chassis, vm.vif.iface)], wire     # only the error, back
     assert predicted == wire
@@ -274,7 +289,7 @@ def test_packet_of_the_gateway_mtu_is_forwarded(cloud, gateway, topology, v6, vm
     """Negative control: one byte less (the IP length equal to the MTU) goes out of the
     gateway's uplink, as ofrace predicts; nothing comes back to the VM."""
     vm, rp = _vm(topology, vm_name)
-    sent = Sent(cloud, vm, rp, v6, MTU, 0x6611 + v6)
+    sent = Sent(cloud, _vif(vm), vm_echo(vm, rp, v6), MTU, 0x6611 + v6)
     predicted, wire = sent.where()
     assert len(wire) == 1 and wire[0][1] != vm.vif.iface, wire
     assert predicted == wire
@@ -289,6 +304,55 @@ def test_packet_of_the_gateway_mtu_is_forwarded(cloud, gateway, topology, v6, vm
     assert seen[dst] == sent.packet[dst]
     # SNAT for IPv4 (vm-b has no floating IP), none for IPv6
     assert (seen[src] == sent.packet[src]) == v6
+
+
+def _outside(lab, gateway) -> tuple[tuple, int, str]:
+    """The uplink of the chassis that holds the gateway port now (its cr-port's binding in
+    the SB), and the outside host the warm-up announced: the default route's next hop, as
+    the router learned it (MAC, IP)."""
+    (route,) = [r for r in _rows(lab, "Logical_Router_Static_Route", "ip_prefix", "nexthop")
+                if r["ip_prefix"] == "0.0.0.0/0"]
+    (binding,) = [b for b in _rows(lab, "MAC_Binding", "ip", "mac", "logical_port", sb=True)
+                  if b["ip"] == route["nexthop"] and b["logical_port"] == gateway["name"]]
+    (cr,) = [b for b in _rows(lab, "Port_Binding", "logical_port", "chassis", sb=True)
+             if b["logical_port"] == f"cr-{gateway['name']}"]
+    (chassis,) = [c["hostname"] for c in _rows(lab, "Chassis", "_uuid", "hostname", sb=True)
+                  if c["_uuid"] == cr["chassis"]]
+    spec = next(c for c in lab.state["chassis"] if c["name"] == chassis)
+    (bridge, iface), = spec["uplinks"].items()
+    ofport = int(lab.run_on(chassis, ["ovs-vsctl", "get", "Interface", iface,
+                                      "ofport"]).stdout)
+    return (chassis, bridge, iface, ofport), _mac(binding["mac"]), route["nexthop"]
+
+
+@pytest.mark.parametrize("ip_length, answered", [(MTU + 1, True), (MTU, False)],
+                         ids=["over", "equal"])
+def test_packet_from_outside_to_the_gateway_is_checked_too(cloud, gateway, ip_length,
+                                                           answered):
+    """The other direction (northd's S_ROUTER_IN_IP_INPUT flows, inport the gateway port):
+    the outside host's echo to the gateway port's own address one byte over the MTU is
+    answered with needs-frag out of the active gateway's uplink; one of exactly the MTU
+    gets the router's echo reply there instead (the negative control)."""
+    entry, outside_mac, outside_ip = _outside(cloud, gateway)
+    sent = Sent(cloud, entry, echo(outside_mac, gateway["mac"], outside_ip, gateway["ip4"]),
+                ip_length, 0x6621 + answered)
+    predicted, wire = sent.where()
+    assert wire == [(entry[0], entry[2])], wire
+    assert predicted == wire
+    (verdict,) = sent.predicted()
+    (capture,) = sent.wire
+    seen = decode(capture.frame)
+    fields = (*ERROR_FIELDS, "nw_src", "nw_dst")
+    assert {k: seen.get(k) for k in fields} == {k: verdict.packet.get(k) for k in fields}
+    assert (seen["nw_src"], seen["nw_dst"]) == (sent.packet["nw_dst"], sent.packet["nw_src"])
+    assert (seen["tp_src"], seen["tp_dst"], seen.get("icmp_frag_mtu")) == \
+        ((3, 4, MTU) if answered else (0, 0, None))
+    if answered:
+        quoted = _quoted(capture.frame, False)
+        inner = verdict.packet["icmp_inner"]
+        assert {k: quoted[k] for k in inner} == inner
+        assert (quoted["icmp_id"], quoted["ip_length"], quoted["df"]) == \
+            (sent.icmp_id, MTU + 1, True)
 
 
 def test_generated_oversized_conversation_agrees_with_the_wire(cloud, gateway):
