@@ -27,7 +27,7 @@ from ofrace.compare.sweep import Expectation
 from ofrace.compare.verify import is_noise
 from ofrace.lab.verify import Captures, lab_inventory
 from ofrace.lab.wire import read_pcap
-from ofrace.openflow.frames import decode, encode
+from ofrace.openflow.frames import decode, encode, internet_checksum
 from ofrace.ovn import service_monitor
 from ofrace.trace.cluster import ClusterTracer
 from ofrace.trace.health_probe import probe_start
@@ -274,3 +274,96 @@ def test_backend_reply_is_consumed_by_ovn_controller(cloud, probes, backends):
 def _name(probe: dict) -> str:
     ip = ".".join(str(b) for b in probe["nw_dst"].to_bytes(4, "big"))
     return f"{ip}:{probe['tp_dst']}"
+
+
+# -- UDP health checks ----------------------------------------------------------------------
+
+@pytest.fixture
+def udp_probes(cloud, backends):
+    """The load balancer made UDP for the test (northd writes UDP Service_Monitor rows,
+    pinctrl starts them and probes at once); TCP again afterwards, its probes awaited."""
+    lbs = _rows(cloud.nbctl("--format=json", "--columns=name,protocol,health_check", "list",
+                            "Load_Balancer"))
+    (lb,) = [lb for lb in lbs if lb["health_check"]]
+    pcaps = {port: cloud.layout.pcap(ch, iface, "tx") for port, (ch, iface) in
+             backends.items()}
+
+    def switch(protocol: str) -> dict:
+        offsets = {port: read_pcap(path, 0, raw=True)[1] for port, path in pcaps.items()}
+        cloud.nbctl("--wait=hv", "set", "Load_Balancer", lb["name"], f"protocol={protocol}")
+
+        def probes():
+            got = {port: [f for f in read_pcap(path, offsets[port], raw=True)[0]
+                          if decode(f).get("nw_proto") == (17 if protocol == "udp" else 6)]
+                   for port, path in pcaps.items()}
+            return {port: frames[0] for port, frames in got.items()} \
+                if all(got.values()) else None
+        return _wait(probes, f"{protocol} probe on every backend's VIF")
+
+    captures = Captures(collect_cluster(lab_inventory(cloud)))
+    try:
+        frames = switch("udp")
+        meanwhile = [c for c in captures.settle(Expectation(frames=len(frames)))
+                     if not c.underlay and not lab_made(c.frame)]
+        yield frames, meanwhile, collect_cluster(lab_inventory(cloud))
+    finally:
+        switch(lb["protocol"] or "tcp")
+
+
+def _port_unreachable(probe_frame: bytes) -> bytes:
+    """The backend's ICMP port unreachable for a UDP probe, quoting its IP header, UDP
+    header and 8 bytes (the 36 bytes pinctrl_handle_svc_check insists on)."""
+    probe = decode(probe_frame)
+    icmp = bytearray(struct.pack("!BBHI", 3, 3, 0, 0) + probe_frame[ETH:ETH + 36])
+    icmp[2:4] = struct.pack("!H", internet_checksum(bytes(icmp)))
+    ip = bytearray(struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(icmp), 0, 0, 64, 1, 0)
+                   + probe["nw_dst"].to_bytes(4, "big") + probe["nw_src"].to_bytes(4, "big"))
+    ip[10:12] = struct.pack("!H", internet_checksum(bytes(ip)))
+    return probe_frame[6:12] + probe_frame[0:6] + b"\x08\x00" + bytes(ip) + bytes(icmp)
+
+
+def test_udp_probe_and_its_port_unreachable(cloud, backends, udp_probes):
+    """A UDP probe (8 zero bytes, no checksum over IPv4; only its source port is random)
+    equals ofrace's; the backend's port unreachables are consumed by ovn-controller (no
+    capture point sees them) and, failure_count of them, turn the SB row offline."""
+    frames, meanwhile, snapshot = udp_probes
+    tracer = ClusterTracer(snapshot)
+    monitors = service_monitor.monitors(snapshot.southbound.tables,
+                                        snapshot.northbound.tables)
+    assert {m.protocol for m in monitors} == {"udp"}
+    points = []
+    fields = [f for f in PROBE_FIELDS if not f.startswith("tcp_")]
+    for monitor in monitors:
+        start = probe_start(tracer, monitor.name)
+        (verdict,) = tracer.trace(start).all_verdicts()
+        points.append((verdict.chassis, verdict.port))
+        frame = frames[monitor.logical_port]
+        seen = _frame_fields(frame)
+        want = {**verdict.packet, "payload_len": start.payload_length}
+        assert {k: seen.get(k, 0) for k in fields} == {k: want.get(k, 0) for k in fields}
+        udp = frame[ETH + 20:ETH + 36]
+        assert udp[6:8] == b"\0\0" and udp[8:] == bytes(8)      # no checksum, zero payload
+    assert sorted((c.chassis, c.port) for c in meanwhile) == sorted(points)
+
+    port = sorted(frames)[0]
+    chassis, iface = backends[port]
+    probe = decode(frames[port])
+    row = next(r for r in sb_monitors(cloud) if r["logical_port"] == port)
+    assert row["status"] != "offline"
+    start = tracer.locate(port)
+    start.packet.update(dl_src=probe["dl_dst"], dl_dst=probe["dl_src"], dl_type=0x0800,
+                        nw_src=probe["nw_dst"], nw_dst=probe["nw_src"], nw_proto=1,
+                        nw_ttl=64, tp_src=3, tp_dst=3,
+                        icmp_inner={k: probe[k] for k in ("nw_src", "nw_dst", "nw_proto",
+                                                          "tp_src", "tp_dst")})
+    assert [v.text for v in tracer.trace(start).all_verdicts()] == [
+        f"consumed by ovn-controller on {chassis}: service monitor reply for "
+        f"{_name(probe)} (udp, {port}): port unreachable, a failure"]
+    for _ in range(int(row["options"].get("failure_count", 1))):
+        captures = Captures(snapshot)
+        cloud.run_on(chassis, ["ovs-appctl", "netdev-dummy/receive", iface,
+                               _port_unreachable(frames[port]).hex()])
+        assert [c for c in captures.settle(Expectation(controller=True))
+                if not c.underlay and not lab_made(c.frame)] == []
+    _wait(lambda: next(r["status"] for r in sb_monitors(cloud)
+                       if r["logical_port"] == port) == "offline", "offline status in the SB")

@@ -84,3 +84,19 @@ def test_syn_ack_is_answered_with_a_rst_ack_to_the_backend(snapshot):
                          "nw_ttl": 64, "tp_src": 80, "tp_dst": 42280, "tcp_flags": 0x02})
     texts = [v.text for v in tracer.trace(start).all_verdicts()]
     assert len(texts) == 1 and texts[0].endswith("neither SYN-ACK nor RST, ignored")
+
+
+def test_port_unreachable_is_keyed_by_its_own_source_address():
+    """pinctrl_handle_svc_check looks a UDP monitor up by the ICMP packet's source address
+    (as the wire showed: the backend's own unreachable turned its row offline)."""
+    monitor = service_monitor.Monitor("10.0.0.11", 80, "udp", BACKEND_PORT,
+                                      "0a:00:00:00:fe:fe", "10.0.0.3", True)
+    quoted = {"nw_src": 0x0A000003, "nw_dst": 0x0A00000B, "nw_proto": 17, "tp_src": 65098,
+              "tp_dst": 80}
+    unreachable = {"dl_type": 0x0800, "nw_proto": 1, "tp_src": 3, "tp_dst": 3,
+                   "nw_src": 0x0A00000B, "nw_dst": 0x0A000003, "icmp_inner": quoted}
+    assert service_monitor.replied([monitor], unreachable) is monitor
+    # negative controls: the same error from another host; another port quoted
+    assert service_monitor.replied([monitor], {**unreachable, "nw_src": 0x0A000001}) is None
+    assert service_monitor.replied([monitor], {**unreachable, "icmp_inner": {
+        **quoted, "tp_dst": 81}}) is None

@@ -142,17 +142,19 @@ def reset_after_syn_ack(probe_packet: dict, reply: dict) -> dict:
 
 def replied(monitor_list: list[Monitor], packet: dict) -> Monitor | None:
     """The monitor a reply that met handle_svc_check answers: a TCP segment from the
-    backend's address and port, or an ICMP port unreachable quoting a UDP probe."""
+    backend's address and port, or an ICMP port unreachable from the backend's address
+    quoting a UDP probe to its port.  pinctrl keys both by the reply's own source address
+    (``ip_flow->nw_src`` / ``ipv6_src``), so an unreachable that some other host sent
+    about the probe finds no monitor.  (pinctrl also wants the quoted source port to be
+    the probe's random one: not in the snapshot.)"""
     proto = packet.get("nw_proto")
     v4 = packet.get("dl_type") == 0x0800
+    source = packet.get("nw_src" if v4 else "ipv6_src")
     if proto == 6:
-        source = packet.get("nw_src" if v4 else "ipv6_src")
         port, protocol = packet.get("tp_src"), "tcp"
     elif proto in (1, 58) and (packet.get("tp_src"), packet.get("tp_dst")) == \
             ((3, 3) if v4 else (1, 4)):
-        inner = packet.get("icmp_inner") or {}
-        source = inner.get("nw_dst" if v4 else "ipv6_dst")
-        port, protocol = inner.get("tp_dst"), "udp"
+        port, protocol = (packet.get("icmp_inner") or {}).get("tp_dst"), "udp"
     else:
         return None
     for monitor in monitor_list:
