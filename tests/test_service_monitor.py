@@ -23,12 +23,12 @@ def tracer():
     return ClusterTracer(Snapshot.load(SNAPSHOT))
 
 
-def _reply(tracer, source_port: int, dl_dst: int = SVC_MAC):
+def _reply(tracer, source_port: int, dl_dst: int = SVC_MAC, flags: int = 0x12):
     start = tracer.locate(BACKEND_PORT)
     start.packet.update({"dl_src": 0xFA163E3C0011, "dl_dst": dl_dst, "dl_type": 0x0800,
                          "nw_src": 0x0A00000B, "nw_dst": 0x0A000003, "nw_proto": 6,
                          "nw_ttl": 64, "tp_src": source_port,
-                         "tp_dst": service_monitor.PROBE_SOURCE_PORT, "tcp_flags": 0x12})
+                         "tp_dst": service_monitor.PROBE_SOURCE_PORT, "tcp_flags": flags})
     return [v.text for v in tracer.trace(start).all_verdicts()]
 
 
@@ -40,9 +40,19 @@ def test_monitors_are_northds_rows_when_the_snapshot_has_none(tracer):
 
 
 def test_syn_ack_to_the_monitor_mac_is_consumed_as_a_service_monitor_reply(tracer):
+    """Consumed; pinctrl's RST-ACK to the backend (seen on the lab's wire:
+    integration/test_service_monitor_wire.py) is traced as a hop that may happen."""
     assert _reply(tracer, 80) == [
         f"consumed by ovn-controller on compute-0: service monitor reply for 10.0.0.11:80 "
-        f"(tcp, {BACKEND_PORT})"]
+        f"(tcp, {BACKEND_PORT}): SYN-ACK, the backend is online if it acknowledges the "
+        "probe (then its RST-ACK is traced from here)",
+        f"delivered to {BACKEND_PORT} on compute-0"]
+
+
+def test_rst_to_the_monitor_mac_is_a_failure_and_nothing_is_sent(tracer):
+    assert _reply(tracer, 80, flags=0x14) == [
+        f"consumed by ovn-controller on compute-0: service monitor reply for 10.0.0.11:80 "
+        f"(tcp, {BACKEND_PORT}): RST, a failure"]
 
 
 def test_a_reply_from_a_port_no_monitor_checks_is_not_a_service_monitor_reply(tracer):

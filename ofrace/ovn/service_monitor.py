@@ -3,8 +3,9 @@
 northd makes one SB Service_Monitor row per backend of a load balancer that has a
 health check and an ``ip_port_mappings`` entry for it (northd.c ``ovn_lb_svc_create``:
 ip and port of the backend, protocol, logical_port and src_ip from the mapping, src_mac
-NB_Global options:svc_monitor_mac).  A snapshot recorded without the Service_Monitor
-table gets the rows northd would write, from the NB.
+NB_Global options:svc_monitor_mac).  The SB rows are what ovn-controller reads, so they
+win whenever the snapshot recorded the table (even empty: then northd wrote none); only
+a snapshot recorded without it gets the rows northd would write, from the NB.
 
 The ovn-controller of the chassis the backend's port is bound to sends the probes
 (controller/pinctrl.c ``sync_svc_monitors``, ``svc_monitor_send_tcp_health_check__`` /
@@ -12,9 +13,14 @@ The ovn-controller of the chassis the backend's port is bound to sends the probe
 datagram, TTL 63, from src_mac/src_ip to the MAC of the port's address that is the
 backend's; its packet-out loads the datapath, the outport and MLF_LOCAL_ONLY and
 resubmits to OFTABLE_LOCAL_OUTPUT.  The source port is random in pinctrl
-(``get_random_src_port``); ofrace uses ``PROBE_SOURCE_PORT``.  A reply that meets
+(``get_random_src_port``), and so is a TCP probe's sequence number (``random_uint32``);
+ofrace uses ``PROBE_SOURCE_PORT`` and sequence 0.  A reply that meets
 ``handle_svc_check`` is consumed (``pinctrl_handle_svc_check``: TCP keyed by the
 reply's source address and port, UDP by an ICMP port unreachable quoting the probe).
+A SYN-ACK that acknowledges the probe (to its source port, ack = seq + 1) marks the
+backend online and is answered with a RST-ACK to the backend, sent like a probe
+(``pinctrl_handle_tcp_svc_check``: seq = the reply's ack + 1, ack = the reply's seq + 1);
+a RST counts a failure and nothing is sent.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from ofrace.openflow.actions import FieldRef, Resubmit, SetField
 from ofrace.openflow.fields import SPECIAL_PORTS
 
 PROBE_SOURCE_PORT = 49152
+SEQ_MASK = 0xFFFFFFFF
+TCP_SYN_ACK, TCP_RST, TCP_RST_ACK = 0x012, 0x004, 0x014
 PROBE_TTL = 63
 TCP_WINDOW = 65160
 MLF_LOCAL_ONLY_BIT = 4          # include/ovn/logical-fields.h, 22.03 … 26.03
@@ -52,9 +60,10 @@ class Monitor:
 
 
 def monitors(sb: dict, nb: dict) -> list[Monitor]:
-    """The Service_Monitor rows, or, when the snapshot has none, northd's from the NB."""
-    rows = sb.get("Service_Monitor") or []
-    if rows:
+    """The Service_Monitor rows, or, when the snapshot did not record that table, northd's
+    from the NB."""
+    if "Service_Monitor" in sb:
+        rows = sb["Service_Monitor"] or []
         return [Monitor(r["ip"], int(r["port"]), r.get("protocol") or "tcp",
                         r["logical_port"], r["src_mac"], r["src_ip"], True) for r in rows]
     mac = next(iter((g.get("options") or {}).get("svc_monitor_mac", "")
@@ -121,19 +130,31 @@ def probe(monitor: Monitor, datapath_key: int, port_key: int, mac: int,
     return packet, actions
 
 
+def reset_after_syn_ack(probe_packet: dict, reply: dict) -> dict:
+    """The RST-ACK pinctrl sends the backend for a SYN-ACK that acknowledges its probe
+    (``pinctrl_handle_tcp_svc_check`` → ``svc_monitor_send_tcp_health_check__``): the
+    probe's headers, from the port the reply was sent to, seq the reply's ack + 1, ack
+    the reply's seq + 1 (``tcp_seq``/``tcp_ack``: ofrace.openflow.frames.WIRE_KEYS)."""
+    return {**probe_packet, "tp_src": reply.get("tp_dst", PROBE_SOURCE_PORT),
+            "tcp_flags": TCP_RST_ACK, "tcp_seq": (reply.get("tcp_ack", 0) + 1) & SEQ_MASK,
+            "tcp_ack": (reply.get("tcp_seq", 0) + 1) & SEQ_MASK}
+
+
 def replied(monitor_list: list[Monitor], packet: dict) -> Monitor | None:
     """The monitor a reply that met handle_svc_check answers: a TCP segment from the
-    backend's address and port, or an ICMP port unreachable quoting a UDP probe."""
+    backend's address and port, or an ICMP port unreachable from the backend's address
+    quoting a UDP probe to its port.  pinctrl keys both by the reply's own source address
+    (``ip_flow->nw_src`` / ``ipv6_src``), so an unreachable that some other host sent
+    about the probe finds no monitor.  (pinctrl also wants the quoted source port to be
+    the probe's random one: not in the snapshot.)"""
     proto = packet.get("nw_proto")
     v4 = packet.get("dl_type") == 0x0800
+    source = packet.get("nw_src" if v4 else "ipv6_src")
     if proto == 6:
-        source = packet.get("nw_src" if v4 else "ipv6_src")
         port, protocol = packet.get("tp_src"), "tcp"
     elif proto in (1, 58) and (packet.get("tp_src"), packet.get("tp_dst")) == \
             ((3, 3) if v4 else (1, 4)):
-        inner = packet.get("icmp_inner") or {}
-        source = inner.get("nw_dst" if v4 else "ipv6_dst")
-        port, protocol = inner.get("tp_dst"), "udp"
+        port, protocol = (packet.get("icmp_inner") or {}).get("tp_dst"), "udp"
     else:
         return None
     for monitor in monitor_list:

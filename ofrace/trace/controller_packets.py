@@ -139,7 +139,10 @@ def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
 
 def _service_monitor_reply(tracer, packet: dict, chassis: str) -> Answer:
     """A reply to a health-check probe: pinctrl consumes it and updates the monitor's
-    status (``pinctrl_handle_svc_check``); nothing is sent on."""
+    status (``pinctrl_handle_svc_check``).  A SYN-ACK that acknowledges the probe is
+    answered with a RST-ACK to the backend (``pinctrl_handle_tcp_svc_check``), traced as
+    a hop that may or may not happen: whether the reply's destination port and ack match
+    the probe's random source port and sequence number is not in the snapshot."""
     # keyed like pinctrl_find_svc_monitor: the datapath and the logical inport too
     inport = packet.get(tracer.facts(chassis).register("inport"))
     candidates = [m for m in service_monitor.monitors(tracer.names.sb, tracer.names.nb)
@@ -148,8 +151,34 @@ def _service_monitor_reply(tracer, packet: dict, chassis: str) -> Answer:
     if monitor is None:
         return Answer(f"consumed by ovn-controller on {chassis}: handle_svc_check finds no "
                       "service monitor for this packet (pinctrl warns and drops it)", [])
-    return Answer(f"consumed by ovn-controller on {chassis}: service monitor reply for "
-                  f"{monitor.name} ({monitor.protocol}, {monitor.logical_port})", [])
+    text = (f"consumed by ovn-controller on {chassis}: service monitor reply for "
+            f"{monitor.name} ({monitor.protocol}, {monitor.logical_port})")
+    flags = packet.get("tcp_flags", 0)
+    if monitor.protocol == "udp":
+        return Answer(f"{text}: port unreachable, a failure", [])
+    if flags & service_monitor.TCP_SYN_ACK != service_monitor.TCP_SYN_ACK:
+        return Answer(text + (": RST, a failure" if flags & service_monitor.TCP_RST
+                              else ": neither SYN-ACK nor RST, ignored"), [])
+    reset = _reset_start(tracer, monitor, packet, chassis)
+    return Answer(f"{text}: SYN-ACK, the backend is online if it acknowledges the probe "
+                  "(then its RST-ACK is traced from here)", [reset] if reset else [])
+
+
+def _reset_start(tracer, monitor, reply: dict, chassis: str) -> dict | None:
+    """The RST-ACK's hop: the probe's packet-out with the reset's headers."""
+    pb = tracer.names.ports_by_name.get(monitor.logical_port)
+    mac = service_monitor.backend_mac(pb, monitor.ip) if pb else None
+    if mac is None:
+        return None
+    probe, actions = service_monitor.probe(
+        monitor, tracer.names.datapath_key(pb["datapath"]), pb["tunnel_key"], mac,
+        tracer.facts(chassis))
+    return dict(chassis=chassis, bridge=tracer.chassis(chassis).integration_bridge,
+                packet=service_monitor.reset_after_syn_ack(probe, reply),
+                entry=f"built by ovn-controller on {chassis}: RST-ACK to {monitor.name} "
+                      "after its SYN-ACK, if that acknowledged the probe (the probe's source "
+                      "port and sequence number are random)",
+                actions=actions, answer=True, maybe=True)
 
 
 def _port_keys(tracer, logical_port: str) -> tuple[int | None, int | None]:

@@ -42,7 +42,10 @@ def probe_start(tracer, backend: str) -> TraceStart:
     entry = (f"health-check probe sent by ovn-controller on {where.chassis}: "
              f"{monitor.protocol.upper()} {'SYN ' if monitor.protocol != 'udp' else ''}"
              f"{monitor.src_ip} ({monitor.src_mac}) -> {monitor.name} "
-             f"({format_mac(mac)}, {monitor.logical_port}){how}")
+             f"({format_mac(mac)}, {monitor.logical_port}){how}; pinctrl draws its "
+             f"source port{' and sequence number' if monitor.protocol != 'udp' else ''} "
+             f"at random (shown: {service_monitor.PROBE_SOURCE_PORT}"
+             f"{', 0' if monitor.protocol != 'udp' else ''})")
     return TraceStart(where.chassis, tracer.chassis(where.chassis).integration_bridge,
                       packet, entry, payload_length=0 if monitor.protocol != "udp" else 8,
                       actions=actions)
