@@ -1,154 +1,152 @@
-"""Every OVN release the lab was run on, replayed offline (issue 15).
-
-tests/fixtures/versions/<release>/<topology>/ holds what a lab on a source build of
-that release recorded (scripts/record_fixtures.py and scripts/record_sweeps.py with
-``--ovn PREFIX --out tests/fixtures/versions/<release>``): the collected snapshot,
-ofproto/trace's output for every generated packet, and the real-packet sweep.  Each is
-checked as the Debian release's fixtures are: the engine takes the tables and outputs
-ofproto/trace takes, every real packet equals the wire or falls in a named gap, and the
-audit of a healthy lab is clean.  A fresh machine needs no build to run them.
-"""
+"""OVN's version facts: one table of release deltas, read by the OVN release of each node."""
 
 from __future__ import annotations
 
-import gzip
-import json
-import re
-from functools import cache
-from pathlib import Path
-
 import pytest
 
-from ofrace.audit.cluster import audit_snapshot
-from ofrace.compare.ofproto_trace import (
-    compare_passes,
-    parse_dpif_show,
-    parse_ofproto_trace,
-    simulated_passes,
-)
-from ofrace.compare.recording import replay
-from ofrace.compare.verify import UNEXPLAINED
-from ofrace.openflow.bridge import BridgeIndex
-from ofrace.ovn.versions import facts_for
-from ofrace.simulate.conntrack import ForcedConntrack, parse_ct_state
-from ofrace.simulate.engine import ChassisDatapath, SimulationOptions
-from ofrace.snapshot import Snapshot
+from ofrace.ovn import controller
+from ofrace.ovn.versions import RELEASES, SOURCES, common_flags, facts_for
 
-VERSIONS = Path(__file__).parent / "fixtures" / "versions"
-GAPS = Path(__file__).resolve().parent.parent / "docs" / "gaps.md"
-RECORDED = sorted((p.parent.name, p.name) for p in VERSIONS.glob("*/*")
-                  if (p / "snapshot.ofr").exists())
-SWEEPS = sorted((p.parent.parent.name, p.parent.name) for p in VERSIONS.glob("*/*/sweep"))
+# (ovn-controller --version text, opcodes known, name of opcode 26 or None, flags known)
+# Counted from include/ovn/actions.h and lib/logical-fields.c at each tag.
+RELEASE_TABLE = [
+    ("ovn-controller 22.03.0", 26, None, 5),
+    ("ovn-controller 22.09.1", 27, "activation_strategy_rarp", 5),
+    ("ovn-controller 23.03.1", 27, "activation_strategy_rarp", 5),
+    ("ovn-controller 24.03.2", 28, "activation_strategy_rarp", 8),
+    ("ovn-controller 24.09.0", 30, "activation_strategy_rarp", 8),
+    ("ovn-controller 25.03.0", 30, "activation_strategy_rarp", 11),
+    ("ovn-controller 25.09.0", 30, "activation_strategy", 13),
+    ("ovn-controller 26.03.0", 30, "activation_strategy", 14),
+]
 
 
-def _id(case) -> str:
-    return "-".join(case)
+@pytest.mark.parametrize(("text", "opcodes", "op26", "flags"), RELEASE_TABLE)
+def test_facts_per_release(text, opcodes, op26, flags):
+    facts = facts_for(text)
+    assert facts.note is None
+    assert facts.release == text.split()[1][:5]
+    assert len(facts.opcodes) == opcodes and facts.opcodes.get(26) == op26
+    assert len(facts.flags) == flags
+    assert (facts.register("datapath"), facts.register("inport"), facts.register("outport"),
+            facts.register("flags")) == ("metadata", "reg14", "reg15", "reg10")
+    assert (facts.register("dnat_zone"), facts.register("snat_zone"),
+            facts.register("ct_zone")) == ("reg11", "reg12", "reg13")
+    assert (facts.geneve.opt_class, facts.geneve.opt_type, facts.geneve.length) == \
+        (0x0102, 0x80, 4)
 
 
-@cache
-def _snapshot(release: str, topology: str) -> Snapshot:
-    return Snapshot.load(VERSIONS / release / topology / "snapshot.ofr")
+def test_opcode_numbers_are_read_in_the_nodes_release():
+    """27 is mg_split_buf from 24.03 and split_buf_action from 25.03; unknown before."""
+    userdata = (27).to_bytes(4, "big").hex() + "00" * 4
+    assert controller.decode_userdata(userdata, facts_for("23.03.1")) is None
+    assert controller.decode_userdata(userdata, facts_for("24.03.0")).name == "mg_split_buf"
+    assert controller.decode_userdata(userdata, facts_for("25.03.0")).name == "split_buf_action"
+    log = (7).to_bytes(4, "big").hex() + "00" * 4
+    assert not controller.decode_userdata(log, facts_for("22.03.0")).holds
+    assert controller.decode_userdata("0000", facts_for("22.03.0")) is None  # too short
 
 
-def test_more_than_one_release_is_recorded():
-    assert {release for release, _ in RECORDED} >= {"24.03", "26.03"}
+def test_every_opcode_name_has_an_effect():
+    names = {n for r in RELEASES for n in r.opcodes.values()}
+    assert names <= set(controller.EFFECTS), names - set(controller.EFFECTS)
 
 
-@pytest.mark.parametrize("case", RECORDED, ids=_id)
-def test_the_node_says_its_release_and_ofrace_has_its_facts(case):
-    release, topology = case
-    for chassis in _snapshot(release, topology).chassis.values():
-        assert re.search(rf"\b{re.escape(release)}\.\d+", chassis.ovn_version or "")
-        facts = facts_for(chassis.ovn_version)
-        assert facts.release == release and facts.note is None
+@pytest.mark.parametrize(("text", "release", "says"), [
+    ("ovn-controller 27.03.0", "26.03", "newer"),
+    ("ovn-controller 21.12.1", "22.03", "older"),
+    ("ovn-controller (Open vSwitch) 3.1.0", "26.03", "unknown"),
+    (None, "26.03", "not read"),
+])
+def test_unknown_releases_get_the_nearest_facts_and_a_note(text, release, says):
+    facts = facts_for(text)
+    assert facts.release == release and says in facts.note
 
 
-@pytest.mark.parametrize("case", RECORDED, ids=_id)
-def test_every_recorded_ofproto_trace_agrees(case):
-    release, topology = case
-    snapshot = _snapshot(release, topology)
-    with gzip.open(VERSIONS / release / topology / "traces.json.gz", "rt") as fh:
-        traces = json.load(fh)["traces"]
-    assert len(traces) >= 30
-    indexes: dict = {}
-    failures = []
-    for trace in traces:
-        chassis = snapshot.chassis[trace["chassis"]]
-        if chassis.name not in indexes:
-            indexes[chassis.name] = {n: BridgeIndex(b, chassis.interfaces, chassis.name)
-                                     for n, b in chassis.bridges.items()}
-        conntrack = ForcedConntrack([parse_ct_state(s) for s in trace["ct_next"]])
-        datapath = ChassisDatapath(chassis.name, indexes[chassis.name], conntrack,
-                                   SimulationOptions(learn=False))
-        root, exits = datapath.inject(trace["bridge"], trace["packet"])
-        ours = simulated_passes(root, exits, trace["packet"], parse_dpif_show(chassis.dpif))
-        result = compare_passes(ours, parse_ofproto_trace(trace["output"],
-                                                          set(indexes[chassis.name])))
-        assert result.compared_passes >= 1
-        if not result.agree:
-            failures.append(f"{trace['chassis']} {trace['label']}: {result.divergence}")
-    assert not failures, "\n".join(failures[:5])
+def test_a_release_between_deltas_has_its_predecessors_facts():
+    assert facts_for("23.06.0").opcodes == facts_for("22.09.0").opcodes
+    assert facts_for("23.06.0").release == "23.06"
 
 
-@pytest.mark.parametrize("case", RECORDED, ids=_id)
-def test_the_audit_of_a_healthy_lab_is_clean(case):
-    audit = audit_snapshot(_snapshot(*case))
-    assert audit.clean, [(c.chassis, [m.match for m in c.logical.missing][:3],
-                          [s.why for s in c.logical.stale][:3], c.health[:3])
-                         for c in audit.chassis]
-    assert all(c.logical.count("installed") > 50 for c in audit.chassis)
+def test_the_deltas_are_in_order_and_cited():
+    versions = [r.version for r in RELEASES]
+    assert versions == sorted(set(versions))
+    first = RELEASES[0]
+    assert first.registers and first.flags and first.opcodes and first.geneve and first.encaps
+    assert set(SOURCES) == {"registers", "flags", "opcodes", "geneve", "encaps", "dhcpv6_codes",
+                            "release_needs_new_binding"}
 
 
-@cache
-def _replayed(release: str, topology: str):
-    return replay(VERSIONS / release / topology / "sweep")
+@pytest.mark.parametrize("text, codes", [
+    ("22.03.0", {2, 5, 23, 24}), ("23.03.1", {2, 5, 23, 24}),
+    ("23.06.0", {2, 5, 23, 24, 59, 254}), ("26.03.0", {2, 5, 23, 24, 39, 59, 254})])
+def test_the_dhcpv6_options_pinctrl_composes_per_release(text, codes):
+    assert facts_for(text).dhcpv6_codes == codes
 
 
-@pytest.mark.parametrize("case", SWEEPS, ids=_id)
-def test_real_packets_equal_the_wire_or_a_named_gap(case):
-    report = _replayed(*case)
-    named = set(re.findall(r"^## gap: `([^`]+)`", GAPS.read_text(), re.M))
-    sent = sum(report.sent.values())
-    assert sent >= 1000
-    assert sum(report.equal.values()) >= 0.9 * sent
-    assert {m.gap for _, m in report.mismatches} <= named | {UNEXPLAINED}
-    assert report.unexplained == [], "\n".join(
-        f"{m.step} at {m.where}: predicted {m.predicted}; wire {m.wire}"
-        for m in report.unexplained[:8])
-    for packet_class in ("LB", "NAT"):
-        assert report.equal[packet_class] == report.sent[packet_class]
+def test_common_flags_are_those_every_release_has():
+    assert common_flags() == {"loopback": (0, 1), "force_snat_for_dnat": (2, 1),
+                              "force_snat_for_lb": (3, 1), "skip_snat_for_lb": (9, 1),
+                              "use_snat_zone": (11, 1)}
 
 
-def test_the_releases_differ_where_ofrace_says_they_do():
-    """Negative control: the recorded releases are not one release under other names --
-    the nodes' tables differ in the ways version facts describe."""
-    opcodes = {}
-    for release, topology in RECORDED:
-        chassis = next(iter(_snapshot(release, topology).chassis.values()))
-        opcodes[release] = facts_for(chassis.ovn_version).opcodes
-        flows = chassis.bridges["br-int"].flows
-        tables = {int(m) for line in flows for m in re.findall(r"table=(\d+)", line)}
-        opcodes[release, "tables"] = max(tables)
-    assert opcodes["24.03"] != opcodes["26.03"]
-    assert opcodes["24.03", "tables"] != opcodes["26.03", "tables"]
+def test_a_chassis_of_an_unknown_release_says_so_in_the_trace():
+    from conftest import FIXTURES
+
+    from ofrace.snapshot import Snapshot
+    from ofrace.trace.cluster import ClusterTracer
+    from ofrace.trace.request import start_from_short_form
+
+    snapshot = Snapshot.load(FIXTURES / "kind" / "snapshot.ofr")  # changed below: not cached
+    known = ClusterTracer(snapshot)
+    nginx = "default_nginx-deployment-9456bbbf9-x6pc6"
+    trace = known.trace(start_from_short_form(known, nginx, "10.244.2.5:53", "udp"))
+    assert not any("newer" in n for h in trace.hops for n in h.notes)
+    snapshot.chassis["ovn-worker"].ovn_version = "ovn-controller 99.03.0"
+    tracer = ClusterTracer(snapshot)
+    trace = tracer.trace(start_from_short_form(tracer, nginx, "10.244.2.5:53", "udp"))
+    notes = [n for h in trace.hops for n in h.notes]
+    assert any("ovn-worker: OVN 99.03 is newer" in n for n in notes)
+    assert [v.kind for v in trace.verdicts()] == ["delivered"]
 
 
-def test_a_flow_based_tunnel_missing_a_peer_is_broken():
-    """With one shared tunnel port (OVN 26.03 flow-based tunnels) a peer is reachable
-    when a flow sets its address as tun_dst; drop those flows and the audit says so."""
-    import copy
-    from dataclasses import replace
+def test_the_geneve_option_is_the_same_in_every_known_release():
+    """ofproto_trace parsing relies on it: a release that changes it must say so here."""
+    assert len({facts_for(f"{r.version[0]}.{r.version[1]:02d}.0").geneve for r in RELEASES}) == 1
 
-    snapshot = copy.deepcopy(_snapshot("26.03", "kind-flow-tunnels"))
-    chassis = snapshot.chassis["ovn-control-plane"]
-    bridge = chassis.bridges["br-int"]
-    assert any(i.options.get("remote_ip") == "flow" for i in chassis.interfaces)
-    peer = next(e["ip"] for e in snapshot.southbound.tables["Encap"]
-                if e["chassis_name"] == snapshot.chassis["ovn-worker"].system_id)
-    as_load = "load:0x" + "".join(f"{int(o):02x}" for o in peer.split(".")) + "->NXM_NX_TUN"
-    kept = [line for line in bridge.flows if as_load not in line and f"{peer}->tun" not in line]
-    assert len(kept) < len(bridge.flows)
-    chassis.bridges["br-int"] = replace(bridge, flows=kept)
-    problems = [p.message for c in audit_snapshot(snapshot).chassis for p in c.health
-                if c.chassis == "ovn-control-plane"]
-    assert any(f"needs a tunnel to ovn-worker ({peer}" in m for m in problems), problems
+
+def test_stt_tunnels_are_ovns_until_25_09():
+    assert "stt" in facts_for("25.03.0").encaps and "stt" not in facts_for("25.09.0").encaps
+
+
+def test_arp_names_the_next_hop_from_its_register():
+    arp = "00" * 8
+    facts = facts_for("23.03.1")
+    text = controller.describe(arp, {facts.register("next_hop_ipv4"): 0x0A000001}, facts)
+    assert text.startswith("arp:") and text.endswith("resolving 10.0.0.1")
+    assert "resolving" not in controller.describe(arp, {}, facts)
+
+
+@pytest.mark.parametrize(("text", "release", "any_family"), [
+    ("ovn-controller 22.03.0", ("packet-out", 37), False),      # OFTABLE_REMOTE_OUTPUT
+    ("ovn-controller 23.03.1", ("packet-out", 37), False),
+    ("ovn-controller 23.06.0", ("packet-out", 37), False),      # OFTABLE_OUTPUT_INIT
+    ("ovn-controller 24.03.0", ("packet-out", 37), False),
+    ("ovn-controller 24.09.0", ("continuation", 40), False),
+    ("ovn-controller 25.03.0", ("continuation", 40), True),
+    ("ovn-controller 25.09.0", ("continuation", 41), True),
+    ("ovn-controller 26.03.0", ("continuation", 42), True),
+])
+def test_how_a_held_packet_is_released(text, release, any_family):
+    """controller/pinctrl.c, controller/mac-cache.c and controller/lflow.h at each tag."""
+    facts = facts_for(text)
+    assert (facts.held_release, facts.arp_ns_any_family) == (release, any_family)
+
+
+def test_only_23_03_releases_held_packets_on_a_new_binding_alone():
+    """23.03's pinctrl re-injects held packets only for MAC_Binding rows the IDL run
+    changed; before and after it, an existing binding releases them too."""
+    assert facts_for("23.03.1").release_needs_new_binding
+    assert not facts_for("22.12.0").release_needs_new_binding
+    assert not facts_for("23.06.0").release_needs_new_binding
+    assert not facts_for("26.03.0").release_needs_new_binding
