@@ -195,6 +195,9 @@ class Lab:
         self._settle(topology)
         say("waiting for the MAC tables to settle")
         self._wait_for_mac_tables()
+        say("tunnel endpoints listening")
+        for chassis in topology.chassis:
+            self._ensure_tunnel_endpoint(topology, chassis)
         if topology.faults.tunnel_down:
             say("faults: tunnel links down on " + ", ".join(topology.faults.tunnel_down))
             for name in topology.faults.tunnel_down:
@@ -592,6 +595,34 @@ class Lab:
                         iface["bfd_status"].get("state") != "up":
                     return False
         return True
+
+    def _ensure_tunnel_endpoint(self, topology: Topology, chassis: Chassis) -> None:
+        """Make sure OVS's native tunnelling receives on the chassis' encap IP.
+
+        OVS 3.3 and later can end bring-up with the tunnel port listening but no
+        address under it (``tnl/ports/show -v`` lists ``genev_sys_6081`` with no
+        ``ipv4(dst=…)`` entry), and then every Geneve packet that arrives is handed
+        to br-phys's LOCAL port instead of being decapsulated -- a lab that drops all
+        traffic between chassis while ofproto/trace, which never receives on the wire,
+        agrees with ofrace.  Setting the dummy address again re-registers it
+        (lib/tnl-ports.c ``insert_ipdev``); a chassis still without it is an error.
+        """
+        env, netns = self.layout.chassis_env(chassis.name), self._netns(chassis.name)
+
+        def listening() -> bool:
+            ports = run(["ovs-appctl", "tnl/ports/show"], env=env, netns=netns).stdout
+            if "(" not in ports:   # no tunnel port (a lone chassis): nothing to receive
+                return True
+            entries = run(["ovs-appctl", "tnl/ports/show", "-v"], env=env, netns=netns).stdout
+            return f"dst={chassis.encap_ip}," in entries
+
+        if listening():
+            return
+        address = chassis_config.underlay_appctl_commands(topology, chassis)[0]
+        run(["ovs-appctl", *address], env=env, netns=netns)
+        if not listening():
+            raise LabError(f"{chassis.name}: OVS does not receive tunnels on "
+                           f"{chassis.encap_ip} (ovs-appctl tnl/ports/show -v)")
 
     def _pin_automatic_ofports(self, chassis: Chassis) -> None:
         """Request, for the ports ovn-controller made, ofports in a fixed order.
