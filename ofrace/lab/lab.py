@@ -754,12 +754,18 @@ class Lab:
     def nbctl(self, *args: str, check: bool = True, timeout: float = 60,
               remote: str | None = None) -> str:
         """ovn-nbctl on central's NB, or on the NB at ``remote`` (a zone's)."""
-        remote = remote or self.state.get("nb_remote") or f"unix:{self.layout.nb_socket}"
+        remote = remote or self._central_remote("nb_remote", self.layout.nb_socket)
         return run(["ovn-nbctl", f"--db={remote}", *args], check=check, timeout=timeout).stdout
 
     def sbctl(self, *args: str, check: bool = True, remote: str | None = None) -> str:
-        remote = remote or self.state.get("sb_remote") or f"unix:{self.layout.sb_socket}"
+        remote = remote or self._central_remote("sb_remote", self.layout.sb_socket)
         return run(["ovn-sbctl", f"--db={remote}", *args], check=check, timeout=60).stdout
+
+    def _central_remote(self, key: str, socket: Path) -> str:
+        if self.state.get("zones"):
+            raise LabError(f"the lab at {self.dir} is made of zones ({self.state['topology']}): "
+                           "it has no central NB or SB; each zone's are in `ofrace lab status`")
+        return self.state.get(key) or f"unix:{socket}"
 
     def _sb_rows(self, table: str, *columns: str, remote: str | None = None) -> list[dict]:
         output = self.sbctl("--format=json", f"--columns={','.join(columns)}", "list", table,

@@ -677,8 +677,14 @@ def _validate_zones(topology: Topology, where: str) -> None:
     _unique([z.name for z in topology.zone], "zone name", where)
     zoned = [name for zone in topology.zone for name in zone.chassis]
     _unique(zoned, "chassis in a zone", where)
-    if set(zoned) != {c.name for c in topology.chassis}:
-        raise LabError(f"topology {where}: every chassis belongs to exactly one zone")
+    names = [c.name for c in topology.chassis]
+    for name in zoned:
+        if name not in names:
+            raise LabError(f"topology {where}: a zone names unknown chassis {name!r}")
+    for name in names:
+        if name not in zoned:
+            raise LabError(f"topology {where}: chassis {name} is in no zone (every chassis "
+                           "belongs to exactly one)")
     transit = set(topology.interconnect.transit_switches if topology.interconnect else [])
     for zone in topology.zone:
         if not zone.chassis:
