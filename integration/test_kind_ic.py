@@ -8,8 +8,10 @@ out) cross zones through the transit switch, Geneve on the underlay in between.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from test_lab import canonical_flows
 
 from ofrace.collect.inventory import load_inventory
 from ofrace.lab import interconnect
@@ -205,3 +207,49 @@ def test_inventory_names_each_nodes_zone_databases(lab):
         own = zone(lab, node.name)
         assert (node.northbound, node.southbound) == (own["nb_remote"], own["sb_remote"])
         assert node.southbound == f"unix:{lab.layout.zone_sb_socket(node.name)}"
+
+
+def canonical_zone_flows(dump: str) -> list[str]:
+    """test_lab's canonical flows, and the transit switch's flood flows made order-free.
+
+    A flood flow on the transit switch sends to each remote port in turn ("load:<port
+    key>->NXM_NX_REG15[]", its tunnel, "output:<tunnel>"), in the order of the
+    Multicast_Group's Port_Binding references -- by random SB row UUID, as test_lab's
+    canonical_flows says of local ports -- so those blocks are sorted too.
+    """
+    lines = []
+    for line in canonical_flows(dump):
+        match, _, actions = line.partition(" actions=")
+        if re.search(r"reg15=0x[89a-f][0-9a-f]{3}\b", match) and "tun_metadata0" in actions:
+            blocks = re.split(r",(?=load:0x[0-9a-f]+->NXM_NX_REG15\[\])", actions)
+            line = f"{match} actions={','.join(sorted(blocks))}"
+        lines.append(line)
+    return sorted(lines)
+
+
+def zone_flow_state(lab: Lab) -> dict[str, list[str]]:
+    state = {}
+    for chassis in lab.state["chassis"]:
+        name = chassis["name"]
+        for bridge in chassis["bridges"]:
+            dump = lab.run_on(name, ["ovs-ofctl", "dump-flows", bridge, "--no-stats"]).stdout
+            state[f"{name} {bridge} flows"] = canonical_zone_flows(dump)
+        groups = lab.run_on(name, ["ovs-ofctl", "dump-groups", "br-int"]).stdout
+        state[f"{name} groups"] = sorted(groups.splitlines()[1:])
+        ports = lab.run_on(name, ["ovs-vsctl", "--format=csv", "--no-headings",
+                                  "--columns=name,ofport", "list", "Interface"]).stdout
+        state[f"{name} ofports"] = sorted(ports.splitlines())
+    return state
+
+
+def test_two_ups_give_the_same_flows(lab_slot):
+    """Bring-up is ordered zone by zone, so tunnel keys (ovn-ic's transit port keys
+    too), ofports, conntrack zones (in the flows) and groups come out the same every time.  Last in
+    this file: it brings the lab up afresh twice."""
+    first = zone_flow_state(lab_slot.up("kind-ic"))
+    second = zone_flow_state(lab_slot.up("kind-ic"))
+    assert first.keys() == second.keys()
+    for key in first:
+        assert first[key] == second[key], key
+    assert any("metadata=0xff" in line for line in first["ovn-worker br-int flows"]), \
+        "the transit switch's flows are among those compared"
