@@ -126,5 +126,7 @@ def test_zone_mistakes_are_refused(raw):
     assert "unknown chassis 'ovn-worker'" in _broken(
         raw, lambda d: d["zone"][0]["switch"][1]["port"][1]["vif"].update(
             chassis="ovn-worker", iface="elsewhere", ofport=99))
+    assert "only the repeatable way" in _broken(
+        raw, lambda d: d.update(bringup={"repeatable": False}))
     assert "[interconnect] without any [[zone]]" in _broken(
         raw, lambda d: d.pop("zone"))

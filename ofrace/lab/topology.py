@@ -674,6 +674,9 @@ def _validate_zones(topology: Topology, where: str) -> None:
     if topology.switch or topology.router or topology.load_balancer or topology.port_group:
         raise LabError(f"topology {where}: with zones, the logical network is declared per "
                        "[[zone]], not at the top level")
+    if not topology.bringup.repeatable or topology.faults.tunnel_down:
+        raise LabError(f"topology {where}: a lab of zones comes up only the repeatable way "
+                       "and without [faults] (ofrace.lab.interconnect)")
     _unique([z.name for z in topology.zone], "zone name", where)
     zoned = [name for zone in topology.zone for name in zone.chassis]
     _unique(zoned, "chassis in a zone", where)
