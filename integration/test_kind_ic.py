@@ -173,6 +173,20 @@ def test_pod_tcp_syn_to_a_pod_in_another_zone(lab):
     assert got["nw_ttl"] == "62" and got["tcp_flags"] == "syn"
 
 
+def test_pod_to_cluster_ip_with_its_backend_in_another_zone(lab):
+    """coredns -> nginx-np's ClusterIP 10.96.91.159:80: the load balancer on
+    ovn-control-plane's node switch DNATs to 10.244.1.3:80, across the transit switch."""
+    syn = ("eth(src=0a:58:0a:f4:02:03,dst=0a:58:0a:f4:02:01),eth_type(0x0800),"
+           "ipv4(src=10.244.2.3,dst=10.96.91.159,proto=6,tos=0,ttl=64,frag=no),"
+           "tcp(src=41100,dst=80),tcp_flags(syn)")
+    arrived = _send(lab, "ovn-control-plane", COREDNS_VIF, syn, "ovn-worker", NGINX_VIF)
+    assert len(arrived) == 1, arrived
+    got = arrived[0]
+    assert (got["nw_src"], got["tp_src"], got["nw_dst"], got["tp_dst"]) == (
+        "10.244.2.3", "41100", "10.244.1.3", "80")
+    assert got["nw_ttl"] == "62" and got["tcp_flags"] == "syn"
+
+
 def test_seed_nodeport_through_another_zones_gateway_reaches_the_pod(lab):
     """External -> ovn-control-plane's 172.18.0.3:30007 -> nginx on ovn-worker.
 
