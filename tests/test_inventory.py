@@ -40,6 +40,24 @@ remote = "tcp:127.0.0.1:6642"
     assert inv.northbound is None
 
 
+def test_a_node_names_its_own_zone_databases(tmp_path):
+    """Interconnect zones: each node's NB and SB are its own, read through the node."""
+    inv = load_inventory(write(tmp_path, """
+[[node]]
+name = "ovn-worker"
+northbound = "unix:/var/run/ovn/ovnnb_db.sock"
+southbound = "unix:/var/run/ovn/ovnsb_db.sock"
+
+[[node]]
+name = "ovn-worker2"
+"""))
+    worker, worker2 = inv.nodes
+    assert (worker.northbound, worker.southbound) == (
+        "unix:/var/run/ovn/ovnnb_db.sock", "unix:/var/run/ovn/ovnsb_db.sock")
+    assert (worker2.northbound, worker2.southbound) == (None, None)
+    assert inv.southbound is None and inv.northbound is None
+
+
 def test_ssh_host_defaults_to_node_name(tmp_path):
     inv = load_inventory(write(tmp_path, '[[node]]\nname = "compute-1"\n'))
     assert inv.nodes[0].host == "compute-1"
@@ -92,6 +110,10 @@ def test_ssh_host_defaults_to_node_name(tmp_path):
     ('[northbound]\nvia = 1\n', "via must be a string"),
     ('[northbound]\nremotes = "tcp:x"\n', "unknown key(s) 'remotes'"),
     ('a = [' * 100000 + '\n', "not valid TOML"),
+    ('[[node]]\nname = "a"\nsouthbound = "/run/ovn/ovnsb_db.sock"\n', "is not an OVSDB remote"),
+    ('[[node]]\nname = "a"\nnorthbound = 6641\n', "northbound must be a string"),
+    ('[defaults]\nsouthbound = "unix:/run/ovn/ovnsb_db.sock"\n',
+     "unknown key(s) 'southbound'"),
 ])
 def test_bad_inventory_is_one_line(tmp_path, text, message):
     with pytest.raises(InputError) as exc:

@@ -19,6 +19,10 @@ Inventory file (TOML)::
     name = "ovn-worker2"
     transport = "exec"
     template = "docker exec -i {node}"    # {node} = this node's name
+    # An OVN interconnect zone of its own (ovn-kubernetes' interconnect mode): the
+    # node's zone NB and SB, read on the node through its transport.
+    northbound = "unix:/var/run/ovn/ovnnb_db.sock"
+    southbound = "unix:/var/run/ovn/ovnsb_db.sock"
 
     [southbound]
     remote = "tcp:10.0.0.1:6642"          # read from here with the local ovsdb-client,
@@ -52,7 +56,9 @@ from ofrace.snapshot import Problem
 
 TRANSPORTS = ("ssh", "exec", "local")
 NODE_KEYS = {"name", "transport", "host", "port", "user", "identity", "known_hosts",
-             "template", "env", "timeout", "max_output"}
+             "template", "env", "timeout", "max_output", "northbound", "southbound"}
+# Keys of one node only, never of [defaults].
+NODE_ONLY_KEYS = {"name", "northbound", "southbound"}
 DB_KEYS = {"remote", "via", "private_key", "certificate", "ca_cert"}
 MAX_TIMEOUT = 7 * 86400.0
 # Fields an exec template may use: the node's name, and ofrace's own argv as one string.
@@ -77,6 +83,8 @@ class NodeSpec:
     timeout: float | None = None      # the node's deadline in seconds (None: collect's)
     max_output: int | None = None     # bytes its answer may take (None: collect's)
     fields: dict[str, str] = field(default_factory=dict)
+    northbound: str | None = None     # its zone's NB and SB remotes, on the node
+    southbound: str | None = None
 
 
 @dataclass
@@ -233,6 +241,8 @@ NODE_CHECKS = {
     "env": _env,
     "timeout": positive_number,
     "max_output": byte_size,
+    "northbound": lambda k, v, w: check_remote(v, f"{w}: {k}"),
+    "southbound": lambda k, v, w: check_remote(v, f"{w}: {k}"),
 }
 
 
@@ -320,7 +330,8 @@ def load_inventory(path: str | Path) -> Inventory:
         raise InputError(f"{path}: unknown section(s) "
                          f"{', '.join(_shown(k) for k in sorted(unknown))} "
                          "(known: defaults, node, southbound, northbound)")
-    defaults = _checked(doc.get("defaults", {}), f"{path}: [defaults]", NODE_KEYS - {"name"})
+    defaults = _checked(doc.get("defaults", {}), f"{path}: [defaults]",
+                        NODE_KEYS - NODE_ONLY_KEYS)
     nodes_raw = doc.get("node", [])
     if not isinstance(nodes_raw, list):
         raise InputError(f"{path}: nodes are written as [[node]] tables")

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ofrace.errors import LabError
 from ofrace.lab import chassis as chassis_config
-from ofrace.lab import network, placement, sshd
+from ofrace.lab import interconnect, network, placement, sshd
 from ofrace.lab.catalog import load
 from ofrace.lab.command import PREFIX_ENV, build_prefix, find_program, run, shared_file, use_build
 from ofrace.lab.daemons import ProcessRecord, start_foreground, start_ovs_daemon, stop
@@ -125,9 +125,10 @@ class Lab:
             say("taking down the previous lab in this directory")
             self.down()
         use_build(ovn_prefix or os.environ.get(PREFIX_ENV) or None)
-        for program in REQUIRED_PROGRAMS:
-            find_program(program)
         topology = load(topology_name, sizes)
+        for program in REQUIRED_PROGRAMS + (interconnect.REQUIRED_PROGRAMS if topology.zone
+                                            else ()):
+            find_program(program)
         self.timeout = float(topology.bringup.timeout)
         self._check_socket_paths(topology)
         self._prepare_dir()
@@ -141,7 +142,10 @@ class Lab:
             topology = place.place(topology)
             self.state = self._initial_state(topology, place)
             self._save_state()
-            self._bring_up(topology, say)
+            if topology.zone:
+                interconnect.bring_up(self, topology, say)
+            else:
+                self._bring_up(topology, say)
         except BaseException:
             self.down()
             self.state["status"] = "failed"
@@ -207,6 +211,13 @@ class Lab:
 
     def _initial_state(self, topology: Topology, place: placement.Placement) -> dict:
         central = topology.network.central_address
+        if topology.zone:
+            return {**self._plain_state(topology, place, central),
+                    **interconnect.initial_state(self.layout, topology)}
+        return self._plain_state(topology, place, central)
+
+    def _plain_state(self, topology: Topology, place: placement.Placement,
+                     central: str) -> dict:
         return {
             "version": STATE_VERSION,
             "status": "starting",
@@ -315,17 +326,24 @@ class Lab:
                 [str(db), f"--remote=punix:{sock}", f"--remote=ptcp:{port}:{address}"],
                 what="ovsdb-server", chassis="central", rundir=central, env=env, name=name,
             ))
-        self.nbctl("--no-wait", "init")
-        # Values northd would otherwise draw at random and that end up in flows.
-        self.nbctl("--no-wait", "set", "NB_Global", ".",
-                   f"options:svc_monitor_mac={SERVICE_MONITOR_MAC}",
-                   f"options:mac_prefix={MAC_PREFIX}")
-        self.sbctl("init")
+        self._init_databases()
         self._record(start_ovs_daemon(
             "ovn-northd",
             [f"--ovnnb-db={self.state['nb_remote']}", f"--ovnsb-db={self.state['sb_remote']}"],
             what="ovn-northd", chassis="central", rundir=central, env=env,
         ))
+
+    def _init_databases(self, zone: str | None = None, nb: str | None = None,
+                        sb: str | None = None) -> None:
+        """Initialise a fresh NB and SB: central's, or a zone's (``nb``/``sb`` its remotes;
+        NB_Global.name is the availability zone's name, as ovn-ic reads it)."""
+        self.nbctl("--no-wait", "init", remote=nb)
+        # Values northd would otherwise draw at random and that end up in flows.
+        self.nbctl("--no-wait", "set", "NB_Global", ".",
+                   *([f"name={zone}"] if zone else []),
+                   f"options:svc_monitor_mac={SERVICE_MONITOR_MAC}",
+                   f"options:mac_prefix={MAC_PREFIX}", remote=nb)
+        self.sbctl("init", remote=sb)
 
     def _start_hub(self, topology: Topology) -> None:
         hub = self.layout.hub
@@ -348,14 +366,17 @@ class Lab:
             what="ovs-vswitchd", chassis=chassis_name, rundir=rundir, env=env, netns=netns,
         ))
 
-    def _start_chassis(self, topology: Topology, chassis: Chassis) -> None:
+    def _start_chassis(self, topology: Topology, chassis: Chassis,
+                       sb_remote: str | None = None) -> None:
+        """``sb_remote``: the SB its ovn-controller reads (default: central's)."""
         rundir = self.layout.chassis(chassis.name)
-        self.layout.pcap_dir(chassis.name).mkdir(parents=True)
+        self.layout.pcap_dir(chassis.name).mkdir(parents=True, exist_ok=True)
         env = self.layout.chassis_env(chassis.name)
         netns = self._netns(chassis.name)
         self._start_ovs(rundir, env, chassis_name=chassis.name, netns=netns)
         _vsctl(env, netns, chassis_config.chassis_commands(
-            topology, chassis, self.layout, self.state["sb_remote"]), self.timeout)
+            topology, chassis, self.layout, sb_remote or self.state["sb_remote"]),
+            self.timeout)
         for command in chassis_config.underlay_appctl_commands(topology, chassis):
             run(["ovs-appctl", *command], env=env, netns=netns)
         usage = run(["ovs-appctl", "list-commands"], env=env, netns=netns).stdout
@@ -422,7 +443,7 @@ class Lab:
 
     # -------------------------------------------------------------- settle
 
-    def _renumber_ct_zones(self, topology: Topology) -> None:
+    def _renumber_ct_zones(self, topology: Topology, zone: dict | None = None) -> None:
         """Give every chassis the conntrack zones of :func:`chassis.canonical_ct_zones`.
 
         ovn-controller adopts the zones it finds in br-int's
@@ -432,14 +453,19 @@ class Lab:
         numbers groups afresh.  A user that appears only after the restart's
         first computation (a localnet port) takes the lowest free zone,
         which is the one it was given here when it is the only one.
+        ``zone`` (a lab.json zone: its NB and SB remotes) limits this to that zone's
+        chassis, numbered from the zone's SB.
         """
+        remote = zone["sb_remote"] if zone else None
         datapath_keys = {row["_uuid"]: row["tunnel_key"]
-                         for row in self._sb_rows("Datapath_Binding", "_uuid", "tunnel_key")}
+                         for row in self._sb_rows("Datapath_Binding", "_uuid", "tunnel_key",
+                                                  remote=remote)}
         port_keys = {row["logical_port"]: (datapath_keys[row["datapath"]], row["tunnel_key"])
                      for row in self._sb_rows("Port_Binding", "logical_port", "datapath",
-                                              "tunnel_key")}
+                                              "tunnel_key", remote=remote)}
+        mine = {c.name for c in topology.chassis}
         controllers = [ProcessRecord.from_json(p) for p in self.state["processes"]
-                       if p["what"] == "ovn-controller"]
+                       if p["what"] == "ovn-controller" and p["chassis"] in mine]
         stop(controllers)
         for chassis in topology.chassis:
             env = self.layout.chassis_env(chassis.name)
@@ -461,8 +487,9 @@ class Lab:
                 for p in self.state["processes"]
             ]
             self._save_state()
-        self._wait_for("hv", "sync")
-        self._wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+        self._wait_for("hv", "sync", remote=zone["nb_remote"] if zone else None)
+        if zone is None:
+            self._wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
 
     def _settle(self, topology: Topology) -> None:
         self._wait_until(self._bfd_settled, "BFD sessions up")
@@ -513,17 +540,19 @@ class Lab:
                 tables[f"{where} {bridge}"] = parse_fdb(result.stdout)
         return tables
 
-    def _wait_for(self, level: str, *nbctl_args: str) -> str:
-        """ovn-nbctl ``--wait=sb`` (northd caught up) or ``--wait=hv`` (every chassis too)."""
+    def _wait_for(self, level: str, *nbctl_args: str, remote: str | None = None) -> str:
+        """ovn-nbctl ``--wait=sb`` (northd caught up) or ``--wait=hv`` (every chassis too),
+        on central's NB or the NB at ``remote`` (a zone's)."""
         return self.nbctl(f"--wait={level}", f"--timeout={self.timeout:g}", *nbctl_args,
-                          timeout=self.timeout + 30)
+                          timeout=self.timeout + 30, remote=remote)
 
     def _wait_until(self, condition: Callable[[], bool], what: str) -> None:
         _wait_until(condition, what, self.timeout)
 
-    def _bindings_settled(self, topology: Topology) -> bool:
-        """VIFs up on their chassis, gateway routers and redirect ports bound to theirs."""
-        chassis_rows = self._sb_rows("Chassis", "_uuid", "name")
+    def _bindings_settled(self, topology: Topology, remote: str | None = None) -> bool:
+        """VIFs up on their chassis, gateway routers and redirect ports bound to theirs
+        (in central's SB, or the SB at ``remote``: a zone's, which lists every chassis)."""
+        chassis_rows = self._sb_rows("Chassis", "_uuid", "name", remote=remote)
         names = {row["_uuid"]: row["name"] for row in chassis_rows}
         if set(names.values()) != {c.system_id for c in topology.chassis}:
             return False
@@ -531,7 +560,7 @@ class Lab:
                     for switch in topology.switch for port in switch.ports
                     for vif in [port.vif] if vif}
         for row in self._sb_rows("Port_Binding", "logical_port", "type", "chassis", "up",
-                                 "options"):
+                                 "options", remote=remote):
             bound_to = names.get(row["chassis"]) if row["chassis"] else None
             port_type = row["type"]
             if row["logical_port"] in vif_home:
@@ -755,16 +784,25 @@ class Lab:
                 return packets
             time.sleep(0.05)
 
-    def nbctl(self, *args: str, check: bool = True, timeout: float = 60) -> str:
-        remote = self.state.get("nb_remote") or f"unix:{self.layout.nb_socket}"
+    def nbctl(self, *args: str, check: bool = True, timeout: float = 60,
+              remote: str | None = None) -> str:
+        """ovn-nbctl on central's NB, or on the NB at ``remote`` (a zone's)."""
+        remote = remote or self._central_remote("nb_remote", self.layout.nb_socket)
         return run(["ovn-nbctl", f"--db={remote}", *args], check=check, timeout=timeout).stdout
 
-    def sbctl(self, *args: str, check: bool = True) -> str:
-        remote = self.state.get("sb_remote") or f"unix:{self.layout.sb_socket}"
+    def sbctl(self, *args: str, check: bool = True, remote: str | None = None) -> str:
+        remote = remote or self._central_remote("sb_remote", self.layout.sb_socket)
         return run(["ovn-sbctl", f"--db={remote}", *args], check=check, timeout=60).stdout
 
-    def _sb_rows(self, table: str, *columns: str) -> list[dict]:
-        output = self.sbctl("--format=json", f"--columns={','.join(columns)}", "list", table)
+    def _central_remote(self, key: str, socket: Path) -> str:
+        if self.state.get("zones"):
+            raise LabError(f"the lab at {self.dir} is made of zones ({self.state['topology']}): "
+                           "it has no central NB or SB; each zone's are in `ofrace lab status`")
+        return self.state.get(key) or f"unix:{socket}"
+
+    def _sb_rows(self, table: str, *columns: str, remote: str | None = None) -> list[dict]:
+        output = self.sbctl("--format=json", f"--columns={','.join(columns)}", "list", table,
+                            remote=remote)
         return _ovsdb_json_rows(output)
 
     def _interfaces(self, chassis: Chassis) -> list[dict]:
@@ -815,14 +853,22 @@ class Lab:
         lines = [
             f"# Written by `ofrace lab up` (topology {self.state['topology']}).",
             "# Every chassis is an SSH host in its own network namespace.",
-            "",
-            "[southbound]",
-            f"remote = {_toml_string(self.state['sb_remote'])}",
-            "",
-            "[northbound]",
-            f"remote = {_toml_string(self.state['nb_remote'])}",
         ]
+        if self.state.get("sb_remote"):
+            lines += [
+                "",
+                "[southbound]",
+                f"remote = {_toml_string(self.state['sb_remote'])}",
+                "",
+                "[northbound]",
+                f"remote = {_toml_string(self.state['nb_remote'])}",
+            ]
+        else:
+            lines += ["# Every node is a zone of its own: its NB and SB are read on it, at",
+                      "# the node's northbound and southbound."]
         for chassis in self.state["chassis"]:
+            zone_dbs = [f"{key} = {_toml_string(chassis[key])}"
+                        for key in ("northbound", "southbound") if chassis.get(key)]
             lines += [
                 "",
                 "[[node]]",
@@ -832,6 +878,7 @@ class Lab:
                 f"user = {_toml_string(ssh['user'])}",
                 f"identity = {_toml_string(ssh['identity'])}",
                 f"known_hosts = {_toml_string(ssh['known_hosts'])}",
+                *zone_dbs,
             ]
         self.layout.inventory_file.write_text("\n".join(lines) + "\n")
 

@@ -1,9 +1,11 @@
 """Where everything of one lab lives on disk, so no module invents a path.
 
     <dir>/lab.json, <dir>/inventory.toml      state read by the rest of ofrace
-    <dir>/central/                            NB + SB ovsdb-server, ovn-northd
+    <dir>/central/                            NB + SB ovsdb-server, ovn-northd (or, for a
+                                              lab of zones, IC-NB + IC-SB ovsdb-server)
     <dir>/hub/                                the OVS instance that wires chassis together
-    <dir>/<chassis>/                          OVS_RUNDIR etc. of one chassis
+    <dir>/<chassis>/                          OVS_RUNDIR etc. of one chassis (and, on a
+                                              zone's host, the zone's NB/SB sockets)
     <dir>/<chassis>/pcap/<port>-{tx,rx}.pcap  what a VIF or uplink sent / received
     <dir>/ssh/                                client key, known_hosts, authorized_keys
 """
@@ -48,6 +50,22 @@ class LabLayout:
     @property
     def sb_socket(self) -> Path:
         return self.central / "ovnsb_db.sock"
+
+    @property
+    def ic_nb_socket(self) -> Path:
+        return self.central / "ovn_ic_nb_db.sock"
+
+    @property
+    def ic_sb_socket(self) -> Path:
+        return self.central / "ovn_ic_sb_db.sock"
+
+    def zone_nb_socket(self, host: str) -> Path:
+        """A zone's NB socket in its host chassis' run directory (OVN_RUNDIR there), where
+        ovn-nbctl on that node looks by default, as on an ovnkube-node."""
+        return self.chassis(host) / "ovnnb_db.sock"
+
+    def zone_sb_socket(self, host: str) -> Path:
+        return self.chassis(host) / "ovnsb_db.sock"
 
     @property
     def hub(self) -> Path:

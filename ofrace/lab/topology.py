@@ -151,6 +151,25 @@ Schema (keys not listed are rejected, so typos fail loudly)::
     options = {}                       # e.g. { apply-after-lb = true }
     external_ids = {}
 
+    [interconnect]                     # optional: OVN interconnection (ovn-ic) between zones
+    transit_switches = ["transit_switch"]  # `ovn-ic-nbctl ts-add` each; every zone's ovn-ic
+                                       # then creates it in its own NB
+
+    [[zone]]                           # optional: an availability zone of its own (with
+    name = "ovn-worker"                # zones, the logical network is declared per zone and
+    chassis = ["ovn-worker"]           # not at the top level).  name: NB_Global.name; chassis:
+                                       # those whose ovn-controller use this zone's SB; the
+                                       # zone's NB and SB ovsdb-server, ovn-northd and ovn-ic run
+                                       # in the first one's namespace and run directory
+    # [[zone.load_balancer]], [[zone.dhcp_options]], [[zone.address_set]], [[zone.switch]],
+    # [[zone.router]], [[zone.port_group]]: as at the top level, in this zone's NB only.
+
+    [[zone.transit_port]]              # this zone's port on a transit switch, added to the
+    switch = "transit_switch"          # switch ovn-ic made in the zone's NB; ovn-ic gives it
+    name = "tstor-ovn-worker"          # its tunnel key (IC-SB Port_Binding) and makes it a
+    router_port = "rtots-ovn-worker"   # "remote" port in every other zone (the router port
+                                       # needs a gateway chassis: ovn-ic's gateway of the port)
+
     [faults]                           # optional: what is broken once the lab has settled
     tunnel_down = ["gw-0"]             # chassis whose tunnel-network link stops passing
                                        # frames (the hub port: no-receive, no-forward)
@@ -162,7 +181,7 @@ file's top-level keys replacing the base's (``ofrace.lab.catalog``).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ofrace.errors import LabError
@@ -414,6 +433,42 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class TransitPort:
+    """A zone's own port on a transit switch: type router, peer of ``router_port``."""
+
+    switch: str
+    name: str
+    router_port: str
+
+
+@dataclass(frozen=True)
+class Zone:
+    """One availability zone: its chassis and the logical network of its own NB."""
+
+    name: str
+    chassis: list[str] = field(default_factory=list)
+    load_balancer: list[LoadBalancer] = field(default_factory=list)
+    dhcp_options: list[DhcpOptions] = field(default_factory=list)
+    address_set: list[AddressSet] = field(default_factory=list)
+    switch: list[Switch] = field(default_factory=list)
+    router: list[Router] = field(default_factory=list)
+    port_group: list[PortGroup] = field(default_factory=list)
+    transit_port: list[TransitPort] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        """The chassis whose namespace runs the zone's NB, SB, ovn-northd and ovn-ic."""
+        return self.chassis[0]
+
+
+@dataclass(frozen=True)
+class Interconnect:
+    """What the IC-NB holds: the transit switches that join the zones."""
+
+    transit_switches: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Topology:
     name: str
     chassis: list[Chassis] = field(default_factory=list)
@@ -429,6 +484,27 @@ class Topology:
     router: list[Router] = field(default_factory=list)
     port_group: list[PortGroup] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
+    interconnect: Interconnect | None = None
+    zone: list[Zone] = field(default_factory=list)
+
+    def zone_view(self, zone: Zone) -> Topology:
+        """One zone as a topology of its own: its chassis and its NB's logical network."""
+        return replace(
+            self, chassis=[self.chassis_named(name) for name in zone.chassis],
+            load_balancer=zone.load_balancer, dhcp_options=zone.dhcp_options,
+            address_set=zone.address_set, switch=zone.switch, router=zone.router,
+            port_group=zone.port_group, faults=Faults(), interconnect=None, zone=[])
+
+    def zone_of(self, chassis_name: str) -> Zone | None:
+        for zone in self.zone:
+            if chassis_name in zone.chassis:
+                return zone
+        return None
+
+    @property
+    def all_switches(self) -> list[Switch]:
+        """The switches of the top level and of every zone."""
+        return [*self.switch, *(s for zone in self.zone for s in zone.switch)]
 
     def chassis_named(self, name: str) -> Chassis:
         for chassis in self.chassis:
@@ -440,7 +516,7 @@ class Topology:
         """The VIFs (and localport taps) on one chassis, in topology order."""
         return [
             (port, vif)
-            for switch in self.switch
+            for switch in self.all_switches
             for port in switch.ports
             for vif in ([port.vif] if port.vif else []) + port.taps
             if vif.chassis == chassis_name
@@ -474,6 +550,15 @@ _NESTED: dict[tuple[type, str], type] = {
     (Router, "nat"): Nat,
     (Router, "route"): Route,
     (Router, "policy"): Policy,
+    (Topology, "interconnect"): Interconnect,
+    (Topology, "zone"): Zone,
+    (Zone, "load_balancer"): LoadBalancer,
+    (Zone, "dhcp_options"): DhcpOptions,
+    (Zone, "address_set"): AddressSet,
+    (Zone, "switch"): Switch,
+    (Zone, "router"): Router,
+    (Zone, "port_group"): PortGroup,
+    (Zone, "transit_port"): TransitPort,
 }
 # TOML keys that differ from the dataclass field names.
 _RENAMED = {"port": "ports"}
@@ -577,6 +662,46 @@ def validate(topology: Topology, where: str) -> None:
                            f"{chassis_name!r}")
     _validate_dhcp(topology, where)
     _validate_acls(topology, where)
+    _validate_zones(topology, where)
+
+
+def _validate_zones(topology: Topology, where: str) -> None:
+    """Each zone is a topology of its own; every chassis is in exactly one zone."""
+    if not topology.zone:
+        if topology.interconnect is not None:
+            raise LabError(f"topology {where}: [interconnect] without any [[zone]]")
+        return
+    if topology.switch or topology.router or topology.load_balancer or topology.port_group:
+        raise LabError(f"topology {where}: with zones, the logical network is declared per "
+                       "[[zone]], not at the top level")
+    if not topology.bringup.repeatable or topology.faults.tunnel_down:
+        raise LabError(f"topology {where}: a lab of zones comes up only the repeatable way "
+                       "and without [faults] (ofrace.lab.interconnect)")
+    _unique([z.name for z in topology.zone], "zone name", where)
+    zoned = [name for zone in topology.zone for name in zone.chassis]
+    _unique(zoned, "chassis in a zone", where)
+    names = [c.name for c in topology.chassis]
+    for name in zoned:
+        if name not in names:
+            raise LabError(f"topology {where}: a zone names unknown chassis {name!r}")
+    for name in names:
+        if name not in zoned:
+            raise LabError(f"topology {where}: chassis {name} is in no zone (every chassis "
+                           "belongs to exactly one)")
+    transit = set(topology.interconnect.transit_switches if topology.interconnect else [])
+    for zone in topology.zone:
+        if not zone.chassis:
+            raise LabError(f"topology {where}: zone {zone.name} has no chassis")
+        view = topology.zone_view(zone)
+        validate(view, f"{where}: zone {zone.name}")
+        router_ports = {p.name for r in zone.router for p in r.ports}
+        for port in zone.transit_port:
+            if port.switch not in transit:
+                raise LabError(f"topology {where}: zone {zone.name}: transit port {port.name} "
+                               f"is on {port.switch!r}, not an [interconnect] transit switch")
+            if port.router_port not in router_ports:
+                raise LabError(f"topology {where}: zone {zone.name}: transit port {port.name} "
+                               f"names unknown router port {port.router_port!r}")
 
 
 def _validate_dhcp(topology: Topology, where: str) -> None:

@@ -42,8 +42,17 @@ def print_lab_status(state: dict, as_json: bool = False) -> None:
     console.print(f"lab [bold]{state['topology']}[/] in {state['dir']}: {state['status']}")
     if state["status"] not in ("up", "degraded", "starting"):
         return
-    console.print(f"  northbound  {state['nb_remote']}  {state['nb_tcp']}", soft_wrap=True)
-    console.print(f"  southbound  {state['sb_remote']}  {state['sb_tcp']}", soft_wrap=True)
+    if state.get("nb_remote"):
+        console.print(f"  northbound  {state['nb_remote']}  {state['nb_tcp']}", soft_wrap=True)
+        console.print(f"  southbound  {state['sb_remote']}  {state['sb_tcp']}", soft_wrap=True)
+    if state.get("zones"):
+        console.print(f"  IC-NB       {state['ic_nb_remote']}  {state['ic_nb_tcp']}",
+                      soft_wrap=True)
+        console.print(f"  IC-SB       {state['ic_sb_remote']}  {state['ic_sb_tcp']}",
+                      soft_wrap=True)
+    for zone in state.get("zones", []):
+        console.print(f"  zone [bold]{escape(zone['name'])}[/] (on {escape(zone['host'])}): "
+                      f"NB {zone['nb_remote']}  SB {zone['sb_remote']}", soft_wrap=True)
     console.print(f"  inventory   {state['dir']}/inventory.toml")
     versions = state.get("versions") or {}
     if versions:
