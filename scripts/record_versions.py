@@ -1,6 +1,6 @@
 """Re-record every OVN release's fixtures and run the lab tests on it (`tox -e versions`).
 
-Usage (as root):  .venv/bin/python scripts/record_versions.py PREFIX [PREFIX ...]
+Usage (as root):  .venv/bin/python scripts/record_versions.py [--record-only] PREFIX ...
                   (or OFRACE_OVN_BUILDS="PREFIX PREFIX ..." with no arguments)
 
 Each PREFIX is a ``make install`` tree of one OVN release and the OVS its ``ovs``
@@ -38,8 +38,9 @@ def release_of(prefix: Path) -> str:
 
 
 def main() -> int:
-    prefixes = [Path(p) for p in (sys.argv[1:] or os.environ.get("OFRACE_OVN_BUILDS",
-                                                                   "").split())]
+    args = [a for a in sys.argv[1:] if a != "--record-only"]
+    record_only = len(args) < len(sys.argv[1:])
+    prefixes = [Path(p) for p in (args or os.environ.get("OFRACE_OVN_BUILDS", "").split())]
     if not prefixes:
         raise SystemExit("name at least one OVN build prefix (or set OFRACE_OVN_BUILDS)")
     failed = []
@@ -48,9 +49,11 @@ def main() -> int:
         out = ROOT / "tests" / "fixtures" / "versions" / release
         env = {**os.environ, "OFRACE_OVN_PREFIX": str(prefix)}
         print(f"== OVN {release} from {prefix}", flush=True)
-        tests = subprocess.run([PYTHON, "-m", "pytest", "-q", *LAB_TESTS], cwd=ROOT, env=env)
-        if tests.returncode != 0:
-            failed.append(f"{release}: lab tests")
+        if not record_only:
+            tests = subprocess.run([PYTHON, "-m", "pytest", "-q", *LAB_TESTS], cwd=ROOT,
+                                   env=env)
+            if tests.returncode != 0:
+                failed.append(f"{release}: lab tests")
         topologies = [*TOPOLOGIES, *(["kind-flow-tunnels"] if release >= "26.03" else [])]
         for topology in topologies:
             lab_dir = f"/var/tmp/ofr-fix-{topology}-{release}"
