@@ -166,3 +166,19 @@ def test_a_flow_based_tunnel_missing_a_peer_is_broken():
     problems = [p.message for c in audit_snapshot(snapshot).chassis for p in c.health
                 if c.chassis == "ovn-control-plane"]
     assert any(f"needs a tunnel to ovn-worker ({peer}" in m for m in problems), problems
+
+
+@pytest.mark.parametrize("release", sorted({r for r, t in RECORDED if t == "acl"}))
+def test_an_acl_drop_names_its_acl_in_every_release(release):
+    """From 23.06 an ACL only sets registers in *_acl_eval and an unnamed flow in
+    *_acl_action drops: the verdict must still name the ACL, not the action stage."""
+    from ofrace.annotate.annotated import Annotator
+    from ofrace.trace.cluster import ClusterTracer
+    from ofrace.trace.request import start_from_short_form
+
+    tracer = ClusterTracer(_snapshot(release, "acl"))
+    result = tracer.trace(start_from_short_form(tracer, "vm3", "10.0.1.11:22", "tcp"))
+    (verdict,) = Annotator(tracer.names).trace(result).verdicts
+    assert verdict.kind == "dropped"
+    assert verdict.cause.startswith('by ACL "web-deny" to-lport'), verdict.text
+    assert "evaluated in ls_out_acl_eval, applied in ls_out_acl_action" in verdict.cause

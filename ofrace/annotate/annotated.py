@@ -166,7 +166,7 @@ class Annotator:
             events.append(self.event(step, depth))
         verdicts = []
         for verdict in hop.verdicts:
-            annotated[id(verdict)] = AnnotatedVerdict(verdict, self.cause(verdict),
+            annotated[id(verdict)] = AnnotatedVerdict(verdict, self.cause(verdict, hop),
                                                       invalid_because(hop, verdict),
                                                       self.names.port_cms(verdict.logical_port))
             verdicts.append(annotated[id(verdict)])
@@ -175,7 +175,7 @@ class Annotator:
                             [self.hop(child, annotated) for child in hop.children],
                             list(hop.notes), self.names.port_cms(hop.start.logical_port))
 
-    def cause(self, verdict: Verdict) -> str | None:
+    def cause(self, verdict: Verdict, hop: Hop | None = None) -> str | None:
         """What dropped a packet: the ACL (or other NB object) or the logical stage."""
         if verdict.kind != VerdictKind.DROPPED or verdict.exit is None or verdict.exit.step is None:
             return None
@@ -185,6 +185,10 @@ class Annotator:
         ev = self.event(step, 0)
         if ev.northbound:
             return f"by {ev.northbound[0]}"
+        evaluated = self._acl_evaluated(hop, step, ev.stage) if hop is not None else None
+        if evaluated is not None:
+            return (f"by {evaluated.northbound[0]} (evaluated in {evaluated.stage}, "
+                    f"applied in {ev.stage} of {ev.datapath or '?'})")
         if ev.stage:
             where = ev.datapath or "?"
             if "datapath" in ev.cms:
@@ -192,6 +196,30 @@ class Annotator:
             return (f"in logical stage {ev.stage} of {where} "
                     f"({ev.logical_match} → {ev.logical_actions})")
         return None
+
+    def _acl_evaluated(self, hop: Hop, until: Step, stage: str | None) -> Event | None:
+        """The ACL whose verdict an ``*_acl_action`` flow carries out.
+
+        From OVN 23.06 an ACL's flow in ``ls_in_acl_eval``/``ls_out_acl_eval`` only sets
+        registers (reg8[16] allow, reg8[17] drop, reg8[18] reject) and the packet is dropped
+        later, in ``*_acl_action`` by a flow that belongs to no ACL (northd/northd.c
+        build_acl_action_lflows): the ACL is the last one the packet hit in the eval stage
+        of the same pipeline before that flow."""
+        if not stage or not stage.endswith("_acl_action"):
+            return None
+        wanted, found = stage[: -len("_action")] + "_eval", None
+        for step in hop.root.walk():
+            if step is until:
+                break
+            if step.kind != StepKind.FLOW or not step.cookie:
+                continue
+            lflow = self.names.cookie(step.cookie).logical_flow
+            if (lflow or {}).get("external_ids", {}).get("stage-name") != wanted:
+                continue
+            ev = self.event(step, 0)
+            if any(nb.startswith("ACL") for nb in ev.northbound):
+                found = ev
+        return found
 
     def event(self, step: Step, depth: int) -> Event:
         ev = Event(step.kind, step.text, step.bridge, step.table, step.priority, step.cookie,
