@@ -47,7 +47,9 @@ def main() -> int:
     for prefix in prefixes:
         release = release_of(prefix)
         out = ROOT / "tests" / "fixtures" / "versions" / release
-        env = {**os.environ, "OFRACE_OVN_PREFIX": str(prefix)}
+        # the build's tools first on PATH too: --check-logical runs the ovn-trace it finds
+        env = {**os.environ, "OFRACE_OVN_PREFIX": str(prefix),
+               "PATH": f"{prefix / 'bin'}:{prefix / 'sbin'}:{os.environ.get('PATH', '')}"}
         print(f"== OVN {release} from {prefix}", flush=True)
         if not record_only:
             tests = subprocess.run([PYTHON, "-m", "pytest", "-q", *LAB_TESTS], cwd=ROOT,

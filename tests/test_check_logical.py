@@ -21,6 +21,7 @@ from ofrace.compare.ovn_trace import (
     REAL_DIVERGENCE,
     compare_logical,
     ovn_trace_options,
+    release_mismatch,
     scenario_traces,
 )
 from ofrace.errors import ToolError
@@ -199,6 +200,22 @@ def test_a_divergence_injected_into_the_flows_is_reported_as_real():
     assert answer["cause"]["kind"] == "real divergence"
     assert "audit finding" in answer["cause"]["follows"]
     assert "ls_in_l2_lkup" in answer["logical"]
+    # the same divergence seen by another release's ovn-trace cannot be told from that
+    # release's own differences: could not know, never "real"
+    mismatch = release_mismatch("ovn-trace 24.03.9", broken)
+    assert mismatch and "ovn-trace is OVN 24.03, the nodes run OVN 23.03" in mismatch
+    other = compare_logical(broken, rerun, recorded, [], other_release=mismatch)
+    assert other["cause"]["name"] == "ovn-trace-other-release"
+    assert other["cause"]["kind"] == "could not know" and other["notes"] == []
+    agreeing = compare_logical(snapshot, result, recorded, [], other_release=mismatch)
+    assert agreeing["agree"] and agreeing["notes"] == [mismatch]
+
+
+def test_ovn_trace_of_the_nodes_release_is_no_mismatch():
+    snapshot = _snapshot(AGREEING[0])
+    assert release_mismatch("ovn-trace 23.03.1", snapshot) is None
+    assert release_mismatch("", snapshot) is None
+    assert release_mismatch("ovn-trace (Open vSwitch) garbage", snapshot) is None
 
 
 def test_without_ovn_trace_or_ovsdb_server_one_line_says_so(tmp_path):

@@ -492,9 +492,29 @@ def _limitation_answer(name: str) -> dict:
                        "parts by its own limit, not because the tables differ"}
 
 
+OTHER_RELEASE = "ovn-trace-other-release"
+
+
+def release_mismatch(tool_version: str, snapshot: Snapshot) -> str | None:
+    """Why ovn-trace's logical view may not be this cluster's: it is another OVN release
+    than the nodes run (northd's stages, actions and ovn-trace's own symbol table change
+    between releases).  None when they match or either is unknown."""
+    found = re.search(r"(\d+)\.(\d+)\.\d+", tool_version or "")
+    nodes = {m.group(0) for c in snapshot.chassis.values()
+             for m in [re.search(r"\d+\.\d+", c.ovn_version or "")] if m}
+    if found is None or not nodes:
+        return None
+    tool = f"{found.group(1)}.{found.group(2)}"
+    if nodes == {tool}:
+        return None
+    return (f"ovn-trace is OVN {tool}, the nodes run OVN {', '.join(sorted(nodes))}: "
+            "put the nodes' release's ovn-trace first on PATH for a logical view of this "
+            "cluster")
+
+
 def compare_logical(snapshot: Snapshot, result: TraceResult, ovn_trace_text: str,
-                    command: list[str], notes: list[str] = (), failure: str | None = None
-                    ) -> dict:
+                    command: list[str], notes: list[str] = (), failure: str | None = None,
+                    other_release: str | None = None) -> dict:
     """--check-logical's answer from ovn-trace's output and ofrace's trace: where they
     part, why (a named ovn-trace limitation, or a real divergence) and which side the
     real tables follow.  ``failure``: ovn-trace's stderr when it exited with an error;
@@ -515,13 +535,23 @@ def compare_logical(snapshot: Snapshot, result: TraceResult, ovn_trace_text: str
     physical = [s for s in physical_steps(result.annotated) if s.uuid8 not in skip]
     divergence = first_divergence(physical, logical)
     answer = {"command": command, "notes": list(notes)}
+    if other_release:
+        answer["notes"].append(other_release)
     if divergence is None:
         return {"agree": True, "summary": f"same {len(physical)} logical flows", **answer}
     lflows = {row["_uuid"][:8]: row for row in rows}
     ports = {row.get("logical_port"): row
              for row in snapshot.southbound.tables.get("Port_Binding", [])}
     cause = classify(divergence, lflows, result, ports)
-    if cause in LIMITATIONS:
+    if cause == REAL_DIVERGENCE and other_release:
+        cause = OTHER_RELEASE
+    if cause == OTHER_RELEASE:
+        answer["notes"].remove(other_release)   # the cause says it
+        explained = {"kind": "could not know", "name": cause, "why": other_release,
+                     "source": None,
+                     "follows": "unknown: another release's ovn-trace parts from the real "
+                                "tables where the releases differ"}
+    elif cause in LIMITATIONS:
         explained = _limitation_answer(cause)
     elif cause == OFRACE_GAP:
         explained = {"kind": "ofrace stopped", "name": cause,
@@ -570,7 +600,18 @@ def check_logical(snapshot: Snapshot, result: TraceResult, timeout: float = 120)
                             private.seconds_left())
         notes = private.notes
     return compare_logical(snapshot, result, run.stdout, shown_command(run.argv), notes,
-                           run.stderr if run.returncode else None)
+                           run.stderr if run.returncode else None,
+                           release_mismatch(ovn_trace_version(), snapshot))
+
+
+def ovn_trace_version() -> str:
+    """``ovn-trace --version``'s first line ('' when it does not answer)."""
+    try:
+        run = subprocess.run(["ovn-trace", "--version"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (run.stdout.splitlines() or [""])[0]
 
 
 def logical_microflow(packet: dict, inport: str) -> str:
@@ -717,13 +758,14 @@ def check_scenarios(snapshot: Snapshot, timeout: float = 600, only: set[str] | N
     if missing:
         raise ToolError(f"--check-logical needs {', '.join(missing)}, not installed here")
     checks = []
+    other_release = release_mismatch(ovn_trace_version(), snapshot)
     with PrivateSouthbound(snapshot.southbound, timeout) as private:
         for label, microflow, result in scenario_traces(snapshot, only):
             run = run_ovn_trace(private.remote, microflow, ovn_trace_options(result),
                                 private.seconds_left())
             failure = run.stderr if run.returncode else None
             answer = compare_logical(snapshot, result, run.stdout, shown_command(run.argv),
-                                     private.notes, failure)
+                                     private.notes, failure, other_release)
             answer["ovn_trace"] = run.stdout
             answer["ovn_trace_failure"] = failure
             answer["options"] = ovn_trace_options(result)
