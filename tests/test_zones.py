@@ -284,3 +284,43 @@ def test_the_inventory_names_the_ic_sb(tmp_path: Path):
 
 def test_fixture_is_where_it_is_said_to_be():
     assert (FIXTURES / "kind-ic" / "snapshot.ofr").is_file()
+
+
+# ------------------------------------------------------------------- collect
+
+
+def test_collect_reads_each_nodes_zone_through_the_node(monkeypatch, zones):
+    """The zone DBs are read via their node (after it), named by NB_Global.name; nodes
+    naming the same zone share it; an unreachable node's zone says why it is missing."""
+    from ofrace.collect import cluster
+    from ofrace.collect.inventory import Inventory, NodeSpec
+    from ofrace.snapshot import Chassis, Problem
+
+    reads = []
+
+    def node(spec, transport, limits=None):
+        if spec.name == "down":
+            return Chassis(name="down", transport="local", reachable=False,
+                           problems=[Problem("down", "collect", "no route")])
+        found = copy.deepcopy(zones.chassis.get(spec.name) or zones.chassis["ovn-worker"])
+        found.name = spec.name
+        return found
+
+    def database(name, tables, spec, transports, snapshot, limits=None, local=None):
+        reads.append((spec.via, name, spec.remote))
+        assert spec.via in snapshot.chassis   # the node was read first
+        zone = "ovn-worker" if spec.via == "twin" else spec.via
+        return copy.deepcopy(getattr(zones.zones[zone], name))
+
+    monkeypatch.setattr(cluster, "collect_node", node)
+    monkeypatch.setattr(cluster, "collect_database", database)
+    nodes = [NodeSpec(name=n, transport="local", southbound=f"unix:/{n}/sb.sock",
+                      northbound=f"unix:/{n}/nb.sock") for n in ("ovn-worker", "twin", "down")]
+    snapshot = cluster.collect_cluster(Inventory(nodes=nodes))
+    assert list(snapshot.zones) == ["down", "ovn-worker"]
+    assert snapshot.zones["ovn-worker"].chassis == ["ovn-worker", "twin"]
+    assert snapshot.zones["down"].southbound.error == "via node down is unreachable"
+    assert {(via, name) for via, name, _ in reads} == {
+        ("ovn-worker", "southbound"), ("ovn-worker", "northbound"),
+        ("twin", "southbound"), ("twin", "northbound")}
+    assert any(p.where == "zone down southbound" for p in snapshot.all_problems())
