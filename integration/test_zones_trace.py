@@ -95,6 +95,30 @@ def test_pod_to_pod_across_zones_equals_the_wire(lab):
     assert {k: arrived[0][k] for k in WIRE_FIELDS} == wire_view(verdict.packet)
 
 
+def test_pod_to_cluster_ip_with_its_backend_in_another_zone_equals_the_wire(lab):
+    """coredns (ovn-control-plane) -> nginx-np's ClusterIP: the node switch's load
+    balancer in ovn-control-plane's zone DNATs, the transit switch carries it."""
+    snapshot = snapshot_of(lab)
+    expression = ('inport == "kube-system_coredns-64897985d-rzjfr" && '
+                  "eth.src == 0a:58:0a:f4:02:03 && eth.dst == 0a:58:0a:f4:02:01 && "
+                  "ip4.src == 10.244.2.3 && ip4.dst == 10.96.91.159 && ip.ttl == 64 && "
+                  "tcp.src == 41700 && tcp.dst == 80 && tcp.flags == 2")
+    result = run_trace(snapshot, TraceRequest.from_options(expression, None, None, "tcp",
+                                                           None, False))
+    [verdict] = _delivered(result.annotated)
+    hops = list(_hops(result.annotated.root))
+    assert [(h.chassis, h.zone) for h in hops] == [
+        ("ovn-control-plane", "ovn-control-plane"), ("ovn-worker", "ovn-worker")]
+    lb = [e for e in hops[0].events if e.stage and "ct_lb_mark" in (e.logical_actions or "")]
+    assert lb and lb[0].datapath == "ovn-control-plane"
+    arrived = _send(lab, "ovn-control-plane", "coredns-rzjfr",
+                    "eth(src=0a:58:0a:f4:02:03,dst=0a:58:0a:f4:02:01),eth_type(0x0800),"
+                    "ipv4(src=10.244.2.3,dst=10.96.91.159,proto=6,tos=0,ttl=64,frag=no),"
+                    "tcp(src=41700,dst=80),tcp_flags(syn)", "ovn-worker", NGINX_VIF)
+    assert len(arrived) == 1, arrived
+    assert {k: arrived[0][k] for k in WIRE_FIELDS} == wire_view(verdict.packet)
+
+
 def test_seed_nodeport_and_its_reply_across_zones_equal_the_wire(lab):
     """The seed's NodePort on ovn-control-plane -> nginx in ovn-worker's zone; then the
     SYN-ACK back, which GR_ovn-control-plane holds while it asks for 172.18.0.1's MAC:

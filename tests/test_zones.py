@@ -146,6 +146,20 @@ def test_one_zones_southbound_for_every_hop_names_the_other_zone_wrongly(zones):
     assert not any(e.outport == NGINX for e in second.events)
 
 
+def test_pod_to_cluster_ip_is_balanced_in_its_zone_and_delivered_in_another(zones):
+    request = TraceRequest.from_options(None, "kube-system_coredns-64897985d-rzjfr",
+                                        "10.96.91.159:80", "tcp", None, False)
+    result = run_trace(zones, request)
+    [verdict] = result.annotated.verdicts
+    assert verdict.kind == "delivered" and verdict.logical_port == NGINX
+    assert (verdict.packet["nw_dst"], verdict.packet["tp_dst"]) == (0x0af40103, 80)
+    hops = list(_hops(result.annotated.root))
+    assert [h.zone for h in hops] == ["ovn-control-plane", "ovn-worker"]
+    lb = [e for e in hops[0].events if "ct_lb_mark" in (e.logical_actions or "")]
+    assert lb and lb[0].datapath == "ovn-control-plane"
+    assert any("Service_default/nginx-np_TCP_cluster" in nb for e in lb for nb in e.northbound)
+
+
 def test_seed_nodeport_enters_one_zone_and_is_delivered_in_another(zones):
     result = run_trace(zones, TraceRequest.from_options(NODEPORT, None, None, "tcp", None,
                                                         True))
