@@ -300,6 +300,7 @@ class ChassisNames:
         self.snapshot = snapshot
         self.central = central or SouthboundIndex(snapshot)
         self._zones: dict[str, SouthboundIndex] = {}
+        self._of_chassis: dict[str, SouthboundIndex] = {}   # asked once per step: cached
 
     def zone(self, name: str) -> SouthboundIndex:
         index = self._zones.get(name)
@@ -312,8 +313,12 @@ class ChassisNames:
         snapshot has no zones or the chassis is in none."""
         if not self.snapshot.zones or chassis is None:
             return self.central
-        found = self.snapshot.zone_of(chassis)
-        return self.zone(found.name) if found is not None else self.central
+        index = self._of_chassis.get(chassis)
+        if index is None:
+            found = self.snapshot.zone_of(chassis)
+            index = self.zone(found.name) if found is not None else self.central
+            self._of_chassis[chassis] = index
+        return index
 
     def indexes(self) -> list[SouthboundIndex]:
         """Every zone's index (zone order), or just the central one."""
