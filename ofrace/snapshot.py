@@ -277,12 +277,30 @@ class Database:
 
 
 @dataclass
+class Zone:
+    """An OVN availability zone of its own (ovn-kubernetes' interconnect mode): its NB
+    and SB, read through one of its nodes, and the chassis its ovn-controllers run on.
+    Zones' datapath and port tunnel keys overlap: each zone's SB is read on its own."""
+
+    name: str
+    chassis: list[str] = field(default_factory=list)
+    southbound: Database | None = None
+    northbound: Database | None = None
+
+
+@dataclass
 class Snapshot:
-    """A whole cluster at one moment: every chassis plus the OVN databases."""
+    """A whole cluster at one moment: every chassis plus the OVN databases.
+
+    ``southbound``/``northbound`` are the one central pair; a cluster of zones has
+    none of those but ``zones`` (each zone's pair) and ``interconnect`` (the IC-SB
+    ovn-ic keeps, ``OVN_IC_Southbound``).  Files from before zones load with none."""
 
     chassis: dict[str, Chassis] = field(default_factory=dict)
     southbound: Database | None = None
     northbound: Database | None = None
+    zones: dict[str, Zone] = field(default_factory=dict)
+    interconnect: Database | None = None
     problems: list[Problem] = field(default_factory=list)
     # where secrets were removed at collect (``node: Table 'row' column``), never the values
     redacted: list[str] = field(default_factory=list)
@@ -295,13 +313,33 @@ class Snapshot:
         found = list(self.problems)
         for ch in self.chassis.values():
             found.extend(ch.problems)
-        if self.southbound is None:
+        if self.southbound is None and not self.zones:
             found.append(Problem(where="southbound", what="read",
                                  error="not in this snapshot (collect with --sb REMOTE)"))
-        for db in (self.southbound, self.northbound):
-            if db is not None and db.error:
-                found.append(Problem(where=db.name, what="read", error=db.error))
+        for where, db in self.databases():
+            if db.error:
+                found.append(Problem(where=where, what="read", error=db.error))
         return found
+
+    def databases(self) -> list[tuple[str, Database]]:
+        """Every OVN database in the snapshot, with where it is from in words."""
+        found = [(db.name, db) for db in (self.southbound, self.northbound) if db]
+        for zone in self.zones.values():
+            found += [(f"zone {zone.name} {db.name}", db)
+                      for db in (zone.southbound, zone.northbound) if db]
+        if self.interconnect is not None:
+            found.append(("interconnect southbound", self.interconnect))
+        return found
+
+    def zone_of(self, chassis: str) -> Zone | None:
+        """The zone whose SB ``chassis`` (a snapshot name or system-id) is bound in."""
+        for zone in self.zones.values():
+            if chassis in zone.chassis:
+                return zone
+        found = next((c for c in self.chassis.values() if c.system_id == chassis), None)
+        if found is not None and found.name != chassis:
+            return self.zone_of(found.name)
+        return None
 
     @property
     def complete(self) -> bool:
@@ -626,14 +664,28 @@ _KINDS = {"str": (_is_str, "a string"), "int": (_is_int, "an integer"),
 _CHECKS = {table: tuple((column, kind[0] == "!", *_KINDS[kind.lstrip("!")])
                         for column, kind in columns.items())
            for table, columns in _COLUMNS.items()}
+# The IC-SB (OVN_IC_Southbound, a Database named "interconnect") shares table names with
+# the SB but not their columns: its Port_Binding names a transit switch, not a datapath.
+_IC_COLUMNS = {
+    "Port_Binding": {"logical_port": "!str", "transit_switch": "!str", "tunnel_key": "!int",
+                     "gateway": "str", "address": "str", "availability_zone": "opt"},
+    "Gateway": {"name": "!str", "availability_zone": "opt", "encaps": "strs"},
+    "Encap": {"gateway_name": "str", "ip": "!str", "type": "str"},
+    "Availability_Zone": {"name": "!str"},
+}
+_IC_CHECKS = {table: tuple((column, kind[0] == "!", *_KINDS[kind.lstrip("!")])
+                           for column, kind in columns.items())
+              for table, columns in _IC_COLUMNS.items()}
 
 
-def check_rows(tables, where: str) -> None:
+def check_rows(tables, where: str, interconnect: bool = False) -> None:
     """OVSDB tables as the collectors write them: ``{table: [row, …]}``, each row a dict
-    with a ``_uuid``, and the columns ofrace reads in the form it reads them."""
+    with a ``_uuid``, and the columns ofrace reads in the form it reads them (those of
+    the IC-SB with ``interconnect``)."""
     is_uuid = _UUID.fullmatch
+    all_checks = _IC_CHECKS if interconnect else _CHECKS
     for table, rows in tables.items():
-        checks = _CHECKS.get(table, ())
+        checks = all_checks.get(table, ())
         shaped = table in _UUID_TABLES
         for n, row in enumerate(rows):
             if type(row) is not dict:
@@ -660,6 +712,7 @@ class _DocumentReader:
 
     def __init__(self, path: str | None, members: dict[str, int] | None):
         self.path, self.members = path, members
+        self.interconnect = False   # building the IC-SB's Database: its columns differ
 
     def build(self, cls, doc, where: str):
         if type(doc) is not dict:
@@ -667,6 +720,8 @@ class _DocumentReader:
                              f"{type(doc).__name__}")
         hints = _hints(cls)
         values = {}
+        if cls is Database:
+            self.interconnect = doc.get("name") == "interconnect"
         flows_source = None
         if cls is Bridge:
             flows_source = self._flows_source(doc, where)
@@ -747,7 +802,7 @@ class _DocumentReader:
                 for key, rows in value.items():
                     if type(rows) is not list:
                         raise InputError(f"{where}.{key}: expected a list of rows")
-                check_rows(value, where)
+                check_rows(value, where, self.interconnect)
                 return value
             return {k: self.value(v, item, f"{where}.{k}") for k, v in value.items()}
         if hint is float:
@@ -780,6 +835,15 @@ class _DocumentReader:
             db = getattr(snapshot, which)
             if db is not None and db.name != which:
                 raise InputError(f"{which} is named {_short(db.name)}")
+        for key, zone in snapshot.zones.items():
+            if zone.name != key:
+                raise InputError(f"zone {_short(key)} is named {_short(zone.name)}")
+            for which in ("southbound", "northbound"):
+                db = getattr(zone, which)
+                if db is not None and db.name != which:
+                    raise InputError(f"zone {_short(key)}: {which} is named {_short(db.name)}")
+        if snapshot.interconnect is not None and snapshot.interconnect.name != "interconnect":
+            raise InputError(f"interconnect is named {_short(snapshot.interconnect.name)}")
 
 
 @cache

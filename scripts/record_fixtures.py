@@ -40,11 +40,18 @@ def main() -> int:
     topology = args.topology or lab.state.get("topology")
     if lab.state.get("status") != "up" or lab.state.get("topology") != topology:
         lab.up(topology, ovn_prefix=args.ovn)
-    inventory = Inventory(
-        nodes=[NodeSpec(name=c["name"], transport="local", env=c["env"])
-               for c in lab.state["chassis"]],
-        southbound=DatabaseSpec(remote=lab.state["sb_remote"]),
-        northbound=DatabaseSpec(remote=lab.state["nb_remote"]))
+    if lab.state.get("zones"):   # interconnect: each node's zone NB/SB, and the IC-SB
+        inventory = Inventory(
+            nodes=[NodeSpec(name=c["name"], transport="local", env=c["env"],
+                            northbound=c["northbound"], southbound=c["southbound"])
+                   for c in lab.state["chassis"]],
+            interconnect=DatabaseSpec(remote=lab.state["ic_sb_remote"]))
+    else:
+        inventory = Inventory(
+            nodes=[NodeSpec(name=c["name"], transport="local", env=c["env"])
+                   for c in lab.state["chassis"]],
+            southbound=DatabaseSpec(remote=lab.state["sb_remote"]),
+            northbound=DatabaseSpec(remote=lab.state["nb_remote"]))
     snapshot = collect_cluster(inventory)
     if not snapshot.complete:
         print(f"incomplete snapshot: {snapshot.all_problems()}", file=sys.stderr)

@@ -13,7 +13,7 @@ from ofrace.audit.logical import NOT_LOCAL
 from ofrace.openflow.flowtext import line_cookie
 
 
-@pytest.mark.parametrize("topology", ["kind", "acl", "basic"])
+@pytest.mark.parametrize("topology", ["kind", "acl", "basic", "kind-ic"])
 def test_healthy_labs_are_clean_and_every_gap_has_a_reason(topology):
     snapshot, _ = recorded(topology)
     audit = audit_snapshot(snapshot)

@@ -21,7 +21,7 @@ from ofrace.openflow.bridge import BridgeIndex
 from ofrace.simulate.conntrack import ForcedConntrack, parse_ct_state
 from ofrace.simulate.engine import ChassisDatapath, SimulationOptions
 
-TOPOLOGIES = ("kind", "basic", "acl")
+TOPOLOGIES = ("kind", "basic", "acl", "kind-ic")
 
 
 def _replay(snapshot, trace, indexes):

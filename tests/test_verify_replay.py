@@ -26,7 +26,7 @@ from ofrace.snapshot import Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GAPS = Path(__file__).resolve().parent.parent / "docs" / "gaps.md"
-TOPOLOGIES = ("basic", "kind", "acl", "openstack")
+TOPOLOGIES = ("basic", "kind", "acl", "openstack", "kind-ic")
 MIN_PACKETS = 1000
 
 

@@ -17,7 +17,7 @@ from ofrace.openflow.fields import CT_STATE_BITS, FIELDS, format_value
 from ofrace.ovn.cms_names import CmsName
 from ofrace.ovn.ct_zones import zone_owners
 from ofrace.ovn.logical_fields import OVN_L4_NAMES
-from ofrace.ovn.southbound import SouthboundIndex
+from ofrace.ovn.southbound import ChassisNames, SouthboundIndex
 from ofrace.simulate.steps import Step, StepKind
 from ofrace.snapshot import Snapshot
 from ofrace.trace.cluster import ClusterTrace, Hop, Verdict
@@ -128,6 +128,7 @@ class AnnotatedHop:
     children: list[AnnotatedHop]
     notes: list[str] = field(default_factory=list)
     cms: CmsName | None = None   # the CMS's name of the logical port it entered from
+    zone: str | None = None      # the OVN zone whose SB named this hop (interconnect)
 
 
 @dataclass
@@ -137,10 +138,16 @@ class AnnotatedTrace:
 
 
 class Annotator:
-    def __init__(self, names: SouthboundIndex, snapshot: Snapshot | None = None):
-        """``snapshot``: where the chassis' zone assignments are read (ct zones by name)."""
+    def __init__(self, names: SouthboundIndex, snapshot: Snapshot | None = None,
+                 names_for: ChassisNames | None = None):
+        """``snapshot``: where the chassis' zone assignments are read (ct zones by name);
+        ``names_for``: per chassis its OVN zone's index (the tracer's, shared), so each
+        hop is read with its own zone's SB; ``names`` serves every chassis without zones."""
         self.names = names
         self.snapshot = snapshot
+        if names_for is None and snapshot is not None:
+            names_for = ChassisNames(snapshot, names)
+        self.names_for = names_for or (lambda chassis: names)
         self._zones: dict[str, dict[int, str]] = {}
 
     def zone_owner(self, chassis: str, zone: int) -> str | None:
@@ -148,7 +155,8 @@ class Annotator:
         if self.snapshot is None or chassis not in self.snapshot.chassis:
             return None
         if chassis not in self._zones:
-            self._zones[chassis] = zone_owners(self.snapshot.chassis[chassis], self.names)
+            self._zones[chassis] = zone_owners(self.snapshot.chassis[chassis],
+                                               self.names_for(chassis))
         return self._zones[chassis].get(zone)
 
     def trace(self, trace: ClusterTrace) -> AnnotatedTrace:
@@ -165,15 +173,17 @@ class Annotator:
                 continue
             events.append(self.event(step, depth))
         verdicts = []
+        names = self.names_for(hop.start.chassis)
         for verdict in hop.verdicts:
-            annotated[id(verdict)] = AnnotatedVerdict(verdict, self.cause(verdict, hop),
-                                                      invalid_because(hop, verdict),
-                                                      self.names.port_cms(verdict.logical_port))
+            annotated[id(verdict)] = AnnotatedVerdict(
+                verdict, self.cause(verdict, hop), invalid_because(hop, verdict),
+                self.names_for(verdict.chassis).port_cms(verdict.logical_port))
             verdicts.append(annotated[id(verdict)])
         return AnnotatedHop(hop.start.chassis, hop.start.bridge, hop.start.entry,
                             dict(hop.start.packet), events, verdicts,
                             [self.hop(child, annotated) for child in hop.children],
-                            list(hop.notes), self.names.port_cms(hop.start.logical_port))
+                            list(hop.notes), names.port_cms(hop.start.logical_port),
+                            getattr(names, "zone", None))
 
     def cause(self, verdict: Verdict, hop: Hop | None = None) -> str | None:
         """What dropped a packet: the ACL (or other NB object) or the logical stage."""
@@ -213,7 +223,7 @@ class Annotator:
                 break
             if step.kind != StepKind.FLOW or not step.cookie:
                 continue
-            lflow = self.names.cookie(step.cookie).logical_flow
+            lflow = self.names_for(step.chassis).cookie(step.cookie).logical_flow
             if (lflow or {}).get("external_ids", {}).get("stage-name") != wanted:
                 continue
             ev = self.event(step, 0)
@@ -239,21 +249,22 @@ class Annotator:
                 ev.text = ev.text.replace(f"ct: zone {zone}:", f"ct: zone {zone} ({owner}):", 1)
         if step.kind != StepKind.FLOW:
             return ev
-        facts = self.names.facts(step.chassis)
+        names = self.names_for(step.chassis)
+        facts = names.facts(step.chassis)
         metadata, reg14, reg15 = (packet.get(facts.register(role), 0)
                                   for role in ("datapath", "inport", "outport"))
-        dp = self.names.datapath_by_key(metadata) if metadata else None
+        dp = names.datapath_by_key(metadata) if metadata else None
         if dp is not None:
-            ev.datapath = self.names.datapath_name(dp)
-            ev.inport = self.names.port_name(metadata, reg14) if reg14 else None
-            ev.outport = self.names.port_name(metadata, reg15) if reg15 else None
-            known = {"datapath": self.names.datapath_cms(ev.datapath),
-                     "inport": self.names.port_cms(ev.inport),
-                     "outport": self.names.port_cms(ev.outport)}
+            ev.datapath = names.datapath_name(dp)
+            ev.inport = names.port_name(metadata, reg14) if reg14 else None
+            ev.outport = names.port_name(metadata, reg15) if reg15 else None
+            known = {"datapath": names.datapath_cms(ev.datapath),
+                     "inport": names.port_cms(ev.inport),
+                     "outport": names.port_cms(ev.outport)}
             ev.cms = {role: name for role, name in known.items() if name is not None}
-        answer = self.names.cookie(step.cookie or 0)
+        answer = names.cookie(step.cookie or 0)
         if answer.collision:
-            ev.collision = [o.describe(self.names) for o in answer.owners]
+            ev.collision = [o.describe(names) for o in answer.owners]
         lflow = answer.logical_flow
         if lflow is not None:
             ext = lflow.get("external_ids") or {}
@@ -262,10 +273,10 @@ class Annotator:
             ev.logical_match = lflow.get("match")
             ev.logical_actions = lflow.get("actions")
             ev.source = ext.get("source")
-            ev.northbound = [nb.describe(self.names.cms) for nb in self.names.northbound_for(lflow)
+            ev.northbound = [nb.describe(names.cms) for nb in names.northbound_for(lflow)
                              if nb.table in _EXPLAINING]
         elif answer.owners:
-            ev.owner = answer.owners[0].describe(self.names)
+            ev.owner = answer.owners[0].describe(names)
         return ev
 
 

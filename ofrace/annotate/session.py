@@ -181,7 +181,7 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
                  with_dhcp_body(tracer, start, value, 4 if option == "dhcp" else 6))
         asked[option] = value
     asked.update(chassis=start.chassis, entry=start.entry)
-    annotator = Annotator(tracer.names, snapshot)
+    annotator = Annotator(tracer.names, snapshot, tracer.names_for)
     if request.conversation or request.step or request.established:
         return _run_conversation(tracer, annotator, request, start, asked)
     forward = tracer.trace(start)

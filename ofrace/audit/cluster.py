@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from ofrace.audit.bfd import BfdAuditor
 from ofrace.audit.health import HealthAuditor, HealthProblem
+from ofrace.audit.interconnect import interconnect_findings
 from ofrace.audit.logical import ChassisLogicalAudit, LogicalAuditor
 from ofrace.errors import Exit, InputError, MissingDataError
+from ofrace.ovn.southbound import chassis_view
 from ofrace.snapshot import Snapshot
 
 
@@ -65,6 +67,8 @@ def audit_snapshot(snapshot: Snapshot, only: list[str] | None = None) -> Cluster
         if unknown:
             raise InputError(f"--chassis {', '.join(unknown)}: not in the snapshot "
                              f"(chassis: {', '.join(snapshot.chassis) or 'none'})")
+    if snapshot.zones:
+        return ClusterAudit(_audit_zones(snapshot, only))
     if snapshot.southbound is None:
         raise MissingDataError("the snapshot has no Southbound database: logical flows "
                                "cannot be audited (collect with --sb REMOTE)")
@@ -86,3 +90,44 @@ def audit_snapshot(snapshot: Snapshot, only: list[str] | None = None) -> Cluster
         results.append(ChassisAudit(name, logical.audit_chassis(ch),
                                     health.audit_chassis(ch) + broken, notices=notices))
     return ClusterAudit(results)
+
+
+def _audit_zones(snapshot: Snapshot, only: list[str] | None) -> list[ChassisAudit]:
+    """Interconnect: each chassis against its own zone's SB (the same audit, on a view of
+    the snapshot whose SB/NB are the zone's), and each zone's transit ports against the
+    IC-SB, found on the zone's first chassis."""
+    auditors: dict[str, tuple] = {}
+    results = []
+    for name, ch in snapshot.chassis.items():
+        if only and name not in only:
+            continue
+        zone = snapshot.zone_of(name)
+        why = ch.unread()
+        if why is None and zone is None:
+            why = f"{name} is in no zone of the snapshot (its zone's SB was not read)"
+        elif why is None and (zone.southbound is None or zone.southbound.error):
+            why = (f"zone {zone.name}'s Southbound database was not read"
+                   + (f": {zone.southbound.error}" if zone.southbound else ""))
+        if why is not None:
+            results.append(ChassisAudit(name, None, unreadable=why))
+            continue
+        if zone.name not in auditors:
+            view = chassis_view(snapshot, name)
+            health = HealthAuditor(view)
+            auditors[zone.name] = (LogicalAuditor(view), health, BfdAuditor(health.names))
+        logical, health, bfd = auditors[zone.name]
+        broken, notices = bfd.audit_chassis(ch)
+        audit = ChassisAudit(name, logical.audit_chassis(ch), health.audit_chassis(ch) + broken,
+                             notices=notices)
+        if name == zone.chassis[0]:
+            ic = snapshot.interconnect
+            if ic is None or ic.error:
+                audit.notices.append(HealthProblem(
+                    name, "interconnect", f"zone {zone.name}: remote ports not checked: the "
+                    "IC-SB " + (f"was not read ({ic.error})" if ic else "is not in the "
+                                "snapshot (inventory [interconnect] southbound)")))
+            else:
+                audit.health += [HealthProblem(name, "interconnect", f"zone {zone.name}: {text}")
+                                 for text in interconnect_findings(zone, health.names, ic)]
+        results.append(audit)
+    return results

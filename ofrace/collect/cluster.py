@@ -36,6 +36,7 @@ from ofrace.snapshot import (
     Database,
     Problem,
     Snapshot,
+    Zone,
     check_rows,
 )
 
@@ -58,6 +59,12 @@ NORTHBOUND_TABLES = (
     "Meter", "Forwarding_Group", "Static_MAC_Binding", "BFD", "Copp", "Chassis_Template_Var",
     "Load_Balancer_Health_Check",
 )
+
+# The IC-SB (ovn-ic's OVN_IC_Southbound): what the audit checks remote ports against.
+INTERCONNECT_TABLES = ("IC_SB_Global", "Availability_Zone", "Gateway", "Encap",
+                       "Datapath_Binding", "Port_Binding", "Route")
+DATABASE_NAMES = {"southbound": "OVN_Southbound", "northbound": "OVN_Northbound",
+                  "interconnect": "OVN_IC_Southbound"}
 
 
 @dataclass
@@ -171,7 +178,7 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
                      transports: dict, snapshot: Snapshot, limits: Limits | None = None,
                      local: LocalTransport | None = None) -> Database:
     """Read whole tables of one OVN database, locally or through a node."""
-    database = {"southbound": "OVN_Southbound", "northbound": "OVN_Northbound"}[name]
+    database = DATABASE_NAMES[name]
     chassis = snapshot.chassis.get(spec.via) if spec.via else None
     remote = spec.remote
     if remote is None and chassis is not None and name == "southbound":
@@ -206,7 +213,7 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
     db.schema = schema or None
     if data is not None:
         try:  # what a snapshot file must hold, checked here so a bad DB cannot spoil the file
-            check_rows(data, name)
+            check_rows(data, name, interconnect=name == "interconnect")
         except InputError as exc:
             data, error = None, f"unusable answer: {exc}"
     if data is not None:
@@ -249,7 +256,8 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
             transport.on_unverified = partial(_accepted_unverified, progress, name)
     databases = [(name, tables, spec) for name, tables, spec in (
         ("southbound", SOUTHBOUND_TABLES, inventory.southbound),
-        ("northbound", NORTHBOUND_TABLES, inventory.northbound)) if spec is not None]
+        ("northbound", NORTHBOUND_TABLES, inventory.northbound),
+        ("interconnect", INTERCONNECT_TABLES, inventory.interconnect)) if spec is not None]
     workers = max(1, min(jobs, len(inventory.nodes) + len(databases)))
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
@@ -269,6 +277,7 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
             else:
                 _node_done(snapshot, result, progress, node_secrets.get(result.name, []))
         snapshot.chassis = dict(sorted(snapshot.chassis.items()))
+        _collect_zones(inventory, snapshot, pool, transports, limits, progress)
         for name, tables, spec in databases:
             if spec.via is not None:
                 progress(CollectEvent("start", name))
@@ -282,6 +291,52 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
     pool.shutdown()
     _close_all([local, *transports.values()])
     return snapshot
+
+
+def _collect_zones(inventory: Inventory, snapshot: Snapshot, pool: ThreadPoolExecutor,
+                   transports: dict, limits: Limits, progress: Progress) -> None:
+    """Each node's own zone NB and SB (interconnect mode: ovnkube-node has them on the
+    node), read through the node's transport once the node is read.  The zone is named
+    as its NB_Global.name says (ovn-kubernetes: the node's name), else after the node;
+    nodes that name the same zone share it (its databases read once)."""
+    futures = {}
+    for spec in inventory.nodes:
+        chassis = snapshot.chassis.get(spec.name)
+        for name, tables, remote in (("southbound", SOUTHBOUND_TABLES, spec.southbound),
+                                     ("northbound", NORTHBOUND_TABLES, spec.northbound)):
+            if remote is None:
+                continue
+            if chassis is None or not chassis.reachable:
+                db = Database(name=name, remote=remote, via=spec.name,
+                              error=f"via node {spec.name} is unreachable")
+                futures[pool.submit(lambda db=db: db)] = (spec.name, name)
+                continue
+            progress(CollectEvent("start", f"{spec.name} {name}"))
+            futures[pool.submit(collect_database, name, tables,
+                                DatabaseSpec(remote=remote, via=spec.name), transports,
+                                snapshot, limits)] = (spec.name, name)
+    found: dict[str, dict[str, Database]] = {}
+    for future in as_completed(futures):
+        node, which = futures[future]
+        db = future.result()
+        secrets.redact_database(db, snapshot.redacted)
+        found.setdefault(node, {})[which] = db
+        if db.error:
+            progress(CollectEvent("failed", f"{node} {which}", db.error))
+        else:
+            rows = sum(len(rows) for rows in db.tables.values())
+            progress(CollectEvent("done", f"{node} {which}",
+                                  f"{rows} rows, {len(db.tables)} tables"))
+    for node in sorted(found):
+        dbs = found[node]
+        nb = dbs.get("northbound")
+        named = ((nb.tables.get("NB_Global") or [{}])[0].get("name") if nb else None)
+        zone_name = named if isinstance(named, str) and named else node
+        zone = snapshot.zones.get(zone_name)
+        if zone is None:
+            zone = snapshot.zones[zone_name] = Zone(name=zone_name, **dbs)
+        zone.chassis.append(node)
+    snapshot.zones = dict(sorted(snapshot.zones.items()))
 
 
 def _close_all(transports) -> None:

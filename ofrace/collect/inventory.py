@@ -31,6 +31,9 @@ Inventory file (TOML)::
     [northbound]
     remote = "tcp:10.0.0.1:6641"
 
+    [interconnect]            # zones joined by ovn-ic: the IC-SB, for the audit
+    southbound = "tcp:10.0.0.1:6646"      # read from here (via = "NODE": through it)
+
 On the command line a node is ``NAME=ssh://[user@]host[:port]``,
 ``NAME=exec:TEMPLATE`` or ``NAME=local``.
 
@@ -103,6 +106,7 @@ class Inventory:
     nodes: list[NodeSpec] = field(default_factory=list)
     southbound: DatabaseSpec | None = None
     northbound: DatabaseSpec | None = None
+    interconnect: DatabaseSpec | None = None   # the IC-SB ([interconnect] southbound)
     defaults: dict = field(default_factory=dict)   # [defaults], for discovered nodes
     problems: list[Problem] = field(default_factory=list)   # chassis --discover skipped
 
@@ -301,6 +305,16 @@ def _database(table: object, where: str) -> DatabaseSpec:
     return spec
 
 
+def _interconnect(table: object, where: str) -> DatabaseSpec:
+    """``[interconnect]``: the IC-SB's remote as ``southbound``, the rest as a database's."""
+    if not isinstance(table, dict):
+        raise InputError(f"{where} must be a table")
+    if "remote" in table or "southbound" not in table:
+        raise InputError(f"{where} names the IC-SB as southbound = \"tcp:IP:6646\"")
+    rest = {k: v for k, v in table.items() if k != "southbound"}
+    return _database({"remote": table["southbound"], **rest}, where)
+
+
 def check_remote(remote: object, where: str = "remote") -> str:
     if not isinstance(remote, str):
         raise InputError(f"{where} must be a string, not {_type_name(remote)}")
@@ -325,11 +339,11 @@ def load_inventory(path: str | Path) -> Inventory:
         raise InputError(f"{path}: not valid TOML: nested too deeply") from None
     except OSError as exc:
         raise InputError(f"cannot read inventory {path}: {exc.strerror or exc}") from None
-    unknown = set(doc) - {"defaults", "node", "southbound", "northbound"}
+    unknown = set(doc) - {"defaults", "node", "southbound", "northbound", "interconnect"}
     if unknown:
         raise InputError(f"{path}: unknown section(s) "
                          f"{', '.join(_shown(k) for k in sorted(unknown))} "
-                         "(known: defaults, node, southbound, northbound)")
+                         "(known: defaults, node, southbound, northbound, interconnect)")
     defaults = _checked(doc.get("defaults", {}), f"{path}: [defaults]",
                         NODE_KEYS - NODE_ONLY_KEYS)
     nodes_raw = doc.get("node", [])
@@ -346,7 +360,9 @@ def load_inventory(path: str | Path) -> Inventory:
         inventory.southbound = _database(doc["southbound"], f"{path}: [southbound]")
     if "northbound" in doc:
         inventory.northbound = _database(doc["northbound"], f"{path}: [northbound]")
-    for db in (inventory.southbound, inventory.northbound):
+    if "interconnect" in doc:
+        inventory.interconnect = _interconnect(doc["interconnect"], f"{path}: [interconnect]")
+    for db in (inventory.southbound, inventory.northbound, inventory.interconnect):
         if db and db.via and db.via not in names:
             raise InputError(f"{path}: via = {_shown(db.via)} names no node of the inventory")
     return inventory

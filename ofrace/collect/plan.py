@@ -119,7 +119,14 @@ def discover_from_sb(inventory: Inventory, template: str):
 def describe_plan(inventory: Inventory) -> dict:
     """--dry-run: what would be read, and how (templates named by their program only)."""
     return {"nodes": {spec.name: make_transport(spec).describe() for spec in inventory.nodes},
-            "databases": {name: {"remote": scrub(db.remote, []), "via": db.via or "local"}
-                          for name, db in (("southbound", inventory.southbound),
-                                           ("northbound", inventory.northbound)) if db},
+            "databases": {
+                **{name: {"remote": scrub(db.remote, []), "via": db.via or "local"}
+                   for name, db in (("southbound", inventory.southbound),
+                                    ("northbound", inventory.northbound),
+                                    ("interconnect", inventory.interconnect)) if db},
+                # interconnect mode: each node's zone NB and SB, read through the node
+                **{f"{spec.name} {name}": {"remote": scrub(remote, []), "via": spec.name}
+                   for spec in inventory.nodes
+                   for name, remote in (("southbound", spec.southbound),
+                                        ("northbound", spec.northbound)) if remote}},
             "skipped": [f"{p.where}: {p.error}" for p in inventory.problems]}

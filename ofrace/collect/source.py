@@ -40,7 +40,8 @@ def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None) -> Snap
         return Snapshot.load(source.snapshot_file)
     inventory = source.inventory("give --snapshot FILE, or --inventory FILE / --lab to read "
                                  "the cluster now")
-    if inventory.southbound is None:   # every command that reads live traces or audits
+    # every command that reads live traces or audits; zones: each node names its own
+    if inventory.southbound is None and not any(n.southbound for n in inventory.nodes):
         raise InputError("tracing needs the Southbound DB: add [southbound] to the inventory")
     snapshot = collect_cluster(inventory)
     for problem in snapshot.all_problems():
@@ -57,7 +58,8 @@ def obtain_nodes(source: SnapshotSource, inventory: Inventory, nodes: list[str],
         return Snapshot.load(source.snapshot_file)
     wanted = Inventory(nodes=[inventory.node(n) for n in nodes],
                        southbound=inventory.southbound if with_databases else None,
-                       northbound=inventory.northbound if with_databases else None)
+                       northbound=inventory.northbound if with_databases else None,
+                       interconnect=inventory.interconnect if with_databases else None)
     snapshot = collect_cluster(wanted)
     for name in nodes:
         chassis = snapshot.chassis[name]

@@ -35,9 +35,10 @@ from ofrace.compare.live import (
     state_changes,
 )
 from ofrace.compare.ofproto_trace import Comparison
-from ofrace.compare.packets import TestPacket, endpoints, tunnel_packets
+from ofrace.compare.packets import TestPacket, endpoints, transit_packets, tunnel_packets
 from ofrace.errors import ToolError
 from ofrace.openflow.bridge import BridgeIndex
+from ofrace.ovn.southbound import chassis_view
 from ofrace.snapshot import Chassis, Snapshot
 
 # ct states handed to ct() recirculations, as ofproto/trace's --ct-next takes them.
@@ -109,7 +110,9 @@ def chassis_tests(snapshot: Snapshot, chassis: Chassis,
                   conversations=None) -> list[tuple[TestPacket, tuple[str, ...], str]]:
     """(packet, its own ct states, packet class) entering ``chassis``: every step of every
     generated conversation whose headers are known before sending, at the port it enters
-    by, and packets arriving over each tunnel."""
+    by, and packets arriving over each tunnel.  In a cluster of zones, all of it comes
+    from the chassis' zone's SB and NB (``conversations``, if given, from the same)."""
+    snapshot = chassis_view(snapshot, chassis.name)
     out = []
     for conv in generate(snapshot) if conversations is None else conversations:
         for step in conv.steps:
@@ -119,7 +122,9 @@ def chassis_tests(snapshot: Snapshot, chassis: Chassis,
             label = f"{conv.label}: {step.name}"
             out.append((TestPacket(entry.bridge, {"in_port": entry.ofport, **step.packet},
                                    label), step.ct, conv.packet_class.value))
-    for test in tunnel_packets(snapshot, chassis, endpoints(snapshot)):
+    points = endpoints(snapshot)
+    for test in (tunnel_packets(snapshot, chassis, points)
+                 + transit_packets(snapshot, chassis, points)):
         out.append((test, (), "tunnel"))
     return out
 
@@ -140,7 +145,8 @@ def run_agreement(snapshot: Snapshot, inventory: Inventory,
     """
     report = AgreementReport()
     started = time.perf_counter()
-    conversations = generate(snapshot)
+    # zones: each chassis' own, generated from its zone's databases (chassis_tests)
+    conversations = generate(snapshot) if not snapshot.zones else None
     for spec in inventory.nodes:
         chassis = snapshot.chassis.get(spec.name)
         if chassis is None or not chassis.reachable:

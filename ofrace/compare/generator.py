@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ofrace.ovn.southbound import port_addresses
+from ofrace.ovn.southbound import chassis_view, port_addresses
 from ofrace.snapshot import Snapshot
 
 BROADCAST = 0xFFFFFFFFFFFF
@@ -453,7 +453,13 @@ def generate(snapshot: Snapshot, cap: int = CAP_PER_CLASS, min_steps: int = 0
     """Every conversation the snapshot's network makes possible, bounded by ``cap`` per
     class; then, until there are ``min_steps`` steps, rounds that repeat each TCP, UDP and
     ICMP conversation as a new connection (another source port, another echo id), so a
-    small network still sends enough packets and a VIP sees many source ports."""
+    small network still sends enough packets and a VIP sees many source ports.
+
+    A cluster of zones: each zone's, from its own SB and NB (zone order), each bounded
+    on its own."""
+    if snapshot.zones:
+        return [conv for zone in snapshot.zones.values() if zone.chassis
+                for conv in generate(chassis_view(snapshot, zone.chassis[0]), cap, min_steps)]
     net = Network(snapshot)
     out = _Collector(cap)
     acl = net.acl_ports()

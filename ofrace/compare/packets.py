@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ofrace.openflow.bridge import parse_tlv_map
-from ofrace.ovn.southbound import port_addresses
+from ofrace.ovn.southbound import chassis_view, port_addresses
 from ofrace.ovn.versions import facts_for
 from ofrace.snapshot import Chassis, Snapshot
 
@@ -170,7 +170,9 @@ def vif_packets(src: Endpoint, same_dp: list[Endpoint], routers: list[Endpoint],
 
 
 def chassis_packets(snapshot: Snapshot, chassis: Chassis) -> list[TestPacket]:
-    """Packets entering every VIF, tunnel and uplink of ``chassis``."""
+    """Packets entering every VIF, tunnel and uplink of ``chassis`` (addressed as its
+    zone's SB and NB say, in a cluster of zones)."""
+    snapshot = chassis_view(snapshot, chassis.name)
     points = endpoints(snapshot)
     by_name = {p.name: p for p in points}
     sb = snapshot.southbound.tables
@@ -197,6 +199,7 @@ def chassis_packets(snapshot: Snapshot, chassis: Chassis) -> list[TestPacket]:
             packets.append(TestPacket(br_int, {"in_port": iface.ofport, **packet},
                                       f"{iface.iface_id}: {label}"))
     packets += tunnel_packets(snapshot, chassis, points)
+    packets += transit_packets(snapshot, chassis, points)
     packets += uplink_packets(snapshot, chassis, points)
     return packets
 
@@ -249,6 +252,52 @@ def tunnel_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint])
                     option: (src.tunnel_key << 16) | 0xFFFF,
                     **_arp(src.mac, src.ip4[0], dst.ip4[0])},
                     f"tunnel {tunnel.name}: broadcast from {src.name}"))
+    return out
+
+
+def transit_packets(snapshot: Snapshot, chassis: Chassis, points: list[Endpoint]) -> list:
+    """Interconnect: packets another zone sends over the transit switch to each local VIF
+    (ovn-ic's ``remote`` ports, bound to the other zone's gateway chassis, to the port
+    of the transit switch whose router port this zone binds here): the tunnel key is the
+    transit switch's, the Geneve option (remote port << 16 | local transit port)."""
+    sb = snapshot.southbound.tables if snapshot.southbound else {}
+    transit = {row["_uuid"]: row["tunnel_key"] for row in sb.get("Datapath_Binding", [])
+               if (row.get("external_ids") or {}).get("interconn-ts")}
+    if not transit:
+        return []
+    pbs = {pb["logical_port"]: pb for pb in sb.get("Port_Binding", [])}
+    encap_ip = {row["chassis_name"]: row["ip"] for row in sb.get("Encap", [])
+                if row.get("type") == "geneve"}
+    chassis_name = {row["_uuid"]: row["name"] for row in sb.get("Chassis", [])}
+    local = [p for p in points if p.ip4 and (pbs.get(p.name) or {}).get("type") == ""
+             and p.name in {i.iface_id for i in chassis.interfaces if i.iface_id}]
+    option = _ovn_option_field(chassis)
+    out = []
+    for pb in sb.get("Port_Binding", []):
+        if pb["datapath"] not in transit or pb.get("type") == "remote":
+            continue
+        router_port = (pb.get("options") or {}).get("peer")
+        gateway = next((p for p in points if p.name == router_port), None)
+        if gateway is None:
+            continue
+        for remote in sb.get("Port_Binding", []):
+            if remote["datapath"] != pb["datapath"] or remote.get("type") != "remote":
+                continue
+            src = next((p for p in points if p.name == remote["logical_port"]), None)
+            peer_ip = encap_ip.get(chassis_name.get(_bound_to(remote), ""))
+            tunnel = next((i for i in chassis.interfaces
+                           if i.bridge == chassis.integration_bridge and i.type == "geneve"
+                           and i.options.get("remote_ip") in (peer_ip, "flow")), None)
+            if src is None or not src.ip4 or peer_ip is None or tunnel is None:
+                continue
+            for dst in local[:2]:
+                out.append(TestPacket(chassis.integration_bridge, {
+                    "in_port": tunnel.ofport, "tun_id": transit[pb["datapath"]],
+                    "tun_src": int(ipaddress.IPv4Address(peer_ip)),
+                    "tun_dst": int(ipaddress.IPv4Address(chassis.encap_ips[0])),
+                    option: (remote["tunnel_key"] << 16) | pb["tunnel_key"],
+                    **_ip4(src.mac, gateway.mac, src.ip4[0], dst.ip4[0], "tcp")},
+                    f"tunnel {tunnel.name}: {src.name} (another zone) -> {dst.name}"))
     return out
 
 

@@ -48,13 +48,12 @@ def trace_digest(snapshot: Snapshot) -> str:
                          i.iface_id or "") for i in ch.interfaces)
         view["chassis"][name] = {"bridges": bridges, "interfaces": ifaces,
                                  "versions": [ch.ovs_version, ch.ovn_version]}
-    for db in (snapshot.southbound, snapshot.northbound):
-        if db is not None:
-            view["databases"][db.name] = {
-                table: sorted(json.dumps({k: v for k, v in row.items()
-                                          if "timestamp" not in k and k != "_version"},
-                                         sort_keys=True, default=str) for row in rows)
-                for table, rows in sorted(db.tables.items()) if table != "Chassis_Private"}
+    for where, db in snapshot.databases():   # zones' too ("zone NAME southbound")
+        view["databases"][where] = {
+            table: sorted(json.dumps({k: v for k, v in row.items()
+                                      if "timestamp" not in k and k != "_version"},
+                                     sort_keys=True, default=str) for row in rows)
+            for table, rows in sorted(db.tables.items()) if table != "Chassis_Private"}
     text = json.dumps(view, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -866,6 +866,9 @@ class Lab:
         else:
             lines += ["# Every node is a zone of its own: its NB and SB are read on it, at",
                       "# the node's northbound and southbound."]
+            if self.state.get("ic_sb_remote"):
+                lines += ["", "[interconnect]",
+                          f"southbound = {_toml_string(self.state['ic_sb_remote'])}"]
         for chassis in self.state["chassis"]:
             zone_dbs = [f"{key} = {_toml_string(chassis[key])}"
                         for key in ("northbound", "southbound") if chassis.get(key)]

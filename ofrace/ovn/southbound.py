@@ -13,9 +13,10 @@ names the Northbound row behind it (ACL, load balancer, NAT, route, …).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from ofrace.errors import InputError
 from ofrace.memory import building
 from ofrace.ovn.cms_names import CmsName, CmsNames
 from ofrace.ovn.versions import OvnFacts, facts_for
@@ -134,11 +135,16 @@ class CookieAnswer:
 
 
 class SouthboundIndex:
-    """Lookups from OpenFlow-level numbers to OVN names, built once per snapshot."""
+    """Lookups from OpenFlow-level numbers to OVN names, built once per snapshot (per
+    zone, for a cluster of zones: ``zone`` names it; None: the central SB)."""
 
-    def __init__(self, snapshot: Snapshot):
-        self.sb = snapshot.southbound.tables if snapshot.southbound else {}
-        self.nb = snapshot.northbound.tables if snapshot.northbound else {}
+    def __init__(self, snapshot: Snapshot, zone: str | None = None):
+        self.zone = zone
+        sb, nb = snapshot.southbound, snapshot.northbound
+        if zone is not None:
+            sb, nb = snapshot.zones[zone].southbound, snapshot.zones[zone].northbound
+        self.sb = sb.tables if sb else {}
+        self.nb = nb.tables if nb else {}
         self._ovn_versions = {name: ch.ovn_version for name, ch in snapshot.chassis.items()}
         self._ovn_versions.update({ch.system_id: ch.ovn_version
                                    for ch in snapshot.chassis.values() if ch.system_id})
@@ -282,3 +288,67 @@ class SouthboundIndex:
         if not hint:
             return []
         return list(self._nb_by_prefix.get(hint[:8], []))
+
+
+class ChassisNames:
+    """Per chassis, the index of the SB its ovn-controller reads: its zone's in
+    interconnect mode (ovn-kubernetes: a zone per node), else the one central SB.
+    Zones number datapaths and ports each on their own, so their SBs are never merged:
+    a cookie, a ``metadata`` or a ``reg14`` means something only in its chassis' zone."""
+
+    def __init__(self, snapshot: Snapshot, central: SouthboundIndex | None = None):
+        self.snapshot = snapshot
+        self.central = central or SouthboundIndex(snapshot)
+        self._zones: dict[str, SouthboundIndex] = {}
+        self._of_chassis: dict[str, SouthboundIndex] = {}   # asked once per step: cached
+
+    def zone(self, name: str) -> SouthboundIndex:
+        index = self._zones.get(name)
+        if index is None:
+            index = self._zones[name] = SouthboundIndex(self.snapshot, name)
+        return index
+
+    def __call__(self, chassis: str | None) -> SouthboundIndex:
+        """``chassis``' index (a snapshot name or a system-id); the central one when the
+        snapshot has no zones or the chassis is in none."""
+        if not self.snapshot.zones or chassis is None:
+            return self.central
+        index = self._of_chassis.get(chassis)
+        if index is None:
+            found = self.snapshot.zone_of(chassis)
+            index = self.zone(found.name) if found is not None else self.central
+            self._of_chassis[chassis] = index
+        return index
+
+    def indexes(self) -> list[SouthboundIndex]:
+        """Every zone's index (zone order), or just the central one."""
+        if not self.snapshot.zones:
+            return [self.central]
+        return [self.zone(name) for name in self.snapshot.zones]
+
+    def where_bound(self, typed: str) -> SouthboundIndex | None:
+        """The zone whose SB has ``typed`` (an OVN or CMS port name) as a port of its own
+        (not ovn-ic's ``remote`` copy of another zone's); None without zones or match."""
+        if not self.snapshot.zones:
+            return None
+        fallback = None
+        for index in self.indexes():
+            try:
+                name = index.resolve_port(typed)
+            except InputError:
+                continue
+            if (index.ports_by_name[name].get("type") or "") != "remote":
+                return index
+            fallback = fallback or index
+        return fallback
+
+
+def chassis_view(snapshot: Snapshot, chassis: str) -> Snapshot:
+    """The snapshot as ``chassis``' ovn-controller sees it: its zone's SB and NB in the
+    place of the central pair (the snapshot itself without zones), for code that reads
+    one SB; the chassis and the rest are shared, not copied."""
+    zone = snapshot.zone_of(chassis) if snapshot.zones else None
+    if zone is None:
+        return snapshot
+    return replace(snapshot, southbound=zone.southbound, northbound=zone.northbound,
+                   zones={}, interconnect=None)

@@ -63,7 +63,9 @@ class ProgressPrinter:
 def collect_progress(inventory: Inventory, quiet: bool) -> Iterator:
     """The progress callback for ``collect_cluster``: every node on stderr, or (for
     ``--json``) only the warnings."""
-    total = len(inventory.nodes) + bool(inventory.southbound) + bool(inventory.northbound)
+    total = (len(inventory.nodes) + bool(inventory.southbound) + bool(inventory.northbound)
+             + bool(inventory.interconnect)
+             + sum(bool(n.southbound) + bool(n.northbound) for n in inventory.nodes))
     err = Console(stderr=True)
     printer = ProgressPrinter(err, total) if not quiet else None
     try:

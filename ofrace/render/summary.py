@@ -23,11 +23,10 @@ def snapshot_summary(snapshot: Snapshot) -> dict:
             else None,
         }
     dbs = {}
-    for db in (snapshot.southbound, snapshot.northbound):
-        if db is not None:
-            dbs[db.name] = {"remote": db.remote, "via": db.via, "error": db.error,
-                            "rows": {t: len(r) for t, r in db.tables.items()},
-                            "missing_tables": db.missing_tables}
+    for where, db in snapshot.databases():
+        dbs[where] = {"remote": db.remote, "via": db.via, "error": db.error,
+                      "rows": {t: len(r) for t, r in db.tables.items()},
+                      "missing_tables": db.missing_tables}
     return {"complete": snapshot.complete, "nodes": nodes, "databases": dbs,
             "problems": [vars(p) for p in snapshot.all_problems()],
             "redacted": snapshot.redacted}
@@ -59,19 +58,22 @@ def print_summary(snapshot: Snapshot, console: Console) -> None:
     for name, ch in snapshot.chassis.items():
         if ch.reachable and ch.unread():
             console.print(f"[yellow]{escape(name)}[/]: {escape(ch.unread())}", highlight=False)
-    for which, db in (("southbound", snapshot.southbound), ("northbound", snapshot.northbound)):
+    shown = [("southbound", snapshot.southbound), ("northbound", snapshot.northbound)]
+    if snapshot.zones:   # interconnect: no central pair, a pair per zone
+        shown = [(where, db) for where, db in snapshot.databases()]
+    for which, db in shown:
         if db is None:
             if which == "northbound":  # optional: only names of NB objects are lost
                 console.print("[dim]northbound: not in this snapshot (NB object names are "
                               "not shown)[/]", highlight=False)
             continue
         if db.error:
-            console.print(f"[red]{escape(db.name)}[/]: {escape(db.error)}", highlight=False)
+            console.print(f"[red]{escape(which)}[/]: {escape(db.error)}", highlight=False)
             continue
         rows = sum(len(r) for r in db.tables.values())
         lflows = len(db.tables.get("Logical_Flow", []))
         extra = f", {lflows} logical flows" if db.name == "southbound" else ""
-        console.print(f"{escape(db.name)}: {rows} rows in {len(db.tables)} tables{extra} "
+        console.print(f"{escape(which)}: {rows} rows in {len(db.tables)} tables{extra} "
                       f"from {escape(db.remote)} (via {escape(db.via)})"
                       + (f"; not in this schema: {escape(', '.join(db.missing_tables))}"
                          if db.missing_tables else ""), highlight=False)

@@ -75,11 +75,14 @@ def _verdict(v: Verdict | AnnotatedVerdict) -> dict:
 
 
 def _hop(hop: AnnotatedHop) -> dict:
-    return {"chassis": hop.chassis, "bridge": hop.bridge, "entry": hop.entry,
-            "cms": hop.cms.as_json() if hop.cms else None,
-            "packet_in": packet_json(hop.packet_in), "events": [_event(e) for e in hop.events],
-            "verdicts": [_verdict(v) for v in hop.verdicts], "notes": hop.notes,
-            "next_hops": [_hop(c) for c in hop.children]}
+    found = {"chassis": hop.chassis, "bridge": hop.bridge, "entry": hop.entry,
+             "cms": hop.cms.as_json() if hop.cms else None,
+             "packet_in": packet_json(hop.packet_in), "events": [_event(e) for e in hop.events],
+             "verdicts": [_verdict(v) for v in hop.verdicts], "notes": hop.notes,
+             "next_hops": [_hop(c) for c in hop.children]}
+    if hop.zone is not None:   # interconnect: the OVN zone whose SB annotated the hop
+        found["zone"] = hop.zone
+    return found
 
 
 def trace_json(trace: AnnotatedTrace, request: dict, reply: AnnotatedTrace | None = None,

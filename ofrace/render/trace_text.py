@@ -63,7 +63,8 @@ def render_trace(trace: AnnotatedTrace, console: Console, level: str = "default"
 def _hop(hop: AnnotatedHop, console: Console, level: str, indent: int) -> None:
     pad = "  " * indent
     entry = f"{hop.entry} [{hop.cms.detailed}]" if hop.cms is not None else hop.entry
-    console.print(f"{pad}[bold magenta]● {escape(hop.chassis)}[/] — "
+    zone = f" [dim](zone {escape(hop.zone)})[/]" if hop.zone else ""
+    console.print(f"{pad}[bold magenta]● {escape(hop.chassis)}[/]{zone} — "
                   f"{escape(entry)} on bridge {escape(hop.bridge)}", highlight=False)
     console.print(f"{pad}  [dim]in:[/] {escape(describe(hop.packet_in))}", highlight=False)
     if level != "summary":

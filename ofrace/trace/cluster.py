@@ -25,7 +25,7 @@ from ofrace.openflow.fields import FIELDS, format_mac
 from ofrace.openflow.flowtext import FlowSyntaxError, TokenCache, parse_flow
 from ofrace.openflow.frames import WIRE_KEYS
 from ofrace.ovn import controller as controller_actions
-from ofrace.ovn.southbound import SouthboundIndex
+from ofrace.ovn.southbound import ChassisNames, SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.conntrack_dump import table_from_dump
@@ -132,12 +132,30 @@ class ClusterTracer:
     def __init__(self, snapshot: Snapshot, options: TraceOptions | None = None):
         self.snapshot = snapshot
         self.options = options or TraceOptions()
-        self.names = SouthboundIndex(snapshot)
+        # Per chassis its zone's SB (interconnect), else the one SB.  ``names`` is the
+        # index of the zone being traced in now: where the trace entered (``locate``), then
+        # the chassis of each hop as it runs; without zones it never changes.
+        self.names_for = ChassisNames(snapshot)
+        self.names: SouthboundIndex = self.names_for.central
+        self._providers: dict[int, ProviderNetworks] = {}
         self.conntrack: dict[str, ConntrackTable] = {}
         self._notes: list[str] = []     # said once, on the next hop that runs
         self._datapaths: dict[str, ChassisDatapath] = {}
         self._by_system_id = {c.system_id: c for c in snapshot.chassis.values() if c.system_id}
-        self.provider = ProviderNetworks(snapshot, self.names)
+
+    @property
+    def provider(self) -> ProviderNetworks:
+        """The physical networks as the zone being traced in knows their MAC owners."""
+        found = self._providers.get(id(self.names))
+        if found is None:
+            found = self._providers[id(self.names)] = ProviderNetworks(self.snapshot,
+                                                                       self.names)
+        return found
+
+    def enter_zone_of(self, chassis: str) -> SouthboundIndex:
+        """Trace on in ``chassis``' zone: its SB names what runs there (one SB: no-op)."""
+        self.names = self.names_for(chassis)
+        return self.names
 
     # ----------------------------------------------------------- chassis
 
@@ -207,13 +225,16 @@ class ClusterTracer:
         (``logical_port``: an OVN name or a name the CMS gave it; the start names OVN's;
         ``packet``: the headers asked for, which pick the chassis a frame from a provider
         network reaches)."""
-        sb = self.snapshot.southbound
-        if sb is None:
-            raise MissingDataError("the snapshot has no Southbound database: logical ports "
-                                   "cannot be resolved (collect with --sb REMOTE)")
-        if sb.error and not sb.tables.get("Port_Binding"):
-            raise MissingDataError(f"the Southbound database was not read ({sb.error}): "
-                                   "logical ports cannot be resolved")
+        if self.snapshot.zones:
+            self._enter_zone_of_port(logical_port, chassis)
+        else:
+            sb = self.snapshot.southbound
+            if sb is None:
+                raise MissingDataError("the snapshot has no Southbound database: logical "
+                                       "ports cannot be resolved (collect with --sb REMOTE)")
+            if sb.error and not sb.tables.get("Port_Binding"):
+                raise MissingDataError(f"the Southbound database was not read ({sb.error}): "
+                                       "logical ports cannot be resolved")
         # OVN's name, or the CMS's (Neutron port name, pod): ambiguous/unknown raise
         logical_port = self.names.resolve_port(logical_port)
         pb = self.names.ports_by_name[logical_port]
@@ -245,6 +266,22 @@ class ClusterTracer:
                                   logical_port=logical_port)
         raise InputError(f"no interface with iface-id {logical_port} on {ch.name}'s "
                          f"{ch.integration_bridge}")
+
+    def _enter_zone_of_port(self, logical_port: str, chassis: str | None) -> None:
+        """Zones: resolve ``logical_port`` in the zone of ``chassis``, else in the zone
+        that has it as its own port (not ovn-ic's remote copy)."""
+        if chassis:
+            self.enter_zone_of(self.chassis(chassis).name)
+            return
+        found = self.names_for.where_bound(logical_port)
+        if found is None:
+            unread = [z.name for z in self.snapshot.zones.values()
+                      if z.southbound is None or z.southbound.error]
+            if unread:
+                raise MissingDataError(f"{logical_port} is in no zone's Southbound read; not "
+                                       f"read: {', '.join(unread)}")
+            raise InputError(f"no zone's Southbound has a logical port {logical_port!r}")
+        self.names = found
 
     def _locate_localnet(self, pb: dict, chassis: str | None, packet: dict) -> TraceStart:
         network = (pb.get("options") or {}).get("network_name")
@@ -390,6 +427,7 @@ class ClusterTracer:
         previous = getattr(self, "controller_state", None)
         self.controller_state = (previous.next_trace() if previous is not None
                                  else controller_packets.ControllerState())
+        self.enter_zone_of(self.chassis(start.chassis).name)
         root = self._run(start)
         hops = [root]
         queue = [(root, 0)]
@@ -458,6 +496,7 @@ class ClusterTracer:
     def _follow(self, hop: Hop, exit_: Exit) -> list[TraceStart]:
         """Turn an exit into a verdict, or into the starts of the hops it leads to."""
         ch = self.chassis(hop.start.chassis)
+        self.enter_zone_of(ch.name)
         facts = self.facts(ch.name)
         if exit_.kind == ExitKind.TUNNEL:
             follow = self._through_tunnel(hop, ch, exit_)

@@ -101,8 +101,8 @@ def _address_of_port(names: SouthboundIndex, host: str, destination: str, source
 def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
                           protocol: str, chassis: str | None = None,
                           ttl: int = 64) -> TraceStart:
-    names = tracer.names
     start = tracer.locate(source, chassis)  # raises with suggestions for unknown ports
+    names = tracer.names                     # the source's zone's, when there are zones
     source = start.logical_port or source    # OVN's name, when a CMS name was given
     pb = names.ports_by_name.get(source)
     mac, v4, v6 = port_addresses(pb)
