@@ -113,6 +113,12 @@ def test_two_ups_give_the_same_flows(lab_slot):
     assert len(first["ovn-worker br-int flows"]) > 500
 
 
+def _ovs_release(lab) -> tuple[int, int]:
+    """The lab's OVS release, from ovs-vswitchd --version as `lab status` keeps it."""
+    found = re.search(r"(\d+)\.(\d+)\.\d+", (lab.state.get("versions") or {}).get("ovs", ""))
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
 def test_seed_nodeport_syn_reaches_the_pod_dnatted_and_snatted(lab_slot):
     """The seed's tcpdump, reproduced from a real packet.
 
@@ -142,7 +148,11 @@ def test_seed_nodeport_syn_reaches_the_pod_dnatted_and_snatted(lab_slot):
     first = packet_fields(warm_up[0])
     assert (first["nw_src"], first["nw_dst"], first["tp_dst"]) == ("100.64.0.3", "10.244.1.3", "80")
     assert first["nw_ttl"] == "62" and first["tcp_flags"] == "syn"
-    assert first["tp_src"] == str(WARM_UP_SPORT + 1), "the re-injected first packet's port moved"
+    # OVS 3.1's userspace conntrack moves the colliding connection's source port by one;
+    # from 3.3 the re-injected packet keeps its port (docs/versions.md, observed on the
+    # lab run on OVN 24.03 / OVS 3.3.8 and 26.03 / OVS 3.7.0)
+    moves = _ovs_release(lab) < (3, 3)
+    assert first["tp_src"] == str(WARM_UP_SPORT + moves), "the re-injected packet's port"
     learned = lab.sbctl("--bare", "--columns=logical_port,mac", "find", "MAC_Binding",
                         "ip=100.64.0.1").split()
     assert learned == ["rtoj-GR_ovn-worker", "0a:58:64:40:00:01"], "the GR ARPed for 100.64.0.1"
