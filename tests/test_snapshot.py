@@ -32,10 +32,11 @@ def test_derived_facts(kind_snapshot):
 
 @pytest.mark.parametrize("content, message", [
     (b"not gzip at all", "cannot read snapshot"),
-    (gzip.compress(b"{}"), "not an ofrace snapshot"),
+    (gzip.compress(b"{}", mtime=0), "not an ofrace snapshot"),
     (gzip.compress(json.dumps({"format": "ofrace-snapshot",
-                               "version": SNAPSHOT_VERSION + 1}).encode()), "not supported"),
-])
+                               "version": SNAPSHOT_VERSION + 1}).encode(), mtime=0),
+     "not supported"),
+], ids=["not gzip", "not a snapshot", "newer version"])
 def test_bad_files(tmp_path, content, message):
     path = tmp_path / "bad.ofr"
     path.write_bytes(content)
