@@ -36,7 +36,7 @@ def test_every_table_replays_to_what_the_server_dumped(kind):
     assert set(dump) == set(db.schema["tables"])
     compared = 0
     for table, (headings, data) in dump.items():
-        want = [dict(zip(headings, row)) for row in data]
+        want = [dict(zip(headings, row, strict=True)) for row in data]
         assert _by_uuid(db.select(table, headings)) == _by_uuid(want), table
         compared += len(want)
     assert compared >= 9   # the fixture holds rows, so equality means something
@@ -47,7 +47,7 @@ def test_decoded_rows_are_the_collectors(kind):
     db = read_ovsdb_file(FIXTURES / f"{kind}.db")
     headings, data = _dump(kind)["Logical_Switch_Port"]
     decode = column_decoders(db.schema["tables"]["Logical_Switch_Port"])
-    want = [{c: decode[c](v) for c, v in zip(headings, row)} for row in data]
+    want = [{c: decode[c](v) for c, v in zip(headings, row, strict=True)} for row in data]
     got = db.tables(["Logical_Switch_Port"])["Logical_Switch_Port"]
     assert sorted(got, key=lambda r: r["_uuid"]) == sorted(want, key=lambda r: r["_uuid"])
     p1 = next(r for r in got if r["name"] == "p1")
@@ -62,7 +62,7 @@ def test_column_diffs_matter(monkeypatch):
     monkeypatch.setattr(ovsdb_file, "_apply_diff", lambda old, diff, column: diff)
     db = read_ovsdb_file(FIXTURES / "standalone.db")
     headings, data = _dump("standalone")["Address_Set"]
-    assert db.select("Address_Set", headings) != [dict(zip(headings, r)) for r in data]
+    assert db.select("Address_Set", headings) != [dict(zip(headings, r, strict=True)) for r in data]
 
 
 def _record(magic: str, value: dict) -> bytes:
