@@ -5,7 +5,8 @@ Made by the real tools, once, in a private temporary directory: ``ovsdb-tool cre
 ``ovsdb-server`` on a unix socket, ``ovn-nbctl`` changes that insert, modify (maps
 and sets, so ovsdb-server writes column diffs), and delete rows, then
 ``ovsdb-client -f json dump`` of the served database: the rows the file must
-replay to.  Writes tests/fixtures/ovsdb/{standalone,clustered}.db and .dump.json.
+replay to (and ``-f list dump``, the text sos keeps).  Writes
+tests/fixtures/ovsdb/{standalone,clustered}.{db,dump.json,list.txt}.
 
     python3 scripts/record_ovsdb_files.py
 """
@@ -96,6 +97,7 @@ def record(kind: str, workdir: Path) -> None:
         _wait(sock)
         _changes(f"unix:{sock}")
         dump = _run("ovsdb-client", "-f", "json", "dump", f"unix:{sock}", "OVN_Northbound")
+        listing = _run("ovsdb-client", "-f", "list", "dump", f"unix:{sock}", "OVN_Northbound")
     finally:
         server.terminate()
         server.wait()
@@ -103,6 +105,7 @@ def record(kind: str, workdir: Path) -> None:
     shutil.copy(dbfile, OUT / f"{kind}.db")
     tables = [json.loads(line) for line in dump.splitlines() if line.strip()]
     (OUT / f"{kind}.dump.json").write_text(json.dumps(tables, indent=None) + "\n")
+    (OUT / f"{kind}.list.txt").write_text(listing)
 
 
 def main() -> int:
