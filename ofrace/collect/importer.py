@@ -196,6 +196,8 @@ def _build(sosreports: list[SosReport], loose: list[tuple[str, Path]],
             continue
         files[which].append((label, db))
     for which, tables in (("southbound", SOUTHBOUND_TABLES), ("northbound", NORTHBOUND_TABLES)):
+        if not files[which]:
+            _database_from_listings(snapshot, which, tables, sosreports, report)
         if files[which]:
             label, db = max(files[which], key=lambda item: item[1].last_date or 0)
             database = _database(which, tables, label, db)
@@ -212,6 +214,37 @@ def _build(sosreports: list[SosReport], loose: list[tuple[str, Path]],
     _add_absent_chassis(snapshot, report)
     _cluster_gaps(snapshot, report)
     return snapshot
+
+
+def _database_from_listings(snapshot: Snapshot, which: str, tables, sosreports,
+                            report: ImportReport) -> None:
+    """No raw file: the DB host sosreport's ``ovn-{nb,sb}ctl list <Table>`` text."""
+    ctl = "ovn-sbctl" if which == "southbound" else "ovn-nbctl"
+    for sos in sosreports:
+        if "ovn_central" not in sos.plugins():
+            continue
+        data = sos.listings(ctl, tables)
+        if not data:
+            continue
+        try:
+            check_rows(data, which)
+        except InputError as exc:
+            raise InputError(f"{sos.label}: {ctl} list: {exc}") from None
+        missing = [t for t in tables if t not in data]
+        database = Database(name=which, remote=f"text {sos.label}", via="import",
+                            tables=data, missing_tables=missing)
+        secrets.redact_database(database, snapshot.redacted)
+        setattr(snapshot, which, database)
+        label = f"{sos.label}: {ctl} list"
+        report.databases[which] = label
+        report.sources.append(SourceReport(label, f"{which} text listings", notes=[
+            f"{len(data)} tables; not listed: {', '.join(missing)}" if missing
+            else f"{len(data)} tables"]))
+        if which == "southbound" and "Logical_Flow" in missing:
+            report.missing.append(("SB Logical_Flow", "sos does not list it: traces run on "
+                                   "the OpenFlow tables, but stages are not named and the "
+                                   "audit's lflow accounting is missing"))
+        return
 
 
 def _database(which: str, tables, label: str, db: OvsdbFile) -> Database:

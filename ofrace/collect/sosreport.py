@@ -41,7 +41,8 @@ OPENFLOW_VERSIONS = ("OpenFlow15", "OpenFlow14", "OpenFlow13", "OpenFlow12", "Op
 PLUGINS = ("openvswitch", "ovn_host", "ovn_central")
 # Where sos copies the raw databases (openvswitch: conf.db; ovn_central: NB and SB).
 DATABASE_DIRS = ("etc/openvswitch", "var/lib/openvswitch", "usr/local/etc/openvswitch",
-                 "var/lib/openvswitch/ovn", "var/lib/ovn", "etc/ovn")
+                 "var/lib/openvswitch/ovn", "var/lib/ovn", "var/lib/ovn/etc", "etc/ovn",
+                 "var/snap/microovn/common/data/central/db")
 DATABASE_FILES = ("conf.db", "ovnnb_db.db", "ovnsb_db.db")
 
 
@@ -91,11 +92,35 @@ class SosReport:
         return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name in PLUGINS)
 
     def database(self, filename: str) -> Path | None:
+        """The raw database sos copied: from a standard directory, else from wherever
+        $OVS_DBDIR pointed (sos keeps the path)."""
         for directory in DATABASE_DIRS:
             path = self.root / directory / filename
             if path.is_file():
                 return path
-        return None
+        found = sorted(p for p in self.root.rglob(filename)
+                       if p.is_file() and "sos_commands" not in p.parts)
+        return found[0] if found else None
+
+    def listings(self, ctl: str, tables) -> dict[str, list[dict]]:
+        """``ovn-nbctl``/``ovn-sbctl [--no-leader-only] list <Table>`` (ovn_central),
+        decoded as the collector decodes rows; tables sos did not list are absent."""
+        found = {}
+        for table in tables:
+            for command in (f"{ctl} --no-leader-only list {table}", f"{ctl} list {table}"):
+                path = self.command(command, ("ovn_central",))
+                if path is None:
+                    continue
+                try:
+                    rows = parse_listing(path.read_text("utf-8", "replace"), table)[table]
+                except (ValueError, KeyError) as exc:
+                    self.notes.append(f"{path.name}: unreadable ({exc})")
+                    break
+                decoders = ofrace_agent.column_decoders(_schema_of({table: rows})["tables"][table])
+                found[table] = [{c: decoders.get(c, ofrace_agent.ovsdb_decode)(v)
+                                 for c, v in row.items() if c != "_version"} for row in rows]
+                break
+        return found
 
     def hostname(self) -> str | None:
         for path in (self.root / "sos_commands" / "host" / "hostname",
