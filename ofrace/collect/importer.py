@@ -151,10 +151,15 @@ def _search(root: Path, label: str) -> tuple[list[SosReport], list[tuple[str, Pa
     sosreports, databases = [], []
     roots = [root] if is_sosreport(root) else [
         d for d in _dirs(root) if is_sosreport(d)]
+    archive = not Path(label).is_dir()
     for sos_root in roots:
-        name = sos_root.name if sos_root != root else Path(label).name
-        sosreports.append(SosReport(sos_root, f"{Path(label).name}" if len(roots) == 1
-                                    else f"{Path(label).name}:{name}"))
+        if sos_root == root:
+            name = label
+        elif archive:
+            name = Path(label).name + ("" if len(roots) == 1 else f":{sos_root.name}")
+        else:
+            name = str(Path(label) / sos_root.relative_to(root))
+        sosreports.append(SosReport(sos_root, name))
     for path in _walk(root):
         if path.name in DATABASE_FILES and not any(r in path.parents for r in roots):
             databases.append((f"{label}:{path.relative_to(root)}" if path != root else label,

@@ -358,6 +358,16 @@ class NodeFiles:
             match = re.search(r'ovs_version: "?([^"\s]+)', text or "")
             if match:
                 return _answer(argv, f"ovs-vswitchd (Open vSwitch) {match.group(1)}")
+        # ovs-vswitchd logs its version once it runs (vswitchd/bridge.c, bridge_run
+        # -> "ovs-vswitchd (Open vSwitch) 3.1.0"), the openvswitch plugin copies the log.
+        for path in (self.sos.root / "var/log/openvswitch/ovs-vswitchd.log",
+                     self.sos.root / "usr/local/var/log/openvswitch/ovs-vswitchd.log"):
+            if path.is_file():
+                found = re.findall(r"ovs-vswitchd \(Open vSwitch\) (\S+)",
+                                   path.read_text("utf-8", "replace"))
+                if found:
+                    self.used["ovs version"] = str(path.relative_to(self.sos.root))
+                    return _answer(argv, f"ovs-vswitchd (Open vSwitch) {found[-1]}")
         text = self.sos.text("ovs-ofctl -t 5 --version") or ""
         match = re.search(r"\(Open vSwitch\) (\S+)", text)
         if match:
