@@ -312,6 +312,11 @@ class NodeFiles:
             text = self._found(what, path)
             failed = _ofctl_failed(text)
             if failed is None:
+                if verb == "dump-groups" and version != "OpenFlow15":
+                    self.sos.notes.append(
+                        f"{bridge} groups from {path.name}: before OpenFlow 1.5 a group's "
+                        "selection_method is not printed, select groups run as OVS's "
+                        "default method")
                 return _answer([command], text)
             tried.append(f"{path.name}: {failed}")
             self.used.pop(what, None)
