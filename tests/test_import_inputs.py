@@ -156,3 +156,23 @@ def test_raw_northbound_alone_says_what_is_missing():
     assert {r["name"] for r in snapshot.northbound.tables["Logical_Switch"]} == {"sw0"}
     missing = dict(report.missing)
     assert "Southbound database" in missing and "node sosreports" in missing
+
+
+def test_an_output_sos_cut_is_named_not_taken(tmp_path):
+    """sos keeps only the tail of an output over its size limit (sos_strings/…tailed,
+    the usual path a link to it): import says so instead of reading a cut dump."""
+    top = "sosreport-n-2026-12-02-abc"
+    archive = _tar(tmp_path / f"{top}.tar.xz", [
+        (_file(f"{top}/sos_commands/openvswitch/ovs-vsctl_-t_5_list-br"), b"br-int\n"),
+        (_file(f"{top}/sos_strings/openvswitch/ovs-ofctl_dump-flows_br-int.tailed"),
+         b" cookie=0x1, table=9, priority=1 actions=drop\n"),
+        (_link(f"{top}/sos_commands/openvswitch/ovs-ofctl_dump-flows_br-int",
+               "../../sos_strings/openvswitch/ovs-ofctl_dump-flows_br-int.tailed"), b""),
+    ])
+    from ofrace.collect.sosreport import NodeFiles, SosReport, cut_member, wanted_member
+    into = tmp_path / "out"
+    into.mkdir()
+    extract(archive, into, wanted_member, cut_member)
+    files = NodeFiles(SosReport(into / top, archive.name))
+    answer = files.run(["ovs-ofctl", "dump-flows", "--no-names", "br-int"])
+    assert answer["error"] and "size limit" in answer["error"] and not answer["stdout"]

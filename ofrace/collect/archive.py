@@ -16,6 +16,7 @@ goes through a 1 MiB buffer, so memory stays flat whatever the archive's size.
 from __future__ import annotations
 
 import gzip
+import io
 import lzma
 import os
 import posixpath
@@ -84,13 +85,17 @@ class _Budget:
                 out.write(chunk)
 
 
-def extract(archive: Path, into: Path, wanted: Callable[[str], bool]) -> list[str]:
-    """Write the wanted regular files of ``archive`` under ``into``; returns every
+def extract(archive: Path, into: Path, wanted: Callable[[str], bool],
+            noted: Callable[[str], bool] = lambda name: False) -> list[str]:
+    """Write the wanted regular files of ``archive`` under ``into`` (and an empty file
+    for each ``noted`` one: it exists, its bytes are not needed); returns every
     member's (checked) name, links included, for the reader to find its way."""
+    def choose(name: str) -> bool | None:
+        return True if wanted(name) else (None if noted(name) else False)
     try:
         if archive.name.endswith(".zip"):
-            return _extract_zip(archive, into, wanted)
-        return _extract_tar(archive, into, wanted)
+            return _extract_zip(archive, into, choose)
+        return _extract_tar(archive, into, choose)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, zlib.error,
             gzip.BadGzipFile, UnicodeError) as exc:
         reason = str(exc) or type(exc).__name__
@@ -115,7 +120,12 @@ def _extract_tar(archive: Path, into: Path, wanted) -> list[str]:
                 _check_link(archive, name, target)
                 links[name] = target
                 continue
-            if not member.isfile() or not name or not wanted(name):
+            if not member.isfile() or not name:
+                continue
+            choice = wanted(name)
+            if choice is None:
+                budget.copy(io.BytesIO(), into / name, name)
+            if not choice:
                 continue
             source = tar.extractfile(member)
             if source is not None:
@@ -141,8 +151,12 @@ def _extract_zip(archive: Path, into: Path, wanted) -> list[str]:
                 _check_link(archive, name, target)
                 links[name] = target
                 continue
-            if info.is_dir() or not name or (mode and not stat.S_ISREG(mode)) \
-                    or not wanted(name):
+            if info.is_dir() or not name or (mode and not stat.S_ISREG(mode)):
+                continue
+            choice = wanted(name)
+            if choice is None:
+                budget.copy(io.BytesIO(), into / name, name)
+            if not choice:
                 continue
             with zf.open(info) as source:
                 budget.copy(source, into / name, name)
@@ -155,6 +169,8 @@ def _write_links(into: Path, links: dict[str, str]) -> None:
     for name, target in links.items():
         source = into / posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
         dest = into / name
+        if target.endswith(".tailed"):
+            continue   # a cut output: its marker is not the output
         if source.is_file() and not dest.exists() and source.resolve().is_relative_to(
                 into.resolve()):
             dest.parent.mkdir(parents=True, exist_ok=True)

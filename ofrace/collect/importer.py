@@ -28,6 +28,7 @@ from ofrace.collect.ovsdb_file import OvsdbFile, read_ovsdb_file
 from ofrace.collect.sosreport import (
     DATABASE_FILES,
     SosReport,
+    cut_member,
     is_sosreport,
     read_node,
     wanted_member,
@@ -107,7 +108,7 @@ def _open_input(path: Path, scratch: Path) -> tuple[list[SosReport], list[tuple[
         raise InputError(f"{path}: no such file or directory")
     if path.is_file() and is_archive(path):
         scratch.mkdir(parents=True)
-        extract(path, scratch, _wanted)
+        extract(path, scratch, wanted_member, cut_member)
         sos, dbs = _search(scratch, str(path))
         if not sos and not dbs:
             raise InputError(f"{path}: no sosreport (sos_commands/) and no OVSDB database "
@@ -124,10 +125,6 @@ def _open_input(path: Path, scratch: Path) -> tuple[list[SosReport], list[tuple[
         raise InputError(f"{path}: no sosreport (sos_commands/) and no OVSDB database file "
                          "in it")
     return sos, dbs
-
-
-def _wanted(name: str) -> bool:
-    return wanted_member(name)
 
 
 def _walk(root: Path, depth: int = 0):
@@ -188,6 +185,8 @@ def _build(sosreports: list[SosReport], loose: list[tuple[str, Path]],
     for sos in sosreports:
         for filename in ("ovnsb_db.db", "ovnnb_db.db"):
             path = sos.database(filename)
+            if path is None and sos.cut(filename):
+                report.missing.append((f"{sos.label}: {filename}", sos.cut(filename)))
             if path is not None:
                 files["southbound" if "sb" in filename else "northbound"].append(
                     (f"{sos.label}:{path.relative_to(sos.root)}", read_ovsdb_file(path)))

@@ -63,6 +63,16 @@ def wanted_member(name: str) -> bool:
     return parts[-1] in ("hostname", "version.txt") and len(parts) <= 3
 
 
+def cut_member(name: str) -> bool:
+    """An output sos cut at its size limit (``--log-size``, 25 MiB): it keeps the tail
+    in ``sos_strings/<plugin>/<name>.tailed`` and links the usual path to it."""
+    parts = name.split("/")
+    if "sos_strings" not in parts or not name.endswith(".tailed"):
+        return False
+    at = parts.index("sos_strings")
+    return at + 2 < len(parts) and parts[at + 1] in PLUGINS
+
+
 def is_sosreport(root: Path) -> bool:
     return (root / "sos_commands").is_dir()
 
@@ -81,6 +91,17 @@ class SosReport:
             path = self.root / "sos_commands" / plugin / name
             if path.is_file():
                 return path
+        return None
+
+    def cut(self, name: str) -> str | None:
+        """Why ``name`` (a command's file, or a copied file's name) is not whole: sos
+        kept only its tail; None if it was not cut."""
+        strings = self.root / "sos_strings"
+        if strings.is_dir():
+            for path in strings.glob(f"**/*{name}.tailed"):
+                return (f"{name} was over sos's size limit and only its tail was kept "
+                        f"({path.relative_to(self.root)}): not usable; run sos with "
+                        "--log-size 0 (or give the file itself)")
         return None
 
     def text(self, command: str, plugins=PLUGINS) -> str | None:
@@ -320,6 +341,9 @@ class NodeFiles:
                 return _answer([command], text)
             tried.append(f"{path.name}: {failed}")
             self.used.pop(what, None)
+        cut = [self.sos.cut(mangle(f"ovs-ofctl {verb} {bridge}" if v is None else
+                                   f"ovs-ofctl -O {v} {verb} {bridge}")) for v in versions]
+        tried += [c for c in cut if c]
         why = "; ".join(tried) if tried else f"no `ovs-ofctl {verb} {bridge}` output"
         return _answer([verb, bridge], error=f"{MISSING} {self.sos.label}: {why}")
 
