@@ -357,6 +357,8 @@ class NodeFiles:
             return self._ovs_version(argv)
         if argv[:2] == ["ovn-controller", "--version"]:
             return self._ovn_version(argv)
+        if argv == ["ovs-appctl", "dpif/show"]:
+            return self._dpif(argv)
         if argv == ofrace_agent.CONNTRACK_READ:
             return self._conntrack(argv)
         if argv[:1] == ["ovs-ofctl"] or argv[:2] == ["ovs-appctl", "fdb/show"]:
@@ -415,6 +417,20 @@ class NodeFiles:
                     self.used["ovn version"] = str(path.relative_to(self.sos.root))
                     return _answer(argv, f"ovn-controller {found[-1]}")
         return _answer(argv, error=f"{MISSING} {self.sos.label}: no ovn-controller log")
+
+    def _dpif(self, argv) -> dict:
+        """sos runs ``dpctl/show -s <dp>``, not ``dpif/show``: the datapath's ports and
+        their kinds (what tells a userspace datapath, ``ofrace.simulate.groups``), but
+        not which OpenFlow port each is (only ``compare`` needs that)."""
+        base = self.sos.root / "sos_commands" / "openvswitch"
+        found = sorted(base.glob(mangle("ovs-appctl dpctl/show -s") + "_*")) \
+            if base.is_dir() else []
+        if not found:
+            return _answer(argv, error=f"{MISSING} {self.sos.label}: no dpif/show or "
+                                       "dpctl/show")
+        self.sos.notes.append("dpif/show is not in sosreports: dpctl/show stands in (the "
+                              "datapath's port kinds; no OpenFlow-to-datapath port map)")
+        return _answer(argv, "".join(self._found(f"dpif {p.name}", p) for p in found))
 
     def _conntrack(self, argv) -> dict:
         base = self.sos.root / "sos_commands" / "openvswitch"
