@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ofrace.errors import LabError
@@ -71,10 +72,11 @@ def sos_report(rundir: Path, hostname: str, plugins: str, out: Path, sos: list[s
 def lab_sosreports(lab, out: Path, sos: list[str]) -> list[Path]:
     """One sosreport per chassis of ``lab`` (an ``ofrace.lab.lab.Lab`` that is up),
     and one of central; ``sos`` is how to run sos (``["sos"]``, or a checkout's)."""
-    made = []
-    for chassis in lab.state["chassis"]:
-        made.append(sos_report(lab.layout.chassis(chassis["name"]),
-                               chassis.get("hostname") or chassis["name"], NODE_PLUGINS,
-                               out, sos, netns=chassis["netns"]))
-    made.append(sos_report(lab.layout.central, "central", CENTRAL_PLUGINS, out, sos))
-    return made
+    jobs = [(lab.layout.chassis(c["name"]), c.get("hostname") or c["name"], NODE_PLUGINS,
+             c["netns"]) for c in lab.state["chassis"]]
+    jobs.append((lab.layout.central, "central", CENTRAL_PLUGINS, None))
+    # All at once, so the reports show one moment (as sos on every node of a cluster).
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = [pool.submit(sos_report, rundir, hostname, plugins, out / hostname, sos,
+                               netns) for rundir, hostname, plugins, netns in jobs]
+        return [future.result() for future in futures]
