@@ -60,6 +60,8 @@ def wanted_member(name: str) -> bool:
         return True
     if parts[-1] in DATABASE_FILES:
         return True
+    if parts[-1] in ("ovs-vswitchd.log", "ovn-controller.log") and "log" in parts:
+        return True      # the daemons' versions (they log them when they start)
     return parts[-1] in ("hostname", "version.txt") and len(parts) <= 3
 
 
