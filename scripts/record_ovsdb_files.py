@@ -1,12 +1,13 @@
 """Record real OVSDB database files for tests/test_ovsdb_file.py.
 
 Made by the real tools, once, in a private temporary directory: ``ovsdb-tool create``
-(standalone) and ``ovsdb-tool create-cluster`` (a one-server cluster), a private
+(standalone) and ``ovsdb-tool create-cluster`` (a one-server cluster; ``converted``: then converted online to a
+schema with one more column), a private
 ``ovsdb-server`` on a unix socket, ``ovn-nbctl`` changes that insert, modify (maps
 and sets, so ovsdb-server writes column diffs), and delete rows, then
 ``ovsdb-client -f json dump`` of the served database: the rows the file must
 replay to (and ``-f list dump``, the text sos keeps).  Writes
-tests/fixtures/ovsdb/{standalone,clustered}.{db,dump.json,list.txt}.
+tests/fixtures/ovsdb/{standalone,clustered,converted}.{db,dump.json,list.txt}.
 
     python3 scripts/record_ovsdb_files.py
 """
@@ -84,6 +85,19 @@ def _wait(sock: Path) -> None:
     raise SystemExit(f"ovsdb-server did not start on {sock}")
 
 
+def _converted_schema(workdir: Path) -> Path:
+    """The NB schema with one more column: an online conversion writes an entry that
+    carries a schema (the database starts afresh from it)."""
+    schema = json.loads(Path(SCHEMA).read_text())
+    major, minor, patch = schema["version"].split(".")
+    schema["version"] = f"{major}.{minor}.{int(patch) + 1}"
+    schema["tables"]["Logical_Switch"]["columns"]["ofrace_note"] = {
+        "type": {"key": "string", "min": 0, "max": 1}}
+    path = workdir / "converted.ovsschema"
+    path.write_text(json.dumps(schema))
+    return path
+
+
 def record(kind: str, workdir: Path) -> None:
     dbfile = workdir / f"{kind}.db"
     if kind == "standalone":
@@ -96,6 +110,13 @@ def record(kind: str, workdir: Path) -> None:
     try:
         _wait(sock)
         _changes(f"unix:{sock}")
+        if kind == "converted":
+            _run("ovsdb-client", "convert", f"unix:{sock}", str(_converted_schema(workdir)))
+            _run("ovsdb-client", "transact", f"unix:{sock}", json.dumps([
+                "OVN_Northbound", {"op": "update", "table": "Logical_Switch",
+                                   "where": [["name", "==", "sw0"]],
+                                   "row": {"ofrace_note": "after"}}]))
+            _run("ovn-nbctl", f"--db=unix:{sock}", "ls-add", "sw2")
         dump = _run("ovsdb-client", "-f", "json", "dump", f"unix:{sock}", "OVN_Northbound")
         listing = _run("ovsdb-client", "-f", "list", "dump", f"unix:{sock}", "OVN_Northbound")
     finally:
@@ -110,7 +131,7 @@ def record(kind: str, workdir: Path) -> None:
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ofrace-ovsdb-") as tmp:
-        for kind in ("standalone", "clustered"):
+        for kind in ("standalone", "clustered", "converted"):
             record(kind, Path(tmp))
     print(f"wrote {OUT}")
     return 0

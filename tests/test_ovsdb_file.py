@@ -155,3 +155,13 @@ def test_deleting_a_missing_row_is_an_error(tmp_path):
         "Logical_Switch": {"11111111-2222-3333-4444-555555555555": None}}))
     with pytest.raises(InputError, match="does not exist"):
         read_ovsdb_file(path)
+
+
+def test_an_online_conversion_starts_the_database_afresh_from_its_schema():
+    """ovsdb-client convert wrote an entry carrying the new schema and the whole
+    database: rows written after it have the new column."""
+    db = read_ovsdb_file(FIXTURES / "converted.db")
+    assert "ofrace_note" in db.schema["tables"]["Logical_Switch"]["columns"]
+    switches = {r["name"]: r for r in db.rows("Logical_Switch")}
+    assert switches["sw0"]["ofrace_note"] == "after" and "sw2" in switches
+    assert "sw1" not in switches      # deleted before the conversion, not brought back
