@@ -1,8 +1,8 @@
 """Record real OVSDB database files for tests/test_ovsdb_file.py.
 
 Made by the real tools, once, in a private temporary directory: ``ovsdb-tool create``
-(standalone) and ``ovsdb-tool create-cluster`` (a one-server cluster; ``converted``: then converted online to a
-schema with one more column), a private
+(standalone) and ``ovsdb-tool create-cluster`` (a one-server cluster; ``converted``:
+then converted online to a schema with one more column), a private
 ``ovsdb-server`` on a unix socket, ``ovn-nbctl`` changes that insert, modify (maps
 and sets, so ovsdb-server writes column diffs), and delete rows, then
 ``ovsdb-client -f json dump`` of the served database: the rows the file must
