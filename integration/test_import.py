@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,12 @@ def _json(*args: str) -> dict:
 @pytest.mark.skipif(shutil.which("sos") is None, reason="sos is not installed "
                     "(apt-get install sosreport)")
 def test_import_of_sosreports_traces_as_live_collect(kind_lab, tmp_path):
-    archives = lab_sosreports(kind_lab, tmp_path / "sos", ["sos"])
     live = tmp_path / "live.ofr"
-    subprocess.run([*OFRACE, "collect", "-i", str(kind_lab.layout.inventory_file),
-                    "-o", str(live)], capture_output=True, timeout=600)
+    with ThreadPoolExecutor(max_workers=2) as pool:      # the same moment
+        reports = pool.submit(lab_sosreports, kind_lab, tmp_path / "sos", ["sos"])
+        subprocess.run([*OFRACE, "collect", "-i", str(kind_lab.layout.inventory_file),
+                        "-o", str(live)], capture_output=True, timeout=600)
+        archives = reports.result()
     imported = tmp_path / "imported.ofr"
     run = subprocess.run([*OFRACE, "import", *map(str, archives), "-o", str(imported)],
                          capture_output=True, text=True, timeout=600)

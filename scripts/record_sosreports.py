@@ -3,10 +3,9 @@
 The lab must be up (``ofrace lab up --topology kind --dir DIR``).  For each chassis
 and for central the real ``sos report`` runs (ofrace.lab.sosreport: the node's run
 directory at the standard paths, in its network namespace); right after, the lab is
-collected live and the seed's NodePort SYN traced (``--reply``) and audited on that
-live snapshot: what the imported archives must give.  Each archive is then trimmed
-to the members ``ofrace import`` reads, keeping sos's layout and names, and written
-under tests/fixtures/sos/<flavor>/ with expected-trace.json and expected-audit.json.
+collected live into live.ofr: what the imported archives must trace and audit as.
+Each archive is then trimmed to the members ``ofrace import`` reads, keeping sos's
+layout and names, and written under tests/fixtures/sos/<flavor>/ beside live.ofr.
 
     python3 scripts/record_sosreports.py --dir /var/tmp/ofr-imp --flavor sos-4.0
     python3 scripts/record_sosreports.py --dir /var/tmp/ofr-imp --flavor sos-4.12 \\
@@ -18,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,17 +71,19 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("sosreport-*"):
         old.unlink()
-    with tempfile.TemporaryDirectory(prefix="ofrace-sos-") as tmp:
-        archives = lab_sosreports(lab, Path(tmp) / "sos", shlex.split(args.sos))
+    with tempfile.TemporaryDirectory(prefix="ofrace-sos-", dir="/var/tmp") as tmp:
         live = Path(tmp) / "live.ofr"
-        ofrace("collect", "-i", str(lab.layout.inventory_file), "-o", str(live))
-        trace = ofrace("trace", "--snapshot", str(live), "--reply", "--json", SEED)
-        audit = ofrace("audit", "--snapshot", str(live), "--json")
+        with ThreadPoolExecutor(max_workers=2) as pool:   # the same moment
+            reports = pool.submit(lab_sosreports, lab, Path(tmp) / "sos",
+                                  shlex.split(args.sos))
+            pool.submit(ofrace, "collect", "-i", str(lab.layout.inventory_file), "-o",
+                        str(live)).result()
+            archives = reports.result()
+        json.loads(ofrace("trace", "--snapshot", str(live), "--reply", "--json", SEED))
+        shutil.copy(live, out / "live.ofr")
         for n, archive in enumerate(archives):
             trimmed = trim(archive, out, Path(tmp) / f"trim{n}")
             print(f"{trimmed.name}: {archive.stat().st_size} -> {trimmed.stat().st_size} bytes")
-    (out / "expected-trace.json").write_text(json.dumps(json.loads(trace), indent=1) + "\n")
-    (out / "expected-audit.json").write_text(json.dumps(json.loads(audit), indent=1) + "\n")
     return 0
 
 
