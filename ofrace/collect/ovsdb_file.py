@@ -192,9 +192,11 @@ class OvsdbFile:
     def select(self, table: str, columns: list[str] | None = None) -> list[dict]:
         """Rows as an ``ovsdb-client query`` select answers them (OVSDB JSON notation),
         in UUID order; ``_version`` is not stored in files and is left out."""
+        return list(self._select(table, columns))
+
+    def _select(self, table: str, columns: list[str] | None = None):
         schema = self._schema.tables[table]
         wanted = [c for c in (columns or ["_uuid", *schema]) if c == "_uuid" or c in schema]
-        rows = []
         for uuid, row in sorted(self._tables.get(table, {}).items()):
             out = {}
             for name in wanted:
@@ -205,13 +207,12 @@ class OvsdbFile:
                 if column.ephemeral:
                     continue
                 out[name] = _wire(row.get(name, _default(column)), column)
-            rows.append(out)
-        return rows
+            yield out
 
     def rows(self, table: str) -> list[dict]:
         """Rows decoded as the collector keeps them."""
         decoders = column_decoders(self.schema["tables"][table])
-        return [{c: decoders[c](v) for c, v in row.items()} for row in self.select(table)]
+        return [{c: decoders[c](v) for c, v in row.items()} for row in self._select(table)]
 
     def tables(self, names=None) -> dict[str, list[dict]]:
         """``{table: rows}`` for ``names`` (every table when None) that the schema has."""
