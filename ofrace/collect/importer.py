@@ -72,8 +72,9 @@ class ImportReport:
 # What each missing read costs, in words (the bridge's keys as the agent names them).
 PREVENTS = {
     "flows": "no trace through this chassis (a packet reaching it is 'unknown')",
-    "groups": "a group action (a load balancer with several backends, ECMP) ends the "
-              "trace as unknown",
+    "groups": "a group action (OVN's load balancers, ECMP) ends the trace as unknown "
+              "(sos 4.0 dumps groups only for the OpenFlow versions in Bridge.protocols, "
+              "none when it is empty as on br-int; current sos dumps them)",
     "tlv_map": "Geneve options are taken as the sender's tun_metadata fields",
     "meters": "meters are not shown",
     "ports_desc": "port link state and names come from OVSDB only",
