@@ -156,3 +156,36 @@ def test_listings_stand_in_for_missing_database_files(flavor, tmp_path):
             assert got == want, (which, table)
             compared += len(rows)
     assert compared > 100
+
+
+@pytest.mark.parametrize("flavor", WHOLE)
+def test_zip_and_directory_inputs_read_as_the_archives(flavor, tmp_path):
+    """The same sosreports as a .zip and as extracted trees give the same snapshot."""
+    import zipfile
+
+    from ofrace.collect.archive import extract
+    from ofrace.collect.sosreport import wanted_member
+
+    inputs = []
+    for n, archive in enumerate(_archives(flavor)):
+        tree = tmp_path / f"tree{n}"
+        tree.mkdir()
+        extract(Path(archive), tree, wanted_member)
+        if n % 2:
+            inputs.append(str(tree))
+            continue
+        zipped = tmp_path / (Path(archive).name.removesuffix(".tar.xz") + ".zip")
+        with zipfile.ZipFile(zipped, "w") as zf:
+            for path in sorted(tree.rglob("*")):
+                if path.is_file():
+                    zf.write(path, path.relative_to(tree).as_posix())
+        inputs.append(str(zipped))
+    mixed, _ = import_snapshot(inputs)
+    archived, _ = import_snapshot(_archives(flavor))
+    assert sorted(mixed.chassis) == sorted(archived.chassis)
+    for name, chassis in archived.chassis.items():
+        other = mixed.chassis[name]
+        assert other.ovsdb == chassis.ovsdb and other.conntrack == chassis.conntrack
+        assert {b: (x.flows, x.groups) for b, x in other.bridges.items()} == \
+            {b: (x.flows, x.groups) for b, x in chassis.bridges.items()}
+    assert mixed.southbound.tables == archived.southbound.tables
