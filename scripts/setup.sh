@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 # openvswitch-switch / ovn-central / ovn-host: the real OVS and OVN the lab runs;
 # openssh-server: one sshd per lab chassis; iproute2: namespaces and veths;
-# python3-venv: the virtualenv below on a stock Debian python3.
+# python3-venv: the virtualenv below on a stock Debian python3; sosreport: the real
+# sos report integration/test_import.py runs on the lab's chassis (unit tests use
+# recorded archives and need no sos).
 packages=(openvswitch-switch ovn-central ovn-host openssh-server openssh-client iproute2
-          python3-venv python3-pip)
+          python3-venv python3-pip sosreport)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

@@ -43,11 +43,12 @@ def main():
 
 
 def _register():
-    from ofrace.cli import audit, collect, compare, lab, lab_verify, trace  # noqa: F401
+    from ofrace.cli import audit, collect, compare, import_, lab, lab_verify, trace  # noqa: F401
 
     main.add_command(lab.lab)
     main.add_command(collect.collect)
     main.add_command(collect.show)
+    main.add_command(import_.import_)
     main.add_command(compare.compare)
     main.add_command(trace.trace)
     main.add_command(audit.audit)

@@ -85,6 +85,17 @@ def collect_to_file(inventory: Inventory, output: str | Path, *, strict_host_key
     return snapshot
 
 
+def save_snapshot(snapshot: Snapshot, output: str | Path) -> None:
+    """Write ``snapshot`` at ``output`` (its directory must exist)."""
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {output}: directory {path.parent} does not exist")
+    try:
+        snapshot.save(path)
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from None
+
+
 def collected_exit_code(snapshot: Snapshot) -> Exit:
     """``collect``: 0 when everything was read, 1 when the snapshot is partial."""
     return Exit.OK if snapshot.complete else Exit.FOUND
