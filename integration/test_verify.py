@@ -19,7 +19,7 @@ GAPS = Path(__file__).resolve().parent.parent / "docs" / "gaps.md"
 # CI sends the first conversations of each packet class of each topology (~1.5 min each on
 # 2 cores); the whole sweep (`ofrace lab verify`, ~7 min a topology, >= 1,000 packets) is
 # what docs/fidelity.md records and tests/test_verify_replay.py replays.
-PER_CLASS = 5
+PER_CLASS = 6
 LIMIT = 30
 MINIMUM_STEPS = 100
 
