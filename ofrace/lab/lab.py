@@ -77,6 +77,9 @@ SETTLE_TIMEOUT = 30.0
 # announce themselves with GARPs right after they are bound; ovn-controller
 # spaces its repeats by 1 s and more).
 MAC_TABLE_QUIET = 3.0
+# Restarts of ovn-controller tried until every chassis keeps its canonical ct zones (a lab
+# that still differs comes up anyway: only repeatability suffers, and test_lab checks that).
+CT_ZONE_ROUNDS = 4
 # The most argv bytes one ovs-vsctl transaction gets (the kernel allows 2 MiB
 # for argv and environment together).
 VSCTL_ARGV_BYTES = 1 << 20
@@ -463,22 +466,49 @@ class Lab:
         port_keys = {row["logical_port"]: (datapath_keys[row["datapath"]], row["tunnel_key"])
                      for row in self._sb_rows("Port_Binding", "logical_port", "datapath",
                                               "tunnel_key", remote=remote)}
+        for round_ in range(CT_ZONE_ROUNDS):
+            if not self._renumber_ct_zones_once(topology, zone, datapath_keys, port_keys,
+                                                force=round_ == 0):
+                break
+
+    def _ct_zone_assignments(self, chassis: Chassis) -> dict[str, str]:
+        """br-int's ``ct-zone-*`` external_ids on ``chassis``."""
+        current = _ovsdb_json_rows(run(
+            ["ovs-vsctl", "--format=json", "--columns=external_ids", "list", "Bridge",
+             chassis_config.INTEGRATION_BRIDGE], env=self.layout.chassis_env(chassis.name),
+            netns=self._netns(chassis.name),
+        ).stdout)[0]["external_ids"]
+        return {key: value for key, value in current.items() if key.startswith("ct-zone-")}
+
+    def _renumber_ct_zones_once(self, topology: Topology, zone: dict | None,
+                                datapath_keys: dict, port_keys: dict, *, force: bool) -> bool:
+        """One round of :meth:`_renumber_ct_zones`; False when every chassis already had
+        the canonical zones, so nothing was restarted (``force``: restart anyway).
+
+        A user ovn-controller had not yet given a zone when the keys were read
+        (a port bound moments before) takes the lowest free zone after the
+        restart, which differs from run to run; the next round numbers it too.
+        """
+        wanted = {}
+        for chassis in topology.chassis:
+            current = self._ct_zone_assignments(chassis)
+            users = [key[len("ct-zone-"):] for key in current]
+            zones = chassis_config.canonical_ct_zones(users, datapath_keys, port_keys)
+            assignments = {f"ct-zone-{user}": str(number) for user, number in zones.items()}
+            if assignments != current:
+                wanted[chassis.name] = assignments
+        if not wanted and not force:
+            return False
         mine = {c.name for c in topology.chassis}
         controllers = [ProcessRecord.from_json(p) for p in self.state["processes"]
                        if p["what"] == "ovn-controller" and p["chassis"] in mine]
         stop(controllers)
         for chassis in topology.chassis:
-            env = self.layout.chassis_env(chassis.name)
-            current = _ovsdb_json_rows(run(
-                ["ovs-vsctl", "--format=json", "--columns=external_ids", "list", "Bridge",
-                 chassis_config.INTEGRATION_BRIDGE], env=env, netns=self._netns(chassis.name),
-            ).stdout)[0]["external_ids"]
-            users = [key[len("ct-zone-"):] for key in current if key.startswith("ct-zone-")]
-            zones = chassis_config.canonical_ct_zones(users, datapath_keys, port_keys)
-            assignments = {f"ct-zone-{user}": str(zone) for user, zone in zones.items()}
-            _vsctl(env, self._netns(chassis.name),
-                   [["set", "Bridge", chassis_config.INTEGRATION_BRIDGE,
-                     *map_assignments("external_ids", assignments)]], self.timeout)
+            if chassis.name in wanted:
+                _vsctl(self.layout.chassis_env(chassis.name), self._netns(chassis.name),
+                       [["set", "Bridge", chassis_config.INTEGRATION_BRIDGE,
+                         *map_assignments("external_ids", wanted[chassis.name])]],
+                       self.timeout)
         for chassis in topology.chassis:
             restarted = self._start_controller(chassis)
             self.state["processes"] = [
@@ -490,6 +520,7 @@ class Lab:
         self._wait_for("hv", "sync", remote=zone["nb_remote"] if zone else None)
         if zone is None:
             self._wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+        return True
 
     def _settle(self, topology: Topology) -> None:
         self._wait_until(self._bfd_settled, "BFD sessions up")
