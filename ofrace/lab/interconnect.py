@@ -107,6 +107,8 @@ def bring_up(lab, topology: Topology, say: Progress) -> None:
     say("waiting for every zone to learn the others' transit ports and gateways")
     lab._wait_until(lambda: _interconnected(lab, topology), "remote ports bound in every zone")
     lab._wait_for_tunnels_to(topology.chassis)
+    for chassis in topology.chassis:
+        lab._ensure_tunnel_endpoint(topology, chassis)
     say("sshd in every chassis")
     lab._start_sshds(topology)
     say("waiting for ports to be bound")
@@ -120,7 +122,7 @@ def bring_up(lab, topology: Topology, say: Progress) -> None:
         for command in load_balancer_attachments(topology.zone_view(zone)):
             lab._wait_for("hv", *command, remote=zones[zone.name]["nb_remote"])
     say("waiting for OVN to settle")
-    lab._wait_until(lab._bfd_settled, "BFD sessions up")
+    lab._wait_until(lambda: lab._bfd_up(topology), "BFD sessions up")
     for chassis in topology.chassis:
         lab._pin_automatic_ofports(chassis)
     _wait_zones_bound(lab, topology)

@@ -77,6 +77,7 @@ SETTLE_TIMEOUT = 30.0
 # announce themselves with GARPs right after they are bound; ovn-controller
 # spaces its repeats by 1 s and more).
 MAC_TABLE_QUIET = 3.0
+TUNNEL_TYPES = ("geneve", "vxlan", "stt")
 # Restarts of ovn-controller tried until every chassis keeps its canonical ct zones (a lab
 # that still differs comes up anyway: only repeatability suffers, and test_lab checks that).
 CT_ZONE_ROUNDS = 4
@@ -187,6 +188,9 @@ class Lab:
             # full computations in the square of the number of chassis.
             say("waiting for tunnels between all chassis")
             self._wait_for_tunnels_to(topology.chassis)
+        # Before anything waits on BFD (gateway election) or traffic between chassis.
+        for chassis in topology.chassis:
+            self._ensure_tunnel_endpoint(topology, chassis)
         say("sshd in every chassis")
         self._start_sshds(topology)
         say("waiting for ports to be bound")
@@ -523,7 +527,7 @@ class Lab:
         return True
 
     def _settle(self, topology: Topology) -> None:
-        self._wait_until(self._bfd_settled, "BFD sessions up")
+        self._wait_until(lambda: self._bfd_up(topology), "BFD sessions up")
         for chassis in topology.chassis:
             self._pin_automatic_ofports(chassis)
         self._wait_for("hv", "sync")
@@ -657,32 +661,44 @@ class Lab:
         return True
 
     def _ensure_tunnel_endpoint(self, topology: Topology, chassis: Chassis) -> None:
-        """Make sure OVS's native tunnelling receives on the chassis' encap IP.
+        """Make sure OVS's native tunnelling receives on the chassis' encap IP, or fail.
 
-        OVS 3.3 and later can end bring-up with the tunnel port listening but no
-        address under it (``tnl/ports/show -v`` lists ``genev_sys_6081`` with no
-        ``ipv4(dst=…)`` entry), and then every Geneve packet that arrives is handed
-        to br-phys's LOCAL port instead of being decapsulated -- a lab that drops all
-        traffic between chassis while ofproto/trace, which never receives on the wire,
-        agrees with ofrace.  Setting the dummy address again re-registers it
-        (lib/tnl-ports.c ``insert_ipdev``); a chassis still without it is an error.
+        OVS 3.3 and later can lose the tunnel endpoint during bring-up:
+        ``tnl/ports/show -v`` lists ``genev_sys_6081`` with no ``ipv4(dst=…)``
+        entry, or no tunnel port at all (seen after ovn-controller enabled BFD on
+        the tunnels).  Every Geneve packet that arrives is then handed to br-phys's
+        LOCAL port instead of being decapsulated: BFD never comes up, gateways are
+        never elected, and all traffic between chassis is dropped while
+        ofproto/trace, which never receives on the wire, agrees with ofrace.
+        Setting the dummy address again re-registers it (lib/tnl-ports.c
+        ``insert_ipdev``).
         """
+        if not self._tunnel_endpoint_listening(topology, chassis):
+            raise LabError(f"{chassis.name}: OVS does not receive tunnels on "
+                           f"{chassis.encap_ip} (ovs-appctl tnl/ports/show -v)")
+
+    def _tunnel_endpoint_listening(self, topology: Topology, chassis: Chassis) -> bool:
+        """Whether ``chassis`` receives tunnels on its encap IP, re-registering it once
+        when it does not (see :meth:`_ensure_tunnel_endpoint`)."""
         env, netns = self.layout.chassis_env(chassis.name), self._netns(chassis.name)
+        if not any(iface["type"] in TUNNEL_TYPES for iface in self._interfaces(chassis)):
+            return True   # a lone chassis: nothing to receive
 
         def listening() -> bool:
-            ports = run(["ovs-appctl", "tnl/ports/show"], env=env, netns=netns).stdout
-            if "(" not in ports:   # no tunnel port (a lone chassis): nothing to receive
-                return True
             entries = run(["ovs-appctl", "tnl/ports/show", "-v"], env=env, netns=netns).stdout
             return f"dst={chassis.encap_ip}," in entries
 
         if listening():
-            return
+            return True
         address = chassis_config.underlay_appctl_commands(topology, chassis)[0]
         run(["ovs-appctl", *address], env=env, netns=netns)
-        if not listening():
-            raise LabError(f"{chassis.name}: OVS does not receive tunnels on "
-                           f"{chassis.encap_ip} (ovs-appctl tnl/ports/show -v)")
+        return listening()
+
+    def _bfd_up(self, topology: Topology) -> bool:
+        """BFD up on every tunnel that has it, keeping the tunnel endpoints registered
+        while it comes up (a lost endpoint keeps BFD down for good)."""
+        listening = [self._tunnel_endpoint_listening(topology, c) for c in topology.chassis]
+        return all(listening) and self._bfd_settled()
 
     def _pin_automatic_ofports(self, chassis: Chassis) -> None:
         """Request, for the ports ovn-controller made, ofports in a fixed order.
