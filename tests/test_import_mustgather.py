@@ -188,6 +188,23 @@ def test_a_truncated_zone_database_is_one_line_and_the_others_still_import(tmp_p
     [hurt] = [z for z in snapshot.zones.values() if z.southbound.error]
     assert cut.name in hurt.southbound.error and hurt.northbound.error is None
     assert not snapshot.complete
+    # its node is known only as the others' remote chassis: there, unread, saying why
+    assert hurt.chassis == [] and not snapshot.chassis[hurt.name].reachable
+    assert "its own zone's databases were not read" in \
+        snapshot.chassis[hurt.name].problems[0].error
+    # with the sosreports: that node's is matched through the remote copies
+    snapshot, report = import_snapshot([str(top), *_sosreports()])
+    source = next(s for s in report.sources if s.chassis == hurt.name)
+    assert "remote chassis in every zone read" in source.matched
+    assert sum(len(z.chassis) for z in snapshot.zones.values()) == 2
+
+
+def test_the_store_directory_itself_is_a_must_gather(tmp_path):
+    """``ovnk_database_store/`` as one unpacks it: its pods' files are zones."""
+    with tarfile.open(_store(_extracted(tmp_path))) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    snapshot, _ = import_snapshot([str(tmp_path / "unpacked" / "ovnk_database_store")])
+    assert list(snapshot.zones) == NODES
 
 
 @pytest.mark.parametrize("member", ["../evil_sbdb", "/tmp/evil_sbdb",

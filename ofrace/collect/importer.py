@@ -170,7 +170,12 @@ def _open_input(path: Path, scratch: Path, label: str | None = None,
         return _single_file(path, label, scratch)
     found = _search(path, label, scratch / "gz")
     for n, inner in enumerate(sorted(p for p in _walk(path) if is_archive(p))):
-        found.add(_open_input(inner, scratch / f"inner{n}"))
+        try:
+            found.add(_open_input(inner, scratch / f"inner{n}"))
+        except InputError as exc:
+            if not str(exc).endswith(f"{NOTHING} in it"):
+                raise
+            # another archive of the tree (a must-gather holds many): not ours
     if not found:
         raise InputError(f"{label}: {NOTHING} in it")
     return found
@@ -422,6 +427,19 @@ def _sb_chassis(snapshot: Snapshot) -> dict[str, tuple[dict, Zone | None]]:
     return found
 
 
+def _remote_only(snapshot: Snapshot) -> dict[str, dict]:
+    """Chassis every zone read has only as a remote copy: their own zone's databases
+    were not read (a cut file), so nothing says more of them."""
+    local = _sb_chassis(snapshot)
+    found: dict[str, dict] = {}
+    for zone in snapshot.zones.values():
+        sb = zone.southbound
+        for row in (sb.tables.get("Chassis", []) if sb is not None else []):
+            if row["name"] not in local:
+                found.setdefault(row["name"], row)
+    return found
+
+
 def _is_remote(row: dict) -> bool:
     for column in ("other_config", "external_ids"):   # external_ids before OVN 22.09
         if ((row.get(column) or {}).get("is-remote") or "").lower() == "true":
@@ -431,6 +449,7 @@ def _is_remote(row: dict) -> bool:
 
 def _add_nodes(snapshot: Snapshot, sosreports: list[SosReport], report: ImportReport) -> None:
     sb = _sb_chassis(snapshot)
+    remote_only = _remote_only(snapshot)
     for sos in sosreports:
         plugins = sos.plugins()
         if not ({"openvswitch", "ovn_host"} & set(plugins)):
@@ -447,6 +466,11 @@ def _add_nodes(snapshot: Snapshot, sosreports: list[SosReport], report: ImportRe
             how = (f"system-id {system_id} = SB Chassis {row['name']}"
                    + (f" of zone {zone.name}" if zone is not None else "")
                    + f" (hostname {name})")
+        elif system_id in remote_only:
+            row = remote_only[system_id]
+            name = row.get("hostname") or doc.get("hostname") or system_id
+            how = (f"system-id {system_id} is a remote chassis in every zone read: its own "
+                   "zone's databases were not read")
         else:
             name = doc.get("hostname") or system_id or sos.label
             how = (f"system-id {system_id} is not a Chassis in the SB" if system_id and sb
@@ -539,6 +563,16 @@ def _add_absent_chassis(snapshot: Snapshot, report: ImportReport) -> None:
         if not none_read:    # with no sosreport at all, one line says it (_cluster_gaps)
             result.missing.append(("sosreport", PREVENTS["flows"]))
         report.chassis.append(result)
+    for name, row in sorted(_remote_only(snapshot).items()):
+        if name in present:
+            continue
+        shown = _unique(row.get("hostname") or name, snapshot.chassis)
+        why = (f"system-id {name} is a remote chassis in every zone read: its own zone's "
+               "databases were not read, nor its OpenFlow tables")
+        snapshot.chassis[shown] = Chassis(
+            name=shown, transport="import", reachable=False, system_id=name,
+            problems=[Problem(where=shown, what="import", error=why)])
+        report.chassis.append(ChassisReport(shown, None))
     snapshot.chassis = dict(sorted(snapshot.chassis.items()))
 
 

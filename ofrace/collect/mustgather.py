@@ -82,8 +82,8 @@ def is_store_archive(path: Path) -> bool:
 def find(root: Path, label: str, files) -> list[MustGatherFile]:
     """The must-gather database files among ``files`` (paths under ``root``)."""
     found = []
-    for path in files:
-        kind = classify(path.name, path.relative_to(root).parts[:-1])
+    for path in files:     # the root's own name counts: it may be the store directory
+        kind = classify(path.name, (root.name, *path.relative_to(root).parts[:-1]))
         if kind is not None:
             which, pod, gz = kind
             found.append(MustGatherFile(path, f"{label}:{path.relative_to(root)}", which,
