@@ -112,6 +112,20 @@ def test_cross_zone_trace_is_the_live_collects(expression, tmp_path):
     assert normalize(got) == normalize(want)
 
 
+def test_audit_is_the_live_collects(tmp_path):
+    """Per zone, lflows against OpenFlow and the IC-SB check, as from the live collect
+    (1042 lflows installed, 6 expected absent); without the IC-SB file it differs (the
+    control)."""
+    want = json.loads(_ofrace("audit", "--snapshot", str(MG / "live.ofr"), "--json").output)
+    assert sum(c["counts"]["installed"] for c in want["chassis"].values()) > 1000
+    for inputs, same in ((_all(), True), (_all()[:-1], False)):
+        snapshot, _ = import_snapshot(inputs)
+        snapshot.save(tmp_path / "imported.ofr")
+        got = json.loads(_ofrace("audit", "--snapshot", str(tmp_path / "imported.ofr"),
+                                 "--json").output)
+        assert (normalize(got) == normalize(want)) is same
+
+
 def test_without_the_backends_sosreport_the_trace_differs(tmp_path):
     """Negative control: ovn-worker's sosreport left out, its chassis is unread (still in
     its zone, from the must-gather) and the trace cannot know."""
