@@ -358,8 +358,7 @@ def _add_zones(snapshot: Snapshot, zone_files: list[mustgather.MustGatherFile],
         nb = dbs.get("northbound")
         named = (nb.tables.get("NB_Global") or [{}])[0].get("name") if nb else None
         name = named if isinstance(named, str) and named else pod
-        old = snapshot.zones.get(name)
-        if old is not None and (old.southbound is None or old.southbound.error is None):
+        if name in snapshot.zones:      # two pods' files name one zone: the first kept
             report.sources.append(SourceReport(pod, "must-gather pod", notes=[
                 f"zone {name} again: another copy, not used"]))
             continue
@@ -441,7 +440,8 @@ def _remote_only(snapshot: Snapshot) -> dict[str, dict]:
 
 
 def _is_remote(row: dict) -> bool:
-    for column in ("other_config", "external_ids"):   # external_ids before OVN 22.09
+    # ic/ovn-ic.c sync_isb_gw_to_sb: other_config from 20.06, external_ids until 22.06
+    for column in ("other_config", "external_ids"):
         if ((row.get(column) or {}).get("is-remote") or "").lower() == "true":
             return True
     return False
