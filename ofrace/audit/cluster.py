@@ -9,7 +9,7 @@ from ofrace.audit.health import HealthAuditor, HealthProblem
 from ofrace.audit.interconnect import interconnect_findings
 from ofrace.audit.logical import ChassisLogicalAudit, LogicalAuditor
 from ofrace.errors import Exit, InputError, MissingDataError
-from ofrace.ovn.southbound import chassis_view
+from ofrace.ovn.southbound import SouthboundIndex, chassis_view
 from ofrace.snapshot import Snapshot
 
 
@@ -109,7 +109,14 @@ def _audit_zones(snapshot: Snapshot, only: list[str] | None) -> list[ChassisAudi
             why = (f"zone {zone.name}'s Southbound database was not read"
                    + (f": {zone.southbound.error}" if zone.southbound else ""))
         if why is not None:
-            results.append(ChassisAudit(name, None, unreadable=why))
+            audit = ChassisAudit(name, None, unreadable=why)
+            if (zone is not None and name == zone.chassis[0] and zone.southbound is not None
+                    and not zone.southbound.error):
+                # the zone's own databases were read (a must-gather without the nodes'
+                # sosreports): its transit ports are still checked against the IC-SB
+                _interconnect(audit, snapshot, zone,
+                              SouthboundIndex(chassis_view(snapshot, name)))
+            results.append(audit)
             continue
         if zone.name not in auditors:
             view = chassis_view(snapshot, name)
@@ -120,14 +127,20 @@ def _audit_zones(snapshot: Snapshot, only: list[str] | None) -> list[ChassisAudi
         audit = ChassisAudit(name, logical.audit_chassis(ch), health.audit_chassis(ch) + broken,
                              notices=notices)
         if name == zone.chassis[0]:
-            ic = snapshot.interconnect
-            if ic is None or ic.error:
-                audit.notices.append(HealthProblem(
-                    name, "interconnect", f"zone {zone.name}: remote ports not checked: the "
-                    "IC-SB " + (f"was not read ({ic.error})" if ic else "is not in the "
-                                "snapshot (inventory [interconnect] southbound)")))
-            else:
-                audit.health += [HealthProblem(name, "interconnect", f"zone {zone.name}: {text}")
-                                 for text in interconnect_findings(zone, health.names, ic)]
+            _interconnect(audit, snapshot, zone, health.names)
         results.append(audit)
     return results
+
+
+def _interconnect(audit: ChassisAudit, snapshot: Snapshot, zone, names) -> None:
+    """The zone's transit ports against the IC-SB, on the zone's first chassis' audit."""
+    ic = snapshot.interconnect
+    if ic is None or ic.error:
+        audit.notices.append(HealthProblem(
+            audit.chassis, "interconnect", f"zone {zone.name}: remote ports not checked: the "
+            "IC-SB " + (f"was not read ({ic.error})" if ic else "is not in the "
+                        "snapshot (inventory [interconnect] southbound)")))
+    else:
+        audit.health += [HealthProblem(audit.chassis, "interconnect",
+                                       f"zone {zone.name}: {text}")
+                         for text in interconnect_findings(zone, names, ic)]

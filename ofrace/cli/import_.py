@@ -1,4 +1,4 @@
-"""``ofrace import``: a snapshot from sosreports and raw OVSDB database files."""
+"""``ofrace import``: a snapshot from sosreports, must-gathers and raw OVSDB files."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from ofrace.render.import_summary import print_import
 @json_option("Print the summary as JSON.")
 def import_(paths, output, as_json):
     """Build a snapshot from sosreports (directories or .tar.xz/.tar.gz/.zip: node
-    ones with the openvswitch/ovn_host plugins, a DB host's with ovn_central) and raw
-    OVSDB files (ovnnb_db.db, ovnsb_db.db; standalone or clustered).
+    ones with the openvswitch/ovn_host plugins, a DB host's with ovn_central),
+    OpenShift network must-gathers (each node's zone NB/SB, from
+    ovnk_database_store.tar.gz) and raw OVSDB files (ovnnb_db.db, ovnsb_db.db,
+    ovn_ic_sb_db.db; standalone or clustered).
 
     Exits 0 when everything a collect reads was found, 1 when the snapshot is
     partial (the summary says what is missing and what that prevents), 2 on bad

@@ -103,6 +103,20 @@ def extract(archive: Path, into: Path, wanted: Callable[[str], bool],
                          f"{reason[:120]})") from None
 
 
+def gunzip(source: Path, dest: Path, label: str | None = None) -> Path:
+    """One gzip'd file (a must-gather's ``leader_nbdb.gz``) written to ``dest``, under
+    the same per-file bound as an archive's member; InputError naming ``label``."""
+    name = label or str(source)
+    try:
+        with gzip.open(source, "rb") as fh:
+            _Budget(Path(name)).copy(fh, dest, source.name)
+    except (OSError, EOFError, zlib.error) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise InputError(f"{name}: not a readable gzip file (cut short or corrupt: "
+                         f"{reason[:120]})") from None
+    return dest
+
+
 def _extract_tar(archive: Path, into: Path, wanted) -> list[str]:
     names, budget = [], _Budget(archive)
     links: dict[str, str] = {}

@@ -171,7 +171,12 @@ def _start_ic_databases(lab, topology: Topology) -> None:
 
 
 def _start_zone_databases(lab, zone: Zone, state: dict) -> None:
-    """The zone's NB and SB ovsdb-server and ovn-northd, in its host chassis' namespace."""
+    """The zone's NB and SB ovsdb-server and ovn-northd, in its host chassis' namespace.
+
+    Each database is a Raft cluster of one server (``ovsdb-tool create-cluster``, its
+    Raft address a unix socket in the run directory), as OpenShift's per-node nbdb and
+    sbdb containers run them ("raft mode"): their files are the clustered logs an
+    OpenShift network must-gather copies (ofrace.lab.mustgather)."""
     rundir = lab.layout.chassis(zone.host)
     rundir.mkdir(parents=True, exist_ok=True)
     env = lab.layout.chassis_env(zone.host)
@@ -181,7 +186,8 @@ def _start_zone_databases(lab, zone: Zone, state: dict) -> None:
         ("ovnsb_db", "ovn/ovn-sb.ovsschema", lab.layout.zone_sb_socket(zone.host)),
     ):
         db = rundir / f"{name}.db"
-        run(["ovsdb-tool", "create", str(db), str(shared_file(schema))])
+        run(["ovsdb-tool", "create-cluster", str(db), str(shared_file(schema)),
+             f"unix:{rundir / (name + '.raft')}"])
         lab._record(start_ovs_daemon(
             "ovsdb-server", [str(db), f"--remote=punix:{sock}"],
             what="ovsdb-server", chassis=zone.host, rundir=rundir, env=env, netns=netns,

@@ -37,6 +37,7 @@ def render_audit(audit: ClusterAudit, console: Console, details: bool = False) -
         if ch.unreadable:
             console.print(f"[yellow]{escape(ch.chassis)}[/]: not audited: "
                           f"{escape(ch.unreadable)}", highlight=False)
+            _print_health(console, ch)    # what its zone's databases alone tell
             continue
         lg = ch.logical
         if lg.garbled:
@@ -57,12 +58,7 @@ def render_audit(audit: ClusterAudit, console: Console, details: bool = False) -
         for stale in lg.stale:
             console.print(f"[red]STALE[/] on {escape(ch.chassis)}: cookie {stale.cookie:#x}: "
                           f"{escape(stale.why)}\n    {escape(stale.flow)}", highlight=False)
-        for problem in ch.health:
-            console.print(f"[red]BROKEN[/] on {escape(ch.chassis)} ({escape(problem.kind)}): "
-                          f"{escape(problem.message)}", highlight=False)
-        for notice in ch.notices:
-            console.print(f"[yellow]NOTICE[/] on {escape(ch.chassis)} ({escape(notice.kind)}): "
-                          f"{escape(notice.message)}", highlight=False)
+        _print_health(console, ch)
         if details:
             console.print(f"[bold]{escape(ch.chassis)}[/]: why logical flows have no OpenFlow "
                           "flows here (expected)", highlight=False)
@@ -81,6 +77,15 @@ def render_audit(audit: ClusterAudit, console: Console, details: bool = False) -
                       "but not everything could be read (see above)", highlight=False)
 
 
+def _print_health(console: Console, ch) -> None:
+    for problem in ch.health:
+        console.print(f"[red]BROKEN[/] on {escape(ch.chassis)} ({escape(problem.kind)}): "
+                      f"{escape(problem.message)}", highlight=False)
+    for notice in ch.notices:
+        console.print(f"[yellow]NOTICE[/] on {escape(ch.chassis)} ({escape(notice.kind)}): "
+                      f"{escape(notice.message)}", highlight=False)
+
+
 def _datapaths(status) -> str:
     """Its datapaths, each with the CMS's name beside it when there is one."""
     return ", ".join(f"{dp} [{status.datapath_cms[dp]}]" if dp in status.datapath_cms else dp
@@ -92,7 +97,8 @@ def audit_json(audit: ClusterAudit, details: bool = False) -> dict:
            "chassis": {}}
     for ch in audit.chassis:
         entry: dict = {"clean": ch.clean, "unreadable": ch.unreadable,
-                       "notices": [vars(n) for n in ch.notices]}
+                       "notices": [vars(n) for n in ch.notices],
+                       "broken": [vars(p) for p in ch.health]}
         if ch.logical is not None:
             lg = ch.logical
             entry.update({
@@ -101,7 +107,6 @@ def audit_json(audit: ClusterAudit, details: bool = False) -> dict:
                 "missing": [vars(s) for s in lg.missing],
                 "stale": [{"cookie": f"{s.cookie:#x}", "flow": s.flow, "why": s.why}
                           for s in lg.stale],
-                "broken": [vars(p) for p in ch.health],
                 "garbled": list(lg.garbled)})
             if details:
                 entry["expected"] = [vars(s) for s in lg.lflows if s.status == "expected"]

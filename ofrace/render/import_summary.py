@@ -29,7 +29,13 @@ def print_import(snapshot: Snapshot, report: ImportReport, output: Path,
         return
     sb, nb = (f"from {report.databases[n]}" if n in report.databases else "missing"
               for n in ("southbound", "northbound"))
-    _line(f"wrote {output}: {len(snapshot.chassis)} chassis, SB {sb}, NB {nb}")
+    if snapshot.zones:       # a must-gather's zones: each its own NB and SB
+        _line(f"wrote {output}: {len(snapshot.chassis)} chassis, {len(snapshot.zones)} "
+              f"zones ({', '.join(snapshot.zones)}), IC-SB "
+              + (f"from {report.databases['interconnect']}"
+                 if "interconnect" in report.databases else "not given"))
+    else:
+        _line(f"wrote {output}: {len(snapshot.chassis)} chassis, SB {sb}, NB {nb}")
     _line("inputs:")
     for source in report.sources:
         how = f" -> {source.chassis}: {source.matched}" if source.chassis else ""
