@@ -69,7 +69,7 @@ def _counters(ev: dict) -> str:
         return ""
     if c["unused"]:
         return (f' <span class="counters unused">n_packets=0 n_bytes={c["n_bytes"]} '
-                "— never hit when the node was read</span>")
+                "never hit</span>")
     return f' <span class="counters">n_packets={c["n_packets"]} n_bytes={c["n_bytes"]}</span>'
 
 

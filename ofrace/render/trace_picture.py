@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 
 from ofrace.render.escape import escape
 
-LANE_WIDTH = 400
+LANE_WIDTH = 350
 BOX_X = 26            # a box's left edge inside its lane
-BOX_WIDTH = 250
+BOX_WIDTH = 230
 BOX_HEIGHT = 40
 TRUNK_X = 44          # where arrows leave and enter a box, inside its lane
 GUTTER_X = 10         # where an arrow that skips rows runs down its lane
 LINE = 14             # one line of an edge's label
-LABEL_CHARS = 52
+LABEL_CHARS = 46
 TOP = 56              # room for the lane headers
 CHANGES_SHOWN = 4
 
@@ -277,9 +277,9 @@ def _verdict_svg(row: Row) -> str:
             f'<rect x="{x}" y="{row.y}" width="{LANE_WIDTH - BOX_X - 14}" '
             f'height="{BOX_HEIGHT}" rx="18"/>'
             f'<text class="name" x="{x + 10}" y="{row.y + 16}">{mark} '
-            f'{text(_short(v["text"], 50))}</text>'
+            f'{text(_short(v["text"], 38))}</text>'
             f'<text class="sub" x="{x + 10}" y="{row.y + 32}">'
-            f'{text(_short(v["packet"]["summary"], 58))}</text></g>')
+            f'{text(_short(v["packet"]["summary"], 50))}</text></g>')
 
 
 SVG_STYLE = """
