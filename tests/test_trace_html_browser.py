@@ -92,3 +92,27 @@ def test_the_request_check_sees_a_page_that_fetches(browser, tmp_path):
     browser.open(path.as_uri())
     assert browser.requests == [path.as_uri(), "http://192.0.2.1/x.png"]
     assert browser.evaluate("document.querySelector('img').naturalWidth") == 0
+
+
+def test_audit_page_in_a_browser(browser, tmp_path):
+    """``ofrace audit --html``: the MISSING flow and its NB row are on the page, the
+    expected reasons open on a click, nothing is requested."""
+    from test_audit_html import _faulty
+
+    from ofrace.audit.cluster import audit_snapshot
+    from ofrace.render.audit import audit_json
+    from ofrace.render.audit_html import audit_page
+
+    snapshot, lflow = _faulty()
+    path = tmp_path / "audit.html"
+    path.write_text(audit_page(audit_json(audit_snapshot(snapshot))))
+    browser.requests.clear()
+    browser.open(path.as_uri())
+    body = browser.evaluate("document.body.innerText")
+    assert "MISSING lr_in_dnat" in body and lflow["_uuid"] in body
+    assert "from NB: load balancer" in body
+    closed = browser.evaluate("document.querySelector('details').open")
+    browser.click("details summary")
+    assert closed is False and browser.evaluate("document.querySelector('details').open")
+    browser.screenshot(_shots(tmp_path) / "audit.png")
+    assert browser.requests == [path.as_uri()]
