@@ -11,8 +11,10 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import pytest
+from click.testing import CliRunner
 from trace_pages import SEED, case, hops_in_order, run_trace
 
+from ofrace.cli import main
 from ofrace.openflow.flowtext import line_counters
 from ofrace.render.trace_html import trace_page
 from ofrace.render.trace_picture import stations, trace_svg
@@ -158,7 +160,7 @@ def test_every_node_string_is_escaped():
     hostile = _renamed(hostile, "hv1", "hv1&<marquee>")
     page = trace_page(hostile)
     assert page.count("<script") == 1 and "alert(1)</script>" not in page
-    assert "onclick" not in page.replace("onclick=&quot;x", "")
+    assert 'onclick="' not in page and "onclick=&quot;" in page   # text, not an attribute
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot; onclick=&quot;x\\e]0;t\\x07" in page
     assert "<marquee>" not in page and "hv1&amp;&lt;marquee&gt;" in page
     assert "\x1b" not in page and "\x07" not in page
@@ -233,3 +235,31 @@ def test_detailed_text_shows_counters_and_flags_flows_never_hit():
     assert out.count("n_packets=") == out.count(" cookie 0x") == len(request_flows)
     assert out.count("never hit") == sum(ev["counters"]["unused"] for ev in request_flows)
     assert "actions=NORMAL n_packets=3 n_bytes=126 " in out
+
+
+def test_names_users_know_are_on_the_picture(tmp_path):
+    """Neutron's names (tests/test_cms_names.py's snapshot) beside OVN's: the port it
+    entered by, the networks and router of the boxes, the ports between them."""
+    from test_cms_names import neutron_acl
+
+    path = tmp_path / "neutron.ofr"
+    neutron_acl().save(path)
+    page_file = tmp_path / "p.html"
+    run = CliRunner().invoke(main, ["trace", "--snapshot", str(path), "--from", "client-port",
+                                    "--to", "web-1-port:80", "--html", str(page_file)])
+    assert run.exit_code == 0, run.output
+    texts = _parse(page_file.read_text()).texts
+    entry = next(d for c, d in texts if c == "crossing")
+    assert entry.endswith('[Neutron port "client-port"]'), entry
+    boxes = [d for c, d in texts if c == "sub"]
+    assert any(d.startswith('Neutron router "edge"') for d in boxes), boxes
+    assert any(d.startswith('Neutron network "net-') for d in boxes), boxes
+    ports = [d for c, d in texts if c == "port"]
+    assert any("lr1-ls2 [Neutron router interface" in d for d in ports), ports
+
+
+def test_ports_between_datapaths_are_on_the_seed_edges():
+    _, page = case("seed-nodeport")
+    ports = [d for c, d in _parse(page).texts if c == "port"]
+    assert "rtoj-GR_ovn-worker → jtor-GR_ovn-worker" in ports
+    assert "rtos-ovn-worker → stor-ovn-worker" in ports

@@ -26,7 +26,7 @@ SHOWN = {"seed-nodeport": "#st-0-3", "acl-drop": "#st-1-1", "flood-branch": "#st
 
 @pytest.fixture(scope="module")
 def browser():
-    b = Browser(CHROMIUM)
+    b = Browser(CHROMIUM, width=1800, height=1200)
     yield b
     b.close()
 

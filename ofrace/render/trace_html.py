@@ -149,6 +149,11 @@ def trace_page(doc: dict) -> str:
         head.append(_verdict_list("Reply", reply["verdicts"]))
     elif reply:
         head.append(f"<div><b>Reply</b>: not traced: {text(reply.get('why'))}</div>")
+    logical = doc.get("check_logical")
+    if logical:
+        cls = "v-delivered" if logical["agree"] else "v-dropped"
+        head.append(f'<div><b>Logical view (ovn-trace)</b>: <span class="{cls}">'
+                    f'{text(logical["summary"])}</span></div>')
     head.append(f'<div class="legend">{seen} OpenFlow flows on the path carry counters; '
                 f"{unused} of them had n_packets=0 when the node was read (⚠ on a box). "
                 "Blue: the request; orange: the reply. Click a box for its logical and "
@@ -172,8 +177,11 @@ def trace_document(result: TraceResult) -> dict:
     if result.conversation is not None:
         raise InputError("--html/--svg draw one packet and its reply, not --conversation "
                          "(use --step NAME for one packet of it)")
-    return trace_json(result.annotated, result.request, result.back, result.back_request,
-                      result.reply_not_run)
+    doc = trace_json(result.annotated, result.request, result.back, result.back_request,
+                     result.reply_not_run)
+    if result.logical is not None:
+        doc["check_logical"] = result.logical
+    return doc
 
 
 def write_page(path: str, content: str) -> None:

@@ -60,6 +60,16 @@ class Station:
     def unused(self) -> int:
         return sum(1 for e in self.flows if (e.get("counters") or {}).get("unused"))
 
+    def port(self, role: str, first: bool) -> str | None:
+        """The logical port the packet entered by (``inport``, the first flow's) or left
+        by (``outport``, the last flow's), with the CMS's name beside it."""
+        flows = [e for e in self.flows if e.get(role)]
+        if not flows:
+            return None
+        ev = flows[0] if first else flows[-1]
+        cms = _cms_label((ev.get("cms") or {}).get(role))
+        return f"{ev[role]} [{cms}]" if cms else ev[role]
+
     def changes(self) -> list[str]:
         """The header changes made here, NAT first (with its direction), as edge lines."""
         nat, other = [], []
@@ -118,7 +128,8 @@ def crossing(hop: dict) -> list[str]:
     """How the packet reached a hop: its entry, and for a tunnel the keys it carried
     (VNI in tun_id; OVN's Geneve option: ingress port key in bits 30..16, egress in 15..0,
     ovn-org/ovn controller/physical.c put_encapsulation)."""
-    lines = [hop["entry"]]
+    cms = _cms_label(hop.get("cms"))
+    lines = [f"{hop['entry']} [{cms}]" if cms else hop["entry"]]
     fields = hop["packet_in"]["fields"]
     if "tun_id" in fields or "tun_dst" in fields:
         tunnel = f"VNI {fields.get('tun_id', 0)}"
@@ -144,6 +155,7 @@ class Row:
     index: int = 0            # the station's number in its hop
     verdict: dict | None = None
     label_in: list[str] = field(default_factory=list)    # how it was reached
+    label_class: str = "crossing"                         # a hop's entry, or "port"
     sources: list[tuple[int, str]] = field(default_factory=list)   # (row, style) into it
     y: int = 0
 
@@ -178,6 +190,11 @@ def picture(doc: dict) -> Picture:
                     row.sources.append((source, style))
             else:
                 row.sources.append((len(rows) - 1, part))
+                left, entered = rows[-1].station.port("outport", False), st.port("inport", True)
+                if left or entered:     # a patch between logical datapaths, or a bridge's
+                    row.label_in = [f"{left} → {entered}" if left and entered
+                                    else f"in by {entered}" if entered else f"out by {left}"]
+                    row.label_class = "port"
             rows.append(row)
         last = len(rows) - 1
         for verdict in hop["verdicts"]:
@@ -303,9 +320,10 @@ SVG_STYLE = """
 .edge { fill: none; stroke: #1f6feb; stroke-width: 1.6; }
 .edge.reply { stroke: #d9480f; }
 .edge.answer { stroke: #d9480f; stroke-dasharray: 6 4; }
-.change { font: 11px monospace; fill: #1a7f37; }
+.change { font: 10px monospace; fill: #1a7f37; }
 .change.nat { font-weight: bold; fill: #8250df; }
 .crossing { font: italic 11px sans-serif; fill: #57606a; }
+.port { font: 10px sans-serif; fill: #6e7781; }
 .part-label { font: bold 13px sans-serif; fill: #d9480f; }
 """
 
@@ -351,7 +369,7 @@ def trace_svg(doc: dict, standalone: bool = False) -> str:
         if row.label_in:
             x = _lane_x(row.lane) + TRUNK_X + 8
             y0 = row.y - 12 - LINE * (len(row.label_in) - 1)
-            out.append(_label(x, y0, row.label_in, "crossing"))
+            out.append(_label(x, y0, row.label_in, row.label_class))
         previous = row
     hop_open = None
     for row in pic.rows:
