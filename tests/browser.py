@@ -36,6 +36,14 @@ _TRAMPOLINE = ("import os, sys\n"
                "os.execvp(sys.argv[3], sys.argv[3:])")
 
 
+def _moved_up(fd: int) -> int:
+    """``fd`` renumbered to 10 or more, so that making two of them the browser's fds 3
+    and 4 overwrites neither."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return high
+
+
 class BrowserError(RuntimeError):
     pass
 
@@ -53,16 +61,10 @@ class Browser:
         self._profile = tempfile.mkdtemp(prefix="ofrace-chromium-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
-        # Above 4, so that making them the browser's fds 3 and 4 overwrites neither.
-        for low in (to_browser_r, from_browser_w):
-            high = fcntl.fcntl(low, fcntl.F_DUPFD, 10)
-            os.close(low)
-            if low == to_browser_r:
-                to_browser_r = high
-            else:
-                from_browser_w = high
+        to_browser_r, from_browser_w = _moved_up(to_browser_r), _moved_up(from_browser_w)
         args = ["--headless", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
-                "--no-default-browser-check", f"--user-data-dir={self._profile}",
+                "--no-default-browser-check", "--disable-dev-shm-usage",
+                f"--user-data-dir={self._profile}",
                 # the network off: every proxied request goes to a closed port
                 "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
                 "--disable-background-networking", "--disable-component-update",

@@ -13,7 +13,7 @@ from pathlib import Path
 from ofrace.annotate.session import TraceResult
 from ofrace.errors import EnvironmentFailure, InputError
 from ofrace.render.trace_json import print_trace_json, trace_json
-from ofrace.render.trace_picture import _VERDICT_MARK, picture, stations, text, trace_svg
+from ofrace.render.trace_picture import VERDICT_MARK, picture, stations, text, trace_svg
 from ofrace.render.trace_text import print_trace_result
 
 PAGE_STYLE = """
@@ -118,7 +118,7 @@ def _hop_details(number: int, part: str, hop: dict) -> str:
 
 
 def _verdict_list(title: str, verdicts: list[dict]) -> str:
-    items = "".join(f'<li class="v-{text(v["kind"])}">{_VERDICT_MARK.get(v["kind"], "•")} '
+    items = "".join(f'<li class="v-{text(v["kind"])}">{VERDICT_MARK.get(v["kind"], "•")} '
                     f'{text(v["text"])}</li>' for v in verdicts)
     return f'<div><b>{title}</b><ul class="verdicts">{items}</ul></div>'
 

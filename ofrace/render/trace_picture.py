@@ -30,7 +30,7 @@ LABEL_CHARS = 46
 TOP = 56              # room for the lane headers
 CHANGES_SHOWN = 4
 
-_VERDICT_MARK = {"delivered": "✔", "left": "↗", "host": "↗", "controller": "⚙",
+VERDICT_MARK = {"delivered": "✔", "left": "↗", "host": "↗", "controller": "⚙",
                  "dropped": "✘", "error": "!", "loop": "↻", "unknown": "?"}
 
 
@@ -288,7 +288,7 @@ def _station_svg(row: Row) -> str:
 def _verdict_svg(row: Row) -> str:
     v = row.verdict
     x = _lane_x(row.lane) + BOX_X
-    mark = _VERDICT_MARK.get(v["kind"], "•")
+    mark = VERDICT_MARK.get(v["kind"], "•")
     return (f'<g class="verdict {text(v["kind"])}" data-hop="{row.hop}" tabindex="0">'
             f'<title>{text(v["text"])}\n{text(v["packet"]["summary"])}</title>'
             f'<rect x="{x}" y="{row.y}" width="{LANE_WIDTH - BOX_X - 14}" '
