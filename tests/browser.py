@@ -52,7 +52,7 @@ class Browser:
     """One headless Chromium, one tab; ``requests`` lists every URL the tab asked for."""
 
     def __init__(self, executable: str, width: int = 1500, height: int = 1200,
-                 timeout: float = 20.0):
+                 timeout: float = 60.0):
         self.timeout = timeout
         self.requests: list[str] = []
         self.events: list[dict] = []

@@ -92,6 +92,9 @@ def test_acl_drop_and_flood_branches_are_marked():
     verdicts = [a for t, a in _parse(page).tags if t == "g" and "verdict" in _classes(a)]
     assert [sorted(_classes(v) - {"verdict"}) for v in verdicts] == [["dropped"]]
     assert 'by ACL &quot;web-deny&quot; to-lport' in page
+    # the box says where and why, the cause before the engine's words
+    box = [d for c, d in _parse(page).texts if c in ("name", "sub")][-2:]
+    assert box[0] == "✘ dropped on hv1" and box[1].startswith('by ACL "web-deny" to-lport')
     doc, page = case("flood-branch")
     verdicts = [a for t, a in _parse(page).tags if t == "g" and "verdict" in _classes(a)]
     kinds = [sorted(_classes(v) - {"verdict"})[0] for v in verdicts]

@@ -285,18 +285,28 @@ def _station_svg(row: Row) -> str:
             "</g>")
 
 
+def verdict_lines(verdict: dict) -> tuple[str, str]:
+    """A verdict box's two lines: what happened where ("dropped on hv1"), then why (a
+    drop's cause, "by ACL …", before the engine's words) or, with no why, the packet."""
+    what, _, why = verdict["text"].partition(": ")
+    if " — " in why:
+        why = why.split(" — ", 1)[1]
+    return what, why or verdict["packet"]["summary"]
+
+
 def _verdict_svg(row: Row) -> str:
     v = row.verdict
     x = _lane_x(row.lane) + BOX_X
     mark = VERDICT_MARK.get(v["kind"], "•")
+    what, why = verdict_lines(v)
     return (f'<g class="verdict {text(v["kind"])}" data-hop="{row.hop}" tabindex="0">'
             f'<title>{text(v["text"])}\n{text(v["packet"]["summary"])}</title>'
             f'<rect x="{x}" y="{row.y}" width="{LANE_WIDTH - BOX_X - 14}" '
             f'height="{BOX_HEIGHT}" rx="18"/>'
             f'<text class="name" x="{x + 10}" y="{row.y + 16}">{mark} '
-            f'{text(_short(v["text"], 38))}</text>'
+            f'{text(_short(what, 38))}</text>'
             f'<text class="sub" x="{x + 10}" y="{row.y + 32}">'
-            f'{text(_short(v["packet"]["summary"], 50))}</text></g>')
+            f'{text(_short(why, 50))}</text></g>')
 
 
 SVG_STYLE = """
