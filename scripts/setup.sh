@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 # openssh-server: one sshd per lab chassis; iproute2: namespaces and veths;
 # python3-venv: the virtualenv below on a stock Debian python3; sosreport: the real
 # sos report integration/test_import.py runs on the lab's chassis (unit tests use
-# recorded archives and need no sos).
+# recorded archives and need no sos); chromium: the headless browser
+# tests/test_trace_html_browser.py opens the trace pages in (driven over its DevTools
+# pipe from the standard library: no chromedriver, no Python or npm package).
 packages=(openvswitch-switch ovn-central ovn-host openssh-server openssh-client iproute2
-          python3-venv python3-pip sosreport)
+          python3-venv python3-pip sosreport chromium)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

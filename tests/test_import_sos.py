@@ -24,7 +24,8 @@ SEED = ('inport == "breth0_ovn-worker" && eth.src == 02:42:7a:79:82:ca && '
 # What differs between two reads of the same tables: counters, ages, when, from where.
 _COUNTERS = re.compile(r"\b(duration=[0-9.]+s|n_packets=\d+|n_bytes=\d+|idle_age=\d+|"
                        r"hard_age=\d+|packet_count=\d+|byte_count=\d+),?\s?")
-_VOLATILE_KEYS = {"created", "started", "finished", "elapsed", "snapshot", "ofrace_version"}
+_VOLATILE_KEYS = {"created", "started", "finished", "elapsed", "snapshot", "ofrace_version",
+                  "counters"}      # a flow's n_packets/n_bytes in the trace JSON
 
 
 def normalize(value):

@@ -87,6 +87,8 @@ class Event:
     conntrack: dict | None = None      # a ct step's lookup: the entry found, or why none
     # The CMS's names (Neutron, ovn-kubernetes) of "datapath", "inport", "outport".
     cms: dict[str, CmsName] = field(default_factory=dict)
+    # A flow's n_packets/n_bytes/duration when the node was read (None: not in the line).
+    counters: dict | None = None
 
 
 @dataclass
@@ -249,6 +251,7 @@ class Annotator:
                 ev.text = ev.text.replace(f"ct: zone {zone}:", f"ct: zone {zone} ({owner}):", 1)
         if step.kind != StepKind.FLOW:
             return ev
+        ev.counters = step.data.get("counters")
         names = self.names_for(step.chassis)
         facts = names.facts(step.chassis)
         metadata, reg14, reg15 = (packet.get(facts.register(role), 0)

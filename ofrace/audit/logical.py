@@ -63,6 +63,8 @@ class LflowStatus:
     reason: str | None = None
     # MISSING ones: the CMS's names of its datapaths (Neutron network "web", …)
     datapath_cms: dict[str, str] = field(default_factory=dict)
+    # MISSING ones: the NB rows behind it (its stage-hint), in words, with the CMS's names
+    northbound: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -282,10 +284,12 @@ class LogicalAuditor:
                 status.status = "expected" if status.reason else "missing"
             statuses.append(status)
         self._deduplicated(statuses)
-        for status in statuses:
+        for lf, status in zip(lflows, statuses, strict=True):
             if status.status == "missing":
                 known = {dp: self.names.datapath_cms(dp) for dp in status.datapaths}
                 status.datapath_cms = {dp: n.label for dp, n in known.items() if n}
+                status.northbound = [nb.describe(self.names.cms)
+                                     for nb in self.names.northbound_for(lf)]
         result.lflows = statuses
         result.stale = self._stale(readable, offsets)
         return result

@@ -18,7 +18,8 @@ from ofrace.render.collect import warn
 @click.option("--chassis", "only", multiple=True, help="Only these chassis (repeat).")
 @click.option("--details", is_flag=True, help="Also list why each expected gap is expected.")
 @json_option("Schema ofrace-audit/1.")
-def audit(source, only, details, as_json):
+@click.option("--html", "html_file", metavar="FILE", help="Also write the audit as a page.")
+def audit(source, only, details, as_json, html_file):
     """Logical flows against the OpenFlow flows installed on every chassis.
 
     Every logical flow with no OpenFlow flows on a chassis is either expected, with the
@@ -28,5 +29,5 @@ def audit(source, only, details, as_json):
     audited (its flows or OVSDB were not read, or flow lines are garbled); 2 on bad input.
     """
     result = audit_snapshot(obtain_snapshot(source, warn=warn), list(only) or None)
-    print_audit(result, details, as_json)
+    print_audit(result, details, as_json, html_file)
     sys.exit(result.exit_code)

@@ -11,8 +11,7 @@ from ofrace.cli.options import json_option, request_body_options, snapshot_sourc
 from ofrace.collect.source import obtain_snapshot
 from ofrace.compare.ovn_trace import check_logical as run_ovn_trace
 from ofrace.render.collect import warn
-from ofrace.render.trace_json import print_trace_json
-from ofrace.render.trace_text import print_trace_result
+from ofrace.render.trace_html import print_trace
 
 
 @click.command()
@@ -49,10 +48,13 @@ from ofrace.render.trace_text import print_trace_result
 @click.option("--detailed", "level", flag_value="detailed",
               help="Every logical stage and every OpenFlow flow.")
 @json_option("Schema ofrace-trace/1 (docs/trace-json.md).")
+@click.option("--html", "html_file", metavar="FILE", help="Also write the path as a page.")
+@click.option("--svg", "svg_file", metavar="FILE", help="Also write the path as an SVG.")
 @click.option("--check-logical", is_flag=True, help="Also run ovn-trace (logical view) with "
               "the same packet and conntrack states, and show where logical and physical part.")
 def trace(expression, source, source_port, destination, protocol, body, chassis, reply,
-          conversation, step, established, buckets, ct_next, ct, level, as_json, check_logical):
+          conversation, step, established, buckets, ct_next, ct, level, as_json, html_file,
+          svg_file, check_logical):
     """Trace a packet through the real OpenFlow tables of every chassis it crosses.
 
     EXPRESSION is the microflow ovn-trace takes, e.g.
@@ -72,8 +74,5 @@ def trace(expression, source, source_port, destination, protocol, body, chassis,
     result = run_trace(snapshot, request)
     if check_logical:
         result.logical = run_ovn_trace(snapshot, result)
-    if as_json:
-        print_trace_json(result)
-    else:
-        print_trace_result(result, level)
+    print_trace(result, level, as_json, html_file, svg_file)
     sys.exit(result.exit_code)

@@ -240,6 +240,26 @@ def without_stats(line: str) -> str:
     return ", ".join(kept + ([match] if match else [])) + tail
 
 
+def line_counters(line: str) -> dict | None:
+    """A dump-flows line's ``n_packets``, ``n_bytes`` and ``duration`` (seconds): how
+    often the flow was hit up to the moment it was read, None when the line has none
+    (``--no-stats``, a flow typed by hand).  OVS prints them in the line's head, before
+    the match (lib/ofp-flow.c ofputil_flow_stats_format)."""
+    cut = line.find(" actions=")
+    head = line[:cut] if cut >= 0 else line
+    found = {}
+    for item in head.split(", "):
+        key, _, value = item.partition("=")
+        if key in ("n_packets", "n_bytes"):
+            found[key] = int(value.rstrip(","))
+        elif key == "duration":
+            found["duration"] = float(value.rstrip(",s"))
+    if "n_packets" not in found:
+        return None
+    return {"n_packets": found["n_packets"], "n_bytes": found.get("n_bytes", 0),
+            "duration": found.get("duration")}
+
+
 def line_cookie(line: str) -> int:
     """The cookie of a dump-flows line (0 when it has none)."""
     if line.startswith("cookie="):

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ofrace.audit.cluster import ClusterAudit
+from ofrace.render.audit_html import audit_page
 from ofrace.render.escape import escape
+from ofrace.render.trace_html import write_page
 
 GARBLED_SHOWN = 5
 
@@ -55,6 +57,8 @@ def render_audit(audit: ClusterAudit, console: Console, details: bool = False) -
                           f"{status.priority}) on {escape(_datapaths(status))}, lflow "
                           f"{escape(status.uuid[:8])}\n    match:   {escape(status.match)}\n"
                           f"    actions: {escape(status.actions)}", highlight=False)
+            for nb in status.northbound:
+                console.print(f"    [yellow]from NB: {escape(nb)}[/]", highlight=False)
         for stale in lg.stale:
             console.print(f"[red]STALE[/] on {escape(ch.chassis)}: cookie {stale.cookie:#x}: "
                           f"{escape(stale.why)}\n    {escape(stale.flow)}", highlight=False)
@@ -114,8 +118,12 @@ def audit_json(audit: ClusterAudit, details: bool = False) -> dict:
     return out
 
 
-def print_audit(audit: ClusterAudit, details: bool, as_json: bool) -> None:
-    """``ofrace audit``'s output: the JSON document, or the table on stdout."""
+def print_audit(audit: ClusterAudit, details: bool, as_json: bool,
+                html_file: str | None = None) -> None:
+    """``ofrace audit``'s output: the JSON document, or the table on stdout; with
+    ``--html FILE`` also the page."""
+    if html_file:
+        write_page(html_file, audit_page(audit_json(audit)))
     if as_json:
         click.echo(json.dumps(audit_json(audit, details), indent=2))
     else:

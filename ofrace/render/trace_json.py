@@ -53,6 +53,7 @@ def _event(ev: Event) -> dict:
             "cms": {role: name.as_json() for role, name in ev.cms.items()},
             "northbound": ev.northbound, "owner": ev.owner,
             "cookie_collision": ev.collision,
+            "counters": counters_json(ev.counters),
             "changes": [{"field": c.field, "before": c.before, "after": c.after}
                         for c in ev.changes]})
     else:
@@ -65,6 +66,14 @@ def _event(ev: Event) -> dict:
         if ev.conntrack is not None:
             out["conntrack"] = ev.conntrack
     return out
+
+
+def counters_json(counters: dict | None) -> dict | None:
+    """A flow's counters when the node was read; ``unused`` flags a flow the trace takes
+    that no packet had taken (a new flow, or traffic that never goes this way)."""
+    if counters is None:
+        return None
+    return {**counters, "unused": counters["n_packets"] == 0}
 
 
 def _verdict(v: Verdict | AnnotatedVerdict) -> dict:

@@ -116,7 +116,8 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
             if level == "detailed":
                 console.print(f"{pad}│   [dim]{escape(ev.bridge)} table {ev.table} priority "
                               f"{ev.priority} cookie {ev.cookie:#x}: "
-                              f"{escape(ev.flow or '')}[/]", highlight=False)
+                              f"{escape(ev.flow or '')}[/]{_counters(ev.counters)}",
+                              highlight=False)
             for change in ev.changes:
                 console.print(f"{pad}│   [green]{escape(str(change))}[/]", highlight=False)
         elif ev.kind == StepKind.MISS:
@@ -135,6 +136,15 @@ def _events(events: list[Event], console: Console, level: str, pad: str) -> None
             if ev.changes:
                 console.print(f"{pad}│     [bold green]{escape(', '.join(map(str, ev.changes)))}"
                               "[/]", highlight=False)
+
+
+def _counters(counters: dict | None) -> str:
+    """`` n_packets=… n_bytes=…`` as read; a flow the trace takes whose counter is 0 is
+    flagged: no real packet had taken it when the node was read."""
+    if counters is None:
+        return ""
+    text = f" [dim]n_packets={counters['n_packets']} n_bytes={counters['n_bytes']}[/]"
+    return text + (" [yellow]never hit[/]" if counters["n_packets"] == 0 else "")
 
 
 def _verdict_line(verdict, console: Console, pad: str) -> None:

@@ -23,7 +23,12 @@ from ofrace.openflow import actions as A
 from ofrace.openflow.actions import ActionError, parse_actions
 from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port, port_may_enable
 from ofrace.openflow.fields import SPECIAL_PORTS, format_mac
-from ofrace.openflow.flowtext import FlowSyntaxError, split_top_level, without_stats
+from ofrace.openflow.flowtext import (
+    FlowSyntaxError,
+    line_counters,
+    split_top_level,
+    without_stats,
+)
 from ofrace.simulate.conntrack import CT_CACHE, ConntrackTable, CtOutcome, format_ct_state
 from ofrace.simulate.groups import (
     HASH_ALG_SYM_L4,
@@ -306,13 +311,16 @@ class ChassisDatapath:
                           f"could not be read may outrank the flow that matched (priority "
                           f"{entry.priority})", [u.line for u in outrank])
             return
-        flow_text = without_stats(bridge.line(entry.index))
+        line = bridge.line(entry.index)
+        flow_text = without_stats(line)
         step = parent.add(Step(
             "flow", flow_text, self.chassis, bridge_name, table=table_no,
             priority=entry.priority, cookie=entry.cookie, flow=flow_text,
             # The packet as this flow matched it: later stages read meaning from it
             # (OVN's register roles, the protocol of the rewrites); the engine does not.
-            data={"flow_index": entry.index, "pass": ctx.pass_no, "packet": dict(packet)}))
+            # Its counters as the node last read them: evidence that real packets took it.
+            data={"flow_index": entry.index, "pass": ctx.pass_no, "packet": dict(packet),
+                  "counters": line_counters(line)}))
         ctx.last_flow = step
         if conj_id is not None:
             step.data["conj_id"] = conj_id
