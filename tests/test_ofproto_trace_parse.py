@@ -2,7 +2,13 @@
 
 from conftest import recorded
 
-from ofrace.compare.ofproto_trace import parse_datapath_actions, parse_ofproto_trace
+from ofrace.compare.ofproto_trace import (
+    Hit,
+    TracePass,
+    compare_passes,
+    parse_datapath_actions,
+    parse_ofproto_trace,
+)
 
 
 def test_recirculation_passes_and_hits():
@@ -38,3 +44,28 @@ def test_datapath_actions():
     assert out.headers == {"dl_src": 0x0A580AF40201, "dl_dst": 0x0A580AF40205, "nw_ttl": 63}
     outputs, stops = parse_datapath_actions("ct(zone=13,nat),hash(l4(0)),recirc(0x2)")
     assert stops and outputs == []
+
+
+def _flood_pass(order):
+    """br-ex floods into br-int through two patch ports, visited in ``order``."""
+    blocks = {4: [Hit("br-int", 0, 0, 0)],
+              5: [Hit("br-int", 0, 100, 0xc0), Hit("br-int", 8, 50, 0xbe)]}
+    hits = [Hit("br-ex", 0, 0, 0)] + [h for port in order for h in blocks[port]]
+    return TracePass("", hits)
+
+
+def test_a_flood_into_the_same_bridge_in_another_order_agrees_with_a_note():
+    result = compare_passes([_flood_pass([4, 5])], [_flood_pass([5, 4])])
+    assert result.agree and "another order" in result.notes[0]
+
+
+def test_a_flood_block_that_differs_still_disagrees():
+    theirs = _flood_pass([5, 4])
+    theirs.hits[-1] = Hit("br-int", 0, 100, 0xdead)   # a different flow in one block
+    assert not compare_passes([_flood_pass([4, 5])], [theirs]).agree
+
+
+def test_a_chain_of_bridges_is_not_reordered():
+    chain = [Hit("br-int", 0, 100, 1), Hit("br-int", 65, 100, 2), Hit("br-ex", 0, 0, 0)]
+    swapped = [Hit("br-int", 0, 100, 1), Hit("br-ex", 0, 0, 0), Hit("br-int", 65, 100, 2)]
+    assert not compare_passes([TracePass("", chain)], [TracePass("", swapped)]).agree
