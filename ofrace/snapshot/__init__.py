@@ -6,14 +6,18 @@ taken from.  The model holds raw facts (flow text as ``ovs-ofctl`` printed
 it, OVSDB rows as the server sent them) and derives the rest on demand;
 nothing here parses flows.
 
-On disk (version 2): a ZIP archive.  ``snapshot.json`` holds everything but
-the flow lines, ``{"format": "ofrace-snapshot", "version": 2, …}``; each
-bridge's flow lines are a member of their own, read when something first
-asks for them — a trace through 2 chassis of a 10-chassis, 2-million-flow
-snapshot reads 2 bridges' lines, not 10.  Version 1 files (gzip-compressed
-JSON with the lines inline) are still read.  Keys added within version 2 (a
-chassis' ``conntrack``) have defaults that mean "not read", so older files load
-and say so, and older readers ignore them.
+On disk (version 3): a ZIP archive.  ``snapshot.json`` holds everything but
+the flow lines and the OVN databases' rows, ``{"format": "ofrace-snapshot",
+"version": 3, …}``; each bridge's flow lines are a member of their own, read
+when something first asks for them — a trace through 2 chassis of a 10-chassis,
+2-million-flow snapshot reads 2 bridges' lines, not 10.  Each database table is
+a store of its own (``ofrace.snapshot.blocks``), decoded when first asked for;
+Logical_Flow's rows are stored by cookie, so annotating a trace reads the rows
+of the cookies it crossed, not 118k rows.  Version 2 files (the rows inline in
+the document) and version 1 files (gzip-compressed JSON with the lines inline)
+are still read.  Keys added within a version (a chassis' ``conntrack``) have
+defaults that mean "not read", so older files load and say so, and older
+readers ignore them.
 
 A file is untrusted input: the document is checked against this model when
 it is loaded (one line naming the offending key), each member is read with a
@@ -34,6 +38,7 @@ import tempfile
 import time
 import zipfile
 import zlib
+from collections.abc import MutableMapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from functools import cache, cached_property, partial
 from pathlib import Path
@@ -43,10 +48,11 @@ from typing import Union, get_args, get_origin, get_type_hints
 from ofrace import __version__
 from ofrace.errors import Exit, InputError, OfraceError
 from ofrace.memory import building
+from ofrace.snapshot.blocks import BlockStore, index_bytes, member_reader, write_store
 
 SNAPSHOT_FORMAT = "ofrace-snapshot"
-SNAPSHOT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SNAPSHOT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass
@@ -356,9 +362,10 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, doc: dict, path: str | None = None,
-                  members: dict[str, int] | None = None) -> Snapshot:
-        """``path``: the version-2 file whose members hold the flow lines; ``members``:
-        their sizes there.  Every value is checked against the model (``InputError``
+                  members: dict[str, int] | None = None,
+                  infos: dict[str, zipfile.ZipInfo] | None = None) -> Snapshot:
+        """``path``: the version-2/3 file whose members hold the flow lines and tables;
+        ``members``: their sizes there (``infos``: where they are).  Every value is checked against the model (``InputError``
         naming the key); keys this version does not know are ignored."""
         if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
             raise InputError("not an ofrace snapshot (no 'format: ofrace-snapshot' header)")
@@ -369,7 +376,7 @@ class Snapshot:
                 f"(this ofrace reads version {SNAPSHOT_VERSION})")
         # lenient, as they were: where secrets were removed; who wrote the file
         doc = {"ofrace_version": "?", **doc, "redacted": _strings(doc.get("redacted"))}
-        reader = _DocumentReader(path, members)
+        reader = _DocumentReader(path, members, infos)
         snapshot = reader.build(cls, doc, "")
         snapshot.version = SNAPSHOT_VERSION
         reader.check_snapshot(snapshot)
@@ -394,8 +401,9 @@ class Snapshot:
                     members[member] = text.encode("utf-8", "surrogatepass")
                     bridge["flows_member"], bridge["flow_count"] = member, len(lines)
                     bridge["flows_bytes"] = len(members[member])
+            stored = _store_tables(doc, members)
             data = json.dumps(doc, separators=(",", ":"))
-        _write_atomically(Path(path), data, members)
+        _write_atomically(Path(path), data, members, stored)
 
     @classmethod
     def load(cls, path: str | Path) -> Snapshot:
@@ -406,7 +414,8 @@ class Snapshot:
                     size = fh.seek(0, 2)
                 if zipped:
                     with zipfile.ZipFile(path) as archive:
-                        members = {i.filename: i.file_size for i in archive.infolist()}
+                        infos = {i.filename: i for i in archive.infolist()}
+                        members = {name: i.file_size for name, i in infos.items()}
                         raw = _read_member(archive, "snapshot.json", min(
                             MAX_DOCUMENT_BYTES, max(size, 1) * MAX_DOCUMENT_RATIO),
                             MAX_DOCUMENT_RATIO)
@@ -415,7 +424,7 @@ class Snapshot:
                         raw = _read_limited(fh, min(MAX_DOCUMENT_BYTES,
                                                     max(size, 1) * MAX_DOCUMENT_RATIO),
                                             "the compressed document")
-                    members = None
+                    members = infos = None
                 doc = json.loads(raw, parse_constant=_no_constant)
             except FileNotFoundError:
                 raise InputError(f"snapshot file not found: {path}") from None
@@ -430,13 +439,15 @@ class Snapshot:
                     NotImplementedError, RuntimeError, zlib.error) as exc:
                 raise InputError(f"cannot read snapshot {path}: {exc}") from None
             try:
-                return cls.from_dict(doc, str(path) if zipped else None, members)
+                return cls.from_dict(doc, str(path) if zipped else None, members, infos)
             except InputError as exc:
                 raise InputError(f"snapshot {path}: {exc}") from None
 
 
 def _plain(value):
     """Dataclasses (and dicts/lists of them) to dicts; anything else as it is."""
+    if isinstance(value, StoredTables):
+        return {name: value[name] for name in value}
     if is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict) and value and is_dataclass(next(iter(value.values()))):
@@ -505,7 +516,141 @@ def _read_flow_lines(path: str, member: str, size: int) -> list[str]:
     return text.split("\n") if text else []
 
 
-def _write_atomically(path: Path, data: str, members: dict[str, bytes]) -> None:
+# Tables stored by cookie (the first 32 bits of a row's UUID): what annotation asks by.
+KEYED_TABLES = ("Logical_Flow",)
+
+
+def _database_docs(doc: dict) -> list[dict]:
+    """Every database of a snapshot document (central, zones', interconnect)."""
+    found = [doc.get(which) for which in ("southbound", "northbound", "interconnect")]
+    for zone in (doc.get("zones") or {}).values():
+        found += [zone.get("southbound"), zone.get("northbound")]
+    return [db for db in found if db is not None]
+
+
+def _cookie_keys(rows: list[dict]) -> list[int] | None:
+    keys = []
+    for row in rows:
+        uuid = row.get("_uuid")
+        if type(uuid) is not str or not _UUID.fullmatch(uuid):
+            return None
+        keys.append(int(uuid[:8], 16))
+    return keys
+
+
+def _store_tables(doc: dict, members: dict[str, bytes]) -> set[str]:
+    """Each database table of ``doc`` moved into a block store of its own (two members
+    added to ``members``); returns the members to write uncompressed by the ZIP."""
+    stored = set()
+    for n, db in enumerate(_database_docs(doc)):
+        specs = {}
+        for t, (table, rows) in enumerate(db.pop("tables").items()):
+            items = [json.dumps(row, separators=(",", ":")).encode() for row in rows]
+            keys = _cookie_keys(rows) if table in KEYED_TABLES else None
+            blocks, index, count = write_store(items, keys)
+            name = f"db/{n}/{t}"
+            members[f"{name}.rows"], members[f"{name}.index"] = blocks, index
+            stored.add(f"{name}.rows")
+            specs[table] = {"member": f"{name}.rows", "bytes": len(blocks), "rows": len(rows),
+                            "blocks": count, "keyed": keys is not None}
+        db["tables"], db["stored_tables"] = {}, specs
+    return stored
+
+
+class StoredTables(MutableMapping):
+    """A database's tables in a version-3 file: each decoded (and checked) when first
+    asked for; a keyed table also answers by cookie without decoding the rest."""
+
+    def __init__(self, path: str, specs: dict[str, dict], infos: dict[str, zipfile.ZipInfo],
+                 where: str, interconnect: bool):
+        self._path, self._specs, self._infos = path, specs, infos
+        self._where, self._interconnect = where, interconnect
+        self._names = dict.fromkeys(specs)
+        self._loaded: dict[str, list[dict]] = {}
+        self._stores: dict[str, BlockStore] = {}
+        self._by_key: dict[tuple[str, int], list[dict]] = {}
+
+    def _store(self, table: str) -> BlockStore:
+        store = self._stores.get(table)
+        if store is None:
+            spec = self._specs[table]
+            member = spec["member"]
+            what = f"snapshot {self._path} ({self._where}.{table})"
+            try:
+                with zipfile.ZipFile(self._path) as archive:
+                    index = _read_member(archive, member[:-len(".rows")] + ".index",
+                                         index_bytes(spec["rows"], spec["blocks"]))
+                info = self._infos[member]
+                if info.file_size > RATIO_FLOOR and \
+                        info.file_size > max(info.compress_size, 1) * MAX_RATIO:
+                    raise InputError(f"member {member} inflates too much (a bomb?)")
+                store = BlockStore(member_reader(self._path, info),
+                                   spec["bytes"], index, spec["rows"], spec["blocks"], what)
+            except InputError as exc:
+                raise InputError(f"cannot read {what}: {exc}") from None
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile, NotImplementedError,
+                    RuntimeError, zlib.error) as exc:
+                raise InputError(f"cannot read {what}: {exc}") from None
+            self._stores[table] = store
+        return store
+
+    def _decode(self, table: str, items: list[bytes]) -> list[dict]:
+        try:
+            rows = json.loads(b"[" + b",".join(items) + b"]", parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"snapshot {self._path}: {self._where}.{table}: {exc}") from None
+        if len(rows) != len(items):
+            raise InputError(f"snapshot {self._path}: {self._where}.{table}: a row is not "
+                             "one JSON value")
+        check_rows({table: rows}, f"snapshot {self._path}: {self._where}.tables",
+                   self._interconnect)
+        return rows
+
+    def __getitem__(self, table: str) -> list[dict]:
+        rows = self._loaded.get(table)
+        if rows is None:
+            if table not in self._names:
+                raise KeyError(table)
+            with building():
+                rows = self._loaded[table] = self._decode(table, self._store(table).all())
+            self._stores.pop(table, None)
+        return rows
+
+    def keyed(self, table: str) -> bool:
+        """Whether ``table``'s rows can be read by cookie without decoding the table."""
+        return (table in self._names and table not in self._loaded
+                and bool(self._specs.get(table, {}).get("keyed")))
+
+    def with_cookie(self, table: str, cookie: int) -> list[dict]:
+        """The rows of a keyed table whose UUID starts with ``cookie`` (32 bits), in the
+        table's order; the same objects each time."""
+        found = self._by_key.get((table, cookie))
+        if found is None:
+            hits = self._store(table).with_key(cookie)
+            found = self._by_key[(table, cookie)] = self._decode(
+                table, [item for _, item in hits])
+        return found
+
+    def __setitem__(self, table: str, rows: list[dict]) -> None:
+        self._names[table] = None
+        self._loaded[table] = rows
+
+    def __delitem__(self, table: str) -> None:
+        del self._names[table]
+        self._loaded.pop(table, None)
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"StoredTables({list(self._names)}, decoded {list(self._loaded)})"
+
+
+def _write_atomically(path: Path, data: str, members: dict[str, bytes],
+                      stored: set[str] = frozenset()) -> None:
     """The ZIP written beside ``path`` and renamed over it; on failure, no trace of it."""
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -520,7 +665,8 @@ def _write_atomically(path: Path, data: str, members: dict[str, bytes]) -> None:
             with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
                 archive.writestr("snapshot.json", data)
                 for member, text in members.items():
-                    archive.writestr(member, text)
+                    archive.writestr(member, text, zipfile.ZIP_STORED if member in stored
+                                     else None)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(temp, mode)
@@ -710,8 +856,9 @@ class _DocumentReader:
     """Builds the model from a JSON document, checking every value against the
     dataclasses' annotations; a version-2 bridge's lines stay in the file."""
 
-    def __init__(self, path: str | None, members: dict[str, int] | None):
-        self.path, self.members = path, members
+    def __init__(self, path: str | None, members: dict[str, int] | None,
+                 infos: dict[str, zipfile.ZipInfo] | None = None):
+        self.path, self.members, self.infos = path, members, infos
         self.interconnect = False   # building the IC-SB's Database: its columns differ
 
     def build(self, cls, doc, where: str):
@@ -737,10 +884,39 @@ class _DocumentReader:
         if flows_source is not None:
             source, count = flows_source
             return cls.stored(source, count, **values)
+        if cls is Database and "stored_tables" in doc:
+            values["tables"] = self._stored_tables(doc, where)
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise InputError(f"{where or 'the document'}: {exc}") from None
+
+    def _stored_tables(self, doc: dict, where: str) -> StoredTables:
+        specs = doc["stored_tables"]
+        if doc.get("tables"):
+            raise InputError(f"{where}: both tables and stored_tables")
+        if type(specs) is not dict:
+            raise InputError(f"{where}.stored_tables: expected an object")
+        if self.path is None or self.members is None or self.infos is None:
+            raise InputError(f"{where}: names stored tables but the file has none")
+        for table, spec in specs.items():
+            at = f"{where}.stored_tables.{_short(table)}"
+            if type(spec) is not dict:
+                raise InputError(f"{at}: expected an object")
+            member = spec.get("member")
+            if type(member) is not str or not member.endswith(".rows") \
+                    or member not in self.members \
+                    or member[:-len(".rows")] + ".index" not in self.members:
+                raise InputError(f"{at}.member: {_short(member)} is not in the file")
+            for key in ("bytes", "rows", "blocks"):
+                if not _is_int(spec.get(key)) or spec[key] < 0:
+                    raise InputError(f"{at}.{key}: {_short(spec.get(key))} is not a count")
+            if spec["bytes"] != self.members[member] or spec["bytes"] > MAX_MEMBER_BYTES:
+                raise InputError(f"{at}: member {member} holds {self.members[member]} bytes, "
+                                 f"the document says {spec['bytes']}")
+            if type(spec.get("keyed")) is not bool:
+                raise InputError(f"{at}.keyed: {_short(spec.get('keyed'))} is not a boolean")
+        return StoredTables(self.path, specs, self.infos, where, self.interconnect)
 
     def _flows_source(self, doc: dict, where: str):
         member = doc.get("flows_member")
