@@ -365,8 +365,9 @@ class Snapshot:
                   members: dict[str, int] | None = None,
                   infos: dict[str, zipfile.ZipInfo] | None = None) -> Snapshot:
         """``path``: the version-2/3 file whose members hold the flow lines and tables;
-        ``members``: their sizes there (``infos``: where they are).  Every value is checked against the model (``InputError``
-        naming the key); keys this version does not know are ignored."""
+        ``members``: their sizes there (``infos``: where they are).  Every value is
+        checked against the model (``InputError`` naming the key); keys this version does
+        not know are ignored."""
         if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
             raise InputError("not an ofrace snapshot (no 'format: ofrace-snapshot' header)")
         version = doc.get("version")
