@@ -88,24 +88,43 @@ class Bridge:
     fdb: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
-    # A bridge read from a version-2 file has no ``flows`` in its __dict__ until
-    # something asks: then ``__getattr__`` reads them from the file's member.
+    # A bridge read from a version-2/3 file has no ``flows`` in its __dict__ until
+    # something asks: then ``__getattr__`` reads them from the file's member(s).
     def __getattr__(self, name: str):
         source = self.__dict__.get("_flow_source") if name == "flows" else None
         if source is None:
             raise AttributeError(name)
         flows = self.__dict__["flows"] = source()
-        self.__dict__.pop("_flow_source", None)
-        self.__dict__.pop("_flow_count", None)
+        for key in ("_flow_source", "_flow_count", "_flow_store", "_flow_index"):
+            self.__dict__.pop(key, None)
         return flows
 
+    def lines(self) -> list[str] | StoredLines:
+        """The flow lines as a sequence of one's own to append to: from a version-3 file,
+        line ``i`` is read without the others (``StoredLines``)."""
+        store = self.__dict__.get("_flow_store")
+        if store is not None:
+            return StoredLines(store())
+        return list(self.flows)
+
+    def flow_index(self) -> bytes | None:
+        """What ``save(flow_index=…)`` stored for these lines (the classifier's index,
+        ``ofrace.openflow.stored``); None when the file has none or the lines were read."""
+        source = self.__dict__.get("_flow_index")
+        return source() if source is not None else None
+
     @classmethod
-    def stored(cls, source, count: int, **fields) -> Bridge:
-        """A bridge whose flow lines ``source()`` returns when first needed."""
+    def stored(cls, source, count: int, store=None, index=None, **fields) -> Bridge:
+        """A bridge whose flow lines ``source()`` returns when first needed (``store()``:
+        their ``BlockStore``; ``index()``: the classifier's index bytes)."""
         bridge = cls(**fields)
         del bridge.__dict__["flows"]
         bridge.__dict__["_flow_source"] = source
         bridge.__dict__["_flow_count"] = count
+        if store is not None:
+            bridge.__dict__["_flow_store"] = store
+        if index is not None:
+            bridge.__dict__["_flow_index"] = index
         return bridge
 
     @property
@@ -383,26 +402,38 @@ class Snapshot:
         reader.check_snapshot(snapshot)
         return snapshot
 
-    def save(self, path: str | Path) -> None:
-        """Write a version-2 file: the document, then one member per bridge's lines.
+    def save(self, path: str | Path, flow_index=None) -> None:
+        """Write a version-3 file: the document, then a store per bridge's lines and
+        per database table.  ``flow_index(chassis, bridge)``: bytes stored beside the
+        lines, read back by ``Bridge.flow_index`` (the classifier's index, written by
+        ``ofrace.openflow.stored``, which this stage cannot import).
 
         Atomic: written to a temporary file beside ``path``, synced, then renamed over
         it, so a failure (a full disk) leaves any earlier file at ``path`` as it was."""
         members: dict[str, bytes] = {}
+        stored: set[str] = set()
         with building():
             doc = self.to_dict()
-            for chassis in doc["chassis"].values():
-                for bridge in chassis["bridges"].values():
+            for key, chassis in doc["chassis"].items():
+                for name, bridge in chassis["bridges"].items():
                     lines = bridge.pop("flows")
-                    text = "\n".join(lines)
-                    if text.count("\n") != max(len(lines) - 1, 0):
+                    if any("\n" in line for line in lines):
                         bridge["flows"] = lines  # a line with a newline in it: keep it inline
                         continue
-                    member = f"flows/{len(members)}.txt"
-                    members[member] = text.encode("utf-8", "surrogatepass")
-                    bridge["flows_member"], bridge["flow_count"] = member, len(lines)
-                    bridge["flows_bytes"] = len(members[member])
-            stored = _store_tables(doc, members)
+                    base = f"flows/{len(stored)}"
+                    blocks, index, count = write_store(
+                        [line.encode("utf-8", "surrogatepass") for line in lines])
+                    members[f"{base}.rows"], members[f"{base}.index"] = blocks, index
+                    stored.add(f"{base}.rows")
+                    bridge["flows_store"] = {"member": f"{base}.rows", "bytes": len(blocks),
+                                             "lines": len(lines), "blocks": count}
+                    extra = flow_index(self.chassis[key], self.chassis[key].bridges[name]) \
+                        if flow_index is not None else None
+                    if extra:
+                        members[f"{base}.classifier"] = extra
+                        bridge["flow_index"] = {"member": f"{base}.classifier",
+                                                "bytes": len(extra)}
+            stored |= _store_tables(doc, members)
             data = json.dumps(doc, separators=(",", ":"))
         _write_atomically(Path(path), data, members, stored)
 
@@ -558,6 +589,74 @@ def _store_tables(doc: dict, members: dict[str, bytes]) -> set[str]:
     return stored
 
 
+class _OpenedStore:
+    """A block store of the file, opened (its index read and checked) on first call."""
+
+    def __init__(self, path: str, info: zipfile.ZipInfo, n: int, blocks: int, what: str):
+        self.path, self.info, self.n, self.blocks, self.what = path, info, n, blocks, what
+        self.store: BlockStore | None = None
+
+    def __call__(self) -> BlockStore:
+        if self.store is None:
+            info, member = self.info, self.info.filename
+            try:
+                if info.file_size > RATIO_FLOOR and \
+                        info.file_size > max(info.compress_size, 1) * MAX_RATIO:
+                    raise InputError(f"member {member} inflates too much (a bomb?)")
+                with zipfile.ZipFile(self.path) as archive:
+                    index = _read_member(archive, member[:-len(".rows")] + ".index",
+                                         index_bytes(self.n, self.blocks))
+                self.store = BlockStore(member_reader(self.path, info), info.file_size,
+                                        index, self.n, self.blocks, self.what)
+            except InputError as exc:
+                raise InputError(f"cannot read {self.what}: {exc}") from None
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile, NotImplementedError,
+                    RuntimeError, zlib.error) as exc:
+                raise InputError(f"cannot read {self.what}: {exc}") from None
+        return self.store
+
+
+def _read_extra(path: str, member: str, size: int) -> bytes:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _read_member(archive, member, size)
+    except InputError as exc:
+        raise InputError(f"cannot read snapshot {path} ({member}): {exc}") from None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError, zlib.error) as exc:
+        raise InputError(f"cannot read snapshot {path} ({member}): {exc}") from None
+
+
+class StoredLines:
+    """A bridge's flow lines in a version-3 file, each read with its block only; lines
+    appended (learned flows) stay in memory, the file's are never changed."""
+
+    def __init__(self, store: BlockStore):
+        self._store, self._n, self._extra = store, store.n, []
+
+    def __len__(self) -> int:
+        return self._n + len(self._extra)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if 0 <= i < self._n:
+            return self._store.item(i).decode("utf-8", "surrogateescape")
+        if i < 0:
+            raise IndexError(i)
+        return self._extra[i - self._n]
+
+    def __iter__(self):
+        for line in self._store.all():
+            yield line.decode("utf-8", "surrogateescape")
+        yield from self._extra
+
+    def append(self, line: str) -> None:
+        self._extra.append(line)
+
+
 class StoredTables(MutableMapping):
     """A database's tables in a version-3 file: each decoded (and checked) when first
     asked for; a keyed table also answers by cookie without decoding the rest."""
@@ -575,24 +674,9 @@ class StoredTables(MutableMapping):
         store = self._stores.get(table)
         if store is None:
             spec = self._specs[table]
-            member = spec["member"]
-            what = f"snapshot {self._path} ({self._where}.{table})"
-            try:
-                with zipfile.ZipFile(self._path) as archive:
-                    index = _read_member(archive, member[:-len(".rows")] + ".index",
-                                         index_bytes(spec["rows"], spec["blocks"]))
-                info = self._infos[member]
-                if info.file_size > RATIO_FLOOR and \
-                        info.file_size > max(info.compress_size, 1) * MAX_RATIO:
-                    raise InputError(f"member {member} inflates too much (a bomb?)")
-                store = BlockStore(member_reader(self._path, info),
-                                   spec["bytes"], index, spec["rows"], spec["blocks"], what)
-            except InputError as exc:
-                raise InputError(f"cannot read {what}: {exc}") from None
-            except (OSError, KeyError, ValueError, zipfile.BadZipFile, NotImplementedError,
-                    RuntimeError, zlib.error) as exc:
-                raise InputError(f"cannot read {what}: {exc}") from None
-            self._stores[table] = store
+            store = self._stores[table] = _OpenedStore(
+                self._path, self._infos[spec["member"]], spec["rows"], spec["blocks"],
+                f"snapshot {self._path} ({self._where}.{table})")()
         return store
 
     def _decode(self, table: str, items: list[bytes]) -> list[dict]:
@@ -808,9 +892,21 @@ _KINDS = {"str": (_is_str, "a string"), "int": (_is_int, "an integer"),
           "optbool": (_is_optbool, "a boolean or an empty set"),
           "strs": (_is_strs, "a set of strings"), "map": (_is_map, "a map of strings")}
 # Per table: (column, required, test, words), so a big table is checked in one tight loop.
-_CHECKS = {table: tuple((column, kind[0] == "!", *_KINDS[kind.lstrip("!")])
-                        for column, kind in columns.items())
-           for table, columns in _COLUMNS.items()}
+# Per kind, the fast answers: a value of exactly this class is always right (None: no
+# such class), and an empty value of this class is (an empty set, an empty map).
+_PLAIN = {"str": str, "int": None, "opt": str, "optint": None, "optbool": bool, "strs": str,
+          "map": None}
+_EMPTY_OK = {"str": None, "int": None, "opt": list, "optint": list, "optbool": list,
+             "strs": list, "map": dict}
+
+
+def _checks(columns: dict[str, str]) -> tuple:
+    return tuple((column, kind[0] == "!", *_KINDS[kind.lstrip("!")],
+                  _PLAIN[kind.lstrip("!")], _EMPTY_OK[kind.lstrip("!")])
+                 for column, kind in columns.items())
+
+
+_CHECKS = {table: _checks(columns) for table, columns in _COLUMNS.items()}
 # The IC-SB (OVN_IC_Southbound, a Database named "interconnect") shares table names with
 # the SB but not their columns: its Port_Binding names a transit switch, not a datapath.
 _IC_COLUMNS = {
@@ -820,9 +916,7 @@ _IC_COLUMNS = {
     "Encap": {"gateway_name": "str", "ip": "!str", "type": "str"},
     "Availability_Zone": {"name": "!str"},
 }
-_IC_CHECKS = {table: tuple((column, kind[0] == "!", *_KINDS[kind.lstrip("!")])
-                           for column, kind in columns.items())
-              for table, columns in _IC_COLUMNS.items()}
+_IC_CHECKS = {table: _checks(columns) for table, columns in _IC_COLUMNS.items()}
 
 
 def check_rows(tables, where: str, interconnect: bool = False) -> None:
@@ -840,8 +934,12 @@ def check_rows(tables, where: str, interconnect: bool = False) -> None:
             uuid = row.get("_uuid")
             if type(uuid) is not str or (shaped and not is_uuid(uuid)):
                 raise InputError(f"{where}.{table}[{n}]._uuid: {_short(uuid)} is not a UUID")
-            for column, required, test, words in checks:
-                value = row.get(column, _ABSENT)
+            get = row.get
+            for column, required, test, words, plain, empty_ok in checks:
+                value = get(column, _ABSENT)
+                cls = value.__class__
+                if cls is plain or (cls is empty_ok and not value):
+                    continue
                 if value is _ABSENT:
                     if required:
                         raise InputError(f"{where}.{table}[{n}]: no column {column}")
@@ -883,14 +981,51 @@ class _DocumentReader:
             values[f.name] = self.value(doc[f.name], hints[f.name], f"{where}.{f.name}"
                                         if where else f.name)
         if flows_source is not None:
-            source, count = flows_source
-            return cls.stored(source, count, **values)
+            return cls.stored(*flows_source, **values)
         if cls is Database and "stored_tables" in doc:
             values["tables"] = self._stored_tables(doc, where)
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise InputError(f"{where or 'the document'}: {exc}") from None
+
+    def _flows_store(self, doc: dict, where: str):
+        """A version-3 bridge: its lines in a block store, maybe the classifier's index."""
+        spec = doc["flows_store"]
+        if "flows" in doc:
+            raise InputError(f"{where}: both flows and flows_store")
+        if self.path is None or self.members is None or self.infos is None:
+            raise InputError(f"{where}: names a flows store but the file has none")
+        if type(spec) is not dict:
+            raise InputError(f"{where}.flows_store: expected an object")
+        member = spec.get("member")
+        if type(member) is not str or not member.endswith(".rows") \
+                or member not in self.members \
+                or member[:-len(".rows")] + ".index" not in self.members:
+            raise InputError(f"{where}.flows_store.member: {_short(member)} is not in the file")
+        for key in ("bytes", "lines", "blocks"):
+            if not _is_int(spec.get(key)) or spec[key] < 0:
+                raise InputError(f"{where}.flows_store.{key}: {_short(spec.get(key))} is not "
+                                 "a count")
+        if spec["bytes"] != self.members[member] or spec["bytes"] > MAX_MEMBER_BYTES:
+            raise InputError(f"{where}: member {member} holds {self.members[member]} bytes, "
+                             f"the document says {spec['bytes']}")
+        opened = _OpenedStore(self.path, self.infos[member], spec["lines"], spec["blocks"],
+                              f"snapshot {self.path} ({where})")
+
+        def source() -> list[str]:
+            with building():
+                return [line.decode("utf-8", "surrogateescape") for line in opened().all()]
+
+        index = doc.get("flow_index")
+        read_index = None
+        if index is not None:
+            extra = index.get("member") if type(index) is dict else None
+            if type(extra) is not str or extra not in self.members \
+                    or index.get("bytes") != self.members[extra]:
+                raise InputError(f"{where}.flow_index: {_short(index)} is not in the file")
+            read_index = partial(_read_extra, self.path, extra, self.members[extra])
+        return source, spec["lines"], opened, read_index
 
     def _stored_tables(self, doc: dict, where: str) -> StoredTables:
         specs = doc["stored_tables"]
@@ -920,6 +1055,8 @@ class _DocumentReader:
         return StoredTables(self.path, specs, self.infos, where, self.interconnect)
 
     def _flows_source(self, doc: dict, where: str):
+        if "flows_store" in doc:
+            return self._flows_store(doc, where)
         member = doc.get("flows_member")
         if member is None:
             return None

@@ -20,6 +20,8 @@ import zipfile
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
+from itertools import islice
+from operator import le
 
 from ofrace.errors import InputError
 
@@ -146,9 +148,13 @@ class BlockStore:
             end += self.compressed[b]
         if end != data_size:
             raise InputError(f"{what}: the blocks hold {data_size} bytes, the index says {end}")
+        self._ordered = False   # keys checked in order when first searched
+
+    def _check_keys(self) -> None:
         keys = self.keys
-        if any(keys[i] > keys[i + 1] for i in range(n - 1)):
-            raise InputError(f"{what}: keys out of order")
+        if not all(map(le, keys, islice(keys, 1, None))):
+            raise InputError(f"{self.what}: keys out of order")
+        self._ordered = True
 
     def _block(self, b: int) -> list[bytes]:
         items = self._cache.get(b)
@@ -180,6 +186,8 @@ class BlockStore:
 
     def with_key(self, key: int) -> list[tuple[int, bytes]]:
         """``(position, item)`` of every item with ``key``, in their original order."""
+        if not self._ordered:
+            self._check_keys()
         lo, hi = bisect_left(self.keys, key), bisect_right(self.keys, key)
         return [(self.positions[i], self.item(i)) for i in range(lo, hi)]
 
@@ -189,7 +197,7 @@ class BlockStore:
         for b in range(len(self.first)):
             items.extend(self._block(b))
         self._cache.clear()
-        if list(self.positions) == list(range(self.n)):
+        if all(map(int.__eq__, self.positions, range(self.n))):
             return items
         ordered: list[bytes | None] = [None] * self.n
         for item, position in zip(items, self.positions, strict=True):
