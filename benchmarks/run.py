@@ -50,6 +50,7 @@ from ofrace.collect.cluster import (  # noqa: E402
 from ofrace.collect.inventory import Inventory, load_inventory  # noqa: E402
 from ofrace.compare.live import format_microflow  # noqa: E402
 from ofrace.lab.lab import Lab  # noqa: E402
+from ofrace.openflow.bridge import classifier_index  # noqa: E402
 from ofrace.snapshot import Snapshot  # noqa: E402
 from ofrace.trace.cluster import ClusterTracer  # noqa: E402
 from ofrace.trace.request import start_from_short_form, to_expression  # noqa: E402
@@ -232,7 +233,7 @@ def measure(args, lab: Lab, row, rows) -> int:
     row(f"collect all {n_nodes} chassis + SB + NB (SSH, parallel)", f"{all_s:.2f} s",
         f"the SB read alone {sb_s:.2f} s")
     snap_file = Path(tempfile.mkdtemp()) / "bench.ofr"
-    snapshot.save(snap_file)
+    snapshot.save(snap_file, flow_index=classifier_index)
     row("snapshot file", f"{snap_file.stat().st_size / 1e6:.1f} MB")
 
     # --- index on the biggest br-int

@@ -79,8 +79,10 @@ def obtain_nodes(source: SnapshotSource, inventory: Inventory, nodes: list[str],
 
 
 def collect_to_file(inventory: Inventory, output: str | Path, *, strict_host_keys: bool,
-                    jobs: int, limits: Limits, progress: Progress | None) -> Snapshot:
-    """Read the cluster and save it at ``output`` (checked before anything is read)."""
+                    jobs: int, limits: Limits, progress: Progress | None,
+                    flow_index=None) -> Snapshot:
+    """Read the cluster and save it at ``output`` (checked before anything is read);
+    ``flow_index``: what ``Snapshot.save`` stores beside each bridge's lines."""
     if not output:
         raise InputError("give the snapshot file to write: -o FILE")
     path = Path(output)
@@ -91,19 +93,19 @@ def collect_to_file(inventory: Inventory, output: str | Path, *, strict_host_key
     snapshot = collect_cluster(inventory, strict_host_keys=strict_host_keys, jobs=jobs,
                                progress=progress, limits=limits)
     try:
-        snapshot.save(path)
+        snapshot.save(path, flow_index)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
     return snapshot
 
 
-def save_snapshot(snapshot: Snapshot, output: str | Path) -> None:
+def save_snapshot(snapshot: Snapshot, output: str | Path, flow_index=None) -> None:
     """Write ``snapshot`` at ``output`` (its directory must exist)."""
     path = Path(output)
     if not path.parent.is_dir():
         raise InputError(f"cannot write {output}: directory {path.parent} does not exist")
     try:
-        snapshot.save(path)
+        snapshot.save(path, flow_index)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
 

@@ -26,6 +26,10 @@ from operator import le
 from ofrace.errors import InputError
 
 BLOCK_BYTES = 32 << 10
+# A block may inflate this many times, or to this size whatever its ratio (one line a
+# hostile node made of 8 MiB of one character is saved as it came, and loads again).
+MAX_RATIO = 100
+RATIO_FLOOR = 32 << 20
 _LOCAL_HEADER = struct.Struct("<4s22xHH")   # signature … file name length, extra length
 
 
@@ -143,7 +147,7 @@ class BlockStore:
         end = 0
         for b in range(blocks):
             if self.offsets[b] != end or (b and not self.first[b - 1] < self.first[b] <= n) \
-                    or self.raw[b] > BLOCK_BYTES * 64:
+                    or self.raw[b] > max(self.compressed[b] * MAX_RATIO, RATIO_FLOOR):
                 raise InputError(f"{what}: block {b} is not where the index says")
             end += self.compressed[b]
         if end != data_size:
