@@ -160,10 +160,11 @@ class BlockStore:
             raise InputError(f"{self.what}: keys out of order")
         self._ordered = True
 
-    def _block(self, b: int) -> list[bytes]:
+    def _block(self, b: int, data: bytes | None = None) -> list[bytes]:
         items = self._cache.get(b)
         if items is None:
-            data = self.read(self.offsets[b], self.compressed[b])
+            if data is None:
+                data = self.read(self.offsets[b], self.compressed[b])
             if len(data) != self.compressed[b]:
                 raise InputError(f"{self.what}: block {b} is cut short")
             try:
@@ -198,9 +199,12 @@ class BlockStore:
     def all(self) -> list[bytes]:
         """Every item in its original order."""
         items: list[bytes] = []
-        for b in range(len(self.first)):
-            items.extend(self._block(b))
-        self._cache.clear()
+        blocks = len(self.first)
+        whole = self.read(0, self.offsets[-1] + self.compressed[-1]) if blocks else b""
+        for b in range(blocks):
+            start = self.offsets[b]
+            items.extend(self._block(b, whole[start:start + self.compressed[b]]))
+            self._cache.pop(b, None)
         if all(map(int.__eq__, self.positions, range(self.n))):
             return items
         ordered: list[bytes | None] = [None] * self.n
