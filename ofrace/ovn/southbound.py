@@ -301,7 +301,16 @@ class SouthboundIndex:
         hint = (logical_flow.get("external_ids") or {}).get("stage-hint")
         if not hint:
             return []
-        return list(self._nb_by_prefix.get(hint[:8], []))
+        keyed = getattr(self.nb, "keyed", None)
+        if keyed is None or not all(keyed(t, True) for t in HINT_TABLES if t in self.nb):
+            return list(self._nb_by_prefix.get(hint[:8], []))
+        try:    # a version-3 file: the rows with that prefix, not every NB row
+            cookie = int(hint[:8], 16)
+        except ValueError:
+            return []
+        return [NorthboundObject(table, row) for table in HINT_TABLES if table in self.nb
+                for row in self.nb.with_cookie(table, cookie)
+                if row.get("_uuid", "")[:8] == hint[:8]]
 
 
 class ChassisNames:

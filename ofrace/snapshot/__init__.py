@@ -12,8 +12,9 @@ the flow lines and the OVN databases' rows, ``{"format": "ofrace-snapshot",
 when something first asks for them — a trace through 2 chassis of a 10-chassis,
 2-million-flow snapshot reads 2 bridges' lines, not 10.  Each database table is
 a store of its own (``ofrace.snapshot.blocks``), decoded when first asked for;
-Logical_Flow's rows are stored by cookie, so annotating a trace reads the rows
-of the cookies it crossed, not 118k rows.  Version 2 files (the rows inline in
+every table's rows are stored by the first 32 bits of their UUID (an OpenFlow
+cookie, a stage-hint), so annotating a trace reads the Logical_Flow rows of the
+cookies it crossed, not 118k rows.  Version 2 files (the rows inline in
 the document) and version 1 files (gzip-compressed JSON with the lines inline)
 are still read.  Keys added within a version (a chassis' ``conntrack``) have
 defaults that mean "not read", so older files load and say so, and older
@@ -548,8 +549,6 @@ def _read_flow_lines(path: str, member: str, size: int) -> list[str]:
     return text.split("\n") if text else []
 
 
-# Tables stored by cookie (the first 32 bits of a row's UUID): what annotation asks by.
-KEYED_TABLES = ("Logical_Flow",)
 
 
 def _database_docs(doc: dict) -> list[dict]:
@@ -578,13 +577,15 @@ def _store_tables(doc: dict, members: dict[str, bytes]) -> set[str]:
         specs = {}
         for t, (table, rows) in enumerate(db.pop("tables").items()):
             items = [json.dumps(row, separators=(",", ":")).encode() for row in rows]
-            keys = _cookie_keys(rows) if table in KEYED_TABLES else None
+            keys = _cookie_keys(rows)
             blocks, index, count = write_store(items, keys)
             name = f"db/{n}/{t}"
             members[f"{name}.rows"], members[f"{name}.index"] = blocks, index
             stored.add(f"{name}.rows")
             specs[table] = {"member": f"{name}.rows", "bytes": len(blocks), "rows": len(rows),
-                            "blocks": count, "keyed": keys is not None}
+                            "blocks": count, "keyed": keys is not None,
+                            "external_ids": any(type(row) is dict and row.get("external_ids")
+                                                for row in rows)}
         db["tables"], db["stored_tables"] = {}, specs
     return stored
 
@@ -698,12 +699,18 @@ class StoredTables(MutableMapping):
                 raise KeyError(table)
             with building():
                 rows = self._loaded[table] = self._decode(table, self._store(table).all())
-            self._stores.pop(table, None)
         return rows
 
-    def keyed(self, table: str) -> bool:
-        """Whether ``table``'s rows can be read by cookie without decoding the table."""
-        return (table in self._names and table not in self._loaded
+    def without_external_ids(self, table: str) -> bool:
+        """Whether the file says no row of ``table`` has external_ids (what the CMS
+        writes): a reader of those alone need not decode the table."""
+        return table not in self._loaded and self._specs.get(table, {}).get(
+            "external_ids") is False
+
+    def keyed(self, table: str, decoded_too: bool = False) -> bool:
+        """Whether ``table``'s rows can be read by cookie without decoding the table
+        (``decoded_too``: even once it was decoded, as other objects than its rows)."""
+        return (table in self._names and (decoded_too or table not in self._loaded)
                 and bool(self._specs.get(table, {}).get("keyed")))
 
     def with_cookie(self, table: str, cookie: int) -> list[dict]:
@@ -726,6 +733,9 @@ class StoredTables(MutableMapping):
 
     def __iter__(self):
         return iter(self._names)
+
+    def __contains__(self, table) -> bool:   # Mapping's would decode the table to answer
+        return table in self._names
 
     def __len__(self) -> int:
         return len(self._names)
