@@ -22,6 +22,7 @@ Any failed step stops the run with an error instead of printing numbers.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import platform
 import statistics
@@ -265,6 +266,9 @@ def measure(args, lab: Lab, row, rows) -> int:
         return fresh.trace(start_from_short_form(fresh, src, dst, "tcp"))
 
     warm_s, _ = timed(warm_trace, repeat=5)
+    # byte-compiled as pip install leaves it (PYTHONDONTWRITEBYTECODE would make every
+    # run compile the sources: benchmarks/cold_trace.py)
+    compileall.compile_dir(str(ROOT / "ofrace"), quiet=1)
     cold_argv = [sys.executable, "-m", "ofrace", "trace", "--snapshot", str(snap_file),
                  "--from", src, "--to", f"{dst}:80", "--tcp", "--json"]
     cold_s, cold = timed(lambda: subprocess.run(cold_argv, capture_output=True, timeout=600),
