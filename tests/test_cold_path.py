@@ -113,3 +113,18 @@ def test_an_index_this_python_cannot_use_falls_back_to_the_lines(tmp_path, monke
     assert all(getattr(b, "_stored", None) is None for b in tracer.datapath(name).bridges.values())
     for request in _requests(eager)[:4]:
         assert _trace(cold, request) == _trace(eager, request)
+
+
+def test_lines_changed_after_load_are_not_looked_up_in_the_stored_index(tmp_path):
+    """The index answers for the lines it was written with: lines set since (a test, a
+    learned copy) are indexed from themselves, and trace like the eager snapshot."""
+    eager = Snapshot.load(FIXTURES / "kind" / "snapshot.ofr")
+    cold = _cold("kind", tmp_path)
+    request = _requests(eager)[0]
+    first = run_trace(eager, request).forward.root.start
+    for snapshot in (eager, cold):
+        bridge = snapshot.chassis[first.chassis].bridges[first.bridge]
+        bridge.flows = [line.split(" actions=")[0] + " actions=drop" for line in bridge.flows]
+    tracer = ClusterTracer(cold)
+    assert getattr(tracer.datapath(first.chassis).bridges[first.bridge], "_stored", None) is None
+    assert _trace(cold, request) == _trace(eager, request)

@@ -112,7 +112,9 @@ class Bridge:
         """What ``save(flow_index=…)`` stored for these lines (the classifier's index,
         ``ofrace.openflow.stored``); None when the file has none or the lines were read."""
         source = self.__dict__.get("_flow_index")
-        return source() if source is not None else None
+        if source is None or "flows" in self.__dict__:   # lines given or changed since
+            return None
+        return source()
 
     @classmethod
     def stored(cls, source, count: int, store=None, index=None, **fields) -> Bridge:
@@ -604,9 +606,8 @@ class _OpenedStore:
                 if info.file_size > RATIO_FLOOR and \
                         info.file_size > max(info.compress_size, 1) * MAX_RATIO:
                     raise InputError(f"member {member} inflates too much (a bomb?)")
-                with zipfile.ZipFile(self.path) as archive:
-                    index = _read_member(archive, member[:-len(".rows")] + ".index",
-                                         index_bytes(self.n, self.blocks))
+                index = _read_member(_archive(self.path), member[:-len(".rows")] + ".index",
+                                     index_bytes(self.n, self.blocks))
                 self.store = BlockStore(member_reader(self.path, info), info.file_size,
                                         index, self.n, self.blocks, self.what)
             except InputError as exc:
@@ -617,10 +618,25 @@ class _OpenedStore:
         return self.store
 
 
+_ARCHIVES: dict[tuple, zipfile.ZipFile] = {}
+
+
+def _archive(path: str) -> zipfile.ZipFile:
+    """The file's ZIP directory, read once while the file stays the same (a trace opens
+    a store per table it reads: each re-reading ~100 directory entries added up)."""
+    st = os.stat(path)
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    archive = _ARCHIVES.get(key)
+    if archive is None:
+        if len(_ARCHIVES) >= 4:
+            _ARCHIVES.pop(next(iter(_ARCHIVES))).close()
+        archive = _ARCHIVES[key] = zipfile.ZipFile(path)
+    return archive
+
+
 def _read_extra(path: str, member: str, size: int) -> bytes:
     try:
-        with zipfile.ZipFile(path) as archive:
-            return _read_member(archive, member, size)
+        return _read_member(_archive(path), member, size)
     except InputError as exc:
         raise InputError(f"cannot read snapshot {path} ({member}): {exc}") from None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, NotImplementedError,
@@ -720,7 +736,7 @@ class StoredTables(MutableMapping):
         if found is None:
             hits = self._store(table).with_key(cookie)
             found = self._by_key[(table, cookie)] = self._decode(
-                table, [item for _, item in hits])
+                table, [item for _, item in hits]) if hits else []
         return found
 
     def __setitem__(self, table: str, rows: list[dict]) -> None:
