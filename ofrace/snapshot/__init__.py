@@ -717,6 +717,12 @@ class StoredTables(MutableMapping):
                 rows = self._loaded[table] = self._decode(table, self._store(table).all())
         return rows
 
+    def row_count(self, table: str) -> int:
+        """How many rows ``table`` has, without decoding them (its store's index, whose
+        size the count must fit, is read)."""
+        rows = self._loaded.get(table)
+        return len(rows) if rows is not None else self._store(table).n
+
     def without_external_ids(self, table: str) -> bool:
         """Whether the file says no row of ``table`` has external_ids (what the CMS
         writes): a reader of those alone need not decode the table."""
