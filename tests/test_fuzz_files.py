@@ -134,7 +134,7 @@ NOT_A_SNAPSHOT = [None, True, 0, -1, 1 << 70, 1.5, "", "x[/x]\x1b[2J", [], {}, [
 
 @pytest.fixture(scope="module")
 def basic_file(tmp_path_factory) -> tuple[bytes, dict, dict[str, bytes]]:
-    """The basic lab snapshot as a version-2 file: its bytes, its document, its members."""
+    """The basic lab snapshot as a version-3 file: its bytes, its document, its members."""
     path = tmp_path_factory.mktemp("fuzz") / "basic.ofr"
     Snapshot.load(FIXTURES / "basic" / "snapshot.ofr").save(path)
     data = path.read_bytes()
@@ -143,12 +143,13 @@ def basic_file(tmp_path_factory) -> tuple[bytes, dict, dict[str, bytes]]:
     return data, json.loads(members.pop("snapshot.json")), members
 
 
-def zipped(doc_bytes: bytes, members: dict[str, bytes]) -> bytes:
+def zipped(doc_bytes: bytes, members: dict[str, bytes], stored: bool = True) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("snapshot.json", doc_bytes)
-        for name, data in members.items():
-            archive.writestr(name, data)
+        for name, data in members.items():  # block stores stay stored, as save writes them
+            archive.writestr(name, data, zipfile.ZIP_STORED if stored and name.endswith(".rows")
+                             else None)
     return out.getvalue()
 
 
@@ -173,7 +174,7 @@ def mutate_document(rng: random.Random, doc: dict) -> dict:
         if op == 0 and isinstance(container, dict):
             del container[key]
         elif op == 1 and isinstance(container, dict):
-            container[rng.choice(["extra", "x[/x]", "flows_member", "flows_bytes", "_uuid",
+            container[rng.choice(["extra", "x[/x]", "flows_store", "stored_tables", "_uuid",
                                   "reachable", "name"])] = rng.choice(NOT_A_SNAPSHOT)
         elif op == 2:
             container[key] = rng.choice(NOT_A_SNAPSHOT)
@@ -216,11 +217,13 @@ def mutate_file(rng: random.Random, data: bytes, doc: dict, members: dict[str, b
         return zipped(text.encode(), members)
     if kind == 5:  # the manifest: member names, counts, sizes
         changed = json.loads(json.dumps(doc))
-        bridge = next(iter(changed["chassis"].values()))["bridges"]["br-int"]
-        key = rng.choice(["flows_member", "flow_count", "flows_bytes"])
-        bridge[key] = rng.choice(["flows/9.txt", "../../etc/passwd", 10 ** 12, -3, 0,
-                                  "snapshot.json", bridge[key] + 1 if key != "flows_member"
-                                  else bridge[key]])
+        store = next(iter(changed["chassis"].values()))["bridges"]["br-int"]["flows_store"]
+        if rng.randrange(2):   # or a database table's store
+            store = rng.choice(list(changed["southbound"]["stored_tables"].values()))
+        key = rng.choice(["member", "lines" if "lines" in store else "rows", "bytes", "blocks"])
+        store[key] = rng.choice(["flows/9.rows", "../../etc/passwd", 10 ** 12, -3, 0,
+                                 "snapshot.json", store[key] + 1 if key != "member"
+                                 else store[key]])
         return zipped(json.dumps(changed).encode(), members)
     # a decompression bomb, in the document or in a flows member
     return rng.choice(bombs(json.dumps(doc).encode(), tuple(members.items())))
@@ -231,7 +234,7 @@ def bombs(doc: bytes, members: tuple) -> list[bytes]:
     """32 MiB behind a few KiB: as a version-1 file, as the document, as flow lines."""
     big, members = 32 << 20, dict(members)
     return [gzip.compress(b" " * big, 9), zipped(b" " * big, members),
-            zipped(doc, {**members, "flows/0.txt": b"\0" * big})]
+            zipped(doc, {**members, "flows/0.rows": b"\0" * big}, stored=False)]
 
 
 COMMANDS = [
@@ -262,14 +265,16 @@ def test_decompression_bombs_are_refused_in_bounded_memory(basic_file, tmp_path,
     elif make == "document":
         payload = zipped(b" " * big, members)
     elif make == "flows":
-        payload = zipped(json.dumps(doc).encode(), {**members, "flows/0.txt": b"\0" * big})
+        payload = zipped(json.dumps(doc).encode(), {**members, "flows/0.rows": b"\0" * big},
+                         stored=False)
     else:  # the directory and the document claim 100 bytes; the stream inflates far more
         lying = json.loads(json.dumps(doc))
         for ch in lying["chassis"].values():
             for bridge in ch["bridges"].values():
-                if bridge.get("flows_member") == "flows/0.txt":
-                    bridge["flows_bytes"] = 100
-        honest = zipped(json.dumps(lying).encode(), {**members, "flows/0.txt": b"\0" * big})
+                if bridge["flows_store"]["member"] == "flows/0.rows":
+                    bridge["flows_store"]["bytes"] = 100
+        honest = zipped(json.dumps(lying).encode(), {**members, "flows/0.rows": b"\0" * big},
+                        stored=False)
         payload = honest.replace(big.to_bytes(4, "little"), (100).to_bytes(4, "little"))
         assert payload != honest
     path = tmp_path / "bomb.ofr"

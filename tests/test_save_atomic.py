@@ -96,12 +96,12 @@ def test_a_successful_save_replaces_the_file_and_keeps_its_mode(basic, tmp_path)
 
 def test_collect_on_a_full_disk_exits_5_and_keeps_the_old_snapshot(basic, tmp_path,
                                                                    monkeypatch):
-    import ofrace.collect.source as collect_source
+    import ofrace.collect.cluster as collect_cluster
 
     path = tmp_path / "existing.ofr"
     basic.save(path)
     before = path.read_bytes()
-    monkeypatch.setattr(collect_source, "collect_cluster", lambda *a, **k: basic)
+    monkeypatch.setattr(collect_cluster, "collect_cluster", lambda *a, **k: basic)
     fail_writes(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
     result = CliRunner().invoke(main, ["collect", "--node", "n1=local", "-o", str(path)])
     assert result.exit_code == Exit.ENVIRONMENT, result.output

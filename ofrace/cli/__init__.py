@@ -4,6 +4,7 @@ Each sub-command lives in its own module and is registered here; this module
 only turns errors into one line and an exit code (``ofrace.errors.Exit``).
 """
 
+import importlib
 import os
 import signal
 import sys
@@ -42,19 +43,31 @@ def main():
     """Trace packets through the OpenFlow tables OVN really installed."""
 
 
-def _register():
-    from ofrace.cli import audit, collect, compare, import_, lab, lab_verify, trace  # noqa: F401
-
-    main.add_command(lab.lab)
-    main.add_command(collect.collect)
-    main.add_command(collect.show)
-    main.add_command(import_.import_)
-    main.add_command(compare.compare)
-    main.add_command(trace.trace)
-    main.add_command(audit.audit)
+# Each command's module is imported when the command runs (or is listed): `ofrace trace`
+# does not pay for SSH, the lab or the audit.  ``lab_verify`` adds itself to ``lab``.
+COMMANDS = {"lab": ("lab", "lab"), "collect": ("collect", "collect"), "show": ("collect", "show"),
+            "import": ("import_", "import_"), "compare": ("compare", "compare"),
+            "trace": ("trace", "trace"), "audit": ("audit", "audit")}
 
 
-_register()
+class _LazyCommands(dict):
+    """``main.commands``: a command's module imported when the command is first asked for."""
+
+    def __missing__(self, name: str) -> click.Command:
+        module, attr = COMMANDS[name]
+        self[name] = getattr(importlib.import_module(f"ofrace.cli.{module}"), attr)
+        if name == "lab":
+            importlib.import_module("ofrace.cli.lab_verify")
+        return dict.__getitem__(self, name)
+
+    def get(self, name, default=None):
+        return self[name] if name in COMMANDS or dict.__contains__(self, name) else default
+
+    def __iter__(self):
+        return iter(dict.fromkeys([*COMMANDS, *dict.keys(self)]))
+
+
+main.commands = _LazyCommands()
 
 
 # After Ctrl-C, how long the process may take to unwind (kill node processes, close

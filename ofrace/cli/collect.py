@@ -11,6 +11,7 @@ from ofrace.cli.options import json_option, snapshot_source
 from ofrace.collect.plan import CollectOptions, describe_plan, plan_collection
 from ofrace.collect.source import collect_to_file, collected_exit_code
 from ofrace.collect.transport import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT
+from ofrace.openflow.bridge import classifier_index
 from ofrace.render.collect import collect_progress, print_collected, print_plan, print_snapshot
 from ofrace.snapshot import Snapshot
 
@@ -59,7 +60,8 @@ def collect(source, nodes, discover, sb, sb_via, nb, nb_via, insecure_host_keys,
         return
     with collect_progress(inventory, quiet=as_json) as progress:
         snapshot = collect_to_file(inventory, output, strict_host_keys=not insecure_host_keys,
-                                   jobs=jobs, limits=limits, progress=progress)
+                                   jobs=jobs, limits=limits, progress=progress,
+                                   flow_index=classifier_index)
     print_collected(snapshot, Path(output), as_json)
     sys.exit(collected_exit_code(snapshot))
 

@@ -10,6 +10,7 @@ import click
 from ofrace.cli.options import json_option
 from ofrace.collect.importer import import_snapshot
 from ofrace.collect.source import collected_exit_code, save_snapshot
+from ofrace.openflow.bridge import classifier_index
 from ofrace.render.import_summary import print_import
 
 
@@ -30,6 +31,6 @@ def import_(paths, output, as_json):
     input.
     """
     snapshot, report = import_snapshot(list(paths))
-    save_snapshot(snapshot, output)
+    save_snapshot(snapshot, output, flow_index=classifier_index)
     print_import(snapshot, report, Path(output), as_json)
     sys.exit(collected_exit_code(snapshot))

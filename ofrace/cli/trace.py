@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
+from importlib import import_module
 
 import click
 
 from ofrace.annotate.session import TraceRequest, run_trace
 from ofrace.cli.options import json_option, request_body_options, snapshot_source
 from ofrace.collect.source import obtain_snapshot
-from ofrace.compare.ovn_trace import check_logical as run_ovn_trace
 from ofrace.render.collect import warn
 from ofrace.render.trace_html import print_trace
 
@@ -73,6 +73,7 @@ def trace(expression, source, source_port, destination, protocol, body, chassis,
     snapshot = obtain_snapshot(source, warn=warn)
     result = run_trace(snapshot, request)
     if check_logical:
-        result.logical = run_ovn_trace(snapshot, result)
+        # imported only when asked: every trace pays for what it imports
+        result.logical = import_module("ofrace.compare.ovn_trace").check_logical(snapshot, result)
     print_trace(result, level, as_json, html_file, svg_file)
     sys.exit(result.exit_code)

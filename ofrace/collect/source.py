@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ofrace.collect.cluster import Limits, Progress, collect_cluster
-from ofrace.collect.inventory import Inventory, load_inventory
 from ofrace.errors import EnvironmentFailure, Exit, InputError
 from ofrace.snapshot import Snapshot
+
+if TYPE_CHECKING:  # reading the cluster (SSH) is imported only by what reads it
+    from ofrace.collect.cluster import Limits, Progress
+    from ofrace.collect.inventory import Inventory
 
 Warn = Callable[[str], None]
 
@@ -30,6 +33,8 @@ class SnapshotSource:
     def inventory(self, why: str = "give --inventory FILE or --lab") -> Inventory:
         if not self.inventory_file:
             raise InputError(why)
+        from ofrace.collect.inventory import load_inventory
+
         return load_inventory(self.inventory_file)
 
 
@@ -43,6 +48,8 @@ def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None) -> Snap
     # every command that reads live traces or audits; zones: each node names its own
     if inventory.southbound is None and not any(n.southbound for n in inventory.nodes):
         raise InputError("tracing needs the Southbound DB: add [southbound] to the inventory")
+    from ofrace.collect.cluster import collect_cluster
+
     snapshot = collect_cluster(inventory)
     for problem in snapshot.all_problems():
         if warn:
@@ -56,6 +63,9 @@ def obtain_nodes(source: SnapshotSource, inventory: Inventory, nodes: list[str],
     cannot be read is an error of the environment (exit 5): the command is about it."""
     if source.snapshot_file:
         return Snapshot.load(source.snapshot_file)
+    from ofrace.collect.cluster import collect_cluster
+    from ofrace.collect.inventory import Inventory
+
     wanted = Inventory(nodes=[inventory.node(n) for n in nodes],
                        southbound=inventory.southbound if with_databases else None,
                        northbound=inventory.northbound if with_databases else None,
@@ -69,29 +79,33 @@ def obtain_nodes(source: SnapshotSource, inventory: Inventory, nodes: list[str],
 
 
 def collect_to_file(inventory: Inventory, output: str | Path, *, strict_host_keys: bool,
-                    jobs: int, limits: Limits, progress: Progress | None) -> Snapshot:
-    """Read the cluster and save it at ``output`` (checked before anything is read)."""
+                    jobs: int, limits: Limits, progress: Progress | None,
+                    flow_index=None) -> Snapshot:
+    """Read the cluster and save it at ``output`` (checked before anything is read);
+    ``flow_index``: what ``Snapshot.save`` stores beside each bridge's lines."""
     if not output:
         raise InputError("give the snapshot file to write: -o FILE")
     path = Path(output)
     if not path.parent.is_dir():
         raise InputError(f"cannot write {output}: directory {path.parent} does not exist")
+    from ofrace.collect.cluster import collect_cluster
+
     snapshot = collect_cluster(inventory, strict_host_keys=strict_host_keys, jobs=jobs,
                                progress=progress, limits=limits)
     try:
-        snapshot.save(path)
+        snapshot.save(path, flow_index)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
     return snapshot
 
 
-def save_snapshot(snapshot: Snapshot, output: str | Path) -> None:
+def save_snapshot(snapshot: Snapshot, output: str | Path, flow_index=None) -> None:
     """Write ``snapshot`` at ``output`` (its directory must exist)."""
     path = Path(output)
     if not path.parent.is_dir():
         raise InputError(f"cannot write {output}: directory {path.parent} does not exist")
     try:
-        snapshot.save(path)
+        snapshot.save(path, flow_index)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
 

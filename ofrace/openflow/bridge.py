@@ -7,18 +7,22 @@ with its reason, so a trace can say when it reaches a gap.
 A 200k-flow br-int is opened with one cheap pass that only sorts lines by
 table; a table is parsed and indexed when a lookup first needs it, so a
 trace pays for the tables it crosses (``build_all()`` does every table).
+A snapshot saved with the classifier's index (``classifier_index``,
+``ofrace.openflow.stored``) skips both: its tables answer from the stored
+index, reading only the lines a lookup returns.
 """
 
 from __future__ import annotations
 
 import re
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ofrace.memory import building
 from ofrace.openflow.actions import parse_actions
 from ofrace.openflow.classifier import RANK, FlowEntry, FlowTable, Subtable
 from ofrace.openflow.flowtext import (
+    CONJUNCTION,
     FlowSyntaxError,
     TokenCache,
     line_cookie,
@@ -26,9 +30,9 @@ from ofrace.openflow.flowtext import (
     scan_match,
     table_at,
 )
-from ofrace.snapshot import Bridge, Interface
+from ofrace.openflow.stored import StoredReader, StoredTable, read_classifier, write_classifier
+from ofrace.snapshot import Bridge, Chassis, Interface
 
-_CONJ = re.compile(r"conjunction\((\d+),(\d+)/(\d+)\)")
 _PORT_DESC = re.compile(r"^\s*(\d+|LOCAL)\(([^)]*)\): addr:([0-9a-f:]+)", re.M)
 _PORT_FLAGS = re.compile(r"^\s*(\d+|LOCAL)\([^)]*\): addr:[0-9a-f:]+\n\s*config:\s*([^\n]*)\n"
                          r"\s*state:\s*([^\n]*)", re.M)
@@ -133,8 +137,9 @@ class BridgeIndex:
     def __init__(self, bridge: Bridge, interfaces: list[Interface] = (), chassis: str = ""):
         self.name = bridge.name
         self.chassis = chassis
+        stored = bridge.flow_index()
         # A copy: learned flows are appended here without touching the snapshot.
-        self.flows = list(bridge.flows)
+        self.flows = bridge.lines() if stored is not None else list(bridge.flows)
         self.learned: list[int] = []  # indexes of flows added by learn actions
         self._actions: dict[int, tuple] = {}  # flow index -> decoded actions
         self.tables: dict[int, FlowTable] = {}  # the tables built so far
@@ -151,7 +156,16 @@ class BridgeIndex:
         # knows (the chassis): a lookup in an unread bridge is unknown, not a miss.
         self.unread: str | None = None
         self.groups_unread: str | None = bridge.errors.get("groups") or None
-        self._sort_by_table(self.flows)
+        found = read_classifier(stored, self) if stored is not None else None
+        if found is None:
+            if stored is not None:   # an index this Python cannot use: the lines, as before
+                self.flows = list(self.flows)
+            self._sort_by_table(self.flows)
+            return
+        tables, unreadable, arrays = found
+        self._stored = StoredReader(arrays, self.flows, self._entry_cache)
+        self._unparsed = [UnparsedFlow(i, self.flows[i], reason) for i, reason in unreadable]
+        self._pending = {t.number: t for t in tables}
 
     def geneve_options(self, packet: dict) -> dict[tuple[int, int], int]:
         """The Geneve options a packet leaving this bridge carries: each ``tun_metadataN``
@@ -228,6 +242,14 @@ class BridgeIndex:
             self._built()
         return self.tables.get(number)
 
+    def _place(self, stored: StoredTable) -> None:
+        """A table of the stored index, with its unreadable lines, as ``_index`` leaves it."""
+        self._unparsed.extend(UnparsedFlow(i, self.flows[i], reason)
+                              for i, reason in stored.unparsed)
+        table = stored.table(self._stored)
+        if table is not None:
+            self.tables[stored.number] = table
+
     def _built(self) -> None:
         if not self._pending:
             self.__dict__.pop("_builder", None)  # the parse caches, only needed while building
@@ -264,6 +286,9 @@ class BridgeIndex:
 
     def _index(self, number: int, indexes) -> None:
         """The hot path at 200k+ flows: SubtableSet.add is inlined."""
+        if isinstance(indexes, StoredTable):
+            self._place(indexes)
+            return
         cache = self.__dict__.get("_builder")
         if cache is None:
             cache = self.__dict__["_builder"] = TokenCache(
@@ -290,7 +315,7 @@ class BridgeIndex:
                 conj = conj_of.get(acts)
                 if conj is None:
                     conj = conj_of[acts] = tuple((int(a), int(b), int(c))
-                                                 for a, b, c in _CONJ.findall(acts))
+                                                 for a, b, c in CONJUNCTION.findall(acts))
                 clauses[index] = conj
                 target = conjunctive
             sub = target.by_shape.get(shape)
@@ -350,6 +375,13 @@ class BridgeIndex:
             cache = self.__dict__["_cache"] = TokenCache(
                 {p.name: n for n, p in self.ports.items()})
         return cache
+
+
+def classifier_index(chassis: Chassis, bridge: Bridge) -> bytes:
+    """``Snapshot.save(flow_index=classifier_index)``: the bridge's tables, indexed now,
+    stored beside its lines (``ofrace.openflow.stored``)."""
+    from_lines = replace(bridge, flows=bridge.flows)   # never a stored index of its own
+    return write_classifier(BridgeIndex(from_lines, chassis.interfaces, chassis.name))
 
 
 def parse_groups(lines: list[str]) -> list[Group]:

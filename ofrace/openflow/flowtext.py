@@ -10,6 +10,7 @@ only for flows a trace actually hits.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ofrace.openflow.fields import (
@@ -32,6 +33,8 @@ HEADER_KEYS = frozenset({
 })
 
 MatchItems = tuple[tuple[str, int, int], ...]
+# The clauses of a conjunctive flow's actions: conjunction(id,clause/n_clauses).
+CONJUNCTION = re.compile(r"conjunction\((\d+),(\d+)/(\d+)\)")
 
 
 class FlowSyntaxError(ValueError):

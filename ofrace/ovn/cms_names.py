@@ -89,6 +89,25 @@ def _datapath_name(row: dict, key: str) -> CmsName | None:
     return None
 
 
+class _WithIds:
+    """The tables whose rows count only for their external_ids: a table a version-3
+    file says has none is not decoded (``StoredTables.without_external_ids``)."""
+
+    def __init__(self, tables):
+        self.tables = tables
+        self.skip = getattr(tables, "without_external_ids", None)
+
+    def get(self, table: str, default):
+        if self.skip is not None and table in _BY_IDS_ONLY and self.skip(table):
+            return default
+        return self.tables.get(table, default)
+
+
+# What from_databases reads of these is only their external_ids (Port_Group: also acls).
+_BY_IDS_ONLY = ("Logical_Switch_Port", "Logical_Switch", "Logical_Router",
+                "Logical_Router_Port", "ACL", "Load_Balancer")
+
+
 @dataclass
 class CmsNames:
     """OVN names → CMS names (ports, datapaths, port groups, ACLs, load balancers), and
@@ -104,6 +123,7 @@ class CmsNames:
     @classmethod
     def from_databases(cls, nb: dict[str, list[dict]], sb: dict[str, list[dict]]) -> CmsNames:
         names = cls()
+        nb = _WithIds(nb)
         for row in nb.get("Logical_Switch_Port", []):
             found = _port_name(row.get("name", ""), _ext(row))
             if found is not None:

@@ -145,6 +145,9 @@ class SouthboundIndex:
             sb, nb = snapshot.zones[zone].southbound, snapshot.zones[zone].northbound
         self.sb = sb.tables if sb else {}
         self.nb = nb.tables if nb else {}
+        # Tables a version-3 file answers by cookie: never decoded whole for a trace.
+        keyed = getattr(self.sb, "keyed", None)
+        self._keyed = tuple(t for t in COOKIE_TABLES if keyed is not None and keyed(t))
         self._ovn_versions = {name: ch.ovn_version for name, ch in snapshot.chassis.items()}
         self._ovn_versions.update({ch.system_id: ch.ovn_version
                                    for ch in snapshot.chassis.values() if ch.system_id})
@@ -161,6 +164,8 @@ class SouthboundIndex:
         index: dict[int, list[CookieOwner]] = {}
         with building():
             for table in COOKIE_TABLES:
+                if table in self._keyed:
+                    continue
                 for row in self.sb.get(table, []):
                     uuid = row.get("_uuid", "")
                     if len(uuid) >= 8:
@@ -168,7 +173,16 @@ class SouthboundIndex:
         return index
 
     def cookie(self, cookie: int) -> CookieAnswer:
-        return CookieAnswer(cookie, list(self._by_cookie.get(cookie & 0xFFFFFFFF, [])))
+        key = cookie & 0xFFFFFFFF
+        if not self._keyed:
+            return CookieAnswer(cookie, list(self._by_cookie.get(key, [])))
+        owners = []   # in COOKIE_TABLES order, as the index of every table gives them
+        for table in COOKIE_TABLES:
+            if table in self._keyed:
+                owners += [CookieOwner(table, row) for row in self.sb.with_cookie(table, key)]
+            else:
+                owners += [o for o in self._by_cookie.get(key, []) if o.table == table]
+        return CookieAnswer(cookie, owners)
 
     # --- datapaths and ports -------------------------------------------
 
@@ -287,7 +301,16 @@ class SouthboundIndex:
         hint = (logical_flow.get("external_ids") or {}).get("stage-hint")
         if not hint:
             return []
-        return list(self._nb_by_prefix.get(hint[:8], []))
+        keyed = getattr(self.nb, "keyed", None)
+        if keyed is None or not all(keyed(t, True) for t in HINT_TABLES if t in self.nb):
+            return list(self._nb_by_prefix.get(hint[:8], []))
+        try:    # a version-3 file: the rows with that prefix, not every NB row
+            cookie = int(hint[:8], 16)
+        except ValueError:
+            return []
+        return [NorthboundObject(table, row) for table in HINT_TABLES if table in self.nb
+                for row in self.nb.with_cookie(table, cookie)
+                if row.get("_uuid", "")[:8] == hint[:8]]
 
 
 class ChassisNames:

@@ -10,15 +10,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from ofrace.collect.cluster import CollectEvent
-from ofrace.collect.inventory import Inventory
 from ofrace.render.escape import escape
-from ofrace.render.summary import print_summary, snapshot_summary
-from ofrace.snapshot import Snapshot
+
+if TYPE_CHECKING:  # ``warn`` is on every command's path: the rest is imported when used
+    from rich.console import Console
+
+    from ofrace.collect.cluster import CollectEvent
+    from ofrace.collect.inventory import Inventory
+    from ofrace.snapshot import Snapshot
 
 
 def warn(text: str) -> None:
@@ -66,6 +69,8 @@ def collect_progress(inventory: Inventory, quiet: bool) -> Iterator:
     total = (len(inventory.nodes) + bool(inventory.southbound) + bool(inventory.northbound)
              + bool(inventory.interconnect)
              + sum(bool(n.southbound) + bool(n.northbound) for n in inventory.nodes))
+    from rich.console import Console
+
     err = Console(stderr=True)
     printer = ProgressPrinter(err, total) if not quiet else None
     try:
@@ -90,6 +95,10 @@ def print_plan(plan: dict, as_json: bool) -> None:
 
 def print_collected(snapshot: Snapshot, output: Path, as_json: bool) -> None:
     """The summary of a snapshot just written."""
+    from rich.console import Console
+
+    from ofrace.render.summary import print_summary, snapshot_summary
+
     if as_json:
         click.echo(json.dumps({**snapshot_summary(snapshot), "output": str(output)}, indent=2))
         return
@@ -101,6 +110,10 @@ def print_collected(snapshot: Snapshot, output: Path, as_json: bool) -> None:
 
 def print_snapshot(snapshot: Snapshot, as_json: bool) -> None:
     """``show``: a snapshot file's summary."""
+    from rich.console import Console
+
+    from ofrace.render.summary import print_summary, snapshot_summary
+
     if as_json:
         click.echo(json.dumps(snapshot_summary(snapshot), indent=2))
     else:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 
-from rich.markup import escape as _markup_escape
-
 # C0 controls, DEL, C1 controls (which include the 8-bit CSI and OSC) and the
 # bidirectional overrides that make text read differently from what it is.
 # Tab and newline are kept only where a renderer says they are meaningful.
@@ -35,4 +33,8 @@ def escape(value: object, *, markup: bool = True, multiline: bool = False) -> st
     text = value if isinstance(value, str) else str(value)
     pattern = _CONTROL if multiline else _CONTROL_AND_LAYOUT
     text = pattern.sub(_visible, text)
-    return _markup_escape(text) if markup else text
+    if not markup:
+        return text
+    from rich.markup import escape as markup_escape  # not for a plain line: a cold trace
+
+    return markup_escape(text)

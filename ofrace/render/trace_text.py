@@ -9,8 +9,7 @@ flow under it).  Each verdict ends with the final packet on one line.
 from __future__ import annotations
 
 import sys
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from ofrace.annotate.annotated import AnnotatedHop, AnnotatedTrace, Event
 from ofrace.annotate.session import ConversationStep, TraceResult
@@ -19,6 +18,9 @@ from ofrace.render.escape import escape
 from ofrace.simulate.packet import describe
 from ofrace.simulate.steps import StepKind
 from ofrace.trace.verdicts import VerdictKind
+
+if TYPE_CHECKING:  # rich is imported when text is printed: --json never pays for it
+    from rich.console import Console
 
 LEVELS = ("summary", "default", "detailed")
 V = VerdictKind
@@ -200,6 +202,8 @@ def _simulated_first(result: TraceResult, console: Console) -> None:
 
 def print_trace_result(result: TraceResult, level: str | None = None) -> None:
     """``ofrace trace``'s text: the trace, the reply, and --check-logical's answer."""
+    from rich.console import Console
+
     console = Console(width=None if sys.stdout.isatty() else 140)
     if result.conversation is not None:
         print_conversation(result, console, level or "default")

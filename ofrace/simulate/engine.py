@@ -913,7 +913,7 @@ class ChassisDatapath:
             "remote_ip": opts.get("remote_ip"),
             "local_ip": opts.get("local_ip"),
             "tun_id": packet.get("tun_id", 0) if opts.get("key", "0") == "flow"
-            else int(opts.get("key", "0"), 0),
+            else tunnel_key(opts.get("key", "0")),
             "options": {f: packet[f] for f in packet if f.startswith("tun_metadata")},
             # the same options on the wire, by (class, type): the receiver's TLV map
             # may give them other tun_metadataN fields
@@ -1134,3 +1134,24 @@ def _tunnel_endpoint(v4: int | None, v6: int | None) -> str | None:
     if v6:
         return str(ipaddress.IPv6Address(v6))
     return None
+
+
+def tunnel_key(text: str) -> int:
+    """A tunnel port's ``key`` option as OVS reads it (lib/netdev-vport.c ``parse_key``:
+    ``strtoull(s, NULL, 0)``): the longest number at the start, base from its prefix,
+    0 when there is none — never an error (a fuzzed or odd option traced, not a crash)."""
+    text = text.lstrip()
+    negative = text[:1] == "-"
+    text = text[1:] if text[:1] in "+-" else text
+    base, digits = 10, "0123456789"
+    if text[:2].lower() == "0x" and text[2:3].lower() in "0123456789abcdef" and text[2:3]:
+        base, digits, text = 16, "0123456789abcdef", text[2:]
+    elif text[:1] == "0":
+        base, digits = 8, "01234567"
+    end = 0
+    while end < len(text) and text[end].lower() in digits:
+        end += 1
+    value = int(text[:end], base) if end else 0
+    if value >= 1 << 64:
+        return (1 << 64) - 1   # strtoull saturates at ULLONG_MAX, whatever the sign
+    return (-value) % (1 << 64) if negative else value

@@ -6,14 +6,19 @@ taken from.  The model holds raw facts (flow text as ``ovs-ofctl`` printed
 it, OVSDB rows as the server sent them) and derives the rest on demand;
 nothing here parses flows.
 
-On disk (version 2): a ZIP archive.  ``snapshot.json`` holds everything but
-the flow lines, ``{"format": "ofrace-snapshot", "version": 2, …}``; each
-bridge's flow lines are a member of their own, read when something first
-asks for them — a trace through 2 chassis of a 10-chassis, 2-million-flow
-snapshot reads 2 bridges' lines, not 10.  Version 1 files (gzip-compressed
-JSON with the lines inline) are still read.  Keys added within version 2 (a
-chassis' ``conntrack``) have defaults that mean "not read", so older files load
-and say so, and older readers ignore them.
+On disk (version 3): a ZIP archive.  ``snapshot.json`` holds everything but
+the flow lines and the OVN databases' rows, ``{"format": "ofrace-snapshot",
+"version": 3, …}``; each bridge's flow lines are a member of their own, read
+when something first asks for them — a trace through 2 chassis of a 10-chassis,
+2-million-flow snapshot reads 2 bridges' lines, not 10.  Each database table is
+a store of its own (``ofrace.snapshot.blocks``), decoded when first asked for;
+every table's rows are stored by the first 32 bits of their UUID (an OpenFlow
+cookie, a stage-hint), so annotating a trace reads the Logical_Flow rows of the
+cookies it crossed, not 118k rows.  Version 2 files (the rows inline in
+the document) and version 1 files (gzip-compressed JSON with the lines inline)
+are still read.  Keys added within a version (a chassis' ``conntrack``) have
+defaults that mean "not read", so older files load and say so, and older
+readers ignore them.
 
 A file is untrusted input: the document is checked against this model when
 it is loaded (one line naming the offending key), each member is read with a
@@ -34,6 +39,7 @@ import tempfile
 import time
 import zipfile
 import zlib
+from collections.abc import MutableMapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from functools import cache, cached_property, partial
 from pathlib import Path
@@ -43,10 +49,11 @@ from typing import Union, get_args, get_origin, get_type_hints
 from ofrace import __version__
 from ofrace.errors import Exit, InputError, OfraceError
 from ofrace.memory import building
+from ofrace.snapshot.blocks import BlockStore, index_bytes, member_reader, write_store
 
 SNAPSHOT_FORMAT = "ofrace-snapshot"
-SNAPSHOT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SNAPSHOT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass
@@ -82,24 +89,45 @@ class Bridge:
     fdb: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
-    # A bridge read from a version-2 file has no ``flows`` in its __dict__ until
-    # something asks: then ``__getattr__`` reads them from the file's member.
+    # A bridge read from a version-2/3 file has no ``flows`` in its __dict__ until
+    # something asks: then ``__getattr__`` reads them from the file's member(s).
     def __getattr__(self, name: str):
         source = self.__dict__.get("_flow_source") if name == "flows" else None
         if source is None:
             raise AttributeError(name)
         flows = self.__dict__["flows"] = source()
-        self.__dict__.pop("_flow_source", None)
-        self.__dict__.pop("_flow_count", None)
+        for key in ("_flow_source", "_flow_count", "_flow_store", "_flow_index"):
+            self.__dict__.pop(key, None)
         return flows
 
+    def lines(self) -> list[str] | StoredLines:
+        """The flow lines as a sequence of one's own to append to: from a version-3 file,
+        line ``i`` is read without the others (``StoredLines``)."""
+        store = self.__dict__.get("_flow_store")
+        if store is not None:
+            return StoredLines(store())
+        return list(self.flows)
+
+    def flow_index(self) -> bytes | None:
+        """What ``save(flow_index=…)`` stored for these lines (the classifier's index,
+        ``ofrace.openflow.stored``); None when the file has none or the lines were read."""
+        source = self.__dict__.get("_flow_index")
+        if source is None or "flows" in self.__dict__:   # lines given or changed since
+            return None
+        return source()
+
     @classmethod
-    def stored(cls, source, count: int, **fields) -> Bridge:
-        """A bridge whose flow lines ``source()`` returns when first needed."""
+    def stored(cls, source, count: int, store=None, index=None, **fields) -> Bridge:
+        """A bridge whose flow lines ``source()`` returns when first needed (``store()``:
+        their ``BlockStore``; ``index()``: the classifier's index bytes)."""
         bridge = cls(**fields)
         del bridge.__dict__["flows"]
         bridge.__dict__["_flow_source"] = source
         bridge.__dict__["_flow_count"] = count
+        if store is not None:
+            bridge.__dict__["_flow_store"] = store
+        if index is not None:
+            bridge.__dict__["_flow_index"] = index
         return bridge
 
     @property
@@ -356,10 +384,12 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, doc: dict, path: str | None = None,
-                  members: dict[str, int] | None = None) -> Snapshot:
-        """``path``: the version-2 file whose members hold the flow lines; ``members``:
-        their sizes there.  Every value is checked against the model (``InputError``
-        naming the key); keys this version does not know are ignored."""
+                  members: dict[str, int] | None = None,
+                  infos: dict[str, zipfile.ZipInfo] | None = None) -> Snapshot:
+        """``path``: the version-2/3 file whose members hold the flow lines and tables;
+        ``members``: their sizes there (``infos``: where they are).  Every value is
+        checked against the model (``InputError`` naming the key); keys this version does
+        not know are ignored."""
         if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
             raise InputError("not an ofrace snapshot (no 'format: ofrace-snapshot' header)")
         version = doc.get("version")
@@ -369,33 +399,46 @@ class Snapshot:
                 f"(this ofrace reads version {SNAPSHOT_VERSION})")
         # lenient, as they were: where secrets were removed; who wrote the file
         doc = {"ofrace_version": "?", **doc, "redacted": _strings(doc.get("redacted"))}
-        reader = _DocumentReader(path, members)
+        reader = _DocumentReader(path, members, infos)
         snapshot = reader.build(cls, doc, "")
         snapshot.version = SNAPSHOT_VERSION
         reader.check_snapshot(snapshot)
         return snapshot
 
-    def save(self, path: str | Path) -> None:
-        """Write a version-2 file: the document, then one member per bridge's lines.
+    def save(self, path: str | Path, flow_index=None) -> None:
+        """Write a version-3 file: the document, then a store per bridge's lines and
+        per database table.  ``flow_index(chassis, bridge)``: bytes stored beside the
+        lines, read back by ``Bridge.flow_index`` (the classifier's index, written by
+        ``ofrace.openflow.stored``, which this stage cannot import).
 
         Atomic: written to a temporary file beside ``path``, synced, then renamed over
         it, so a failure (a full disk) leaves any earlier file at ``path`` as it was."""
         members: dict[str, bytes] = {}
+        stored: set[str] = set()
         with building():
             doc = self.to_dict()
-            for chassis in doc["chassis"].values():
-                for bridge in chassis["bridges"].values():
+            for key, chassis in doc["chassis"].items():
+                for name, bridge in chassis["bridges"].items():
                     lines = bridge.pop("flows")
-                    text = "\n".join(lines)
-                    if text.count("\n") != max(len(lines) - 1, 0):
+                    if any("\n" in line for line in lines):
                         bridge["flows"] = lines  # a line with a newline in it: keep it inline
                         continue
-                    member = f"flows/{len(members)}.txt"
-                    members[member] = text.encode("utf-8", "surrogatepass")
-                    bridge["flows_member"], bridge["flow_count"] = member, len(lines)
-                    bridge["flows_bytes"] = len(members[member])
+                    base = f"flows/{len(stored)}"
+                    blocks, index, count = write_store(
+                        [line.encode("utf-8", "surrogatepass") for line in lines])
+                    members[f"{base}.rows"], members[f"{base}.index"] = blocks, index
+                    stored.add(f"{base}.rows")
+                    bridge["flows_store"] = {"member": f"{base}.rows", "bytes": len(blocks),
+                                             "lines": len(lines), "blocks": count}
+                    extra = flow_index(self.chassis[key], self.chassis[key].bridges[name]) \
+                        if flow_index is not None else None
+                    if extra:
+                        members[f"{base}.classifier"] = extra
+                        bridge["flow_index"] = {"member": f"{base}.classifier",
+                                                "bytes": len(extra)}
+            stored |= _store_tables(doc, members)
             data = json.dumps(doc, separators=(",", ":"))
-        _write_atomically(Path(path), data, members)
+        _write_atomically(Path(path), data, members, stored)
 
     @classmethod
     def load(cls, path: str | Path) -> Snapshot:
@@ -406,7 +449,8 @@ class Snapshot:
                     size = fh.seek(0, 2)
                 if zipped:
                     with zipfile.ZipFile(path) as archive:
-                        members = {i.filename: i.file_size for i in archive.infolist()}
+                        infos = {i.filename: i for i in archive.infolist()}
+                        members = {name: i.file_size for name, i in infos.items()}
                         raw = _read_member(archive, "snapshot.json", min(
                             MAX_DOCUMENT_BYTES, max(size, 1) * MAX_DOCUMENT_RATIO),
                             MAX_DOCUMENT_RATIO)
@@ -415,7 +459,7 @@ class Snapshot:
                         raw = _read_limited(fh, min(MAX_DOCUMENT_BYTES,
                                                     max(size, 1) * MAX_DOCUMENT_RATIO),
                                             "the compressed document")
-                    members = None
+                    members = infos = None
                 doc = json.loads(raw, parse_constant=_no_constant)
             except FileNotFoundError:
                 raise InputError(f"snapshot file not found: {path}") from None
@@ -430,13 +474,15 @@ class Snapshot:
                     NotImplementedError, RuntimeError, zlib.error) as exc:
                 raise InputError(f"cannot read snapshot {path}: {exc}") from None
             try:
-                return cls.from_dict(doc, str(path) if zipped else None, members)
+                return cls.from_dict(doc, str(path) if zipped else None, members, infos)
             except InputError as exc:
                 raise InputError(f"snapshot {path}: {exc}") from None
 
 
 def _plain(value):
     """Dataclasses (and dicts/lists of them) to dicts; anything else as it is."""
+    if isinstance(value, StoredTables):
+        return {name: value[name] for name in value}
     if is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict) and value and is_dataclass(next(iter(value.values()))):
@@ -505,7 +551,223 @@ def _read_flow_lines(path: str, member: str, size: int) -> list[str]:
     return text.split("\n") if text else []
 
 
-def _write_atomically(path: Path, data: str, members: dict[str, bytes]) -> None:
+
+
+def _database_docs(doc: dict) -> list[dict]:
+    """Every database of a snapshot document (central, zones', interconnect)."""
+    found = [doc.get(which) for which in ("southbound", "northbound", "interconnect")]
+    for zone in (doc.get("zones") or {}).values():
+        found += [zone.get("southbound"), zone.get("northbound")]
+    return [db for db in found if db is not None]
+
+
+def _cookie_keys(rows: list[dict]) -> list[int] | None:
+    keys = []
+    for row in rows:
+        uuid = row.get("_uuid")
+        if type(uuid) is not str or not _UUID.fullmatch(uuid):
+            return None
+        keys.append(int(uuid[:8], 16))
+    return keys
+
+
+def _store_tables(doc: dict, members: dict[str, bytes]) -> set[str]:
+    """Each database table of ``doc`` moved into a block store of its own (two members
+    added to ``members``); returns the members to write uncompressed by the ZIP."""
+    stored = set()
+    for n, db in enumerate(_database_docs(doc)):
+        specs = {}
+        for t, (table, rows) in enumerate(db.pop("tables").items()):
+            items = [json.dumps(row, separators=(",", ":")).encode() for row in rows]
+            keys = _cookie_keys(rows)
+            blocks, index, count = write_store(items, keys)
+            name = f"db/{n}/{t}"
+            members[f"{name}.rows"], members[f"{name}.index"] = blocks, index
+            stored.add(f"{name}.rows")
+            specs[table] = {"member": f"{name}.rows", "bytes": len(blocks), "rows": len(rows),
+                            "blocks": count, "keyed": keys is not None,
+                            "external_ids": any(type(row) is dict and row.get("external_ids")
+                                                for row in rows)}
+        db["tables"], db["stored_tables"] = {}, specs
+    return stored
+
+
+class _OpenedStore:
+    """A block store of the file, opened (its index read and checked) on first call."""
+
+    def __init__(self, path: str, info: zipfile.ZipInfo, n: int, blocks: int, what: str):
+        self.path, self.info, self.n, self.blocks, self.what = path, info, n, blocks, what
+        self.store: BlockStore | None = None
+
+    def __call__(self) -> BlockStore:
+        if self.store is None:
+            info, member = self.info, self.info.filename
+            try:
+                if info.file_size > RATIO_FLOOR and \
+                        info.file_size > max(info.compress_size, 1) * MAX_RATIO:
+                    raise InputError(f"member {member} inflates too much (a bomb?)")
+                index = _read_member(_archive(self.path), member[:-len(".rows")] + ".index",
+                                     index_bytes(self.n, self.blocks))
+                self.store = BlockStore(member_reader(self.path, info), info.file_size,
+                                        index, self.n, self.blocks, self.what)
+            except InputError as exc:
+                raise InputError(f"cannot read {self.what}: {exc}") from None
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile, NotImplementedError,
+                    RuntimeError, zlib.error) as exc:
+                raise InputError(f"cannot read {self.what}: {exc}") from None
+        return self.store
+
+
+_ARCHIVES: dict[tuple, zipfile.ZipFile] = {}
+
+
+def _archive(path: str) -> zipfile.ZipFile:
+    """The file's ZIP directory, read once while the file stays the same (a trace opens
+    a store per table it reads: each re-reading ~100 directory entries added up)."""
+    st = os.stat(path)
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    archive = _ARCHIVES.get(key)
+    if archive is None:
+        if len(_ARCHIVES) >= 4:
+            _ARCHIVES.pop(next(iter(_ARCHIVES))).close()
+        archive = _ARCHIVES[key] = zipfile.ZipFile(path)
+    return archive
+
+
+def _read_extra(path: str, member: str, size: int) -> bytes:
+    try:
+        return _read_member(_archive(path), member, size)
+    except InputError as exc:
+        raise InputError(f"cannot read snapshot {path} ({member}): {exc}") from None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError, zlib.error) as exc:
+        raise InputError(f"cannot read snapshot {path} ({member}): {exc}") from None
+
+
+class StoredLines:
+    """A bridge's flow lines in a version-3 file, each read with its block only; lines
+    appended (learned flows) stay in memory, the file's are never changed."""
+
+    def __init__(self, store: BlockStore):
+        self._store, self._n, self._extra = store, store.n, []
+
+    def __len__(self) -> int:
+        return self._n + len(self._extra)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if 0 <= i < self._n:
+            return self._store.item(i).decode("utf-8", "surrogateescape")
+        if i < 0:
+            raise IndexError(i)
+        return self._extra[i - self._n]
+
+    def __iter__(self):
+        for line in self._store.all():
+            yield line.decode("utf-8", "surrogateescape")
+        yield from self._extra
+
+    def append(self, line: str) -> None:
+        self._extra.append(line)
+
+
+class StoredTables(MutableMapping):
+    """A database's tables in a version-3 file: each decoded (and checked) when first
+    asked for; a keyed table also answers by cookie without decoding the rest."""
+
+    def __init__(self, path: str, specs: dict[str, dict], infos: dict[str, zipfile.ZipInfo],
+                 where: str, interconnect: bool):
+        self._path, self._specs, self._infos = path, specs, infos
+        self._where, self._interconnect = where, interconnect
+        self._names = dict.fromkeys(specs)
+        self._loaded: dict[str, list[dict]] = {}
+        self._stores: dict[str, BlockStore] = {}
+        self._by_key: dict[tuple[str, int], list[dict]] = {}
+
+    def _store(self, table: str) -> BlockStore:
+        store = self._stores.get(table)
+        if store is None:
+            spec = self._specs[table]
+            store = self._stores[table] = _OpenedStore(
+                self._path, self._infos[spec["member"]], spec["rows"], spec["blocks"],
+                f"snapshot {self._path} ({self._where}.{table})")()
+        return store
+
+    def _decode(self, table: str, items: list[bytes]) -> list[dict]:
+        try:
+            rows = json.loads(b"[" + b",".join(items) + b"]", parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"snapshot {self._path}: {self._where}.{table}: {exc}") from None
+        if len(rows) != len(items):
+            raise InputError(f"snapshot {self._path}: {self._where}.{table}: a row is not "
+                             "one JSON value")
+        check_rows({table: rows}, f"snapshot {self._path}: {self._where}.tables",
+                   self._interconnect)
+        return rows
+
+    def __getitem__(self, table: str) -> list[dict]:
+        rows = self._loaded.get(table)
+        if rows is None:
+            if table not in self._names:
+                raise KeyError(table)
+            with building():
+                rows = self._loaded[table] = self._decode(table, self._store(table).all())
+        return rows
+
+    def row_count(self, table: str) -> int:
+        """How many rows ``table`` has, without decoding them (its store's index, whose
+        size the count must fit, is read)."""
+        rows = self._loaded.get(table)
+        return len(rows) if rows is not None else self._store(table).n
+
+    def without_external_ids(self, table: str) -> bool:
+        """Whether the file says no row of ``table`` has external_ids (what the CMS
+        writes): a reader of those alone need not decode the table."""
+        return table not in self._loaded and self._specs.get(table, {}).get(
+            "external_ids") is False
+
+    def keyed(self, table: str, decoded_too: bool = False) -> bool:
+        """Whether ``table``'s rows can be read by cookie without decoding the table
+        (``decoded_too``: even once it was decoded, as other objects than its rows)."""
+        return (table in self._names and (decoded_too or table not in self._loaded)
+                and bool(self._specs.get(table, {}).get("keyed")))
+
+    def with_cookie(self, table: str, cookie: int) -> list[dict]:
+        """The rows of a keyed table whose UUID starts with ``cookie`` (32 bits), in the
+        table's order; the same objects each time."""
+        found = self._by_key.get((table, cookie))
+        if found is None:
+            hits = self._store(table).with_key(cookie)
+            found = self._by_key[(table, cookie)] = self._decode(
+                table, [item for _, item in hits]) if hits else []
+        return found
+
+    def __setitem__(self, table: str, rows: list[dict]) -> None:
+        self._names[table] = None
+        self._loaded[table] = rows
+
+    def __delitem__(self, table: str) -> None:
+        del self._names[table]
+        self._loaded.pop(table, None)
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __contains__(self, table) -> bool:   # Mapping's would decode the table to answer
+        return table in self._names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"StoredTables({list(self._names)}, decoded {list(self._loaded)})"
+
+
+def _write_atomically(path: Path, data: str, members: dict[str, bytes],
+                      stored: set[str] = frozenset()) -> None:
     """The ZIP written beside ``path`` and renamed over it; on failure, no trace of it."""
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -520,7 +782,8 @@ def _write_atomically(path: Path, data: str, members: dict[str, bytes]) -> None:
             with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
                 archive.writestr("snapshot.json", data)
                 for member, text in members.items():
-                    archive.writestr(member, text)
+                    archive.writestr(member, text, zipfile.ZIP_STORED if member in stored
+                                     else None)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(temp, mode)
@@ -661,9 +924,21 @@ _KINDS = {"str": (_is_str, "a string"), "int": (_is_int, "an integer"),
           "optbool": (_is_optbool, "a boolean or an empty set"),
           "strs": (_is_strs, "a set of strings"), "map": (_is_map, "a map of strings")}
 # Per table: (column, required, test, words), so a big table is checked in one tight loop.
-_CHECKS = {table: tuple((column, kind[0] == "!", *_KINDS[kind.lstrip("!")])
-                        for column, kind in columns.items())
-           for table, columns in _COLUMNS.items()}
+# Per kind, the fast answers: a value of exactly this class is always right (None: no
+# such class), and an empty value of this class is (an empty set, an empty map).
+_PLAIN = {"str": str, "int": None, "opt": str, "optint": None, "optbool": bool, "strs": str,
+          "map": None}
+_EMPTY_OK = {"str": None, "int": None, "opt": list, "optint": list, "optbool": list,
+             "strs": list, "map": dict}
+
+
+def _checks(columns: dict[str, str]) -> tuple:
+    return tuple((column, kind[0] == "!", *_KINDS[kind.lstrip("!")],
+                  _PLAIN[kind.lstrip("!")], _EMPTY_OK[kind.lstrip("!")])
+                 for column, kind in columns.items())
+
+
+_CHECKS = {table: _checks(columns) for table, columns in _COLUMNS.items()}
 # The IC-SB (OVN_IC_Southbound, a Database named "interconnect") shares table names with
 # the SB but not their columns: its Port_Binding names a transit switch, not a datapath.
 _IC_COLUMNS = {
@@ -673,9 +948,7 @@ _IC_COLUMNS = {
     "Encap": {"gateway_name": "str", "ip": "!str", "type": "str"},
     "Availability_Zone": {"name": "!str"},
 }
-_IC_CHECKS = {table: tuple((column, kind[0] == "!", *_KINDS[kind.lstrip("!")])
-                           for column, kind in columns.items())
-              for table, columns in _IC_COLUMNS.items()}
+_IC_CHECKS = {table: _checks(columns) for table, columns in _IC_COLUMNS.items()}
 
 
 def check_rows(tables, where: str, interconnect: bool = False) -> None:
@@ -693,8 +966,12 @@ def check_rows(tables, where: str, interconnect: bool = False) -> None:
             uuid = row.get("_uuid")
             if type(uuid) is not str or (shaped and not is_uuid(uuid)):
                 raise InputError(f"{where}.{table}[{n}]._uuid: {_short(uuid)} is not a UUID")
-            for column, required, test, words in checks:
-                value = row.get(column, _ABSENT)
+            get = row.get
+            for column, required, test, words, plain, empty_ok in checks:
+                value = get(column, _ABSENT)
+                cls = value.__class__
+                if cls is plain or (cls is empty_ok and not value):
+                    continue
                 if value is _ABSENT:
                     if required:
                         raise InputError(f"{where}.{table}[{n}]: no column {column}")
@@ -710,8 +987,9 @@ class _DocumentReader:
     """Builds the model from a JSON document, checking every value against the
     dataclasses' annotations; a version-2 bridge's lines stay in the file."""
 
-    def __init__(self, path: str | None, members: dict[str, int] | None):
-        self.path, self.members = path, members
+    def __init__(self, path: str | None, members: dict[str, int] | None,
+                 infos: dict[str, zipfile.ZipInfo] | None = None):
+        self.path, self.members, self.infos = path, members, infos
         self.interconnect = False   # building the IC-SB's Database: its columns differ
 
     def build(self, cls, doc, where: str):
@@ -735,14 +1013,82 @@ class _DocumentReader:
             values[f.name] = self.value(doc[f.name], hints[f.name], f"{where}.{f.name}"
                                         if where else f.name)
         if flows_source is not None:
-            source, count = flows_source
-            return cls.stored(source, count, **values)
+            return cls.stored(*flows_source, **values)
+        if cls is Database and "stored_tables" in doc:
+            values["tables"] = self._stored_tables(doc, where)
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise InputError(f"{where or 'the document'}: {exc}") from None
 
+    def _flows_store(self, doc: dict, where: str):
+        """A version-3 bridge: its lines in a block store, maybe the classifier's index."""
+        spec = doc["flows_store"]
+        if "flows" in doc:
+            raise InputError(f"{where}: both flows and flows_store")
+        if self.path is None or self.members is None or self.infos is None:
+            raise InputError(f"{where}: names a flows store but the file has none")
+        if type(spec) is not dict:
+            raise InputError(f"{where}.flows_store: expected an object")
+        member = spec.get("member")
+        if type(member) is not str or not member.endswith(".rows") \
+                or member not in self.members \
+                or member[:-len(".rows")] + ".index" not in self.members:
+            raise InputError(f"{where}.flows_store.member: {_short(member)} is not in the file")
+        for key in ("bytes", "lines", "blocks"):
+            if not _is_int(spec.get(key)) or spec[key] < 0:
+                raise InputError(f"{where}.flows_store.{key}: {_short(spec.get(key))} is not "
+                                 "a count")
+        if spec["bytes"] != self.members[member] or spec["bytes"] > MAX_MEMBER_BYTES:
+            raise InputError(f"{where}: member {member} holds {self.members[member]} bytes, "
+                             f"the document says {spec['bytes']}")
+        opened = _OpenedStore(self.path, self.infos[member], spec["lines"], spec["blocks"],
+                              f"snapshot {self.path} ({where})")
+
+        def source() -> list[str]:
+            with building():
+                return [line.decode("utf-8", "surrogateescape") for line in opened().all()]
+
+        index = doc.get("flow_index")
+        read_index = None
+        if index is not None:
+            extra = index.get("member") if type(index) is dict else None
+            if type(extra) is not str or extra not in self.members \
+                    or index.get("bytes") != self.members[extra]:
+                raise InputError(f"{where}.flow_index: {_short(index)} is not in the file")
+            read_index = partial(_read_extra, self.path, extra, self.members[extra])
+        return source, spec["lines"], opened, read_index
+
+    def _stored_tables(self, doc: dict, where: str) -> StoredTables:
+        specs = doc["stored_tables"]
+        if doc.get("tables"):
+            raise InputError(f"{where}: both tables and stored_tables")
+        if type(specs) is not dict:
+            raise InputError(f"{where}.stored_tables: expected an object")
+        if self.path is None or self.members is None or self.infos is None:
+            raise InputError(f"{where}: names stored tables but the file has none")
+        for table, spec in specs.items():
+            at = f"{where}.stored_tables.{_short(table)}"
+            if type(spec) is not dict:
+                raise InputError(f"{at}: expected an object")
+            member = spec.get("member")
+            if type(member) is not str or not member.endswith(".rows") \
+                    or member not in self.members \
+                    or member[:-len(".rows")] + ".index" not in self.members:
+                raise InputError(f"{at}.member: {_short(member)} is not in the file")
+            for key in ("bytes", "rows", "blocks"):
+                if not _is_int(spec.get(key)) or spec[key] < 0:
+                    raise InputError(f"{at}.{key}: {_short(spec.get(key))} is not a count")
+            if spec["bytes"] != self.members[member] or spec["bytes"] > MAX_MEMBER_BYTES:
+                raise InputError(f"{at}: member {member} holds {self.members[member]} bytes, "
+                                 f"the document says {spec['bytes']}")
+            if type(spec.get("keyed")) is not bool:
+                raise InputError(f"{at}.keyed: {_short(spec.get('keyed'))} is not a boolean")
+        return StoredTables(self.path, specs, self.infos, where, self.interconnect)
+
     def _flows_source(self, doc: dict, where: str):
+        if "flows_store" in doc:
+            return self._flows_store(doc, where)
         member = doc.get("flows_member")
         if member is None:
             return None
