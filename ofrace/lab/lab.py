@@ -195,7 +195,9 @@ class Lab:
         self._start_sshds(topology)
         say("waiting for ports to be bound")
         self._wait_for("hv", "sync")
-        self._wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
+        # a gateway port is bound only once BFD is up, and BFD needs the endpoints
+        self._wait_until(lambda: self._bfd_up(topology) and self._bindings_settled(topology),
+                         "ports bound and up")
         if topology.bringup.repeatable:
             say("numbering conntrack zones")
             self._renumber_ct_zones(topology)
