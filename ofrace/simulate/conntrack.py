@@ -544,17 +544,37 @@ class ConntrackTable:
             return CtOutcome(zone, TRK | INV, None, why=key.invalid,
                              lookup="no lookup: conntrack cannot key this packet")
         tup = key.tuple
+        by_reverse = False
         if cached is not None and cached[0] == zone:
             conn, is_reply = cached[1], cached[2]
         else:
-            found = self.entries.get((zone, tup))
-            conn, is_reply = found if found else (None, False)
+            conn, is_reply, by_reverse = self._initial_lookup(zone, tup, packet, cached)
         if conn is not None and ct.force and is_reply and conn.committed:
             self._forget(conn)
             conn, is_reply = None, False
         if conn is not None and conn.committed:
-            return self._existing(ct, packet, zone, key, conn, is_reply)
+            return self._existing(ct, packet, zone, key, conn, is_reply, by_reverse)
         return self._not_found(ct, packet, zone, key, conn, where)
+
+    def _initial_lookup(self, zone: int, tup: FiveTuple, packet: Packet,
+                        cached) -> tuple[Connection | None, bool, bool]:
+        """lib/conntrack.c initial_conn_lookup: (connection, reply, found by its reverse).
+
+        A packet that carries no connection but whose ct_state says it was NATed in this
+        zone (a paused translation resumed, whose continuation kept the conntrack fields;
+        process_one keeps ct_state only while the zone is the same) is already translated:
+        OVS looks its reversed tuple up and takes the opposite direction of what that
+        finds.  So a held SYN resumed after its DNAT finds the LB's own connection, where
+        a packet-out, untracked, is a new connection whose reply collides with it.  If the
+        reversed tuple finds nothing, the packet's own tuple is looked up."""
+        natted = (cached is None and packet.get("ct_zone") == zone
+                  and packet.get("ct_state", 0) & (SNAT | DNAT))
+        if natted:
+            found = self.entries.get((zone, tup.reversed()))
+            if found:
+                return found[0], not found[1], True
+        found = self.entries.get((zone, tup))
+        return (*found, False) if found else (None, False, False)
 
     def _fast(self, ct: Ct, packet: Packet, zone: int, cached) -> CtOutcome:
         conn, state = cached[1], cached[4]
@@ -568,7 +588,7 @@ class ConntrackTable:
         return outcome
 
     def _existing(self, ct: Ct, packet: Packet, zone: int, key: PacketKey,
-                  conn: Connection, is_reply: bool) -> CtOutcome:
+                  conn: Connection, is_reply: bool, by_reverse: bool = False) -> CtOutcome:
         why = ""
         if key.related:
             state = TRK | REL | (RPL if is_reply else 0)
@@ -586,6 +606,9 @@ class ConntrackTable:
             else:
                 state = TRK | EST | (RPL if is_reply else 0)
         direction = " (its reply direction)" if is_reply else ""
+        if by_reverse:
+            direction += (" by the packet's reversed tuple: its ct_state says this zone "
+                          "NATed it already (lib/conntrack.c initial_conn_lookup)")
         outcome = CtOutcome(zone, state, key.tuple, connection=conn, why=why, found=conn,
                             lookup=f"found {conn.describe()}{direction}")
         natted = False
