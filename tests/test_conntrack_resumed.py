@@ -15,10 +15,12 @@ from pathlib import Path
 from conftest import recorded
 
 from ofrace.openflow.actions import parse_actions
+from ofrace.openflow.bridge import BridgeIndex
 from ofrace.ovn import pinctrl
 from ofrace.ovn.versions import facts_for
 from ofrace.simulate.conntrack import CT_CACHE, DNAT, NEW, TRK, ConntrackTable
-from ofrace.snapshot import Snapshot
+from ofrace.simulate.engine import ChassisDatapath
+from ofrace.snapshot import Bridge, Interface, Snapshot
 from ofrace.trace.cluster import ClusterTracer
 from ofrace.trace.request import start_from_expression
 
@@ -116,3 +118,61 @@ def test_the_release_follows_the_flow_that_held_the_packet():
     assert "ct_state" not in packet and "packet-out" in how
     packet, _, how = pinctrl.release(held, 1, facts)
     assert "ct_state" not in packet and "packet-out" in how
+
+
+# OVN 26.03's hairpin through a load balancer, cut down: the LB's DNAT (with
+# recirculation), the stateful stage's ct(commit,nat(src)) without recirculation, a
+# ct_clear on the way out, and the egress commit in the same zone.
+HAIRPIN = [
+    "table=0, priority=1,tcp,in_port=1 actions=ct(table=1,zone=3,nat)",
+    "table=1, priority=2,ct_state=+new+trk,tcp actions=ct(commit,table=2,zone=3,"
+    "nat(dst=10.0.0.9:6443))",
+    "table=1, priority=1 actions=resubmit(,3)",
+    "table=2, priority=1 actions=ct(commit,zone=3,nat(src)),resubmit(,3)",
+    "table=3, priority=1 actions=ct_clear,resubmit(,4)",
+    "table=4, priority=1 actions=ct(table=5,zone=3,nat)",
+    "table=5, priority=2,ct_state=+new+trk actions=ct(commit,zone=3,nat(src)),output:2",
+    "table=5, priority=1 actions=output:2",
+]
+HAIRPIN_SYN = {"in_port": 1, "dl_type": 0x800, "nw_proto": 6, "nw_src": 0x0AF40202,
+               "nw_dst": 0x0A600001, "tp_src": 40000, "tp_dst": 443, "tcp_flags": 2,
+               "tcp_seq": 1, "payload_len": 0}
+
+
+def _datapath(lines):
+    ports = [Interface(name=f"p{n}", bridge="br0", type="", ofport=n, options={},
+                       external_ids={}, error=None, mac_in_use=None) for n in (1, 2)]
+    return ChassisDatapath("hv", {"br0": BridgeIndex(Bridge(name="br0", flows=lines), ports)})
+
+
+def _out_port(flows) -> tuple[int, ChassisDatapath]:
+    dp = _datapath(flows)
+    _, exits = dp.inject("br0", dict(HAIRPIN_SYN))
+    [out] = [e for e in exits if e.kind == "output"]
+    return out.packet["tp_src"], dp
+
+
+def test_a_ct_clear_after_a_ct_without_recirculation_reaches_no_datapath():
+    """ofproto-dpif-xlate.c: after ct() without table= the flow is untracked
+    (ctx->conntracked false) and OFPACT_CT_CLEAR composes nothing, so the datapath packet
+    keeps +dnat and zone 3: the egress ct() finds the LB's connection, the SYN keeps its
+    port (the 26.03 lab: SYN 40000; later packets, which skip that commit, 40001)."""
+    port, dp = _out_port(HAIRPIN)
+    assert port == 40000 and len(dp.conntrack.connections()) == 1
+
+
+def test_a_ct_clear_after_a_recirculation_clears():
+    """Negative control: without the commit that untracks the flow, ct_clear reaches the
+    datapath, the egress ct() is a new connection and its reply collides: port+1."""
+    flows = [f for f in HAIRPIN if not f.startswith("table=2,")]
+    flows.append("table=2, priority=1 actions=resubmit(,3)")
+    port, dp = _out_port(flows)
+    assert port == 40001 and len(dp.conntrack.connections()) == 2
+
+
+def test_a_header_rewrite_drops_the_connection_the_packet_carries():
+    """lib/packets.c: rewriting an address drops md.conn; the kept ct_state then looks up
+    the new tuple's reverse, which finds nothing: a new connection."""
+    flows = [f.replace("ct_clear,", "set_field:10.244.2.9->ip_src,") for f in HAIRPIN]
+    port, dp = _out_port(flows)
+    assert len(dp.conntrack.connections()) == 2
