@@ -319,12 +319,20 @@ def learned(name: str, packet: dict, facts: OvnFacts) -> tuple[BindingKey, int]:
     return key, packet.get("dl_src", 0)
 
 
-def release(held_packet: dict, mac: int, facts: OvnFacts) -> tuple[dict, list, str]:
+def release(held_packet: dict, mac: int, facts: OvnFacts,
+            paused: bool | None = None) -> tuple[dict, list, str]:
     """A held packet re-injected once its next hop's MAC is known: the Ethernet
     destination set, the packet-in's registers, metadata and pkt_mark reloaded, and a
-    resubmit from CONTROLLER to the output table (``buffered_push_packet`` to 24.03; from
-    24.09 the paused translation resumes, which goes on to that same table)."""
+    resubmit from CONTROLLER to the output table (``buffered_push_packet``, a packet-out;
+    or, where ``arp``/``nd_ns`` encode a paused controller action, the paused translation
+    resumes, which goes on to that same table).  ``paused`` is what the flow that held
+    the packet said; the release's facts only when no flow says.  The pause came with
+    ovn-org/ovn c141d8b19 ("Use paused controller action for packet buffering", 24.09.0),
+    backported as 1e89d06e6 (24.03.2) and e5c3331cb (23.09.4): a patch release, which
+    the facts per release cannot tell apart."""
     how, table = facts.held_release
+    if paused is not None:
+        how = "continuation" if paused else "packet-out"
     # a packet-out starts untracked; a resumed continuation keeps its conntrack state
     packet = {k: v for k, v in held_packet.items()
               if not (k.startswith(("reg", "tun", "_")) or k in ("metadata", "pkt_mark",

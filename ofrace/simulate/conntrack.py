@@ -535,6 +535,13 @@ class ConntrackTable:
         zone = self.zone_of(ct, packet)
         self.read_zone(zone)
         cached = packet.get(CT_CACHE)
+        datapath_state = None
+        if cached is not None and len(cached) > 5 and cached[5] != packet_tuple(packet):
+            # A rewrite of the headers conntrack keys on drops the connection the packet
+            # carries (lib/packets.c packet_set_ipv4_addr, packet_set_tcp_port, ...:
+            # pkt_metadata_init_conn); its ct_state and ct_zone stay.
+            datapath_state = (cached[0], cached[4])
+            cached = None
         if (cached is not None and cached[0] == zone and not ct.force and not cached[3]
                 and cached[1] is not None and cached[1].committed):
             return self._fast(ct, packet, zone, cached)
@@ -544,17 +551,43 @@ class ConntrackTable:
             return CtOutcome(zone, TRK | INV, None, why=key.invalid,
                              lookup="no lookup: conntrack cannot key this packet")
         tup = key.tuple
+        by_reverse = False
         if cached is not None and cached[0] == zone:
             conn, is_reply = cached[1], cached[2]
         else:
-            found = self.entries.get((zone, tup))
-            conn, is_reply = found if found else (None, False)
+            conn, is_reply, by_reverse = self._initial_lookup(zone, tup, packet, cached,
+                                                              datapath_state)
         if conn is not None and ct.force and is_reply and conn.committed:
             self._forget(conn)
             conn, is_reply = None, False
         if conn is not None and conn.committed:
-            return self._existing(ct, packet, zone, key, conn, is_reply)
+            return self._existing(ct, packet, zone, key, conn, is_reply, by_reverse)
         return self._not_found(ct, packet, zone, key, conn, where)
+
+    def _initial_lookup(self, zone: int, tup: FiveTuple, packet: Packet, cached,
+                        datapath_state: tuple[int, int] | None = None,
+                        ) -> tuple[Connection | None, bool, bool]:
+        """lib/conntrack.c initial_conn_lookup: (connection, reply, found by its reverse).
+
+        A packet that carries no connection but whose ct_state says it was NATed in this
+        zone (a paused translation resumed, whose continuation kept the conntrack fields;
+        process_one keeps ct_state only while the zone is the same) is already translated:
+        OVS looks its reversed tuple up and takes the opposite direction of what that
+        finds.  So a held SYN resumed after its DNAT finds the LB's own connection, where
+        a packet-out, untracked, is a new connection whose reply collides with it.  If the
+        reversed tuple finds nothing, the packet's own tuple is looked up.
+        ``datapath_state`` is the (ct_zone, ct_state) the datapath still holds when the
+        flow's view has none (after a ct() without recirculation)."""
+        md_zone, md_state = (packet.get("ct_zone"), packet.get("ct_state", 0))
+        if datapath_state is not None and "ct_state" not in packet:
+            md_zone, md_state = datapath_state
+        natted = cached is None and md_zone == zone and md_state & (SNAT | DNAT)
+        if natted:
+            found = self.entries.get((zone, tup.reversed()))
+            if found:
+                return found[0], not found[1], True
+        found = self.entries.get((zone, tup))
+        return (*found, False) if found else (None, False, False)
 
     def _fast(self, ct: Ct, packet: Packet, zone: int, cached) -> CtOutcome:
         conn, state = cached[1], cached[4]
@@ -568,7 +601,7 @@ class ConntrackTable:
         return outcome
 
     def _existing(self, ct: Ct, packet: Packet, zone: int, key: PacketKey,
-                  conn: Connection, is_reply: bool) -> CtOutcome:
+                  conn: Connection, is_reply: bool, by_reverse: bool = False) -> CtOutcome:
         why = ""
         if key.related:
             state = TRK | REL | (RPL if is_reply else 0)
@@ -586,6 +619,9 @@ class ConntrackTable:
             else:
                 state = TRK | EST | (RPL if is_reply else 0)
         direction = " (its reply direction)" if is_reply else ""
+        if by_reverse:
+            direction += (" by the packet's reversed tuple: its ct_state says this zone "
+                          "NATed it already (lib/conntrack.c initial_conn_lookup)")
         outcome = CtOutcome(zone, state, key.tuple, connection=conn, why=why, found=conn,
                             lookup=f"found {conn.describe()}{direction}")
         natted = False
@@ -595,7 +631,7 @@ class ConntrackTable:
         if ct.commit:
             self._exec(ct, conn, packet)
         outcome.mark, outcome.label = conn.mark, conn.label
-        packet[CT_CACHE] = (zone, conn, is_reply, natted, outcome.state)
+        packet[CT_CACHE] = (zone, conn, is_reply, natted, outcome.state, packet_tuple(packet))
         return outcome
 
     def _not_found(self, ct: Ct, packet: Packet, zone: int, key: PacketKey,
@@ -639,7 +675,7 @@ class ConntrackTable:
             outcome.mark, outcome.label = conn.mark, conn.label
         else:
             outcome.connection = conn if conn.nat_kinds else None
-        packet[CT_CACHE] = (zone, conn, False, natted, outcome.state)
+        packet[CT_CACHE] = (zone, conn, False, natted, outcome.state, packet_tuple(packet))
         return outcome
 
     def _unique(self, zone: int, tup: FiveTuple, translated: FiveTuple, nat) -> FiveTuple:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ofrace.openflow import actions as A
 from ofrace.openflow.actions import ActionError, parse_actions
 from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port, port_may_enable
-from ofrace.openflow.fields import SPECIAL_PORTS, format_mac
+from ofrace.openflow.fields import CT_STATE_BITS, SPECIAL_PORTS, format_mac
 from ofrace.openflow.flowtext import (
     FlowSyntaxError,
     line_counters,
@@ -452,9 +452,14 @@ class ChassisDatapath:
             ctx.stopped = True
             return False
         if name == "ct_clear":
+            # ofproto-dpif-xlate.c composes ct_clear only while ctx->conntracked (the
+            # pass resumed after ct(table=N), or began tracked): after a ct() without
+            # recirculation the flow is already untracked, nothing reaches the datapath,
+            # and the packet keeps the connection and ct_state that ct() gave it there.
+            if packet.get("ct_state", 0) & CT_STATE_BITS["trk"]:
+                packet.pop(CT_CACHE, None)
             for f in CT_FIELDS:
                 packet.pop(f, None)
-            packet.pop(CT_CACHE, None)
             return None
         if name == "dec_ttl":
             if packet.get("dl_type") not in (0x0800, 0x86DD):

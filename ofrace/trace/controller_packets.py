@@ -39,6 +39,7 @@ class Held:
     verdict: object           # the Verdict on the hop it was held in
     hop: object               # that hop
     request: object = None    # the TraceStart of the ARP/NS it sent
+    paused: bool | None = None  # whether the controller action that held it paused
 
 
 @dataclass
@@ -115,7 +116,8 @@ def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
         key = pinctrl.held_key(action.name, packet, facts)
         known = _known_before(tracer, state, key)
         if known is not None:
-            held = Held(chassis, action.name, key, dict(packet), payload, None, hop, None)
+            held = Held(chassis, action.name, key, dict(packet), payload, None, hop, None,
+                        bool(exit_.data.get("pause")))
             address = pinctrl.show_held(action.name, key.address)
             return Answer(f"to ovn-controller on {chassis}: {action.name}: {address} is at "
                           f"{format_mac(known)} since an earlier packet of this trace's "
@@ -125,7 +127,7 @@ def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
                           [_released(tracer, held, known)])
         what = "ARP request" if action.name == "arp" else "Neighbor Solicitation"
         held = Held(chassis, action.name, key, dict(packet), payload, None, hop,
-                    None)
+                    None, bool(exit_.data.get("pause")))
         state.held.append(held)
         return Answer(f"held by ovn-controller on {chassis}: waiting for the MAC of "
                       f"{pinctrl.show_held(action.name, key.address)} (its {what} is traced "
@@ -223,7 +225,8 @@ def _waiting_for(tracer, state: ControllerState, key: pinctrl.BindingKey) -> lis
 
 
 def _released(tracer, held: Held, mac: int, race: str = "") -> dict:
-    packet, actions, how = pinctrl.release(held.packet, mac, tracer.facts(held.chassis))
+    packet, actions, how = pinctrl.release(held.packet, mac, tracer.facts(held.chassis),
+                                           held.paused)
     address = pinctrl.show_held(held.name, held.key.address)
     return dict(chassis=held.chassis,
                 bridge=tracer.chassis(held.chassis).integration_bridge, packet=packet,
