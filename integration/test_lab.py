@@ -60,8 +60,9 @@ def canonical_flows(dump: str) -> list[str]:
     actions), and, in multicast flood flows, the order of the per-port
     blocks and of the tunnel outputs (Multicast_Group.ports is a set of
     Port_Binding references, ordered by UUID, and the remote chassis follow
-    the same order).  Everything else -- tables, matches, tunnel keys,
-    ofports, conntrack zones, group ids -- must be identical.
+    the same order; any run of tunnel outputs is sorted).  Everything else --
+    tables, matches, tunnel keys, ofports, conntrack zones, group ids -- must
+    be identical.
     """
     lines = []
     for line in dump.splitlines():
@@ -75,8 +76,10 @@ def canonical_flows(dump: str) -> list[str]:
                 blocks.append(actions[start:block.end()].rstrip(","))
                 start = block.end()
             actions = ",".join(sorted(blocks) + ([actions[start:]] if actions[start:] else []))
-            actions = re.sub(r"output:\d+(?:,output:\d+)+",
-                             lambda run: ",".join(sorted(run.group().split(","))), actions)
+        # a run of tunnel outputs to several chassis (a flood's remote part; from OVN 26.03
+        # also table 84's) follows the chassis set's hash order
+        actions = re.sub(r"output:\d+(?:,output:\d+)+",
+                         lambda run: ",".join(sorted(run.group().split(","))), actions)
         lines.append(f"{match} actions={actions}")
     return sorted(lines)
 

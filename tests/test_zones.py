@@ -244,6 +244,22 @@ def test_a_stale_remote_port_in_one_zone_is_found_there_only():
                      "IC-SB Port_Binding: a stale transit port, no zone owns it"]
 
 
+def test_a_chassisredirect_port_northd_derives_on_the_transit_switch_is_not_an_ic_port():
+    """OVN 26.03 gives the zone's own transit router port a cr- port; ovn-ic never
+    registers it.  The same row as an ordinary port is a finding (the control)."""
+    for port_type, expected in (("chassisredirect", []), ("", ["no IC-SB Port_Binding"])):
+        snapshot = _fresh()
+        sb = snapshot.zones["ovn-worker"].southbound.tables
+        derived = copy.deepcopy(next(pb for pb in sb["Port_Binding"]
+                                     if pb["logical_port"] == "tstor-ovn-worker"))
+        derived.update(_uuid="0badc0de-0000-4000-8000-000000000002",
+                       logical_port="cr-tstor-ovn-worker", tunnel_key=8, type=port_type)
+        sb["Port_Binding"].append(derived)
+        found = _interconnect_found(snapshot)
+        assert [m for m in expected if not any(m in f for f in found)] == [] and \
+            len(found) == len(expected), found
+
+
 def test_without_the_ic_sb_the_audit_says_what_it_did_not_check():
     snapshot = _fresh()
     snapshot.interconnect = None

@@ -20,6 +20,11 @@ from __future__ import annotations
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.snapshot import Database, Zone, unwrap_optional
 
+# Port_Bindings northd derives from another port of the transit switch (OVN 26.03 adds a
+# ``cr-`` chassisredirect port for the zone's own router-side transit port): ovn-ic
+# registers only logical switch ports, and the port they derive from is checked itself.
+DERIVED_PORT_TYPES = ("chassisredirect",)
+
 
 def transit_datapaths(names: SouthboundIndex) -> dict[str, dict]:
     """The zone's transit switches: Datapath_Binding uuid → row (``interconn-ts``)."""
@@ -48,7 +53,7 @@ def interconnect_findings(zone: Zone, names: SouthboundIndex,
             found.append(f"transit switch {switch} has tunnel key {dp['tunnel_key']} here, "
                          f"{ic_switch_keys[switch]} in the IC-SB: the zones' keys differ")
         for pb in names.rows("Port_Binding"):
-            if pb["datapath"] != dp_uuid:
+            if pb["datapath"] != dp_uuid or pb.get("type") in DERIVED_PORT_TYPES:
                 continue
             port = pb["logical_port"]
             row = ic_ports.get((switch, port))

@@ -69,6 +69,8 @@ REQUIRED_PROGRAMS = (
     "ovn-northd", "ovn-nbctl", "ovn-sbctl", "ovn-controller", "ovn-appctl", "sshd", "ssh-keygen",
 )
 SERVICE_MONITOR_MAC = "0a:00:00:00:fe:fe"
+# OVN 26.03 also draws the MAC its service monitors answer to (northd/en-global-config.c)
+SERVICE_MONITOR_MAC_DST = "0a:00:00:00:fe:fd"
 MAC_PREFIX = "0a:00:00"
 # How long bring-up waits for OVN to converge before giving up, unless the
 # topology's [bringup] timeout says otherwise.
@@ -351,6 +353,7 @@ class Lab:
         self.nbctl("--no-wait", "set", "NB_Global", ".",
                    *([f"name={zone}"] if zone else []),
                    f"options:svc_monitor_mac={SERVICE_MONITOR_MAC}",
+                   f"options:svc_monitor_mac_dst={SERVICE_MONITOR_MAC_DST}",
                    f"options:mac_prefix={MAC_PREFIX}", remote=nb)
         self.sbctl("init", remote=sb)
 
