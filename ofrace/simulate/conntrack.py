@@ -590,14 +590,27 @@ class ConntrackTable:
         return (*found, False) if found else (None, False, False)
 
     def _fast(self, ct: Ct, packet: Packet, zone: int, cached) -> CtOutcome:
-        conn, state = cached[1], cached[4]
+        """conntrack.c process_one_fast: the carried connection, not updated.  A ct()
+        with nat() still translates (handle_nat: the connection has NAT and the
+        packet's ct_state has no +snat/+dnat yet), in the direction the carried
+        connection was found, and OVS then drops ``md.conn``: a ct() without nat()
+        that found the connection, followed by ct(commit,nat) in the same zone (OVN
+        26.03's lr_out_snat after its ct_next) SNATs every packet, not the SYN only."""
+        conn, is_reply, state = cached[1], cached[2], cached[4]
         outcome = CtOutcome(zone, state, packet_tuple(packet), connection=conn, found=conn,
                             lookup=f"found {conn.describe()} (the connection the packet "
                             "carries from its last ct(): no new lookup)")
-        if conn is not None and ct.commit:
+        natted = False
+        if ct.nat is not None and conn.nat_kinds and not state & (SNAT | DNAT):
+            self._apply_existing_nat(conn, is_reply, bool(state & REL), packet, outcome)
+            natted = True
+        if ct.commit:
             self._exec(ct, conn, packet)
-        if conn is not None and conn.committed:
+        if conn.committed:
             outcome.mark, outcome.label = conn.mark, conn.label
+        if natted:
+            packet[CT_CACHE] = (zone, conn, is_reply, True, outcome.state,
+                                packet_tuple(packet))
         return outcome
 
     def _existing(self, ct: Ct, packet: Packet, zone: int, key: PacketKey,

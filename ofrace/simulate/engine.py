@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from ofrace.openflow import actions as A
@@ -49,6 +50,17 @@ from ofrace.simulate.steps import Exit, ExitKind, Step
 MAX_DEPTH = 64
 MAX_RESUBMITS = 4096
 MAX_PASSES = 32
+
+
+def userspace_recirc_depth(ovs_version: str) -> int:
+    """How deep dpif-netdev nests recirculations (and tunnel pops) before it drops the
+    packet: lib/dpif-netdev.c MAX_RECIRC_DEPTH, 6 up to OVS 3.2, 8 from 3.3 (commit
+    5df46a44e "dpif-netdev: Increase MAX_RECIRC_DEPTH to 8").  An unreadable version is
+    taken as a current one."""
+    numbers = re.findall(r"\d+", ovs_version or "")
+    if len(numbers) >= 2 and (int(numbers[0]), int(numbers[1])) < (3, 3):
+        return 6
+    return 8
 LOCAL = SPECIAL_PORTS["LOCAL"]
 IN_PORT = SPECIAL_PORTS["IN_PORT"]
 NORMAL = SPECIAL_PORTS["NORMAL"]
@@ -86,6 +98,9 @@ class SimulationOptions:
     datapath_kinds: dict[str, str] = field(default_factory=dict)
     packet_length: int | None = None
     learn: bool = True  # False: like ofproto/trace without a packet, learn has no effect
+    # dpif-netdev's MAX_RECIRC_DEPTH for userspace bridges (userspace_recirc_depth); the
+    # kernel datapath's limits are not modelled
+    recirc_depth: int | None = None
 
 
 @dataclass
@@ -97,6 +112,7 @@ class _Frozen:
     packet: Packet
     step: Step
     outcome: CtOutcome
+    depth: int = 1        # the datapath's recirculation depth its pass runs at
 
 
 @dataclass(slots=True)
@@ -135,6 +151,7 @@ class _Context:
     depth: int = 0
     resubmits: int = 0
     pass_no: int = 0
+    recirc_depth: int = 0   # the datapath's nesting of this pass (recirculations, tnl_pop)
     last_flow: Step | None = None
     stack: list[int] = field(default_factory=list)
     stopped: bool = False
@@ -180,6 +197,11 @@ class ChassisDatapath:
         ctx = _Context(self.chassis, [], [], payload_length=payload_length)
         packet = dict(packet)
         self.received = (bridge, dict(packet))
+        entry = self.bridges[bridge].ports.get(packet.get("in_port", -1))
+        if entry is not None and entry.type in TUNNEL_TYPES and self._recirc_limit(bridge):
+            # dpif-netdev pops the tunnel header one level down (OVS_ACTION_ATTR_TUNNEL_POP
+            # counts against MAX_RECIRC_DEPTH like a recirculation)
+            ctx.recirc_depth = 1
         try:
             first_pass(ctx, packet, root)
         except _Stop:
@@ -233,6 +255,15 @@ class ChassisDatapath:
                 self._exit(ctx, "limit", frozen.bridge, frozen.packet, frozen.step,
                            f"more than {MAX_PASSES} recirculations")
                 break
+            limit = self._recirc_limit(frozen.bridge)
+            if limit is not None and frozen.depth > limit:
+                # lib/dpif-netdev.c dp_execute_cb, OVS_ACTION_ATTR_RECIRC: past
+                # MAX_RECIRC_DEPTH nested recirculations the packet is dropped
+                # (coverage datapath_drop_recirc_error)
+                self._exit(ctx, "drop", frozen.bridge, frozen.packet, frozen.step,
+                           f"Packet dropped. Max recirculation depth exceeded (the "
+                           f"userspace datapath nests at most {limit} recirculations)")
+                continue
             resume = frozen.step.add(Step(
                 "recirc", f"↳ recirculated to table {frozen.table} with ct_state "
                 f"{format_ct_state(frozen.outcome.state)} (zone {frozen.outcome.zone})",
@@ -240,6 +271,7 @@ class ChassisDatapath:
                 table=frozen.table, data={"pass": passes, "packet": dict(frozen.packet)}))
             ctx.depth, ctx.resubmits, ctx.stopped = 0, 0, False
             ctx.pass_no, ctx.last_flow = passes, None
+            ctx.recirc_depth = frozen.depth
             exits_before, frozen_before = len(ctx.exits), len(ctx.frozen)
             try:
                 self._lookup(ctx, frozen.bridge, frozen.table, frozen.packet, resume)
@@ -247,6 +279,13 @@ class ChassisDatapath:
                 pass
             self._end_of_pass(ctx, frozen.bridge, frozen.packet, resume, exits_before,
                               frozen_before)
+
+    def _recirc_limit(self, bridge: str) -> int | None:
+        """MAX_RECIRC_DEPTH where it is known: a userspace bridge's (None: no limit
+        modelled, the kernel datapath's are other)."""
+        if self.options.datapath_kinds.get(bridge) != "userspace":
+            return None
+        return self.options.recirc_depth
 
     def _end_of_pass(self, ctx: _Context, bridge: str, packet: Packet, start: Step,
                      exits_before: int, frozen_before: int) -> None:
@@ -531,7 +570,8 @@ class ChassisDatapath:
         frozen = real
         frozen.pop(DATAPATH_NAT, None)
         _set_ct_fields(frozen, outcome)
-        ctx.frozen.append(_Frozen(bridge, action.table, frozen, ct_step, outcome))
+        ctx.frozen.append(_Frozen(bridge, action.table, frozen, ct_step, outcome,
+                                  ctx.recirc_depth + 1))
         # A clone goes to conntrack and resumes later; this pass goes on with the
         # pre-ct packet, untracked (ofproto/trace: "Sets the packet to an untracked
         # state, and clears all the conntrack fields").

@@ -29,7 +29,13 @@ from ofrace.ovn.southbound import ChassisNames, SouthboundIndex
 from ofrace.ovn.versions import OvnFacts
 from ofrace.simulate.conntrack import ConntrackTable, ForcedConntrack
 from ofrace.simulate.conntrack_dump import table_from_dump
-from ofrace.simulate.engine import CT_FIELDS, ChassisDatapath, Continuation, SimulationOptions
+from ofrace.simulate.engine import (
+    CT_FIELDS,
+    ChassisDatapath,
+    Continuation,
+    SimulationOptions,
+    userspace_recirc_depth,
+)
 from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step, StepKind
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
@@ -186,7 +192,8 @@ class ClusterTracer:
             dp = self._datapaths[name] = ChassisDatapath(
                 ch.name, bridges, conntrack,
                 SimulationOptions(select_buckets=self.options.select_buckets,
-                                  datapath_kinds=datapath_kinds(ch)))
+                                  datapath_kinds=datapath_kinds(ch),
+                                  recirc_depth=userspace_recirc_depth(ch.ovs_version)))
         return dp
 
     def _starting_table(self, ch: Chassis) -> ConntrackTable:
