@@ -252,14 +252,14 @@ class LogicalAuditor:
         cookies: Counter = Counter()
         tables_of: dict[int, set[int]] = {}
         conj_tables: set[int] = set()
-        readable = []
+        readable: list[tuple[int, int, str]] = []   # (cookie, table, line)
         for line in bridge.flows:
             head = _read_head(line)
             if head is None:
                 result.garbled.append(line)
                 continue
-            readable.append(line)
             cookie, table = head
+            readable.append((cookie, table, line))
             cookies[cookie] += 1
             tables_of.setdefault(cookie, set()).add(table)
             if "conjunction(" in line:
@@ -374,7 +374,8 @@ class LogicalAuditor:
                     s.status, s.reason = "expected", template.format(other=other.uuid[:8])
                     break
 
-    def _stale(self, flows: list[str], offsets: dict[str, int]) -> list[StaleFlow]:
+    def _stale(self, flows: list[tuple[int, int, str]],
+               offsets: dict[str, int]) -> list[StaleFlow]:
         """Flows whose cookie no SB row explains, or of the wrong kind for their table."""
         stale = []
         ingress = offsets.get("ingress")
@@ -387,18 +388,15 @@ class LogicalAuditor:
             pipeline_tables |= set(range(ingress, ingress + n_tables["ingress"]))
         if egress is not None:
             pipeline_tables |= set(range(egress, egress + n_tables["egress"]))
-        for line in flows:
-            cookie = line_cookie(line)
+        owners_of = self.names.tables_by_cookie   # cookie(c).owners' tables, per cookie
+        for cookie, table, line in flows:
             if cookie == 0:
                 continue
-            owners = self.names.cookie(cookie).owners
-            m = _TABLE.search(line)
-            table = int(m.group(1)) if m else 0
+            owners = owners_of.get(cookie & 0xFFFFFFFF, ())
             if not owners:
                 stale.append(StaleFlow(cookie, line, "its cookie matches no Southbound row"))
-            elif table in pipeline_tables and not any(o.table == "Logical_Flow"
-                                                      for o in owners):
-                kinds = ", ".join(sorted({o.table for o in owners}))
+            elif table in pipeline_tables and "Logical_Flow" not in owners:
+                kinds = ", ".join(sorted(set(owners)))
                 stale.append(StaleFlow(cookie, line, f"a logical pipeline table holds a flow "
                                        f"whose cookie is a {kinds} row, not a logical flow"))
         return stale

@@ -184,6 +184,22 @@ class SouthboundIndex:
                 owners += [o for o in self._by_cookie.get(key, []) if o.table == table]
         return CookieAnswer(cookie, owners)
 
+    @cached_property
+    def tables_by_cookie(self) -> dict[int, tuple[str, ...]]:
+        """The tables of ``cookie(c).owners`` (in its order) for every 32-bit cookie some
+        row has: what checking every flow of a chassis asks, answered without reading a
+        row of a keyed table (its store's index holds the cookies)."""
+        found: dict[int, list[str]] = {}
+        for table in COOKIE_TABLES:
+            if table in self._keyed:
+                keys = set(self.sb.cookies(table))
+            else:
+                keys = {int(row["_uuid"][:8], 16) for row in self.sb.get(table, [])
+                        if len(row.get("_uuid", "")) >= 8}
+            for key in keys:
+                found.setdefault(key, []).append(table)
+        return {key: tuple(tables) for key, tables in found.items()}
+
     # --- datapaths and ports -------------------------------------------
 
     @cached_property
