@@ -28,6 +28,9 @@ _ADDRESS_SET = re.compile(r"\$([A-Za-z_][A-Za-z0-9_.]*)")
 _PORT_GROUP = re.compile(r"@([A-Za-z_][A-Za-z0-9_.]*)")
 _TEMPLATE = re.compile(r"\^([A-Za-z_][A-Za-z0-9_]*)")
 _TABLE = re.compile(r"(?:^|, )table=(\d+)")
+# The head ovs-ofctl dump-flows writes (cookie, duration, table): its cookie and table are
+# those line_cookie and _TABLE read, in one match; other lines take the general path.
+_DUMP_HEAD = re.compile(r"cookie=(0x[0-9a-f]+), (?:duration=[^,]*, )?table=(\d+), ")
 
 # Reasons an lflow has no OpenFlow flows on a chassis that are expected.
 NOT_LOCAL = "datapath not local to this chassis"
@@ -118,6 +121,9 @@ def _read_head(line: str) -> tuple[int, int] | None:
     """A flow line's cookie and table, or None when the line is garbled."""
     if " actions=" not in line and not line.startswith("actions="):
         return None
+    m = _DUMP_HEAD.match(line)
+    if m is not None:
+        return int(m.group(1), 16), int(m.group(2))
     try:
         cookie = line_cookie(line)
     except ValueError:
@@ -126,6 +132,18 @@ def _read_head(line: str) -> tuple[int, int] | None:
     if m is None and "table=" in line.split(" actions=", 1)[0]:
         return None
     return cookie, int(m.group(1)) if m else 0
+
+
+class _DatapathNames(dict):
+    """``SouthboundIndex.datapath_name_by_uuid``, each datapath's asked once."""
+
+    def __init__(self, names: SouthboundIndex):
+        super().__init__()
+        self._names = names
+
+    def __missing__(self, uuid: str) -> str:
+        name = self[uuid] = self._names.datapath_name_by_uuid(uuid)
+        return name
 
 
 class LocalDatapaths:
@@ -249,34 +267,30 @@ class LogicalAuditor:
         if bridge is None:
             return result
         local = LocalDatapaths(self.names, chassis)
-        cookies: Counter = Counter()
-        tables_of: dict[int, set[int]] = {}
-        conj_tables: set[int] = set()
         readable: list[tuple[int, int, str]] = []   # (cookie, table, line)
+        garbled = result.garbled
         for line in bridge.flows:
             head = _read_head(line)
             if head is None:
-                result.garbled.append(line)
-                continue
-            cookie, table = head
-            readable.append((cookie, table, line))
-            cookies[cookie] += 1
+                garbled.append(line)
+            else:
+                readable.append((*head, line))
+        cookies = Counter(cookie for cookie, _, _ in readable)
+        tables_of: dict[int, set[int]] = {}
+        for cookie, table in {(cookie, table) for cookie, table, _ in readable}:
             tables_of.setdefault(cookie, set()).add(table)
-            if "conjunction(" in line:
-                conj_tables.add(table)
+        conj_tables = {table for _, table, line in readable if "conjunction(" in line}
         lflows = self.names.rows("Logical_Flow")
         offsets = self._table_offsets(lflows, tables_of)
         statuses: list[LflowStatus] = []
-        for lf in lflows:
-            dps = self.lflow_datapaths(lf)
-            here = [d for d in dps if d in local.datapaths]
-            cookie = int(lf["_uuid"][:8], 16)
-            status = LflowStatus(
-                lf["_uuid"], (lf.get("external_ids") or {}).get("stage-name", "?"),
-                lf.get("pipeline", "?"), lf.get("table_id", 0), lf.get("priority", 0),
-                lf.get("match", ""), lf.get("actions", ""),
-                [self.names.datapath_name_by_uuid(d) for d in (here or dps)],
-                cookies.get(cookie, 0), "installed")
+        local_datapaths = local.datapaths
+        names = self._datapath_names
+        for lf, uuid, stage, pipeline, table_id, priority, match, actions, dps, cookie \
+                in self._lflow_columns:
+            here = [d for d in dps if d in local_datapaths]
+            status = LflowStatus(uuid, stage, pipeline, table_id, priority, match, actions,
+                                 [names[d] for d in (here or dps)], cookies.get(cookie, 0),
+                                 "installed")
             if not here:
                 status.status, status.reason = "expected", NOT_LOCAL
             elif status.openflow_flows == 0:
@@ -294,13 +308,28 @@ class LogicalAuditor:
         result.stale = self._stale(readable, offsets)
         return result
 
+    @cached_property
+    def _lflow_columns(self) -> list[tuple]:
+        """What the audit of every chassis reads of each lflow, read once per auditor:
+        (row, uuid, stage, pipeline, table_id, priority, match, actions, datapaths,
+        cookie)."""
+        return [(lf, lf["_uuid"], (lf.get("external_ids") or {}).get("stage-name", "?"),
+                 lf.get("pipeline", "?"), lf.get("table_id", 0), lf.get("priority", 0),
+                 lf.get("match", ""), lf.get("actions", ""), self.lflow_datapaths(lf),
+                 int(lf["_uuid"][:8], 16))
+                for lf in self.names.rows("Logical_Flow")]
+
+    @cached_property
+    def _datapath_names(self) -> _DatapathNames:
+        return _DatapathNames(self.names)
+
     def _table_offsets(self, lflows, tables_of) -> dict[str, int]:
         """OpenFlow table = logical table_id + offset, per pipeline, from installed flows."""
         votes: dict[str, Counter] = {"ingress": Counter(), "egress": Counter()}
-        for lf in lflows:
-            tables = tables_of.get(int(lf["_uuid"][:8], 16))
-            if tables and lf.get("pipeline") in votes:
-                votes[lf["pipeline"]][min(tables) - lf.get("table_id", 0)] += 1
+        for _, _, _, pipeline, table_id, _, _, _, _, cookie in self._lflow_columns:
+            tables = tables_of.get(cookie)
+            if tables and pipeline in votes:
+                votes[pipeline][min(tables) - table_id] += 1
         return {p: c.most_common(1)[0][0] for p, c in votes.items() if c}
 
     def _why_none(self, lf, chassis: Chassis, local: LocalDatapaths, conj_tables,
@@ -380,19 +409,19 @@ class LogicalAuditor:
         stale = []
         ingress = offsets.get("ingress")
         egress = offsets.get("egress")
-        n_tables = {p: max((lf.get("table_id", 0) for lf in self.names.rows("Logical_Flow")
-                            if lf.get("pipeline") == p), default=-1) + 1
+        n_tables = {p: max((table_id for _, _, _, pipeline, table_id, *_ in self._lflow_columns
+                            if pipeline == p), default=-1) + 1
                     for p in ("ingress", "egress")}
         pipeline_tables = set()
         if ingress is not None:
             pipeline_tables |= set(range(ingress, ingress + n_tables["ingress"]))
         if egress is not None:
             pipeline_tables |= set(range(egress, egress + n_tables["egress"]))
-        owners_of = self.names.tables_by_cookie   # cookie(c).owners' tables, per cookie
+        lflow_cookies = self.names.cookie_sets["Logical_Flow"]
         for cookie, table, line in flows:
-            if cookie == 0:
-                continue
-            owners = owners_of.get(cookie & 0xFFFFFFFF, ())
+            if cookie == 0 or cookie & 0xFFFFFFFF in lflow_cookies:
+                continue    # a logical flow's: never stale here
+            owners = self.names.cookie_tables(cookie)
             if not owners:
                 stale.append(StaleFlow(cookie, line, "its cookie matches no Southbound row"))
             elif table in pipeline_tables and "Logical_Flow" not in owners:

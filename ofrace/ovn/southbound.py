@@ -185,20 +185,23 @@ class SouthboundIndex:
         return CookieAnswer(cookie, owners)
 
     @cached_property
-    def tables_by_cookie(self) -> dict[int, tuple[str, ...]]:
-        """The tables of ``cookie(c).owners`` (in its order) for every 32-bit cookie some
-        row has: what checking every flow of a chassis asks, answered without reading a
-        row of a keyed table (its store's index holds the cookies)."""
-        found: dict[int, list[str]] = {}
+    def cookie_sets(self) -> dict[str, set[int]]:
+        """Per table of COOKIE_TABLES, the cookies (32 bits) of its rows: what checking
+        every flow of a chassis asks, answered without reading a row of a keyed table
+        (its store's index holds the cookies)."""
+        sets = {}
         for table in COOKIE_TABLES:
             if table in self._keyed:
-                keys = set(self.sb.cookies(table))
+                sets[table] = set(self.sb.cookies(table))
             else:
-                keys = {int(row["_uuid"][:8], 16) for row in self.sb.get(table, [])
-                        if len(row.get("_uuid", "")) >= 8}
-            for key in keys:
-                found.setdefault(key, []).append(table)
-        return {key: tuple(tables) for key, tables in found.items()}
+                sets[table] = {int(row["_uuid"][:8], 16) for row in self.sb.get(table, [])
+                               if len(row.get("_uuid", "")) >= 8}
+        return sets
+
+    def cookie_tables(self, cookie: int) -> list[str]:
+        """The tables of ``cookie(cookie).owners``, in its order, without their rows."""
+        key = cookie & 0xFFFFFFFF
+        return [table for table, keys in self.cookie_sets.items() if key in keys]
 
     # --- datapaths and ports -------------------------------------------
 
