@@ -269,7 +269,12 @@ class LogicalAuditor:
         local = LocalDatapaths(self.names, chassis)
         readable: list[tuple[int, int, str]] = []   # (cookie, table, line)
         garbled = result.garbled
+        match_head = _DUMP_HEAD.match
         for line in bridge.flows:
+            m = match_head(line)
+            if m is not None and " actions=" in line:   # _read_head's answer, inline
+                readable.append((int(m.group(1), 16), int(m.group(2)), line))
+                continue
             head = _read_head(line)
             if head is None:
                 garbled.append(line)
