@@ -280,11 +280,13 @@ class LogicalAuditor:
                 garbled.append(line)
             else:
                 readable.append((*head, line))
-        cookies = Counter(cookie for cookie, _, _ in readable)
+        columns = tuple(zip(*readable, strict=True)) or ((), (), ())   # cookies, tables, lines
+        cookies = Counter(columns[0])
         tables_of: dict[int, set[int]] = {}
-        for cookie, table in {(cookie, table) for cookie, table, _ in readable}:
+        for cookie, table in set(zip(columns[0], columns[1], strict=True)):
             tables_of.setdefault(cookie, set()).add(table)
-        conj_tables = {table for _, table, line in readable if "conjunction(" in line}
+        conj_tables = {table for table, line in zip(columns[1], columns[2], strict=True)
+                       if "conjunction(" in line}
         lflows = self.names.rows("Logical_Flow")
         offsets = self._table_offsets(lflows, tables_of)
         statuses: list[LflowStatus] = []
@@ -310,7 +312,7 @@ class LogicalAuditor:
                 status.northbound = [nb.describe(self.names.cms)
                                      for nb in self.names.northbound_for(lf)]
         result.lflows = statuses
-        result.stale = self._stale(readable, offsets)
+        result.stale = self._stale(readable, offsets, cookies)
         return result
 
     @cached_property
@@ -408,10 +410,15 @@ class LogicalAuditor:
                     s.status, s.reason = "expected", template.format(other=other.uuid[:8])
                     break
 
-    def _stale(self, flows: list[tuple[int, int, str]],
-               offsets: dict[str, int]) -> list[StaleFlow]:
+    def _stale(self, flows: list[tuple[int, int, str]], offsets: dict[str, int],
+               cookies: Counter) -> list[StaleFlow]:
         """Flows whose cookie no SB row explains, or of the wrong kind for their table."""
-        stale = []
+        stale: list[StaleFlow] = []
+        lflow_cookies = self.names.cookie_sets["Logical_Flow"]
+        suspects = {cookie for cookie in cookies
+                    if cookie != 0 and cookie & 0xFFFFFFFF not in lflow_cookies}
+        if not suspects:
+            return stale    # every flow's cookie is a logical flow's (or 0): none stale
         ingress = offsets.get("ingress")
         egress = offsets.get("egress")
         n_tables = {p: max((table_id for _, _, _, pipeline, table_id, *_ in self._lflow_columns
@@ -422,10 +429,9 @@ class LogicalAuditor:
             pipeline_tables |= set(range(ingress, ingress + n_tables["ingress"]))
         if egress is not None:
             pipeline_tables |= set(range(egress, egress + n_tables["egress"]))
-        lflow_cookies = self.names.cookie_sets["Logical_Flow"]
         for cookie, table, line in flows:
-            if cookie == 0 or cookie & 0xFFFFFFFF in lflow_cookies:
-                continue    # a logical flow's: never stale here
+            if cookie not in suspects:
+                continue
             owners = self.names.cookie_tables(cookie)
             if not owners:
                 stale.append(StaleFlow(cookie, line, "its cookie matches no Southbound row"))
