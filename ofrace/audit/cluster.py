@@ -9,6 +9,7 @@ from ofrace.audit.health import HealthAuditor, HealthProblem
 from ofrace.audit.interconnect import interconnect_findings
 from ofrace.audit.logical import ChassisLogicalAudit, LogicalAuditor
 from ofrace.errors import Exit, InputError, MissingDataError
+from ofrace.memory import building
 from ofrace.ovn.southbound import SouthboundIndex, chassis_view
 from ofrace.snapshot import Snapshot
 
@@ -67,6 +68,11 @@ def audit_snapshot(snapshot: Snapshot, only: list[str] | None = None) -> Cluster
         if unknown:
             raise InputError(f"--chassis {', '.join(unknown)}: not in the snapshot "
                              f"(chassis: {', '.join(snapshot.chassis) or 'none'})")
+    with building():    # millions of acyclic objects: no collector passes over them
+        return _audit(snapshot, only)
+
+
+def _audit(snapshot: Snapshot, only: list[str] | None) -> ClusterAudit:
     if snapshot.zones:
         return ClusterAudit(_audit_zones(snapshot, only))
     if snapshot.southbound is None:
@@ -78,18 +84,17 @@ def audit_snapshot(snapshot: Snapshot, only: list[str] | None = None) -> Cluster
     logical = LogicalAuditor(snapshot)
     health = HealthAuditor(snapshot)
     bfd = BfdAuditor(health.names)
-    results = []
-    for name, ch in snapshot.chassis.items():
-        if only and name not in only:
-            continue
+
+    def audit_one(name: str) -> ChassisAudit:
+        ch = snapshot.chassis[name]
         why = ch.unread()
         if why is not None:
-            results.append(ChassisAudit(name, None, unreadable=why))
-            continue
+            return ChassisAudit(name, None, unreadable=why)
         broken, notices = bfd.audit_chassis(ch)
-        results.append(ChassisAudit(name, logical.audit_chassis(ch),
-                                    health.audit_chassis(ch) + broken, notices=notices))
-    return ClusterAudit(results)
+        return ChassisAudit(name, logical.audit_chassis(ch), health.audit_chassis(ch) + broken,
+                            notices=notices)
+    return ClusterAudit([audit_one(name) for name in snapshot.chassis
+                         if not only or name in only])
 
 
 def _audit_zones(snapshot: Snapshot, only: list[str] | None) -> list[ChassisAudit]:

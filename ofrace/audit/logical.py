@@ -28,6 +28,9 @@ _ADDRESS_SET = re.compile(r"\$([A-Za-z_][A-Za-z0-9_.]*)")
 _PORT_GROUP = re.compile(r"@([A-Za-z_][A-Za-z0-9_.]*)")
 _TEMPLATE = re.compile(r"\^([A-Za-z_][A-Za-z0-9_]*)")
 _TABLE = re.compile(r"(?:^|, )table=(\d+)")
+# The head ovs-ofctl dump-flows writes (cookie, duration, table): its cookie and table are
+# those line_cookie and _TABLE read, in one match; other lines take the general path.
+_DUMP_HEAD = re.compile(r"cookie=(0x[0-9a-f]+), (?:duration=[^,]*, )?table=(\d+), ")
 
 # Reasons an lflow has no OpenFlow flows on a chassis that are expected.
 NOT_LOCAL = "datapath not local to this chassis"
@@ -118,6 +121,9 @@ def _read_head(line: str) -> tuple[int, int] | None:
     """A flow line's cookie and table, or None when the line is garbled."""
     if " actions=" not in line and not line.startswith("actions="):
         return None
+    m = _DUMP_HEAD.match(line)
+    if m is not None:
+        return int(m.group(1), 16), int(m.group(2))
     try:
         cookie = line_cookie(line)
     except ValueError:
@@ -126,6 +132,18 @@ def _read_head(line: str) -> tuple[int, int] | None:
     if m is None and "table=" in line.split(" actions=", 1)[0]:
         return None
     return cookie, int(m.group(1)) if m else 0
+
+
+class _DatapathNames(dict):
+    """``SouthboundIndex.datapath_name_by_uuid``, each datapath's asked once."""
+
+    def __init__(self, names: SouthboundIndex):
+        super().__init__()
+        self._names = names
+
+    def __missing__(self, uuid: str) -> str:
+        name = self[uuid] = self._names.datapath_name_by_uuid(uuid)
+        return name
 
 
 class LocalDatapaths:
@@ -249,34 +267,37 @@ class LogicalAuditor:
         if bridge is None:
             return result
         local = LocalDatapaths(self.names, chassis)
-        cookies: Counter = Counter()
-        tables_of: dict[int, set[int]] = {}
-        conj_tables: set[int] = set()
-        readable = []
+        readable: list[tuple[int, int, str]] = []   # (cookie, table, line)
+        garbled = result.garbled
+        match_head = _DUMP_HEAD.match
         for line in bridge.flows:
+            m = match_head(line)
+            if m is not None and " actions=" in line:   # _read_head's answer, inline
+                readable.append((int(m.group(1), 16), int(m.group(2)), line))
+                continue
             head = _read_head(line)
             if head is None:
-                result.garbled.append(line)
-                continue
-            readable.append(line)
-            cookie, table = head
-            cookies[cookie] += 1
+                garbled.append(line)
+            else:
+                readable.append((*head, line))
+        columns = tuple(zip(*readable, strict=True)) or ((), (), ())   # cookies, tables, lines
+        cookies = Counter(columns[0])
+        tables_of: dict[int, set[int]] = {}
+        for cookie, table in set(zip(columns[0], columns[1], strict=True)):
             tables_of.setdefault(cookie, set()).add(table)
-            if "conjunction(" in line:
-                conj_tables.add(table)
+        conj_tables = {table for table, line in zip(columns[1], columns[2], strict=True)
+                       if "conjunction(" in line}
         lflows = self.names.rows("Logical_Flow")
         offsets = self._table_offsets(lflows, tables_of)
         statuses: list[LflowStatus] = []
-        for lf in lflows:
-            dps = self.lflow_datapaths(lf)
-            here = [d for d in dps if d in local.datapaths]
-            cookie = int(lf["_uuid"][:8], 16)
-            status = LflowStatus(
-                lf["_uuid"], (lf.get("external_ids") or {}).get("stage-name", "?"),
-                lf.get("pipeline", "?"), lf.get("table_id", 0), lf.get("priority", 0),
-                lf.get("match", ""), lf.get("actions", ""),
-                [self.names.datapath_name_by_uuid(d) for d in (here or dps)],
-                cookies.get(cookie, 0), "installed")
+        local_datapaths = local.datapaths
+        names = self._datapath_names
+        for lf, uuid, stage, pipeline, table_id, priority, match, actions, dps, cookie \
+                in self._lflow_columns:
+            here = [d for d in dps if d in local_datapaths]
+            status = LflowStatus(uuid, stage, pipeline, table_id, priority, match, actions,
+                                 [names[d] for d in (here or dps)], cookies.get(cookie, 0),
+                                 "installed")
             if not here:
                 status.status, status.reason = "expected", NOT_LOCAL
             elif status.openflow_flows == 0:
@@ -291,16 +312,31 @@ class LogicalAuditor:
                 status.northbound = [nb.describe(self.names.cms)
                                      for nb in self.names.northbound_for(lf)]
         result.lflows = statuses
-        result.stale = self._stale(readable, offsets)
+        result.stale = self._stale(readable, offsets, cookies)
         return result
+
+    @cached_property
+    def _lflow_columns(self) -> list[tuple]:
+        """What the audit of every chassis reads of each lflow, read once per auditor:
+        (row, uuid, stage, pipeline, table_id, priority, match, actions, datapaths,
+        cookie)."""
+        return [(lf, lf["_uuid"], (lf.get("external_ids") or {}).get("stage-name", "?"),
+                 lf.get("pipeline", "?"), lf.get("table_id", 0), lf.get("priority", 0),
+                 lf.get("match", ""), lf.get("actions", ""), self.lflow_datapaths(lf),
+                 int(lf["_uuid"][:8], 16))
+                for lf in self.names.rows("Logical_Flow")]
+
+    @cached_property
+    def _datapath_names(self) -> _DatapathNames:
+        return _DatapathNames(self.names)
 
     def _table_offsets(self, lflows, tables_of) -> dict[str, int]:
         """OpenFlow table = logical table_id + offset, per pipeline, from installed flows."""
         votes: dict[str, Counter] = {"ingress": Counter(), "egress": Counter()}
-        for lf in lflows:
-            tables = tables_of.get(int(lf["_uuid"][:8], 16))
-            if tables and lf.get("pipeline") in votes:
-                votes[lf["pipeline"]][min(tables) - lf.get("table_id", 0)] += 1
+        for _, _, _, pipeline, table_id, _, _, _, _, cookie in self._lflow_columns:
+            tables = tables_of.get(cookie)
+            if tables and pipeline in votes:
+                votes[pipeline][min(tables) - table_id] += 1
         return {p: c.most_common(1)[0][0] for p, c in votes.items() if c}
 
     def _why_none(self, lf, chassis: Chassis, local: LocalDatapaths, conj_tables,
@@ -374,31 +410,33 @@ class LogicalAuditor:
                     s.status, s.reason = "expected", template.format(other=other.uuid[:8])
                     break
 
-    def _stale(self, flows: list[str], offsets: dict[str, int]) -> list[StaleFlow]:
+    def _stale(self, flows: list[tuple[int, int, str]], offsets: dict[str, int],
+               cookies: Counter) -> list[StaleFlow]:
         """Flows whose cookie no SB row explains, or of the wrong kind for their table."""
-        stale = []
+        stale: list[StaleFlow] = []
+        lflow_cookies = self.names.cookie_sets["Logical_Flow"]
+        suspects = {cookie for cookie in cookies
+                    if cookie != 0 and cookie & 0xFFFFFFFF not in lflow_cookies}
+        if not suspects:
+            return stale    # every flow's cookie is a logical flow's (or 0): none stale
         ingress = offsets.get("ingress")
         egress = offsets.get("egress")
-        n_tables = {p: max((lf.get("table_id", 0) for lf in self.names.rows("Logical_Flow")
-                            if lf.get("pipeline") == p), default=-1) + 1
+        n_tables = {p: max((table_id for _, _, _, pipeline, table_id, *_ in self._lflow_columns
+                            if pipeline == p), default=-1) + 1
                     for p in ("ingress", "egress")}
         pipeline_tables = set()
         if ingress is not None:
             pipeline_tables |= set(range(ingress, ingress + n_tables["ingress"]))
         if egress is not None:
             pipeline_tables |= set(range(egress, egress + n_tables["egress"]))
-        for line in flows:
-            cookie = line_cookie(line)
-            if cookie == 0:
+        for cookie, table, line in flows:
+            if cookie not in suspects:
                 continue
-            owners = self.names.cookie(cookie).owners
-            m = _TABLE.search(line)
-            table = int(m.group(1)) if m else 0
+            owners = self.names.cookie_tables(cookie)
             if not owners:
                 stale.append(StaleFlow(cookie, line, "its cookie matches no Southbound row"))
-            elif table in pipeline_tables and not any(o.table == "Logical_Flow"
-                                                      for o in owners):
-                kinds = ", ".join(sorted({o.table for o in owners}))
+            elif table in pipeline_tables and "Logical_Flow" not in owners:
+                kinds = ", ".join(sorted(set(owners)))
                 stale.append(StaleFlow(cookie, line, f"a logical pipeline table holds a flow "
                                        f"whose cookie is a {kinds} row, not a logical flow"))
         return stale

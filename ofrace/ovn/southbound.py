@@ -184,6 +184,25 @@ class SouthboundIndex:
                 owners += [o for o in self._by_cookie.get(key, []) if o.table == table]
         return CookieAnswer(cookie, owners)
 
+    @cached_property
+    def cookie_sets(self) -> dict[str, set[int]]:
+        """Per table of COOKIE_TABLES, the cookies (32 bits) of its rows: what checking
+        every flow of a chassis asks, answered without reading a row of a keyed table
+        (its store's index holds the cookies)."""
+        sets = {}
+        for table in COOKIE_TABLES:
+            if table in self._keyed:
+                sets[table] = set(self.sb.cookies(table))
+            else:
+                sets[table] = {int(row["_uuid"][:8], 16) for row in self.sb.get(table, [])
+                               if len(row.get("_uuid", "")) >= 8}
+        return sets
+
+    def cookie_tables(self, cookie: int) -> list[str]:
+        """The tables of ``cookie(cookie).owners``, in its order, without their rows."""
+        key = cookie & 0xFFFFFFFF
+        return [table for table, keys in self.cookie_sets.items() if key in keys]
+
     # --- datapaths and ports -------------------------------------------
 
     @cached_property

@@ -745,6 +745,11 @@ class StoredTables(MutableMapping):
                 table, [item for _, item in hits]) if hits else []
         return found
 
+    def cookies(self, table: str):
+        """The cookie (32 bits) of every row of a keyed table, from its store's index: what
+        answers "has any row this cookie" without decoding a row."""
+        return self._store(table).key_array()
+
     def __setitem__(self, table: str, rows: list[dict]) -> None:
         self._names[table] = None
         self._loaded[table] = rows

@@ -184,6 +184,13 @@ class BlockStore:
             self._cache[b] = items
         return items
 
+    def key_array(self) -> array:
+        """Every item's key in sorted order, read from the index alone (checked in order,
+        as ``with_key`` checks them)."""
+        if not self._ordered:
+            self._check_keys()
+        return self.keys
+
     def item(self, i: int) -> bytes:
         """The item at sorted index ``i``."""
         b = bisect_right(self.first, i) - 1
