@@ -22,10 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 # The lab tests that say a release works: bring-up, the seed's trace and reply against
-# the wire, ofrace against ofproto/trace, the audit and its injected faults.
+# the wire, ofrace against ofproto/trace, the audit and its injected faults, and the
+# interconnect lab (zones, cross-zone traces, the per-zone audit).
 LAB_TESTS = ("integration/test_lab.py", "integration/test_trace.py",
-             "integration/test_agreement.py", "integration/test_audit.py")
-TOPOLOGIES = ("kind", "acl")
+             "integration/test_agreement.py", "integration/test_audit.py",
+             "integration/test_kind_ic.py", "integration/test_zones_trace.py")
+TOPOLOGIES = ("kind", "acl", "openstack")
 
 
 def release_of(prefix: Path) -> str:
