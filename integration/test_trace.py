@@ -186,6 +186,16 @@ def test_unknown_destination_mac_is_dropped(tracer, warm_kind):
     assert len(warm_kind.pcap_packets("ovn-worker", "ovn-k8s-mp0")) == before["ovn-k8s-mp0"]
 
 
+def without_counters(doc):
+    """A trace document without its flows' counters: what the node observed when it was
+    read (n_packets, duration), which differs between any two reads of the same tables."""
+    if isinstance(doc, dict):
+        return {k: without_counters(v) for k, v in doc.items() if k != "counters"}
+    if isinstance(doc, list):
+        return [without_counters(v) for v in doc]
+    return doc
+
+
 def test_snapshot_file_traces_exactly_like_the_live_cluster(warm_kind, tmp_path):
     inv = warm_kind.dir / "inventory.toml"
     snap = tmp_path / "kind.ofr"
@@ -200,7 +210,10 @@ def test_snapshot_file_traces_exactly_like_the_live_cluster(warm_kind, tmp_path)
                              timeout=120)
     assert live.returncode == 0, live.stderr
     assert offline.returncode == 0, offline.stderr
-    assert json.loads(live.stdout) == json.loads(offline.stdout)
+    assert without_counters(json.loads(live.stdout)) == \
+        without_counters(json.loads(offline.stdout))
+    # the control: the counters are there, so leaving them out is not vacuous
+    assert "counters" in json.dumps(json.loads(offline.stdout))
     doc = json.loads(offline.stdout)
     assert doc["schema"] == "ofrace-trace/1"
     assert doc["verdicts"][0]["kind"] == "delivered"
