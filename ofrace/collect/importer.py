@@ -544,6 +544,17 @@ def _chassis_report(chassis: Chassis, label: str, doc: dict) -> ChassisReport:
     return result
 
 
+
+def _unread_chassis(snapshot: Snapshot, system_id: str, row: dict, why: str) -> str:
+    """Put a chassis whose tables were not read into ``snapshot``, under a name not yet
+    taken, with ``why``; return that name."""
+    shown = _unique(row.get("hostname") or system_id, snapshot.chassis)
+    snapshot.chassis[shown] = Chassis(
+        name=shown, transport="import", reachable=False, system_id=system_id,
+        problems=[Problem(where=shown, what="import", error=why)])
+    return shown
+
+
 def _add_absent_chassis(snapshot: Snapshot, report: ImportReport) -> None:
     """SB chassis no sosreport was given for: in the snapshot as unread, with why."""
     present = {ch.system_id for ch in snapshot.chassis.values()}
@@ -551,12 +562,9 @@ def _add_absent_chassis(snapshot: Snapshot, report: ImportReport) -> None:
     for name, (row, zone) in sorted(_sb_chassis(snapshot).items()):
         if name in present:
             continue
-        shown = _unique(row.get("hostname") or name, snapshot.chassis)
-        why = (f"no sosreport of this chassis (system-id {name}) was given: its OpenFlow "
-               "tables are not in the snapshot")
-        snapshot.chassis[shown] = Chassis(
-            name=shown, transport="import", reachable=False, system_id=name,
-            problems=[Problem(where=shown, what="import", error=why)])
+        shown = _unread_chassis(snapshot, name, row, (
+            f"no sosreport of this chassis (system-id {name}) was given: its OpenFlow "
+            "tables are not in the snapshot"))
         if zone is not None:
             zone.chassis = sorted([*zone.chassis, shown])
         result = ChassisReport(shown, None)
@@ -566,12 +574,9 @@ def _add_absent_chassis(snapshot: Snapshot, report: ImportReport) -> None:
     for name, row in sorted(_remote_only(snapshot).items()):
         if name in present:
             continue
-        shown = _unique(row.get("hostname") or name, snapshot.chassis)
-        why = (f"system-id {name} is a remote chassis in every zone read: its own zone's "
-               "databases were not read, nor its OpenFlow tables")
-        snapshot.chassis[shown] = Chassis(
-            name=shown, transport="import", reachable=False, system_id=name,
-            problems=[Problem(where=shown, what="import", error=why)])
+        shown = _unread_chassis(snapshot, name, row, (
+            f"system-id {name} is a remote chassis in every zone read: its own zone's "
+            "databases were not read, nor its OpenFlow tables"))
         report.chassis.append(ChassisReport(shown, None))
     snapshot.chassis = dict(sorted(snapshot.chassis.items()))
 
