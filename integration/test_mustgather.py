@@ -30,17 +30,10 @@ from test_import_sos import normalize  # noqa: E402
 pytestmark = pytest.mark.lab
 OFRACE = [sys.executable, "-m", "ofrace"]
 SOS = shlex.split(os.environ.get("OFRACE_SOS", "sos"))
-# Across zones: ovn-worker2's management port -> nginx on ovn-worker (two cluster
-# routers, the transit switch's tunnel); coredns (ovn-control-plane) -> nginx's
-# ClusterIP, load-balanced in the source zone (test_zones_trace's packets).
-CROSS_ZONE = [
-    'inport == "k8s-ovn-worker2" && eth.src == 4e:19:7f:89:93:bc && '
-    "eth.dst == 0a:58:0a:f4:00:01 && ip4.src == 10.244.0.2 && ip4.dst == 10.244.1.3 && "
-    "ip.ttl == 64 && tcp.src == 41600 && tcp.dst == 80 && tcp.flags == 2",
-    'inport == "kube-system_coredns-64897985d-rzjfr" && eth.src == 0a:58:0a:f4:02:03 && '
-    "eth.dst == 0a:58:0a:f4:02:01 && ip4.src == 10.244.2.3 && ip4.dst == 10.96.91.159 && "
-    "ip.ttl == 64 && tcp.src == 41700 && tcp.dst == 80 && tcp.flags == 2",
-]
+# The cross-zone packets both must-gather tests trace (the file says which).
+_PACKETS = json.loads((ROOT / "tests" / "fixtures" / "mustgather" /
+                       "cross_zone_packets.json").read_text())
+CROSS_ZONE = [_PACKETS["pod-to-pod"], _PACKETS["pod-to-clusterip"]]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -25,14 +25,8 @@ from ofrace.errors import InputError
 MG = Path(__file__).parent / "fixtures" / "mustgather"
 SOS = Path(__file__).parent / "fixtures" / "sos" / "sos-4.12"
 NODES = ["ovn-control-plane", "ovn-worker", "ovn-worker2"]
-CROSS_ZONE = [   # integration/test_mustgather.py's: pod -> pod, pod -> ClusterIP
-    'inport == "k8s-ovn-worker2" && eth.src == 4e:19:7f:89:93:bc && '
-    "eth.dst == 0a:58:0a:f4:00:01 && ip4.src == 10.244.0.2 && ip4.dst == 10.244.1.3 && "
-    "ip.ttl == 64 && tcp.src == 41600 && tcp.dst == 80 && tcp.flags == 2",
-    'inport == "kube-system_coredns-64897985d-rzjfr" && eth.src == 0a:58:0a:f4:02:03 && '
-    "eth.dst == 0a:58:0a:f4:02:01 && ip4.src == 10.244.2.3 && ip4.dst == 10.96.91.159 && "
-    "ip.ttl == 64 && tcp.src == 41700 && tcp.dst == 80 && tcp.flags == 2",
-]
+_PACKETS = json.loads((MG / "cross_zone_packets.json").read_text())
+CROSS_ZONE = [_PACKETS["pod-to-pod"], _PACKETS["pod-to-clusterip"]]
 pytestmark = pytest.mark.skipif(not (MG / "must-gather.tar.gz").is_file(),
                                 reason="no recorded must-gather")
 
