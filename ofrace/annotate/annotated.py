@@ -162,9 +162,25 @@ class Annotator:
         return self._zones[chassis].get(zone)
 
     def trace(self, trace: ClusterTrace) -> AnnotatedTrace:
+        self._read_datapaths(trace)
         annotated: dict[int, AnnotatedVerdict] = {}
         root = self.hop(trace.root, annotated)
         return AnnotatedTrace(root, [annotated[id(v)] for v in trace.verdicts()])
+
+    def _read_datapaths(self, trace: ClusterTrace) -> None:
+        """Each SB index is told the datapaths (``metadata``) of the flows the trace hit,
+        so a live SB reads just their logical flows, at once."""
+        wanted: dict[int, tuple[SouthboundIndex, set[int]]] = {}
+        for hop in trace.hops:
+            for step in hop.root.walk():
+                if step.kind != StepKind.FLOW or not step.cookie:
+                    continue
+                names = self.names_for(step.chassis)
+                key = (step.data.get("packet") or {}).get("metadata")
+                if isinstance(key, int):
+                    wanted.setdefault(id(names), (names, set()))[1].add(key)
+        for names, keys in wanted.values():
+            names.read_datapaths(keys)
 
     def hop(self, hop: Hop, annotated: dict[int, AnnotatedVerdict] | None = None
             ) -> AnnotatedHop:

@@ -70,7 +70,7 @@ def trace(expression, source, source_port, destination, protocol, body, chassis,
     request = TraceRequest.from_options(expression, source_port, destination, protocol,
                                         chassis, reply, buckets, ct_next, conversation, step,
                                         established, ct, body)
-    snapshot = obtain_snapshot(source, warn=warn)
+    snapshot = obtain_snapshot(source, warn=warn, on_demand=True)
     result = run_trace(snapshot, request)
     if check_logical:
         # imported only when asked: every trace pays for what it imports

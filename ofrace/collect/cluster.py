@@ -6,6 +6,7 @@ it, becomes a ``Problem`` in the snapshot and the run goes on.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -224,6 +225,58 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
     return db
 
 
+def database_reader(name: str, spec: DatabaseSpec, db: Database, open_transport,
+                    snapshot: Snapshot, limits: Limits):
+    """Later reads of a database already read (``db``): (read_where, read_whole), each
+    one ``ovsdb-client query`` through a transport ``open_transport()`` opens (here, or
+    the node it is read via); errors raise MissingDataError."""
+    from ofrace.collect.southbound_on_demand import read_failed
+
+    database = DATABASE_NAMES[name]
+    chassis = snapshot.chassis.get(spec.via) if spec.via else None
+    budget_args = (max(DATABASE_TIMEOUT, limits.timeout),
+                   max(DEFAULT_MAX_OUTPUT, limits.max_output))
+    extra = _ssl_args(spec, chassis) if db.remote.startswith("ssl:") else []
+
+    def query(ops: list[dict]) -> list[dict]:
+        transport = open_transport()
+        run = transport_runner(transport, Budget(*budget_args))
+        argv = ["ovsdb-client", *extra, "query", db.remote,
+                json.dumps([database, *ops], separators=(",", ":"))]
+        try:
+            with building():
+                result = run(argv)
+        except TransportError as exc:
+            raise read_failed(ops[0]["table"], str(exc)) from None
+        finally:
+            _close_all([transport])
+        if result["error"]:
+            raise read_failed(ops[0]["table"], _explain_ovsdb_error(result["error"], db.remote))
+        try:
+            replies = json.loads(result["stdout"])
+            table = (db.schema or {}).get("tables", {})[ops[0]["table"]]
+            decoders = ofrace_agent.column_decoders(table)
+            rows = []
+            for reply in replies:
+                if "error" in reply:
+                    raise ValueError(reply.get("details") or reply["error"])
+                rows += ofrace_agent._decode_rows(reply, decoders)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise read_failed(ops[0]["table"], f"unreadable answer: {exc}") from None
+        return rows
+
+    def read_where(table: str, clauses: list[list]) -> list[dict]:
+        if not clauses:
+            return []
+        return query([{"op": "select", "table": table, "where": [clause]}
+                      for clause in clauses])
+
+    def read_whole(table: str = "Logical_Flow") -> list[dict]:
+        return query([{"op": "select", "table": table, "where": []}])
+
+    return read_where, read_whole
+
+
 def _explain_ovsdb_error(error: str, remote: str) -> str:
     line = error.strip().splitlines()[-1] if error.strip() else error
     if re.search(r"ovsdb-client'?: (command )?not found|'ovsdb-client': No such file", line):
@@ -291,6 +344,97 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
     pool.shutdown()
     _close_all([local, *transports.values()])
     return snapshot
+
+
+def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jobs: int = 16,
+                      limits: Limits | None = None,
+                      warn: Callable[[str], None] | None = None) -> Snapshot:
+    """The databases now, each node only when the command first asks for it (a live
+    trace: the chassis where the packet enters, then each one it reaches).  A node read
+    here is read as ``collect_cluster`` reads it; its problems are told through ``warn``
+    when it is read.  Inventories whose nodes carry their own zone databases are read
+    whole (``collect_cluster``): which zone a port is in is only known from every zone."""
+    if any(spec.southbound or spec.northbound for spec in inventory.nodes):
+        return collect_cluster(inventory, strict_host_keys=strict_host_keys, jobs=jobs,
+                               limits=limits)
+    from ofrace.collect.on_demand import NodesOnDemand
+
+    tell = warn or (lambda line: None)
+    limits = limits or Limits()
+    snapshot = Snapshot()
+    snapshot.problems.extend(inventory.problems)
+    specs = {spec.name: spec for spec in inventory.nodes}
+
+    def transport_for(spec: NodeSpec):
+        transport = make_transport(spec, strict_host_keys, limits.for_node(spec)[0])
+        if isinstance(transport, SSHTransport):
+            transport.on_unverified = partial(
+                _accepted_unverified, lambda event: tell(f"{event.name}: {event.detail}"),
+                spec.name)
+        return transport
+
+    def read_node(spec: NodeSpec) -> Chassis:
+        transport = transport_for(spec)
+        try:
+            chassis = collect_node(spec, transport, limits)
+        finally:
+            _close_all([transport])
+        secrets.redact_chassis(chassis, secrets.template_secrets(spec.template, spec.env),
+                               snapshot.redacted)
+        for problem in chassis.problems:
+            tell(f"{problem.where} {problem.what}: {problem.error}")
+        return chassis
+
+    snapshot.chassis = NodesOnDemand(inventory.nodes, read_node, jobs)  # type: ignore
+    at_once = tuple(t for t in SOUTHBOUND_TABLES if t != "Logical_Flow")
+    databases = [(name, tables, spec) for name, tables, spec in (
+        ("southbound", at_once, inventory.southbound),
+        ("northbound", NORTHBOUND_TABLES, inventory.northbound),
+        ("interconnect", INTERCONNECT_TABLES, inventory.interconnect)) if spec is not None]
+
+    def read_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec) -> Database:
+        transports = {}
+        if spec.via is not None and spec.via in specs:
+            snapshot.chassis[spec.via]    # its ovn-remote and SSL files, and its reach
+            transports[spec.via] = transport_for(specs[spec.via])
+        try:
+            return collect_database(name, tables, spec, transports, snapshot, limits)
+        finally:
+            _close_all(transports.values())
+
+    with ThreadPoolExecutor(max_workers=max(1, len(databases))) as pool:
+        read = list(pool.map(lambda args: read_database(*args), databases))
+    for db in read:
+        secrets.redact_database(db, snapshot.redacted)
+        setattr(snapshot, db.name, db)
+        if db.error:
+            tell(f"{db.name} read: {db.error}")
+    sb = snapshot.southbound
+    if sb is not None and not sb.error and sb.schema:
+        _logical_flows_on_demand(sb, inventory.southbound, specs, transport_for, snapshot,
+                                 limits)
+    if snapshot.southbound is not None:
+        sb = snapshot.southbound.tables
+        snapshot.chassis.hint_from_southbound(sb.get("Chassis", []), sb.get("Encap", []))
+    for problem in inventory.problems:
+        tell(f"{problem.where} {problem.what}: {problem.error}")
+    return snapshot
+
+
+def _logical_flows_on_demand(sb: Database, spec: DatabaseSpec, specs: dict, transport_for,
+                             snapshot: Snapshot, limits: Limits) -> None:
+    """The SB's Logical_Flow, read by datapath when the trace is annotated."""
+    from ofrace.collect.southbound_on_demand import SouthboundOnDemand
+
+    def open_transport():
+        return transport_for(specs[spec.via]) if spec.via else LocalTransport()
+
+    def redact(rows: list[dict]) -> None:
+        secrets.redact_more_rows({"Logical_Flow": rows}, sb.name, snapshot.redacted)
+
+    read_where, read_whole = database_reader("southbound", spec, sb, open_transport,
+                                             snapshot, limits)
+    sb.tables = SouthboundOnDemand(sb.tables, read_where, read_whole, redact)  # type: ignore
 
 
 def _collect_zones(inventory: Inventory, snapshot: Snapshot, pool: ThreadPoolExecutor,

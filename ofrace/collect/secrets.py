@@ -214,6 +214,12 @@ def redact_database(db, record: list[str]) -> None:
     _record(record, places)
 
 
+def redact_more_rows(tables: dict, where: str, record: list[str]) -> None:
+    """Rows of a database read later (a live trace's logical flows by datapath): redacted
+    as the first read's were, and where, recorded with them."""
+    _record(record, redact_rows(tables, where))
+
+
 def _record(record: list[str], places: list[str]) -> None:
     room = MAX_RECORDED - len(record)
     if room <= 0 or len(places) <= room:

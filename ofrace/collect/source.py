@@ -38,9 +38,11 @@ class SnapshotSource:
         return load_inventory(self.inventory_file)
 
 
-def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None) -> Snapshot:
-    """The snapshot file, or the whole cluster of the inventory read now (its
-    problems told through ``warn``, one line each)."""
+def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None,
+                    on_demand: bool = False) -> Snapshot:
+    """The snapshot file, or the cluster of the inventory read now (its problems told
+    through ``warn``, one line each): whole, or with ``on_demand`` the databases now and
+    each node when first asked for (a trace reads only the chassis it crosses)."""
     if source.snapshot_file:
         return Snapshot.load(source.snapshot_file)
     inventory = source.inventory("give --snapshot FILE, or --inventory FILE / --lab to read "
@@ -48,8 +50,10 @@ def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None) -> Snap
     # every command that reads live traces or audits; zones: each node names its own
     if inventory.southbound is None and not any(n.southbound for n in inventory.nodes):
         raise InputError("tracing needs the Southbound DB: add [southbound] to the inventory")
-    from ofrace.collect.cluster import collect_cluster
+    from ofrace.collect.cluster import collect_cluster, collect_on_demand
 
+    if on_demand:
+        return collect_on_demand(inventory, warn=warn)
     snapshot = collect_cluster(inventory)
     for problem in snapshot.all_problems():
         if warn:

@@ -148,13 +148,13 @@ class SouthboundIndex:
         # Tables a version-3 file answers by cookie: never decoded whole for a trace.
         keyed = getattr(self.sb, "keyed", None)
         self._keyed = tuple(t for t in COOKIE_TABLES if keyed is not None and keyed(t))
-        self._ovn_versions = {name: ch.ovn_version for name, ch in snapshot.chassis.items()}
-        self._ovn_versions.update({ch.system_id: ch.ovn_version
-                                   for ch in snapshot.chassis.values() if ch.system_id})
+        self._snapshot = snapshot
 
     def facts(self, chassis: str) -> OvnFacts:
-        """OVN's version facts for the release ``chassis``' ovn-controller runs."""
-        return facts_for(self._ovn_versions.get(chassis))
+        """OVN's version facts for the release ``chassis``' ovn-controller runs (a chassis
+        a live trace has not read is not read for this)."""
+        found = self._snapshot.find_chassis(chassis, read=False) if chassis else None
+        return facts_for(found.ovn_version if found is not None else None)
 
     def rows(self, table: str) -> list[dict]:
         return self.sb.get(table, [])
@@ -183,6 +183,15 @@ class SouthboundIndex:
             else:
                 owners += [o for o in self._by_cookie.get(key, []) if o.table == table]
         return CookieAnswer(cookie, owners)
+
+    def read_datapaths(self, keys: set[int]) -> None:
+        """Before naming a trace's flows: a Southbound read on demand (a live trace)
+        reads the logical flows of the datapaths (tunnel keys) the packet was in now,
+        in one query, rather than the whole table; any other SB has them already."""
+        fetch = getattr(self.sb, "fetch_datapaths", None)
+        if fetch is not None:
+            fetch({self._datapath_by_key[k]["_uuid"] for k in keys
+                   if k in self._datapath_by_key})
 
     @cached_property
     def cookie_sets(self) -> dict[str, set[int]]:

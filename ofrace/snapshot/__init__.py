@@ -359,8 +359,24 @@ class Snapshot:
             found.append(("interconnect southbound", self.interconnect))
         return found
 
+    def find_chassis(self, key: str, read: bool = True) -> Chassis | None:
+        """The chassis named ``key``, else the last one whose system-id is ``key`` (the
+        SB's name for it).  A live collect that reads nodes on demand (its ``chassis``
+        mapping has ``find``) reads the one it is; ``read=False``: only those read."""
+        finder = getattr(self.chassis, "find", None)
+        if finder is not None:
+            return finder(key, read)
+        found = self.chassis.get(key)
+        if found is None:
+            for ch in self.chassis.values():
+                if ch.system_id == key:
+                    found = ch
+        return found
+
     def zone_of(self, chassis: str) -> Zone | None:
         """The zone whose SB ``chassis`` (a snapshot name or system-id) is bound in."""
+        if not self.zones:
+            return None
         for zone in self.zones.values():
             if chassis in zone.chassis:
                 return zone

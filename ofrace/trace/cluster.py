@@ -40,7 +40,12 @@ from ofrace.simulate.groups import datapath_kinds
 from ofrace.simulate.steps import Exit, ExitKind, Step, StepKind
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 from ofrace.trace import controller_packets
-from ofrace.trace.provider_network import Crossing, ProviderNetworks, uplinks_of
+from ofrace.trace.provider_network import (
+    ChassisBySystemId,
+    Crossing,
+    ProviderNetworks,
+    uplinks_of,
+)
 from ofrace.trace.resumed import resumed_answer
 from ofrace.trace.verdicts import VERDICT_OF_EXIT, VerdictKind
 
@@ -147,7 +152,7 @@ class ClusterTracer:
         self.conntrack: dict[str, ConntrackTable] = {}
         self._notes: list[str] = []     # said once, on the next hop that runs
         self._datapaths: dict[str, ChassisDatapath] = {}
-        self._by_system_id = {c.system_id: c for c in snapshot.chassis.values() if c.system_id}
+        self._by_system_id = ChassisBySystemId(snapshot)
 
     @property
     def provider(self) -> ProviderNetworks:
@@ -403,17 +408,27 @@ class ClusterTracer:
                       or self._redirect_chassis_of(as_port["logical_port"])
                       or self._redirect_chassis_of(peer["logical_port"])
                       or self._gateway_chassis_of(as_port["datapath"]))
-            others = sorted((c for c in self.snapshot.chassis.values()
-                             if c is not pinned and c.unread() is None), key=lambda c: c.name)
-            candidates = ([pinned] if pinned is not None else []) + others
-            if not candidates:
+
+            def others() -> list[Chassis]:    # read only when the pinned one is not it
+                return sorted((c for c in self.snapshot.chassis.values()
+                               if c is not pinned and c.unread() is None),
+                              key=lambda c: c.name)
+
+            def pinned_first():
+                yield pinned
+                yield from others()
+
+            candidates = pinned_first() if pinned else others()
+            if pinned is None and not candidates:
                 raise MissingDataError(f"{name} is not pinned to a chassis, and no chassis' "
                                        "tables were read")
         dp_key = self.names.datapath_key(peer["datapath"])
         entry = (f"logical port {name} (from its peer {peer['logical_port']})" if as_port is pb
                  else f"logical port {name} (as {as_port['logical_port']}, from its peer "
                       f"{peer['logical_port']})")
+        tried = []
         for ch in candidates:
+            tried.append(ch)
             if ch.unread() is not None:
                 raise MissingDataError(ch.unread())
             facts = self.facts(ch.name)
@@ -424,7 +439,7 @@ class ClusterTracer:
                                   {"in_port": 0, facts.register("datapath"): dp_key,
                                    facts.register("outport"): peer["tunnel_key"]},
                                   entry, table=table, logical_port=name)
-        where = candidates[0].name if len(candidates) == 1 else "any chassis"
+        where = tried[0].name if len(tried) == 1 else "any chassis"
         raise InputError(f"no flow on {where} hands packets from {peer['logical_port']} "
                          f"to {name}")
 

@@ -109,14 +109,33 @@ def uplinks_of(chassis: Chassis, bridge: str) -> list[Interface]:
             and i.name != bridge and i.ofport not in (None, -1)]
 
 
+class ChassisBySystemId:
+    """The snapshot's chassis by the SB's name for them, looked up one at a time: a live
+    trace reads only the chassis it asks for."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+
+    def get(self, system_id: str | None) -> Chassis | None:
+        return self.snapshot.find_chassis(system_id) if system_id else None
+
+    def __contains__(self, system_id: object) -> bool:
+        return isinstance(system_id, str) and self.get(system_id) is not None
+
+    def __getitem__(self, system_id: str) -> Chassis:
+        found = self.get(system_id)
+        if found is None:
+            raise KeyError(system_id)
+        return found
+
+
 class ProviderNetworks:
     """The physical networks the chassis share, and who owns which MAC on them."""
 
     def __init__(self, snapshot: Snapshot, names: SouthboundIndex):
         self.snapshot = snapshot
         self.names = names
-        self._by_system_id = {c.system_id: c for c in snapshot.chassis.values()
-                              if c.system_id}
+        self._by_system_id = ChassisBySystemId(snapshot)
 
     # ------------------------------------------------------------ networks
 
