@@ -63,6 +63,11 @@ def test_live_trace_reads_only_the_chassis_it_crosses(kind_lab, counted):
     assert set(counted) == crossed          # the transports ran commands there only
     assert set(snapshot.chassis.order) == crossed
     assert len(inventory.nodes) == 3
+    # the node the packet enters by is read with the databases when the port is known
+    counted.clear()
+    early = cluster.collect_on_demand(inventory, entry_port=COREDNS)
+    assert set(counted) == {"ovn-control-plane"}
+    assert early.chassis.order == ["ovn-control-plane"]
     # the control: a packet to ovn-worker2 does read it, so the count above can fail
     again = run_trace(snapshot, TraceRequest(source=COREDNS,
                                              destination=f"{WORKER2_MP_IP}:80"))

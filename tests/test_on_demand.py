@@ -28,7 +28,7 @@ TOPOLOGIES = ["kind", "acl", "basic", "openstack"]
 def _select(rows: list[dict], clause: list) -> list[dict]:
     """What ``select`` with one ``[column, "==", ["uuid", U]]`` clause returns."""
     column, _, (_, uuid) = clause
-    return [r for r in rows if r.get(column) == uuid or r.get(column) == [uuid]]
+    return [r for r in rows if r.get(column) in (uuid, [uuid])]
 
 
 def on_demand(topology: str, hints: bool = True):
@@ -42,10 +42,12 @@ def on_demand(topology: str, hints: bool = True):
         reads.append(spec.name)
         return whole.chassis[spec.name]
 
-    def read_where(table, clauses):
+    def read_where(table, clauses, columns):
         found = []
         for clause in clauses:
             found += [r for r in _select(lflows, clause) if r not in found]
+        if columns is not None:
+            found = [{c: r[c] for c in columns} for r in found]
         return copy.deepcopy(found)
 
     nodes = NodesOnDemand([NodeSpec(name=n) for n in whole.chassis], read_node)
@@ -90,7 +92,7 @@ def test_without_the_datapath_read_the_flows_are_unnamed():
     whole = _eager("kind")
     request = _requests(whole)[0]
     live, _, sb = on_demand("kind")
-    sb.fetch_datapaths = lambda datapaths: None
+    sb.fetch_datapaths = lambda datapaths, cookies: None
     assert _trace(live, request) != _trace(whole, request)
 
 
@@ -113,3 +115,12 @@ def test_asking_for_every_chassis_reads_every_node_once():
     assert [c.name for c in live.chassis.values()] == sorted(whole.chassis)
     live.chassis.values()
     assert sorted(reads) == sorted(whole.chassis)
+
+
+def test_the_entry_port_is_read_from_the_request_as_typed():
+    from ofrace.annotate.session import TraceRequest
+
+    assert TraceRequest(source="vm1", destination="10.0.0.1").entry_port == "vm1"
+    typed = 'inport == "ns/pod-1" && ip4.dst == 10.0.0.1'
+    assert TraceRequest(expression=typed).entry_port == "ns/pod-1"
+    assert TraceRequest(expression='outport == "x" && ip4').entry_port is None

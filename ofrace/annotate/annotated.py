@@ -170,17 +170,19 @@ class Annotator:
     def _read_datapaths(self, trace: ClusterTrace) -> None:
         """Each SB index is told the datapaths (``metadata``) of the flows the trace hit,
         so a live SB reads just their logical flows, at once."""
-        wanted: dict[int, tuple[SouthboundIndex, set[int]]] = {}
+        wanted: dict[int, tuple[SouthboundIndex, set[int], set[int]]] = {}
         for hop in trace.hops:
             for step in hop.root.walk():
                 if step.kind != StepKind.FLOW or not step.cookie:
                     continue
                 names = self.names_for(step.chassis)
+                _, keys, cookies = wanted.setdefault(id(names), (names, set(), set()))
+                cookies.add(step.cookie)
                 key = (step.data.get("packet") or {}).get("metadata")
                 if isinstance(key, int):
-                    wanted.setdefault(id(names), (names, set()))[1].add(key)
-        for names, keys in wanted.values():
-            names.read_datapaths(keys)
+                    keys.add(key)
+        for names, keys, cookies in wanted.values():
+            names.read_datapaths(keys, cookies)
 
     def hop(self, hop: Hop, annotated: dict[int, AnnotatedVerdict] | None = None
             ) -> AnnotatedHop:

@@ -56,6 +56,14 @@ class TraceRequest:
     # what the body asks: ("dhcp" | "dhcpv6", message type) or ("dns", NAME[:TYPE])
     body: tuple[str, str] | None = None
 
+    @property
+    def entry_port(self) -> str | None:
+        """The logical port the packet enters by, as typed (a live read starts there)."""
+        if self.source:
+            return self.source
+        found = re.search(r'\binport\s*==\s*"([^"]*)"', self.expression or "")
+        return found.group(1) if found else None
+
     @classmethod
     def from_options(cls, expression, source, destination, protocol, chassis, reply,
                      buckets=(), ct_next=(), conversation=False, step=None,

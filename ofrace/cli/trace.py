@@ -70,7 +70,8 @@ def trace(expression, source, source_port, destination, protocol, body, chassis,
     request = TraceRequest.from_options(expression, source_port, destination, protocol,
                                         chassis, reply, buckets, ct_next, conversation, step,
                                         established, ct, body)
-    snapshot = obtain_snapshot(source, warn=warn, on_demand=True)
+    snapshot = obtain_snapshot(source, warn=warn, on_demand=True,
+                               entry_port=request.entry_port)
     result = run_trace(snapshot, request)
     if check_logical:
         # imported only when asked: every trace pays for what it imports

@@ -265,11 +265,15 @@ def database_reader(name: str, spec: DatabaseSpec, db: Database, open_transport,
             raise read_failed(ops[0]["table"], f"unreadable answer: {exc}") from None
         return rows
 
-    def read_where(table: str, clauses: list[list]) -> list[dict]:
+    def read_where(table: str, clauses: list[list], columns: list[str] | None = None
+                   ) -> list[dict]:
         if not clauses:
             return []
-        return query([{"op": "select", "table": table, "where": [clause]}
-                      for clause in clauses])
+        ops = [{"op": "select", "table": table, "where": [clause]} for clause in clauses]
+        for op in ops:
+            if columns is not None:
+                op["columns"] = columns
+        return query(ops)
 
     def read_whole(table: str = "Logical_Flow") -> list[dict]:
         return query([{"op": "select", "table": table, "where": []}])
@@ -347,13 +351,15 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
 
 
 def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jobs: int = 16,
-                      limits: Limits | None = None,
-                      warn: Callable[[str], None] | None = None) -> Snapshot:
+                      limits: Limits | None = None, warn: Callable[[str], None] | None = None,
+                      entry_port: str | None = None) -> Snapshot:
     """The databases now, each node only when the command first asks for it (a live
     trace: the chassis where the packet enters, then each one it reaches).  A node read
     here is read as ``collect_cluster`` reads it; its problems are told through ``warn``
-    when it is read.  Inventories whose nodes carry their own zone databases are read
-    whole (``collect_cluster``): which zone a port is in is only known from every zone."""
+    when it is read; ``entry_port``: the logical port the packet enters by, whose node
+    is read with the databases.  Inventories whose nodes carry their own zone databases
+    are read whole (``collect_cluster``): which zone a port is in is only known from
+    every zone."""
     if any(spec.southbound or spec.northbound for spec in inventory.nodes):
         return collect_cluster(inventory, strict_host_keys=strict_host_keys, jobs=jobs,
                                limits=limits)
@@ -402,7 +408,11 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
         finally:
             _close_all(transports.values())
 
-    with ThreadPoolExecutor(max_workers=max(1, len(databases))) as pool:
+    with ThreadPoolExecutor(max_workers=len(databases) + 1) as pool:
+        if entry_port and inventory.southbound is not None and inventory.southbound.via is None:
+            # the node the packet enters is read while the databases are
+            pool.submit(_read_entry_node, snapshot.chassis, inventory.southbound, entry_port,
+                        limits)
         read = list(pool.map(lambda args: read_database(*args), databases))
     for db in read:
         secrets.redact_database(db, snapshot.redacted)
@@ -419,6 +429,32 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
     for problem in inventory.problems:
         tell(f"{problem.where} {problem.what}: {problem.error}")
     return snapshot
+
+
+def _read_entry_node(nodes, spec: DatabaseSpec, port: str, limits: Limits) -> None:
+    """Read the node ``port`` is bound to, found with one small SB query (its binding,
+    the chassis and their encaps); a port the SB does not name so is left to the trace."""
+    ops = [{"op": "select", "table": "Port_Binding", "where": [["logical_port", "==", port]],
+            "columns": ["chassis"]},
+           {"op": "select", "table": "Chassis", "where": [],
+            "columns": ["_uuid", "name", "hostname", "encaps"]},
+           {"op": "select", "table": "Encap", "where": [], "columns": ["_uuid", "ip"]}]
+    argv = ["ovsdb-client", *_ssl_args(spec, None), "query", spec.remote or "",
+            json.dumps([DATABASE_NAMES["southbound"], *ops], separators=(",", ":"))]
+    try:
+        result = transport_runner(LocalTransport(), Budget(limits.timeout))(argv)
+        replies = json.loads(result["stdout"]) if not result["error"] else None
+        bound, chassis, encaps = (
+            [{k: ofrace_agent.ovsdb_decode(v) for k, v in row.items()} for row in r["rows"]]
+            for r in replies)
+    except Exception:  # noqa: BLE001 - only a head start: the trace reads what it needs
+        return
+    if len(bound) != 1 or not bound[0].get("chassis"):
+        return
+    row = next((c for c in chassis if c.get("_uuid") == bound[0]["chassis"]), None)
+    if row is not None and isinstance(row.get("name"), str):
+        nodes.hint_from_southbound(chassis, encaps)
+        nodes.find(row["name"])
 
 
 def _logical_flows_on_demand(sb: Database, spec: DatabaseSpec, specs: dict, transport_for,

@@ -1,12 +1,13 @@
 """A live Southbound whose Logical_Flow table is read by datapath, when asked.
 
 The Logical_Flow table is most of a big SB (118k of its rows, ~18 s for ovsdb-server
-to send), and a trace needs the logical flows of the few datapaths it crossed only, to
-name the flows it hit.  So a live trace reads every other table at once and, before
-annotating, the rows of Logical_Flow whose datapath (or datapath group) is one the
-packet was in: one ``ovsdb-client query`` of a select per datapath and group, read-only,
-like the whole-table read.  Anything that asks for the whole table (an audit,
-``--check-logical``) gets it, read then.
+to send), and a trace needs the logical flows it hit only, to name them.  So a live
+trace reads every other table at once and, before annotating, the UUIDs of the logical
+flows of the datapaths the packet was in (and of the datapath groups holding them),
+then the whole rows of those whose UUID starts with a cookie it hit: two
+``ovsdb-client query`` calls, read-only like the whole-table read.  A cookie names every
+row of those datapaths it is the prefix of, as the whole table would.  Anything that
+asks for the whole table (an audit, ``--check-logical``) gets it, read then.
 
 The mapping answers as a snapshot file's stored tables do (``keyed``, ``with_cookie``,
 ``cookies``), so ``ofrace.ovn.southbound`` reads it without knowing where rows come from.
@@ -21,8 +22,9 @@ from ofrace.errors import MissingDataError
 
 TABLE = "Logical_Flow"
 
-# (table, where clauses) → rows decoded as a whole-table read decodes them, or an error
-ReadWhere = Callable[[str, list[list]], list[dict]]
+# (table, where clauses (one select each, rows of any), columns or None for all) → rows
+# decoded as a whole-table read decodes them; errors raise
+ReadWhere = Callable[[str, list[list], "list[str] | None"], list[dict]]
 
 
 class SouthboundOnDemand(MutableMapping):
@@ -33,13 +35,13 @@ class SouthboundOnDemand(MutableMapping):
                  redact: Callable[[list[dict]], None]):
         self._tables = tables
         self._read_where, self._read_whole, self._redact = read_where, read_whole, redact
-        self._rows: dict[str, dict] = {}        # _uuid → row, of the datapaths read
-        self._by_cookie: dict[int, list[dict]] = {}
+        self._rows: dict[str, dict] = {}            # _uuid → row, read whole
+        self._uuids: dict[int, list[str]] = {}      # cookie → _uuids, of the datapaths read
         self._datapaths: set[str] = set()
         self._groups: set[str] = set()
         self._whole: list[dict] | None = None
-        self._lock = threading.Lock()
-        self.queries = 0                          # datapath reads made (tests, benchmarks)
+        self._lock = threading.RLock()
+        self.queries = 0                          # reads made (tests, benchmarks)
 
     # --- the mapping ---------------------------------------------------------------
 
@@ -74,11 +76,14 @@ class SouthboundOnDemand(MutableMapping):
         return table == TABLE
 
     def with_cookie(self, table: str, cookie: int) -> list[dict]:
-        """The rows of the datapaths read (or of the whole table, once read) whose UUID
-        starts with ``cookie``."""
+        """The rows whose UUID starts with ``cookie``: of the datapaths read (each row
+        read when first asked for), or of the whole table once it was read."""
         if self._whole is not None:
             return [row for row in self._whole if _cookie(row) == cookie]
-        return list(self._by_cookie.get(cookie, []))
+        with self._lock:
+            uuids = self._uuids.get(cookie, [])
+            self._read_rows([u for u in uuids if u not in self._rows])
+            return [self._rows[u] for u in uuids]
 
     def cookies(self, table: str) -> list[int]:
         return [c for c in (_cookie(row) for row in self.whole()) if c is not None]
@@ -94,31 +99,39 @@ class SouthboundOnDemand(MutableMapping):
                 self._whole = rows
             return self._whole
 
-    def fetch_datapaths(self, datapaths: set[str]) -> None:
-        """Read the logical flows of ``datapaths`` (Datapath_Binding UUIDs) not read yet:
-        those of the datapath itself and of each datapath group that holds it."""
+    def fetch_datapaths(self, datapaths: set[str], cookies: set[int] = frozenset()) -> None:
+        """Learn the logical flows of ``datapaths`` (Datapath_Binding UUIDs): the UUIDs
+        of those of each datapath and of each datapath group holding it; then read the
+        rows of ``cookies`` (32 bits) among them, in one query."""
         with self._lock:
             if self._whole is not None:
                 return
             new = set(datapaths) - self._datapaths
-            if not new:
-                return
             groups = {g["_uuid"] for g in self._tables.get("Logical_DP_Group", [])
                       if new & set(_uuids(g.get("datapaths")))} - self._groups
-            where = ([["logical_datapath", "==", ["uuid", d]] for d in sorted(new)]
-                     + [["logical_dp_group", "==", ["uuid", g]] for g in sorted(groups)])
-            rows = self._read_where(TABLE, where)
-            self.queries += 1
-            self._redact(rows)
-            for row in rows:
-                if row.get("_uuid") in self._rows:
-                    continue
-                self._rows[row["_uuid"]] = row
-                key = _cookie(row)
-                if key is not None:
-                    self._by_cookie.setdefault(key, []).append(row)
-            self._datapaths |= new
-            self._groups |= groups
+            if new or groups:
+                where = ([["logical_datapath", "==", ["uuid", d]] for d in sorted(new)]
+                         + [["logical_dp_group", "==", ["uuid", g]] for g in sorted(groups)])
+                seen = {u for us in self._uuids.values() for u in us}
+                for row in self._read_where(TABLE, where, ["_uuid"]):
+                    uuid, key = row.get("_uuid"), _cookie(row)
+                    if key is not None and uuid not in seen:
+                        seen.add(uuid)
+                        self._uuids.setdefault(key, []).append(uuid)
+                self.queries += 1
+                self._datapaths |= new
+                self._groups |= groups
+            self._read_rows([u for c in sorted(cookies) for u in self._uuids.get(c, [])
+                             if u not in self._rows])
+
+    def _read_rows(self, uuids: list[str]) -> None:
+        if not uuids:
+            return
+        rows = self._read_where(TABLE, [["_uuid", "==", ["uuid", u]] for u in uuids], None)
+        self.queries += 1
+        self._redact(rows)
+        for row in rows:
+            self._rows[row["_uuid"]] = row
 
 
 def _cookie(row: dict) -> int | None:

@@ -184,14 +184,14 @@ class SouthboundIndex:
                 owners += [o for o in self._by_cookie.get(key, []) if o.table == table]
         return CookieAnswer(cookie, owners)
 
-    def read_datapaths(self, keys: set[int]) -> None:
+    def read_datapaths(self, keys: set[int], cookies: set[int]) -> None:
         """Before naming a trace's flows: a Southbound read on demand (a live trace)
-        reads the logical flows of the datapaths (tunnel keys) the packet was in now,
-        in one query, rather than the whole table; any other SB has them already."""
+        reads the logical flows of the datapaths (tunnel keys) the packet was in with
+        the ``cookies`` it hit, now, rather than the whole table; any other SB has them."""
         fetch = getattr(self.sb, "fetch_datapaths", None)
         if fetch is not None:
             fetch({self._datapath_by_key[k]["_uuid"] for k in keys
-                   if k in self._datapath_by_key})
+                   if k in self._datapath_by_key}, {c & 0xFFFFFFFF for c in cookies})
 
     @cached_property
     def cookie_sets(self) -> dict[str, set[int]]:
