@@ -10,7 +10,7 @@ import click
 from ofrace.annotate.session import TraceRequest, run_trace
 from ofrace.cli.options import json_option, request_body_options, snapshot_source
 from ofrace.collect.source import obtain_snapshot
-from ofrace.render.collect import warn
+from ofrace.render.collect import live_progress, warn
 from ofrace.render.trace_html import print_trace
 
 
@@ -70,9 +70,9 @@ def trace(expression, source, source_port, destination, protocol, body, chassis,
     request = TraceRequest.from_options(expression, source_port, destination, protocol,
                                         chassis, reply, buckets, ct_next, conversation, step,
                                         established, ct, body)
-    snapshot = obtain_snapshot(source, warn=warn, on_demand=True,
-                               entry_port=request.entry_port)
-    result = run_trace(snapshot, request)
+    with live_progress(not source.snapshot_file) as progress:
+        snapshot = obtain_snapshot(source, warn, request.entry_port, progress, on_demand=True)
+        result = run_trace(snapshot, request)   # reads each node as the packet reaches it
     if check_logical:
         # imported only when asked: every trace pays for what it imports
         result.logical = import_module("ofrace.compare.ovn_trace").check_logical(snapshot, result)

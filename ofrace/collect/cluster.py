@@ -352,7 +352,8 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
 
 def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jobs: int = 16,
                       limits: Limits | None = None, warn: Callable[[str], None] | None = None,
-                      entry_port: str | None = None) -> Snapshot:
+                      entry_port: str | None = None,
+                      progress: Progress | None = None) -> Snapshot:
     """The databases now, each node only when the command first asks for it (a live
     trace: the chassis where the packet enters, then each one it reaches).  A node read
     here is read as ``collect_cluster`` reads it; its problems are told through ``warn``
@@ -366,6 +367,7 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
     from ofrace.collect.on_demand import NodesOnDemand
 
     tell = warn or (lambda line: None)
+    shown = progress or (lambda event: None)
     limits = limits or Limits()
     snapshot = Snapshot()
     snapshot.problems.extend(inventory.problems)
@@ -381,12 +383,17 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
 
     def read_node(spec: NodeSpec) -> Chassis:
         transport = transport_for(spec)
+        shown(CollectEvent("start", spec.name))
         try:
             chassis = collect_node(spec, transport, limits)
         finally:
             _close_all([transport])
         secrets.redact_chassis(chassis, secrets.template_secrets(spec.template, spec.env),
                                snapshot.redacted)
+        if chassis.reachable:
+            flows = sum(len(b.flows) for b in chassis.bridges.values())
+            shown(CollectEvent("partial" if chassis.problems else "done", chassis.name,
+                               f"{flows} flows, {len(chassis.bridges)} bridges"))
         for problem in chassis.problems:
             tell(f"{problem.where} {problem.what}: {problem.error}")
         return chassis
@@ -403,10 +410,15 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
         if spec.via is not None and spec.via in specs:
             snapshot.chassis[spec.via]    # its ovn-remote and SSL files, and its reach
             transports[spec.via] = transport_for(specs[spec.via])
+        shown(CollectEvent("start", name))
         try:
-            return collect_database(name, tables, spec, transports, snapshot, limits)
+            db = collect_database(name, tables, spec, transports, snapshot, limits)
         finally:
             _close_all(transports.values())
+        if not db.error:
+            rows = sum(len(rows) for rows in db.tables.values())
+            shown(CollectEvent("done", name, f"{rows} rows, {len(db.tables)} tables"))
+        return db
 
     with ThreadPoolExecutor(max_workers=len(databases) + 1) as pool:
         if entry_port and inventory.southbound is not None and inventory.southbound.via is None:

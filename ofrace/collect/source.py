@@ -38,12 +38,13 @@ class SnapshotSource:
         return load_inventory(self.inventory_file)
 
 
-def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None,
-                    on_demand: bool = False, entry_port: str | None = None) -> Snapshot:
+def obtain_snapshot(source: SnapshotSource, warn: Warn | None = None,
+                    entry_port: str | None = None, progress: Progress | None = None, *,
+                    on_demand: bool = False) -> Snapshot:
     """The snapshot file, or the cluster of the inventory read now (its problems told
     through ``warn``, one line each): whole, or with ``on_demand`` the databases now and
-    each node when first asked for (a trace reads only the chassis it crosses; the one
-    of ``entry_port`` with the databases)."""
+    each node when first asked for (a trace reads only the chassis it crosses; the one of
+    ``entry_port`` with the databases; ``progress`` sees each read)."""
     if source.snapshot_file:
         return Snapshot.load(source.snapshot_file)
     inventory = source.inventory("give --snapshot FILE, or --inventory FILE / --lab to read "
@@ -54,7 +55,8 @@ def obtain_snapshot(source: SnapshotSource, *, warn: Warn | None = None,
     from ofrace.collect.cluster import collect_cluster, collect_on_demand
 
     if on_demand:
-        return collect_on_demand(inventory, warn=warn, entry_port=entry_port)
+        return collect_on_demand(inventory, warn=warn, entry_port=entry_port,
+                                 progress=progress)
     snapshot = collect_cluster(inventory)
     for problem in snapshot.all_problems():
         if warn:

@@ -38,9 +38,9 @@ def print_warning(console: Console, event: CollectEvent) -> None:
 class ProgressPrinter:
     """Shows each node as it starts and finishes; a spinner line when on a terminal."""
 
-    def __init__(self, console: Console, total: int):
-        self.console, self.total, self.finished = console, total, 0
-        self.status = console.status("collecting…") if console.is_terminal else None
+    def __init__(self, console: Console, total: int | None, doing: str = "collecting"):
+        self.console, self.total, self.finished, self.doing = console, total, 0, doing
+        self.status = console.status(f"{doing}…") if console.is_terminal else None
         if self.status:
             self.status.start()
 
@@ -55,11 +55,29 @@ class ProgressPrinter:
         self.console.print(f"{mark} {escape(event.name)}: {escape(event.detail)}",
                            highlight=False)
         if self.status:
-            self.status.update(f"collecting… {self.finished}/{self.total}")
+            done = f"{self.finished}/{self.total}" if self.total else f"{self.finished} read"
+            self.status.update(f"{self.doing}… {done}")
 
     def close(self) -> None:
         if self.status:
             self.status.stop()
+
+
+@contextmanager
+def live_progress(live: bool) -> Iterator:
+    """What a live trace reads, as it reads it (the databases, then each node as the
+    packet reaches it): on a terminal only, so scripts and pipes see nothing new."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    if not live or not err.is_terminal:
+        yield None
+        return
+    printer = ProgressPrinter(err, None, "reading the cluster")
+    try:
+        yield printer
+    finally:
+        printer.close()
 
 
 @contextmanager
