@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import json
 import os
 import platform
 import statistics
@@ -44,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from index_bench import measure_index  # noqa: E402
+from live_trace import live_traces  # noqa: E402
 
 from ofrace import __version__  # noqa: E402
 from ofrace.audit.cluster import audit_snapshot  # noqa: E402
@@ -303,7 +303,7 @@ def measure(args, lab: Lab, row, rows) -> int:
         "≤ 300 MiB" + verdict(cold["median"] <= 1.0 and cold["peak"] <= 300))
 
     # --- the same trace live: a new process reading the cluster now (issue 17)
-    live = live_traces(lab, inventory, src, dst, cold["output"])
+    live = live_traces(lab.dir / "inventory.toml", inventory, src, dst, cold["output"])
     row("same trace, live, first (new process, empty cache)", f"{live['first']:.2f} s",
         f"read {live['read']} of {n_nodes} chassis ({', '.join(live['names'])}); target "
         "≤ 10 s, only the chassis crossed" + verdict(live["first"] <= 10
@@ -371,48 +371,6 @@ def cold_runs(argv: list[str], accept=(0, 1), repeat: int = 5) -> dict:
     walls = [r[0] for r in runs]
     return {"best": min(walls), "median": statistics.median(walls),
             "peak": max(r[2] for r in runs) / 1024, "output": runs[0][3]}
-
-
-def without_counters(doc):
-    if isinstance(doc, dict):
-        return {k: without_counters(v) for k, v in doc.items() if k != "counters"}
-    if isinstance(doc, list):
-        return [without_counters(v) for v in doc]
-    return doc
-
-
-def live_traces(lab: Lab, inventory: Inventory, src: str, dst: str, offline: bytes) -> dict:
-    """``ofrace trace -i`` as a new process, first with an empty cache, then three times
-    with the cache the first left; each answer must equal the snapshot file's (counters
-    aside).  Which chassis a live trace reads is counted in this process."""
-    from ofrace.annotate.session import TraceRequest, run_trace
-    from ofrace.collect.cluster import collect_on_demand
-
-    cache = Path(tempfile.mkdtemp(prefix="ofrace-cache-"))
-    env = {**os.environ, "OFRACE_CACHE_DIR": str(cache)}
-    argv = [sys.executable, "-m", "ofrace", "trace", "-i", str(lab.dir / "inventory.toml"),
-            "--from", src, "--to", f"{dst}:80", "--tcp", "--json"]
-    expected = without_counters(json.loads(offline))
-
-    def once():
-        t0 = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, timeout=900, env=env, cwd=ROOT)
-        took = time.perf_counter() - t0
-        if done.returncode not in (0, 1) or not done.stdout.startswith(b"{"):
-            raise BenchmarkFailed(f"live trace failed (exit {done.returncode}): "
-                                  f"{done.stderr.decode()[-300:]}")
-        if without_counters(json.loads(done.stdout)) != expected:
-            raise BenchmarkFailed("the live trace differs from the snapshot file's")
-        return took
-
-    first = once()
-    nexts = [once() for _ in range(3)]
-    snapshot = collect_on_demand(inventory)
-    run_trace(snapshot, TraceRequest(source=src, destination=f"{dst}:80"))
-    names = list(snapshot.chassis.order)
-    sb = snapshot.southbound
-    return {"first": first, "next": statistics.median(nexts), "read": len(names),
-            "names": names, "sb_read_as": getattr(sb, "read_as", None) or "a full read"}
 
 
 def ovn_trace_daemon(remote: str, microflow: str) -> tuple[float, float]:
