@@ -6,10 +6,12 @@ are kept in the user's own cache (``$OFRACE_CACHE_DIR``, else
 with the last transaction id the server named; the next read asks the server for the
 changes since that id (``monitor_cond_since``, ovsdb/jsonrpc-server.c) and applies them
 to the cached rows.  ovsdb-server keeps a transaction history only for clustered (and
-relay) databases (ovsdb/transaction.c ``ovsdb_txn_history_run`` runs only when
-``db->need_txn_history``, which ovsdb/ovsdb-server.c sets for clustered/relay
-databases), so a standalone database is read whole every time: ``Database.read_as``
-says which it was.
+relay) databases (ovsdb/ovsdb-server.c ``open_db``: ``ovsdb_txn_history_init(db, is_relay
+|| ovsdb_storage_is_clustered(storage))``), so a standalone database is read whole every
+time; and the history is short (ovsdb/transaction.c ``ovsdb_txn_history_run``: at most
+100 transactions, and no more atoms than the database holds), so a busy or tiny
+database may have forgotten the id: the server then sends everything (found=false).
+``Database.read_as`` says which it was.
 
 The rows a read gives are the rows ``ovsdb_select`` gives (same decoding, same key
 order), sorted by ``_uuid`` in every path, so a snapshot is the same whichever way it
@@ -250,7 +252,7 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
     use_cache = cache_enabled() if use_cache is None else use_cache
     path = cache_path(remote, via, database)
     cached = load_cache(path) if use_cache else None
-    if cached is not None and sorted(cached["tables"]) != sorted(tables):
+    if cached is not None and cached.get("requested") != sorted(tables):
         cached = None
     answer = fetch(cached["last_id"] if cached else None)
     schema = _checked_schema(answer)
@@ -258,7 +260,8 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
     changes = ofrace_agent.decode_monitor_updates(schema, answer["updates"])
     rows = None
     if answer["found"] and cached is not None and cached["identity"] == ident:
-        rows = {t: {r["_uuid"]: r for r in cached["tables"].get(t, [])} for t in tables}
+        rows = {t: {r["_uuid"]: r for r in cached["tables"].get(t, [])} for t in tables
+                if t in schema["tables"]}
         try:
             count = apply_changes(rows, changes, schema)
             read_as = f"changes since {cached['last_id']} ({count} rows)"
@@ -276,7 +279,7 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
         read_as = "full"
     data = {t: sorted_rows(rows[t]) for t in tables if t in schema["tables"]}
     if use_cache:
-        _keep(path, answer, ident, data)
+        _keep(path, answer, ident, tables, data)
     return MonitorRead(tables=data, schema=schema, read_as=read_as)
 
 
@@ -287,13 +290,14 @@ def _checked_schema(answer: dict) -> dict:
     return answer["schema"]
 
 
-def _keep(path: Path, answer: dict, ident: dict, data: dict) -> None:
+def _keep(path: Path, answer: dict, ident: dict, tables: tuple[str, ...],
+          data: dict) -> None:
     """Cache the rows when a next read can use them: the server named a transaction
     (a standalone database names none) and no row holds a secret."""
     if answer["last_id"] == ofrace_agent.ZERO_UUID or holds_secrets(data):
         forget_cache(path)
         return
-    save_cache(path, {"format": CACHE_FORMAT, "identity": ident,
+    save_cache(path, {"format": CACHE_FORMAT, "identity": ident, "requested": sorted(tables),
                       "last_id": answer["last_id"], "tables": data})
 
 
