@@ -265,3 +265,15 @@ def test_holds_secrets_leaves_rows_alone():
     before = copy.deepcopy(tables)
     assert database_cache.holds_secrets(tables)
     assert tables == before
+
+
+def test_a_change_that_brings_a_secret_drops_the_cache(cache_home):
+    server = FakeServer()
+    read(server)
+    path = database_cache.cache_path("unix:/x.sock", "local", "T")
+    assert path.exists()
+    server.change(U1, {"modify": {"options": ["map", [["password", "hunter2"]]]}}, TXN2)
+    second = read(server)
+    assert second.read_as.startswith("changes since ")
+    assert second.tables["Thing"][0]["options"] == {"k": "v", "password": "hunter2"}
+    assert not path.exists()

@@ -154,8 +154,9 @@ def save_cache(path: Path, doc: dict) -> bool:
         return False
     try:
         os.fchmod(fd, 0o600)
+        text = json.dumps(doc, separators=(",", ":"))  # the C encoder: json.dump is not
         with os.fdopen(fd, "w") as handle:
-            json.dump(doc, handle, separators=(",", ":"))
+            handle.write(text)
         os.replace(tmp, path)
         return True
     except (OSError, ValueError):
@@ -267,20 +268,26 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
             read_as = f"changes since {cached['last_id']} ({count} rows)"
         except (CacheMismatch, KeyError, TypeError, AttributeError):
             rows = None
-    if rows is None and answer["found"]:
+    if rows is not None:
+        # the cached rows held no secret: only the rows that came need a look
+        data = {t: sorted_rows(rows[t]) for t in tables if t in schema["tables"]}
+        if use_cache and (count or answer["last_id"] != cached["last_id"]):
+            came = {t: [rows[t][u] for u, (kind, _) in table_changes.items()
+                        if kind != "delete"] for t, table_changes in changes.items()}
+            _keep(path, answer, ident, tables, data, came)
+        return MonitorRead(tables=data, schema=schema, read_as=read_as)
+    if answer["found"]:
         # the server had the id, but our rows are not that database's: read it whole
         answer = fetch(None)
         schema = _checked_schema(answer)
         ident = identity(schema, answer.get("server"))
         changes = ofrace_agent.decode_monitor_updates(schema, answer["updates"])
-    if rows is None:
-        rows = {t: {} for t in tables if t in schema["tables"]}
-        apply_changes(rows, changes, schema)
-        read_as = "full"
+    rows = {t: {} for t in tables if t in schema["tables"]}
+    apply_changes(rows, changes, schema)
     data = {t: sorted_rows(rows[t]) for t in tables if t in schema["tables"]}
     if use_cache:
-        _keep(path, answer, ident, tables, data)
-    return MonitorRead(tables=data, schema=schema, read_as=read_as)
+        _keep(path, answer, ident, tables, data, data)
+    return MonitorRead(tables=data, schema=schema, read_as="full")
 
 
 def _checked_schema(answer: dict) -> dict:
@@ -291,10 +298,11 @@ def _checked_schema(answer: dict) -> dict:
 
 
 def _keep(path: Path, answer: dict, ident: dict, tables: tuple[str, ...],
-          data: dict) -> None:
+          data: dict, unchecked: dict) -> None:
     """Cache the rows when a next read can use them: the server named a transaction
-    (a standalone database names none) and no row holds a secret."""
-    if answer["last_id"] == ofrace_agent.ZERO_UUID or holds_secrets(data):
+    (a standalone database names none) and no row holds a secret (``unchecked``: the
+    rows not known to be free of them)."""
+    if answer["last_id"] == ofrace_agent.ZERO_UUID or holds_secrets(unchecked):
         forget_cache(path)
         return
     save_cache(path, {"format": CACHE_FORMAT, "identity": ident, "requested": sorted(tables),
