@@ -186,7 +186,7 @@ def test_stale_cache_without_the_diff_differs(cache_home):
     read(server)
     server.change(U1, {"modify": {"name": "renamed"}}, TXN2)
     server.rows[U1] = dict(server.rows[U1], name="renamed")
-    stale = database_cache.load_cache(database_cache.cache_path("unix:/x.sock", "local", "T"))
+    stale = database_cache.load_cache(database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",)))
     fresh = read(server, use_cache=False)
     assert json.dumps(stale["tables"]) != json.dumps(fresh.tables)
 
@@ -205,13 +205,13 @@ def test_standalone_database_is_not_cached(cache_home):
     read(server)
     read(server)
     assert server.asked == [None, None]
-    assert not database_cache.cache_path("unix:/x.sock", "local", "T").exists()
+    assert not database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",)).exists()
 
 
 def test_other_cluster_id_is_a_full_read(cache_home):
     server = FakeServer()
     read(server)
-    path = database_cache.cache_path("unix:/x.sock", "local", "T")
+    path = database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",))
     doc = json.loads(path.read_text())
     doc["identity"]["cid"] = "another"
     path.write_text(json.dumps(doc))
@@ -223,7 +223,7 @@ def test_other_cluster_id_is_a_full_read(cache_home):
 def test_corrupt_cache_is_ignored(cache_home, damage):
     server = FakeServer()
     read(server)
-    database_cache.cache_path("unix:/x.sock", "local", "T").write_text(damage)
+    database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",)).write_text(damage)
     again = read(server)
     assert again.read_as == "full" and server.asked == [None, None]
 
@@ -231,7 +231,7 @@ def test_corrupt_cache_is_ignored(cache_home, damage):
 def test_cache_permissions_and_symlinks(cache_home, tmp_path):
     server = FakeServer()
     read(server)
-    path = database_cache.cache_path("unix:/x.sock", "local", "T")
+    path = database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",))
     assert stat.S_IMODE(os.stat(cache_home).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert not [p for p in cache_home.iterdir() if p.name.startswith(".tmp-")]
@@ -248,9 +248,17 @@ def test_rows_with_secrets_are_not_cached(cache_home):
     server = FakeServer()
     server.rows[U1] = dict(WIRE_INITIAL, options=["map", [["password", "hunter2"]]])
     read(server)
-    assert not database_cache.cache_path("unix:/x.sock", "local", "T").exists()
+    assert not database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",)).exists()
     assert database_cache.holds_secrets({"Thing": [{"options": {"psk": "x"}}]})
     assert not database_cache.holds_secrets({"Thing": [{"options": {"key": "5"}}]})
+
+
+def test_other_tables_have_their_own_cache(cache_home):
+    server = FakeServer()
+    read(server)
+    read_database(server, "unix:/x.sock", "local", "T", ("Thing", "Other"))
+    assert read(server).read_as.startswith("changes since ")
+    assert len(list(cache_home.glob("*.json"))) == 2
 
 
 def test_no_cache_reads_whole(cache_home, monkeypatch):
@@ -270,7 +278,7 @@ def test_holds_secrets_leaves_rows_alone():
 def test_a_change_that_brings_a_secret_drops_the_cache(cache_home):
     server = FakeServer()
     read(server)
-    path = database_cache.cache_path("unix:/x.sock", "local", "T")
+    path = database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",))
     assert path.exists()
     server.change(U1, {"modify": {"options": ["map", [["password", "hunter2"]]]}}, TXN2)
     second = read(server)

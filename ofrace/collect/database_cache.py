@@ -71,8 +71,10 @@ def cache_dir() -> Path:
     return Path(xdg) / "ofrace" if xdg else Path.home() / ".cache" / "ofrace"
 
 
-def cache_path(remote: str, via: str, database: str) -> Path:
-    key = json.dumps([remote, via, database]).encode()
+def cache_path(remote: str, via: str, database: str, tables: tuple[str, ...]) -> Path:
+    """One file per database and set of tables (``--discover`` reads two SB tables: that
+    read must not replace the whole SB's cache)."""
+    key = json.dumps([remote, via, database, sorted(tables)]).encode()
     return cache_dir() / f"{database}-{hashlib.sha256(key).hexdigest()[:24]}.json"
 
 
@@ -251,7 +253,7 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
     (``ofrace_agent.ovsdb_monitor_read``'s), with the cache when it is enabled.
     Raises what ``fetch`` raises; never fails because of the cache."""
     use_cache = cache_enabled() if use_cache is None else use_cache
-    path = cache_path(remote, via, database)
+    path = cache_path(remote, via, database, tables)
     cached = load_cache(path) if use_cache else None
     if cached is not None and cached.get("requested") != sorted(tables):
         cached = None
