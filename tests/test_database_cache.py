@@ -186,7 +186,8 @@ def test_stale_cache_without_the_diff_differs(cache_home):
     read(server)
     server.change(U1, {"modify": {"name": "renamed"}}, TXN2)
     server.rows[U1] = dict(server.rows[U1], name="renamed")
-    stale = database_cache.load_cache(database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",)))
+    stale = database_cache.load_cache(
+        database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",)))
     fresh = read(server, use_cache=False)
     assert json.dumps(stale["tables"]) != json.dumps(fresh.tables)
 
