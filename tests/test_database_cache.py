@@ -286,3 +286,15 @@ def test_a_change_that_brings_a_secret_drops_the_cache(cache_home):
     assert second.read_as.startswith("changes since ")
     assert second.tables["Thing"][0]["options"] == {"k": "v", "password": "hunter2"}
     assert not path.exists()
+
+
+def test_no_home_directory_means_no_cache(monkeypatch):
+    for name in ("OFRACE_CACHE_DIR", "XDG_CACHE_HOME", "OFRACE_NO_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(database_cache.Path, "home", no_home)
+    server = FakeServer()
+    assert read(server).read_as == "full" and read(server).read_as == "full"

@@ -253,7 +253,10 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
     (``ofrace_agent.ovsdb_monitor_read``'s), with the cache when it is enabled.
     Raises what ``fetch`` raises; never fails because of the cache."""
     use_cache = cache_enabled() if use_cache is None else use_cache
-    path = cache_path(remote, via, database, tables)
+    try:
+        path = cache_path(remote, via, database, tables)
+    except (RuntimeError, KeyError, OSError):   # no home directory to find the cache in
+        path, use_cache = None, False
     cached = load_cache(path) if use_cache else None
     if cached is not None and cached.get("requested") != sorted(tables):
         cached = None
