@@ -18,6 +18,9 @@ import codecs
 import json
 import os
 import re
+import select
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -536,6 +539,255 @@ def ovsdb_select(reader, remote, database, tables, extra_args=(), schema_out=Non
     return data, version, error
 
 
+# ---- OVSDB monitor_cond_since: read only what changed since a transaction id ----
+#
+# ovsdb-server (ovsdb/jsonrpc-server.c ``ovsdb_jsonrpc_monitor_create``) answers
+# ``monitor_cond_since [db, monitor-id, requests, last-txn-id]`` with
+# ``[found, last-txn-id, table-updates2]``: ``found`` when ``last-txn-id`` is still in
+# the database's transaction history (then the updates are the changes since it),
+# else every row as "initial".  Only clustered and relay databases keep a history
+# (``ovsdb_monitor_get_last_txnid`` gives the zero UUID for a standalone one).
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+OVSDB_DEFAULT_PORT = 6640
+MAX_OVSDB_REPLY = 2 << 30
+
+
+class OvsdbRpcError(Exception):
+    """The server answered with an error (``unsupported``: it does not know the method)."""
+
+    def __init__(self, message, unsupported=False):
+        Exception.__init__(self, message)
+        self.unsupported = unsupported
+
+
+def _host_port(text):
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    return host, int(port) if port else OVSDB_DEFAULT_PORT
+
+
+def ovsdb_connect(remote, timeout, ssl_files=None):
+    """A socket to the first of ``remote``'s servers that answers (``unix:PATH``,
+    ``tcp:HOST[:PORT]``, ``ssl:HOST[:PORT]``, a comma-separated list of them, or a
+    bare file name, as ovsdb-client and ovn-remote spell them).  ``ssl_files``:
+    (private key, certificate, CA certificate); the server's certificate is checked
+    against the CA but not its name, as OVS's stream-ssl does."""
+    errors = []
+    for one in [r.strip() for r in remote.split(",") if r.strip()]:
+        kind, _, rest = one.partition(":")
+        try:
+            if kind == "unix" or one.startswith("/"):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(timeout)
+                sock.connect(rest if kind == "unix" else one)
+            elif kind in ("tcp", "ssl"):
+                sock = socket.create_connection(_host_port(rest), timeout)
+                if kind == "ssl":
+                    key, cert, ca = ssl_files or (None, None, None)
+                    if not (key and cert and ca):
+                        raise OSError("ssl needs a private key, a certificate and a CA")
+                    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    context.check_hostname = False
+                    context.load_cert_chain(cert, key)
+                    context.load_verify_locations(ca)
+                    sock = context.wrap_socket(sock)
+            else:
+                raise OSError("unknown kind of remote")
+            return sock
+        except (OSError, ValueError) as exc:
+            errors.append("%s: %s" % (one, exc))
+    raise OSError("; ".join(errors) or "no remote")
+
+
+class OvsdbSession(object):
+    """One JSON-RPC connection: requests out, replies in, the server's ``echo``
+    answered; at most ``max_bytes`` read before ``deadline`` (time.time())."""
+
+    def __init__(self, sock, deadline, max_bytes=MAX_OVSDB_REPLY):
+        self._sock = sock
+        self._deadline = deadline
+        self._max_bytes = max_bytes
+        self._buffer = bytearray()
+        self._read = 0
+        self._ids = 0
+        self._decoder = json.JSONDecoder()
+
+    def _send(self, message):
+        self._sock.sendall(json.dumps(message, separators=(",", ":")).encode("utf-8"))
+
+    def call(self, method, params):
+        """The result of one request; OvsdbRpcError if the server answers with an error."""
+        self._ids += 1
+        ident = self._ids
+        self._send({"method": method, "params": params, "id": ident})
+        while True:
+            message = self._next_message()
+            if message.get("method") == "echo" and "id" in message:
+                self._send({"result": message.get("params"), "error": None,
+                            "id": message["id"]})
+            elif message.get("id") == ident and "method" not in message:
+                error = message.get("error")
+                if error is not None:
+                    text = error.get("error") if isinstance(error, dict) else error
+                    details = error.get("details") if isinstance(error, dict) else None
+                    raise OvsdbRpcError("%s%s" % (text, ": %s" % details if details else ""),
+                                        unsupported=text == "unknown method")
+                return message.get("result")
+
+    def _ready(self):
+        pending = getattr(self._sock, "pending", None)
+        if pending is not None and pending():
+            return True
+        return bool(select.select([self._sock], [], [], 0)[0])
+
+    def _next_message(self):
+        """The next whole JSON object the server sent.  Messages follow each other
+        without separators, so a parse is tried only when the data ends in ``}`` and
+        nothing more is waiting (a 100 MB reply is parsed once or twice, not per read)."""
+        while True:
+            if bytes(self._buffer[-64:]).rstrip().endswith(b"}") and not self._ready():
+                text = self._buffer.decode("utf-8").lstrip()
+                try:
+                    message, end = self._decoder.raw_decode(text)
+                except ValueError:
+                    message = None
+                except RecursionError:
+                    raise ValueError("the server's message is nested too deeply") from None
+                if message is not None:
+                    self._buffer = bytearray(text[end:].encode("utf-8"))
+                    if not isinstance(message, dict):
+                        raise ValueError("the server sent something other than a message")
+                    return message
+            left = self._deadline - time.time()
+            if left <= 0:
+                raise OSError("timed out reading the database")
+            self._sock.settimeout(left)
+            chunk = self._sock.recv(MAX_CHUNK)
+            if not chunk:
+                raise OSError("the server closed the connection")
+            self._read += len(chunk)
+            if self._read > self._max_bytes:
+                raise OSError("the database's answer is over %d bytes" % self._max_bytes)
+            self._buffer += chunk
+
+
+def ovsdb_monitor_read(remote, database, tables, last_id=None, ssl_files=None,
+                       timeout=600, max_bytes=MAX_OVSDB_REPLY):
+    """One ``monitor_cond_since`` of ``tables`` (names; every column, and
+    ``_version``), closed as soon as its reply is in.  Gives the raw answer:
+    ``{"schema", "server" (the _Server Database row, or None), "found", "last_id",
+    "updates"}``.  OvsdbRpcError(unsupported=True) when the server does not know the
+    method (OVS < 2.12); OSError/ValueError for the connection or the data."""
+    deadline = time.time() + timeout
+    sock = ovsdb_connect(remote, timeout, ssl_files)
+    try:
+        session = OvsdbSession(sock, deadline, max_bytes)
+        schema = session.call("get_schema", [database])
+        problem = _schema_problem(schema)
+        if problem:
+            raise ValueError(problem)
+        server = None
+        try:
+            reply = session.call("transact", ["_Server", {
+                "op": "select", "table": "Database", "where": [["name", "==", database]],
+                "columns": ["model", "cid", "leader", "connected"]}])
+            rows = reply[0].get("rows") if isinstance(reply, list) and reply else None
+            if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+                server = dict((k, ovsdb_decode(v)) for k, v in rows[0].items())
+        except OvsdbRpcError:
+            server = None
+        requests = {}
+        for name in tables:
+            if name in schema["tables"]:
+                columns = sorted(schema["tables"][name]["columns"]) + ["_version"]
+                requests[name] = [{"columns": columns}]
+        result = session.call("monitor_cond_since",
+                              [database, "ofrace", requests, last_id or ZERO_UUID])
+        if not (isinstance(result, list) and len(result) == 3
+                and isinstance(result[0], bool) and isinstance(result[1], str)
+                and isinstance(result[2], dict)):
+            raise ValueError("monitor_cond_since's reply is not [found, last-id, updates]")
+        return {"schema": schema, "server": server, "found": result[0],
+                "last_id": result[1], "updates": result[2]}
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def _default_datum(ctype):
+    """A column's default value in OVSDB JSON notation (``ovsdb_datum_init_default``:
+    n_min copies of the atomic type's default), as ovsdb-server prints it (a real 0
+    is printed "%.*g", i.e. ``0``)."""
+    if not isinstance(ctype, dict):
+        ctype = {"key": ctype}
+
+    def atom(base):
+        kind = base.get("type") if isinstance(base, dict) else base
+        return {"integer": 0, "real": 0, "boolean": False, "string": "",
+                "uuid": ["uuid", ZERO_UUID]}.get(kind, "")
+
+    key, value = ctype.get("key"), ctype.get("value")
+    if value is not None:
+        return ["map", [[atom(key), atom(value)]] if ctype.get("min", 1) else []]
+    if not ctype.get("min", 1):
+        return ["set", []]
+    return atom(key)
+
+
+def monitor_table_decoder(table_schema):
+    """``(decoders, defaults, columns)`` for one table: row cells are decoded as
+    ``ovsdb_select`` decodes them; ``defaults`` are the decoded values of the columns
+    an "initial"/"insert" leaves out (ovsdb/monitor.c sends only non-default ones)."""
+    decoders = column_decoders(table_schema)
+    columns = table_schema.get("columns", {})
+    defaults = dict((col, decoders[col](_default_datum(spec.get("type"))))
+                    for col, spec in columns.items())
+    return decoders, defaults, sorted(list(columns) + ["_uuid", "_version"])
+
+
+def decode_monitor_updates(schema, updates):
+    """table-updates2 → ``{table: {uuid: (kind, cells)}}``: kind "initial"/"insert"
+    (cells: a whole row, defaults filled in, keys in ``ovsdb_select``'s order),
+    "modify" (cells: the decoded diff, per column) or "delete" (None).  ValueError
+    when the updates are not shaped as ovsdb-server sends them."""
+    result = {}
+    if not isinstance(updates, dict):
+        raise ValueError("updates are not an object")
+    for table, rows in updates.items():
+        spec = schema["tables"].get(table)
+        if spec is None or not isinstance(rows, dict):
+            raise ValueError("updates for an unknown table %r" % table)
+        decoders, defaults, order = monitor_table_decoder(spec)
+        decoded = result[table] = {}
+        for uuid, change in rows.items():
+            if not isinstance(change, dict) or len(change) != 1:
+                raise ValueError("%s %s: not one change" % (table, uuid))
+            (kind, cells), = change.items()
+            try:
+                if kind == "delete":
+                    decoded[uuid] = ("delete", None)
+                    continue
+                if kind not in ("initial", "insert", "modify") or not isinstance(cells, dict):
+                    raise ValueError("%s %s: unknown change %r" % (table, uuid, kind))
+                values = dict((col, decoders[col](val)) for col, val in cells.items())
+            except (TypeError, IndexError, KeyError, AttributeError, RecursionError):
+                raise ValueError("%s %s: a cell does not have its column's type"
+                                 % (table, uuid)) from None
+            if kind == "modify":
+                decoded[uuid] = ("modify", values)
+                continue
+            values["_uuid"] = uuid
+            row = dict((col, values[col] if col in values else defaults.get(col))
+                       for col in order)
+            decoded[uuid] = (kind, row)
+    return result
+
+
 def _bridge_jobs(name):
     return dict(((name, key), argv + [name]) for key, argv, _ in BRIDGE_READS)
 
@@ -694,9 +946,34 @@ def collect_node(run, options=None, stream=None):
     return doc
 
 
+def monitor_document(spec, writer):
+    """The agent's "ovsdb_monitor" mode (a database read through this node): the
+    answer of ``ovsdb_monitor_read`` as one blob of JSON (it can be far larger than
+    a document frame), the document naming it, or saying what went wrong."""
+    try:
+        answer = ovsdb_monitor_read(spec["remote"], spec["database"], spec["tables"],
+                                    spec.get("last_id"), spec.get("ssl_files"),
+                                    spec.get("timeout", 600))
+    except OvsdbRpcError as exc:
+        return {"agent_version": AGENT_VERSION, "error": str(exc),
+                "unsupported": exc.unsupported}
+    except (OSError, ValueError) as exc:
+        return {"agent_version": AGENT_VERSION, "error": str(exc) or type(exc).__name__}
+    data = json.dumps(answer, separators=(",", ":")).encode("utf-8")
+    blob = writer.new_blob()
+    for start in range(0, len(data), MAX_CHUNK):
+        writer.frame("B", blob, data[start:start + MAX_CHUNK])
+    return {"agent_version": AGENT_VERSION, "monitor": {"blob": blob}}
+
+
 def main(argv):
     options = json.loads(argv[1]) if len(argv) > 1 else {}
     writer = FrameWriter(getattr(sys.stdout, "buffer", sys.stdout), options.get("compress"))
+    if options.get("ovsdb_monitor"):
+        doc = monitor_document(options["ovsdb_monitor"], writer)
+        writer.frame("D", 0, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+        writer.close()
+        return 0
     doc = collect_node(run_local, options, lambda command: run_streamed(command, writer))
     writer.frame("D", 0, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
     writer.close()

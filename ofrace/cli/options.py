@@ -1,6 +1,7 @@
 """Options every command shares, spelled once: where the snapshot comes from
 (``--snapshot FILE`` / ``-i INVENTORY`` / ``--lab``) and ``--json``.
 
+``--no-cache`` makes a live read read the databases whole (``database_cache``).
 ``snapshot_source`` turns the three into one ``SnapshotSource`` argument, so each
 command obtains its snapshot the same way (``ofrace.collect.source``).
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ofrace.collect import database_cache
 from ofrace.collect.source import SnapshotSource
 from ofrace.errors import InputError
 
@@ -41,6 +43,7 @@ def snapshot_source(*, snapshot: str | None = "Use this snapshot file.",
                 inventory_file = lab_inventory()
             return command(*args, source=SnapshotSource(snapshot_file, inventory_file), **kw)
 
+        with_source = click.option("--no-cache", **database_cache.NO_CACHE_OPTION)(with_source)
         with_source = click.option("--lab", "use_lab", is_flag=True, help=lab)(with_source)
         with_source = click.option("-i", "--inventory", "inventory_file",
                                    type=click.Path(dir_okay=False), help=inventory)(with_source)

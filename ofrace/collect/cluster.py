@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ofrace.agents import ofrace_agent
-from ofrace.collect import secrets
+from ofrace.collect import database_cache, secrets
 from ofrace.collect.agent import AgentError, run_agent, transport_runner
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.collect.node_document import OVSDB_ROWS, DocumentError, check_document
@@ -201,14 +201,27 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
     else:
         run = transport_runner(local or LocalTransport(), budget)
     extra = _ssl_args(spec, chassis) if remote.startswith("ssl:") else []
-    reader = ofrace_agent.Reader(run)
-    schema: dict = {}
-    try:
-        with building():
-            data, version, error = ofrace_agent.ovsdb_select(
-                reader, remote, database, dict.fromkeys(tables), extra, schema)
-    except TransportError as exc:
-        data, version, error = None, None, str(exc)
+    monitored = _monitor_read(remote, spec.via, database, tables, extra,
+                              transports.get(spec.via) if spec.via else None, budget)
+    if monitored is not None:
+        data, version, error = monitored.tables, monitored.schema.get("version"), None
+        schema = monitored.schema
+        db.read_as = monitored.read_as
+        missing = [t for t in tables if t not in data]
+        if missing:
+            error = "tables not in this schema: " + ", ".join(missing)
+    else:
+        reader = ofrace_agent.Reader(run)
+        schema = {}
+        try:
+            with building():
+                data, version, error = ofrace_agent.ovsdb_select(
+                    reader, remote, database, dict.fromkeys(tables), extra, schema)
+        except TransportError as exc:
+            data, version, error = None, None, str(exc)
+        if data is not None:
+            db.read_as = "full"
+            data = {t: sorted(rows, key=_row_uuid) for t, rows in data.items()}
     db.finished = time.time()
     db.schema_version = version
     db.schema = schema or None
@@ -279,6 +292,37 @@ def database_reader(name: str, spec: DatabaseSpec, db: Database, open_transport,
         return query([{"op": "select", "table": table, "where": []}])
 
     return read_where, read_whole
+
+
+def _row_uuid(row: dict) -> str:
+    uuid = row.get("_uuid")
+    return uuid if isinstance(uuid, str) else ""
+
+
+def _monitor_read(remote: str, via: str | None, database: str, tables: tuple[str, ...],
+                  ssl_args: list[str], transport, budget: Budget):
+    """The database read with monitor_cond_since (and the cache), in this process or
+    through the agent on ``via``; None when that cannot be done (an old server, a node
+    without python3, any failure): the caller then reads with ovsdb-client, which
+    also words the error as before."""
+    options = dict(zip(ssl_args[::2], ssl_args[1::2], strict=False))
+    ssl_files = (options.get("-p"), options.get("-c"), options.get("-C"))
+    if via is None:
+        def fetch(last_id):
+            return ofrace_agent.ovsdb_monitor_read(remote, database, tables, last_id,
+                                                   ssl_files, budget.timeout,
+                                                   budget.max_output)
+    else:
+        fetch = database_cache.agent_fetch(transport, budget, {
+            "remote": remote, "database": database, "tables": list(tables),
+            "ssl_files": ssl_files, "timeout": budget.timeout})
+    try:
+        with building():
+            return database_cache.read_database(fetch, remote, via or "local", database,
+                                                tables)
+    except (OSError, ValueError, KeyError, TypeError, ofrace_agent.OvsdbRpcError,
+            database_cache.PythonMissing, AgentError, TransportError):
+        return None
 
 
 def _explain_ovsdb_error(error: str, remote: str) -> str:

@@ -83,7 +83,7 @@ class SouthboundOnDemand(MutableMapping):
         with self._lock:
             uuids = self._uuids.get(cookie, [])
             self._read_rows([u for u in uuids if u not in self._rows])
-            return [self._rows[u] for u in uuids]
+            return [self._rows[u] for u in sorted(uuids)]   # as a live read orders rows
 
     def cookies(self, table: str) -> list[int]:
         return [c for c in (_cookie(row) for row in self.whole()) if c is not None]

@@ -34,7 +34,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ofrace.errors import LabError
@@ -117,10 +117,12 @@ class Lab:
     # ------------------------------------------------------------------ up
 
     def up(self, topology_name: str = "kind", progress: Progress | None = None,
-           sizes: dict[str, str] | None = None, ovn_prefix: str | None = None) -> dict:
+           sizes: dict[str, str] | None = None, ovn_prefix: str | None = None,
+           clustered_databases: bool | None = None) -> dict:
         """Tear down this directory's previous lab, then bring ``topology_name`` up.
 
-        ``sizes`` replaces size parameters of a generated (``[scale]``) topology.
+        ``sizes`` replaces size parameters of a generated (``[scale]``) topology;
+        ``clustered_databases`` its ``bringup.clustered_databases`` when given.
         ``ovn_prefix`` (else $OFRACE_OVN_PREFIX, else the system's packages) is the
         OVN/OVS build every daemon and tool of the lab runs from.
         """
@@ -132,6 +134,9 @@ class Lab:
             self.down()
         use_build(ovn_prefix or os.environ.get(PREFIX_ENV) or None)
         topology = load(topology_name, sizes)
+        if clustered_databases is not None:
+            topology = replace(topology, bringup=replace(
+                topology.bringup, clustered_databases=clustered_databases))
         for program in REQUIRED_PROGRAMS + (interconnect.REQUIRED_PROGRAMS if topology.zone
                                             else ()):
             find_program(program)
@@ -331,7 +336,13 @@ class Lab:
             ("ovnsb_db", SB_SCHEMA, self.layout.sb_socket, SB_PORT),
         ):
             db = central / f"{name}.db"
-            run(["ovsdb-tool", "create", str(db), str(shared_file(schema))])
+            if topology.bringup.clustered_databases:
+                # a Raft cluster of one, as interconnect zones run theirs: ovsdb-server
+                # keeps a transaction history only for clustered databases
+                run(["ovsdb-tool", "create-cluster", str(db), str(shared_file(schema)),
+                     f"unix:{central / (name + '.raft')}"])
+            else:
+                run(["ovsdb-tool", "create", str(db), str(shared_file(schema))])
             self._record(start_ovs_daemon(
                 "ovsdb-server",
                 [str(db), f"--remote=punix:{sock}", f"--remote=ptcp:{port}:{address}"],

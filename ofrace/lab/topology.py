@@ -20,6 +20,9 @@ Schema (keys not listed are rejected, so typos fail loudly)::
                                        # -- the whole northbound in one OVSDB transaction,
                                        # conntrack zones, chassisredirect keys and group ids
                                        # as OVN numbers them; tunnel keys and ofports pinned
+    clustered_databases = false        # central's NB and SB as Raft clusters of one server:
+                                       # they keep a transaction history, so a later read
+                                       # can ask for the changes only (monitor_cond_since)
 
     [scale]                            # optional: generate the lab from size parameters
     chassis = 3                        # (ofrace.lab.scale says what each one makes), so
@@ -401,6 +404,7 @@ class Bringup:
 
     timeout: float = 30.0
     repeatable: bool = True
+    clustered_databases: bool = False
 
 
 @dataclass(frozen=True)
@@ -608,6 +612,8 @@ def validate(topology: Topology, where: str) -> None:
         raise LabError(f"topology {where}: bringup.timeout must be a number of seconds")
     if not isinstance(topology.bringup.repeatable, bool):
         raise LabError(f"topology {where}: bringup.repeatable must be true or false")
+    if not isinstance(topology.bringup.clustered_databases, bool):
+        raise LabError(f"topology {where}: bringup.clustered_databases must be true or false")
     _unique(chassis_names, "chassis name", where)
     _unique([c.address for c in topology.chassis], "chassis address", where)
     _unique([c.encap_ip for c in topology.chassis], "encap_ip", where)

@@ -302,6 +302,9 @@ class Database:
     error: str | None = None
     started: float | None = None
     finished: float | None = None
+    # how a live read got the rows: "full", or "changes since <txn id> (N rows)" applied
+    # to the rows a previous read cached (ofrace.collect.database_cache)
+    read_as: str | None = None
 
 
 @dataclass

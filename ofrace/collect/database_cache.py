@@ -1,0 +1,349 @@
+"""OVN databases read incrementally: a local cache kept current with ``monitor_cond_since``.
+
+A live read of a 118k-flow Southbound takes 12-19 s.  The rows of each database read
+are kept in the user's own cache (``$OFRACE_CACHE_DIR``, else
+``$XDG_CACHE_HOME/ofrace``, else ``~/.cache/ofrace``; nothing is written on nodes)
+with the last transaction id the server named; the next read asks the server for the
+changes since that id (``monitor_cond_since``, ovsdb/jsonrpc-server.c) and applies them
+to the cached rows.  ovsdb-server keeps a transaction history only for clustered (and
+relay) databases (ovsdb/ovsdb-server.c ``open_db``: ``ovsdb_txn_history_init(db, is_relay
+|| ovsdb_storage_is_clustered(storage))``), so a standalone database is read whole every
+time; and the history is short (ovsdb/transaction.c ``ovsdb_txn_history_run``: at most
+100 transactions, and no more atoms than the database holds), so a busy or tiny
+database may have forgotten the id: the server then sends everything (found=false).
+``Database.read_as`` says which it was.
+
+The rows a read gives are the rows ``ovsdb_select`` gives (same decoding, same key
+order), sorted by ``_uuid`` in every path, so a snapshot is the same whichever way it
+was read.  The cache holds only rows without secrets (``secrets.redact_rows`` would
+change nothing): a database that holds one is read whole, and no file keeps it.  A
+cache that cannot be read or does not fit is ignored (a whole read), never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ofrace.agents import ofrace_agent
+from ofrace.collect import secrets
+from ofrace.collect.agent import AgentError, _python_missing, _stderr_text, agent_command
+
+CACHE_FORMAT = 1
+_disabled = False
+
+
+def disable() -> None:
+    """``--no-cache``: every read in this process is whole, and no cache is written."""
+    global _disabled
+    _disabled = True
+
+
+def _disable_on_flag(_context, _parameter, given: bool) -> None:
+    if given:
+        disable()
+
+
+# How the commands that read live spell it (click.option's arguments; the flag is not
+# passed on to the command: it only switches the cache off for this process).
+NO_CACHE_OPTION = {
+    "is_flag": True, "expose_value": False, "callback": _disable_on_flag,
+    "help": "Read the OVN databases whole, not as the changes since the last live read "
+            "(the cache in ~/.cache/ofrace); also OFRACE_NO_CACHE=1."}
+
+
+def cache_enabled() -> bool:
+    return not _disabled and os.environ.get("OFRACE_NO_CACHE", "").lower() not in (
+        "1", "true", "yes")
+
+
+def cache_dir() -> Path:
+    explicit = os.environ.get("OFRACE_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) / "ofrace" if xdg else Path.home() / ".cache" / "ofrace"
+
+
+def cache_path(remote: str, via: str, database: str, tables: tuple[str, ...]) -> Path:
+    """One file per database and set of tables (``--discover`` reads two SB tables: that
+    read must not replace the whole SB's cache)."""
+    key = json.dumps([remote, via, database, sorted(tables)]).encode()
+    return cache_dir() / f"{database}-{hashlib.sha256(key).hexdigest()[:24]}.json"
+
+
+class CacheMismatch(Exception):
+    """The changes do not fit the cached rows (a row changed that is not there)."""
+
+
+@dataclass
+class MonitorRead:
+    """What one read gave: decoded rows per table, the schema, how it was read."""
+
+    tables: dict[str, list[dict]]
+    schema: dict
+    read_as: str
+
+
+def identity(schema: dict, server: dict | None) -> dict:
+    """What must be equal for cached rows to be the same database's: the schema
+    (version and checksum) and, for a clustered database, its cluster id."""
+    server = server or {}
+    cid = server.get("cid")
+    return {"version": schema.get("version"), "cksum": schema.get("cksum"),
+            "cid": cid if isinstance(cid, str) else None}
+
+
+def _dir_usable(directory: Path) -> bool:
+    """Create the cache directory 0700; refuse one that is a symlink or not ours."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(directory)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return False
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        try:
+            os.chmod(directory, 0o700)
+        except OSError:
+            return False
+    return True
+
+
+def load_cache(path: Path) -> dict | None:
+    """The cached document, or None when there is none or it cannot be trusted."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            doc = json.loads(handle.read())
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if not (isinstance(doc, dict) and doc.get("format") == CACHE_FORMAT
+            and isinstance(doc.get("last_id"), str) and isinstance(doc.get("identity"), dict)
+            and isinstance(doc.get("tables"), dict)
+            and all(isinstance(rows, list) and all(isinstance(r, dict) and
+                                                   isinstance(r.get("_uuid"), str)
+                                                   for r in rows)
+                    for rows in doc["tables"].values())):
+        return None
+    return doc
+
+
+def save_cache(path: Path, doc: dict) -> bool:
+    """Write ``doc`` 0600 beside its final name and rename it into place (atomic)."""
+    if not _dir_usable(path.parent):
+        return False
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    except OSError:
+        return False
+    try:
+        os.fchmod(fd, 0o600)
+        text = json.dumps(doc, separators=(",", ":"))  # the C encoder: json.dump is not
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+        return True
+    except (OSError, ValueError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+
+
+def forget_cache(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def holds_secrets(tables: dict) -> bool:
+    """Whether ``secrets.redact_rows`` would change any of these rows (found on a copy)."""
+    return bool(secrets.redact_rows(json.loads(json.dumps(tables)), "cache"))
+
+
+def _composite_kinds(schema_table: dict) -> dict[str, str]:
+    """{column: "set" | "map"} for the columns whose diffs are not whole new values
+    (``ovsdb_type_is_composite``: max > 1 or a map; lib/ovsdb-data.c ``ovsdb_datum_diff``)."""
+    kinds = {}
+    for col, spec in schema_table.get("columns", {}).items():
+        ctype = spec.get("type")
+        if not isinstance(ctype, dict):
+            continue
+        if ctype.get("value") is not None:
+            kinds[col] = "map"
+        elif ctype.get("max", 1) != 1:
+            kinds[col] = "set"
+    return kinds
+
+
+def apply_diff(kind: str | None, old, diff):
+    """One column's new value from its old value and a "modify" diff (ovsdb/monitor.c
+    composes it with ``ovsdb_datum_diff``): a set's diff is the symmetric difference; a
+    map's diff holds removed pairs (old key, old value), changed pairs (key, new value)
+    and added pairs; any other column's diff is its new value.  Sets and maps stay in
+    OVSDB's order (sorted atoms), as the server prints them."""
+    if kind == "set":
+        return sorted(set(old).symmetric_difference(diff))
+    if kind == "map":
+        new = dict(old)
+        for key, value in diff.items():
+            if key in new and new[key] == value:
+                del new[key]
+            else:
+                new[key] = value
+        return dict(sorted(new.items()))
+    return diff
+
+
+def apply_changes(rows: dict[str, dict[str, dict]], changes: dict, schema: dict) -> int:
+    """Apply decoded update2 changes (``decode_monitor_updates``) to ``{table: {uuid:
+    row}}`` in place; gives how many rows changed.  CacheMismatch when a change names a
+    row the cache does not have (or inserts one it has)."""
+    count = 0
+    for table, table_changes in changes.items():
+        kinds = _composite_kinds(schema["tables"][table])
+        current = rows.setdefault(table, {})
+        for uuid, (kind, cells) in table_changes.items():
+            count += 1
+            if kind == "delete":
+                if current.pop(uuid, None) is None:
+                    raise CacheMismatch(f"{table} {uuid} deleted but not cached")
+            elif kind == "modify":
+                row = current.get(uuid)
+                if row is None:
+                    raise CacheMismatch(f"{table} {uuid} modified but not cached")
+                for col, diff in cells.items():
+                    if col not in row:
+                        raise CacheMismatch(f"{table} {uuid} has no column {col}")
+                    row[col] = apply_diff(kinds.get(col), row[col], diff)
+            elif kind == "insert" and uuid in current:
+                raise CacheMismatch(f"{table} {uuid} inserted twice")
+            else:
+                current[uuid] = cells
+    return count
+
+
+def sorted_rows(rows: dict[str, dict]) -> list[dict]:
+    return [rows[uuid] for uuid in sorted(rows)]
+
+
+def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str, ...],
+                  use_cache: bool | None = None) -> MonitorRead:
+    """Read ``tables`` through ``fetch(last_id) -> raw monitor answer``
+    (``ofrace_agent.ovsdb_monitor_read``'s), with the cache when it is enabled.
+    Raises what ``fetch`` raises; never fails because of the cache."""
+    use_cache = cache_enabled() if use_cache is None else use_cache
+    try:
+        path = cache_path(remote, via, database, tables)
+    except (RuntimeError, KeyError, OSError):   # no home directory to find the cache in
+        path, use_cache = None, False
+    cached = load_cache(path) if use_cache else None
+    if cached is not None and cached.get("requested") != sorted(tables):
+        cached = None
+    answer = fetch(cached["last_id"] if cached else None)
+    schema = _checked_schema(answer)
+    ident = identity(schema, answer.get("server"))
+    changes = ofrace_agent.decode_monitor_updates(schema, answer["updates"])
+    rows = None
+    if answer["found"] and cached is not None and cached["identity"] == ident:
+        rows = {t: {r["_uuid"]: r for r in cached["tables"].get(t, [])} for t in tables
+                if t in schema["tables"]}
+        try:
+            count = apply_changes(rows, changes, schema)
+            read_as = f"changes since {cached['last_id']} ({count} rows)"
+        except (CacheMismatch, KeyError, TypeError, AttributeError):
+            rows = None
+    if rows is not None:
+        # the cached rows held no secret: only the rows that came need a look
+        data = {t: sorted_rows(rows[t]) for t in tables if t in schema["tables"]}
+        if use_cache and (count or answer["last_id"] != cached["last_id"]):
+            came = {t: [rows[t][u] for u, (kind, _) in table_changes.items()
+                        if kind != "delete"] for t, table_changes in changes.items()}
+            _keep(path, answer, ident, tables, data, came)
+        return MonitorRead(tables=data, schema=schema, read_as=read_as)
+    if answer["found"]:
+        # the server had the id, but our rows are not that database's: read it whole
+        answer = fetch(None)
+        schema = _checked_schema(answer)
+        ident = identity(schema, answer.get("server"))
+        changes = ofrace_agent.decode_monitor_updates(schema, answer["updates"])
+    rows = {t: {} for t in tables if t in schema["tables"]}
+    apply_changes(rows, changes, schema)
+    data = {t: sorted_rows(rows[t]) for t in tables if t in schema["tables"]}
+    if use_cache:
+        _keep(path, answer, ident, tables, data, data)
+    return MonitorRead(tables=data, schema=schema, read_as="full")
+
+
+def _checked_schema(answer: dict) -> dict:
+    problem = ofrace_agent._schema_problem(answer.get("schema"))
+    if problem:
+        raise ValueError(problem)
+    return answer["schema"]
+
+
+def _keep(path: Path, answer: dict, ident: dict, tables: tuple[str, ...],
+          data: dict, unchecked: dict) -> None:
+    """Cache the rows when a next read can use them: the server named a transaction
+    (a standalone database names none) and no row holds a secret (``unchecked``: the
+    rows not known to be free of them)."""
+    if answer["last_id"] == ofrace_agent.ZERO_UUID or holds_secrets(unchecked):
+        forget_cache(path)
+        return
+    save_cache(path, {"format": CACHE_FORMAT, "identity": ident, "requested": sorted(tables),
+                      "last_id": answer["last_id"], "tables": data})
+
+
+def agent_fetch(transport, budget, spec: dict):
+    """``fetch`` for a database read through a node: the agent's "ovsdb_monitor" mode
+    runs the monitor there and sends the answer back as one blob.  PythonMissing when
+    the node has no python3 (the caller reads with ovsdb-client instead)."""
+    def fetch(last_id):
+        options = {"compress": True, "ovsdb_monitor": dict(spec, last_id=last_id)}
+        out = transport.run(agent_command(options), budget=budget)
+        if out.rc != 0:
+            if _python_missing(out.rc, out.stderr):
+                raise PythonMissing()
+            lines = _stderr_text(out.stderr).splitlines()
+            raise AgentError(lines[-1][-300:] if lines else f"agent exited with {out.rc}")
+        unzip = zlib.decompressobj(31)
+        try:
+            payload = unzip.decompress(out.stdout, budget.max_output)
+            if unzip.unconsumed_tail:
+                raise AgentError(f"the answer is over {budget.max_output} bytes")
+            doc, blobs = ofrace_agent.read_frames(payload)
+        except (zlib.error, ValueError) as exc:
+            raise AgentError(f"agent output is corrupt: {exc}") from None
+        if doc.get("error"):
+            raise ofrace_agent.OvsdbRpcError(doc["error"], bool(doc.get("unsupported")))
+        blob = (doc.get("monitor") or {}).get("blob")
+        try:
+            return json.loads(blobs.get(blob, ""))
+        except ValueError as exc:
+            raise AgentError(f"agent output is corrupt: {exc}") from None
+
+    return fetch
+
+
+class PythonMissing(Exception):
+    """The node has no python3: the agent cannot run the monitor there."""
