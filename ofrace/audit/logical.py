@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import repeat
 
 from ofrace.openflow.flowtext import line_cookie
 from ofrace.ovn.southbound import SouthboundIndex
@@ -80,21 +81,93 @@ class StaleFlow:
 @dataclass
 class ChassisLogicalAudit:
     chassis: str
-    lflows: list[LflowStatus] = field(default_factory=list)
     stale: list[StaleFlow] = field(default_factory=list)
     # Flow lines whose cookie or table could not be read: a MISSING flow may be
     # one of them, so the audit of this chassis is not complete.
     garbled: list[str] = field(default_factory=list)
+    # Every lflow's status in words is built only when asked for (``lflows``): the
+    # counts, the reasons and what is MISSING are what the audit prints.
+    verdicts: LflowVerdicts | None = None
+
+    @property
+    def lflows(self) -> list[LflowStatus]:
+        return self.verdicts.statuses() if self.verdicts is not None else []
 
     def count(self, status: str) -> int:
-        return sum(1 for f in self.lflows if f.status == status)
+        return self.verdicts.counts[status] if self.verdicts is not None else 0
 
     @property
     def missing(self) -> list[LflowStatus]:
-        return [f for f in self.lflows if f.status == "missing"]
+        return list(self.verdicts.missing) if self.verdicts is not None else []
 
     def reasons(self) -> Counter:
-        return Counter(_reason_kind(f.reason) for f in self.lflows if f.status == "expected")
+        return Counter(self.verdicts.reason_counts) if self.verdicts is not None else Counter()
+
+
+class LflowColumns:
+    """What the audit of every chassis reads of each SB Logical_Flow, one list per column
+    in the table's order, read once per auditor: from the columns a version-3 file stores
+    beside the rows (``StoredTables.projection``), else from the rows.  ``refs[i]`` names
+    lflow i's datapaths in ``datapaths`` (a datapath, a datapath group, or none), so a
+    chassis decides locality once per datapath or group, not once per lflow."""
+
+    def __init__(self, uuids, stages, pipelines, table_ids, priorities, matches, actions,
+                 ports, refs, datapaths):
+        self.uuids, self.stages, self.pipelines = uuids, stages, pipelines
+        self.table_ids, self.priorities = table_ids, priorities
+        self.matches, self.actions, self.ports = matches, actions, ports
+        self.refs, self.datapaths = refs, datapaths
+        self.cookies = [int(uuid[:8], 16) for uuid in uuids]
+
+
+class LflowVerdicts:
+    """One chassis' verdict on every lflow, compact: its OpenFlow flows per lflow, the
+    reason of each expected one, which are MISSING (those built in words, with their NB
+    rows), and the datapath names each ``ref`` shows.  Small to send from a worker
+    process (``columns`` stays behind: the parent has the same)."""
+
+    def __init__(self, columns: LflowColumns, flows: list[int], reasons: dict[int, str],
+                 missing: list[LflowStatus], missing_at: list[int],
+                 dp_names: dict[tuple, list[str]]):
+        self.columns, self.flows, self.reasons = columns, flows, reasons
+        self.missing, self.missing_at, self.dp_names = missing, missing_at, dp_names
+        self.counts = {"installed": len(flows) - len(reasons) - len(missing),
+                       "expected": len(reasons), "missing": len(missing)}
+        kinds: dict[str, str] = {}
+        counted: Counter = Counter()
+        for i in sorted(reasons):   # in lflow order, as counting the statuses did
+            reason = reasons[i]
+            kind = kinds.get(reason)
+            if kind is None:
+                kind = kinds[reason] = _reason_kind(reason)
+            counted[kind] += 1
+        self.reason_counts = counted
+        self._statuses: list[LflowStatus] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "columns": None, "_statuses": None}
+
+    def status(self, i: int, status: str, reason: str | None = None) -> LflowStatus:
+        c = self.columns
+        return LflowStatus(c.uuids[i], c.stages[i], c.pipelines[i], c.table_ids[i],
+                           c.priorities[i], c.matches[i], c.actions[i],
+                           list(self.dp_names[c.refs[i]]), self.flows[i], status, reason)
+
+    def statuses(self) -> list[LflowStatus]:
+        """Every lflow's status, in the table's order (built on first call)."""
+        if self._statuses is None:
+            missing = dict(zip(self.missing_at, self.missing, strict=True))
+            reasons = self.reasons
+            out = []
+            for i in range(len(self.flows)):
+                found = missing.get(i)
+                if found is None:
+                    reason = reasons.get(i)
+                    found = self.status(i, "installed" if reason is None else "expected",
+                                        reason)
+                out.append(found)
+            self._statuses = out
+        return self._statuses
 
 
 def _reason_kind(reason: str | None) -> str:
@@ -287,74 +360,134 @@ class LogicalAuditor:
             tables_of.setdefault(cookie, set()).add(table)
         conj_tables = {table for table, line in zip(columns[1], columns[2], strict=True)
                        if "conjunction(" in line}
-        lflows = self.names.rows("Logical_Flow")
-        offsets = self._table_offsets(lflows, tables_of)
-        statuses: list[LflowStatus] = []
-        local_datapaths = local.datapaths
-        names = self._datapath_names
-        for lf, uuid, stage, pipeline, table_id, priority, match, actions, dps, cookie \
-                in self._lflow_columns:
-            here = [d for d in dps if d in local_datapaths]
-            status = LflowStatus(uuid, stage, pipeline, table_id, priority, match, actions,
-                                 [names[d] for d in (here or dps)], cookies.get(cookie, 0),
-                                 "installed")
-            if not here:
-                status.status, status.reason = "expected", NOT_LOCAL
-            elif status.openflow_flows == 0:
-                status.reason = self._why_none(lf, chassis, local, conj_tables, offsets)
-                status.status = "expected" if status.reason else "missing"
-            statuses.append(status)
-        self._deduplicated(statuses)
-        for lf, status in zip(lflows, statuses, strict=True):
-            if status.status == "missing":
-                known = {dp: self.names.datapath_cms(dp) for dp in status.datapaths}
-                status.datapath_cms = {dp: n.label for dp, n in known.items() if n}
-                status.northbound = [nb.describe(self.names.cms)
-                                     for nb in self.names.northbound_for(lf)]
-        result.lflows = statuses
+        offsets = self._table_offsets(tables_of)
+        result.verdicts = self._verdicts(chassis, local, cookies, conj_tables, offsets)
         result.stale = self._stale(readable, offsets, cookies)
         return result
 
+    def _verdicts(self, chassis: Chassis, local: LocalDatapaths, cookies: Counter,
+                  conj_tables: set[int], offsets: dict[str, int]) -> LflowVerdicts:
+        """Each lflow installed (it has OpenFlow flows on a local datapath), expected (a
+        reason ovn-controller has) or MISSING."""
+        lf = self._lflow_columns
+        local_datapaths = local.datapaths
+        names = self._datapath_names
+        here_of = {ref: [d for d in dps if d in local_datapaths]
+                   for ref, dps in lf.datapaths.items()}
+        dp_names = {ref: [names[d] for d in (here or lf.datapaths[ref])]
+                    for ref, here in here_of.items()}
+        local_refs = {ref for ref, here in here_of.items() if here}
+        flows = list(map(cookies.get, lf.cookies, repeat(0)))
+        reasons: dict[int, str] = {}
+        missing_at: list[int] = []
+        for i, ref in enumerate(lf.refs):
+            if ref not in local_refs:
+                reasons[i] = NOT_LOCAL
+            elif not flows[i]:
+                reason = self._why_none(i, chassis, local, conj_tables, offsets)
+                if reason:
+                    reasons[i] = reason
+                else:
+                    missing_at.append(i)
+        if missing_at:
+            missing_at = self._deduplicated(missing_at, flows, local_refs, dp_names, reasons)
+        verdicts = LflowVerdicts(lf, flows, reasons, [], missing_at, dp_names)
+        for i in missing_at:
+            status = verdicts.status(i, "missing")
+            known = {dp: self.names.datapath_cms(dp) for dp in status.datapaths}
+            status.datapath_cms = {dp: n.label for dp, n in known.items() if n}
+            status.northbound = [nb.describe(self.names.cms)
+                                 for nb in self.names.northbound_for(self._lflow_row(i))]
+            verdicts.missing.append(status)
+        verdicts.counts["missing"] = len(missing_at)
+        verdicts.counts["installed"] -= len(missing_at)
+        return verdicts
+
     @cached_property
-    def _lflow_columns(self) -> list[tuple]:
-        """What the audit of every chassis reads of each lflow, read once per auditor:
-        (row, uuid, stage, pipeline, table_id, priority, match, actions, datapaths,
-        cookie)."""
-        return [(lf, lf["_uuid"], (lf.get("external_ids") or {}).get("stage-name", "?"),
-                 lf.get("pipeline", "?"), lf.get("table_id", 0), lf.get("priority", 0),
-                 lf.get("match", ""), lf.get("actions", ""), self.lflow_datapaths(lf),
-                 int(lf["_uuid"][:8], 16))
-                for lf in self.names.rows("Logical_Flow")]
+    def _lflow_columns(self) -> LflowColumns:
+        """Each lflow's columns, from the file's projection of them when it has one."""
+        projection = getattr(self.names.sb, "projection", None)
+        found = projection("Logical_Flow") if projection is not None \
+            and "Logical_Flow" in self.names.sb else None
+        if found is not None:
+            groups = self._dp_groups
+            refs, datapaths = [], {}
+            for dp, group in zip(found["logical_datapath"], found["logical_dp_group"],
+                                 strict=True):
+                ref = self._datapath_ref(unwrap_optional(dp), unwrap_optional(group), groups,
+                                         datapaths)
+                refs.append(ref)
+            return LflowColumns(
+                found["_uuid"], [stage if stage is not None else "?"
+                                 for stage in found["external_ids:stage-name"]],
+                found["pipeline"], found["table_id"], found["priority"], found["match"],
+                found["actions"], found["tags:in_out_port"], refs, datapaths)
+        rows = self.names.rows("Logical_Flow")
+        groups = self._dp_groups
+        datapaths: dict[tuple, list[str]] = {}
+        refs = [self._datapath_ref(unwrap_optional(lf.get("logical_datapath")),
+                                   unwrap_optional(lf.get("logical_dp_group")), groups,
+                                   datapaths) for lf in rows]
+        return LflowColumns(
+            [lf["_uuid"] for lf in rows],
+            [(lf.get("external_ids") or {}).get("stage-name", "?") for lf in rows],
+            [lf.get("pipeline", "?") for lf in rows], [lf.get("table_id", 0) for lf in rows],
+            [lf.get("priority", 0) for lf in rows], [lf.get("match", "") for lf in rows],
+            [lf.get("actions", "") for lf in rows],
+            [(lf.get("tags") or {}).get("in_out_port") for lf in rows], refs, datapaths)
+
+    @staticmethod
+    def _datapath_ref(dp, group, groups, datapaths) -> tuple:
+        """``lflow_datapaths``' answer, named once in ``datapaths``."""
+        ref = (0, dp) if dp else (1, group) if group else (2, None)
+        if ref not in datapaths:
+            datapaths[ref] = [dp] if dp else list(groups.get(group, [])) if group else []
+        return ref
+
+    def _lflow_row(self, i: int) -> dict:
+        """Lflow i's SB row (its NB rows are named from it): by its cookie in a version-3
+        file, not decoding the table."""
+        uuid = self._lflow_columns.uuids[i]
+        sb = self.names.sb
+        if getattr(sb, "keyed", None) is not None and sb.keyed("Logical_Flow", True):
+            found = [row for row in sb.with_cookie("Logical_Flow", int(uuid[:8], 16))
+                     if row.get("_uuid") == uuid]
+            if len(found) == 1:
+                return found[0]
+        return self.names.rows("Logical_Flow")[i]
 
     @cached_property
     def _datapath_names(self) -> _DatapathNames:
         return _DatapathNames(self.names)
 
-    def _table_offsets(self, lflows, tables_of) -> dict[str, int]:
+    def _table_offsets(self, tables_of) -> dict[str, int]:
         """OpenFlow table = logical table_id + offset, per pipeline, from installed flows."""
         votes: dict[str, Counter] = {"ingress": Counter(), "egress": Counter()}
-        for _, _, _, pipeline, table_id, _, _, _, _, cookie in self._lflow_columns:
+        lf = self._lflow_columns
+        for pipeline, table_id, cookie in zip(lf.pipelines, lf.table_ids, lf.cookies,
+                                              strict=True):
             tables = tables_of.get(cookie)
             if tables and pipeline in votes:
                 votes[pipeline][min(tables) - table_id] += 1
         return {p: c.most_common(1)[0][0] for p, c in votes.items() if c}
 
-    def _why_none(self, lf, chassis: Chassis, local: LocalDatapaths, conj_tables,
+    def _why_none(self, i: int, chassis: Chassis, local: LocalDatapaths, conj_tables,
                   offsets) -> str | None:
-        match = lf.get("match", "")
+        lf = self._lflow_columns
+        match = lf.matches[i]
         for negated, port in _RESIDENT.findall(match):
             pb = self.names.ports_by_name.get(port)
             resident = pb is not None and local.bound_here(pb)
             if (not negated and not resident) or (negated and resident):
                 return NOT_RESIDENT.format(port=port) if not negated else (
                     f"!is_chassis_resident({port}) is false here")
-        tagged = (lf.get("tags") or {}).get("in_out_port")
+        tagged = lf.ports[i]
         if tagged:
             pb = self.names.ports_by_name.get(tagged)
             if pb is None or not local.related(pb):
                 return _not_related(tagged, pb)
-        if self._on_switch(lf):
-            wanted = "inport" if lf.get("pipeline") == "ingress" else "outport"
+        if lf.stages[i].startswith("ls_"):     # a logical switch's stage
+            wanted = "inport" if lf.pipelines[i] == "ingress" else "outport"
             for which, port in _PORT_EQ.findall(match):
                 pb = self.names.ports_by_name.get(port)
                 if which == wanted and pb is not None and not local.related(pb):
@@ -363,19 +496,15 @@ class LogicalAuditor:
             for name in pattern.findall(match):
                 if name in self._empty_sets[what] or self._unknown(what, name):
                     return EMPTY_SET.format(what=what, name=name)
-        for name in _TEMPLATE.findall(match + " " + lf.get("actions", "")):
+        for name in _TEMPLATE.findall(match + " " + lf.actions[i]):
             if not self._template_defined(chassis, name):
                 return TEMPLATE.format(name=name)
         if match.strip() in ("0", "false"):
             return NEVER_TRUE
-        table = offsets.get(lf.get("pipeline", ""), 0) + lf.get("table_id", 0)
+        table = offsets.get(lf.pipelines[i], 0) + lf.table_ids[i]
         if table in conj_tables and ("{" in match or "$" in match or "@" in match):
             return CONJUNCTION.format(table=table)
         return None
-
-    def _on_switch(self, lf: dict) -> bool:
-        stage = (lf.get("external_ids") or {}).get("stage-name", "")
-        return stage.startswith("ls_")
 
     def _unknown(self, what: str, name: str) -> bool:
         table = "Address_Set" if what == "address set" else "Port_Group"
@@ -387,28 +516,39 @@ class LogicalAuditor:
                 return name in (row.get("variables") or {})
         return False
 
-    @staticmethod
-    def _deduplicated(statuses: list[LflowStatus]) -> None:
+    def _deduplicated(self, missing_at: list[int], flows: list[int], local_refs: set,
+                      dp_names: dict[tuple, list[str]], reasons: dict[int, str]) -> list[int]:
         """ovn-controller installs one OpenFlow flow per table, priority and match
         (ofctrl.c: an installed flow keeps a list of the desired flows that want it, and
         only the first, the preferred, is installed with its cookie): a MISSING lflow
         that shares them with an installed one on one of its datapaths has lost to it.
         Identical actions: the flow is the same (deduplicated, ofctrl.c
-        ofctrl_check_and_add_flow_metered); different ones: a conflict one lflow won."""
-        kept: dict[tuple, LflowStatus] = {}
-        for s in statuses:
-            if s.status == "installed":
-                for dp in s.datapaths:
-                    kept.setdefault((s.pipeline, s.table_id, s.priority, s.match, dp), s)
-        for s in statuses:
-            if s.status != "missing":
-                continue
-            for dp in s.datapaths:
-                other = kept.get((s.pipeline, s.table_id, s.priority, s.match, dp))
+        ofctrl_check_and_add_flow_metered); different ones: a conflict one lflow won.
+        Returns the lflows still MISSING; the others' reasons go into ``reasons``."""
+        lf = self._lflow_columns
+
+        def keys(i: int):
+            head = (lf.pipelines[i], lf.table_ids[i], lf.priorities[i], lf.matches[i])
+            return [(*head, dp) for dp in dp_names[lf.refs[i]]]
+        wanted = {key for i in missing_at for key in keys(i)}
+        kept: dict[tuple, int] = {}     # the first installed lflow with each key
+        for i, ref in enumerate(lf.refs):
+            if flows[i] and ref in local_refs:
+                for key in keys(i):
+                    if key in wanted:
+                        kept.setdefault(key, i)
+        still = []
+        for i in missing_at:
+            for key in keys(i):
+                other = kept.get(key)
                 if other is not None:
-                    template = DEDUPLICATED if other.actions == s.actions else SAME_MATCH
-                    s.status, s.reason = "expected", template.format(other=other.uuid[:8])
+                    template = DEDUPLICATED if lf.actions[other] == lf.actions[i] \
+                        else SAME_MATCH
+                    reasons[i] = template.format(other=lf.uuids[other][:8])
                     break
+            else:
+                still.append(i)
+        return still
 
     def _stale(self, flows: list[tuple[int, int, str]], offsets: dict[str, int],
                cookies: Counter) -> list[StaleFlow]:
@@ -421,7 +561,9 @@ class LogicalAuditor:
             return stale    # every flow's cookie is a logical flow's (or 0): none stale
         ingress = offsets.get("ingress")
         egress = offsets.get("egress")
-        n_tables = {p: max((table_id for _, _, _, pipeline, table_id, *_ in self._lflow_columns
+        lf = self._lflow_columns
+        n_tables = {p: max((table_id for pipeline, table_id
+                            in zip(lf.pipelines, lf.table_ids, strict=True)
                             if pipeline == p), default=-1) + 1
                     for p in ("ingress", "egress")}
         pipeline_tables = set()

@@ -588,8 +588,67 @@ def _store_tables(doc: dict, members: dict[str, bytes]) -> set[str]:
                             "blocks": count, "keyed": keys is not None,
                             "external_ids": any(type(row) is dict and row.get("external_ids")
                                                 for row in rows)}
+            projected = _projection(table, rows) if table in PROJECTED else None
+            if projected is not None:
+                members[f"{name}.columns"] = projected
+                specs[table]["columns"] = {"member": f"{name}.columns", "bytes": len(projected)}
         db["tables"], db["stored_tables"] = {}, specs
     return stored
+
+
+# Tables whose whole-table readers (the audit reads every logical flow) want a few columns
+# of every row: saved beside the rows as one JSON list per column, in the rows' order, so
+# those columns are read without a dict per row.  "column:key" is one key of a map column
+# (null where the row's map lacks it).  Files without it are read from the rows.
+PROJECTED = {"Logical_Flow": ("_uuid", "pipeline", "table_id", "priority", "match", "actions",
+                              "logical_datapath", "logical_dp_group", "external_ids:stage-name",
+                              "tags:in_out_port")}
+
+
+def _projected_value(row: dict, column: str):
+    name, _, key = column.partition(":")
+    value = row.get(name)
+    if key:
+        return value.get(key) if type(value) is dict else None
+    return value
+
+
+def _projection(table: str, rows: list[dict]) -> bytes | None:
+    """``PROJECTED[table]``'s columns of ``rows`` (None when a row does not fit them)."""
+    columns = PROJECTED[table]
+    if not all(type(row) is dict for row in rows):
+        return None
+    values = [[_projected_value(row, column) for row in rows] for column in columns]
+    try:
+        _check_projection(table, list(columns), values, len(rows), "")
+    except InputError:
+        return None
+    return json.dumps({"columns": columns, "values": values}, separators=(",", ":")).encode()
+
+
+def _check_projection(table: str, columns: list, values: list, n: int, where: str) -> None:
+    """The projected columns as ``check_rows`` would find them in the rows: each value of
+    its column's form, a row's UUID a UUID, a map's key a string or null."""
+    if columns != list(PROJECTED.get(table, ())) or type(values) is not list \
+            or len(values) != len(columns):
+        raise InputError(f"{where}: columns {_short(columns)} are not {table}'s")
+    kinds = _COLUMNS.get(table, {})
+    for column, found in zip(columns, values, strict=True):
+        if type(found) is not list or len(found) != n:
+            raise InputError(f"{where}.{column}: not {n} values")
+        name, _, key = column.partition(":")
+        if key or name == "_uuid":
+            ok = all(type(v) is str or (key and v is None) for v in found)
+            if ok and name == "_uuid":
+                ok = all(map(_UUID.fullmatch, found))
+        else:
+            kind = kinds[name]
+            test = _KINDS[kind.lstrip("!")][0]
+            plain = _PLAIN[kind.lstrip("!")]
+            ok = all(v.__class__ is plain or test(v) or (v is None and kind[0] != "!")
+                     for v in found)
+        if not ok:
+            raise InputError(f"{where}.{column}: a value is not of its column's form")
 
 
 class _OpenedStore:
@@ -686,6 +745,8 @@ class StoredTables(MutableMapping):
         self._loaded: dict[str, list[dict]] = {}
         self._stores: dict[str, BlockStore] = {}
         self._by_key: dict[tuple[str, int], list[dict]] = {}
+        self._projections: dict[str, dict[str, list]] = {}
+        self._replaced: set[str] = set()
 
     def _store(self, table: str) -> BlockStore:
         store = self._stores.get(table)
@@ -745,6 +806,32 @@ class StoredTables(MutableMapping):
                 table, [item for _, item in hits]) if hits else []
         return found
 
+    def projection(self, table: str) -> dict[str, list] | None:
+        """``PROJECTED[table]``'s columns of every row, in the rows' order, read (and
+        checked) from the file without decoding a row; None when the file has none (older
+        files) or the table was replaced in memory."""
+        spec = self._specs.get(table, {}).get("columns")
+        if spec is None or table in self._replaced:
+            return None
+        found = self._projections.get(table)
+        if found is None:
+            where = f"snapshot {self._path}: {self._where}.{table}.columns"
+            try:
+                with building():
+                    doc = json.loads(_read_member(_archive(self._path), spec["member"],
+                                                  spec["bytes"]), parse_constant=_no_constant)
+            except InputError as exc:
+                raise InputError(f"{where}: {exc}") from None
+            except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile,
+                    NotImplementedError, RuntimeError, zlib.error) as exc:
+                raise InputError(f"{where}: {exc}") from None
+            if type(doc) is not dict:
+                raise InputError(f"{where}: expected an object")
+            columns, values = doc.get("columns"), doc.get("values")
+            _check_projection(table, columns, values, self._specs[table]["rows"], where)
+            found = self._projections[table] = dict(zip(columns, values, strict=True))
+        return found
+
     def cookies(self, table: str):
         """The cookie (32 bits) of every row of a keyed table, from its store's index: what
         answers "has any row this cookie" without decoding a row."""
@@ -752,10 +839,12 @@ class StoredTables(MutableMapping):
 
     def __setitem__(self, table: str, rows: list[dict]) -> None:
         self._names[table] = None
+        self._replaced.add(table)
         self._loaded[table] = rows
 
     def __delitem__(self, table: str) -> None:
         del self._names[table]
+        self._replaced.add(table)
         self._loaded.pop(table, None)
 
     def __iter__(self):
@@ -1089,6 +1178,13 @@ class _DocumentReader:
                                  f"the document says {spec['bytes']}")
             if type(spec.get("keyed")) is not bool:
                 raise InputError(f"{at}.keyed: {_short(spec.get('keyed'))} is not a boolean")
+            columns = spec.get("columns")
+            if columns is not None and (
+                    type(columns) is not dict or type(columns.get("member")) is not str
+                    or columns["member"] not in self.members
+                    or columns.get("bytes") != self.members[columns["member"]]
+                    or columns["bytes"] > MAX_MEMBER_BYTES):
+                raise InputError(f"{at}.columns: {_short(columns)} is not in the file")
         return StoredTables(self.path, specs, self.infos, where, self.interconnect)
 
     def _flows_source(self, doc: dict, where: str):
