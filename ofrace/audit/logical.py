@@ -17,7 +17,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import repeat
+from itertools import compress, repeat
+from operator import contains, itemgetter, methodcaller
 
 from ofrace.openflow.flowtext import line_cookie
 from ofrace.ovn.southbound import SouthboundIndex
@@ -32,6 +33,26 @@ _TABLE = re.compile(r"(?:^|, )table=(\d+)")
 # The head ovs-ofctl dump-flows writes (cookie, duration, table): its cookie and table are
 # those line_cookie and _TABLE read, in one match; other lines take the general path.
 _DUMP_HEAD = re.compile(r"cookie=(0x[0-9a-f]+), (?:duration=[^,]*, )?table=(\d+), ")
+
+_DUMP_HEAD_BYTES = re.compile(_DUMP_HEAD.pattern.encode())
+
+
+def _fast_heads(lines, pattern, actions, conjunction):
+    """``_heads``' answer read by C loops, or None when some line has not the dump-flows
+    head (``pattern``, ``actions``): then every line is read on its own."""
+    heads = list(map(pattern.match, lines))
+    if None in heads or not all(map(contains, lines, repeat(actions))):
+        return None
+    pairs = list(map(methodcaller("group", 1, 2), heads))
+    tables = list(map(int, map(itemgetter(1), pairs)))
+    return (list(map(int, map(itemgetter(0), pairs), repeat(16))), tables, lines,
+            set(compress(tables, map(contains, lines, repeat(conjunction)))))
+
+
+def _line_text(line: str | bytes) -> str:
+    """A flow line as text (``Bridge.encoded_lines`` gives a file's as bytes)."""
+    return line if line.__class__ is str else line.decode("utf-8", "surrogateescape")
+
 
 # Reasons an lflow has no OpenFlow flows on a chassis that are expected.
 NOT_LOCAL = "datapath not local to this chassis"
@@ -170,17 +191,29 @@ class LflowVerdicts:
         return self._statuses
 
 
+def _reason_kinds() -> list[tuple[str, str, str, str]]:
+    """Per reason template in the order they are tried: (head, tail, the kind a reason
+    starting with the head counts as, the kind one holding the tail counts as)."""
+    kinds = []
+    for template in (NOT_LOCAL, NOT_RESIDENT, LOCALPORT, REMOTE_PORT, EMPTY_SET, DEDUPLICATED,
+                     SAME_MATCH, CONJUNCTION, TEMPLATE, NEVER_TRUE):
+        kinds.append((template.split("{")[0], template.split("}")[-1], template.replace(
+            "{port}", "P").replace("{what} {name}", "set").replace("{other}", "X").replace(
+            "{table}", "N").replace("{name}", "V"), template.replace("{port}", "P")))
+    return kinds
+
+
+_REASON_KINDS = _reason_kinds()
+
+
 def _reason_kind(reason: str | None) -> str:
     """The reason without its particulars, for counting."""
     text = reason or ""
-    for template in (NOT_LOCAL, NOT_RESIDENT, LOCALPORT, REMOTE_PORT, EMPTY_SET, DEDUPLICATED,
-                     SAME_MATCH, CONJUNCTION, TEMPLATE, NEVER_TRUE):
-        head = template.split("{")[0]
+    for head, tail, by_head, by_tail in _REASON_KINDS:
         if head and text.startswith(head):
-            return template.replace("{port}", "P").replace("{what} {name}", "set").replace(
-                "{other}", "X").replace("{table}", "N").replace("{name}", "V")
-        if not head and template.split("}")[-1] in text:
-            return template.replace("{port}", "P")
+            return by_head
+        if not head and tail in text:
+            return by_tail
     return text
 
 
@@ -316,6 +349,29 @@ class LogicalAuditor:
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
         self.names = SouthboundIndex(snapshot)
+        self._locals: dict[str, LocalDatapaths] = {}
+
+    # What every chassis' audit reads of the SB, decoded before workers are forked.
+    _SHARED_TABLES = ("Port_Binding", "Chassis", "Chassis_Private", "Encap", "SB_Global",
+                      "HA_Chassis", "HA_Chassis_Group", "Logical_DP_Group", "Datapath_Binding",
+                      "Address_Set", "Port_Group", "Chassis_Template_Var")
+
+    def prepare(self) -> None:
+        """Build now what the audit of every chassis shares (each lflow's columns, the
+        SB tables it reads, the port index), so forked workers share it copy-on-write
+        instead of each building its own."""
+        for owner, built in ((self, "lflow_columns"), (self, "_empty_sets"),
+                             (self.names, "cookie_sets"), (self.names, "ports_by_name")):
+            getattr(owner, built)
+        for table in self._SHARED_TABLES:
+            self.names.rows(table)
+
+    def local(self, chassis: Chassis) -> LocalDatapaths:
+        """The chassis' local datapaths, built once (the health audit asks too)."""
+        found = self._locals.get(chassis.name)
+        if found is None or found.chassis is not chassis:
+            found = self._locals[chassis.name] = LocalDatapaths(self.names, chassis)
+        return found
 
     @cached_property
     def _dp_groups(self) -> dict[str, list[str]]:
@@ -339,37 +395,55 @@ class LogicalAuditor:
         bridge = chassis.bridges.get(chassis.integration_bridge)
         if bridge is None:
             return result
-        local = LocalDatapaths(self.names, chassis)
-        readable: list[tuple[int, int, str]] = []   # (cookie, table, line)
-        garbled = result.garbled
-        match_head = _DUMP_HEAD.match
-        for line in bridge.flows:
-            m = match_head(line)
-            if m is not None and " actions=" in line:   # _read_head's answer, inline
-                readable.append((int(m.group(1), 16), int(m.group(2)), line))
-                continue
+        local = self.local(chassis)
+        cookie_of, table_of, lines, conj_tables = self._heads(bridge, result.garbled)
+        cookies = Counter(cookie_of)
+        tables_of: dict[int, set[int]] = {}
+        for cookie, table in set(zip(cookie_of, table_of, strict=True)):
+            tables_of.setdefault(cookie, set()).add(table)
+        offsets = self._table_offsets(tables_of)
+        result.verdicts = self._verdicts(chassis, local, cookies, conj_tables, offsets)
+        result.stale = self._stale(cookie_of, table_of, lines, offsets, cookies)
+        return result
+
+    @staticmethod
+    def _heads(bridge, garbled: list[str]) -> tuple[list[int], list[int], list, set[int]]:
+        """The cookie, the table and the line of every readable flow line, and the tables
+        with a conjunction; the other lines into ``garbled``.  When every line has the
+        dump-flows head, C loops read them (``_fast_heads``), a version-3 file's lines
+        as the bytes it stores (``_line_text`` gives a line's text back); else each line
+        is read as ``_read_head`` reads it."""
+        encoded = bridge.encoded_lines()
+        if encoded is not None:
+            fast = _fast_heads(encoded, _DUMP_HEAD_BYTES, b" actions=", b"conjunction(")
+            if fast is not None:
+                return fast
+            lines = [line.decode("utf-8", "surrogateescape") for line in encoded]
+        else:
+            lines = bridge.flows
+        fast = _fast_heads(lines, _DUMP_HEAD, " actions=", "conjunction(")
+        if fast is not None:
+            return fast
+        cookie_of: list[int] = []
+        table_of: list[int] = []
+        readable: list[str] = []
+        for line in lines:
             head = _read_head(line)
             if head is None:
                 garbled.append(line)
             else:
-                readable.append((*head, line))
-        columns = tuple(zip(*readable, strict=True)) or ((), (), ())   # cookies, tables, lines
-        cookies = Counter(columns[0])
-        tables_of: dict[int, set[int]] = {}
-        for cookie, table in set(zip(columns[0], columns[1], strict=True)):
-            tables_of.setdefault(cookie, set()).add(table)
-        conj_tables = {table for table, line in zip(columns[1], columns[2], strict=True)
-                       if "conjunction(" in line}
-        offsets = self._table_offsets(tables_of)
-        result.verdicts = self._verdicts(chassis, local, cookies, conj_tables, offsets)
-        result.stale = self._stale(readable, offsets, cookies)
-        return result
+                cookie_of.append(head[0])
+                table_of.append(head[1])
+                readable.append(line)
+        return cookie_of, table_of, readable, {
+            table for table, line in zip(table_of, readable, strict=True)
+            if "conjunction(" in line}
 
     def _verdicts(self, chassis: Chassis, local: LocalDatapaths, cookies: Counter,
                   conj_tables: set[int], offsets: dict[str, int]) -> LflowVerdicts:
         """Each lflow installed (it has OpenFlow flows on a local datapath), expected (a
         reason ovn-controller has) or MISSING."""
-        lf = self._lflow_columns
+        lf = self.lflow_columns
         local_datapaths = local.datapaths
         names = self._datapath_names
         here_of = {ref: [d for d in dps if d in local_datapaths]
@@ -404,7 +478,7 @@ class LogicalAuditor:
         return verdicts
 
     @cached_property
-    def _lflow_columns(self) -> LflowColumns:
+    def lflow_columns(self) -> LflowColumns:
         """Each lflow's columns, from the file's projection of them when it has one."""
         projection = getattr(self.names.sb, "projection", None)
         found = projection("Logical_Flow") if projection is not None \
@@ -447,7 +521,7 @@ class LogicalAuditor:
     def _lflow_row(self, i: int) -> dict:
         """Lflow i's SB row (its NB rows are named from it): by its cookie in a version-3
         file, not decoding the table."""
-        uuid = self._lflow_columns.uuids[i]
+        uuid = self.lflow_columns.uuids[i]
         sb = self.names.sb
         if getattr(sb, "keyed", None) is not None and sb.keyed("Logical_Flow", True):
             found = [row for row in sb.with_cookie("Logical_Flow", int(uuid[:8], 16))
@@ -463,7 +537,7 @@ class LogicalAuditor:
     def _table_offsets(self, tables_of) -> dict[str, int]:
         """OpenFlow table = logical table_id + offset, per pipeline, from installed flows."""
         votes: dict[str, Counter] = {"ingress": Counter(), "egress": Counter()}
-        lf = self._lflow_columns
+        lf = self.lflow_columns
         for pipeline, table_id, cookie in zip(lf.pipelines, lf.table_ids, lf.cookies,
                                               strict=True):
             tables = tables_of.get(cookie)
@@ -473,7 +547,7 @@ class LogicalAuditor:
 
     def _why_none(self, i: int, chassis: Chassis, local: LocalDatapaths, conj_tables,
                   offsets) -> str | None:
-        lf = self._lflow_columns
+        lf = self.lflow_columns
         match = lf.matches[i]
         for negated, port in _RESIDENT.findall(match):
             pb = self.names.ports_by_name.get(port)
@@ -516,6 +590,15 @@ class LogicalAuditor:
                 return name in (row.get("variables") or {})
         return False
 
+    @cached_property
+    def _pipeline_tables(self) -> dict[str, int]:
+        """How many logical tables each pipeline has (its highest table_id + 1)."""
+        lf = self.lflow_columns
+        return {p: max((table_id for pipeline, table_id
+                        in zip(lf.pipelines, lf.table_ids, strict=True)
+                        if pipeline == p), default=-1) + 1
+                for p in ("ingress", "egress")}
+
     def _deduplicated(self, missing_at: list[int], flows: list[int], local_refs: set,
                       dp_names: dict[tuple, list[str]], reasons: dict[int, str]) -> list[int]:
         """ovn-controller installs one OpenFlow flow per table, priority and match
@@ -525,7 +608,7 @@ class LogicalAuditor:
         Identical actions: the flow is the same (deduplicated, ofctrl.c
         ofctrl_check_and_add_flow_metered); different ones: a conflict one lflow won.
         Returns the lflows still MISSING; the others' reasons go into ``reasons``."""
-        lf = self._lflow_columns
+        lf = self.lflow_columns
 
         def keys(i: int):
             head = (lf.pipelines[i], lf.table_ids[i], lf.priorities[i], lf.matches[i])
@@ -550,8 +633,8 @@ class LogicalAuditor:
                 still.append(i)
         return still
 
-    def _stale(self, flows: list[tuple[int, int, str]], offsets: dict[str, int],
-               cookies: Counter) -> list[StaleFlow]:
+    def _stale(self, cookie_of: list[int], table_of: list[int], lines: list,
+               offsets: dict[str, int], cookies: Counter) -> list[StaleFlow]:
         """Flows whose cookie no SB row explains, or of the wrong kind for their table."""
         stale: list[StaleFlow] = []
         lflow_cookies = self.names.cookie_sets["Logical_Flow"]
@@ -561,24 +644,24 @@ class LogicalAuditor:
             return stale    # every flow's cookie is a logical flow's (or 0): none stale
         ingress = offsets.get("ingress")
         egress = offsets.get("egress")
-        lf = self._lflow_columns
-        n_tables = {p: max((table_id for pipeline, table_id
-                            in zip(lf.pipelines, lf.table_ids, strict=True)
-                            if pipeline == p), default=-1) + 1
-                    for p in ("ingress", "egress")}
+        n_tables = self._pipeline_tables
         pipeline_tables = set()
         if ingress is not None:
             pipeline_tables |= set(range(ingress, ingress + n_tables["ingress"]))
         if egress is not None:
             pipeline_tables |= set(range(egress, egress + n_tables["egress"]))
-        for cookie, table, line in flows:
-            if cookie not in suspects:
-                continue
-            owners = self.names.cookie_tables(cookie)
+        owners_of: dict[int, list[str]] = {}
+        for i in compress(range(len(cookie_of)), map(suspects.__contains__, cookie_of)):
+            cookie, table, line = cookie_of[i], table_of[i], lines[i]
+            owners = owners_of.get(cookie)
+            if owners is None:
+                owners = owners_of[cookie] = self.names.cookie_tables(cookie)
             if not owners:
-                stale.append(StaleFlow(cookie, line, "its cookie matches no Southbound row"))
+                stale.append(StaleFlow(cookie, _line_text(line),
+                                       "its cookie matches no Southbound row"))
             elif table in pipeline_tables and "Logical_Flow" not in owners:
                 kinds = ", ".join(sorted(set(owners)))
-                stale.append(StaleFlow(cookie, line, f"a logical pipeline table holds a flow "
-                                       f"whose cookie is a {kinds} row, not a logical flow"))
+                stale.append(StaleFlow(cookie, _line_text(line),
+                                       f"a logical pipeline table holds a flow whose cookie "
+                                       f"is a {kinds} row, not a logical flow"))
         return stale

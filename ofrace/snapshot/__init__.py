@@ -108,6 +108,16 @@ class Bridge:
             return StoredLines(store())
         return list(self.flows)
 
+    def encoded_lines(self) -> list[bytes] | None:
+        """The flow lines as a version-3 file stores them (UTF-8; ``line.decode("utf-8",
+        "surrogateescape")`` is the line), for a reader of every line that needs the text
+        of few; None when the lines are not in a store or were read already."""
+        store = self.__dict__.get("_flow_store")
+        if store is None or "flows" in self.__dict__:
+            return None
+        with building():
+            return store().all()
+
     def flow_index(self) -> bytes | None:
         """What ``save(flow_index=…)`` stored for these lines (the classifier's index,
         ``ofrace.openflow.stored``); None when the file has none or the lines were read."""
@@ -637,16 +647,22 @@ def _check_projection(table: str, columns: list, values: list, n: int, where: st
         if type(found) is not list or len(found) != n:
             raise InputError(f"{where}.{column}: not {n} values")
         name, _, key = column.partition(":")
+        classes = set(map(type, found))     # one C loop; the rare odd value tested alone
         if key or name == "_uuid":
-            ok = all(type(v) is str or (key and v is None) for v in found)
+            ok = classes <= ({str, type(None)} if key else {str})
             if ok and name == "_uuid":
                 ok = all(map(_UUID.fullmatch, found))
         else:
             kind = kinds[name]
             test = _KINDS[kind.lstrip("!")][0]
             plain = _PLAIN[kind.lstrip("!")]
-            ok = all(v.__class__ is plain or test(v) or (v is None and kind[0] != "!")
-                     for v in found)
+            if kind[0] != "!":
+                classes.discard(type(None))
+            if classes == {int} and plain is None:
+                ok = not found or _is_int(min(found)) and _is_int(max(found))
+            else:
+                ok = all(test(v) for v in found if v.__class__ is not plain and v is not None) \
+                    and (None not in found or kind[0] != "!")
         if not ok:
             raise InputError(f"{where}.{column}: a value is not of its column's form")
 
@@ -682,9 +698,11 @@ _ARCHIVES: dict[tuple, zipfile.ZipFile] = {}
 
 def _archive(path: str) -> zipfile.ZipFile:
     """The file's ZIP directory, read once while the file stays the same (a trace opens
-    a store per table it reads: each re-reading ~100 directory entries added up)."""
+    a store per table it reads: each re-reading ~100 directory entries added up).  One
+    per process: a forked worker must not seek the file position it shares with its
+    parent (the audit of a cluster forks one per chassis)."""
     st = os.stat(path)
-    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns, os.getpid())
     archive = _ARCHIVES.get(key)
     if archive is None:
         if len(_ARCHIVES) >= 4:
