@@ -79,6 +79,21 @@ def test_a_changed_projection_changes_the_audit(tmp_path):
     assert _audit_text(changed) != before
 
 
+def test_a_plain_projection_reads_as_an_encoded_one(tmp_path):
+    """A column's values written as they are, or as distinct values and codes: the same
+    columns (and the saved file does encode some)."""
+    Snapshot.load(FIXTURES / "kind" / "snapshot.ofr").save(tmp_path / "v3.ofr")
+    with zipfile.ZipFile(tmp_path / "v3.ofr") as archive:
+        member = next(n for n in archive.namelist() if n.endswith(".columns"))
+        assert any(type(v) is dict for v in json.loads(archive.read(member))["values"])
+    encoded = Snapshot.load(tmp_path / "v3.ofr").southbound.tables.projection("Logical_Flow")
+    _rewrite_member(tmp_path / "v3.ofr", tmp_path / "plain.ofr", member,
+                    lambda data: json.dumps(_plain(json.loads(data))).encode())
+    _declare_size(tmp_path / "plain.ofr", tmp_path / "plain2.ofr", member)
+    plain = Snapshot.load(tmp_path / "plain2.ofr").southbound.tables.projection("Logical_Flow")
+    assert plain == encoded
+
+
 def _rewrite_member(path: Path, out: Path, name: str, change) -> None:
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
         for info in src.infolist():
@@ -88,12 +103,37 @@ def _rewrite_member(path: Path, out: Path, name: str, change) -> None:
             dst.writestr(info, data)
 
 
+def _plain(doc: dict) -> dict:
+    """The projection with every column as its values (none as distinct values and
+    codes), as a reader accepts it too."""
+    doc["values"] = [[v["distinct"][c] for c in v["codes"]] if type(v) is dict else v
+                     for v in doc["values"]]
+    return doc
+
+
+def _bad_codes(doc: dict) -> None:
+    encoded = next(v for v in doc["values"] if type(v) is dict)
+    encoded["codes"][0] = len(encoded["distinct"])
+
+
+def _declare_size(path: Path, out: Path, member: str) -> None:
+    """The document declares the member's size: made right again, so that what is
+    checked is the values."""
+    with zipfile.ZipFile(path) as archive:
+        size = archive.getinfo(member).file_size
+    _rewrite_member(path, out, "snapshot.json", lambda data: data.replace(
+        f'"member":"{member}","bytes":'.encode(),
+        f'"member":"{member}","bytes":{size},"was":'.encode()))
+
+
 @pytest.mark.parametrize("change", [
-    lambda doc: doc["values"][2].__setitem__(0, "12"),          # table_id not an integer
-    lambda doc: doc["values"][0].__setitem__(0, "not-a-uuid"),
-    lambda doc: doc["values"][4].pop(),                          # one value short
+    _bad_codes,                                                  # a code past the values
+    lambda doc: _plain(doc)["values"][2].__setitem__(0, "12"),   # table_id not an integer
+    lambda doc: _plain(doc)["values"][2].__setitem__(0, True),
+    lambda doc: _plain(doc)["values"][0].__setitem__(0, "not-a-uuid"),
+    lambda doc: _plain(doc)["values"][4].pop(),                  # one value short
     lambda doc: doc["columns"].reverse(),
-    lambda doc: doc["values"][6].__setitem__(0, ["a", "b"]),     # an optional with two
+    lambda doc: _plain(doc)["values"][6].__setitem__(0, ["a", "b"]),   # two in an optional
 ])
 def test_a_projection_that_does_not_fit_is_refused(change, tmp_path):
     Snapshot.load(FIXTURES / "kind" / "snapshot.ofr").save(tmp_path / "v3.ofr")
@@ -105,15 +145,10 @@ def test_a_projection_that_does_not_fit_is_refused(change, tmp_path):
         change(doc)
         return json.dumps(doc).encode()
     _rewrite_member(tmp_path / "v3.ofr", tmp_path / "bad.ofr", member, rewrite)
-    # the document declares the member's size: keep it right so the values are checked
-    with zipfile.ZipFile(tmp_path / "bad.ofr") as archive:
-        size = archive.getinfo(member).file_size
-    _rewrite_member(tmp_path / "bad.ofr", tmp_path / "bad2.ofr", "snapshot.json",
-                    lambda data: data.replace(
-                        f'"member":"{member}","bytes":'.encode(),
-                        f'"member":"{member}","bytes":{size},"was":'.encode()))
+    _declare_size(tmp_path / "bad.ofr", tmp_path / "bad2.ofr", member)
     snapshot = Snapshot.load(tmp_path / "bad2.ofr")
-    with pytest.raises(InputError, match=r"Logical_Flow\.columns.*(form|values|are not)"):
+    with pytest.raises(InputError,
+                       match=r"Logical_Flow\.columns.*(form|values|are not|codes)"):
         audit_snapshot(snapshot)
 
 

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress, repeat
-from operator import contains, itemgetter, methodcaller
+from operator import and_, contains, is_not, itemgetter, methodcaller, not_, sub
 
 from ofrace.openflow.flowtext import line_cookie
 from ofrace.ovn.southbound import SouthboundIndex
@@ -133,12 +133,22 @@ class LflowColumns:
     chassis decides locality once per datapath or group, not once per lflow."""
 
     def __init__(self, uuids, stages, pipelines, table_ids, priorities, matches, actions,
-                 ports, refs, datapaths):
+                 ports, logical_datapaths, logical_dp_groups, dp_groups: dict[str, list]):
         self.uuids, self.stages, self.pipelines = uuids, stages, pipelines
         self.table_ids, self.priorities = table_ids, priorities
         self.matches, self.actions, self.ports = matches, actions, ports
-        self.refs, self.datapaths = refs, datapaths
-        self.cookies = [int(uuid[:8], 16) for uuid in uuids]
+        # a datapath's ref is its UUID, a group's a 1-tuple of the group's, none's None
+        self.refs = [dp if dp.__class__ is str and dp else _datapath_ref(dp, group)
+                     for dp, group in zip(logical_datapaths, logical_dp_groups, strict=True)]
+        self.datapaths = {ref: [ref] if ref.__class__ is str else list(
+            dp_groups.get(ref[0], [])) if ref is not None else [] for ref in set(self.refs)}
+        self.cookies = list(map(int, map(itemgetter(slice(0, 8)), uuids), repeat(16)))
+
+
+def _datapath_ref(dp, group) -> str | tuple | None:
+    """``LogicalAuditor.lflow_datapaths``' choice: the datapath, else the group."""
+    dp, group = unwrap_optional(dp), unwrap_optional(group)
+    return dp if dp else (group,) if group else None
 
 
 class LflowVerdicts:
@@ -452,17 +462,16 @@ class LogicalAuditor:
                     for ref, here in here_of.items()}
         local_refs = {ref for ref, here in here_of.items() if here}
         flows = list(map(cookies.get, lf.cookies, repeat(0)))
-        reasons: dict[int, str] = {}
+        is_local = list(map(local_refs.__contains__, lf.refs))
+        everyone = range(len(flows))
+        reasons = dict.fromkeys(compress(everyone, map(not_, is_local)), NOT_LOCAL)
         missing_at: list[int] = []
-        for i, ref in enumerate(lf.refs):
-            if ref not in local_refs:
-                reasons[i] = NOT_LOCAL
-            elif not flows[i]:
-                reason = self._why_none(i, chassis, local, conj_tables, offsets)
-                if reason:
-                    reasons[i] = reason
-                else:
-                    missing_at.append(i)
+        for i in compress(everyone, map(and_, is_local, map(not_, flows))):
+            reason = self._why_none(i, chassis, local, conj_tables, offsets)
+            if reason:
+                reasons[i] = reason
+            else:
+                missing_at.append(i)
         if missing_at:
             missing_at = self._deduplicated(missing_at, flows, local_refs, dp_names, reasons)
         verdicts = LflowVerdicts(lf, flows, reasons, [], missing_at, dp_names)
@@ -484,39 +493,22 @@ class LogicalAuditor:
         found = projection("Logical_Flow") if projection is not None \
             and "Logical_Flow" in self.names.sb else None
         if found is not None:
-            groups = self._dp_groups
-            refs, datapaths = [], {}
-            for dp, group in zip(found["logical_datapath"], found["logical_dp_group"],
-                                 strict=True):
-                ref = self._datapath_ref(unwrap_optional(dp), unwrap_optional(group), groups,
-                                         datapaths)
-                refs.append(ref)
             return LflowColumns(
                 found["_uuid"], [stage if stage is not None else "?"
                                  for stage in found["external_ids:stage-name"]],
                 found["pipeline"], found["table_id"], found["priority"], found["match"],
-                found["actions"], found["tags:in_out_port"], refs, datapaths)
+                found["actions"], found["tags:in_out_port"], found["logical_datapath"],
+                found["logical_dp_group"], self._dp_groups)
         rows = self.names.rows("Logical_Flow")
-        groups = self._dp_groups
-        datapaths: dict[tuple, list[str]] = {}
-        refs = [self._datapath_ref(unwrap_optional(lf.get("logical_datapath")),
-                                   unwrap_optional(lf.get("logical_dp_group")), groups,
-                                   datapaths) for lf in rows]
         return LflowColumns(
             [lf["_uuid"] for lf in rows],
             [(lf.get("external_ids") or {}).get("stage-name", "?") for lf in rows],
             [lf.get("pipeline", "?") for lf in rows], [lf.get("table_id", 0) for lf in rows],
             [lf.get("priority", 0) for lf in rows], [lf.get("match", "") for lf in rows],
             [lf.get("actions", "") for lf in rows],
-            [(lf.get("tags") or {}).get("in_out_port") for lf in rows], refs, datapaths)
-
-    @staticmethod
-    def _datapath_ref(dp, group, groups, datapaths) -> tuple:
-        """``lflow_datapaths``' answer, named once in ``datapaths``."""
-        ref = (0, dp) if dp else (1, group) if group else (2, None)
-        if ref not in datapaths:
-            datapaths[ref] = [dp] if dp else list(groups.get(group, [])) if group else []
-        return ref
+            [(lf.get("tags") or {}).get("in_out_port") for lf in rows],
+            [lf.get("logical_datapath") for lf in rows],
+            [lf.get("logical_dp_group") for lf in rows], self._dp_groups)
 
     def _lflow_row(self, i: int) -> dict:
         """Lflow i's SB row (its NB rows are named from it): by its cookie in a version-3
@@ -535,14 +527,19 @@ class LogicalAuditor:
         return _DatapathNames(self.names)
 
     def _table_offsets(self, tables_of) -> dict[str, int]:
-        """OpenFlow table = logical table_id + offset, per pipeline, from installed flows."""
-        votes: dict[str, Counter] = {"ingress": Counter(), "egress": Counter()}
+        """OpenFlow table = logical table_id + offset, per pipeline, from installed flows:
+        each pipeline's most common (first OpenFlow table of the cookie - table_id)."""
         lf = self.lflow_columns
-        for pipeline, table_id, cookie in zip(lf.pipelines, lf.table_ids, lf.cookies,
-                                              strict=True):
-            tables = tables_of.get(cookie)
-            if tables and pipeline in votes:
-                votes[pipeline][min(tables) - table_id] += 1
+        first = {cookie: min(tables) for cookie, tables in tables_of.items()}
+        firsts = list(map(first.get, lf.cookies))
+        has = list(map(is_not, firsts, repeat(None)))
+        pairs = Counter(zip(compress(lf.pipelines, has),
+                            map(sub, compress(firsts, has), compress(lf.table_ids, has)),
+                            strict=True))
+        votes: dict[str, Counter] = {"ingress": Counter(), "egress": Counter()}
+        for (pipeline, offset), count in pairs.items():    # first seen first, as counted
+            if pipeline in votes:
+                votes[pipeline][offset] = count
         return {p: c.most_common(1)[0][0] for p, c in votes.items() if c}
 
     def _why_none(self, i: int, chassis: Chassis, local: LocalDatapaths, conj_tables,

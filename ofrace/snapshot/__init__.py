@@ -633,7 +633,35 @@ def _projection(table: str, rows: list[dict]) -> bytes | None:
         _check_projection(table, list(columns), values, len(rows), "")
     except InputError:
         return None
-    return json.dumps({"columns": columns, "values": values}, separators=(",", ":")).encode()
+    return json.dumps({"columns": columns, "values": [_few_distinct(v) for v in values]},
+                      separators=(",", ":")).encode()
+
+
+def _few_distinct(values: list):
+    """A column of few distinct values (a datapath, a stage name) as ``{"distinct": […],
+    "codes": […]}``: a quarter of the bytes to read, each string once in memory."""
+    try:
+        distinct = list(dict.fromkeys(values))
+    except TypeError:   # lists (an empty optional): as they are
+        return values
+    if len(distinct) * 4 > len(values):
+        return values
+    code = {value: n for n, value in enumerate(distinct)}
+    return {"distinct": distinct, "codes": list(map(code.__getitem__, values))}
+
+
+def _all_values(found, where: str):
+    """A projected column's values, ``_few_distinct``'s codes looked up."""
+    if type(found) is not dict:
+        return found
+    distinct, codes = found.get("distinct"), found.get("codes")
+    try:    # a code not an index of ``distinct`` (a string, a float, out of range) fails
+        if type(distinct) is list and type(codes) is list and (
+                not codes or 0 <= min(codes) and max(codes) < len(distinct)):
+            return list(map(distinct.__getitem__, codes))
+    except TypeError:
+        pass
+    raise InputError(f"{where}: a column's codes are not its values'")
 
 
 def _check_projection(table: str, columns: list, values: list, n: int, where: str) -> None:
@@ -660,9 +688,10 @@ def _check_projection(table: str, columns: list, values: list, n: int, where: st
                 classes.discard(type(None))
             if classes == {int} and plain is None:
                 ok = not found or _is_int(min(found)) and _is_int(max(found))
-            else:
-                ok = all(test(v) for v in found if v.__class__ is not plain and v is not None) \
-                    and (None not in found or kind[0] != "!")
+            else:   # only the values not of the plain class are tested, one by one
+                odd = [v for v in found if v.__class__ is not plain]
+                ok = all(map(test, [v for v in odd if v != [] and v is not None])) \
+                    and (None not in odd or kind[0] != "!")
         if not ok:
             raise InputError(f"{where}.{column}: a value is not of its column's form")
 
@@ -846,6 +875,8 @@ class StoredTables(MutableMapping):
             if type(doc) is not dict:
                 raise InputError(f"{where}: expected an object")
             columns, values = doc.get("columns"), doc.get("values")
+            if type(values) is list:
+                values = [_all_values(found, where) for found in values]
             _check_projection(table, columns, values, self._specs[table]["rows"], where)
             found = self._projections[table] = dict(zip(columns, values, strict=True))
         return found
