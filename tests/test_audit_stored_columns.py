@@ -232,3 +232,16 @@ def test_a_failing_worker_is_audited_again_in_the_parent(monkeypatch, tmp_path):
     monkeypatch.setattr(cluster, "_in_workers", _counting(cluster._in_workers, forked))
     assert _audit_text(Snapshot.load(path)) == serial
     assert forked and all(audit is None for audit in forked[0])   # every worker failed
+
+
+def test_workers_only_on_idle_cores(monkeypatch):
+    """Serial on busy cores (workers would only add forks), one per idle core, and
+    OFRACE_AUDIT_WORKERS above both."""
+    monkeypatch.delenv("OFRACE_AUDIT_WORKERS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    assert cluster.audit_workers() == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert cluster.audit_workers() == 2
+    monkeypatch.setenv("OFRACE_AUDIT_WORKERS", "3")
+    assert cluster.audit_workers() == 3

@@ -125,14 +125,22 @@ def _flow_count(chassis) -> int:
 
 def audit_workers() -> int:
     """How many processes audit chassis side by side: the cores this process may run on
-    (``OFRACE_AUDIT_WORKERS`` overrides; 1 is serial)."""
+    that are idle now (``OFRACE_AUDIT_WORKERS`` overrides; 1 is serial).  Workers cost
+    no more CPU in all than one process (measured: 5.46 s against 5.51 s for 3 × 261k
+    flows), so they save wall time only where a core would otherwise wait: on cores
+    busy with other work they only add the forks."""
     wanted = os.environ.get("OFRACE_AUDIT_WORKERS", "")
     if wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:      # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 # What a forked worker audits with: set in the parent just before the fork, so the
