@@ -14,7 +14,10 @@ when something first asks for them — a trace through 2 chassis of a 10-chassis
 a store of its own (``ofrace.snapshot.blocks``), decoded when first asked for;
 every table's rows are stored by the first 32 bits of their UUID (an OpenFlow
 cookie, a stage-hint), so annotating a trace reads the Logical_Flow rows of the
-cookies it crossed, not 118k rows.  Version 2 files (the rows inline in
+cookies it crossed, not 118k rows.  A table a reader needs whole but only in part (the
+audit reads ten columns of every Logical_Flow) also has those columns stored beside its
+rows, one JSON list per column (``PROJECTED``, ``StoredTables.projection``); files
+without them are read from the rows.  Version 2 files (the rows inline in
 the document) and version 1 files (gzip-compressed JSON with the lines inline)
 are still read.  Keys added within a version (a chassis' ``conntrack``) have
 defaults that mean "not read", so older files load and say so, and older
@@ -615,12 +618,12 @@ PROJECTED = {"Logical_Flow": ("_uuid", "pipeline", "table_id", "priority", "matc
                               "tags:in_out_port")}
 
 
-def _projected_value(row: dict, column: str):
+def _projected_values(rows: list[dict], column: str) -> list:
     name, _, key = column.partition(":")
-    value = row.get(name)
+    values = [row.get(name) for row in rows]
     if key:
-        return value.get(key) if type(value) is dict else None
-    return value
+        return [value.get(key) if value.__class__ is dict else None for value in values]
+    return values
 
 
 def _projection(table: str, rows: list[dict]) -> bytes | None:
@@ -628,7 +631,7 @@ def _projection(table: str, rows: list[dict]) -> bytes | None:
     columns = PROJECTED[table]
     if not all(type(row) is dict for row in rows):
         return None
-    values = [[_projected_value(row, column) for row in rows] for column in columns]
+    values = [_projected_values(rows, column) for column in columns]
     try:
         _check_projection(table, list(columns), values, len(rows), "")
     except InputError:
