@@ -76,8 +76,11 @@ def main() -> int:
     differ = [str(f) for f, b, a, r in zip(files, before, after, resaved, strict=True)
               if not b == a == r]
     errors = sum('"error"' in b[:10] for b in before)
-    print(f"{len(files)} snapshots ({errors} refused by both), {len(files) - len(differ)} "
-          f"identical (this tree, and re-saved with the stored columns), {len(differ)} differ")
+    statuses = sum(len(lflows or []) for b in before if '"error"' not in b[:10]
+                   for lflows in json.loads(b)["lflows"].values())
+    print(f"{len(files)} snapshots ({errors} refused by both; {statuses} lflow statuses), "
+          f"{len(files) - len(differ)} identical (this tree, and re-saved with the stored "
+          f"columns), {len(differ)} differ")
     for f in differ:
         print(f"  DIFFERS: {f}")
     return 1 if differ else 0
