@@ -6,8 +6,9 @@ Usage:  .venv/bin/python benchmarks/audit_cold.py FILE [--chassis NAME ...]
 
 Measured as benchmarks/cold_trace.py measures a trace (its ``run_once``): wall, CPU of
 the reaped child, VmHWM; best and median of ``--repeat`` runs, with the load average
-before the first.  No ``--chassis``: the whole cluster.  ``--checkout DIR`` times an
-older checkout on the same file.  Exit 1 if the runs' outputs differ.
+before the first.  No ``--chassis``: the whole cluster (in forked workers when cores
+are idle; ``OFRACE_AUDIT_WORKERS=1`` serial, ``=2`` two workers whatever the load).
+``--checkout DIR`` times an older checkout on the same file.  Exit 1 if the runs' outputs differ.
 """
 
 from __future__ import annotations

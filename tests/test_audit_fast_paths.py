@@ -35,6 +35,7 @@ def _general_paths(monkeypatch) -> None:
     """The audit as it was before its fast paths: every head by ``_read_head``, every
     flow's owners by ``SouthboundIndex.cookie``."""
     monkeypatch.setattr(logical, "_DUMP_HEAD", re.compile(r"(?!)"))
+    monkeypatch.setattr(logical, "_DUMP_HEAD_BYTES", re.compile(rb"(?!)"))
     monkeypatch.setattr(SouthboundIndex, "cookie_sets",
                         property(lambda self: {"Logical_Flow": set()}))
     monkeypatch.setattr(SouthboundIndex, "cookie_tables",

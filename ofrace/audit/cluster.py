@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from dataclasses import dataclass, field
 
 from ofrace.audit.bfd import BfdAuditor
@@ -82,7 +84,7 @@ def _audit(snapshot: Snapshot, only: list[str] | None) -> ClusterAudit:
         raise MissingDataError(f"the Southbound database was not read: "
                                f"{snapshot.southbound.error}")
     logical = LogicalAuditor(snapshot)
-    health = HealthAuditor(snapshot)
+    health = HealthAuditor(snapshot, logical)
     bfd = BfdAuditor(health.names)
 
     def audit_one(name: str) -> ChassisAudit:
@@ -93,8 +95,78 @@ def _audit(snapshot: Snapshot, only: list[str] | None) -> ClusterAudit:
         broken, notices = bfd.audit_chassis(ch)
         return ChassisAudit(name, logical.audit_chassis(ch), health.audit_chassis(ch) + broken,
                             notices=notices)
-    return ClusterAudit([audit_one(name) for name in snapshot.chassis
-                         if not only or name in only])
+    names = [name for name in snapshot.chassis if not only or name in only]
+    readable = [name for name in names if snapshot.chassis[name].unread() is None]
+    workers = min(len(readable), audit_workers())
+    flows = sum(_flow_count(snapshot.chassis[name]) for name in readable)
+    if workers < 2 or flows < PARALLEL_MIN_FLOWS:
+        return ClusterAudit([audit_one(name) for name in names])
+    logical.prepare()
+    done = dict(zip(readable, _in_workers(audit_one, readable, workers), strict=True))
+    results = []
+    for name in names:
+        audit = done.get(name)
+        if audit is None:   # unreadable, or its worker failed: here, raising what it raises
+            audit = audit_one(name)
+        elif audit.logical is not None and audit.logical.verdicts is not None:
+            audit.logical.verdicts.columns = logical.lflow_columns
+        results.append(audit)
+    return ClusterAudit(results)
+
+
+# Below this many flow lines in all, forking workers costs more than it saves.
+PARALLEL_MIN_FLOWS = 100_000
+
+
+def _flow_count(chassis) -> int:
+    bridge = chassis.bridges.get(chassis.integration_bridge)
+    return bridge.flow_count if bridge is not None else 0
+
+
+def audit_workers() -> int:
+    """How many processes audit chassis side by side: the cores this process may run on
+    that are idle now (``OFRACE_AUDIT_WORKERS`` overrides; 1 is serial).  Workers cost
+    no more CPU in all than one process (measured: 5.46 s against 5.51 s for 3 × 261k
+    flows), so they save wall time only where a core would otherwise wait: on cores
+    busy with other work they only add the forks."""
+    wanted = os.environ.get("OFRACE_AUDIT_WORKERS", "")
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:      # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
+# What a forked worker audits with: set in the parent just before the fork, so the
+# indexes built there (each lflow's columns, the SB rows) are shared copy-on-write.
+_AUDIT_ONE = None
+
+
+def _audit_in_worker(name: str) -> ChassisAudit | None:
+    try:
+        return _AUDIT_ONE(name)
+    except Exception:   # noqa: BLE001 -- the parent audits it again and reports the error
+        return None
+
+
+def _in_workers(audit_one, names: list[str], workers: int) -> list[ChassisAudit | None]:
+    """Each chassis audited in a forked worker; what comes back is what the render
+    needs (counts, reasons, MISSING, stale: ``LflowVerdicts``), not every status."""
+    global _AUDIT_ONE
+    _AUDIT_ONE = audit_one
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_audit_in_worker, names, chunksize=1)
+    except OSError:     # no fork here (resources): audit them one by one instead
+        return [None] * len(names)
+    finally:
+        _AUDIT_ONE = None
 
 
 def _audit_zones(snapshot: Snapshot, only: list[str] | None) -> list[ChassisAudit]:
@@ -125,8 +197,9 @@ def _audit_zones(snapshot: Snapshot, only: list[str] | None) -> list[ChassisAudi
             continue
         if zone.name not in auditors:
             view = chassis_view(snapshot, name)
-            health = HealthAuditor(view)
-            auditors[zone.name] = (LogicalAuditor(view), health, BfdAuditor(health.names))
+            logical = LogicalAuditor(view)
+            health = HealthAuditor(view, logical)
+            auditors[zone.name] = (logical, health, BfdAuditor(health.names))
         logical, health, bfd = auditors[zone.name]
         broken, notices = bfd.audit_chassis(ch)
         audit = ChassisAudit(name, logical.audit_chassis(ch), health.audit_chassis(ch) + broken,

@@ -14,7 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from ofrace.audit.logical import LocalDatapaths
+from ofrace.audit.logical import LocalDatapaths, LogicalAuditor
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 
@@ -27,9 +27,13 @@ class HealthProblem:
 
 
 class HealthAuditor:
-    def __init__(self, snapshot: Snapshot):
+    def __init__(self, snapshot: Snapshot, logical: LogicalAuditor | None = None):
+        """``logical``: the logical auditor of the same snapshot, whose SB index and
+        local datapaths per chassis are shared rather than built again."""
         self.snapshot = snapshot
-        self.names = SouthboundIndex(snapshot)
+        self.names = logical.names if logical is not None else SouthboundIndex(snapshot)
+        self._local = logical.local if logical is not None else (
+            lambda ch: LocalDatapaths(self.names, ch))
         self._by_system_id = {c.system_id: c for c in snapshot.chassis.values()
                               if c.reachable and c.system_id}
 
@@ -94,7 +98,7 @@ class HealthAuditor:
 
     def _needed_peers(self, ch: Chassis) -> set[str]:
         """System-ids of chassis that bind ports on this chassis' local datapaths."""
-        local = LocalDatapaths(self.names, ch)
+        local = self._local(ch)
         needed = set()
         for pb in self.names.rows("Port_Binding"):
             if pb["datapath"] not in local.datapaths:

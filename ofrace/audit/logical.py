@@ -17,6 +17,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import compress, repeat
+from operator import and_, contains, is_not, itemgetter, methodcaller, not_, sub
 
 from ofrace.openflow.flowtext import line_cookie
 from ofrace.ovn.southbound import SouthboundIndex
@@ -31,6 +33,26 @@ _TABLE = re.compile(r"(?:^|, )table=(\d+)")
 # The head ovs-ofctl dump-flows writes (cookie, duration, table): its cookie and table are
 # those line_cookie and _TABLE read, in one match; other lines take the general path.
 _DUMP_HEAD = re.compile(r"cookie=(0x[0-9a-f]+), (?:duration=[^,]*, )?table=(\d+), ")
+
+_DUMP_HEAD_BYTES = re.compile(_DUMP_HEAD.pattern.encode())
+
+
+def _fast_heads(lines, pattern, actions, conjunction):
+    """``_heads``' answer read by C loops, or None when some line has not the dump-flows
+    head (``pattern``, ``actions``): then every line is read on its own."""
+    heads = list(map(pattern.match, lines))
+    if None in heads or not all(map(contains, lines, repeat(actions))):
+        return None
+    pairs = list(map(methodcaller("group", 1, 2), heads))
+    tables = list(map(int, map(itemgetter(1), pairs)))
+    return (list(map(int, map(itemgetter(0), pairs), repeat(16))), tables, lines,
+            set(compress(tables, map(contains, lines, repeat(conjunction)))))
+
+
+def _line_text(line: str | bytes) -> str:
+    """A flow line as text (``Bridge.encoded_lines`` gives a file's as bytes)."""
+    return line if line.__class__ is str else line.decode("utf-8", "surrogateescape")
+
 
 # Reasons an lflow has no OpenFlow flows on a chassis that are expected.
 NOT_LOCAL = "datapath not local to this chassis"
@@ -80,34 +102,128 @@ class StaleFlow:
 @dataclass
 class ChassisLogicalAudit:
     chassis: str
-    lflows: list[LflowStatus] = field(default_factory=list)
     stale: list[StaleFlow] = field(default_factory=list)
     # Flow lines whose cookie or table could not be read: a MISSING flow may be
     # one of them, so the audit of this chassis is not complete.
     garbled: list[str] = field(default_factory=list)
+    # Every lflow's status in words is built only when asked for (``lflows``): the
+    # counts, the reasons and what is MISSING are what the audit prints.
+    verdicts: LflowVerdicts | None = None
+
+    @property
+    def lflows(self) -> list[LflowStatus]:
+        return self.verdicts.statuses() if self.verdicts is not None else []
 
     def count(self, status: str) -> int:
-        return sum(1 for f in self.lflows if f.status == status)
+        return self.verdicts.counts[status] if self.verdicts is not None else 0
 
     @property
     def missing(self) -> list[LflowStatus]:
-        return [f for f in self.lflows if f.status == "missing"]
+        return list(self.verdicts.missing) if self.verdicts is not None else []
 
     def reasons(self) -> Counter:
-        return Counter(_reason_kind(f.reason) for f in self.lflows if f.status == "expected")
+        return Counter(self.verdicts.reason_counts) if self.verdicts is not None else Counter()
+
+
+class LflowColumns:
+    """What the audit of every chassis reads of each SB Logical_Flow, one list per column
+    in the table's order, read once per auditor: from the columns a version-3 file stores
+    beside the rows (``StoredTables.projection``), else from the rows.  ``refs[i]`` names
+    lflow i's datapaths in ``datapaths`` (a datapath, a datapath group, or none), so a
+    chassis decides locality once per datapath or group, not once per lflow."""
+
+    def __init__(self, uuids, stages, pipelines, table_ids, priorities, matches, actions,
+                 ports, logical_datapaths, logical_dp_groups, dp_groups: dict[str, list]):
+        self.uuids, self.stages, self.pipelines = uuids, stages, pipelines
+        self.table_ids, self.priorities = table_ids, priorities
+        self.matches, self.actions, self.ports = matches, actions, ports
+        # a datapath's ref is its UUID, a group's a 1-tuple of the group's, none's None
+        self.refs = [dp if dp.__class__ is str and dp else _datapath_ref(dp, group)
+                     for dp, group in zip(logical_datapaths, logical_dp_groups, strict=True)]
+        self.datapaths = {ref: [ref] if ref.__class__ is str else list(
+            dp_groups.get(ref[0], [])) if ref is not None else [] for ref in set(self.refs)}
+        self.cookies = list(map(int, map(itemgetter(slice(0, 8)), uuids), repeat(16)))
+
+
+def _datapath_ref(dp, group) -> str | tuple | None:
+    """``LogicalAuditor.lflow_datapaths``' choice: the datapath, else the group."""
+    dp, group = unwrap_optional(dp), unwrap_optional(group)
+    return dp if dp else (group,) if group else None
+
+
+class LflowVerdicts:
+    """One chassis' verdict on every lflow, compact: its OpenFlow flows per lflow, the
+    reason of each expected one, which are MISSING (those built in words, with their NB
+    rows), and the datapath names each ``ref`` shows.  Small to send from a worker
+    process (``columns`` stays behind: the parent has the same)."""
+
+    def __init__(self, columns: LflowColumns, flows: list[int], reasons: dict[int, str],
+                 missing: list[LflowStatus], missing_at: list[int],
+                 dp_names: dict[tuple, list[str]]):
+        self.columns, self.flows, self.reasons = columns, flows, reasons
+        self.missing, self.missing_at, self.dp_names = missing, missing_at, dp_names
+        self.counts = {"installed": len(flows) - len(reasons) - len(missing),
+                       "expected": len(reasons), "missing": len(missing)}
+        kinds: dict[str, str] = {}
+        counted: Counter = Counter()
+        for i in sorted(reasons):   # in lflow order, as counting the statuses did
+            reason = reasons[i]
+            kind = kinds.get(reason)
+            if kind is None:
+                kind = kinds[reason] = _reason_kind(reason)
+            counted[kind] += 1
+        self.reason_counts = counted
+        self._statuses: list[LflowStatus] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "columns": None, "_statuses": None}
+
+    def status(self, i: int, status: str, reason: str | None = None) -> LflowStatus:
+        c = self.columns
+        return LflowStatus(c.uuids[i], c.stages[i], c.pipelines[i], c.table_ids[i],
+                           c.priorities[i], c.matches[i], c.actions[i],
+                           list(self.dp_names[c.refs[i]]), self.flows[i], status, reason)
+
+    def statuses(self) -> list[LflowStatus]:
+        """Every lflow's status, in the table's order (built on first call)."""
+        if self._statuses is None:
+            missing = dict(zip(self.missing_at, self.missing, strict=True))
+            reasons = self.reasons
+            out = []
+            for i in range(len(self.flows)):
+                found = missing.get(i)
+                if found is None:
+                    reason = reasons.get(i)
+                    found = self.status(i, "installed" if reason is None else "expected",
+                                        reason)
+                out.append(found)
+            self._statuses = out
+        return self._statuses
+
+
+def _reason_kinds() -> list[tuple[str, str, str, str]]:
+    """Per reason template in the order they are tried: (head, tail, the kind a reason
+    starting with the head counts as, the kind one holding the tail counts as)."""
+    kinds = []
+    for template in (NOT_LOCAL, NOT_RESIDENT, LOCALPORT, REMOTE_PORT, EMPTY_SET, DEDUPLICATED,
+                     SAME_MATCH, CONJUNCTION, TEMPLATE, NEVER_TRUE):
+        kinds.append((template.split("{")[0], template.split("}")[-1], template.replace(
+            "{port}", "P").replace("{what} {name}", "set").replace("{other}", "X").replace(
+            "{table}", "N").replace("{name}", "V"), template.replace("{port}", "P")))
+    return kinds
+
+
+_REASON_KINDS = _reason_kinds()
 
 
 def _reason_kind(reason: str | None) -> str:
     """The reason without its particulars, for counting."""
     text = reason or ""
-    for template in (NOT_LOCAL, NOT_RESIDENT, LOCALPORT, REMOTE_PORT, EMPTY_SET, DEDUPLICATED,
-                     SAME_MATCH, CONJUNCTION, TEMPLATE, NEVER_TRUE):
-        head = template.split("{")[0]
+    for head, tail, by_head, by_tail in _REASON_KINDS:
         if head and text.startswith(head):
-            return template.replace("{port}", "P").replace("{what} {name}", "set").replace(
-                "{other}", "X").replace("{table}", "N").replace("{name}", "V")
-        if not head and template.split("}")[-1] in text:
-            return template.replace("{port}", "P")
+            return by_head
+        if not head and tail in text:
+            return by_tail
     return text
 
 
@@ -243,6 +359,29 @@ class LogicalAuditor:
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
         self.names = SouthboundIndex(snapshot)
+        self._locals: dict[str, LocalDatapaths] = {}
+
+    # What every chassis' audit reads of the SB, decoded before workers are forked.
+    _SHARED_TABLES = ("Port_Binding", "Chassis", "Chassis_Private", "Encap", "SB_Global",
+                      "HA_Chassis", "HA_Chassis_Group", "Logical_DP_Group", "Datapath_Binding",
+                      "Address_Set", "Port_Group", "Chassis_Template_Var")
+
+    def prepare(self) -> None:
+        """Build now what the audit of every chassis shares (each lflow's columns, the
+        SB tables it reads, the port index), so forked workers share it copy-on-write
+        instead of each building its own."""
+        for owner, built in ((self, "lflow_columns"), (self, "_empty_sets"),
+                             (self.names, "cookie_sets"), (self.names, "ports_by_name")):
+            getattr(owner, built)
+        for table in self._SHARED_TABLES:
+            self.names.rows(table)
+
+    def local(self, chassis: Chassis) -> LocalDatapaths:
+        """The chassis' local datapaths, built once (the health audit asks too)."""
+        found = self._locals.get(chassis.name)
+        if found is None or found.chassis is not chassis:
+            found = self._locals[chassis.name] = LocalDatapaths(self.names, chassis)
+        return found
 
     @cached_property
     def _dp_groups(self) -> dict[str, list[str]]:
@@ -266,95 +405,160 @@ class LogicalAuditor:
         bridge = chassis.bridges.get(chassis.integration_bridge)
         if bridge is None:
             return result
-        local = LocalDatapaths(self.names, chassis)
-        readable: list[tuple[int, int, str]] = []   # (cookie, table, line)
-        garbled = result.garbled
-        match_head = _DUMP_HEAD.match
-        for line in bridge.flows:
-            m = match_head(line)
-            if m is not None and " actions=" in line:   # _read_head's answer, inline
-                readable.append((int(m.group(1), 16), int(m.group(2)), line))
-                continue
+        local = self.local(chassis)
+        cookie_of, table_of, lines, conj_tables = self._heads(bridge, result.garbled)
+        cookies = Counter(cookie_of)
+        tables_of: dict[int, set[int]] = {}
+        for cookie, table in set(zip(cookie_of, table_of, strict=True)):
+            tables_of.setdefault(cookie, set()).add(table)
+        offsets = self._table_offsets(tables_of)
+        result.verdicts = self._verdicts(chassis, local, cookies, conj_tables, offsets)
+        result.stale = self._stale(cookie_of, table_of, lines, offsets, cookies)
+        return result
+
+    @staticmethod
+    def _heads(bridge, garbled: list[str]) -> tuple[list[int], list[int], list, set[int]]:
+        """The cookie, the table and the line of every readable flow line, and the tables
+        with a conjunction; the other lines into ``garbled``.  When every line has the
+        dump-flows head, C loops read them (``_fast_heads``), a version-3 file's lines
+        as the bytes it stores (``_line_text`` gives a line's text back); else each line
+        is read as ``_read_head`` reads it."""
+        encoded = bridge.encoded_lines()
+        if encoded is not None:
+            fast = _fast_heads(encoded, _DUMP_HEAD_BYTES, b" actions=", b"conjunction(")
+            if fast is not None:
+                return fast
+            lines = [line.decode("utf-8", "surrogateescape") for line in encoded]
+        else:
+            lines = bridge.flows
+        fast = _fast_heads(lines, _DUMP_HEAD, " actions=", "conjunction(")
+        if fast is not None:
+            return fast
+        cookie_of: list[int] = []
+        table_of: list[int] = []
+        readable: list[str] = []
+        for line in lines:
             head = _read_head(line)
             if head is None:
                 garbled.append(line)
             else:
-                readable.append((*head, line))
-        columns = tuple(zip(*readable, strict=True)) or ((), (), ())   # cookies, tables, lines
-        cookies = Counter(columns[0])
-        tables_of: dict[int, set[int]] = {}
-        for cookie, table in set(zip(columns[0], columns[1], strict=True)):
-            tables_of.setdefault(cookie, set()).add(table)
-        conj_tables = {table for table, line in zip(columns[1], columns[2], strict=True)
-                       if "conjunction(" in line}
-        lflows = self.names.rows("Logical_Flow")
-        offsets = self._table_offsets(lflows, tables_of)
-        statuses: list[LflowStatus] = []
+                cookie_of.append(head[0])
+                table_of.append(head[1])
+                readable.append(line)
+        return cookie_of, table_of, readable, {
+            table for table, line in zip(table_of, readable, strict=True)
+            if "conjunction(" in line}
+
+    def _verdicts(self, chassis: Chassis, local: LocalDatapaths, cookies: Counter,
+                  conj_tables: set[int], offsets: dict[str, int]) -> LflowVerdicts:
+        """Each lflow installed (it has OpenFlow flows on a local datapath), expected (a
+        reason ovn-controller has) or MISSING."""
+        lf = self.lflow_columns
         local_datapaths = local.datapaths
         names = self._datapath_names
-        for lf, uuid, stage, pipeline, table_id, priority, match, actions, dps, cookie \
-                in self._lflow_columns:
-            here = [d for d in dps if d in local_datapaths]
-            status = LflowStatus(uuid, stage, pipeline, table_id, priority, match, actions,
-                                 [names[d] for d in (here or dps)], cookies.get(cookie, 0),
-                                 "installed")
-            if not here:
-                status.status, status.reason = "expected", NOT_LOCAL
-            elif status.openflow_flows == 0:
-                status.reason = self._why_none(lf, chassis, local, conj_tables, offsets)
-                status.status = "expected" if status.reason else "missing"
-            statuses.append(status)
-        self._deduplicated(statuses)
-        for lf, status in zip(lflows, statuses, strict=True):
-            if status.status == "missing":
-                known = {dp: self.names.datapath_cms(dp) for dp in status.datapaths}
-                status.datapath_cms = {dp: n.label for dp, n in known.items() if n}
-                status.northbound = [nb.describe(self.names.cms)
-                                     for nb in self.names.northbound_for(lf)]
-        result.lflows = statuses
-        result.stale = self._stale(readable, offsets, cookies)
-        return result
+        here_of = {ref: [d for d in dps if d in local_datapaths]
+                   for ref, dps in lf.datapaths.items()}
+        dp_names = {ref: [names[d] for d in (here or lf.datapaths[ref])]
+                    for ref, here in here_of.items()}
+        local_refs = {ref for ref, here in here_of.items() if here}
+        flows = list(map(cookies.get, lf.cookies, repeat(0)))
+        is_local = list(map(local_refs.__contains__, lf.refs))
+        everyone = range(len(flows))
+        reasons = dict.fromkeys(compress(everyone, map(not_, is_local)), NOT_LOCAL)
+        missing_at: list[int] = []
+        for i in compress(everyone, map(and_, is_local, map(not_, flows))):
+            reason = self._why_none(i, chassis, local, conj_tables, offsets)
+            if reason:
+                reasons[i] = reason
+            else:
+                missing_at.append(i)
+        if missing_at:
+            missing_at = self._deduplicated(missing_at, flows, local_refs, dp_names, reasons)
+        verdicts = LflowVerdicts(lf, flows, reasons, [], missing_at, dp_names)
+        for i in missing_at:
+            status = verdicts.status(i, "missing")
+            known = {dp: self.names.datapath_cms(dp) for dp in status.datapaths}
+            status.datapath_cms = {dp: n.label for dp, n in known.items() if n}
+            status.northbound = [nb.describe(self.names.cms)
+                                 for nb in self.names.northbound_for(self._lflow_row(i))]
+            verdicts.missing.append(status)
+        verdicts.counts["missing"] = len(missing_at)
+        verdicts.counts["installed"] -= len(missing_at)
+        return verdicts
 
     @cached_property
-    def _lflow_columns(self) -> list[tuple]:
-        """What the audit of every chassis reads of each lflow, read once per auditor:
-        (row, uuid, stage, pipeline, table_id, priority, match, actions, datapaths,
-        cookie)."""
-        return [(lf, lf["_uuid"], (lf.get("external_ids") or {}).get("stage-name", "?"),
-                 lf.get("pipeline", "?"), lf.get("table_id", 0), lf.get("priority", 0),
-                 lf.get("match", ""), lf.get("actions", ""), self.lflow_datapaths(lf),
-                 int(lf["_uuid"][:8], 16))
-                for lf in self.names.rows("Logical_Flow")]
+    def lflow_columns(self) -> LflowColumns:
+        """Each lflow's columns, from the file's projection of them when it has one."""
+        projection = getattr(self.names.sb, "projection", None)
+        found = projection("Logical_Flow") if projection is not None \
+            and "Logical_Flow" in self.names.sb else None
+        if found is not None:
+            return LflowColumns(
+                found["_uuid"], [stage if stage is not None else "?"
+                                 for stage in found["external_ids:stage-name"]],
+                found["pipeline"], found["table_id"], found["priority"], found["match"],
+                found["actions"], found["tags:in_out_port"], found["logical_datapath"],
+                found["logical_dp_group"], self._dp_groups)
+        rows = self.names.rows("Logical_Flow")
+        return LflowColumns(
+            [lf["_uuid"] for lf in rows],
+            [(lf.get("external_ids") or {}).get("stage-name", "?") for lf in rows],
+            [lf.get("pipeline", "?") for lf in rows], [lf.get("table_id", 0) for lf in rows],
+            [lf.get("priority", 0) for lf in rows], [lf.get("match", "") for lf in rows],
+            [lf.get("actions", "") for lf in rows],
+            [(lf.get("tags") or {}).get("in_out_port") for lf in rows],
+            [lf.get("logical_datapath") for lf in rows],
+            [lf.get("logical_dp_group") for lf in rows], self._dp_groups)
+
+    def _lflow_row(self, i: int) -> dict:
+        """Lflow i's SB row (its NB rows are named from it): by its cookie in a version-3
+        file, not decoding the table."""
+        uuid = self.lflow_columns.uuids[i]
+        sb = self.names.sb
+        if getattr(sb, "keyed", None) is not None and sb.keyed("Logical_Flow", True):
+            found = [row for row in sb.with_cookie("Logical_Flow", int(uuid[:8], 16))
+                     if row.get("_uuid") == uuid]
+            if len(found) == 1:
+                return found[0]
+        return self.names.rows("Logical_Flow")[i]
 
     @cached_property
     def _datapath_names(self) -> _DatapathNames:
         return _DatapathNames(self.names)
 
-    def _table_offsets(self, lflows, tables_of) -> dict[str, int]:
-        """OpenFlow table = logical table_id + offset, per pipeline, from installed flows."""
+    def _table_offsets(self, tables_of) -> dict[str, int]:
+        """OpenFlow table = logical table_id + offset, per pipeline, from installed flows:
+        each pipeline's most common (first OpenFlow table of the cookie - table_id)."""
+        lf = self.lflow_columns
+        first = {cookie: min(tables) for cookie, tables in tables_of.items()}
+        firsts = list(map(first.get, lf.cookies))
+        has = list(map(is_not, firsts, repeat(None)))
+        pairs = Counter(zip(compress(lf.pipelines, has),
+                            map(sub, compress(firsts, has), compress(lf.table_ids, has)),
+                            strict=True))
         votes: dict[str, Counter] = {"ingress": Counter(), "egress": Counter()}
-        for _, _, _, pipeline, table_id, _, _, _, _, cookie in self._lflow_columns:
-            tables = tables_of.get(cookie)
-            if tables and pipeline in votes:
-                votes[pipeline][min(tables) - table_id] += 1
+        for (pipeline, offset), count in pairs.items():    # first seen first, as counted
+            if pipeline in votes:
+                votes[pipeline][offset] = count
         return {p: c.most_common(1)[0][0] for p, c in votes.items() if c}
 
-    def _why_none(self, lf, chassis: Chassis, local: LocalDatapaths, conj_tables,
+    def _why_none(self, i: int, chassis: Chassis, local: LocalDatapaths, conj_tables,
                   offsets) -> str | None:
-        match = lf.get("match", "")
+        lf = self.lflow_columns
+        match = lf.matches[i]
         for negated, port in _RESIDENT.findall(match):
             pb = self.names.ports_by_name.get(port)
             resident = pb is not None and local.bound_here(pb)
             if (not negated and not resident) or (negated and resident):
                 return NOT_RESIDENT.format(port=port) if not negated else (
                     f"!is_chassis_resident({port}) is false here")
-        tagged = (lf.get("tags") or {}).get("in_out_port")
+        tagged = lf.ports[i]
         if tagged:
             pb = self.names.ports_by_name.get(tagged)
             if pb is None or not local.related(pb):
                 return _not_related(tagged, pb)
-        if self._on_switch(lf):
-            wanted = "inport" if lf.get("pipeline") == "ingress" else "outport"
+        if lf.stages[i].startswith("ls_"):     # a logical switch's stage
+            wanted = "inport" if lf.pipelines[i] == "ingress" else "outport"
             for which, port in _PORT_EQ.findall(match):
                 pb = self.names.ports_by_name.get(port)
                 if which == wanted and pb is not None and not local.related(pb):
@@ -363,19 +567,15 @@ class LogicalAuditor:
             for name in pattern.findall(match):
                 if name in self._empty_sets[what] or self._unknown(what, name):
                     return EMPTY_SET.format(what=what, name=name)
-        for name in _TEMPLATE.findall(match + " " + lf.get("actions", "")):
+        for name in _TEMPLATE.findall(match + " " + lf.actions[i]):
             if not self._template_defined(chassis, name):
                 return TEMPLATE.format(name=name)
         if match.strip() in ("0", "false"):
             return NEVER_TRUE
-        table = offsets.get(lf.get("pipeline", ""), 0) + lf.get("table_id", 0)
+        table = offsets.get(lf.pipelines[i], 0) + lf.table_ids[i]
         if table in conj_tables and ("{" in match or "$" in match or "@" in match):
             return CONJUNCTION.format(table=table)
         return None
-
-    def _on_switch(self, lf: dict) -> bool:
-        stage = (lf.get("external_ids") or {}).get("stage-name", "")
-        return stage.startswith("ls_")
 
     def _unknown(self, what: str, name: str) -> bool:
         table = "Address_Set" if what == "address set" else "Port_Group"
@@ -387,31 +587,51 @@ class LogicalAuditor:
                 return name in (row.get("variables") or {})
         return False
 
-    @staticmethod
-    def _deduplicated(statuses: list[LflowStatus]) -> None:
+    @cached_property
+    def _pipeline_tables(self) -> dict[str, int]:
+        """How many logical tables each pipeline has (its highest table_id + 1)."""
+        lf = self.lflow_columns
+        return {p: max((table_id for pipeline, table_id
+                        in zip(lf.pipelines, lf.table_ids, strict=True)
+                        if pipeline == p), default=-1) + 1
+                for p in ("ingress", "egress")}
+
+    def _deduplicated(self, missing_at: list[int], flows: list[int], local_refs: set,
+                      dp_names: dict[tuple, list[str]], reasons: dict[int, str]) -> list[int]:
         """ovn-controller installs one OpenFlow flow per table, priority and match
         (ofctrl.c: an installed flow keeps a list of the desired flows that want it, and
         only the first, the preferred, is installed with its cookie): a MISSING lflow
         that shares them with an installed one on one of its datapaths has lost to it.
         Identical actions: the flow is the same (deduplicated, ofctrl.c
-        ofctrl_check_and_add_flow_metered); different ones: a conflict one lflow won."""
-        kept: dict[tuple, LflowStatus] = {}
-        for s in statuses:
-            if s.status == "installed":
-                for dp in s.datapaths:
-                    kept.setdefault((s.pipeline, s.table_id, s.priority, s.match, dp), s)
-        for s in statuses:
-            if s.status != "missing":
-                continue
-            for dp in s.datapaths:
-                other = kept.get((s.pipeline, s.table_id, s.priority, s.match, dp))
-                if other is not None:
-                    template = DEDUPLICATED if other.actions == s.actions else SAME_MATCH
-                    s.status, s.reason = "expected", template.format(other=other.uuid[:8])
-                    break
+        ofctrl_check_and_add_flow_metered); different ones: a conflict one lflow won.
+        Returns the lflows still MISSING; the others' reasons go into ``reasons``."""
+        lf = self.lflow_columns
 
-    def _stale(self, flows: list[tuple[int, int, str]], offsets: dict[str, int],
-               cookies: Counter) -> list[StaleFlow]:
+        def keys(i: int):
+            head = (lf.pipelines[i], lf.table_ids[i], lf.priorities[i], lf.matches[i])
+            return [(*head, dp) for dp in dp_names[lf.refs[i]]]
+        wanted = {key for i in missing_at for key in keys(i)}
+        kept: dict[tuple, int] = {}     # the first installed lflow with each key
+        for i, ref in enumerate(lf.refs):
+            if flows[i] and ref in local_refs:
+                for key in keys(i):
+                    if key in wanted:
+                        kept.setdefault(key, i)
+        still = []
+        for i in missing_at:
+            for key in keys(i):
+                other = kept.get(key)
+                if other is not None:
+                    template = DEDUPLICATED if lf.actions[other] == lf.actions[i] \
+                        else SAME_MATCH
+                    reasons[i] = template.format(other=lf.uuids[other][:8])
+                    break
+            else:
+                still.append(i)
+        return still
+
+    def _stale(self, cookie_of: list[int], table_of: list[int], lines: list,
+               offsets: dict[str, int], cookies: Counter) -> list[StaleFlow]:
         """Flows whose cookie no SB row explains, or of the wrong kind for their table."""
         stale: list[StaleFlow] = []
         lflow_cookies = self.names.cookie_sets["Logical_Flow"]
@@ -421,22 +641,24 @@ class LogicalAuditor:
             return stale    # every flow's cookie is a logical flow's (or 0): none stale
         ingress = offsets.get("ingress")
         egress = offsets.get("egress")
-        n_tables = {p: max((table_id for _, _, _, pipeline, table_id, *_ in self._lflow_columns
-                            if pipeline == p), default=-1) + 1
-                    for p in ("ingress", "egress")}
+        n_tables = self._pipeline_tables
         pipeline_tables = set()
         if ingress is not None:
             pipeline_tables |= set(range(ingress, ingress + n_tables["ingress"]))
         if egress is not None:
             pipeline_tables |= set(range(egress, egress + n_tables["egress"]))
-        for cookie, table, line in flows:
-            if cookie not in suspects:
-                continue
-            owners = self.names.cookie_tables(cookie)
+        owners_of: dict[int, list[str]] = {}
+        for i in compress(range(len(cookie_of)), map(suspects.__contains__, cookie_of)):
+            cookie, table, line = cookie_of[i], table_of[i], lines[i]
+            owners = owners_of.get(cookie)
+            if owners is None:
+                owners = owners_of[cookie] = self.names.cookie_tables(cookie)
             if not owners:
-                stale.append(StaleFlow(cookie, line, "its cookie matches no Southbound row"))
+                stale.append(StaleFlow(cookie, _line_text(line),
+                                       "its cookie matches no Southbound row"))
             elif table in pipeline_tables and "Logical_Flow" not in owners:
                 kinds = ", ".join(sorted(set(owners)))
-                stale.append(StaleFlow(cookie, line, f"a logical pipeline table holds a flow "
-                                       f"whose cookie is a {kinds} row, not a logical flow"))
+                stale.append(StaleFlow(cookie, _line_text(line),
+                                       f"a logical pipeline table holds a flow whose cookie "
+                                       f"is a {kinds} row, not a logical flow"))
         return stale

@@ -14,7 +14,10 @@ when something first asks for them — a trace through 2 chassis of a 10-chassis
 a store of its own (``ofrace.snapshot.blocks``), decoded when first asked for;
 every table's rows are stored by the first 32 bits of their UUID (an OpenFlow
 cookie, a stage-hint), so annotating a trace reads the Logical_Flow rows of the
-cookies it crossed, not 118k rows.  Version 2 files (the rows inline in
+cookies it crossed, not 118k rows.  A table a reader needs whole but only in part (the
+audit reads ten columns of every Logical_Flow) also has those columns stored beside its
+rows, one JSON list per column (``PROJECTED``, ``StoredTables.projection``); files
+without them are read from the rows.  Version 2 files (the rows inline in
 the document) and version 1 files (gzip-compressed JSON with the lines inline)
 are still read.  Keys added within a version (a chassis' ``conntrack``) have
 defaults that mean "not read", so older files load and say so, and older
@@ -107,6 +110,16 @@ class Bridge:
         if store is not None:
             return StoredLines(store())
         return list(self.flows)
+
+    def encoded_lines(self) -> list[bytes] | None:
+        """The flow lines as a version-3 file stores them (UTF-8; ``line.decode("utf-8",
+        "surrogateescape")`` is the line), for a reader of every line that needs the text
+        of few; None when the lines are not in a store or were read already."""
+        store = self.__dict__.get("_flow_store")
+        if store is None or "flows" in self.__dict__:
+            return None
+        with building():
+            return store().all()
 
     def flow_index(self) -> bytes | None:
         """What ``save(flow_index=…)`` stored for these lines (the classifier's index,
@@ -607,8 +620,102 @@ def _store_tables(doc: dict, members: dict[str, bytes]) -> set[str]:
                             "blocks": count, "keyed": keys is not None,
                             "external_ids": any(type(row) is dict and row.get("external_ids")
                                                 for row in rows)}
+            projected = _projection(table, rows) if table in PROJECTED else None
+            if projected is not None:
+                members[f"{name}.columns"] = projected
+                specs[table]["columns"] = {"member": f"{name}.columns", "bytes": len(projected)}
         db["tables"], db["stored_tables"] = {}, specs
     return stored
+
+
+# Tables whose whole-table readers (the audit reads every logical flow) want a few columns
+# of every row: saved beside the rows as one JSON list per column, in the rows' order, so
+# those columns are read without a dict per row.  "column:key" is one key of a map column
+# (null where the row's map lacks it).  Files without it are read from the rows.
+PROJECTED = {"Logical_Flow": ("_uuid", "pipeline", "table_id", "priority", "match", "actions",
+                              "logical_datapath", "logical_dp_group", "external_ids:stage-name",
+                              "tags:in_out_port")}
+
+
+def _projected_values(rows: list[dict], column: str) -> list:
+    name, _, key = column.partition(":")
+    values = [row.get(name) for row in rows]
+    if key:
+        return [value.get(key) if value.__class__ is dict else None for value in values]
+    return values
+
+
+def _projection(table: str, rows: list[dict]) -> bytes | None:
+    """``PROJECTED[table]``'s columns of ``rows`` (None when a row does not fit them)."""
+    columns = PROJECTED[table]
+    if not all(type(row) is dict for row in rows):
+        return None
+    values = [_projected_values(rows, column) for column in columns]
+    try:
+        _check_projection(table, list(columns), values, len(rows), "")
+    except InputError:
+        return None
+    return json.dumps({"columns": columns, "values": [_few_distinct(v) for v in values]},
+                      separators=(",", ":")).encode()
+
+
+def _few_distinct(values: list):
+    """A column of few distinct values (a datapath, a stage name) as ``{"distinct": […],
+    "codes": […]}``: a quarter of the bytes to read, each string once in memory."""
+    try:
+        distinct = list(dict.fromkeys(values))
+    except TypeError:   # lists (an empty optional): as they are
+        return values
+    if len(distinct) * 4 > len(values):
+        return values
+    code = {value: n for n, value in enumerate(distinct)}
+    return {"distinct": distinct, "codes": list(map(code.__getitem__, values))}
+
+
+def _all_values(found, where: str):
+    """A projected column's values, ``_few_distinct``'s codes looked up."""
+    if type(found) is not dict:
+        return found
+    distinct, codes = found.get("distinct"), found.get("codes")
+    try:    # a code not an index of ``distinct`` (a string, a float, out of range) fails
+        if type(distinct) is list and type(codes) is list and (
+                not codes or 0 <= min(codes) and max(codes) < len(distinct)):
+            return list(map(distinct.__getitem__, codes))
+    except TypeError:
+        pass
+    raise InputError(f"{where}: a column's codes are not its values'")
+
+
+def _check_projection(table: str, columns: list, values: list, n: int, where: str) -> None:
+    """The projected columns as ``check_rows`` would find them in the rows: each value of
+    its column's form, a row's UUID a UUID, a map's key a string or null."""
+    if columns != list(PROJECTED.get(table, ())) or type(values) is not list \
+            or len(values) != len(columns):
+        raise InputError(f"{where}: columns {_short(columns)} are not {table}'s")
+    kinds = _COLUMNS.get(table, {})
+    for column, found in zip(columns, values, strict=True):
+        if type(found) is not list or len(found) != n:
+            raise InputError(f"{where}.{column}: not {n} values")
+        name, _, key = column.partition(":")
+        classes = set(map(type, found))     # one C loop; the rare odd value tested alone
+        if key or name == "_uuid":
+            ok = classes <= ({str, type(None)} if key else {str})
+            if ok and name == "_uuid":
+                ok = all(map(_UUID.fullmatch, found))
+        else:
+            kind = kinds[name]
+            test = _KINDS[kind.lstrip("!")][0]
+            plain = _PLAIN[kind.lstrip("!")]
+            if kind[0] != "!":
+                classes.discard(type(None))
+            if classes == {int} and plain is None:
+                ok = not found or _is_int(min(found)) and _is_int(max(found))
+            else:   # only the values not of the plain class are tested, one by one
+                odd = [v for v in found if v.__class__ is not plain]
+                ok = all(map(test, [v for v in odd if v != [] and v is not None])) \
+                    and (None not in odd or kind[0] != "!")
+        if not ok:
+            raise InputError(f"{where}.{column}: a value is not of its column's form")
 
 
 class _OpenedStore:
@@ -642,9 +749,11 @@ _ARCHIVES: dict[tuple, zipfile.ZipFile] = {}
 
 def _archive(path: str) -> zipfile.ZipFile:
     """The file's ZIP directory, read once while the file stays the same (a trace opens
-    a store per table it reads: each re-reading ~100 directory entries added up)."""
+    a store per table it reads: each re-reading ~100 directory entries added up).  One
+    per process: a forked worker must not seek the file position it shares with its
+    parent (the audit of a cluster forks one per chassis)."""
     st = os.stat(path)
-    key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns, os.getpid())
     archive = _ARCHIVES.get(key)
     if archive is None:
         if len(_ARCHIVES) >= 4:
@@ -705,6 +814,8 @@ class StoredTables(MutableMapping):
         self._loaded: dict[str, list[dict]] = {}
         self._stores: dict[str, BlockStore] = {}
         self._by_key: dict[tuple[str, int], list[dict]] = {}
+        self._projections: dict[str, dict[str, list]] = {}
+        self._replaced: set[str] = set()
 
     def _store(self, table: str) -> BlockStore:
         store = self._stores.get(table)
@@ -764,6 +875,34 @@ class StoredTables(MutableMapping):
                 table, [item for _, item in hits]) if hits else []
         return found
 
+    def projection(self, table: str) -> dict[str, list] | None:
+        """``PROJECTED[table]``'s columns of every row, in the rows' order, read (and
+        checked) from the file without decoding a row; None when the file has none (older
+        files) or the table was replaced in memory."""
+        spec = self._specs.get(table, {}).get("columns")
+        if spec is None or table in self._replaced:
+            return None
+        found = self._projections.get(table)
+        if found is None:
+            where = f"snapshot {self._path}: {self._where}.{table}.columns"
+            try:
+                with building():
+                    doc = json.loads(_read_member(_archive(self._path), spec["member"],
+                                                  spec["bytes"]), parse_constant=_no_constant)
+            except InputError as exc:
+                raise InputError(f"{where}: {exc}") from None
+            except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile,
+                    NotImplementedError, RuntimeError, zlib.error) as exc:
+                raise InputError(f"{where}: {exc}") from None
+            if type(doc) is not dict:
+                raise InputError(f"{where}: expected an object")
+            columns, values = doc.get("columns"), doc.get("values")
+            if type(values) is list:
+                values = [_all_values(found, where) for found in values]
+            _check_projection(table, columns, values, self._specs[table]["rows"], where)
+            found = self._projections[table] = dict(zip(columns, values, strict=True))
+        return found
+
     def cookies(self, table: str):
         """The cookie (32 bits) of every row of a keyed table, from its store's index: what
         answers "has any row this cookie" without decoding a row."""
@@ -771,10 +910,12 @@ class StoredTables(MutableMapping):
 
     def __setitem__(self, table: str, rows: list[dict]) -> None:
         self._names[table] = None
+        self._replaced.add(table)
         self._loaded[table] = rows
 
     def __delitem__(self, table: str) -> None:
         del self._names[table]
+        self._replaced.add(table)
         self._loaded.pop(table, None)
 
     def __iter__(self):
@@ -1108,6 +1249,13 @@ class _DocumentReader:
                                  f"the document says {spec['bytes']}")
             if type(spec.get("keyed")) is not bool:
                 raise InputError(f"{at}.keyed: {_short(spec.get('keyed'))} is not a boolean")
+            columns = spec.get("columns")
+            if columns is not None and (
+                    type(columns) is not dict or type(columns.get("member")) is not str
+                    or columns["member"] not in self.members
+                    or columns.get("bytes") != self.members[columns["member"]]
+                    or columns["bytes"] > MAX_MEMBER_BYTES):
+                raise InputError(f"{at}.columns: {_short(columns)} is not in the file")
         return StoredTables(self.path, specs, self.infos, where, self.interconnect)
 
     def _flows_source(self, doc: dict, where: str):
