@@ -128,3 +128,28 @@ def test_lines_changed_after_load_are_not_looked_up_in_the_stored_index(tmp_path
     tracer = ClusterTracer(cold)
     assert getattr(tracer.datapath(first.chassis).bridges[first.bridge], "_stored", None) is None
     assert _trace(cold, request) == _trace(eager, request)
+
+
+def test_a_trace_on_a_file_imports_nothing_of_reading_live(tmp_path):
+    """A new process pays for what it imports: tracing a snapshot file must not load the
+    SSH stack (paramiko: ~0.2 s) nor the collectors.  Control: a live command does."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "kind.ofr"
+    _eager("kind").save(path, flow_index=classifier_index)
+    probe = ("import sys, runpy; sys.argv = ['ofrace'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('ofrace', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('paramiko', "
+             "'ofrace.collect.transport', 'ofrace.collect.cluster'))), file=sys.stderr)")
+    vifs = _requests(_eager("kind"))[0]
+    done = subprocess.run([sys.executable, "-c", probe, "trace", "--snapshot", str(path),
+                           "--from", vifs.source, "--to", vifs.destination, "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("{"), done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    live = subprocess.run([sys.executable, "-c", probe, "collect", "-i", str(tmp_path / "x"),
+                           "-o", str(tmp_path / "y.ofr")], capture_output=True, text=True,
+                          timeout=120)
+    assert "paramiko" in live.stderr.strip().splitlines()[-1]

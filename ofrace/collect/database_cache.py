@@ -33,7 +33,6 @@ from pathlib import Path
 
 from ofrace.agents import ofrace_agent
 from ofrace.collect import secrets
-from ofrace.collect.agent import AgentError, _python_missing, _stderr_text, agent_command
 
 CACHE_FORMAT = 1
 _disabled = False
@@ -318,6 +317,10 @@ def agent_fetch(transport, budget, spec: dict):
     """``fetch`` for a database read through a node: the agent's "ovsdb_monitor" mode
     runs the monitor there and sends the answer back as one blob.  PythonMissing when
     the node has no python3 (the caller reads with ovsdb-client instead)."""
+    # imported here: the options of every command name this module, and the agent's
+    # transports (paramiko) are for the commands that read live only
+    from ofrace.collect.agent import AgentError, _python_missing, _stderr_text, agent_command
+
     def fetch(last_id):
         options = {"compress": True, "ovsdb_monitor": dict(spec, last_id=last_id)}
         out = transport.run(agent_command(options), budget=budget)
