@@ -71,8 +71,17 @@ def live_traces(inventory_file: Path, inventory: Inventory, src: str, dst: str,
 
     first = once()
     later = [once() for _ in range(nexts)]
-    snapshot = collect_on_demand(inventory)
-    run_trace(snapshot, TraceRequest(source=src, destination=f"{dst}:80"))
+    # the same read here, on the same cache: which chassis it reads, how the SB came
+    before = os.environ.get("OFRACE_CACHE_DIR")
+    os.environ["OFRACE_CACHE_DIR"] = str(cache)
+    try:
+        snapshot = collect_on_demand(inventory)
+        run_trace(snapshot, TraceRequest(source=src, destination=f"{dst}:80"))
+    finally:
+        if before is None:
+            os.environ.pop("OFRACE_CACHE_DIR")
+        else:
+            os.environ["OFRACE_CACHE_DIR"] = before
     names = list(snapshot.chassis.order)
     sb = snapshot.southbound
     return {"first": first, "next": statistics.median(later), "read": len(names),

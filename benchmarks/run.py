@@ -246,7 +246,7 @@ def measure(args, lab: Lab, row, rows) -> int:
     if not snapshot.complete:
         raise BenchmarkFailed(f"collection incomplete: {snapshot.all_problems()[:3]}")
     row(f"collect all {n_nodes} chassis + SB + NB (SSH, parallel)", f"{all_s:.2f} s",
-        f"the SB read alone {sb_s:.2f} s")
+        f"the SB read as {snapshot.southbound.read_as} (whole: {sb_s:.2f} s)")
     snap_file = Path(tempfile.mkdtemp()) / "bench.ofr"
     snapshot.save(snap_file, flow_index=classifier_index)
     row("snapshot file", f"{snap_file.stat().st_size / 1e6:.1f} MB")
