@@ -14,9 +14,14 @@ pytestmark = [pytest.mark.lab, pytest.mark.scale]
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = ["br-int flows on one chassis", "collect one chassis (agent, SSH)", "SB logical flows",
-        "read the SB", "chassis over SSH in parallel (nodes only)", "+ SB + NB",
+        "read the SB (all tables ofrace uses), first", "read the SB again",
+        "chassis over SSH in parallel (nodes only)", "+ SB + NB",
         "snapshot file", "index build", "memory per indexed flow", "), warm",
-        "same trace, cold", "audit of", "peak memory"]
+        "same trace, cold", "same trace, live, first", "same trace, live, next",
+        "audit of hv", "audit of all", "peak memory"]
+# issue 17's goals: each row says its target and whether it was met
+GOALS = ["same trace, cold", "same trace, live, first", "same trace, live, next",
+         "audit of hv"]
 
 
 def test_the_benchmark_prints_every_row_on_a_lab(lab_slot, tmp_path):
@@ -32,6 +37,10 @@ def test_the_benchmark_prints_every_row_on_a_lab(lab_slot, tmp_path):
     text = table.read_text()
     assert re.search(r"OVS \d+\.\d+\.\d+, ovn-controller", text), text[:400]
     assert text.count("\n| ") == len(ROWS) + 1  # and the header row
+    for goal in GOALS:
+        line = next(ln for ln in run.stdout.splitlines() if goal in ln)
+        assert "target ≤" in line and ("**met**" in line or "**not met**" in line), line
+    assert "read 2 of" in run.stdout          # the live trace read the two chassis crossed
     flows = int(re.search(r"br-int flows on one chassis\s+([\d,]+)", run.stdout)[1]
                 .replace(",", ""))
     assert flows > 20_000
