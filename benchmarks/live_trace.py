@@ -28,20 +28,13 @@ sys.path.insert(0, str(ROOT))
 from ofrace.annotate.session import TraceRequest, run_trace  # noqa: E402
 from ofrace.collect.cluster import collect_on_demand  # noqa: E402
 from ofrace.collect.inventory import Inventory, load_inventory  # noqa: E402
+from ofrace.render.trace_json import without_counters  # noqa: E402
 
 FIRST_TARGET, NEXT_TARGET = 10.0, 3.0
 
 
 class LiveTraceFailed(RuntimeError):
     pass
-
-
-def without_counters(doc):
-    if isinstance(doc, dict):
-        return {k: without_counters(v) for k, v in doc.items() if k != "counters"}
-    if isinstance(doc, list):
-        return [without_counters(v) for v in doc]
-    return doc
 
 
 def live_traces(inventory_file: Path, inventory: Inventory, src: str, dst: str,

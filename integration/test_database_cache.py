@@ -13,6 +13,7 @@ import pytest
 from ofrace.collect import database_cache
 from ofrace.collect.cluster import NORTHBOUND_TABLES, SOUTHBOUND_TABLES, collect_database
 from ofrace.collect.inventory import DatabaseSpec
+from ofrace.render.trace_json import without_counters
 from ofrace.snapshot import Snapshot
 
 TRACE = ["--from", "sw0-port1", "--to", "10.0.0.2:80", "--tcp"]
@@ -59,14 +60,6 @@ def read(lab, which, use_cache=True):
 def rows_by_uuid(db):
     return {(table, row["_uuid"]): json.dumps(row) for table, rows in db.tables.items()
             for row in rows}
-
-
-def without_counters(doc):
-    if isinstance(doc, dict):
-        return {k: without_counters(v) for k, v in doc.items() if k != "counters"}
-    if isinstance(doc, list):
-        return [without_counters(v) for v in doc]
-    return doc
 
 
 def trace(lab, *extra):

@@ -21,6 +21,7 @@ from wire import send_and_capture, wire_fields
 
 from ofrace.collect.cluster import collect_cluster
 from ofrace.lab.traffic import warm_up
+from ofrace.render.trace_json import without_counters
 from ofrace.trace.cluster import ClusterTracer
 from ofrace.trace.request import reply_start, start_from_expression, start_from_short_form
 
@@ -184,16 +185,6 @@ def test_unknown_destination_mac_is_dropped(tracer, warm_kind):
                             "eth0", {"tp_dst": 5001}, timeout=1.5)
     assert seen is None
     assert len(warm_kind.pcap_packets("ovn-worker", "ovn-k8s-mp0")) == before["ovn-k8s-mp0"]
-
-
-def without_counters(doc):
-    """A trace document without its flows' counters: what the node observed when it was
-    read (n_packets, duration), which differs between any two reads of the same tables."""
-    if isinstance(doc, dict):
-        return {k: without_counters(v) for k, v in doc.items() if k != "counters"}
-    if isinstance(doc, list):
-        return [without_counters(v) for v in doc]
-    return doc
 
 
 def test_snapshot_file_traces_exactly_like_the_live_cluster(warm_kind, tmp_path):

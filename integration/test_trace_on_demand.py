@@ -14,6 +14,7 @@ import pytest
 from ofrace.annotate.session import TraceRequest, run_trace
 from ofrace.collect import cluster
 from ofrace.collect.inventory import load_inventory
+from ofrace.render.trace_json import without_counters
 
 COREDNS = "kube-system_coredns-64897985d-rzjfr"     # on ovn-control-plane
 NGINX_IP = "10.244.1.3"                              # a pod on ovn-worker
@@ -73,14 +74,6 @@ def test_live_trace_reads_only_the_chassis_it_crosses(kind_lab, counted):
                                              destination=f"{WORKER2_MP_IP}:80"))
     assert "ovn-worker2" in hop_chassis(again)
     assert counted["ovn-worker2"] > 0
-
-
-def without_counters(doc):
-    if isinstance(doc, dict):
-        return {k: without_counters(v) for k, v in doc.items() if k != "counters"}
-    if isinstance(doc, list):
-        return [without_counters(v) for v in doc]
-    return doc
 
 
 def test_on_demand_trace_equals_a_whole_cluster_snapshot(kind_lab, tmp_path):
