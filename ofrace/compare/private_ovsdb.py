@@ -18,12 +18,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 
+from ofrace.agents.ofrace_agent import OvsdbRpcError, OvsdbSession, ovsdb_connect
 from ofrace.errors import InputError, ToolError
 from ofrace.snapshot import Database
 
@@ -232,17 +232,19 @@ class PrivateSouthbound:
 
     def _transact(self, operations: list[dict]) -> None:
         """One JSON-RPC ``transact`` with every insert (too big for a command line)."""
-        request = json.dumps({"method": "transact", "params": [DATABASE, *operations],
-                              "id": 1}).encode()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(self.seconds_left())
-            conn.connect(self.socket_path)
-            conn.sendall(request)
-            reply = _read_reply(conn, self)
-        results = reply.get("result")
-        if reply.get("error") is not None or not isinstance(results, list):
+        # the agent's JSON-RPC session: framing, and the server's echo probes answered
+        try:
+            with ovsdb_connect(f"unix:{self.socket_path}", self.seconds_left()) as conn:
+                results = OvsdbSession(conn, time.time() + self.seconds_left()).call(
+                    "transact", [DATABASE, *operations])
+        except OvsdbRpcError as exc:
+            raise ToolError(f"the private ovsdb-server refused the snapshot's SB: {exc}"
+                            ) from None
+        except (OSError, ValueError) as exc:
+            raise ToolError(f"the private ovsdb-server: {exc}") from None
+        if not isinstance(results, list):
             raise ToolError(f"the private ovsdb-server refused the snapshot's SB: "
-                            f"{reply.get('error')}")
+                            f"{results}")
         errors = [r for r in results if isinstance(r, dict) and "error" in r]
         if errors:
             first = errors[0]
@@ -263,35 +265,6 @@ class PrivateSouthbound:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
-
-
-def _read_reply(conn: socket.socket, server: PrivateSouthbound) -> dict:
-    """The reply with id 1; echo requests (inactivity probes) are answered."""
-    decoder = json.JSONDecoder()
-    buffer = ""
-    raw = b""
-    while True:
-        conn.settimeout(server.seconds_left())
-        chunk = conn.recv(1 << 20)
-        if not chunk:
-            raise ToolError("the private ovsdb-server closed the connection")
-        raw += chunk
-        try:
-            buffer += raw.decode()
-            raw = b""
-        except UnicodeDecodeError:
-            continue       # a character cut between chunks
-        while buffer.strip():
-            try:
-                message, end = decoder.raw_decode(buffer.lstrip())
-            except ValueError:
-                break
-            buffer = buffer.lstrip()[end:]
-            if message.get("method") == "echo":
-                conn.sendall(json.dumps({"result": message.get("params", []),
-                                         "id": message.get("id")}).encode())
-            elif message.get("id") == 1:
-                return message
 
 
 def _last_line(text: str) -> str:
