@@ -22,13 +22,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TOPOLOGIES = sorted(p.parent.name for p in FIXTURES.glob("*/snapshot.ofr"))
 
 
-def _audit_text(snapshot: Snapshot) -> str:
-    """Everything the audit found, every lflow's status included."""
+def _audit_doc(snapshot: Snapshot):
+    """The audit, and everything it found, every lflow's status included."""
     audit = audit_snapshot(snapshot)
     doc = audit_json(audit, details=True)
     doc["lflows"] = {c.chassis: [vars(s) for s in c.logical.lflows] if c.logical else None
                      for c in audit.chassis}
-    return json.dumps(doc, sort_keys=True)
+    return audit, doc
+
+
+def _audit_text(snapshot: Snapshot) -> str:
+    return json.dumps(_audit_doc(snapshot)[1], sort_keys=True)
 
 
 def _general_paths(monkeypatch) -> None:

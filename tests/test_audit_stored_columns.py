@@ -12,24 +12,18 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_audit_fast_paths import FIXTURES, TOPOLOGIES, _audit_doc
 
 from ofrace.audit import cluster
 from ofrace.audit.cluster import audit_snapshot
 from ofrace.audit.logical import LogicalAuditor
 from ofrace.errors import InputError
-from ofrace.render.audit import audit_json
 from ofrace.snapshot import Snapshot
-
-FIXTURES = Path(__file__).parent / "fixtures"
-TOPOLOGIES = sorted(p.parent.name for p in FIXTURES.glob("*/snapshot.ofr"))
 
 
 def _audit_text(snapshot: Snapshot) -> str:
-    """Everything the audit found, every lflow's status included."""
-    audit = audit_snapshot(snapshot)
-    doc = audit_json(audit, details=True)
-    doc["lflows"] = {c.chassis: [vars(s) for s in c.logical.lflows] if c.logical else None
-                     for c in audit.chassis}
+    """Everything the audit found, every lflow's status and the exit code included."""
+    audit, doc = _audit_doc(snapshot)
     doc["exit"] = int(audit.exit_code)
     return json.dumps(doc, sort_keys=True)
 
