@@ -66,6 +66,9 @@ class TraceStart:
     actions: list | None = None  # a packet-out's actions (a packet ovn-controller sent)
     answer: bool = False         # a packet ovn-controller built, not the traced one itself
     maybe: bool = False          # this hop happens or not by a race the snapshot cannot tell
+    # a packet ovn-controller released, or one that followed from it: a Southbound round
+    # trip after every binding learned earlier in the trace (``trace.controller_packets``)
+    after_release: bool = False
     # A translation ovn-controller resumes (engine ``Continuation``): ``packet`` holds
     # the fields its answer changed (trace.resumed); ``entry`` says what it built.
     continuation: Continuation | None = None
@@ -477,6 +480,7 @@ class ClusterTracer:
                                         exit_.packet, exit=exit_))
             return
         seen.add(key)
+        follow.after_release = follow.after_release or hop.start.after_release
         if follow.actions is None and follow.continuation is None:
             # the same frame goes on (ovn-controller's packets have their own length)
             follow.payload_length = hop.start.payload_length

@@ -14,7 +14,11 @@ The bindings learned outlive the trace: the next packet traced on the same trace
 next step of a conversation) finds them, as the real one finds the MAC_Binding row
 ovn-controller wrote, although the snapshot's flows predate it.  A packet that meets
 ``arp``/``nd_ns`` for an address learned that way is re-injected at once, with no
-ARP/NS, and its verdict says why.
+ARP/NS, and its verdict says why.  So is one that meets them for an address learned
+earlier in the same trace once it follows a released packet: that release came a
+Southbound round trip after the binding was written (ovn-controller wakes on the binding
+it waited for, which the learning packets' order put after this one), so the binding is
+most likely in every chassis' flows by then; the hop is marked ``maybe`` (a race).
 """
 
 from __future__ import annotations
@@ -114,20 +118,33 @@ def follow(tracer, hop, exit_, chassis: str, facts: OvnFacts) -> Answer | None:
                            answer=True))
     if action.name in pinctrl.HOLDS:
         key = pinctrl.held_key(action.name, packet, facts)
-        known = _known_before(tracer, state, key)
+        what = "ARP request" if action.name == "arp" else "Neighbor Solicitation"
+        address = pinctrl.show_held(action.name, key.address)
+        held = Held(chassis, action.name, key, dict(packet), payload, None, hop, None,
+                    bool(exit_.data.get("pause")))
+        known = _known_in(tracer, state.earlier, key)
         if known is not None:
-            held = Held(chassis, action.name, key, dict(packet), payload, None, hop, None,
-                        bool(exit_.data.get("pause")))
-            address = pinctrl.show_held(action.name, key.address)
             return Answer(f"to ovn-controller on {chassis}: {action.name}: {address} is at "
                           f"{format_mac(known)} since an earlier packet of this trace's "
                           "conversation taught it (a MAC_Binding the snapshot's flows "
-                          "predate): re-injected with no "
-                          f"{'ARP request' if action.name == 'arp' else 'Neighbor Solicitation'}",
+                          f"predate): re-injected with no {what}",
                           [_released(tracer, held, known)])
-        what = "ARP request" if action.name == "arp" else "Neighbor Solicitation"
-        held = Held(chassis, action.name, key, dict(packet), payload, None, hop,
-                    None, bool(exit_.data.get("pause")))
+        learned = _known_in(tracer, state.learned, key) if hop.start.after_release else None
+        if learned is not None:
+            never = (f"; OVN {facts.release} re-injects a held packet only when a binding "
+                     "changes, and the answer will not change this one: it may never go"
+                     if facts.release_needs_new_binding else "")
+            for start in starts:
+                start["maybe"] = True
+            return Answer(f"to ovn-controller on {chassis}: {action.name}: {address} was "
+                          f"learned as {format_mac(learned)} earlier in this trace, a "
+                          "Southbound round trip before this packet (it follows one "
+                          "ovn-controller released).  A race: if that MAC_Binding has "
+                          f"reached the flows on {chassis}, the packet goes at once; if not, "
+                          f"it is held and an {what} sent{never} (both traced)",
+                          [_released(tracer, held, learned,
+                                     " (if that binding has reached the flows: a race)")]
+                          + starts)
         state.held.append(held)
         return Answer(f"held by ovn-controller on {chassis}: waiting for the MAC of "
                       f"{pinctrl.show_held(action.name, key.address)} (its {what} is traced "
@@ -202,10 +219,11 @@ def _ports_of(tracer, key: pinctrl.BindingKey) -> set[int]:
     return ports
 
 
-def _known_before(tracer, state: ControllerState, key: pinctrl.BindingKey) -> int | None:
-    """The MAC an earlier trace learned for ``key`` (on its port or its cr-port)."""
+def _known_in(tracer, bindings: dict, key: pinctrl.BindingKey) -> int | None:
+    """The MAC ``bindings`` (learned by earlier traces, or by this one) hold for ``key``
+    (on its port or its cr-port)."""
     ports = _ports_of(tracer, key)
-    for other, mac in state.earlier.items():
+    for other, mac in bindings.items():
         if other.datapath == key.datapath and other.port in ports and \
                 other.address == key.address and other.v6 == key.v6:
             return mac
@@ -232,7 +250,7 @@ def _released(tracer, held: Held, mac: int, race: str = "") -> dict:
                 bridge=tracer.chassis(held.chassis).integration_bridge, packet=packet,
                 entry=f"released by ovn-controller on {held.chassis}: the packet held for "
                       f"{address}, {how}{race}", payload_length=held.payload_length,
-                actions=actions, maybe=bool(race))
+                actions=actions, maybe=bool(race), after_release=True)
 
 
 def finish(tracer, trace) -> None:
