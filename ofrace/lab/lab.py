@@ -553,6 +553,38 @@ class Lab:
             self._wait_for("hv", "sync")
         self._wait_until(lambda: self._bindings_settled(topology), "ports bound and up")
 
+    def settle_learning(self) -> None:
+        """Wait until what the ovn-controllers learned from packets has reached every
+        chassis' flows.
+
+        pinctrl writes a learned neighbour (MAC_Binding) or MAC (FDB) to the SB some
+        milliseconds after the packet, and each ovn-controller turns it into flows later
+        still: a snapshot read in between predicts an ARP that the wire, a moment later,
+        no longer sends.  So: read those rows, ``--wait=hv sync`` (a chassis reports the
+        sync only after installing the flows of every SB change before it), and again
+        until a read after the sync equals the one before it.
+        """
+        remotes = ([(z["nb_remote"], z["sb_remote"]) for z in self.state["zones"]]
+                   if self.state.get("zones") else [(None, None)])
+        for nb_remote, sb_remote in remotes:
+            before = self._learned_rows(sb_remote)
+            deadline = time.monotonic() + self.timeout
+            while True:
+                self._wait_for("hv", "sync", remote=nb_remote)
+                after = self._learned_rows(sb_remote)
+                if after == before:
+                    break
+                if time.monotonic() > deadline:
+                    raise LabError(f"timed out after {self.timeout:g}s waiting for learned "
+                                   "MAC bindings to stop changing")
+                before = after
+
+    def _learned_rows(self, remote: str | None) -> list:
+        return [sorted(json.dumps(row, sort_keys=True) for row in self._sb_rows(table, *columns,
+                                                                               remote=remote))
+                for table, columns in (("MAC_Binding", ("logical_port", "ip", "mac")),
+                                       ("FDB", ("dp_key", "port_key", "mac")))]
+
     def _wait_for_mac_tables(self) -> None:
         """Wait until no bridge's MAC table (``fdb/show``) has changed for MAC_TABLE_QUIET s.
 

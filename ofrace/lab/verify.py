@@ -4,7 +4,8 @@ back at every capture point, beside ofrace's prediction (``ofrace.compare.sweep`
 Why here: the lab is the only place ofrace may send packets.  Each conversation starts
 from a known state: the lab's own conntrack flushed on each chassis, the provider
 bridges' MAC tables settled, and a snapshot read just before it, so a prediction sees
-what earlier conversations taught the network (MAC tables, MAC bindings).  Packets are
+what earlier conversations taught the network (MAC tables, MAC bindings: each in flows
+on every chassis before the snapshot, ``Lab.settle_learning``).  Packets are
 real frames (``ofrace.openflow.frames``): TCP with the seq/ack of its conversation,
 ICMP with its echo id, DHCP and ND with their bodies.
 """
@@ -128,6 +129,7 @@ class LabSide:
 
     def begin(self, conversation: Conversation) -> Snapshot:
         flush_conntrack(self.lab)
+        self.lab.settle_learning()        # what earlier conversations taught ovn-controller
         snapshot = collect_cluster(lab_inventory(self.lab))
         self.captures.settle()            # what the flush or earlier steps left
         return snapshot
