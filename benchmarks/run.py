@@ -158,6 +158,9 @@ def main() -> int:
     ap.add_argument("--dir", default="/var/tmp/ofrace-bench")
     ap.add_argument("--keep", action="store_true", help="use the lab already up in --dir")
     ap.add_argument("--markdown", help="also write the table to this file")
+    ap.add_argument("--quick", action="store_true",
+                    help="each step once or twice instead of 3-5 times: a smoke run that "
+                    "every row works (its test's), not figures to record")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
 
@@ -182,6 +185,7 @@ def main() -> int:
 
 
 def measure(args, lab: Lab, row, rows) -> int:
+    few, many = (1, 2) if args.quick else (3, 5)    # runs of a step: best of, median of
     if not (lab.dir / "inventory.toml").is_file():
         raise BenchmarkFailed(f"no lab up in {lab.dir} (run without --keep to bring one up)")
     inventory = load_inventory(lab.dir / "inventory.toml")
@@ -192,7 +196,7 @@ def measure(args, lab: Lab, row, rows) -> int:
     transport.run(["true"])  # the connection is opened before anything is timed
     raw_s, agent_s, ratio, raw, doc = paired(
         lambda: transport.run(["ovs-ofctl", "dump-flows", "br-int"], timeout=600),
-        lambda: run_agent(transport))
+        lambda: run_agent(transport), rounds=many)
     transport.close()
     if raw.rc != 0:
         raise BenchmarkFailed(f"raw dump-flows failed: {raw.stderr.decode()[-200:]}")
@@ -200,8 +204,8 @@ def measure(args, lab: Lab, row, rows) -> int:
     n_ours = len(doc["bridges"]["br-int"]["flows"])
     row("br-int flows on one chassis", f"{n_ours:,}", f"raw dump: {n_raw:,}")
     row("collect one chassis (agent, SSH)", f"{agent_s:.2f} s",
-        f"raw dump-flows over SSH {raw_s:.2f} s (best of 5 each); ratio {ratio:.2f}× "
-        "(median of 5 back-to-back pairs; target ≤ 1.3×)")
+        f"raw dump-flows over SSH {raw_s:.2f} s (best of {many} each); ratio {ratio:.2f}× "
+        f"(median of {many} back-to-back pairs; target ≤ 1.3×)")
 
     # --- SB read vs ovn-sbctl: whole (an empty cache), then the changes since (the cache)
     os.environ["OFRACE_CACHE_DIR"] = tempfile.mkdtemp(prefix="ofrace-cache-")
@@ -215,7 +219,7 @@ def measure(args, lab: Lab, row, rows) -> int:
         raise BenchmarkFailed("the SB read again (from the cache) differs from the first")
     remote = inventory.southbound.remote
     sbctl_s, _ = timed(run_checked, ["ovn-sbctl", f"--db={remote}", "--format=json", "list",
-                                     "Logical_Flow"], repeat=2)
+                                     "Logical_Flow"], repeat=max(1, few - 1))
     n_lflows = len(db.tables["Logical_Flow"])
     row("SB logical flows", f"{n_lflows:,}")
     row("read the SB (all tables ofrace uses), first", f"{sb_s:.2f} s",
@@ -288,7 +292,7 @@ def measure(args, lab: Lab, row, rows) -> int:
             dp.conntrack.entries.clear()
         return fresh.trace(start_from_short_form(fresh, src, dst, "tcp"))
 
-    warm_s, _ = timed(warm_trace, repeat=5)
+    warm_s, _ = timed(warm_trace, repeat=many)
     # byte-compiled as pip install leaves it (PYTHONDONTWRITEBYTECODE would make every
     # run compile the sources: benchmarks/cold_trace.py)
     compileall.compile_dir(str(ROOT / "ofrace"), quiet=1)
@@ -299,43 +303,44 @@ def measure(args, lab: Lab, row, rows) -> int:
         spec = inventory.node(chassis_name)
         t = make_transport(spec)
         flow = format_microflow(packet)
-        s, out = timed(t.run, ["ovs-appctl", "ofproto/trace", bridge_name, flow], repeat=3)
+        s, out = timed(t.run, ["ovs-appctl", "ofproto/trace", bridge_name, flow], repeat=few)
         t.close()
         if out.rc != 0:
             raise BenchmarkFailed(f"ofproto/trace failed on {chassis_name}: "
                                   f"{out.stderr.decode()[-200:]}")
         ofproto_s += s
     mf = to_expression(start.packet, src)
-    ovn_trace_s, _ = timed(run_checked, ["ovn-trace", f"--db={remote}", mf], repeat=3)
-    daemon_load_s, daemon_s = ovn_trace_daemon(remote, mf)
+    ovn_trace_s, _ = timed(run_checked, ["ovn-trace", f"--db={remote}", mf], repeat=few)
+    daemon_load_s, daemon_s = ovn_trace_daemon(remote, mf, many)
     row(f"trace {src} → {dst} ({len(hops)} hops), warm", f"{warm_s * 1000:.1f} ms",
         f"ofproto/trace on every hop {ofproto_s * 1000:.1f} ms; ovn-trace "
         f"{ovn_trace_s * 1000:.1f} ms; ovn-trace daemon {daemon_s * 1000:.1f} ms per trace "
         f"after {daemon_load_s:.1f} s to load (target: warm beats all three)")
-    cold = cold_runs(cold_argv)
+    cold = cold_runs(cold_argv, repeat=many)
     row("same trace, cold (new process, from the snapshot file)",
-        f"{cold['median']:.2f} s", f"median of 5 (best {cold['best']:.2f} s), peak "
+        f"{cold['median']:.2f} s", f"median of {many} (best {cold['best']:.2f} s), peak "
         f"{cold['peak']:.0f} MiB; {cold['median'] / ofproto_s:.1f}× ofproto/trace on every "
         f"hop; {cold['median'] / ovn_trace_s:.2f}× ovn-trace; target ≤ 1.0 s and "
         "≤ 300 MiB" + verdict(cold["median"] <= 1.0 and cold["peak"] <= 300))
 
     # --- the same trace live: a new process reading the cluster now (issue 17)
-    live = live_traces(lab.dir / "inventory.toml", inventory, src, dst, cold["output"])
+    live = live_traces(lab.dir / "inventory.toml", inventory, src, dst, cold["output"],
+                       nexts=few)
     row("same trace, live, first (new process, empty cache)", f"{live['first']:.2f} s",
         f"read {live['read']} of {n_nodes} chassis ({', '.join(live['names'])}); target "
         "≤ 10 s, only the chassis crossed" + verdict(live["first"] <= 10
                                                     and live["read"] == len(hops)))
     row("same trace, live, next (new process, cache kept)", f"{live['next']:.2f} s",
-        f"median of 3; the SB read as {live['sb_read_as']}; target ≤ 3 s"
+        f"median of {few}; the SB read as {live['sb_read_as']}; target ≤ 3 s"
         + verdict(live["next"] <= 3))
 
     # --- audit of one chassis, and of the cluster, each a new process as users run it
     audit_argv = [sys.executable, "-m", "ofrace", "audit", "--snapshot", str(snap_file),
                   "--json"]
-    one = cold_runs([*audit_argv, "--chassis", ch.name], accept=(0, 1))
+    one = cold_runs([*audit_argv, "--chassis", ch.name], accept=(0, 1), repeat=many)
     audit = audit_snapshot(Snapshot.load(snap_file), [ch.name])
     row(f"audit of {ch.name}", f"{one['median']:.2f} s",
-        f"median of 5 (best {one['best']:.2f} s); "
+        f"median of {many} (best {one['best']:.2f} s); "
         f"{audit.chassis[0].logical.count('installed'):,} lflows installed; target ≤ 2 s"
         + verdict(one["median"] <= 2))
     whole = cold_runs(audit_argv, accept=(0, 1), repeat=1)
@@ -390,9 +395,9 @@ def cold_runs(argv: list[str], accept=(0, 1), repeat: int = 5) -> dict:
             "peak": max(r[2] for r in runs) / 1024, "output": runs[0][3]}
 
 
-def ovn_trace_daemon(remote: str, microflow: str) -> tuple[float, float]:
+def ovn_trace_daemon(remote: str, microflow: str, traces: int = 5) -> tuple[float, float]:
     """ovn-trace's own warm service: ``ovn-trace --detach`` (returns once it has read the
-    SB), then ``ovs-appctl -t SOCKET trace``: the load, and the median of 5 traces."""
+    SB), then ``ovs-appctl -t SOCKET trace``: the load, and the median of ``traces`` traces."""
     where = Path(tempfile.mkdtemp(prefix="ovn-trace-"))
     sock, pid = where / "ovn-trace.ctl", where / "ovn-trace.pid"
     t0 = time.perf_counter()
@@ -401,7 +406,7 @@ def ovn_trace_daemon(remote: str, microflow: str) -> tuple[float, float]:
     load_s = time.perf_counter() - t0
     try:
         each = []
-        for _ in range(5):
+        for _ in range(traces):
             t0 = time.perf_counter()
             run_checked(["ovs-appctl", "-t", str(sock), "trace", microflow])
             each.append(time.perf_counter() - t0)
