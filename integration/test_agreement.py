@@ -2,7 +2,7 @@
 
 For each topology the cluster is collected, then every generated packet
 (every VIF, tunnel and uplink of every chassis; see ofrace.compare.packets)
-is traced (with each --ct-next variant on basic and kind) both by the node's own
+is traced with each --ct-next variant both by the node's own
 ``ovs-appctl ofproto/trace`` and by ofrace on the snapshot.  Agreement must
 be 100%: same (table, priority, cookie) per datapath pass, same outputs
 with the same header rewrites.  ``ofrace compare --all -i INVENTORY`` runs
@@ -20,11 +20,6 @@ from ofrace.collect.cluster import collect_cluster
 from ofrace.compare.agreement import reread_node, run_agreement
 
 TOPOLOGIES = ("basic", "kind", "acl")
-# Every --ct-next variant of every packet on basic and kind (3,500 traces); acl with the ct
-# states its conversations imply, to keep the suite under 20 minutes.  Recorded
-# ofproto/trace outputs of every release and topology are compared again offline
-# (tests/test_release_fixtures.py).
-EVERY_VARIANT = {"basic", "kind"}
 
 
 def test_full_agreement_with_ofproto_trace(lab_slot, capsys):
@@ -34,8 +29,7 @@ def test_full_agreement_with_ofproto_trace(lab_slot, capsys):
         inventory = local_inventory(lab)
         snapshot = collect_cluster(inventory)
         assert snapshot.complete, snapshot.all_problems()
-        report = run_agreement(snapshot, inventory, every_variant=topology in EVERY_VARIANT,
-                               reread=reread_node)
+        report = run_agreement(snapshot, inventory, every_variant=True, reread=reread_node)
         totals[topology] = report.total
         with capsys.disabled():
             print(f"\n[agreement] {topology}: {report.agreed}/{report.total} packets agree "

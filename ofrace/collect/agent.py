@@ -200,6 +200,39 @@ class _ChargedLines(ofrace_agent.DumpLines):
         self._charge(LINE_COST * (len(self.lines) - before))
 
 
+class PythonMissing(AgentError):
+    """The node has no python3: the agent cannot run there."""
+
+
+def run_agent_mode(transport, options: dict, budget: Budget) -> tuple[dict, dict]:
+    """Run one of the agent's single-answer modes ("ovsdb_monitor", "appctl") on a node:
+    its document and its blobs.  PythonMissing when the node has no python3; AgentError
+    when the agent failed or its output is corrupt or too big."""
+    out = transport.run(agent_command({"compress": True, **options}), budget=budget)
+    if out.rc != 0:
+        if _python_missing(out.rc, out.stderr):
+            raise PythonMissing("the node has no python3")
+        lines = _stderr_text(out.stderr).splitlines()
+        raise AgentError(lines[-1][-300:] if lines else f"agent exited with {out.rc}")
+    unzip = zlib.decompressobj(31)
+    try:
+        payload = unzip.decompress(out.stdout, budget.max_output)
+        if unzip.unconsumed_tail:
+            raise AgentError(f"the answer is over {budget.max_output} bytes")
+        return ofrace_agent.read_frames(payload)
+    except (zlib.error, ValueError) as exc:
+        raise AgentError(f"agent output is corrupt: {exc}") from None
+
+
+def blob_json(doc: dict, blobs: dict, key: str):
+    """The JSON blob a single-answer mode's document names under ``key``."""
+    blob = (doc.get(key) or {}).get("blob")
+    try:
+        return json.loads(blobs.get(blob, ""))
+    except ValueError as exc:
+        raise AgentError(f"agent output is corrupt: {exc}") from None
+
+
 def read_agent_output(payload: bytes) -> dict:
     """The agent's whole stdout (framed, maybe gzipped) → its document, dumps as lines."""
     stream = AgentStream()
@@ -208,4 +241,5 @@ def read_agent_output(payload: bytes) -> dict:
         return stream.document()
 
 
-__all__ = ["AgentError", "TransportError", "agent_command", "run_agent", "transport_runner"]
+__all__ = ["AgentError", "PythonMissing", "TransportError", "agent_command", "blob_json",
+           "run_agent", "run_agent_mode", "transport_runner"]

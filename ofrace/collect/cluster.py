@@ -321,7 +321,7 @@ def _monitor_read(remote: str, via: str | None, database: str, tables: tuple[str
             return database_cache.read_database(fetch, remote, via or "local", database,
                                                 tables)
     except (OSError, ValueError, KeyError, TypeError, ofrace_agent.OvsdbRpcError,
-            database_cache.PythonMissing, AgentError, TransportError):
+            AgentError, TransportError):   # AgentError: PythonMissing too
         return None
 
 

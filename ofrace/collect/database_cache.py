@@ -27,7 +27,6 @@ import json
 import os
 import stat
 import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,38 +314,17 @@ def _keep(path: Path, answer: dict, ident: dict, tables: tuple[str, ...],
 
 def agent_fetch(transport, budget, spec: dict):
     """``fetch`` for a database read through a node: the agent's "ovsdb_monitor" mode
-    runs the monitor there and sends the answer back as one blob.  PythonMissing when
-    the node has no python3 (the caller reads with ovsdb-client instead)."""
+    runs the monitor there and sends the answer back as one blob.  AgentError
+    (PythonMissing when the node has no python3) lets the caller read with ovsdb-client."""
     # imported here: the options of every command name this module, and the agent's
     # transports (paramiko) are for the commands that read live only
-    from ofrace.collect.agent import AgentError, _python_missing, _stderr_text, agent_command
+    from ofrace.collect.agent import blob_json, run_agent_mode
 
     def fetch(last_id):
-        options = {"compress": True, "ovsdb_monitor": dict(spec, last_id=last_id)}
-        out = transport.run(agent_command(options), budget=budget)
-        if out.rc != 0:
-            if _python_missing(out.rc, out.stderr):
-                raise PythonMissing()
-            lines = _stderr_text(out.stderr).splitlines()
-            raise AgentError(lines[-1][-300:] if lines else f"agent exited with {out.rc}")
-        unzip = zlib.decompressobj(31)
-        try:
-            payload = unzip.decompress(out.stdout, budget.max_output)
-            if unzip.unconsumed_tail:
-                raise AgentError(f"the answer is over {budget.max_output} bytes")
-            doc, blobs = ofrace_agent.read_frames(payload)
-        except (zlib.error, ValueError) as exc:
-            raise AgentError(f"agent output is corrupt: {exc}") from None
+        doc, blobs = run_agent_mode(transport, {"ovsdb_monitor": dict(spec, last_id=last_id)},
+                                    budget)
         if doc.get("error"):
             raise ofrace_agent.OvsdbRpcError(doc["error"], bool(doc.get("unsupported")))
-        blob = (doc.get("monitor") or {}).get("blob")
-        try:
-            return json.loads(blobs.get(blob, ""))
-        except ValueError as exc:
-            raise AgentError(f"agent output is corrupt: {exc}") from None
+        return blob_json(doc, blobs, "monitor")
 
     return fetch
-
-
-class PythonMissing(Exception):
-    """The node has no python3: the agent cannot run the monitor there."""

@@ -30,7 +30,9 @@ from ofrace.compare.generator import generate
 from ofrace.compare.live import (
     LiveComparison,
     compare_with_ofproto_trace,
+    ofproto_trace_call,
     read_node_state,
+    run_ofproto_traces,
     snapshot_state,
     state_changes,
 )
@@ -203,11 +205,18 @@ def compare_on_node(report: AgreementReport, spec: NodeSpec, chassis: Chassis, t
                          f"({'; '.join(stale)})"] = 1
         indexes = {n: BridgeIndex(b, chassis.interfaces, chassis.name)
                    for n, b in chassis.bridges.items()}
+        texts = run_ofproto_traces(
+            transport, [ofproto_trace_call(test.bridge, test.packet, ct_next)
+                        for test, ct_next in pending], spec.name)
         outcomes = []
-        for test, ct_next in pending:
+        for (test, ct_next), text in zip(pending, texts, strict=True):
+            if isinstance(text, ToolError):
+                outcomes.append((test, ct_next, text))
+                continue
             try:
                 outcomes.append((test, ct_next, compare_with_ofproto_trace(
-                    chassis, transport, test.bridge, test.packet, list(ct_next), indexes)))
+                    chassis, transport, test.bridge, test.packet, list(ct_next), indexes,
+                    text=text)))
             except ToolError as exc:
                 outcomes.append((test, ct_next, exc))
         try:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ofrace.collect.agent import AgentError, blob_json, run_agent_mode
+from ofrace.collect.transport import Budget, TransportError
 from ofrace.compare.ofproto_trace import (
     Comparison,
     compare_passes,
@@ -92,19 +94,80 @@ class LiveComparison:
     ofproto_trace: str
 
 
+def ofproto_trace_call(bridge: str, packet: dict, ct_next=()) -> list[str]:
+    """ofproto/trace and its arguments for ``packet`` (as ovs-appctl takes them)."""
+    call = ["ofproto/trace", bridge, format_microflow(packet)]
+    for state in ct_next:
+        call += ["--ct-next", state]
+    return call
+
+
+# The most bytes of calls sent in one agent command line (Linux: 128 KiB per argument).
+BATCH_BYTES = 64_000
+
+
+def run_ofproto_traces(transport, calls: list[list[str]], node: str, timeout: float = 600
+                       ) -> list[str | ToolError]:
+    """What ofproto/trace prints for each of ``calls`` on one node, or the ToolError of
+    the ones that failed.
+
+    Sent through the agent's "appctl" mode in batches, each one process and one unixctl
+    connection for hundreds of traces (ovs-appctl per trace cost 10-15 ms of process
+    start, and a command channel over SSH); a node without python3, or where the agent
+    cannot reach ovs-vswitchd's socket, gets one ``ovs-appctl`` per trace instead."""
+    answers: list[str | ToolError] = []
+    batch: list[list[str]] = []
+    size = 0
+    batched = True
+
+    def flush():
+        nonlocal batched
+        if batched:
+            try:
+                doc, blobs = run_agent_mode(transport, {"appctl": {"calls": batch,
+                                                                   "timeout": timeout}},
+                                            Budget(timeout + 30))
+                got = None if doc.get("error") else blob_json(doc, blobs, "appctl")
+            except (AgentError, TransportError):
+                got = None
+            if isinstance(got, list) and len(got) == len(batch) and \
+                    all(isinstance(a, dict) for a in got):
+                answers.extend(
+                    str(a["output"]) if "output" in a else
+                    ToolError(f"ofproto/trace failed on {node}: {str(a.get('error'))[:500]}")
+                    for a in got)
+                return
+            batched = False       # and from now on, one ovs-appctl per trace
+        for call in batch:
+            out = transport.run(["ovs-appctl", *call], timeout=timeout)
+            answers.append(out.stdout.decode(errors="replace") if out.rc == 0 else ToolError(
+                f"ofproto/trace failed on {node}: "
+                f"{out.stderr.decode(errors='replace').strip()[:500]}"))
+
+    for call in calls:
+        length = sum(len(a) + 4 for a in call)
+        if batch and size + length > BATCH_BYTES:
+            flush()
+            batch, size = [], 0
+        batch.append(call)
+        size += length
+    if batch:
+        flush()
+    return answers
+
+
 def compare_with_ofproto_trace(chassis: Chassis, transport, bridge: str, packet: dict,
                                ct_next: list[str] = (), indexes: dict | None = None,
-                               timeout: float = 60) -> LiveComparison:
-    """Trace ``packet`` with ofproto/trace on the node and with ofrace on its snapshot."""
+                               timeout: float = 60, text: str | None = None
+                               ) -> LiveComparison:
+    """Trace ``packet`` with ofproto/trace on the node (or take its output, ``text``)
+    and with ofrace on its snapshot."""
     flow = format_microflow(packet)
-    argv = ["ovs-appctl", "ofproto/trace", bridge, flow]
-    for state in ct_next:
-        argv += ["--ct-next", state]
-    out = transport.run(argv, timeout=timeout)
-    if out.rc != 0:
-        raise ToolError(f"ofproto/trace failed on {chassis.name}: "
-                           f"{out.stderr.decode(errors='replace').strip()}")
-    text = out.stdout.decode(errors="replace")
+    if text is None:
+        [text] = run_ofproto_traces(transport, [ofproto_trace_call(bridge, packet, ct_next)],
+                                    chassis.name, timeout)
+        if isinstance(text, ToolError):
+            raise text
     if indexes is None:
         indexes = {n: BridgeIndex(b, chassis.interfaces, chassis.name)
                    for n, b in chassis.bridges.items()}
