@@ -286,8 +286,11 @@ def measure(args, lab: Lab, row, rows) -> int:
                               f"({[v.text for v in result.verdicts()]})")
 
     def warm_trace():
+        # warm, as ovn-trace's daemon is: the flow tables and the SB name indexes built
+        # (none holds state); a fresh conntrack and physical network each trace
         fresh = ClusterTracer(snapshot)
-        fresh._datapaths = tracer._datapaths   # indexes already built: the warm case
+        fresh._datapaths = tracer._datapaths
+        fresh.names_for, fresh.names = tracer.names_for, tracer.names
         for dp in fresh._datapaths.values():
             dp.conntrack.entries.clear()
         return fresh.trace(start_from_short_form(fresh, src, dst, "tcp"))

@@ -244,6 +244,17 @@ class SouthboundIndex:
     def ports_by_name(self) -> dict[str, dict]:
         return {pb["logical_port"]: pb for pb in self.rows("Port_Binding")}
 
+    @cached_property
+    def _ports_by_datapath(self) -> dict[str, list[dict]]:
+        result: dict[str, list[dict]] = {}
+        for pb in self.rows("Port_Binding"):
+            result.setdefault(pb["datapath"], []).append(pb)
+        return result
+
+    def ports_on(self, datapath_uuid: str) -> list[dict]:
+        """The Port_Binding rows of one datapath, in the table's order."""
+        return self._ports_by_datapath.get(datapath_uuid, [])
+
     # --- the CMS's names (Neutron, ovn-kubernetes) -------------------------
 
     @cached_property
@@ -253,6 +264,8 @@ class SouthboundIndex:
     def resolve_port(self, typed: str) -> str:
         """The OVN logical port a user means: its OVN name or its CMS name (a Neutron
         port name, a pod's namespace/name); ambiguous or unknown: ``InputError``."""
+        if typed in self.ports_by_name:
+            return typed       # OVN's own name: no need to index every CMS name first
         return self.cms.resolve_port(typed, self.ports_by_name)
 
     def port_cms(self, logical_port: str | None) -> CmsName | None:

@@ -359,9 +359,7 @@ class ClusterTracer:
 
     def _gateway_chassis_of(self, datapath_uuid: str) -> Chassis | None:
         """The chassis a gateway datapath lives on (l3gateway or chassisredirect ports)."""
-        for other in self.names.rows("Port_Binding"):
-            if other["datapath"] != datapath_uuid:
-                continue
+        for other in self.names.ports_on(datapath_uuid):
             opts = other.get("options") or {}
             if opts.get("l3gateway-chassis"):
                 return self._by_system_id.get(opts["l3gateway-chassis"])

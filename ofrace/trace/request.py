@@ -69,9 +69,8 @@ def with_dns_query(start: TraceStart, text: str) -> TraceStart:
 
 def _router_mac_for(names: SouthboundIndex, pb: dict, dst) -> int | None:
     """The MAC of the router port on ``pb``'s switch (the default gateway)."""
-    for other in names.rows("Port_Binding"):
-        if other["datapath"] != pb["datapath"] or other.get("type") not in ("patch",
-                                                                             "l3gateway"):
+    for other in names.ports_on(pb["datapath"]):
+        if other.get("type") not in ("patch", "l3gateway"):
             continue
         peer = names.ports_by_name.get((other.get("options") or {}).get("peer", ""))
         if peer is None:
@@ -125,8 +124,8 @@ def start_from_short_form(tracer: ClusterTracer, source: str, destination: str,
     dst_mac = None
     # A port on the same switch with that address is reached directly (bindings
     # rarely carry a prefix length, so the subnet is not a reliable test).
-    for other in names.rows("Port_Binding"):
-        if other["datapath"] != pb["datapath"] or other["logical_port"] == source:
+    for other in names.ports_on(pb["datapath"]):
+        if other["logical_port"] == source:
             continue
         omac, ov4, ov6 = port_addresses(other)
         if omac is not None and (other.get("type") or "") == "" and any(
