@@ -959,11 +959,17 @@ def monitor_document(spec, writer):
                 "unsupported": exc.unsupported}
     except (OSError, ValueError) as exc:
         return {"agent_version": AGENT_VERSION, "error": str(exc) or type(exc).__name__}
-    data = json.dumps(answer, separators=(",", ":")).encode("utf-8")
+    return {"agent_version": AGENT_VERSION, "monitor": {"blob": json_blob(writer, answer)}}
+
+
+def json_blob(writer, value):
+    """``value`` as JSON in a blob of its own (it can be far larger than a document
+    frame): the single answer of the "ovsdb_monitor" and "appctl" modes."""
+    data = json.dumps(value, separators=(",", ":")).encode("utf-8")
     blob = writer.new_blob()
     for start in range(0, len(data), MAX_CHUNK):
         writer.frame("B", blob, data[start:start + MAX_CHUNK])
-    return {"agent_version": AGENT_VERSION, "monitor": {"blob": blob}}
+    return blob
 
 
 # The unixctl commands the "appctl" mode sends: reads only, as ovs-appctl would send them.
@@ -1006,11 +1012,7 @@ def appctl_document(spec, writer):
             sock.close()
     except (OSError, ValueError) as exc:
         return {"agent_version": AGENT_VERSION, "error": str(exc) or type(exc).__name__}
-    data = json.dumps(answers, separators=(",", ":")).encode("utf-8")
-    blob = writer.new_blob()
-    for start in range(0, len(data), MAX_CHUNK):
-        writer.frame("B", blob, data[start:start + MAX_CHUNK])
-    return {"agent_version": AGENT_VERSION, "appctl": {"blob": blob}}
+    return {"agent_version": AGENT_VERSION, "appctl": {"blob": json_blob(writer, answers)}}
 
 
 def main(argv):
