@@ -319,15 +319,12 @@ class LocalDatapaths:
     def datapaths(self) -> set[str]:
         """Datapaths of ports bound here, and every datapath reached from them through
         patch (and local l3gateway) ports, as local_data.c add_local_datapath__ does."""
-        ports_of: dict[str, list[dict]] = {}
-        for pb in self.names.rows("Port_Binding"):
-            ports_of.setdefault(pb["datapath"], []).append(pb)
         local = {pb["datapath"] for pb in self.names.rows("Port_Binding")
                  if self.bound_here(pb) or (pb.get("type") == "chassisredirect"
                                             and self.in_ha_group(pb))}
         todo = list(local)
         while todo:
-            for pb in ports_of.get(todo.pop(), []):
+            for pb in self.names.ports_on(todo.pop()):
                 if pb.get("type") not in ("patch", "l3gateway"):
                     continue
                 peer = self.names.ports_by_name.get((pb.get("options") or {}).get("peer", ""))

@@ -14,11 +14,11 @@ The bindings learned outlive the trace: the next packet traced on the same trace
 next step of a conversation) finds them, as the real one finds the MAC_Binding row
 ovn-controller wrote, although the snapshot's flows predate it.  A packet that meets
 ``arp``/``nd_ns`` for an address learned that way is re-injected at once, with no
-ARP/NS, and its verdict says why.  So is one that meets them for an address learned
-earlier in the same trace once it follows a released packet: that release came a
-Southbound round trip after the binding was written (ovn-controller wakes on the binding
-it waited for, which the learning packets' order put after this one), so the binding is
-most likely in every chassis' flows by then; the hop is marked ``maybe`` (a race).
+ARP/NS, and its verdict says why.  One that meets them for an address learned earlier
+in the same trace, once it follows a released packet (a Southbound round trip after the
+binding was written), may find the binding in its chassis' flows or not: a race seen both
+ways on the wire, so both branches are traced, each marked ``maybe``: re-injected at
+once, and held with its ARP/NS sent.
 """
 
 from __future__ import annotations
