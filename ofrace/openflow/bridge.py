@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from array import array
 from dataclasses import dataclass, field, replace
+from itertools import chain
 
 from ofrace.memory import building
 from ofrace.openflow.actions import parse_actions
@@ -26,6 +27,7 @@ from ofrace.openflow.flowtext import (
     FlowSyntaxError,
     TokenCache,
     line_cookie,
+    line_counters,
     scan_line,
     scan_match,
     table_at,
@@ -141,9 +143,13 @@ class BridgeIndex:
         # A copy: learned flows are appended here without touching the snapshot.
         self.flows = bridge.lines() if stored is not None else list(bridge.flows)
         self.learned: list[int] = []  # indexes of flows added by learn actions
+        self._fresh = bridge.fresh_counters()   # counters newer than the lines' own
         self._actions: dict[int, tuple] = {}  # flow index -> decoded actions
         self.tables: dict[int, FlowTable] = {}  # the tables built so far
         self._pending: dict[int, array] = {}     # table -> its unparsed line indexes
+        # big unbuilt tables split by the metadata their flows match (``_for_packet``)
+        self._slices: dict[int, tuple | bool] = {}
+        self._sliced: dict[tuple[int, int | None], _Slice] = {}
         self._unparsed: list[UnparsedFlow] = []
         self.ports: dict[int, Port] = {}
         self._load_ports(bridge, interfaces)
@@ -160,7 +166,9 @@ class BridgeIndex:
         if found is None:
             if stored is not None:   # an index this Python cannot use: the lines, as before
                 self.flows = list(self.flows)
-            self._sort_by_table(self.flows)
+            layout = bridge.table_layout()
+            if layout is None or not self._take_layout(layout):
+                self._sort_by_table(self.flows)
             return
         tables, unreadable, arrays = found
         self._stored = StoredReader(arrays, self.flows, self._entry_cache)
@@ -233,6 +241,23 @@ class BridgeIndex:
             if t >= 0:
                 last_list = found
 
+    def _take_layout(self, layout: list[tuple[int, int]]) -> bool:
+        """Each table's lines from the node's own count of them, in order, instead of
+        reading every line's table: taken when the counts cover every line and each
+        table's first and last lines say that table."""
+        lines, start, pending = self.flows, 0, {}
+        for number, count in layout:
+            end = start + count
+            if (count <= 0 or number in pending or end > len(lines)
+                    or _table_of(lines[start]) != number or _table_of(lines[end - 1]) != number):
+                return False
+            pending[number] = range(start, end)
+            start = end
+        if start != len(lines):
+            return False
+        self._pending = pending
+        return True
+
     def table(self, number: int) -> FlowTable | None:
         """Table ``number``, parsed and indexed on first use (None when it has no flows)."""
         pending = self._pending.pop(number, None)
@@ -274,10 +299,14 @@ class BridgeIndex:
         self.table(number)
         return [u for u in self._unparsed if u.line.find(f"table={number},") >= 0]
 
-    def uncertain(self, number: int) -> list[UnparsedFlow]:
-        """Unreadable lines a lookup in table ``number`` may have missed: its own, those
-        whose table number is unreadable, and (table 0) those that name no table."""
-        found = {u.index: u for u in self.gaps(number)}
+    def uncertain(self, number: int, packet=None) -> list[UnparsedFlow]:
+        """Unreadable lines a lookup in table ``number`` (of ``packet``) may have missed:
+        its own, those whose table number is unreadable, and (table 0) those that name
+        no table."""
+        part = (self._for_packet(number, packet)
+                if packet is not None and number not in self.tables else None)
+        own = part.unparsed if part is not None else self.gaps(number)
+        found = {u.index: u for u in own}
         for u in self._unparsed:
             if u.index not in found and (u.reason == UNREADABLE_TABLE or (
                     number == 0 and "table=" not in u.line)):
@@ -285,17 +314,24 @@ class BridgeIndex:
         return list(found.values())
 
     def _index(self, number: int, indexes) -> None:
-        """The hot path at 200k+ flows: SubtableSet.add is inlined."""
+        """Table ``number`` whole, from its lines (or its stored index)."""
         if isinstance(indexes, StoredTable):
             self._place(indexes)
             return
+        table = self.tables.get(number)
+        if table is None:
+            table = self.tables[number] = FlowTable(number)
+        self._fill(table, indexes, self._unparsed)
+        if not len(table):
+            del self.tables[number]  # every line of it was unreadable
+
+    def _fill(self, table: FlowTable, indexes, unparsed: list[UnparsedFlow]) -> None:
+        """Parse the lines at ``indexes`` into ``table``; the hot path at 200k+ flows
+        (SubtableSet.add is inlined)."""
         cache = self.__dict__.get("_builder")
         if cache is None:
             cache = self.__dict__["_builder"] = TokenCache(
                 {p.name: n for n, p in self.ports.items()})
-        table = self.tables.get(number)
-        if table is None:
-            table = self.tables[number] = FlowTable(number)
         regular, conjunctive = table.regular, table.conjunctive
         clauses = table.conj_clauses
         conj_of = cache.conjunctions
@@ -306,7 +342,7 @@ class BridgeIndex:
             try:
                 priority, shape, values, offset = scan(line, cache)
             except (FlowSyntaxError, ValueError) as exc:
-                self._unparsed.append(UnparsedFlow(index, line, str(exc)))
+                unparsed.append(UnparsedFlow(index, line, str(exc)))
                 continue
             target = regular
             if line.startswith("conjunction(", offset):
@@ -334,8 +370,31 @@ class BridgeIndex:
                 sub.max_priority = priority
                 target.ordered = None
             target.count += 1
-        if not len(table):
-            del self.tables[number]  # every line of it was unreadable
+
+    # --- a big table, indexed only for the metadata a packet carries ---------------
+
+    def _for_packet(self, number: int, packet) -> _Slice | None:
+        """The part of a big unbuilt table a packet with this ``metadata`` can match:
+        its flows that match exactly that metadata, and those that match no single
+        value of it.  None when the table is better built whole."""
+        pending = self._pending.get(number)
+        if pending is None or isinstance(pending, StoredTable) or len(pending) < SLICE_FROM:
+            return None
+        slices = self._slices.get(number)
+        if slices is None:
+            slices = self._slices[number] = _split_by_metadata(self.flows, pending)
+        if slices is False:
+            return None
+        by_value, rest = slices
+        metadata = packet.get("metadata", 0)
+        key = (number, metadata if metadata in by_value else None)
+        found = self._sliced.get(key)
+        if found is None:
+            with building():
+                found = self._sliced[key] = _Slice(FlowTable(number), [])
+                self._fill(found.table, sorted(chain(by_value.get(metadata, ()), rest)),
+                           found.unparsed)
+        return found
 
     @property
     def flow_count(self) -> int:
@@ -345,9 +404,19 @@ class BridgeIndex:
     def line(self, index: int) -> str:
         return self.flows[index]
 
+    def counters(self, index: int) -> dict | None:
+        """The flow's counters as the node last gave them (``line_counters``)."""
+        fresh = self._fresh
+        if fresh is not None and index < len(fresh):
+            return fresh[index]
+        return line_counters(self.flows[index])
+
     def lookup(self, table_no: int, packet) -> tuple[FlowEntry | None, int | None]:
         """The flow ``packet`` hits in ``table_no`` (and the conj_id that matched it)."""
-        table = self.table(table_no)
+        table = self.tables.get(table_no)
+        if table is None:
+            part = self._for_packet(table_no, packet)
+            table = part.table if part is not None else self.table(table_no)
         if table is None:
             return None, None
         index, conj_id = table.lookup(packet)
@@ -375,6 +444,65 @@ class BridgeIndex:
             cache = self.__dict__["_cache"] = TokenCache(
                 {p.name: n for n, p in self.ports.items()})
         return cache
+
+
+def _table_of(line: str) -> int | None:
+    at = table_at(line)
+    if at < 0:
+        return 0
+    end = line.find(",", at)
+    try:
+        return int(line[at + 6:end])
+    except ValueError:
+        return None
+
+
+# Tables with fewer flows are built whole when first crossed: cheap, and reused by any
+# packet.  A bigger one is cut by metadata (OVN: one logical datapath's flows), which a
+# packet on one datapath crosses only a slice of.
+SLICE_FROM = 256
+_METADATA = "metadata="
+
+
+@dataclass
+class _Slice:
+    table: FlowTable
+    unparsed: list[UnparsedFlow]
+
+
+def _split_by_metadata(lines, indexes) -> tuple[dict[int, list[int]], list[int]] | bool:
+    """Line indexes by the single ``metadata`` value their match requires, and the rest
+    (no metadata match, a masked one, or one not read here); False when most lines are
+    in the rest (then the table is built whole)."""
+    by_value: dict[int, list[int]] = {}
+    rest: list[int] = []
+    for index in indexes:
+        line = lines[index]
+        end = line.find(" actions=")
+        if end < 0:
+            end = len(line)
+        at = line.find(_METADATA, 0, end)
+        while at > 0 and line[at - 1] not in ", ":
+            at = line.find(_METADATA, at + 1, end)     # tun_metadata0=…, not metadata=
+        if at < 0:
+            rest.append(index)
+            continue
+        start = at + len(_METADATA)
+        stop = line.find(",", start, end)
+        text = line[start:stop if stop >= 0 else end]
+        try:
+            value = int(text, 16) if text.startswith("0x") else int(text)
+        except ValueError:        # masked (…/0x…) or not a number: any metadata may match
+            rest.append(index)
+            continue
+        found = by_value.get(value)
+        if found is None:
+            by_value[value] = [index]
+        else:
+            found.append(index)
+    if len(rest) * 2 > len(indexes):
+        return False
+    return by_value, rest
 
 
 def classifier_index(chassis: Chassis, bridge: Bridge) -> bytes:

@@ -26,7 +26,6 @@ from ofrace.openflow.bridge import TUNNEL_TYPES, BridgeIndex, Port, port_may_ena
 from ofrace.openflow.fields import CT_STATE_BITS, SPECIAL_PORTS, format_mac
 from ofrace.openflow.flowtext import (
     FlowSyntaxError,
-    line_counters,
     split_top_level,
     without_stats,
 )
@@ -328,7 +327,7 @@ class ChassisDatapath:
                           f"{bridge_name} table {table_no}: the matching flow line could not "
                           f"be read ({exc})")
             return
-        gaps = bridge.uncertain(table_no)
+        gaps = bridge.uncertain(table_no, probe)
         if entry is None:
             step = parent.add(Step("miss", f"{table_no}. no flow matched", self.chassis,
                                    bridge_name, table=table_no, data={"pass": ctx.pass_no}))
@@ -359,7 +358,7 @@ class ChassisDatapath:
             # (OVN's register roles, the protocol of the rewrites); the engine does not.
             # Its counters as the node last read them: evidence that real packets took it.
             data={"flow_index": entry.index, "pass": ctx.pass_no, "packet": dict(packet),
-                  "counters": line_counters(line)}))
+                  "counters": bridge.counters(entry.index)}))
         ctx.last_flow = step
         if conj_id is not None:
             step.data["conj_id"] = conj_id

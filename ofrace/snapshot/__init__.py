@@ -143,6 +143,19 @@ class Bridge:
             bridge.__dict__["_flow_index"] = index
         return bridge
 
+    def read_with(self, counters, layout: list[tuple[int, int]] | None) -> None:
+        """What the node said of these lines beside them: the flows' counters as of now
+        (``counters[i]``: line i's ``line_counters``; None: the lines' own), for lines kept
+        from an earlier read; how many lines each table has, in order (None: unknown)."""
+        self.__dict__["_counters"] = counters
+        self.__dict__["_layout"] = layout
+
+    def fresh_counters(self):
+        return self.__dict__.get("_counters")
+
+    def table_layout(self) -> list[tuple[int, int]] | None:
+        return self.__dict__.get("_layout")
+
     @property
     def flow_count(self) -> int:
         """How many flow lines, without reading them from a file."""
