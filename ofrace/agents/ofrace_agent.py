@@ -14,13 +14,16 @@ The same module also runs on the collector's side when a node has no
 command, so the plan of what to read exists only here.
 """
 
+import base64
 import codecs
+import hashlib
 import json
 import os
 import re
 import select
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -370,10 +373,14 @@ class Reader(object):
         """Run a command whose output may be big (``stream`` may send it on as it comes)."""
         return self._record(self._stream(argv))
 
+    def record(self, result):
+        """Keep the outcome of a read made another way than by a command."""
+        return self._record(result)
+
     def _record(self, result):
         record = dict(result)
-        record.pop("stdout", None)
-        record.pop("blob", None)
+        for key in ("stdout", "blob", "unchanged", "flow_tables"):
+            record.pop(key, None)
         with self._lock:
             self.commands.append(record)
         return result
@@ -788,8 +795,198 @@ def decode_monitor_updates(schema, updates):
     return result
 
 
-def _bridge_jobs(name):
-    return dict(((name, key), argv + [name]) for key, argv, _ in BRIDGE_READS)
+# --- a bridge's flow tables in OpenFlow, to tell whether they changed -------------
+#
+# ``ovs-ofctl dump-flows`` of a 250k-flow bridge costs seconds, most of it in printing.
+# The same flows in binary (one OpenFlow 1.3 flow-stats request on the bridge's
+# management socket, as ovs-ofctl itself connects) cost a fraction: enough to digest
+# each table (everything but the counters and ages) and to send the counters, so a
+# collector holding the text of unchanged tables reads nothing else.
+
+OFP13 = 4
+_OFP_HEADER = struct.Struct("!BBHI")
+# ofp_flow_stats (OpenFlow 1.3, 7.3.5.2), 48 bytes before the match: length, table_id,
+# pad, duration_sec, duration_nsec, priority, idle and hard timeouts, flags, pad, cookie,
+# packet_count, byte_count.
+_FLOW_STATS_REQUEST = (struct.pack("!HH4x", 1, 0)                   # OFPMP_FLOW
+                       + struct.pack("!B3xII4xQQ", 0xff, 0xffffffff, 0xffffffff, 0, 0)
+                       + bytes.fromhex("0001000400000000"))         # an empty OXM match
+MAX_FLOW_STATS_BYTES = 1 << 30
+
+
+def bridge_socket(bridge):
+    """The bridge's OpenFlow management socket, where ``ovs-ofctl`` connects:
+    ``$OVS_RUNDIR/BRIDGE.mgmt`` (default /var/run/openvswitch)."""
+    rundir = os.environ.get("OVS_RUNDIR") or "/var/run/openvswitch"
+    return os.path.join(rundir, bridge + ".mgmt")
+
+
+class FlowStats(object):
+    """One read of a bridge's flows in binary: per table a digest of its flows in the
+    order the switch gives them (what ``dump-flows`` prints, less counters and ages),
+    and every flow's counters in that order.  ``handled`` is set once the switch has
+    answered (it builds the whole answer at once), so a dump started after it shows the
+    flows no earlier than this read did.  ``error`` says why there is no answer."""
+
+    def __init__(self, bridge, timeout=60):
+        self.bridge = bridge
+        self.timeout = timeout
+        self.handled = threading.Event()
+        self.digests = None
+        self.sizes = None         # [table, how many flows], in the switch's order
+        self.counters = None
+        self.error = None
+
+    def run(self):
+        try:
+            self._read()
+        except (OSError, ValueError, struct.error) as exc:
+            self.error = str(exc) or type(exc).__name__
+            self.digests = self.counters = None
+        finally:
+            self.handled.set()
+
+    def _read(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        deadline = time.time() + self.timeout
+        try:
+            sock.connect(bridge_socket(self.bridge))
+            sock.sendall(_OFP_HEADER.pack(OFP13, 0, 8, 1))
+            sock.sendall(_OFP_HEADER.pack(OFP13, 18, 8 + len(_FLOW_STATS_REQUEST), 2)
+                         + _FLOW_STATS_REQUEST)
+            messages = _OpenFlowMessages(sock, deadline)
+            hashes, counters, sizes = {}, bytearray(), {}
+            more = True
+            while more:
+                version, kind, xid, message = messages.next()
+                if kind == 2:                                   # echo request
+                    sock.sendall(_OFP_HEADER.pack(version, 3, len(message), xid)
+                                 + message[8:])
+                    continue
+                if kind == 1:
+                    raise ValueError("the switch refused the flow-stats request "
+                                     "(OpenFlow error %s)" % message[8:12].hex())
+                if kind != 19 or xid != 2:
+                    continue                                    # hello, or unasked
+                if version != OFP13 or message[8:10] != b"\x00\x01":
+                    raise ValueError("unexpected flow-stats reply")
+                self.handled.set()
+                more = struct.unpack_from("!H", message, 10)[0] & 1
+                self._add(message, hashes, counters, sizes)
+            self.digests = dict((str(t), h.hexdigest()) for t, h in hashes.items())
+            self.sizes = [[t, n] for t, n in sizes.items()]
+            self.counters = {"count": len(counters) // COUNTERS.size, "data": base64.b64encode(
+                zlib.compress(bytes(counters), 1)).decode("ascii")}
+        finally:
+            sock.close()
+
+    @staticmethod
+    def _add(message, hashes, counters, sizes):
+        """One reply's flows: their digests go to ``hashes`` (table → sha1), their
+        counters, as ``COUNTERS`` each, to ``counters``, how many per table to ``sizes``."""
+        data = bytearray(message)
+        head = _ENTRY_HEAD.unpack_from
+        offset, end = 16, len(data)
+        table, run = None, 16
+        while offset < end:
+            length, number = head(data, offset)
+            if length < _FLOW_STATS_SIZE or offset + length > end:
+                raise ValueError("a flow-stats entry is cut")
+            if number != table:
+                if table is not None:
+                    hashes[table].update(data[run:offset])
+                table, run = number, offset
+                if number not in hashes:
+                    hashes[number] = hashlib.sha1()
+                    sizes[number] = 0
+            sizes[number] += 1
+            counters += data[offset + 4:offset + 12]       # duration (s, ns)
+            counters += data[offset + 32:offset + 48]      # packets, bytes
+            data[offset + 4:offset + 12] = _ZERO8
+            data[offset + 32:offset + 48] = _ZERO16
+            offset += length
+        if table is not None:
+            hashes[table].update(data[run:end])
+
+
+_ENTRY_HEAD = struct.Struct("!HB")
+_FLOW_STATS_SIZE = 48
+_ZERO8, _ZERO16 = bytes(8), bytes(16)
+# One flow's counters as the agent sends them: duration (seconds, nanoseconds),
+# packets, bytes, in network order.
+COUNTERS = struct.Struct("!IIQQ")
+
+
+class _OpenFlowMessages(object):
+    """Whole OpenFlow messages from a socket, within a deadline and a byte budget."""
+
+    def __init__(self, sock, deadline):
+        self._sock, self._deadline = sock, deadline
+        self._buffer = bytearray()
+        self._start = 0
+        self._total = 0
+
+    def next(self):
+        while True:
+            have = len(self._buffer) - self._start
+            if have >= 8:
+                version, kind, length, xid = _OFP_HEADER.unpack_from(self._buffer, self._start)
+                if length < 8:
+                    raise ValueError("a malformed OpenFlow message")
+                if have >= length:
+                    message = bytes(self._buffer[self._start:self._start + length])
+                    self._start += length
+                    return version, kind, xid, message
+            if time.time() > self._deadline:
+                raise ValueError("timed out")
+            if self._start:
+                del self._buffer[:self._start]
+                self._start = 0
+            chunk = self._sock.recv(1 << 20)
+            if not chunk:
+                raise ValueError("the switch closed the connection")
+            self._total += len(chunk)
+            if self._total > MAX_FLOW_STATS_BYTES:
+                raise ValueError("over %d bytes of flows" % MAX_FLOW_STATS_BYTES)
+            self._buffer += chunk
+
+
+def read_flows(reader, bridge, known):
+    """A bridge's ``dump-flows``, with each table's digest when the switch answers in
+    binary; nothing but the digests and counters when they equal ``known`` (the
+    collector's, for the text it holds)."""
+    argv = ["ovs-ofctl", "dump-flows", "--no-names", bridge]
+    stats = FlowStats(bridge)
+    thread = threading.Thread(target=stats.run)
+    thread.daemon = True
+    thread.start()
+    stats.handled.wait(stats.timeout)
+    if known is not None:
+        thread.join(stats.timeout)
+        if stats.digests is not None and stats.digests == known:
+            result = _result(["(OpenFlow 1.3 flow stats)", bridge_socket(bridge)], _now(), 0,
+                             unchanged=True)
+            result["flow_tables"] = {"digests": stats.digests, "sizes": stats.sizes,
+                                     "counters": stats.counters}
+            return reader.record(result)
+    result = reader.stream(argv)
+    thread.join(stats.timeout)
+    if stats.digests is not None and not result.get("error"):
+        result["flow_tables"] = {"digests": stats.digests, "sizes": stats.sizes}
+    elif stats.error:
+        result["flow_tables"] = {"error": stats.error}
+    return result
+
+
+def _bridge_jobs(name, flow_digests=None):
+    """The reads of one bridge; with ``flow_digests`` (bridge → the digests of the flow
+    text the collector holds, or None) its flows are read by ``read_flows``."""
+    jobs = dict(((name, key), argv + [name]) for key, argv, _ in BRIDGE_READS)
+    if flow_digests is not None:
+        known = flow_digests.get(name)
+        jobs[(name, "flows")] = lambda reader: read_flows(reader, name, known)
+    return jobs
 
 
 def _bridge_doc(name, results):
@@ -798,7 +995,12 @@ def _bridge_doc(name, results):
     bridge = {"name": name, "errors": {}}
     for key, _, keep in BRIDGE_READS:
         result = results[(name, key)]
-        if result["error"]:
+        if "flow_tables" in result:
+            bridge["flow_tables"] = result["flow_tables"]
+        if result.get("unchanged"):
+            bridge[key] = []
+            bridge["flows_unchanged"] = True
+        elif result["error"]:
             bridge["errors"][key] = result["error"]
             bridge[key] = [] if keep == "lines" else ""
         elif result.get("blob"):
@@ -831,7 +1033,8 @@ def run_all(reader, jobs, workers=8, streamed=()):
     results = {}
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        futures = dict((pool.submit(reader.stream if key in streamed else reader.run, argv),
+        futures = dict((pool.submit(argv, reader) if callable(argv) else
+                        pool.submit(reader.stream if key in streamed else reader.run, argv),
                         key) for key, argv in jobs.items())
         for future in futures:
             results[futures[future]] = future.result()
@@ -877,10 +1080,13 @@ def _streamed_keys(jobs):
     return set(key for key in jobs if isinstance(key, tuple) and key[1] in ("flows", "groups"))
 
 
-def collect_node(run, options=None, stream=None):
+def collect_node(run, options=None, stream=None, on_node=False):
     """Read everything ofrace needs from one node, through ``run`` (and ``stream``
-    for the dumps that can be big)."""
+    for the dumps that can be big); ``on_node``: running there, so its switch's
+    sockets are this machine's (``options["flow_digests"]``, see ``read_flows``)."""
     options = options or {}
+    digests = options.get("flow_digests") if on_node else None
+    digests = digests if isinstance(digests, dict) else None
     reader = Reader(run, stream)
     started = _now()
     doc = {"agent_version": AGENT_VERSION, "started": started, "errors": [],
@@ -894,7 +1100,7 @@ def collect_node(run, options=None, stream=None):
             "dpif": ["ovs-appctl", "dpif/show"],
             "status": ["ovn-appctl", "-t", "ovn-controller", "connection-status"],
             "conntrack": CONNTRACK_READ}
-    jobs.update(_bridge_jobs(guess))
+    jobs.update(_bridge_jobs(guess, digests))
     pool = ThreadPoolExecutor(max_workers=1)
     ovsdb_future = pool.submit(ovsdb_select, reader, options.get("ovs_remote"), "Open_vSwitch",
                                OVS_TABLES)
@@ -921,7 +1127,7 @@ def collect_node(run, options=None, stream=None):
     more = {}
     for name in bridges:
         if name != guess:
-            more.update(_bridge_jobs(name))
+            more.update(_bridge_jobs(name, digests))
     results.update(run_all(reader, more, streamed=_streamed_keys(more)))
     for name in bridges:
         doc["bridges"][name] = _bridge_doc(name, results)
@@ -1028,7 +1234,8 @@ def main(argv):
         writer.frame("D", 0, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
         writer.close()
         return 0
-    doc = collect_node(run_local, options, lambda command: run_streamed(command, writer))
+    doc = collect_node(run_local, options, lambda command: run_streamed(command, writer),
+                       on_node=True)
     writer.frame("D", 0, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
     writer.close()
     return 0

@@ -17,6 +17,7 @@ from functools import partial
 from ofrace.agents import ofrace_agent
 from ofrace.collect import database_cache, secrets
 from ofrace.collect.agent import AgentError, run_agent, transport_runner
+from ofrace.collect.flow_cache import FlowCache
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec
 from ofrace.collect.node_document import OVSDB_ROWS, DocumentError, check_document
 from ofrace.collect.transport import (
@@ -142,13 +143,27 @@ def chassis_from_agent(name: str, transport: str, doc: dict) -> Chassis:
         started=doc.get("started"), finished=doc.get("finished"))
 
 
-def collect_node(spec: NodeSpec, transport, limits: Limits | None = None) -> Chassis:
+def collect_node(spec: NodeSpec, transport, limits: Limits | None = None,
+                 flow_cache: FlowCache | None = None) -> Chassis:
     """Read one node within its limits (its deadline starts now, not when it was
-    queued); never raises for the node's own faults."""
+    queued); never raises for the node's own faults.  ``flow_cache``: the text of
+    unchanged flow tables is taken from there (``ofrace.collect.flow_cache``)."""
     budget = Budget(*(limits or Limits()).for_node(spec))
     try:
-        doc = run_agent(transport, budget=budget)
-        return chassis_from_agent(spec.name, transport.describe(), doc)
+        fresh: dict = {}
+        if flow_cache is None:
+            doc = run_agent(transport, budget=budget)
+        else:
+            doc = run_agent(transport, {"flow_digests": flow_cache.known()}, budget)
+            settled = flow_cache.settle(doc)
+            if settled is None:          # a kept file no longer fits: read it all again
+                doc = run_agent(transport, {"flow_digests": {}}, budget)
+                settled = flow_cache.settle(doc) or {}
+            fresh = settled
+        chassis = chassis_from_agent(spec.name, transport.describe(), doc)
+        for name, (counters, layout) in fresh.items():
+            chassis.bridges[name].read_with(counters, layout)
+        return chassis
     except TransportError as exc:
         error = str(exc)
     except (AgentError, DocumentError) as exc:
@@ -251,7 +266,46 @@ def database_reader(name: str, spec: DatabaseSpec, db: Database, open_transport,
                    max(DEFAULT_MAX_OUTPUT, limits.max_output))
     extra = _ssl_args(spec, chassis) if db.remote.startswith("ssl:") else []
 
+    def transact_here(ops: list[dict]) -> list | None:
+        """The ops in one JSON-RPC ``transact`` from this process (no ovsdb-client to
+        start, nor its re-printing of a big answer); None when that cannot be done
+        here: ``query`` then runs ovsdb-client, which also words its errors."""
+        if spec.via:
+            return None
+        options = dict(zip(extra[::2], extra[1::2], strict=False))
+        try:
+            sock = ofrace_agent.ovsdb_connect(db.remote, budget_args[0], (
+                options.get("-p"), options.get("-c"), options.get("-C")))
+        except OSError:
+            return None
+        try:
+            session = ofrace_agent.OvsdbSession(sock, time.time() + budget_args[0],
+                                                budget_args[1])
+            with building():
+                return session.call("transact", [database, *ops])
+        except (OSError, ValueError, ofrace_agent.OvsdbRpcError):
+            return None
+        finally:
+            sock.close()
+
     def query(ops: list[dict]) -> list[dict]:
+        replies = transact_here(ops)
+        if replies is None:
+            replies = query_via(ops)
+        try:
+            table = (db.schema or {}).get("tables", {})[ops[0]["table"]]
+            decoders = ofrace_agent.column_decoders(table)
+            rows = []
+            for reply in replies:
+                if "error" in reply:
+                    raise ValueError(reply.get("details") or reply["error"])
+                rows += ofrace_agent._decode_rows(reply, decoders)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise read_failed(ops[0]["table"], f"unreadable answer: {exc}") from None
+        return rows
+
+    def query_via(ops: list[dict]) -> list:
+        """The ops through ``ovsdb-client query`` (here, or on the node read via)."""
         transport = open_transport()
         run = transport_runner(transport, Budget(*budget_args))
         argv = ["ovsdb-client", *extra, "query", db.remote,
@@ -266,17 +320,9 @@ def database_reader(name: str, spec: DatabaseSpec, db: Database, open_transport,
         if result["error"]:
             raise read_failed(ops[0]["table"], _explain_ovsdb_error(result["error"], db.remote))
         try:
-            replies = json.loads(result["stdout"])
-            table = (db.schema or {}).get("tables", {})[ops[0]["table"]]
-            decoders = ofrace_agent.column_decoders(table)
-            rows = []
-            for reply in replies:
-                if "error" in reply:
-                    raise ValueError(reply.get("details") or reply["error"])
-                rows += ofrace_agent._decode_rows(reply, decoders)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return json.loads(result["stdout"])
+        except ValueError as exc:
             raise read_failed(ops[0]["table"], f"unreadable answer: {exc}") from None
-        return rows
 
     def read_where(table: str, clauses: list[list], columns: list[str] | None = None
                    ) -> list[dict]:
@@ -429,7 +475,8 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
         transport = transport_for(spec)
         shown(CollectEvent("start", spec.name))
         try:
-            chassis = collect_node(spec, transport, limits)
+            chassis = collect_node(spec, transport, limits,
+                                   FlowCache.for_node(spec.name, transport.describe()))
         finally:
             _close_all([transport])
         secrets.redact_chassis(chassis, secrets.template_secrets(spec.template, spec.env),
@@ -464,11 +511,14 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
             shown(CollectEvent("done", name, f"{rows} rows, {len(db.tables)} tables"))
         return db
 
+    entry = None
+    if entry_port and inventory.southbound is not None and inventory.southbound.via is None:
+        # asked before the databases are read: a server busy sending them answers late
+        entry = _entry_chassis(snapshot.chassis, inventory.southbound, entry_port, limits)
     with ThreadPoolExecutor(max_workers=len(databases) + 1) as pool:
-        if entry_port and inventory.southbound is not None and inventory.southbound.via is None:
+        if entry is not None:
             # the node the packet enters is read while the databases are
-            pool.submit(_read_entry_node, snapshot.chassis, inventory.southbound, entry_port,
-                        limits)
+            pool.submit(snapshot.chassis.find, entry)
         read = list(pool.map(lambda args: read_database(*args), databases))
     for db in read:
         secrets.redact_database(db, snapshot.redacted)
@@ -487,9 +537,10 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
     return snapshot
 
 
-def _read_entry_node(nodes, spec: DatabaseSpec, port: str, limits: Limits) -> None:
-    """Read the node ``port`` is bound to, found with one small SB query (its binding,
-    the chassis and their encaps); a port the SB does not name so is left to the trace."""
+def _entry_chassis(nodes, spec: DatabaseSpec, port: str, limits: Limits) -> str | None:
+    """The system-id of the chassis ``port`` is bound to, found with one small SB query
+    (its binding, the chassis and their encaps, which hint ``nodes`` which node it is);
+    None for a port the SB does not name so: the trace finds it."""
     ops = [{"op": "select", "table": "Port_Binding", "where": [["logical_port", "==", port]],
             "columns": ["chassis"]},
            {"op": "select", "table": "Chassis", "where": [],
@@ -504,13 +555,14 @@ def _read_entry_node(nodes, spec: DatabaseSpec, port: str, limits: Limits) -> No
             [{k: ofrace_agent.ovsdb_decode(v) for k, v in row.items()} for row in r["rows"]]
             for r in replies)
     except Exception:  # noqa: BLE001 - only a head start: the trace reads what it needs
-        return
+        return None
     if len(bound) != 1 or not bound[0].get("chassis"):
-        return
+        return None
     row = next((c for c in chassis if c.get("_uuid") == bound[0]["chassis"]), None)
-    if row is not None and isinstance(row.get("name"), str):
-        nodes.hint_from_southbound(chassis, encaps)
-        nodes.find(row["name"])
+    if row is None or not isinstance(row.get("name"), str):
+        return None
+    nodes.hint_from_southbound(chassis, encaps)
+    return row["name"]
 
 
 def _logical_flows_on_demand(sb: Database, spec: DatabaseSpec, specs: dict, transport_for,

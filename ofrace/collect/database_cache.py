@@ -52,8 +52,8 @@ def _disable_on_flag(_context, _parameter, given: bool) -> None:
 # passed on to the command: it only switches the cache off for this process).
 NO_CACHE_OPTION = {
     "is_flag": True, "expose_value": False, "callback": _disable_on_flag,
-    "help": "Read the OVN databases whole, not as the changes since the last live read "
-            "(the cache in ~/.cache/ofrace); also OFRACE_NO_CACHE=1."}
+    "help": "Read the OVN databases and the nodes' flows whole, not as the changes since "
+            "the last live read (the cache in ~/.cache/ofrace); also OFRACE_NO_CACHE=1."}
 
 
 def cache_enabled() -> bool:
@@ -98,7 +98,7 @@ def identity(schema: dict, server: dict | None) -> dict:
             "cid": cid if isinstance(cid, str) else None}
 
 
-def _dir_usable(directory: Path) -> bool:
+def usable_dir(directory: Path) -> bool:
     """Create the cache directory 0700; refuse one that is a symlink or not ours."""
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def load_cache(path: Path) -> dict | None:
 
 def save_cache(path: Path, doc: dict) -> bool:
     """Write ``doc`` 0600 beside its final name and rename it into place (atomic)."""
-    if not _dir_usable(path.parent):
+    if not usable_dir(path.parent):
         return False
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)

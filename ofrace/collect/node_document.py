@@ -101,9 +101,15 @@ def _bridge(resolved: bool) -> Record:
         return kind if resolved else OneOf((kind, blob))
 
     lines = ListOf(str)
+    # the flow tables' digests (and counters, when the collector's text is unchanged:
+    # then "flows" is empty and "flows_unchanged" true), ``ofrace_agent.read_flows``
+    tables = Record({"digests": STRINGS, "error": str, "sizes": ListOf(ListOf(int)),
+                     "counters": Record({"count": int, "data": str},
+                                        frozenset({"count", "data"}))})
     return Record({"name": str, "flows": streamed(lines), "groups": streamed(lines),
                    "meters": streamed(lines), "tlv_map": streamed(str),
-                   "ports_desc": streamed(str), "fdb": streamed(str), "errors": STRINGS})
+                   "ports_desc": streamed(str), "fdb": streamed(str), "errors": STRINGS,
+                   "flow_tables": tables, "flows_unchanged": bool})
 
 
 def node_document(resolved: bool = True) -> Record:

@@ -1,0 +1,209 @@
+"""A node's flow text kept between live reads, used again while its tables are unchanged.
+
+Printing a 250k-flow ``dump-flows`` costs a node seconds; the same flows in binary cost
+it a fraction.  So a live read asks the agent for each table's digest (``FlowStats``:
+everything of its flows but the counters and ages, in the switch's order), keeps the text
+with the digests of the read that preceded it, and the next read sends those digests:
+when every table of a bridge is unchanged the agent sends only the counters of that
+read, in the same order as the kept lines, and the lines are taken from here.
+
+The digests come from a read the switch answered before the text dump started, so a
+change during the dump makes the next read's digests differ (the bridge is read
+again); only a change made and undone while the first dump ran goes unseen.  Files
+live in the user's cache directory (``database_cache.cache_dir``), 0600, at most
+``MAX_FILES`` of them (the oldest go); nothing is written on nodes.  A file that
+cannot be read, or whose line count disagrees with the node's, is a whole read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from threading import Thread
+
+from ofrace.agents import ofrace_agent
+from ofrace.collect import database_cache
+
+CACHE_FORMAT = 1
+MAX_FILES = 64
+PREFIX = "flows-"
+MAX_TEXT = 1 << 30           # the most a kept dump may inflate to
+
+
+class FlowCache:
+    """The kept flow text of one node's bridges."""
+
+    def __init__(self, node: str, transport: str, directory: Path | None = None):
+        self.node = node
+        self.directory = directory or database_cache.cache_dir()
+        self._key = hashlib.sha256(json.dumps([node, transport]).encode()).hexdigest()[:24]
+        self.used: list[str] = []      # bridges whose lines came from here (tests)
+
+    @classmethod
+    def for_node(cls, node: str, transport: str) -> FlowCache | None:
+        return cls(node, transport) if database_cache.cache_enabled() else None
+
+    def _path(self, bridge: str) -> Path:
+        name = hashlib.sha256(bridge.encode()).hexdigest()[:12]
+        return self.directory / f"{PREFIX}{self._key}-{name}.bin"
+
+    def known(self) -> dict[str, dict]:
+        """bridge → the digests of its kept text, for the bridges kept."""
+        found = {}
+        for path in sorted(self.directory.glob(f"{PREFIX}{self._key}-*.bin")):
+            try:
+                with _open_own(path) as handle:
+                    head = json.loads(handle.readline(1 << 20))
+            except (OSError, ValueError, RecursionError):
+                continue
+            bridge = head.get("bridge") if isinstance(head, dict) else None
+            if (isinstance(bridge, str) and head.get("format") == CACHE_FORMAT
+                    and isinstance(head.get("digests"), dict)
+                    and path == self._path(bridge)):
+                found[bridge] = head["digests"]
+        return found
+
+    def settle(self, doc: dict) -> dict[str, tuple] | None:
+        """Put the kept lines into the bridges of the agent's ``doc`` that it says are
+        unchanged, and keep the text of those read whole (in the background: the process
+        waits for it at exit).  bridge → (its counters from the node for the lines taken
+        from here, or None; how many flows each table has, or None); None when a kept
+        file no longer fits (then read the node again, whole)."""
+        found = {}
+        for name, bridge in doc.get("bridges", {}).items():
+            tables = bridge.pop("flow_tables", None) or {}
+            fresh = None
+            if bridge.pop("flows_unchanged", False):
+                fresh = counters(tables.get("counters") or {})
+                lines = (self.lines(name, tables.get("digests") or {}, len(fresh))
+                         if fresh is not None else None)
+                if lines is None:
+                    return None
+                bridge["flows"] = lines
+            elif tables.get("digests") and not bridge.get("errors", {}).get("flows"):
+                Thread(target=self.keep, args=(name, tables["digests"], bridge["flows"]),
+                       name=f"keep flows of {name}").start()
+            found[name] = (fresh, layout(tables))
+        return found
+
+    def lines(self, bridge: str, digests: dict, count: int) -> list[str] | None:
+        """The kept lines of ``bridge`` when they are the ones ``digests`` name and
+        there are ``count`` of them; else None."""
+        path = self._path(bridge)
+        try:
+            with _open_own(path) as handle:
+                head = json.loads(handle.readline(1 << 20))
+                body = handle.read()
+            if head.get("digests") != digests or head.get("count") != count:
+                return None
+            unzip = zlib.decompressobj()
+            text = unzip.decompress(body, MAX_TEXT)
+            if unzip.unconsumed_tail or not unzip.eof:
+                return None
+        except (OSError, ValueError, AttributeError, RecursionError, zlib.error):
+            return None
+        lines = text.decode("utf-8", "surrogateescape").split("\n") if count else []
+        if len(lines) != count:
+            return None
+        os.utime(path)
+        self.used.append(bridge)
+        return lines
+
+    def keep(self, bridge: str, digests: dict, lines: list[str]) -> bool:
+        """Keep ``lines`` as the text of the tables ``digests`` describe."""
+        if not database_cache.usable_dir(self.directory) or any("\n" in line for line in lines):
+            return False
+        head = json.dumps({"format": CACHE_FORMAT, "bridge": bridge, "digests": digests,
+                           "count": len(lines), "kept": time.time()}).encode()
+        body = zlib.compress("\n".join(lines).encode("utf-8", "surrogateescape"), 1)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
+        except OSError:
+            return False
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(head + b"\n" + body)
+            os.replace(tmp, self._path(bridge))
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            return False
+        _trim(self.directory)
+        return True
+
+
+class FlowCounters:
+    """Each flow's counters as the agent sent them (``ofrace_agent.COUNTERS`` each, in
+    the switch's order), read one flow at a time."""
+
+    def __init__(self, raw: bytes):
+        self._raw = raw
+
+    def __len__(self) -> int:
+        return len(self._raw) // ofrace_agent.COUNTERS.size
+
+    def __getitem__(self, index: int) -> dict:
+        seconds, nanoseconds, packets, octets = ofrace_agent.COUNTERS.unpack_from(
+            self._raw, index * ofrace_agent.COUNTERS.size)
+        return {"n_packets": packets, "n_bytes": octets,
+                "duration": round(seconds + nanoseconds / 1e9, 3)}
+
+
+def counters(found: dict) -> FlowCounters | None:
+    """The agent's counters (``FlowStats.counters``); None when they do not decode."""
+    size = ofrace_agent.COUNTERS.size
+    try:
+        count = found["count"]
+        data = zlib.decompressobj()
+        raw = data.decompress(base64.b64decode(found["data"], validate=True), size * count + 1)
+    except (KeyError, TypeError, ValueError, binascii.Error, zlib.error):
+        return None
+    if not isinstance(count, int) or len(raw) != size * count or not data.eof:
+        return None
+    return FlowCounters(raw)
+
+
+def layout(tables: dict) -> list[tuple[int, int]] | None:
+    """How many flows each table has, in the switch's order (``FlowStats.sizes``)."""
+    sizes = tables.get("sizes")
+    if not sizes or not all(len(pair) == 2 for pair in sizes):
+        return None
+    return [(table, count) for table, count in sizes]
+
+
+class NotOurs(OSError):
+    """A cache path that is not a regular file of this user (a symlink, someone's)."""
+
+
+def _open_own(path: Path):
+    """A regular file of ours, not through a symlink."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+        os.close(fd)
+        raise NotOurs(f"{path} is not a cache file of this user")
+    return os.fdopen(fd, "rb")
+
+
+def _trim(directory: Path) -> None:
+    """At most MAX_FILES kept dumps: the least recently used go."""
+    try:
+        kept = sorted((p.stat().st_mtime, p) for p in directory.glob(f"{PREFIX}*.bin"))
+    except OSError:
+        return
+    for _, path in kept[:max(0, len(kept) - MAX_FILES)]:
+        try:
+            path.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,102 @@
+"""The kept flow text of a node (``ofrace.collect.flow_cache``): used only for the same
+node, digests and line count; a file that is not the user's own is never read; the
+oldest go past ``MAX_FILES``; an agent answer of "unchanged" without a fitting file asks
+for a whole read."""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import zlib
+
+from ofrace.agents import ofrace_agent
+from ofrace.collect import flow_cache
+from ofrace.collect.flow_cache import FlowCache
+
+LINES = ["cookie=0x1, duration=1.0s, table=0, n_packets=3, n_bytes=180, priority=1 "
+         "actions=resubmit(,8)", "cookie=0x2, duration=1.0s, table=8, n_packets=0, "
+         "n_bytes=0, priority=1,metadata=0x1 actions=drop"]
+DIGESTS = {"0": "a" * 40, "8": "b" * 40}
+
+
+def _cache(tmp_path, node="hv1"):
+    return FlowCache(node, "ssh root@192.0.2.1", tmp_path / "cache")
+
+
+def test_kept_text_comes_back_only_for_the_same_digests_and_count(tmp_path):
+    cache = _cache(tmp_path)
+    assert cache.known() == {}
+    assert cache.keep("br-int", DIGESTS, LINES)
+    assert cache.known() == {"br-int": DIGESTS}
+    assert cache.lines("br-int", DIGESTS, 2) == LINES
+    assert cache.lines("br-int", {**DIGESTS, "8": "c" * 40}, 2) is None
+    assert cache.lines("br-int", DIGESTS, 3) is None
+    assert cache.lines("br-ex", DIGESTS, 2) is None
+    assert _cache(tmp_path, "hv2").known() == {}, "another node's text is not this one's"
+    mode = os.stat(next((tmp_path / "cache").glob("flows-*"))).st_mode & 0o777
+    assert mode == 0o600
+
+
+def test_a_file_that_is_not_ours_is_not_read(tmp_path):
+    cache = _cache(tmp_path)
+    cache.keep("br-int", DIGESTS, LINES)
+    kept = next((tmp_path / "cache").glob("flows-*"))
+    elsewhere = tmp_path / "elsewhere"
+    kept.rename(elsewhere)
+    kept.symlink_to(elsewhere)
+    assert cache.known() == {}
+    assert cache.lines("br-int", DIGESTS, 2) is None
+    kept.unlink()
+    kept.write_bytes(b"not a header\n" + zlib.compress(b"x"))
+    assert cache.lines("br-int", DIGESTS, 1) is None
+
+
+def test_the_least_recently_used_files_go(tmp_path, monkeypatch):
+    monkeypatch.setattr(flow_cache, "MAX_FILES", 3)
+    for n in range(5):
+        cache = _cache(tmp_path, f"hv{n}")
+        cache.keep("br-int", DIGESTS, LINES)
+        os.utime(cache._path("br-int"), (1000 + n, 1000 + n))   # an order not left to the clock
+    left = sorted(n for n in range(5) if _cache(tmp_path, f"hv{n}").known())
+    assert left == [2, 3, 4]
+
+
+def _counters(rows):
+    raw = b"".join(ofrace_agent.COUNTERS.pack(*row) for row in rows)
+    return {"count": len(rows), "data": base64.b64encode(zlib.compress(raw)).decode()}
+
+
+def _join_keepers():
+    for thread in threading.enumerate():
+        if thread.name.startswith("keep flows of"):
+            thread.join()
+
+
+def test_settle_takes_kept_lines_and_keeps_new_ones(tmp_path):
+    cache = _cache(tmp_path)
+    doc = {"bridges": {"br-int": {"flows": LINES, "errors": {},
+                                  "flow_tables": {"digests": DIGESTS,
+                                                  "sizes": [[0, 1], [8, 1]]}}}}
+    found = cache.settle(doc)
+    _join_keepers()
+    assert found == {"br-int": (None, [(0, 1), (8, 1)])}
+    assert "flow_tables" not in doc["bridges"]["br-int"]
+    again = {"bridges": {"br-int": {"flows": [], "errors": {}, "flows_unchanged": True,
+                                    "flow_tables": {"digests": DIGESTS, "sizes": [[0, 1], [8, 1]],
+                                                    "counters": _counters([(2, 0, 9, 900),
+                                                                           (0, 0, 0, 0)])}}}}
+    found = cache.settle(again)
+    assert again["bridges"]["br-int"]["flows"] == LINES
+    fresh, layout = found["br-int"]
+    assert fresh[0] == {"n_packets": 9, "n_bytes": 900, "duration": 2.0}
+    assert layout == [(0, 1), (8, 1)]
+    # "unchanged", but the counters say three flows: the kept text is not theirs
+    wrong = {"bridges": {"br-int": {"flows": [], "errors": {}, "flows_unchanged": True,
+                                    "flow_tables": {"digests": DIGESTS,
+                                                    "counters": _counters([(0, 0, 0, 0)] * 3)}}}}
+    assert cache.settle(wrong) is None
+    corrupt = {"bridges": {"br-int": {"flows": [], "errors": {}, "flows_unchanged": True,
+                                      "flow_tables": {"digests": DIGESTS,
+                                                      "counters": {"count": 2, "data": "!!"}}}}}
+    assert cache.settle(corrupt) is None
