@@ -154,7 +154,9 @@ def collect_node(spec: NodeSpec, transport, limits: Limits | None = None,
         if flow_cache is None:
             doc = run_agent(transport, budget=budget)
         else:
-            doc = run_agent(transport, {"flow_digests": flow_cache.known()}, budget)
+            known = flow_cache.known()
+            flow_cache.preload(known)
+            doc = run_agent(transport, {"flow_digests": known}, budget)
             settled = flow_cache.settle(doc)
             if settled is None:          # a kept file no longer fits: read it all again
                 doc = run_agent(transport, {"flow_digests": {}}, budget)

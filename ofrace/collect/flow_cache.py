@@ -46,6 +46,8 @@ class FlowCache:
         self.directory = directory or database_cache.cache_dir()
         self._key = hashlib.sha256(json.dumps([node, transport]).encode()).hexdigest()[:24]
         self.used: list[str] = []      # bridges whose lines came from here (tests)
+        self._loading: dict[str, Thread] = {}
+        self._loaded: dict[str, tuple] = {}   # bridge → (digests, lines, path)
 
     @classmethod
     def for_node(cls, node: str, transport: str) -> FlowCache | None:
@@ -94,31 +96,51 @@ class FlowCache:
             found[name] = (fresh, layout(tables))
         return found
 
-    def lines(self, bridge: str, digests: dict, count: int) -> list[str] | None:
-        """The kept lines of ``bridge`` when they are the ones ``digests`` name and
-        there are ``count`` of them; else None."""
+    def preload(self, bridges) -> None:
+        """Start reading the kept text of ``bridges`` now, while the node is asked."""
+        for bridge in bridges:
+            if bridge not in self._loading:
+                thread = Thread(target=self._load, args=(bridge,), daemon=True,
+                                name=f"load flows of {bridge}")
+                self._loading[bridge] = thread
+                thread.start()
+
+    def _load(self, bridge: str) -> None:
         path = self._path(bridge)
         try:
             with _open_own(path) as handle:
                 head = json.loads(handle.readline(1 << 20))
                 body = handle.read()
-            if head.get("digests") != digests or head.get("count") != count:
-                return None
+            count = head.get("count")
             unzip = zlib.decompressobj()
             text = unzip.decompress(body, MAX_TEXT)
-            if unzip.unconsumed_tail or not unzip.eof:
-                return None
+            if unzip.unconsumed_tail or not unzip.eof or not isinstance(count, int):
+                return
         except (OSError, ValueError, AttributeError, RecursionError, zlib.error):
-            return None
+            return
         lines = text.decode("utf-8", "surrogateescape").split("\n") if count else []
-        if len(lines) != count:
+        if len(lines) == count:
+            self._loaded[bridge] = (head.get("digests"), lines, path)
+
+    def lines(self, bridge: str, digests: dict, count: int) -> list[str] | None:
+        """The kept lines of ``bridge`` when they are the ones ``digests`` name and
+        there are ``count`` of them; else None."""
+        self.preload([bridge])
+        self._loading[bridge].join()
+        found = self._loaded.get(bridge)
+        if found is None or found[0] != digests or len(found[1]) != count:
             return None
-        os.utime(path)
+        try:
+            os.utime(found[2])
+        except OSError:
+            pass
         self.used.append(bridge)
-        return lines
+        return found[1]
 
     def keep(self, bridge: str, digests: dict, lines: list[str]) -> bool:
         """Keep ``lines`` as the text of the tables ``digests`` describe."""
+        self._loading.pop(bridge, None)
+        self._loaded.pop(bridge, None)
         if not database_cache.usable_dir(self.directory) or any("\n" in line for line in lines):
             return False
         head = json.dumps({"format": CACHE_FORMAT, "bridge": bridge, "digests": digests,
