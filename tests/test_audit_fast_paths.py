@@ -14,6 +14,9 @@ import pytest
 
 from ofrace.audit import logical
 from ofrace.audit.cluster import audit_snapshot
+from ofrace.openflow import flowtext
+from ofrace.openflow.bridge import classifier_index
+from ofrace.openflow.stored import stored_heads
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.render.audit import audit_json
 from ofrace.snapshot import Snapshot
@@ -36,10 +39,12 @@ def _audit_text(snapshot: Snapshot) -> str:
 
 
 def _general_paths(monkeypatch) -> None:
-    """The audit as it was before its fast paths: every head by ``_read_head``, every
+    """The audit as it was before its fast paths: every head by ``read_head``, every
     flow's owners by ``SouthboundIndex.cookie``."""
-    monkeypatch.setattr(logical, "_DUMP_HEAD", re.compile(r"(?!)"))
-    monkeypatch.setattr(logical, "_DUMP_HEAD_BYTES", re.compile(rb"(?!)"))
+    monkeypatch.setattr(logical, "DUMP_HEAD", re.compile(r"(?!)"))
+    monkeypatch.setattr(flowtext, "DUMP_HEAD", re.compile(r"(?!)"))
+    monkeypatch.setattr(logical, "DUMP_HEAD_BYTES", re.compile(rb"(?!)"))
+    monkeypatch.setattr(logical, "stored_heads", lambda data, lines: None)
     monkeypatch.setattr(SouthboundIndex, "cookie_sets",
                         property(lambda self: {"Logical_Flow": set()}))
     monkeypatch.setattr(SouthboundIndex, "cookie_tables",
@@ -71,6 +76,13 @@ def test_fast_and_general_paths_agree_on_the_fixture(topology, monkeypatch, tmp_
     assert SouthboundIndex(again, zone)._keyed
     fast3, general3 = _both_ways(tmp_path / "v3.ofr", monkeypatch)
     assert fast3 == general3 == fast
+    # saved with the classifier's index: every line's cookie and table read from it
+    Snapshot.load(path).save(tmp_path / "indexed.ofr", flow_index=classifier_index)
+    indexed = Snapshot.load(tmp_path / "indexed.ofr")
+    assert any(stored_heads(b.flow_index(), b.flow_count) is not None
+               for c in indexed.chassis.values() for b in c.bridges.values())
+    fast4, general4 = _both_ways(tmp_path / "indexed.ofr", monkeypatch)
+    assert fast4 == general4 == fast
 
 
 def _stray_flows(snapshot: Snapshot) -> None:

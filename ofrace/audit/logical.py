@@ -18,9 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress, repeat
-from operator import and_, contains, is_not, itemgetter, methodcaller, not_, sub
+from operator import and_, is_not, itemgetter, not_, sub
 
-from ofrace.openflow.flowtext import line_cookie
+from ofrace.openflow.flowtext import DUMP_HEAD, DUMP_HEAD_BYTES, fast_heads, read_head
+from ofrace.openflow.stored import stored_heads
 from ofrace.ovn.southbound import SouthboundIndex
 from ofrace.snapshot import Chassis, Snapshot, unwrap_optional
 
@@ -29,26 +30,6 @@ _PORT_EQ = re.compile(r'\b(inport|outport)\s*==\s*"([^"]+)"')
 _ADDRESS_SET = re.compile(r"\$([A-Za-z_][A-Za-z0-9_.]*)")
 _PORT_GROUP = re.compile(r"@([A-Za-z_][A-Za-z0-9_.]*)")
 _TEMPLATE = re.compile(r"\^([A-Za-z_][A-Za-z0-9_]*)")
-_TABLE = re.compile(r"(?:^|, )table=(\d+)")
-# The head ovs-ofctl dump-flows writes (cookie, duration, table): its cookie and table are
-# those line_cookie and _TABLE read, in one match; other lines take the general path.
-_DUMP_HEAD = re.compile(r"cookie=(0x[0-9a-f]+), (?:duration=[^,]*, )?table=(\d+), ")
-
-_DUMP_HEAD_BYTES = re.compile(_DUMP_HEAD.pattern.encode())
-
-
-def _fast_heads(lines, pattern, actions, conjunction):
-    """``_heads``' answer read by C loops, or None when some line has not the dump-flows
-    head (``pattern``, ``actions``): then every line is read on its own."""
-    heads = list(map(pattern.match, lines))
-    if None in heads or not all(map(contains, lines, repeat(actions))):
-        return None
-    pairs = list(map(methodcaller("group", 1, 2), heads))
-    tables = list(map(int, map(itemgetter(1), pairs)))
-    return (list(map(int, map(itemgetter(0), pairs), repeat(16))), tables, lines,
-            set(compress(tables, map(contains, lines, repeat(conjunction)))))
-
-
 def _line_text(line: str | bytes) -> str:
     """A flow line as text (``Bridge.encoded_lines`` gives a file's as bytes)."""
     return line if line.__class__ is str else line.decode("utf-8", "surrogateescape")
@@ -233,23 +214,6 @@ def _not_related(port: str, pb: dict | None) -> str:
     return REMOTE_PORT.format(port=port)
 
 
-def _read_head(line: str) -> tuple[int, int] | None:
-    """A flow line's cookie and table, or None when the line is garbled."""
-    if " actions=" not in line and not line.startswith("actions="):
-        return None
-    m = _DUMP_HEAD.match(line)
-    if m is not None:
-        return int(m.group(1), 16), int(m.group(2))
-    try:
-        cookie = line_cookie(line)
-    except ValueError:
-        return None
-    m = _TABLE.search(line)
-    if m is None and "table=" in line.split(" actions=", 1)[0]:
-        return None
-    return cookie, int(m.group(1)) if m else 0
-
-
 class _DatapathNames(dict):
     """``SouthboundIndex.datapath_name_by_uuid``, each datapath's asked once."""
 
@@ -417,25 +381,29 @@ class LogicalAuditor:
     def _heads(bridge, garbled: list[str]) -> tuple[list[int], list[int], list, set[int]]:
         """The cookie, the table and the line of every readable flow line, and the tables
         with a conjunction; the other lines into ``garbled``.  When every line has the
-        dump-flows head, C loops read them (``_fast_heads``), a version-3 file's lines
+        dump-flows head, C loops read them (``fast_heads``), a version-3 file's lines
         as the bytes it stores (``_line_text`` gives a line's text back); else each line
-        is read as ``_read_head`` reads it."""
+        is read as ``read_head`` reads it."""
+        stored = stored_heads(bridge.flow_index(), bridge.flow_count)
+        if stored is not None:      # a snapshot file's: read when it was saved
+            cookies, tables, conjunctive = stored
+            return cookies, tables, bridge.lines(), conjunctive
         encoded = bridge.encoded_lines()
         if encoded is not None:
-            fast = _fast_heads(encoded, _DUMP_HEAD_BYTES, b" actions=", b"conjunction(")
+            fast = fast_heads(encoded, DUMP_HEAD_BYTES, b" actions=", b"conjunction(")
             if fast is not None:
                 return fast
             lines = [line.decode("utf-8", "surrogateescape") for line in encoded]
         else:
             lines = bridge.flows
-        fast = _fast_heads(lines, _DUMP_HEAD, " actions=", "conjunction(")
+        fast = fast_heads(lines, DUMP_HEAD, " actions=", "conjunction(")
         if fast is not None:
             return fast
         cookie_of: list[int] = []
         table_of: list[int] = []
         readable: list[str] = []
         for line in lines:
-            head = _read_head(line)
+            head = read_head(line)
             if head is None:
                 garbled.append(line)
             else:

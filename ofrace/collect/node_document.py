@@ -200,7 +200,7 @@ def check(value, kind, where: str = "document") -> None:
     if isinstance(kind, ListOf):
         plain = _plain_types(kind.item)
         if plain:  # the long lists (flow lines, big sets): one quick pass
-            if not all(type(v) in plain for v in value):
+            if not set(map(type, value)) <= plain:
                 bad = next(i for i, v in enumerate(value) if type(v) not in plain)
                 check(value[bad], kind.item, f"{where}[{bad}]")
             return

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import contains, itemgetter, methodcaller
 
 from ofrace.openflow.fields import (
     ALIASES,
@@ -310,3 +312,42 @@ def parse_packet(text: str, ports: dict[str, int] | None = None) -> dict[str, in
             name, value, mask = item
             packet[name] = (packet.get(name, 0) & ~mask) | value
     return packet
+
+
+# --- every line's cookie and table at once (the audit, the stored index) ---------------
+
+_TABLE = re.compile(r"(?:^|, )table=(\d+)")
+# The head ovs-ofctl dump-flows writes (cookie, duration, table): its cookie and table are
+# those line_cookie and _TABLE read, in one match; other lines take the general path.
+DUMP_HEAD = re.compile(r"cookie=(0x[0-9a-f]+), (?:duration=[^,]*, )?table=(\d+), ")
+DUMP_HEAD_BYTES = re.compile(DUMP_HEAD.pattern.encode())
+
+
+def fast_heads(lines, pattern, actions, conjunction):
+    """Every line's cookie and table, the lines, and the tables with a conjunction, read
+    by C loops; None when some line has not the dump-flows head (``pattern``,
+    ``actions``): then every line is read on its own (``read_head``)."""
+    heads = list(map(pattern.match, lines))
+    if None in heads or not all(map(contains, lines, repeat(actions))):
+        return None
+    pairs = list(map(methodcaller("group", 1, 2), heads))
+    tables = list(map(int, map(itemgetter(1), pairs)))
+    return (list(map(int, map(itemgetter(0), pairs), repeat(16))), tables, lines,
+            set(compress(tables, map(contains, lines, repeat(conjunction)))))
+
+
+def read_head(line: str) -> tuple[int, int] | None:
+    """A flow line's cookie and table, or None when the line is garbled."""
+    if " actions=" not in line and not line.startswith("actions="):
+        return None
+    m = DUMP_HEAD.match(line)
+    if m is not None:
+        return int(m.group(1), 16), int(m.group(2))
+    try:
+        cookie = line_cookie(line)
+    except ValueError:
+        return None
+    m = _TABLE.search(line)
+    if m is None and "table=" in line.split(" actions=", 1)[0]:
+        return None
+    return cookie, int(m.group(1)) if m else 0

@@ -24,7 +24,15 @@ from array import array
 from bisect import bisect_left
 
 from ofrace.openflow.classifier import RANK, FlowTable, SubtableSet
-from ofrace.openflow.flowtext import CONJUNCTION, FlowSyntaxError, TokenCache, scan_match
+from ofrace.openflow.flowtext import (
+    CONJUNCTION,
+    DUMP_HEAD,
+    FlowSyntaxError,
+    TokenCache,
+    fast_heads,
+    read_head,
+    scan_match,
+)
 
 FORMAT = "ofrace-classifier"
 VERSION = 1
@@ -57,11 +65,59 @@ def write_classifier(index) -> bytes:
                 hashes.extend(h for h, _ in entries)
                 codes.extend(c for _, c in entries)
         header["tables"].append([number, unparsed, subtables])
+    heads = _heads_of(index.flows)
+    if heads is not None:       # after the flows' arrays: a reader without them skips them
+        header["entries"] = len(codes)
+        header["conjunction_tables"] = sorted(heads[2])
     if sys.byteorder != "little":
-        hashes.byteswap()
-        codes.byteswap()
+        for values in (hashes, codes, *(heads[:2] if heads else ())):
+            values.byteswap()
     return (json.dumps(header, separators=(",", ":")).encode() + b"\n" + hashes.tobytes()
-            + codes.tobytes())
+            + codes.tobytes() + (heads[0].tobytes() + heads[1].tobytes() if heads else b""))
+
+
+def _heads_of(lines) -> tuple[array, array, set[int]] | None:
+    """Every line's cookie and table (``read_head``), and the tables with a conjunction;
+    None when a line is garbled (an audit then reads the lines to name it)."""
+    found = fast_heads(lines, DUMP_HEAD, " actions=", "conjunction(")
+    if found is None:
+        heads = list(map(read_head, lines))
+        if None in heads:
+            return None
+        found = ([c for c, _ in heads], [t for _, t in heads], lines,
+                 {t for (_, t), line in zip(heads, lines, strict=True) if "conjunction(" in line})
+    cookies, tables, _, conjunctive = found
+    if any(t > 0xFFFF for t in tables):
+        return None
+    return array("Q", cookies), array("H", tables), conjunctive
+
+
+def stored_heads(data: bytes | None, lines: int) -> tuple[array, array, set[int]] | None:
+    """What ``_heads_of`` stored beside the classifier's index of a bridge of ``lines``
+    lines: (cookies, tables, tables with a conjunction), or None (not stored, or not
+    fitting)."""
+    if not data:
+        return None
+    try:
+        cut = data.index(b"\n")
+        header = json.loads(data[:cut])
+        entries, conjunctive = header["entries"], header["conjunction_tables"]
+        if header.get("format") != FORMAT or header.get("lines") != lines \
+                or type(entries) is not int or entries < 0 \
+                or not all(type(t) is int for t in conjunctive):
+            return None
+        start = cut + 1 + 16 * entries
+        if len(data) != start + 10 * lines:
+            return None
+        cookies, tables = array("Q"), array("H")
+        cookies.frombytes(data[start:start + 8 * lines])
+        tables.frombytes(data[start + 8 * lines:])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if sys.byteorder != "little":
+        cookies.byteswap()
+        tables.byteswap()
+    return cookies, tables, set(conjunctive)
 
 
 class StoredSubtable:
@@ -182,9 +238,11 @@ def read_classifier(data: bytes, index):
                 or header.get("lines") != len(index.flows) or header.get("ports") != _ports(index):
             return None
         body = data[cut + 1:]
-        n = len(body) // 16
-        if len(body) != 16 * n:
+        n = header.get("entries", len(body) // 16)     # the flows' arrays, then the heads
+        if type(n) is not int or len(body) != 16 * n + (10 * len(index.flows)
+                                                        if "entries" in header else 0):
             return None
+        body = body[:16 * n]
         hashes, codes = array("q"), array("Q")
         hashes.frombytes(body[:8 * n])
         codes.frombytes(body[8 * n:])
