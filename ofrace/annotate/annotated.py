@@ -12,7 +12,9 @@ of a register comes from the version facts of the chassis the step ran on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from threading import Thread
 
+from ofrace.errors import OfraceError
 from ofrace.openflow.fields import CT_STATE_BITS, FIELDS, format_value
 from ofrace.ovn.cms_names import CmsName
 from ofrace.ovn.ct_zones import zone_owners
@@ -167,11 +169,25 @@ class Annotator:
         root = self.hop(trace.root, annotated)
         return AnnotatedTrace(root, [annotated[id(v)] for v in trace.verdicts()])
 
-    def _read_datapaths(self, trace: ClusterTrace) -> None:
-        """Each SB index is told the datapaths (``metadata``) of the flows the trace hit,
-        so a live SB reads just their logical flows, at once."""
+    def read_ahead(self, hop: Hop) -> None:
+        """``ClusterTracer.before_crossing``: a live SB starts reading the logical flows of
+        the hop's datapaths now, in the background, while the trace reads the next node;
+        ``trace`` then waits for it (the SB reads one thing at a time) and reads the rest."""
+        if not any(getattr(names.sb, "fetch_datapaths", None) is not None
+                   for names, _, _ in self._wanted([hop])):
+            return
+
+        def read() -> None:
+            try:
+                self._read_datapaths(ClusterTrace([hop], hop))
+            except OfraceError:
+                pass                    # ``trace`` reads it again, and says what failed
+        Thread(target=read, daemon=True, name="read logical flows ahead").start()
+
+    def _wanted(self, hops) -> list[tuple[SouthboundIndex, set[int], set[int]]]:
+        """Per SB index, the datapaths (``metadata``) and cookies of the flows hit."""
         wanted: dict[int, tuple[SouthboundIndex, set[int], set[int]]] = {}
-        for hop in trace.hops:
+        for hop in hops:
             for step in hop.root.walk():
                 if step.kind != StepKind.FLOW or not step.cookie:
                     continue
@@ -181,7 +197,12 @@ class Annotator:
                 key = (step.data.get("packet") or {}).get("metadata")
                 if isinstance(key, int):
                     keys.add(key)
-        for names, keys, cookies in wanted.values():
+        return list(wanted.values())
+
+    def _read_datapaths(self, trace: ClusterTrace) -> None:
+        """Each SB index is told the datapaths (``metadata``) of the flows the trace hit,
+        so a live SB reads just their logical flows, at once."""
+        for names, keys, cookies in self._wanted(trace.hops):
             names.read_datapaths(keys, cookies)
 
     def hop(self, hop: Hop, annotated: dict[int, AnnotatedVerdict] | None = None

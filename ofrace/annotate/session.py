@@ -190,6 +190,7 @@ def run_trace(snapshot: Snapshot, request: TraceRequest) -> TraceResult:
         asked[option] = value
     asked.update(chassis=start.chassis, entry=start.entry)
     annotator = Annotator(tracer.names, snapshot, tracer.names_for)
+    tracer.before_crossing = annotator.read_ahead
     if request.conversation or request.step or request.established:
         return _run_conversation(tracer, annotator, request, start, asked)
     forward = tracer.trace(start)

@@ -29,6 +29,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Thread
 
 from ofrace.agents import ofrace_agent
 from ofrace.collect import secrets
@@ -175,8 +176,8 @@ def forget_cache(path: Path) -> None:
 
 
 def holds_secrets(tables: dict) -> bool:
-    """Whether ``secrets.redact_rows`` would change any of these rows (found on a copy)."""
-    return bool(secrets.redact_rows(json.loads(json.dumps(tables)), "cache"))
+    """Whether ``secrets.redact_rows`` would change any of these rows (they are not)."""
+    return bool(secrets.redact_rows(tables, "cache", change=False))
 
 
 def _composite_kinds(schema_table: dict) -> dict[str, str]:
@@ -255,6 +256,8 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
         path = cache_path(remote, via, database, tables)
     except (RuntimeError, KeyError, OSError):   # no home directory to find the cache in
         path, use_cache = None, False
+    if path is not None:
+        finish_writes(path)
     cached = load_cache(path) if use_cache else None
     if cached is not None and cached.get("requested") != sorted(tables):
         cached = None
@@ -302,14 +305,37 @@ def _checked_schema(answer: dict) -> dict:
 
 def _keep(path: Path, answer: dict, ident: dict, tables: tuple[str, ...],
           data: dict, unchecked: dict) -> None:
-    """Cache the rows when a next read can use them: the server named a transaction
-    (a standalone database names none) and no row holds a secret (``unchecked``: the
-    rows not known to be free of them)."""
-    if answer["last_id"] == ofrace_agent.ZERO_UUID or holds_secrets(unchecked):
+    """Cache the rows when a next read can use them, in the background (the process
+    waits for it at exit; the rows are not needed for the answer): see ``_write``."""
+    writer = Thread(target=_write, args=(path, answer["last_id"], ident, tables, data,
+                                         unchecked), name=f"keep {path.name}")
+    _writing[path] = writer
+    writer.start()
+
+
+_writing: dict[Path, Thread] = {}    # the cache files being written, by this process
+
+
+def finish_writes(path: Path | None = None) -> None:
+    """Wait until this process' cache files (or ``path``) are written: a read of the
+    same database later in the process then finds what the earlier one kept."""
+    for key in ([path] if path is not None else list(_writing)):
+        writer = _writing.pop(key, None)
+        if writer is not None:
+            writer.join()
+
+
+def _write(path: Path, last_id: str, ident: dict, tables: tuple[str, ...],
+           data: dict, unchecked: dict) -> None:
+    """Cache the rows when the server named a transaction (a standalone database names
+    none) and no row holds a secret (``unchecked``: the rows not known to be free of
+    them).  The caller may redact the same rows meanwhile: redaction only takes secrets
+    out, so a secret this check did not see was gone before the rows are written."""
+    if last_id == ofrace_agent.ZERO_UUID or holds_secrets(unchecked):
         forget_cache(path)
         return
     save_cache(path, {"format": CACHE_FORMAT, "identity": ident, "requested": sorted(tables),
-                      "last_id": answer["last_id"], "tables": data})
+                      "last_id": last_id, "tables": data})
 
 
 def agent_fetch(transport, budget, spec: dict):

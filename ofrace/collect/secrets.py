@@ -86,8 +86,9 @@ def _suspect(value: str) -> bool:
     return "@" in value or "-----BEGIN" in value
 
 
-def redact_rows(tables: dict, where: str) -> list[str]:
+def redact_rows(tables: dict, where: str, change: bool = True) -> list[str]:
     """Redact secrets in OVSDB rows in place; returns where (``where: Table row column``).
+    ``change=False``: only say where, the rows untouched.
 
     Runs over every row of the Southbound (a million logical flows), so the
     common case — nothing suspicious — is kept to a few C-level checks per value.
@@ -107,34 +108,38 @@ def redact_rows(tables: dict, where: str) -> list[str]:
                     if _suspect(value):
                         scrubbed = scrub_string(value)
                         if scrubbed is not None:
-                            row[column] = scrubbed
+                            if change:
+                                row[column] = scrubbed
                             found.append(_place(where, table, row, column))
                 elif kind is dict:
                     if value:
-                        _redact_map(value, where, table, row, column, found)
+                        _redact_map(value, where, table, row, column, found, change)
                 elif kind is list and value:
                     for i, item in enumerate(value):
                         if type(item) is str and _suspect(item):
                             scrubbed = scrub_string(item)
                             if scrubbed is not None:
-                                value[i] = scrubbed
+                                if change:
+                                    value[i] = scrubbed
                                 found.append(_place(where, table, row, column))
     return found
 
 
 def _redact_map(value: dict, where: str, table: str, row: dict, column: str,
-                found: list[str]) -> None:
+                found: list[str], change: bool = True) -> None:
     for key, item in value.items():
         if type(key) is not str:
             continue
         if _key_kind(key) and secret_map_entry(key, item):
             if item != REDACTED:
-                value[key] = REDACTED
+                if change:
+                    value[key] = REDACTED
                 found.append(_place(where, table, row, f"{column}:{key}"))
         elif type(item) is str and _suspect(item):
             scrubbed = scrub_string(item)
             if scrubbed is not None:
-                value[key] = scrubbed
+                if change:
+                    value[key] = scrubbed
                 found.append(_place(where, table, row, f"{column}:{key}"))
 
 

@@ -16,6 +16,7 @@ per chassis for the whole trace — and for the reply trace that follows it.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ofrace.errors import InputError, MissingDataError
@@ -156,6 +157,9 @@ class ClusterTracer:
         self._notes: list[str] = []     # said once, on the next hop that runs
         self._datapaths: dict[str, ChassisDatapath] = {}
         self._by_system_id = ChassisBySystemId(snapshot)
+        # told of a hop just before the trace leaves it for another chassis (whose
+        # node a live trace then reads): what the hop needs next can be read meanwhile
+        self.before_crossing: Callable[[Hop], None] | None = None
 
     @property
     def provider(self) -> ProviderNetworks:
@@ -557,6 +561,8 @@ class ClusterTracer:
         return []
 
     def _through_tunnel(self, hop: Hop, ch: Chassis, exit_: Exit) -> TraceStart | None:
+        if self.before_crossing is not None:
+            self.before_crossing(hop)
         remote_ip = exit_.data.get("remote_ip")
         row = self.names.chassis_by_encap_ip.get(remote_ip or "")
         target = self._chassis_for_sb_row(row)
