@@ -140,3 +140,20 @@ def test_the_text_is_dumped_unless_every_digest_is_the_collectors(rundir, tmp_pa
             known = digests
         else:
             known = {"0": "0" * 40}                  # the collector's text is another
+
+
+def test_a_switch_slow_to_answer_gives_no_digests(rundir, tmp_path, monkeypatch):
+    """Digests the switch had not started answering before the text dump began do not
+    describe that text: none are sent."""
+    monkeypatch.setattr(ofrace_agent, "FLOW_STATS_ANSWER", 0.2)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(rundir / "br-int.mgmt"))
+    listener.listen(1)                       # accepts, and never answers
+    commands = Commands()
+    try:
+        result = ofrace_agent.read_flows(ofrace_agent.Reader(commands), "br-int", {"0": "x"})
+    finally:
+        listener.close()
+    assert commands.argv, "the text is dumped"
+    assert "digests" not in result["flow_tables"]
+    assert "did not answer" in result["flow_tables"]["error"]

@@ -952,30 +952,39 @@ class _OpenFlowMessages(object):
             self._buffer += chunk
 
 
+# How long the switch may take to start answering the binary read (it encodes 250k
+# flows in well under a second), and to finish it; past either the text is read alone.
+FLOW_STATS_ANSWER = 10
+FLOW_STATS_TIMEOUT = 30
+
+
 def read_flows(reader, bridge, known):
     """A bridge's ``dump-flows``, with each table's digest when the switch answers in
-    binary; nothing but the digests and counters when they equal ``known`` (the
+    binary first; nothing but the digests and counters when they equal ``known`` (the
     collector's, for the text it holds)."""
     argv = ["ovs-ofctl", "dump-flows", "--no-names", bridge]
-    stats = FlowStats(bridge)
+    stats = FlowStats(bridge, FLOW_STATS_TIMEOUT)
     thread = threading.Thread(target=stats.run)
     thread.daemon = True
     thread.start()
-    stats.handled.wait(stats.timeout)
-    if known is not None:
-        thread.join(stats.timeout)
-        if stats.digests is not None and stats.digests == known:
+    # digests that do not precede the text dump say nothing of it
+    usable = stats.handled.wait(FLOW_STATS_ANSWER)
+    if known is not None and usable:
+        thread.join(FLOW_STATS_TIMEOUT)
+        if not thread.is_alive() and stats.digests is not None and stats.digests == known:
             result = _result(["(OpenFlow 1.3 flow stats)", bridge_socket(bridge)], _now(), 0,
                              unchanged=True)
             result["flow_tables"] = {"digests": stats.digests, "sizes": stats.sizes,
                                      "counters": stats.counters}
             return reader.record(result)
     result = reader.stream(argv)
-    thread.join(stats.timeout)
-    if stats.digests is not None and not result.get("error"):
+    thread.join(FLOW_STATS_TIMEOUT if usable else 0)
+    if usable and not thread.is_alive() and stats.digests is not None \
+            and not result.get("error"):
         result["flow_tables"] = {"digests": stats.digests, "sizes": stats.sizes}
-    elif stats.error:
-        result["flow_tables"] = {"error": stats.error}
+    elif stats.error or not usable:
+        result["flow_tables"] = {"error": stats.error or "the switch did not answer the "
+                                 "flow-stats request in %ds" % FLOW_STATS_ANSWER}
     return result
 
 
