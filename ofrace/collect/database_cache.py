@@ -146,7 +146,17 @@ def load_cache(path: Path) -> dict | None:
 
 
 def save_cache(path: Path, doc: dict) -> bool:
-    """Write ``doc`` 0600 beside its final name and rename it into place (atomic)."""
+    """Write ``doc`` as the cache file ``path`` (``write_private``)."""
+    try:
+        text = json.dumps(doc, separators=(",", ":"))  # the C encoder: json.dump is not
+    except ValueError:
+        return False
+    return write_private(path, text.encode())
+
+
+def write_private(path: Path, data: bytes) -> bool:
+    """Write ``data`` 0600 beside ``path`` in a usable cache directory and rename it
+    into place (atomic); False when that cannot be done."""
     if not usable_dir(path.parent):
         return False
     try:
@@ -155,12 +165,11 @@ def save_cache(path: Path, doc: dict) -> bool:
         return False
     try:
         os.fchmod(fd, 0o600)
-        text = json.dumps(doc, separators=(",", ":"))  # the C encoder: json.dump is not
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
         return True
-    except (OSError, ValueError):
+    except OSError:
         try:
             os.unlink(tmp)
         except OSError:

@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -141,25 +140,12 @@ class FlowCache:
         """Keep ``lines`` as the text of the tables ``digests`` describe."""
         self._loading.pop(bridge, None)
         self._loaded.pop(bridge, None)
-        if not database_cache.usable_dir(self.directory) or any("\n" in line for line in lines):
+        if any("\n" in line for line in lines):
             return False
         head = json.dumps({"format": CACHE_FORMAT, "bridge": bridge, "digests": digests,
                            "count": len(lines), "kept": time.time()}).encode()
         body = zlib.compress("\n".join(lines).encode("utf-8", "surrogateescape"), 1)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
-        except OSError:
-            return False
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(head + b"\n" + body)
-            os.replace(tmp, self._path(bridge))
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        if not database_cache.write_private(self._path(bridge), head + b"\n" + body):
             return False
         _trim(self.directory)
         return True
