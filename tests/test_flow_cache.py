@@ -100,3 +100,41 @@ def test_settle_takes_kept_lines_and_keeps_new_ones(tmp_path):
                                       "flow_tables": {"digests": DIGESTS,
                                                       "counters": {"count": 2, "data": "!!"}}}}}
     assert cache.settle(corrupt) is None
+
+
+def test_a_node_that_says_unchanged_to_text_no_longer_kept_is_read_whole(tmp_path,
+                                                                          monkeypatch):
+    from ofrace.collect import cluster
+    from ofrace.collect.inventory import NodeSpec
+
+    cache = _cache(tmp_path)
+    cache.keep("br-int", DIGESTS, LINES)
+    asked = []
+
+    def doc(flows, tables, unchanged=False):
+        bridge = {"name": "br-int", "flows": flows, "groups": [], "meters": [],
+                  "tlv_map": "", "ports_desc": "", "fdb": "", "errors": {},
+                  "flow_tables": tables}
+        if unchanged:
+            bridge["flows_unchanged"] = True
+        return {"agent_version": ofrace_agent.AGENT_VERSION, "mode": "agent", "errors": [],
+                "hostname": "hv1", "integration_bridge": "br-int", "dpif": "",
+                "bridges": {"br-int": bridge}, "ovsdb": {}}
+
+    def run_agent(transport, options=None, budget=None):
+        asked.append(options)
+        if len(asked) == 1:     # "unchanged", but three flows: not the kept text
+            return doc([], {"digests": DIGESTS,
+                            "counters": _counters([(0, 0, 0, 0)] * 3)}, unchanged=True)
+        return doc(LINES, {"digests": DIGESTS, "sizes": [[0, 1], [8, 1]]})
+
+    class Transport:
+        def describe(self):
+            return "ssh root@192.0.2.1"
+
+    monkeypatch.setattr(cluster, "run_agent", run_agent)
+    chassis = cluster.collect_node(NodeSpec(name="hv1"), Transport(), flow_cache=cache)
+    _join_keepers()
+    assert asked == [{"flow_digests": {"br-int": DIGESTS}}, {"flow_digests": {}}]
+    assert chassis.reachable and chassis.bridges["br-int"].flows == LINES
+    assert chassis.bridges["br-int"].fresh_counters() is None
