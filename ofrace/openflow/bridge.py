@@ -5,8 +5,10 @@ flow either lands in a table or, when it cannot be read, in ``unparsed``
 with its reason, so a trace can say when it reaches a gap.
 
 A 200k-flow br-int is opened with one cheap pass that only sorts lines by
-table; a table is parsed and indexed when a lookup first needs it, so a
-trace pays for the tables it crosses (``build_all()`` does every table).
+table (or with the node's own count of each table's lines); a table is parsed
+and indexed when a lookup first needs it, so a trace pays for the tables it
+crosses (``build_all()`` does every table), and of a big table only the part a
+packet's ``metadata`` can match (``_for_packet``).
 A snapshot saved with the classifier's index (``classifier_index``,
 ``ofrace.openflow.stored``) skips both: its tables answer from the stored
 index, reading only the lines a lookup returns.
