@@ -28,15 +28,15 @@ ACL = ("to-lport", "1001", "ip4.src == 192.0.2.99", "drop")
 def cached(kind_lab, tmp_path, monkeypatch):
     monkeypatch.setenv("OFRACE_CACHE_DIR", str(tmp_path / "cache"))
     used: list[tuple[str, str]] = []
-    real = FlowCache.lines
+    real = FlowCache.settle
 
-    def lines(self, bridge, digests, count):
-        found = real(self, bridge, digests, count)
-        if found is not None:
-            used.append((self.node, bridge))
+    def settle(self, doc):
+        found = real(self, doc)
+        used.extend((self.node, bridge) for bridge in self.used)
+        self.used.clear()
         return found
 
-    monkeypatch.setattr(FlowCache, "lines", lines)
+    monkeypatch.setattr(FlowCache, "settle", settle)
     return used
 
 

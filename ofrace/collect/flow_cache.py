@@ -83,11 +83,13 @@ class FlowCache:
             tables = bridge.pop("flow_tables", None) or {}
             fresh = None
             if bridge.pop("flows_unchanged", False):
-                fresh = counters(tables.get("counters") or {})
-                lines = (self.lines(name, tables.get("digests") or {}, len(fresh))
-                         if fresh is not None else None)
-                if lines is None:
+                lines = self.lines(name, tables.get("digests") or {})
+                # as many counters as kept lines, checked before they are inflated
+                fresh = (counters(tables.get("counters") or {}, len(lines))
+                         if lines is not None else None)
+                if fresh is None:
                     return None
+                self.used.append(name)
                 bridge["flows"] = lines
             elif tables.get("digests") and not bridge.get("errors", {}).get("flows"):
                 Thread(target=self.keep, args=(name, tables["digests"], bridge["flows"]),
@@ -121,19 +123,17 @@ class FlowCache:
         if len(lines) == count:
             self._loaded[bridge] = (head.get("digests"), lines, path)
 
-    def lines(self, bridge: str, digests: dict, count: int) -> list[str] | None:
-        """The kept lines of ``bridge`` when they are the ones ``digests`` name and
-        there are ``count`` of them; else None."""
+    def lines(self, bridge: str, digests: dict) -> list[str] | None:
+        """The kept lines of ``bridge`` when they are the ones ``digests`` name."""
         self.preload([bridge])
         self._loading[bridge].join()
         found = self._loaded.get(bridge)
-        if found is None or found[0] != digests or len(found[1]) != count:
+        if found is None or found[0] != digests:
             return None
         try:
             os.utime(found[2])
         except OSError:
             pass
-        self.used.append(bridge)
         return found[1]
 
     def keep(self, bridge: str, digests: dict, lines: list[str]) -> bool:
@@ -168,16 +168,18 @@ class FlowCounters:
                 "duration": round(seconds + nanoseconds / 1e9, 3)}
 
 
-def counters(found: dict) -> FlowCounters | None:
-    """The agent's counters (``FlowStats.counters``); None when they do not decode."""
+def counters(found: dict, count: int) -> FlowCounters | None:
+    """The agent's counters (``FlowStats.counters``) of ``count`` flows; None when they
+    are not that many or do not decode (never inflated past ``count`` flows' worth)."""
     size = ofrace_agent.COUNTERS.size
+    if found.get("count") != count:
+        return None
     try:
-        count = found["count"]
         data = zlib.decompressobj()
         raw = data.decompress(base64.b64decode(found["data"], validate=True), size * count + 1)
     except (KeyError, TypeError, ValueError, binascii.Error, zlib.error):
         return None
-    if not isinstance(count, int) or len(raw) != size * count or not data.eof:
+    if len(raw) != size * count or not data.eof:
         return None
     return FlowCounters(raw)
 
