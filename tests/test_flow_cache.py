@@ -37,6 +37,20 @@ def test_kept_text_comes_back_only_for_the_same_digests_and_count(tmp_path):
     assert mode == 0o600
 
 
+def test_digests_no_switch_would_send_are_not_kept(tmp_path):
+    """They would go back to the node on its command line: a hostile node's thousands of
+    "tables" are not kept, nor sent back."""
+    cache = _cache(tmp_path)
+    many = {str(n): "a" * 40 for n in range(5000)}
+    doc = {"bridges": {"br-int": {"flows": LINES, "errors": {},
+                                  "flow_tables": {"digests": many}}}}
+    cache.settle(doc)
+    _join_keepers()
+    assert cache.known() == {}
+    cache.keep("br-int", {"0": "x" * 100_000}, LINES)     # even when kept by hand
+    assert cache.known() == {}
+
+
 def test_a_file_that_is_not_ours_is_not_read(tmp_path):
     cache = _cache(tmp_path)
     cache.keep("br-int", DIGESTS, LINES)

@@ -67,8 +67,7 @@ class FlowCache:
                 continue
             bridge = head.get("bridge") if isinstance(head, dict) else None
             if (isinstance(bridge, str) and head.get("format") == CACHE_FORMAT
-                    and isinstance(head.get("digests"), dict)
-                    and path == self._path(bridge)):
+                    and _fits(head.get("digests")) and path == self._path(bridge)):
                 found[bridge] = head["digests"]
         return found
 
@@ -91,7 +90,7 @@ class FlowCache:
                     return None
                 self.used.append(name)
                 bridge["flows"] = lines
-            elif tables.get("digests") and not bridge.get("errors", {}).get("flows"):
+            elif _fits(tables.get("digests")) and not bridge.get("errors", {}).get("flows"):
                 Thread(target=self.keep, args=(name, tables["digests"], bridge["flows"]),
                        name=f"keep flows of {name}").start()
             found[name] = (fresh, layout(tables))
@@ -190,6 +189,14 @@ def layout(tables: dict) -> list[tuple[int, int]] | None:
     if not sizes or not all(len(pair) == 2 for pair in sizes):
         return None
     return [(table, count) for table, count in sizes]
+
+
+def _fits(digests) -> bool:
+    """Digests as a switch has them: one per OpenFlow table (0-254), each a SHA-1 in
+    hex; they go back to the node on its command line, so nothing bigger is kept."""
+    return (isinstance(digests, dict) and 0 < len(digests) <= 255
+            and all(len(k) <= 3 and isinstance(v, str) and len(v) == 40
+                    for k, v in digests.items()))
 
 
 class NotOurs(OSError):
