@@ -173,13 +173,15 @@ class Annotator:
         """``ClusterTracer.before_crossing``: a live SB starts reading the logical flows of
         the hop's datapaths now, in the background, while the trace reads the next node;
         ``trace`` then waits for it (the SB reads one thing at a time) and reads the rest."""
+        wanted = self._wanted([hop])
         if not any(getattr(names.sb, "fetch_datapaths", None) is not None
-                   for names, _, _ in self._wanted([hop])):
+                   for names, _, _ in wanted):
             return
 
         def read() -> None:
             try:
-                self._read_datapaths(ClusterTrace([hop], hop))
+                for names, keys, cookies in wanted:
+                    names.read_datapaths(keys, cookies)
             except OfraceError:
                 pass                    # ``trace`` reads it again, and says what failed
         Thread(target=read, daemon=True, name="read logical flows ahead").start()

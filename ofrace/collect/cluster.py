@@ -192,6 +192,12 @@ def _ssl_args(spec: DatabaseSpec, chassis: Chassis | None) -> list[str]:
     return args
 
 
+def _ssl_files(ssl_args: list[str]) -> tuple:
+    """``_ssl_args``' files as ``ofrace_agent.ovsdb_connect`` takes them: (key, cert, CA)."""
+    options = dict(zip(ssl_args[::2], ssl_args[1::2], strict=False))
+    return options.get("-p"), options.get("-c"), options.get("-C")
+
+
 def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
                      transports: dict, snapshot: Snapshot, limits: Limits | None = None,
                      local: LocalTransport | None = None) -> Database:
@@ -274,10 +280,8 @@ def database_reader(name: str, spec: DatabaseSpec, db: Database, open_transport,
         here: ``query`` then runs ovsdb-client, which also words its errors."""
         if spec.via:
             return None
-        options = dict(zip(extra[::2], extra[1::2], strict=False))
         try:
-            sock = ofrace_agent.ovsdb_connect(db.remote, budget_args[0], (
-                options.get("-p"), options.get("-c"), options.get("-C")))
+            sock = ofrace_agent.ovsdb_connect(db.remote, budget_args[0], _ssl_files(extra))
         except OSError:
             return None
         try:
@@ -353,8 +357,7 @@ def _monitor_read(remote: str, via: str | None, database: str, tables: tuple[str
     through the agent on ``via``; None when that cannot be done (an old server, a node
     without python3, any failure): the caller then reads with ovsdb-client, which
     also words the error as before."""
-    options = dict(zip(ssl_args[::2], ssl_args[1::2], strict=False))
-    ssl_files = (options.get("-p"), options.get("-c"), options.get("-C"))
+    ssl_files = _ssl_files(ssl_args)
     if via is None:
         def fetch(last_id):
             return ofrace_agent.ovsdb_monitor_read(remote, database, tables, last_id,
