@@ -5,6 +5,7 @@ and it traces exactly as the whole cluster read at once does."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -14,6 +15,7 @@ import pytest
 from ofrace.annotate.session import TraceRequest, run_trace
 from ofrace.collect import cluster
 from ofrace.collect.inventory import load_inventory
+from ofrace.collect.path_cache import PathCache
 from ofrace.render.trace_json import without_counters
 
 COREDNS = "kube-system_coredns-64897985d-rzjfr"     # on ovn-control-plane
@@ -95,3 +97,38 @@ def test_on_demand_trace_equals_a_whole_cluster_snapshot(kind_lab, tmp_path):
     assert "counters" in json.dumps(offline_doc)          # the control: not vacuous
     assert live_doc["verdicts"][0]["kind"] == "delivered"
     assert live_doc["reply"]["verdicts"][0]["kind"] == "delivered"
+
+
+def test_a_trace_asked_again_reads_the_nodes_it_crossed_at_once(kind_lab, tmp_path,
+                                                                monkeypatch, counted):
+    """The second run reads the crossed nodes with the databases (``path_cache``), still
+    only those, and answers the same; a remembered node it does not reach is said."""
+    monkeypatch.setenv("OFRACE_CACHE_DIR", str(tmp_path / "cache"))
+    inv = kind_lab.dir / "inventory.toml"
+    env = {**os.environ, "OFRACE_CACHE_DIR": str(tmp_path / "cache")}
+    asked = ["--json", "--from", COREDNS, "--to", f"{NGINX_IP}:80"]
+    argv = [sys.executable, "-m", "ofrace", "trace", "-i", str(inv), *asked]
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
+    assert first.returncode == 0, first.stderr
+    request = TraceRequest.from_options(None, COREDNS, f"{NGINX_IP}:80", "tcp", None, False)
+    inventory = load_inventory(inv)
+    paths = PathCache.for_request(inventory.nodes, repr(request))
+    assert set(paths.recall()) == {"ovn-control-plane", "ovn-worker"}, \
+        "the CLI keeps the path under the request it traced"
+    # in this process, counted: both nodes read before the trace asks, and no other
+    snapshot = cluster.collect_on_demand(inventory, entry_port=COREDNS,
+                                         path_key=repr(request))
+    assert set(snapshot.chassis.ahead) == {"ovn-control-plane", "ovn-worker"}
+    result = run_trace(snapshot, request)
+    assert set(counted) == hop_chassis(result) == {"ovn-control-plane", "ovn-worker"}
+    assert snapshot.chassis.remember_path() == []
+    # the control: a remembered node the packet does not reach is read, and said
+    paths.remember(["ovn-control-plane", "ovn-worker", "ovn-worker2"])
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "ovn-worker2: read ahead" in again.stderr
+    assert without_counters(json.loads(again.stdout)) == \
+        without_counters(json.loads(first.stdout))
+    assert set(paths.recall()) == {"ovn-control-plane", "ovn-worker"}, "and forgotten"
+    last = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
+    assert last.returncode == 0 and "read ahead" not in last.stderr, last.stderr

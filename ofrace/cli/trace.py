@@ -71,8 +71,14 @@ def trace(expression, source, source_port, destination, protocol, body, chassis,
                                         chassis, reply, buckets, ct_next, conversation, step,
                                         established, ct, body)
     with live_progress(not source.snapshot_file) as progress:
-        snapshot = obtain_snapshot(source, warn, request.entry_port, progress, on_demand=True)
+        snapshot = obtain_snapshot(source, warn, request.entry_port, progress, on_demand=True,
+                                   path_key=repr(request))
         result = run_trace(snapshot, request)   # reads each node as the packet reaches it
+    remember_path = getattr(snapshot.chassis, "remember_path", None)
+    if remember_path is not None:       # a live trace: its nodes are read at once next time
+        for name in remember_path():
+            warn(f"{name}: read ahead, as the last trace of this packet reached it; this "
+                 "one did not")
     if check_logical:
         # imported only when asked: every trace pays for what it imports
         result.logical = import_module("ofrace.compare.ovn_trace").check_logical(snapshot, result)

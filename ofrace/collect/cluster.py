@@ -447,19 +447,21 @@ def collect_cluster(inventory: Inventory, *, strict_host_keys: bool = True, jobs
 
 def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jobs: int = 16,
                       limits: Limits | None = None, warn: Callable[[str], None] | None = None,
-                      entry_port: str | None = None,
-                      progress: Progress | None = None) -> Snapshot:
+                      entry_port: str | None = None, progress: Progress | None = None,
+                      path_key: str | None = None) -> Snapshot:
     """The databases now, each node only when the command first asks for it (a live
     trace: the chassis where the packet enters, then each one it reaches).  A node read
     here is read as ``collect_cluster`` reads it; its problems are told through ``warn``
     when it is read; ``entry_port``: the logical port the packet enters by, whose node
-    is read with the databases.  Inventories whose nodes carry their own zone databases
-    are read whole (``collect_cluster``): which zone a port is in is only known from
-    every zone."""
+    is read with the databases; ``path_key``: the request, whose nodes the last trace of
+    it needed are read with them too (``path_cache``).  Inventories whose nodes carry
+    their own zone databases are read whole (``collect_cluster``): which zone a port is
+    in is only known from every zone."""
     if any(spec.southbound or spec.northbound for spec in inventory.nodes):
         return collect_cluster(inventory, strict_host_keys=strict_host_keys, jobs=jobs,
                                limits=limits)
     from ofrace.collect.on_demand import NodesOnDemand
+    from ofrace.collect.path_cache import PathCache
 
     tell = warn or (lambda line: None)
     shown = progress or (lambda event: None)
@@ -495,6 +497,9 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
         return chassis
 
     snapshot.chassis = NodesOnDemand(inventory.nodes, read_node, jobs)  # type: ignore
+    snapshot.chassis.paths = PathCache.for_request(inventory.nodes, path_key)
+    if snapshot.chassis.paths is not None:
+        snapshot.chassis.read_ahead(snapshot.chassis.paths.recall())
     at_once = tuple(t for t in SOUTHBOUND_TABLES if t != "Logical_Flow")
     databases = [(name, tables, spec) for name, tables, spec in (
         ("southbound", at_once, inventory.southbound),

@@ -116,24 +116,28 @@ def usable_dir(directory: Path) -> bool:
     return True
 
 
+class NotOurs(OSError):
+    """A cache path that is not a regular file of this user (a symlink, someone's)."""
+
+
+def open_private(path: Path):
+    """A cache file for reading: a regular file of this user, not through a symlink
+    (else OSError)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+        os.close(fd)
+        raise NotOurs(f"{path} is not a cache file of this user")
+    return os.fdopen(fd, "rb")
+
+
 def load_cache(path: Path) -> dict | None:
     """The cached document, or None when there is none or it cannot be trusted."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
-            return None
-        with os.fdopen(fd, "rb") as handle:
-            fd = -1
+        with open_private(path) as handle:
             doc = json.loads(handle.read())
     except (OSError, ValueError, RecursionError):
         return None
-    finally:
-        if fd >= 0:
-            os.close(fd)
     if not (isinstance(doc, dict) and doc.get("format") == CACHE_FORMAT
             and isinstance(doc.get("last_id"), str) and isinstance(doc.get("identity"), dict)
             and isinstance(doc.get("tables"), dict)

@@ -22,7 +22,6 @@ import binascii
 import hashlib
 import json
 import os
-import stat
 import time
 import zlib
 from pathlib import Path
@@ -61,7 +60,7 @@ class FlowCache:
         found = {}
         for path in sorted(self.directory.glob(f"{PREFIX}{self._key}-*.bin")):
             try:
-                with _open_own(path) as handle:
+                with database_cache.open_private(path) as handle:
                     head = json.loads(handle.readline(1 << 20))
             except (OSError, ValueError, RecursionError):
                 continue
@@ -108,7 +107,7 @@ class FlowCache:
     def _load(self, bridge: str) -> None:
         path = self._path(bridge)
         try:
-            with _open_own(path) as handle:
+            with database_cache.open_private(path) as handle:
                 head = json.loads(handle.readline(1 << 20))
                 body = handle.read()
             count = head.get("count")
@@ -197,20 +196,6 @@ def _fits(digests) -> bool:
     return (isinstance(digests, dict) and 0 < len(digests) <= 255
             and all(len(k) <= 3 and isinstance(v, str) and len(v) == 40
                     for k, v in digests.items()))
-
-
-class NotOurs(OSError):
-    """A cache path that is not a regular file of this user (a symlink, someone's)."""
-
-
-def _open_own(path: Path):
-    """A regular file of ours, not through a symlink."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
-        os.close(fd)
-        raise NotOurs(f"{path} is not a cache file of this user")
-    return os.fdopen(fd, "rb")
 
 
 def _trim(directory: Path) -> None:

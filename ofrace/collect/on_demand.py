@@ -11,6 +11,10 @@ A chassis is named in the Southbound by its system-id, which only its node can t
 The node to read for a system-id is guessed from the SB's own Chassis row (hostname,
 encapsulation IPs) against the inventory (node name, host), and the guess is checked
 against what the node says; when no node matches, every node is read.
+
+``read_ahead`` reads nodes before they are asked for (``path_cache``: the ones the
+same trace needed last time), each in a thread of its own; a node asked for while its
+read ahead runs waits for that read.  ``needed`` is what the command asked for.
 """
 
 from __future__ import annotations
@@ -38,12 +42,24 @@ class NodesOnDemand(Mapping):
         # system-id → node names that may be it, from the SB (``hint_from_southbound``)
         self._hints: dict[str, list[str]] = {}
         self.order: list[str] = []          # nodes in the order they were read
+        self.needed: list[str] = []         # nodes the command asked for, in that order
+        self.ahead: list[str] = []          # nodes read ahead (``read_ahead``)
+        self.paths = None                   # the request's PathCache, if any
 
     # --- the Mapping ------------------------------------------------------
 
     def __getitem__(self, name: str) -> Chassis:
         if name not in self._specs:
             raise KeyError(name)
+        self._mark(name)
+        return self._read_once(name)
+
+    def _mark(self, name: str) -> None:
+        with self._lock:
+            if name not in self.needed:
+                self.needed.append(name)
+
+    def _read_once(self, name: str) -> Chassis:
         found = self._read.get(name)
         if found is not None:
             return found
@@ -77,11 +93,39 @@ class NodesOnDemand(Mapping):
 
     def read_all(self) -> None:
         """Every node not read yet, in parallel."""
+        for name in self._specs:
+            self._mark(name)
         missing = [name for name in self._specs if name not in self._read]
         if not missing:
             return
         with ThreadPoolExecutor(max_workers=max(1, min(self._jobs, len(missing)))) as pool:
             list(pool.map(self.__getitem__, missing))
+
+    def read_ahead(self, names: list[str]) -> None:
+        """Start reading ``names`` (those of the inventory not read yet), each in its own
+        thread; the process waits for them at exit."""
+        for name in names:
+            if name in self._specs and name not in self._read and name not in self.ahead:
+                self.ahead.append(name)
+                threading.Thread(target=self._read_quietly, args=(name,),
+                                 name=f"read ahead {name}").start()
+
+    def _read_quietly(self, name: str) -> None:
+        try:
+            self._read_once(name)
+        except Exception:  # noqa: BLE001 - unread, so the command's own read says why
+            pass
+
+    def read_for_nothing(self) -> list[str]:
+        """Nodes read ahead that the command did not ask for."""
+        return [name for name in self.ahead if name not in self.needed]
+
+    def remember_path(self) -> list[str]:
+        """After the command: keep the nodes it needed for its next run (``paths``), and
+        return the nodes read ahead for nothing."""
+        if self.paths is not None and self.needed:
+            self.paths.remember(self.needed)
+        return self.read_for_nothing()
 
     def already_read(self) -> dict[str, Chassis]:
         """The nodes read so far (nothing is read)."""
@@ -109,14 +153,19 @@ class NodesOnDemand(Mapping):
     def find(self, key: str, read: bool = True) -> Chassis | None:
         """The chassis named ``key`` or whose system-id ``key`` is; ``read``: read the
         nodes it may be (the SB's hints first, then every node) until one says so."""
-        if key in self._specs and (read or key in self._read):
+        if key in self._specs and read:
             return self[key]
+        if key in self._specs and key in self._read:
+            return self._read[key]
         found = _with_system_id(self.already_read().values(), key)
+        if found is not None and read:
+            self._mark(found.name)
         if found is not None or not read:
             return found
         for name in self._hints.get(key, []):
-            chassis = self[name]
+            chassis = self._read_once(name)     # a wrong guess is not what was needed
             if chassis.system_id == key:
+                self._mark(name)
                 return chassis
         self.read_all()
         return _with_system_id(self._read.values(), key)

@@ -40,11 +40,12 @@ class SnapshotSource:
 
 def obtain_snapshot(source: SnapshotSource, warn: Warn | None = None,
                     entry_port: str | None = None, progress: Progress | None = None, *,
-                    on_demand: bool = False) -> Snapshot:
+                    on_demand: bool = False, path_key: str | None = None) -> Snapshot:
     """The snapshot file, or the cluster of the inventory read now (its problems told
     through ``warn``, one line each): whole, or with ``on_demand`` the databases now and
     each node when first asked for (a trace reads only the chassis it crosses; the one of
-    ``entry_port`` with the databases; ``progress`` sees each read)."""
+    ``entry_port`` with the databases, and those the last trace of ``path_key`` needed;
+    ``progress`` sees each read)."""
     if source.snapshot_file:
         return Snapshot.load(source.snapshot_file)
     inventory = source.inventory("give --snapshot FILE, or --inventory FILE / --lab to read "
@@ -56,7 +57,7 @@ def obtain_snapshot(source: SnapshotSource, warn: Warn | None = None,
 
     if on_demand:
         return collect_on_demand(inventory, warn=warn, entry_port=entry_port,
-                                 progress=progress)
+                                 progress=progress, path_key=path_key)
     snapshot = collect_cluster(inventory)
     for problem in snapshot.all_problems():
         if warn:

@@ -1,0 +1,141 @@
+"""A live trace asked again reads the nodes the last one needed at once (``path_cache``),
+answers the same, and says when a node read ahead was not reached.
+
+Recorded snapshots stand in for the cluster, as in test_on_demand.py.  Negative
+controls: a remembered node the packet does not reach is reported as read for nothing,
+and a request or an inventory not seen before recalls nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+from test_cold_path import _eager, _requests, _trace
+from test_on_demand import on_demand
+
+from ofrace.collect import path_cache
+from ofrace.collect.inventory import NodeSpec
+from ofrace.collect.path_cache import PathCache
+
+
+def _crossing(topology: str):
+    """A request of the topology whose trace needs more than one node."""
+    whole = _eager(topology)
+    for request in _requests(whole):
+        live, _, _ = on_demand(topology)
+        _trace(live, request)
+        if len(live.chassis.needed) > 1:
+            return whole, request, list(live.chassis.needed)
+    pytest.skip(f"no request of {topology} crosses chassis")
+
+
+def _wait_for(_nodes) -> None:
+    """The reads started ahead, finished (their threads, by name)."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name.startswith("read ahead "):
+            thread.join(30)
+
+
+@pytest.mark.parametrize("topology", ["kind", "openstack"])
+def test_a_trace_asked_again_reads_its_nodes_ahead_and_answers_the_same(topology, tmp_path):
+    whole, request, needed = _crossing(topology)
+    nodes = [NodeSpec(name=n) for n in whole.chassis]
+    PathCache(nodes, repr(request), tmp_path).remember(needed)
+    recalled = PathCache(nodes, repr(request), tmp_path).recall()
+    assert recalled == needed
+    live, reads, _ = on_demand(topology)
+    live.chassis.read_ahead(recalled)
+    _wait_for(live.chassis)
+    assert sorted(reads) == sorted(needed)             # read before the trace asked
+    assert _trace(live, request) == _trace(whole, request)
+    assert sorted(reads) == sorted(needed), "the trace read no node twice, nor more"
+    assert live.chassis.needed == needed
+    assert live.chassis.read_for_nothing() == []
+
+
+def test_a_node_read_ahead_and_not_reached_is_said():
+    whole, request, needed = _crossing("kind")
+    other = next(n for n in whole.chassis if n not in needed)   # the control
+    live, reads, _ = on_demand("kind")
+    live.chassis.read_ahead([*needed, other])
+    _wait_for(live.chassis)
+    assert _trace(live, request) == _trace(whole, request)
+    assert other in reads
+    assert live.chassis.read_for_nothing() == [other]
+    assert other not in live.chassis.needed
+
+
+def test_a_node_found_by_system_id_among_those_read_ahead_is_needed():
+    whole = _eager("kind")
+    some = next(iter(whole.chassis.values()))
+    live, reads, _ = on_demand("kind")
+    live.chassis.read_ahead([some.name])
+    _wait_for(live.chassis)
+    assert live.chassis.read_for_nothing() == [some.name]
+    assert live.find_chassis(some.system_id, read=False) is whole.chassis[some.name]
+    assert live.chassis.needed == []                  # only looked at
+    assert live.find_chassis(some.system_id) is whole.chassis[some.name]
+    assert live.chassis.needed == [some.name] and reads == [some.name]
+
+
+def test_each_request_and_inventory_has_its_own_path(tmp_path):
+    nodes = [NodeSpec(name="a", host="192.0.2.1"), NodeSpec(name="b", host="192.0.2.2")]
+    PathCache(nodes, "request 1", tmp_path).remember(["a", "b"])
+    assert PathCache(nodes, "request 1", tmp_path).recall() == ["a", "b"]
+    assert PathCache(nodes, "request 2", tmp_path).recall() == []
+    moved = [NodeSpec(name="a", host="192.0.2.9"), nodes[1]]
+    assert PathCache(moved, "request 1", tmp_path).recall() == []
+    fewer = [nodes[0]]
+    PathCache(fewer, "request 1", tmp_path).remember(["a", "b"])
+    assert PathCache(fewer, "request 1", tmp_path).recall() == ["a"]   # only its nodes
+    mode = os.stat(tmp_path / path_cache.FILE_NAME).st_mode
+    assert stat.S_IMODE(mode) == 0o600
+    text = (tmp_path / path_cache.FILE_NAME).read_text()
+    assert "192.0.2.1" not in text and "request 1" not in text       # digests only
+
+
+def test_the_oldest_paths_go(tmp_path, monkeypatch):
+    monkeypatch.setattr(path_cache, "MAX_PATHS", 3)
+    nodes = [NodeSpec(name="a")]
+    for n in range(5):
+        PathCache(nodes, f"request {n}", tmp_path).remember(["a"])
+    PathCache(nodes, "request 2", tmp_path).remember(["a"])      # used again: newest
+    PathCache(nodes, "request 5", tmp_path).remember(["a"])
+    kept = [n for n in range(6) if PathCache(nodes, f"request {n}", tmp_path).recall()]
+    assert kept == [2, 4, 5]
+
+
+@pytest.mark.parametrize("content", [b"not json", b'{"format": 2, "paths": {}}',
+                                     b'{"format": 1, "paths": []}', b"[1, 2]"])
+def test_a_file_that_cannot_be_read_recalls_nothing(tmp_path, content):
+    nodes = [NodeSpec(name="a")]
+    PathCache(nodes, "r", tmp_path).remember(["a"])
+    (tmp_path / path_cache.FILE_NAME).write_bytes(content)
+    assert PathCache(nodes, "r", tmp_path).recall() == []
+    PathCache(nodes, "r", tmp_path).remember(["a"])          # and it is written again
+    assert PathCache(nodes, "r", tmp_path).recall() == ["a"]
+
+
+def test_a_symlink_is_not_read(tmp_path):
+    nodes = [NodeSpec(name="a")]
+    elsewhere = tmp_path / "elsewhere.json"
+    cache = tmp_path / "cache"
+    PathCache(nodes, "r", cache).remember(["a"])
+    (cache / path_cache.FILE_NAME).rename(elsewhere)
+    (cache / path_cache.FILE_NAME).symlink_to(elsewhere)
+    assert PathCache(nodes, "r", cache).recall() == []
+    assert json.loads(elsewhere.read_text())["paths"]          # the control: it holds one
+
+
+def test_no_cache_keeps_no_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("OFRACE_CACHE_DIR", str(tmp_path))
+    nodes = [NodeSpec(name="a")]
+    assert PathCache.for_request(nodes, "r") is not None
+    assert PathCache.for_request(nodes, None) is None
+    monkeypatch.setenv("OFRACE_NO_CACHE", "1")
+    assert PathCache.for_request(nodes, "r") is None
