@@ -54,7 +54,8 @@ def _disable_on_flag(_context, _parameter, given: bool) -> None:
 NO_CACHE_OPTION = {
     "is_flag": True, "expose_value": False, "callback": _disable_on_flag,
     "help": "Read the OVN databases and the nodes' flows whole, not as the changes since "
-            "the last live read (the cache in ~/.cache/ofrace); also OFRACE_NO_CACHE=1."}
+            "the last live read, and no node before it is reached (the cache in "
+            "~/.cache/ofrace); also OFRACE_NO_CACHE=1."}
 
 
 def cache_enabled() -> bool:
