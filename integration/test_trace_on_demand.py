@@ -15,7 +15,7 @@ import pytest
 from ofrace.annotate.session import TraceRequest, run_trace
 from ofrace.collect import cluster
 from ofrace.collect.inventory import load_inventory
-from ofrace.collect.path_cache import PathCache
+from ofrace.collect.path_cache import PathCache, remember
 from ofrace.render.trace_json import without_counters
 
 COREDNS = "kube-system_coredns-64897985d-rzjfr"     # on ovn-control-plane
@@ -121,7 +121,7 @@ def test_a_trace_asked_again_reads_the_nodes_it_crossed_at_once(kind_lab, tmp_pa
     assert set(snapshot.chassis.ahead) == {"ovn-control-plane", "ovn-worker"}
     result = run_trace(snapshot, request)
     assert set(counted) == hop_chassis(result) == {"ovn-control-plane", "ovn-worker"}
-    assert snapshot.chassis.remember_path() == []
+    assert remember(snapshot) == []
     # the control: a remembered node the packet does not reach is read, and said
     paths.remember(["ovn-control-plane", "ovn-worker", "ovn-worker2"])
     again = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)

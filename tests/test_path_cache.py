@@ -139,3 +139,48 @@ def test_no_cache_keeps_no_path(tmp_path, monkeypatch):
     assert PathCache.for_request(nodes, None) is None
     monkeypatch.setenv("OFRACE_NO_CACHE", "1")
     assert PathCache.for_request(nodes, "r") is None
+
+
+def _wait_for_logical() -> None:
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "read logical flows of the last path":
+            thread.join(30)
+
+
+@pytest.mark.parametrize("topology", ["kind", "openstack"])
+def test_the_logical_flows_the_last_trace_read_are_read_before_it_asks(topology, tmp_path):
+    whole, request, needed = _crossing(topology)
+    first, _, first_sb = on_demand(topology)
+    _trace(first, request)
+    datapaths, cookies = first_sb.fetched()
+    assert datapaths and cookies
+    nodes = [NodeSpec(name=n) for n in whole.chassis]
+    PathCache(nodes, repr(request), tmp_path).remember(needed, datapaths, cookies)
+    assert PathCache(nodes, repr(request), tmp_path).recall_logical() == (datapaths, cookies)
+    live, _, sb = on_demand(topology)
+    sb.prefetch(*PathCache(nodes, repr(request), tmp_path).recall_logical())
+    _wait_for_logical()
+    before = sb.queries
+    assert before == 2                       # the datapaths' UUIDs, then the rows
+    assert _trace(live, request) == _trace(whole, request)
+    assert sb.queries == before, "the trace needed no more logical flows"
+    # the control: without the prefetch, the same trace reads them itself
+    cold, _, cold_sb = on_demand(topology)
+    _trace(cold, request)
+    assert cold_sb.queries >= 2
+
+
+def test_a_prefetch_of_datapaths_the_sb_does_not_have_reads_nothing():
+    live, _, sb = on_demand("kind")
+    sb.prefetch(["00000000-0000-0000-0000-000000000000"], [1, 2])
+    _wait_for_logical()
+    assert sb.queries == 0
+
+
+def test_kept_logical_flows_are_checked(tmp_path):
+    nodes = [NodeSpec(name="a")]
+    cache = PathCache(nodes, "r", tmp_path)
+    cache.remember(["a"], ["dp-1", 7], [5, -1, 1 << 32, "x", True, 6])   # type: ignore
+    assert cache.recall_logical() == (["dp-1"], [5, 6])

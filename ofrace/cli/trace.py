@@ -74,9 +74,8 @@ def trace(expression, source, source_port, destination, protocol, body, chassis,
         snapshot = obtain_snapshot(source, warn, request.entry_port, progress, on_demand=True,
                                    path_key=repr(request))
         result = run_trace(snapshot, request)   # reads each node as the packet reaches it
-    remember_path = getattr(snapshot.chassis, "remember_path", None)
-    if remember_path is not None:       # a live trace: its nodes are read at once next time
-        for name in remember_path():
+    if not source.snapshot_file:        # a live trace: what it read is read at once next time
+        for name in import_module("ofrace.collect.path_cache").remember(snapshot):
             warn(f"{name}: read ahead, as the last trace of this packet reached it; this "
                  "one did not")
     if check_logical:

@@ -530,18 +530,22 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
             # the node the packet enters is read while the databases are
             pool.submit(snapshot.chassis.find, entry)
         read = list(pool.map(lambda args: read_database(*args), databases))
-    for db in read:
-        secrets.redact_database(db, snapshot.redacted)
-        setattr(snapshot, db.name, db)
-        if db.error:
-            tell(f"{db.name} read: {db.error}")
-    sb = snapshot.southbound
-    if sb is not None and not sb.error and sb.schema:
-        _logical_flows_on_demand(sb, inventory.southbound, specs, transport_for, snapshot,
-                                 limits)
-    if snapshot.southbound is not None:
-        sb = snapshot.southbound.tables
-        snapshot.chassis.hint_from_southbound(sb.get("Chassis", []), sb.get("Encap", []))
+        # the databases are in: their use starts while the entry node is still read
+        for db in read:
+            secrets.redact_database(db, snapshot.redacted)
+            setattr(snapshot, db.name, db)
+            if db.error:
+                tell(f"{db.name} read: {db.error}")
+        sb = snapshot.southbound
+        if sb is not None and not sb.error and sb.schema:
+            _logical_flows_on_demand(sb, inventory.southbound, specs, transport_for,
+                                     snapshot, limits)
+        if snapshot.southbound is not None:
+            tables = snapshot.southbound.tables
+            snapshot.chassis.hint_from_southbound(tables.get("Chassis", []),
+                                                  tables.get("Encap", []))
+            if snapshot.chassis.paths is not None and hasattr(tables, "prefetch"):
+                tables.prefetch(*snapshot.chassis.paths.recall_logical())
     for problem in inventory.problems:
         tell(f"{problem.where} {problem.what}: {problem.error}")
     return snapshot

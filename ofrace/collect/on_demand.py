@@ -120,13 +120,6 @@ class NodesOnDemand(Mapping):
         """Nodes read ahead that the command did not ask for."""
         return [name for name in self.ahead if name not in self.needed]
 
-    def remember_path(self) -> list[str]:
-        """After the command: keep the nodes it needed for its next run (``paths``), and
-        return the nodes read ahead for nothing."""
-        if self.paths is not None and self.needed:
-            self.paths.remember(self.needed)
-        return self.read_for_nothing()
-
     def already_read(self) -> dict[str, Chassis]:
         """The nodes read so far (nothing is read)."""
         with self._lock:

@@ -124,6 +124,28 @@ class SouthboundOnDemand(MutableMapping):
             self._read_rows([u for c in sorted(cookies) for u in self._uuids.get(c, [])
                              if u not in self._rows])
 
+    def fetched(self) -> tuple[list[str], list[int]]:
+        """The datapaths whose logical flows were learnt, and the cookies read of them."""
+        with self._lock:
+            return sorted(self._datapaths), sorted({_cookie(row) for row in self._rows.values()}
+                                                   - {None})
+
+    def prefetch(self, datapaths: list[str], cookies: list[int]) -> None:
+        """``fetch_datapaths`` in the background (``path_cache``: what the same trace read
+        last time); a trace asking meanwhile waits for it, and one that needs more reads
+        more.  A failure is left to the trace's own read to say."""
+        known = {row["_uuid"] for row in self._tables.get("Datapath_Binding", [])}
+        wanted = {d for d in datapaths if d in known}
+        if not wanted:
+            return
+
+        def fetch() -> None:
+            try:
+                self.fetch_datapaths(wanted, set(cookies))
+            except Exception:  # noqa: BLE001 - see above
+                pass
+        threading.Thread(target=fetch, name="read logical flows of the last path").start()
+
     def _read_rows(self, uuids: list[str]) -> None:
         if not uuids:
             return
