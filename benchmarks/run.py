@@ -343,6 +343,8 @@ def measure(args, lab: Lab, row, rows) -> int:
     row("same trace, live, next (new process, cache kept)", f"{live['next']:.2f} s",
         f"median of {few}; the SB read as {live['sb_read_as']}; target ≤ 3 s"
         + verdict(live["next"] <= 3))
+    row("another packet, live (new process, cache kept)", f"{live['other']:.2f} s",
+        f"median of {few}; no path kept for it: each node read as the trace reaches it")
 
     # --- audit of one chassis, and of the cluster, each a new process as users run it
     audit_argv = [sys.executable, "-m", "ofrace", "audit", "--snapshot", str(snap_file),
