@@ -9,7 +9,7 @@ import click
 
 from ofrace.annotate.session import TraceRequest, run_trace
 from ofrace.cli.options import json_option, request_body_options, snapshot_source
-from ofrace.collect.source import obtain_snapshot
+from ofrace.collect.source import snapshot_for_trace
 from ofrace.render.collect import live_progress, warn
 from ofrace.render.trace_html import print_trace
 
@@ -70,14 +70,9 @@ def trace(expression, source, source_port, destination, protocol, body, chassis,
     request = TraceRequest.from_options(expression, source_port, destination, protocol,
                                         chassis, reply, buckets, ct_next, conversation, step,
                                         established, ct, body)
-    with live_progress(not source.snapshot_file) as progress:
-        snapshot = obtain_snapshot(source, warn, request.entry_port, progress, on_demand=True,
-                                   path_key=repr(request))
+    with live_progress(not source.snapshot_file) as progress, \
+            snapshot_for_trace(source, warn, progress, request) as snapshot:
         result = run_trace(snapshot, request)   # reads each node as the packet reaches it
-    if not source.snapshot_file:        # a live trace: what it read is read at once next time
-        for name in import_module("ofrace.collect.path_cache").remember(snapshot):
-            warn(f"{name}: read ahead, as the last trace of this packet reached it; this "
-                 "one did not")
     if check_logical:
         # imported only when asked: every trace pays for what it imports
         result.logical = import_module("ofrace.compare.ovn_trace").check_logical(snapshot, result)

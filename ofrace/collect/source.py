@@ -8,7 +8,8 @@ snapshot, and ``compare`` also for the inventory, to reach the nodes again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +64,25 @@ def obtain_snapshot(source: SnapshotSource, warn: Warn | None = None,
         if warn:
             warn(f"{problem.where} {problem.what}: {problem.error}")
     return snapshot
+
+
+@contextmanager
+def snapshot_for_trace(source: SnapshotSource, warn: Warn | None, progress: Progress | None,
+                       request) -> Iterator[Snapshot]:
+    """The snapshot a trace of ``request`` runs on: the file, or the cluster read as the
+    trace needs it (the node of its entry port with the databases, and the nodes the
+    last trace of the same request needed: ``path_cache``).  Once the trace is done,
+    what it needed is kept for its next run, and a node read ahead for nothing is said."""
+    snapshot = obtain_snapshot(source, warn, request.entry_port, progress, on_demand=True,
+                               path_key=repr(request))
+    yield snapshot
+    if not source.snapshot_file:
+        from ofrace.collect.path_cache import remember
+
+        for name in remember(snapshot):
+            if warn:
+                warn(f"{name}: read ahead, as the last trace of this packet reached it; "
+                     "this one did not")
 
 
 def obtain_nodes(source: SnapshotSource, inventory: Inventory, nodes: list[str],
