@@ -13,6 +13,7 @@ import pytest
 from ofrace.agents import ofrace_agent
 from ofrace.collect import database_cache
 from ofrace.collect.database_cache import apply_changes, read_database
+from ofrace.errors import InputError
 
 U1 = "11111111-1111-1111-1111-111111111111"
 U2 = "22222222-2222-2222-2222-222222222222"
@@ -304,3 +305,45 @@ def test_no_home_directory_means_no_cache(monkeypatch):
     monkeypatch.setattr(database_cache.Path, "home", no_home)
     server = FakeServer()
     assert read(server).read_as == "full" and read(server).read_as == "full"
+
+
+def test_kept_rows_were_checked_and_only_the_rows_that_came_are_checked_again(cache_home):
+    server = FakeServer()
+    checked: list[dict] = []
+    first = read(server, check=checked.append)
+    assert first.checked and [len(t["Thing"]) for t in checked] == [len(server.rows)]
+    server.change(U1, {"modify": {"name": "renamed", "_version": ["uuid", V2]}}, TXN2)
+    checked.clear()
+    second = read(server, check=checked.append)
+    assert second.checked
+    assert [[r["_uuid"] for r in t["Thing"]] for t in checked] == [[U1]]   # the change only
+    assert not read(server).checked            # no check given: the caller checks
+    checked.clear()
+    third = read(server, check=checked.append)  # kept unchecked by the read before
+    assert third.checked and [len(t["Thing"]) for t in checked] == [len(server.rows)]
+
+
+def test_a_row_that_fails_the_check_is_not_kept(cache_home):
+    server = FakeServer()
+    read(server)
+    server.change(U1, {"modify": {"name": "bad", "_version": ["uuid", V2]}}, TXN2)
+
+    def refuse(found):
+        if any(r.get("name") == "bad" for rows in found.values() for r in rows):
+            raise InputError("a bad row")
+    with pytest.raises(InputError):
+        read(server, check=refuse)
+    kept = database_cache.load_cache(
+        database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",)))
+    assert kept["last_id"] == TXN1           # still the first read's rows, not the bad one
+    assert all(r.get("name") != "bad" for r in kept["tables"]["Thing"])
+
+
+def test_a_cache_of_the_earlier_format_is_not_used(cache_home):
+    server = FakeServer()
+    read(server)
+    path = database_cache.cache_path("unix:/x.sock", "local", "T", ("Thing",))
+    doc = json.loads(path.read_text())
+    doc["format"] = 1                          # rows kept before they were checked
+    path.write_text(json.dumps(doc))
+    assert read(server).read_as == "full"

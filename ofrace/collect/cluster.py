@@ -224,8 +224,11 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
     else:
         run = transport_runner(local or LocalTransport(), budget)
     extra = _ssl_args(spec, chassis) if remote.startswith("ssl:") else []
+    def check(found: dict) -> None:   # what a snapshot file must hold: see below
+        check_rows(found, name, interconnect=name == "interconnect")
+
     monitored = _monitor_read(remote, spec.via, database, tables, extra,
-                              transports.get(spec.via) if spec.via else None, budget)
+                              transports.get(spec.via) if spec.via else None, budget, check)
     if monitored is not None:
         data, version, error = monitored.tables, monitored.schema.get("version"), None
         schema = monitored.schema
@@ -248,9 +251,9 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
     db.finished = time.time()
     db.schema_version = version
     db.schema = schema or None
-    if data is not None:
+    if data is not None and not (monitored is not None and monitored.checked):
         try:  # what a snapshot file must hold, checked here so a bad DB cannot spoil the file
-            check_rows(data, name, interconnect=name == "interconnect")
+            check(data)
         except InputError as exc:
             data, error = None, f"unusable answer: {exc}"
     if data is not None:
@@ -352,7 +355,7 @@ def _row_uuid(row: dict) -> str:
 
 
 def _monitor_read(remote: str, via: str | None, database: str, tables: tuple[str, ...],
-                  ssl_args: list[str], transport, budget: Budget):
+                  ssl_args: list[str], transport, budget: Budget, check=None):
     """The database read with monitor_cond_since (and the cache), in this process or
     through the agent on ``via``; None when that cannot be done (an old server, a node
     without python3, any failure): the caller then reads with ovsdb-client, which
@@ -370,9 +373,9 @@ def _monitor_read(remote: str, via: str | None, database: str, tables: tuple[str
     try:
         with building():
             return database_cache.read_database(fetch, remote, via or "local", database,
-                                                tables)
+                                                tables, check=check)
     except (OSError, ValueError, KeyError, TypeError, ofrace_agent.OvsdbRpcError,
-            AgentError, TransportError):   # AgentError: PythonMissing too
+            AgentError, TransportError, InputError):   # AgentError: PythonMissing too
         return None
 
 

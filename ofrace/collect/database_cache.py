@@ -34,7 +34,7 @@ from threading import Thread
 from ofrace.agents import ofrace_agent
 from ofrace.collect import secrets
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2          # 2: says whether its rows passed the reader's check
 _disabled = False
 
 
@@ -89,6 +89,7 @@ class MonitorRead:
     tables: dict[str, list[dict]]
     schema: dict
     read_as: str
+    checked: bool = False    # every row passed the reader's ``check``
 
 
 def identity(schema: dict, server: dict | None) -> dict:
@@ -261,10 +262,13 @@ def sorted_rows(rows: dict[str, dict]) -> list[dict]:
 
 
 def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str, ...],
-                  use_cache: bool | None = None) -> MonitorRead:
+                  use_cache: bool | None = None, check=None) -> MonitorRead:
     """Read ``tables`` through ``fetch(last_id) -> raw monitor answer``
     (``ofrace_agent.ovsdb_monitor_read``'s), with the cache when it is enabled.
-    Raises what ``fetch`` raises; never fails because of the cache."""
+    ``check({table: rows})`` raises on rows the caller cannot use: the rows that came
+    from the server are checked before they are kept, so the cached ones need no check
+    again (``MonitorRead.checked``).  Raises what ``fetch`` and ``check`` raise; never
+    fails because of the cache."""
     use_cache = cache_enabled() if use_cache is None else use_cache
     try:
         path = cache_path(remote, via, database, tables)
@@ -289,13 +293,18 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
         except (CacheMismatch, KeyError, TypeError, AttributeError):
             rows = None
     if rows is not None:
-        # the cached rows held no secret: only the rows that came need a look
+        # the cached rows were checked and held no secret: only the rows that came
+        # need a look
         data = {t: sorted_rows(rows[t]) for t in tables if t in schema["tables"]}
-        if use_cache and (count or answer["last_id"] != cached["last_id"]):
-            came = {t: [rows[t][u] for u, (kind, _) in table_changes.items()
-                        if kind != "delete"] for t, table_changes in changes.items()}
-            _keep(path, answer, ident, tables, data, came)
-        return MonitorRead(tables=data, schema=schema, read_as=read_as)
+        came = {t: [rows[t][u] for u, (kind, _) in table_changes.items()
+                    if kind != "delete"] for t, table_changes in changes.items()}
+        if check is not None:
+            check(came if cached.get("checked") is True else data)
+        if use_cache and (count or answer["last_id"] != cached["last_id"]
+                          or (check is not None) != (cached.get("checked") is True)):
+            _keep(path, answer, ident, tables, data, came, check is not None)
+        return MonitorRead(tables=data, schema=schema, read_as=read_as,
+                           checked=check is not None)
     if answer["found"]:
         # the server had the id, but our rows are not that database's: read it whole
         answer = fetch(None)
@@ -305,9 +314,11 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
     rows = {t: {} for t in tables if t in schema["tables"]}
     apply_changes(rows, changes, schema)
     data = {t: sorted_rows(rows[t]) for t in tables if t in schema["tables"]}
+    if check is not None:
+        check(data)
     if use_cache:
-        _keep(path, answer, ident, tables, data, data)
-    return MonitorRead(tables=data, schema=schema, read_as="full")
+        _keep(path, answer, ident, tables, data, data, check is not None)
+    return MonitorRead(tables=data, schema=schema, read_as="full", checked=check is not None)
 
 
 def _checked_schema(answer: dict) -> dict:
@@ -318,11 +329,11 @@ def _checked_schema(answer: dict) -> dict:
 
 
 def _keep(path: Path, answer: dict, ident: dict, tables: tuple[str, ...],
-          data: dict, unchecked: dict) -> None:
+          data: dict, unchecked: dict, checked: bool) -> None:
     """Cache the rows when a next read can use them, in the background (the process
     waits for it at exit; the rows are not needed for the answer): see ``_write``."""
     writer = Thread(target=_write, args=(path, answer["last_id"], ident, tables, data,
-                                         unchecked), name=f"keep {path.name}")
+                                         unchecked, checked), name=f"keep {path.name}")
     _writing[path] = writer
     writer.start()
 
@@ -340,16 +351,17 @@ def finish_writes(path: Path | None = None) -> None:
 
 
 def _write(path: Path, last_id: str, ident: dict, tables: tuple[str, ...],
-           data: dict, unchecked: dict) -> None:
+           data: dict, unchecked: dict, checked: bool) -> None:
     """Cache the rows when the server named a transaction (a standalone database names
     none) and no row holds a secret (``unchecked``: the rows not known to be free of
-    them).  The caller may redact the same rows meanwhile: redaction only takes secrets
-    out, so a secret this check did not see was gone before the rows are written."""
+    them); ``checked``: every row passed the reader's check.  The caller may redact the
+    same rows meanwhile: redaction only takes secrets out, so a secret this check did
+    not see was gone before the rows are written."""
     if last_id == ofrace_agent.ZERO_UUID or holds_secrets(unchecked):
         forget_cache(path)
         return
     save_cache(path, {"format": CACHE_FORMAT, "identity": ident, "requested": sorted(tables),
-                      "last_id": last_id, "tables": data})
+                      "last_id": last_id, "tables": data, "checked": checked})
 
 
 def agent_fetch(transport, budget, spec: dict):
