@@ -184,3 +184,31 @@ def test_kept_logical_flows_are_checked(tmp_path):
     cache = PathCache(nodes, "r", tmp_path)
     cache.remember(["a"], ["dp-1", 7], [5, -1, 1 << 32, "x", True, 6])   # type: ignore
     assert cache.recall_logical() == (["dp-1"], [5, 6])
+
+
+def test_a_read_ahead_that_never_ends_does_not_hold_the_answer(tmp_path):
+    """A node read ahead that hangs (down since the last trace) is left behind when the
+    command ends, not waited for until its deadline; the control: a read the command
+    asked for is waited for."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from ofrace.collect.inventory import NodeSpec\n"
+        "from ofrace.collect.on_demand import NodesOnDemand\n"
+        "nodes = NodesOnDemand([NodeSpec(name='a'), NodeSpec(name='b')],\n"
+        "                      lambda spec: time.sleep(60 if spec.name == 'a' else 2))\n"
+        "nodes.read_ahead(['a', 'b'])\n"
+        "if sys.argv[1] == 'ask': nodes['b']\n"
+        "print(nodes.read_for_nothing())\n")
+    for ask, at_least, at_most in (("no", 0, 20), ("ask", 2, 20)):
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-c", script, ask], capture_output=True,
+                              text=True, timeout=50)
+        took = time.monotonic() - started
+        assert done.returncode == 0, done.stderr
+        assert at_least <= took < at_most, (ask, took)
+        assert done.stderr == ""
+    assert done.stdout.strip() == "['a']"

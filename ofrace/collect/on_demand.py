@@ -103,11 +103,12 @@ class NodesOnDemand(Mapping):
 
     def read_ahead(self, names: list[str]) -> None:
         """Start reading ``names`` (those of the inventory not read yet), each in its own
-        thread; the process waits for them at exit."""
+        thread.  A read the command never asks for is left behind when it ends (a node
+        read ahead that is down must not hold the answer up to the node's deadline)."""
         for name in names:
             if name in self._specs and name not in self._read and name not in self.ahead:
                 self.ahead.append(name)
-                threading.Thread(target=self._read_quietly, args=(name,),
+                threading.Thread(target=self._read_quietly, args=(name,), daemon=True,
                                  name=f"read ahead {name}").start()
 
     def _read_quietly(self, name: str) -> None:

@@ -144,7 +144,8 @@ class SouthboundOnDemand(MutableMapping):
                 self.fetch_datapaths(wanted, set(cookies))
             except Exception:  # noqa: BLE001 - see above
                 pass
-        threading.Thread(target=fetch, name="read logical flows of the last path").start()
+        threading.Thread(target=fetch, daemon=True,
+                         name="read logical flows of the last path").start()
 
     def _read_rows(self, uuids: list[str]) -> None:
         if not uuids:
