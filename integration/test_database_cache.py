@@ -98,7 +98,8 @@ def test_trace_with_the_cache_equals_without_and_a_stale_cache_differs(clustered
                                                                       cache_dir):
     lab = clustered_lab
     trace(lab)                                   # fills the cache
-    stale = {p.name: json.loads(p.read_text()) for p in cache_dir.glob("*.json")}
+    # the databases' files (paths.json, the trace's path, lives beside them)
+    stale = {p.name: json.loads(p.read_text()) for p in cache_dir.glob("OVN_*.json")}
     assert stale, "the first trace cached nothing"
     lab.nbctl("--wait=hv", "acl-add", "sw0", "to-lport", "1002",
               "ip4.src == 10.0.0.1 && tcp.dst == 80", "drop")

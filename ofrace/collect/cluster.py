@@ -224,6 +224,7 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
     else:
         run = transport_runner(local or LocalTransport(), budget)
     extra = _ssl_args(spec, chassis) if remote.startswith("ssl:") else []
+
     def check(found: dict) -> None:   # what a snapshot file must hold: see below
         check_rows(found, name, interconnect=name == "interconnect")
 
