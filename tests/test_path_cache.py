@@ -184,6 +184,8 @@ def test_kept_logical_flows_are_checked(tmp_path):
     cache = PathCache(nodes, "r", tmp_path)
     cache.remember(["a"], ["dp-1", 7], [5, -1, 1 << 32, "x", True, 6])   # type: ignore
     assert cache.recall_logical() == (["dp-1"], [5, 6])
+    cache.remember(["a"], ["dp-1"], list(range(3 * path_cache.MAX_KEPT)))
+    assert cache.recall_logical()[1] == list(range(path_cache.MAX_KEPT))   # the rest: read
 
 
 def test_a_read_ahead_that_never_ends_does_not_hold_the_answer(tmp_path):

@@ -28,9 +28,9 @@ from ofrace.collect.inventory import NodeSpec
 
 CACHE_FORMAT = 1
 FILE_NAME = "paths.json"
-MAX_PATHS = 256
-MAX_FILE = 4 << 20
-MAX_KEPT = 4096          # datapaths, and cookies, kept per path
+MAX_PATHS = 64
+MAX_FILE = 4 << 20       # 64 paths of MAX_KEPT datapaths and cookies fit
+MAX_KEPT = 1024          # datapaths, and cookies, kept per path (a trace reads the rest)
 
 
 class PathCache:
