@@ -127,8 +127,8 @@ class SouthboundOnDemand(MutableMapping):
     def fetched(self) -> tuple[list[str], list[int]]:
         """The datapaths whose logical flows were learnt, and the cookies read of them."""
         with self._lock:
-            return sorted(self._datapaths), sorted({_cookie(row) for row in self._rows.values()}
-                                                   - {None})
+            cookies = {_cookie(row) for row in self._rows.values()} - {None}
+            return sorted(self._datapaths), sorted(cookies)
 
     def prefetch(self, datapaths: list[str], cookies: list[int]) -> None:
         """``fetch_datapaths`` in the background (``path_cache``: what the same trace read
