@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from lab_inventory import exec_inventory, local_inventory
 
-from ofrace.collect.cluster import collect_cluster
+from ofrace.collect import database_cache
+from ofrace.collect.cluster import collect_cluster, make_transport
 from ofrace.collect.inventory import DatabaseSpec, Inventory, NodeSpec, load_inventory
-from ofrace.collect.transport import SSHTransport
+from ofrace.collect.transport import Budget, SSHTransport
 from ofrace.snapshot import Snapshot
 
 OFRACE = [sys.executable, "-m", "ofrace"]
@@ -95,6 +96,44 @@ def test_southbound_through_a_node(kind_lab):
     assert snapshot.southbound.via == "ovn-worker"
     names = {row["name"] for row in snapshot.southbound.tables["Chassis"]}
     assert names == {c["system_id"] for c in kind_lab.state["chassis"]}
+
+
+def test_logical_flows_listed_through_a_node_equal_those_listed_here(kind_lab, tmp_path,
+                                                                     monkeypatch):
+    """A live trace's listing of the logical flows of a datapath, as monitors through a
+    node's agent, is what a read from here gives, and is kept for the next."""
+    monkeypatch.setenv("OFRACE_CACHE_DIR", str(tmp_path / "cache"))
+    inventory = load_inventory(kind_lab.dir / "inventory.toml")
+    datapath = json.loads(kind_lab.sbctl("--format=json", "--columns=_uuid", "list",
+                                         "Datapath_Binding"))["data"][0][0][1]
+    clauses = [["logical_datapath", "==", ["uuid", datapath]]]
+    columns = ["logical_datapath"]
+    spec = next(n for n in inventory.nodes if n.name == "ovn-worker")
+    remote = kind_lab.state["sb_tcp"]
+    via = make_transport(spec)
+    try:
+        through = database_cache.read_matching(
+            database_cache.agent_fetch_many(via, Budget(60), {
+                "remote": remote, "database": "OVN_Southbound", "table": "Logical_Flow",
+                "timeout": 60}), remote, "ovn-worker", "OVN_Southbound", "Logical_Flow",
+            clauses, columns)
+    finally:
+        via.close()
+    here = database_cache.read_matching(
+        database_cache.local_fetch_many(remote, "OVN_Southbound", "Logical_Flow", None, 60,
+                                        1 << 30), remote, "local", "OVN_Southbound",
+        "Logical_Flow", clauses, columns, use_cache=False)
+    database_cache.finish_writes()
+    assert through and through == here
+    assert all(r["logical_datapath"] == datapath for r in through)
+    # kept only when the server names transactions (a clustered database)
+    model = json.loads(subprocess.run(
+        ["ovsdb-client", "query", remote, json.dumps(["_Server", {
+            "op": "select", "table": "Database", "where": [["name", "==", "OVN_Southbound"]],
+            "columns": ["model"]}])], capture_output=True, text=True, check=True,
+        timeout=60).stdout)[0]["rows"][0]["model"]
+    kept = list((tmp_path / "cache").glob("where-*.json"))
+    assert len(kept) == (1 if model == "clustered" else 0), model
 
 
 def test_round_trip_gives_an_identical_model(kind_lab, tmp_path):

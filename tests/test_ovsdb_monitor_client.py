@@ -86,6 +86,38 @@ def test_monitor_read_answers_echo_and_reads_messages_cut_anywhere(tmp_path):
                                      ofrace_agent.ZERO_UUID]
 
 
+def test_monitors_of_a_condition_share_one_session_each_with_its_own_id(tmp_path):
+    path = tmp_path / "db.sock"
+    seen, _, listener = serve(path, modern)
+    where = [["name", "==", "a"]]
+    answer = ofrace_agent.ovsdb_monitor_where(
+        f"unix:{path}", "T", "Thing",
+        [{"where": where, "columns": ["name"], "last_id": None},
+         {"where": [["name", "==", "b"]], "columns": ["name"],
+          "last_id": "d0000000-0000-0000-0000-000000000000"}], timeout=30)
+    listener.close()
+    assert len(answer["monitors"]) == 2 and answer["monitors"][0]["found"] is False
+    asked = [m["params"] for m in seen if m.get("method") == "monitor_cond_since"]
+    assert [a[1] for a in asked] == ["ofrace-0", "ofrace-1"]     # distinct monitor ids
+    assert asked[0][2:] == [{"Thing": [{"columns": ["name"], "where": where}]},
+                            ofrace_agent.ZERO_UUID]
+    assert asked[1][3] == "d0000000-0000-0000-0000-000000000000"
+    assert sum(m.get("method") == "get_schema" for m in seen) == 1
+    rows = ofrace_agent.decode_monitor_updates(answer["schema"],
+                                               answer["monitors"][0]["updates"], ["name"])
+    assert rows["Thing"]["e0000000-0000-0000-0000-000000000000"][1] == {
+        "_uuid": "e0000000-0000-0000-0000-000000000000", "name": "a}b"}
+
+
+def test_a_condition_on_a_table_the_schema_lacks_is_an_error(tmp_path):
+    path = tmp_path / "db.sock"
+    _, _, listener = serve(path, modern)
+    with pytest.raises(ValueError, match="no table Absent"):
+        ofrace_agent.ovsdb_monitor_where(f"unix:{path}", "T", "Absent", [
+            {"where": [], "columns": ["name"], "last_id": None}], timeout=30)
+    listener.close()
+
+
 def test_old_server_is_told_apart(tmp_path):
     path = tmp_path / "db.sock"
     _, _, listener = serve(path, old_server)

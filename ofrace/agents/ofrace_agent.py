@@ -681,15 +681,10 @@ class OvsdbSession(object):
             self._buffer += chunk
 
 
-def ovsdb_monitor_read(remote, database, tables, last_id=None, ssl_files=None,
-                       timeout=600, max_bytes=MAX_OVSDB_REPLY):
-    """One ``monitor_cond_since`` of ``tables`` (names; every column, and
-    ``_version``), closed as soon as its reply is in.  Gives the raw answer:
-    ``{"schema", "server" (the _Server Database row, or None), "found", "last_id",
-    "updates"}``.  OvsdbRpcError(unsupported=True) when the server does not know the
-    method (OVS < 2.12); OSError/ValueError for the connection or the data."""
-    deadline = time.time() + timeout
-    sock = ovsdb_connect(remote, timeout, ssl_files)
+def _monitor_session(remote, database, ssl_files, deadline, max_bytes):
+    """A session to ``database`` for monitors: (socket, session, schema, the _Server
+    Database row or None)."""
+    sock = ovsdb_connect(remote, max(deadline - time.time(), 0.001), ssl_files)
     try:
         session = OvsdbSession(sock, deadline, max_bytes)
         schema = session.call("get_schema", [database])
@@ -706,19 +701,64 @@ def ovsdb_monitor_read(remote, database, tables, last_id=None, ssl_files=None,
                 server = dict((k, ovsdb_decode(v)) for k, v in rows[0].items())
         except OvsdbRpcError:
             server = None
+    except BaseException:
+        sock.close()
+        raise
+    return sock, session, schema, server
+
+
+def _monitor_since(session, database, ident, requests, last_id):
+    """One ``monitor_cond_since``: {"found", "last_id", "updates"}."""
+    result = session.call("monitor_cond_since",
+                          [database, ident, requests, last_id or ZERO_UUID])
+    if not (isinstance(result, list) and len(result) == 3
+            and isinstance(result[0], bool) and isinstance(result[1], str)
+            and isinstance(result[2], dict)):
+        raise ValueError("monitor_cond_since's reply is not [found, last-id, updates]")
+    return {"found": result[0], "last_id": result[1], "updates": result[2]}
+
+
+def ovsdb_monitor_read(remote, database, tables, last_id=None, ssl_files=None,
+                       timeout=600, max_bytes=MAX_OVSDB_REPLY):
+    """One ``monitor_cond_since`` of ``tables`` (names; every column, and
+    ``_version``), closed as soon as its reply is in.  Gives the raw answer:
+    ``{"schema", "server" (the _Server Database row, or None), "found", "last_id",
+    "updates"}``.  OvsdbRpcError(unsupported=True) when the server does not know the
+    method (OVS < 2.12); OSError/ValueError for the connection or the data."""
+    sock, session, schema, server = _monitor_session(
+        remote, database, ssl_files, time.time() + timeout, max_bytes)
+    try:
         requests = {}
         for name in tables:
             if name in schema["tables"]:
                 columns = sorted(schema["tables"][name]["columns"]) + ["_version"]
                 requests[name] = [{"columns": columns}]
-        result = session.call("monitor_cond_since",
-                              [database, "ofrace", requests, last_id or ZERO_UUID])
-        if not (isinstance(result, list) and len(result) == 3
-                and isinstance(result[0], bool) and isinstance(result[1], str)
-                and isinstance(result[2], dict)):
-            raise ValueError("monitor_cond_since's reply is not [found, last-id, updates]")
-        return {"schema": schema, "server": server, "found": result[0],
-                "last_id": result[1], "updates": result[2]}
+        answer = _monitor_since(session, database, "ofrace", requests, last_id)
+        answer.update(schema=schema, server=server)
+        return answer
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def ovsdb_monitor_where(remote, database, table, monitors, ssl_files=None, timeout=600,
+                        max_bytes=MAX_OVSDB_REPLY):
+    """Several ``monitor_cond_since`` of ``table`` on one session, each
+    ``{"where": clauses (rows matching any), "columns": [...], "last_id": id or None}``:
+    ``{"schema", "server", "monitors": [{"found", "last_id", "updates"}, ...]}`` in
+    their order.  Errors as ``ovsdb_monitor_read``'s."""
+    sock, session, schema, server = _monitor_session(
+        remote, database, ssl_files, time.time() + timeout, max_bytes)
+    try:
+        if table not in schema["tables"]:
+            raise ValueError("no table %s in %s" % (table, database))
+        answers = [_monitor_since(session, database, "ofrace-%d" % i,
+                                  {table: [{"columns": m["columns"], "where": m["where"]}]},
+                                  m.get("last_id"))
+                   for i, m in enumerate(monitors)]
+        return {"schema": schema, "server": server, "monitors": answers}
     finally:
         try:
             sock.close()
@@ -746,20 +786,26 @@ def _default_datum(ctype):
     return atom(key)
 
 
-def monitor_table_decoder(table_schema):
-    """``(decoders, defaults, columns)`` for one table: row cells are decoded as
-    ``ovsdb_select`` decodes them; ``defaults`` are the decoded values of the columns
-    an "initial"/"insert" leaves out (ovsdb/monitor.c sends only non-default ones)."""
+def monitor_table_decoder(table_schema, only=None):
+    """``(decoders, defaults, columns)`` for one table (``only``: of these columns, as a
+    monitor of them sends): row cells are decoded as ``ovsdb_select`` decodes them;
+    ``defaults`` are the decoded values of the columns an "initial"/"insert" leaves out
+    (ovsdb/monitor.c sends only non-default ones)."""
     decoders = column_decoders(table_schema)
     columns = table_schema.get("columns", {})
+    if only is not None:
+        columns = dict((col, columns[col]) for col in only if col in columns)
+        decoders = dict((col, decoders[col]) for col in columns)
     defaults = dict((col, decoders[col](_default_datum(spec.get("type"))))
                     for col, spec in columns.items())
-    return decoders, defaults, sorted(list(columns) + ["_uuid", "_version"])
+    extra = ["_uuid", "_version"] if only is None else ["_uuid"]
+    return decoders, defaults, sorted(list(columns) + extra)
 
 
-def decode_monitor_updates(schema, updates):
+def decode_monitor_updates(schema, updates, only=None):
     """table-updates2 → ``{table: {uuid: (kind, cells)}}``: kind "initial"/"insert"
-    (cells: a whole row, defaults filled in, keys in ``ovsdb_select``'s order),
+    (cells: a whole row, or its ``only`` columns, defaults filled in, keys in
+    ``ovsdb_select``'s order),
     "modify" (cells: the decoded diff, per column) or "delete" (None).  ValueError
     when the updates are not shaped as ovsdb-server sends them."""
     result = {}
@@ -769,7 +815,7 @@ def decode_monitor_updates(schema, updates):
         spec = schema["tables"].get(table)
         if spec is None or not isinstance(rows, dict):
             raise ValueError("updates for an unknown table %r" % table)
-        decoders, defaults, order = monitor_table_decoder(spec)
+        decoders, defaults, order = monitor_table_decoder(spec, only)
         decoded = result[table] = {}
         for uuid, change in rows.items():
             if not isinstance(change, dict) or len(change) != 1:
@@ -1163,12 +1209,18 @@ def collect_node(run, options=None, stream=None, on_node=False):
 
 def monitor_document(spec, writer):
     """The agent's "ovsdb_monitor" mode (a database read through this node): the
-    answer of ``ovsdb_monitor_read`` as one blob of JSON (it can be far larger than
-    a document frame), the document naming it, or saying what went wrong."""
+    answer of ``ovsdb_monitor_read`` (given "monitors", of ``ovsdb_monitor_where``) as
+    one blob of JSON (it can be far larger than a document frame), the document naming
+    it, or saying what went wrong."""
     try:
-        answer = ovsdb_monitor_read(spec["remote"], spec["database"], spec["tables"],
-                                    spec.get("last_id"), spec.get("ssl_files"),
-                                    spec.get("timeout", 600))
+        if spec.get("monitors") is not None:
+            answer = ovsdb_monitor_where(spec["remote"], spec["database"], spec["table"],
+                                         spec["monitors"], spec.get("ssl_files"),
+                                         spec.get("timeout", 600))
+        else:
+            answer = ovsdb_monitor_read(spec["remote"], spec["database"], spec["tables"],
+                                        spec.get("last_id"), spec.get("ssl_files"),
+                                        spec.get("timeout", 600))
     except OvsdbRpcError as exc:
         return {"agent_version": AGENT_VERSION, "error": str(exc),
                 "unsupported": exc.unsupported}

@@ -334,10 +334,38 @@ def database_reader(name: str, spec: DatabaseSpec, db: Database, open_transport,
         except ValueError as exc:
             raise read_failed(ops[0]["table"], f"unreadable answer: {exc}") from None
 
+    def read_matching(table: str, clauses: list[list]) -> list[dict] | None:
+        """The UUIDs (and the clauses' columns) of the rows matching any clause, as
+        monitors kept in the cache (``database_cache.read_matching``); None when that
+        cannot be done here (an old server, a node without python3, any failure)."""
+        columns = sorted({clause[0] for clause in clauses})
+        transport = open_transport() if spec.via else None
+        try:
+            if transport is None:
+                fetch_many = database_cache.local_fetch_many(
+                    db.remote, database, table, _ssl_files(extra), *budget_args)
+            else:
+                fetch_many = database_cache.agent_fetch_many(transport, Budget(*budget_args), {
+                    "remote": db.remote, "database": database, "table": table,
+                    "ssl_files": _ssl_files(extra), "timeout": budget_args[0]})
+            with building():
+                return database_cache.read_matching(fetch_many, db.remote, spec.via or "local",
+                                                    database, table, clauses, columns)
+        except (OSError, ValueError, KeyError, TypeError, ofrace_agent.OvsdbRpcError,
+                AgentError, TransportError):
+            return None
+        finally:
+            if transport is not None:
+                _close_all([transport])
+
     def read_where(table: str, clauses: list[list], columns: list[str] | None = None
                    ) -> list[dict]:
         if not clauses:
             return []
+        if columns == ["_uuid"]:
+            found = read_matching(table, clauses)
+            if found is not None:
+                return found
         ops = [{"op": "select", "table": table, "where": [clause]} for clause in clauses]
         for op in ops:
             if columns is not None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -321,6 +322,129 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
     return MonitorRead(tables=data, schema=schema, read_as="full", checked=check is not None)
 
 
+# --- rows of one table matching a condition, each clause kept on its own ---------
+#
+# A live trace lists the logical flows of the datapaths it crossed (37k of a 118k-flow
+# SB's rows for three datapaths and their groups): ovsdb-server scans the whole table
+# for each, which costs it more than half a second every trace.  Each clause is read as
+# a monitor of its own and kept in its own file, so the next read of it is the changes
+# since (and a trace sharing a datapath with an earlier one shares its file).
+
+WHERE_PREFIX = "where-"
+MAX_WHERE_FILES = 256
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def where_path(remote: str, via: str, database: str, table: str, clause: list,
+               columns: list[str]) -> Path:
+    key = json.dumps([remote, via, database, table, clause, columns]).encode()
+    return cache_dir() / f"{WHERE_PREFIX}{hashlib.sha256(key).hexdigest()[:24]}.json"
+
+
+def read_matching(fetch_many, remote: str, via: str, database: str, table: str,
+                  clauses: list[list], columns: list[str],
+                  use_cache: bool | None = None) -> list[dict]:
+    """The rows of ``table`` matching any of ``clauses`` (``columns`` of them, and
+    ``_uuid``), sorted by ``_uuid``: one ``monitor_cond_since`` per clause through
+    ``fetch_many([(where, columns, last_id), ...])`` (``ofrace_agent.ovsdb_monitor_where``'s
+    answer), each as the changes since its cached read when the server still has it.
+    Raises what ``fetch_many`` raises."""
+    use_cache = cache_enabled() if use_cache is None else use_cache
+    paths = [where_path(remote, via, database, table, c, columns) for c in clauses]
+    cached = [_cached_where(p, table) if use_cache else None for p in paths]
+    found = _read_where(fetch_many, table, clauses, columns, cached)
+    redo = [i for i, one in enumerate(found) if one.rows is None]
+    if redo:   # the server had the id, but our rows are not that database's
+        again = _read_where(fetch_many, table, [clauses[i] for i in redo], columns,
+                            [None] * len(redo))
+        for i, one in zip(redo, again, strict=True):
+            found[i] = one
+    merged: dict[str, dict] = {}
+    for one, path, doc in zip(found, paths, cached, strict=True):
+        rows = one.rows or {}
+        if use_cache and doc is not None and not one.changed and doc["last_id"] == one.last_id:
+            _touch(path)
+        elif use_cache:
+            _keep_where(path, table, one.last_id, one.identity, rows)
+        merged.update(rows)
+    return sorted_rows(merged)
+
+
+def _cached_where(path: Path, table: str) -> dict | None:
+    finish_writes(path)
+    doc = load_cache(path)
+    if doc is None or doc.get("requested") != [table] or table not in doc["tables"]:
+        return None
+    return doc
+
+
+@dataclass
+class _Clause:
+    rows: dict[str, dict] | None    # None: the cached rows did not fit the changes
+    changed: int
+    last_id: str
+    identity: dict
+
+
+def _read_where(fetch_many, table: str, clauses: list[list], columns: list[str],
+                cached: list[dict | None]) -> list[_Clause]:
+    """Each clause's rows now ({uuid: row}): its cached rows and the changes since, or
+    what the server sent when it no longer had the id (or there was none)."""
+    answer = fetch_many([([clause], columns, doc["last_id"] if doc else None)
+                         for clause, doc in zip(clauses, cached, strict=True)])
+    schema = _checked_schema(answer)
+    ident = identity(schema, answer.get("server"))
+    monitors = answer.get("monitors")
+    if not isinstance(monitors, list) or len(monitors) != len(clauses):
+        raise ValueError("the server did not answer every monitor")
+    results = []
+    for doc, mon in zip(cached, monitors, strict=True):
+        changes = ofrace_agent.decode_monitor_updates(schema, mon["updates"], columns)
+        rows: dict[str, dict[str, dict]] | None = {table: {}}
+        if doc is not None and mon["found"] and doc["identity"] == ident:
+            rows = {table: {r["_uuid"]: r for r in doc["tables"][table]}}
+        elif doc is not None and mon["found"]:
+            rows = None
+        count = 0
+        if rows is not None:
+            try:
+                count = apply_changes(rows, changes, schema)
+            except (CacheMismatch, KeyError, TypeError, AttributeError):
+                rows = None
+        results.append(_Clause(None if rows is None else
+                               {u: r for u, r in rows[table].items() if _UUID.match(u)},
+                               count, mon["last_id"], ident))
+    return results
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _keep_where(path: Path, table: str, last_id: str, ident: dict,
+                rows: dict[str, dict]) -> None:
+    def write() -> None:
+        _write(path, last_id, ident, (table,), {table: sorted_rows(rows)},
+               {table: list(rows.values())}, False)
+        _trim_where(path.parent)
+    writer = Thread(target=write, name=f"keep {path.name}")
+    _writing[path] = writer
+    writer.start()
+
+
+def _trim_where(directory: Path) -> None:
+    """At most MAX_WHERE_FILES clauses kept: the least recently written go."""
+    try:
+        kept = sorted((p.stat().st_mtime, p) for p in directory.glob(f"{WHERE_PREFIX}*.json"))
+    except OSError:
+        return
+    for _, path in kept[:max(0, len(kept) - MAX_WHERE_FILES)]:
+        forget_cache(path)
+
+
 def _checked_schema(answer: dict) -> dict:
     problem = ofrace_agent._schema_problem(answer.get("schema"))
     if problem:
@@ -368,15 +492,41 @@ def agent_fetch(transport, budget, spec: dict):
     """``fetch`` for a database read through a node: the agent's "ovsdb_monitor" mode
     runs the monitor there and sends the answer back as one blob.  AgentError
     (PythonMissing when the node has no python3) lets the caller read with ovsdb-client."""
+    def fetch(last_id):
+        return _agent_answer(transport, budget, dict(spec, last_id=last_id))
+
+    return fetch
+
+
+def agent_fetch_many(transport, budget, spec: dict):
+    """``fetch_many`` (``read_matching``) for a database read through a node: ``spec``
+    names the remote, database and table; errors as ``agent_fetch``'s."""
+    def fetch_many(monitors):
+        return _agent_answer(transport, budget, dict(spec, monitors=[
+            {"where": where, "columns": columns, "last_id": last_id}
+            for where, columns, last_id in monitors]))
+
+    return fetch_many
+
+
+def local_fetch_many(remote: str, database: str, table: str, ssl_files, timeout: float,
+                     max_bytes: int):
+    """``fetch_many`` (``read_matching``) from this process."""
+    def fetch_many(monitors):
+        return ofrace_agent.ovsdb_monitor_where(
+            remote, database, table,
+            [{"where": where, "columns": columns, "last_id": last_id}
+             for where, columns, last_id in monitors], ssl_files, timeout, max_bytes)
+
+    return fetch_many
+
+
+def _agent_answer(transport, budget, spec: dict):
     # imported here: the options of every command name this module, and the agent's
     # transports (paramiko) are for the commands that read live only
     from ofrace.collect.agent import blob_json, run_agent_mode
 
-    def fetch(last_id):
-        doc, blobs = run_agent_mode(transport, {"ovsdb_monitor": dict(spec, last_id=last_id)},
-                                    budget)
-        if doc.get("error"):
-            raise ofrace_agent.OvsdbRpcError(doc["error"], bool(doc.get("unsupported")))
-        return blob_json(doc, blobs, "monitor")
-
-    return fetch
+    doc, blobs = run_agent_mode(transport, {"ovsdb_monitor": spec}, budget)
+    if doc.get("error"):
+        raise ofrace_agent.OvsdbRpcError(doc["error"], bool(doc.get("unsupported")))
+    return blob_json(doc, blobs, "monitor")
