@@ -347,3 +347,24 @@ def test_a_cache_of_the_earlier_format_is_not_used(cache_home):
     doc["format"] = 1                          # rows kept before they were checked
     path.write_text(json.dumps(doc))
     assert read(server).read_as == "full"
+
+
+def test_only_the_rows_that_came_may_hold_secrets_and_they_are_redacted(cache_home):
+    """The cache keeps no secret, so a read from it names the rows the server sent as
+    the only ones to redact; a secret among them is redacted like any other."""
+    from ofrace.collect import secrets
+    from ofrace.snapshot import Database
+
+    server = FakeServer()
+    first = read(server)
+    assert first.came is None                  # read whole: every row may hold one
+    server.change(U2, {"insert": {"_version": ["uuid", V1], "owner": ["uuid", U1],
+                                  "options": ["map", [["password", "hunter2"]]]}}, TXN2)
+    second = read(server)
+    assert [r["_uuid"] for r in second.came["Thing"]] == [U2]
+    db = Database(name="southbound", remote="unix:/x.sock", tables=second.tables)
+    record: list[str] = []
+    secrets.redact_database(db, record, second.came)
+    assert {r["_uuid"]: r["options"] for r in db.tables["Thing"]}[U2] == {
+        "password": secrets.REDACTED}
+    assert record == ["southbound: Thing '' options:password"]    # its name is ""

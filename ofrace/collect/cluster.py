@@ -201,7 +201,17 @@ def _ssl_files(ssl_args: list[str]) -> tuple:
 def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
                      transports: dict, snapshot: Snapshot, limits: Limits | None = None,
                      local: LocalTransport | None = None) -> Database:
-    """Read whole tables of one OVN database, locally or through a node."""
+    """Read whole tables of one OVN database, locally or through a node; its secrets
+    redacted (``snapshot.redacted`` says where)."""
+    db, came = _read_database(name, tables, spec, transports, snapshot, limits, local)
+    secrets.redact_database(db, snapshot.redacted, came)
+    return db
+
+
+def _read_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
+                   transports: dict, snapshot: Snapshot, limits: Limits | None,
+                   local: LocalTransport | None) -> tuple[Database, dict | None]:
+    """The database, and which of its rows may hold secrets (None: any)."""
     database = DATABASE_NAMES[name]
     chassis = snapshot.chassis.get(spec.via) if spec.via else None
     remote = spec.remote
@@ -212,10 +222,10 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
     if remote is None:
         db.error = (f"no remote for the {name} database: give one, or read it via a node "
                     "whose ovn-remote is known")
-        return db
+        return db, None
     if spec.via and chassis is not None and not chassis.reachable:
         db.error = f"via node {spec.via} is unreachable"
-        return db
+        return db, None
     limits = limits or Limits()
     budget = Budget(max(DATABASE_TIMEOUT, limits.timeout),
                     max(DEFAULT_MAX_OUTPUT, limits.max_output))
@@ -262,7 +272,7 @@ def collect_database(name: str, tables: tuple[str, ...], spec: DatabaseSpec,
         db.missing_tables = [t for t in tables if t not in data]
     if error and not (data is not None and error.startswith("tables not in this schema")):
         db.error = _explain_ovsdb_error(error, remote)
-    return db
+    return db, monitored.came if monitored is not None and data is db.tables else None
 
 
 def database_reader(name: str, spec: DatabaseSpec, db: Database, open_transport,
@@ -564,7 +574,6 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
         read = list(pool.map(lambda args: read_database(*args), databases))
         # the databases are in: their use starts while the entry node is still read
         for db in read:
-            secrets.redact_database(db, snapshot.redacted)
             setattr(snapshot, db.name, db)
             if db.error:
                 tell(f"{db.name} read: {db.error}")
@@ -643,6 +652,7 @@ def _collect_zones(inventory: Inventory, snapshot: Snapshot, pool: ThreadPoolExe
             if chassis is None or not chassis.reachable:
                 db = Database(name=name, remote=remote, via=spec.name,
                               error=f"via node {spec.name} is unreachable")
+                secrets.redact_database(db, snapshot.redacted)
                 futures[pool.submit(lambda db=db: db)] = (spec.name, name)
                 continue
             progress(CollectEvent("start", f"{spec.name} {name}"))
@@ -653,7 +663,6 @@ def _collect_zones(inventory: Inventory, snapshot: Snapshot, pool: ThreadPoolExe
     for future in as_completed(futures):
         node, which = futures[future]
         db = future.result()
-        secrets.redact_database(db, snapshot.redacted)
         found.setdefault(node, {})[which] = db
         if db.error:
             progress(CollectEvent("failed", f"{node} {which}", db.error))
@@ -702,7 +711,6 @@ def _node_done(snapshot: Snapshot, chassis: Chassis, progress: Progress,
 
 
 def _database_done(snapshot: Snapshot, db: Database, progress: Progress) -> None:
-    secrets.redact_database(db, snapshot.redacted)
     setattr(snapshot, db.name, db)
     if db.error:
         progress(CollectEvent("failed", db.name, db.error))

@@ -91,6 +91,9 @@ class MonitorRead:
     schema: dict
     read_as: str
     checked: bool = False    # every row passed the reader's ``check``
+    # the rows not known to be free of secrets (those that came from the server, when
+    # the rest came from the cache, which keeps none); None: every row
+    came: dict[str, list[dict]] | None = None
 
 
 def identity(schema: dict, server: dict | None) -> dict:
@@ -305,7 +308,7 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
                           or (check is not None) != (cached.get("checked") is True)):
             _keep(path, answer, ident, tables, data, came, check is not None)
         return MonitorRead(tables=data, schema=schema, read_as=read_as,
-                           checked=check is not None)
+                           checked=check is not None, came=came)
     if answer["found"]:
         # the server had the id, but our rows are not that database's: read it whole
         answer = fetch(None)

@@ -205,9 +205,11 @@ def redact_chassis(chassis, node_secrets: list[str], record: list[str]) -> None:
     _record(record, places)
 
 
-def redact_database(db, record: list[str]) -> None:
-    """An OVN database's rows, its remote and its error, before anything is shown or stored."""
-    places = redact_rows(db.tables, db.name)
+def redact_database(db, record: list[str], rows: dict | None = None) -> None:
+    """An OVN database's rows, its remote and its error, before anything is shown or
+    stored.  ``rows``: of its rows, only these may hold a secret (the others came from
+    the cache, which keeps none: ``ofrace.collect.database_cache``)."""
+    places = redact_rows(db.tables if rows is None else rows, db.name)
     remote = scrub(db.remote, [])
     if remote != db.remote:
         db.remote = remote
