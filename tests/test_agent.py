@@ -32,9 +32,9 @@ def test_bridges_patched_to_br_int():
 
 def test_agent_ships_in_the_command_line():
     argv = agent_command({"compress": True})
-    assert argv[:2] == ["python3", "-c"]
-    assert "zlib.decompress" in argv[2] and len(argv[2]) < 60_000
-    assert argv[3] == '{"compress":true}'
+    assert argv[:3] == ["python3", "-S", "-c"]     # no site-packages: stdlib only
+    assert "zlib.decompress" in argv[3] and len(argv[3]) < 60_000
+    assert argv[4] == '{"compress":true}'
 
 
 def _framed(doc, blobs, compress, chunk=7):

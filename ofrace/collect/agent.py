@@ -39,8 +39,10 @@ def _bootstrap() -> str:
 
 
 def agent_command(options: dict) -> list[str]:
-    """The argv that runs the agent with ``options`` on a node."""
-    return ["python3", "-c", _bootstrap(), json.dumps(options, separators=(",", ":"))]
+    """The argv that runs the agent with ``options`` on a node.  ``-S``: the agent needs
+    the standard library only, and a host's site-packages (.pth files run at every
+    start) can cost more than the agent's own start."""
+    return ["python3", "-S", "-c", _bootstrap(), json.dumps(options, separators=(",", ":"))]
 
 
 # The most of a node's stderr kept in an error: its end, where the reason is.
