@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import threading
 import zlib
+
+import pytest
 
 from ofrace.agents import ofrace_agent
 from ofrace.collect import flow_cache
@@ -93,7 +96,7 @@ def test_settle_takes_kept_lines_and_keeps_new_ones(tmp_path):
                                                   "sizes": [[0, 1], [8, 1]]}}}}
     found = cache.settle(doc)
     _join_keepers()
-    assert found == {"br-int": (None, [(0, 1), (8, 1)])}
+    assert found == {"br-int": (None, [(0, 1), (8, 1)], None)}
     assert "flow_tables" not in doc["bridges"]["br-int"]
     again = {"bridges": {"br-int": {"flows": [], "errors": {}, "flows_unchanged": True,
                                     "flow_tables": {"digests": DIGESTS, "sizes": [[0, 1], [8, 1]],
@@ -101,7 +104,7 @@ def test_settle_takes_kept_lines_and_keeps_new_ones(tmp_path):
                                                                            (0, 0, 0, 0)])}}}}
     found = cache.settle(again)
     assert again["bridges"]["br-int"]["flows"] == LINES
-    fresh, layout = found["br-int"]
+    fresh, layout, _ = found["br-int"]
     assert fresh[0] == {"n_packets": 9, "n_bytes": 900, "duration": 2.0}
     assert layout == [(0, 1), (8, 1)]
     # "unchanged", but the counters say three flows: the kept text is not theirs
@@ -154,3 +157,79 @@ def test_a_node_that_says_unchanged_to_text_no_longer_kept_is_read_whole(tmp_pat
     assert asked == [{"flow_digests": {"br-int": DIGESTS}}, {"flow_digests": {}}]
     assert chassis.reachable and chassis.bridges["br-int"].flows == LINES
     assert chassis.bridges["br-int"].fresh_counters() is None
+
+
+def _unchanged(lines, digests):
+    return {"bridges": {"br-int": {"flows": [], "errors": {}, "flows_unchanged": True,
+                                   "flow_tables": {"digests": digests,
+                                                   "counters": _counters([(0, 0, 0, 0)]
+                                                                         * len(lines))}}}}
+
+
+def _keep_splits(cache):
+    cache.keep_splits()
+    for thread in threading.enumerate():
+        if thread.name.startswith("keep splits of"):
+            thread.join()
+
+
+def test_the_tables_a_trace_cut_come_back_with_the_same_lines(tmp_path, monkeypatch):
+    """A trace's tables cut by metadata are kept beside the text and given back for the
+    same digests and lines, and an index then looks up without cutting them again; for
+    other digests, another line count, or a file that does not fit the lines, nothing
+    comes back."""
+    from conftest import recorded
+
+    from ofrace.openflow import bridge as openflow_bridge
+    from ofrace.openflow.bridge import BridgeIndex
+    from ofrace.snapshot import Bridge
+
+    monkeypatch.setattr(openflow_bridge, "SLICE_FROM", 8)    # the recording's tables are small
+    lines = recorded("kind")[0].chassis["ovn-worker"].bridges["br-int"].flows
+    cache = _cache(tmp_path)
+    cache.keep("br-int", DIGESTS, lines)
+
+    def read():
+        found = cache.settle(_unchanged(lines, DIGESTS))
+        model = Bridge(name="br-int", flows=lines)
+        model.read_with(*found["br-int"])
+        cache.watch("br-int", model)
+        return model, found["br-int"][2]
+
+    model, splits = read()
+    assert splits is None                                   # nothing cut yet
+    first = BridgeIndex(model)
+    packets = [{"metadata": m, "reg14": 1, "eth_type": 0x800} for m in (1, 2, 3, 5)]
+    tables = sorted({int(line.split("table=")[1].split(",")[0]) for line in lines})
+    def looked_up(index):
+        return [(e.index if e is not None else None, conj)
+                for e, conj in (index.lookup(t, p) for t in tables for p in packets)]
+    hits = looked_up(first)
+    assert any(index is not None for index, _ in hits)
+    cut = dict(model.table_splits())
+    assert len([s for s in cut.values() if s]) >= 3
+    _keep_splits(cache)
+
+    model, splits = read()
+    assert {t: s if s is False else ({v: list(i) for v, i in s[0].items()}, list(s[1]))
+            for t, s in splits.items()} == cut
+
+    def refuse(*_):
+        raise AssertionError("cut again")
+    monkeypatch.setattr(openflow_bridge, "_split_by_metadata", refuse)
+    again = BridgeIndex(model)
+    assert looked_up(again) == hits
+    # the control: an index of other lines (no splits kept for them) must cut
+    with pytest.raises(AssertionError, match="cut again"):
+        looked_up(BridgeIndex(Bridge(name="br-int", flows=list(lines))))
+
+    assert cache._splits("br-int", {**DIGESTS, "8": "c" * 40}, len(lines)) is None
+    assert cache._splits("br-int", DIGESTS, len(lines) - 1) is None
+    kept = cache._path("br-int").with_suffix(flow_cache.SPLITS)
+    head, body = kept.read_bytes().split(b"\n", 1)
+    raw = bytearray(zlib.decompress(body))
+    raw[:4] = (len(lines) + 7).to_bytes(4, "little" if sys.byteorder == "little" else "big")
+    kept.write_bytes(head + b"\n" + zlib.compress(bytes(raw)))
+    assert cache._splits("br-int", DIGESTS, len(lines)) is None     # a line not there
+    kept.write_bytes(b"{}\n")
+    assert cache._splits("br-int", DIGESTS, len(lines)) is None

@@ -163,8 +163,10 @@ def collect_node(spec: NodeSpec, transport, limits: Limits | None = None,
                 settled = flow_cache.settle(doc) or {}
             fresh = settled
         chassis = chassis_from_agent(spec.name, transport.describe(), doc)
-        for name, (counters, layout) in fresh.items():
-            chassis.bridges[name].read_with(counters, layout)
+        for name, (counters, layout, splits) in fresh.items():
+            chassis.bridges[name].read_with(counters, layout, splits)
+            if flow_cache is not None:
+                flow_cache.watch(name, chassis.bridges[name])
         return chassis
     except TransportError as exc:
         error = str(exc)
@@ -523,9 +525,11 @@ def collect_on_demand(inventory: Inventory, *, strict_host_keys: bool = True, jo
     def read_node(spec: NodeSpec) -> Chassis:
         transport = transport_for(spec)
         shown(CollectEvent("start", spec.name))
+        flow_cache = FlowCache.for_node(spec.name, transport.describe())
+        if flow_cache is not None:
+            snapshot.chassis.flow_caches.append(flow_cache)
         try:
-            chassis = collect_node(spec, transport, limits,
-                                   FlowCache.for_node(spec.name, transport.describe()))
+            chassis = collect_node(spec, transport, limits, flow_cache)
         finally:
             _close_all([transport])
         secrets.redact_chassis(chassis, secrets.template_secrets(spec.template, spec.env),

@@ -13,6 +13,11 @@ again); only a change made and undone while the first dump ran goes unseen.  Fil
 live in the user's cache directory (``database_cache.cache_dir``), 0600, at most
 ``MAX_FILES`` of them (the oldest go); nothing is written on nodes.  A file that
 cannot be read, or whose line count disagrees with the node's, is a whole read.
+
+Beside the text, the tables a trace cut by metadata (``Bridge.table_splits``: 0.1 s of
+a 261k-flow bridge's trace, on the path after the node answers) are kept under the same
+digests (``keep_splits``), and given back with the kept lines when the node's tables
+are still those.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import os
 import time
 import zlib
+from array import array
 from pathlib import Path
 from threading import Thread
 
@@ -33,6 +39,7 @@ from ofrace.collect import database_cache
 CACHE_FORMAT = 1
 MAX_FILES = 64
 PREFIX = "flows-"
+SPLITS = ".splits"           # beside a kept text: its tables cut by metadata
 MAX_TEXT = 1 << 30           # the most a kept dump may inflate to
 
 
@@ -46,6 +53,9 @@ class FlowCache:
         self.used: list[str] = []      # bridges whose lines came from here (tests)
         self._loading: dict[str, Thread] = {}
         self._loaded: dict[str, tuple] = {}   # bridge → (digests, lines, path)
+        self._digests: dict[str, dict] = {}   # bridge → the digests the node gave now
+        # bridge → (digests, line count, its table_splits(), how many came from here)
+        self._watched: dict[str, tuple] = {}
 
     @classmethod
     def for_node(cls, node: str, transport: str) -> FlowCache | None:
@@ -74,12 +84,15 @@ class FlowCache:
         """Put the kept lines into the bridges of the agent's ``doc`` that it says are
         unchanged, and keep the text of those read whole (in the background: the process
         waits for it at exit).  bridge → (its counters from the node for the lines taken
-        from here, or None; how many flows each table has, or None); None when a kept
-        file no longer fits (then read the node again, whole)."""
+        from here, or None; how many flows each table has, or None; its tables kept cut
+        by metadata, or None); None when a kept file no longer fits (then read the node
+        again, whole)."""
         found = {}
         for name, bridge in doc.get("bridges", {}).items():
             tables = bridge.pop("flow_tables", None) or {}
-            fresh = None
+            fresh = splits = None
+            if _fits(tables.get("digests")) and not bridge.get("errors", {}).get("flows"):
+                self._digests[name] = tables["digests"]
             if bridge.pop("flows_unchanged", False):
                 lines = self.lines(name, tables.get("digests") or {})
                 # as many counters as kept lines, checked before they are inflated
@@ -89,11 +102,75 @@ class FlowCache:
                     return None
                 self.used.append(name)
                 bridge["flows"] = lines
+                splits = self._splits(name, tables["digests"], len(lines))
             elif _fits(tables.get("digests")) and not bridge.get("errors", {}).get("flows"):
                 Thread(target=self.keep, args=(name, tables["digests"], bridge["flows"]),
                        name=f"keep flows of {name}").start()
-            found[name] = (fresh, layout(tables))
+            found[name] = (fresh, layout(tables), splits)
         return found
+
+    def watch(self, name: str, bridge) -> None:
+        """The ``snapshot.Bridge`` read as ``name`` (its lines those of the digests the
+        node gave): ``keep_splits`` keeps the tables a trace cuts in it."""
+        digests = self._digests.get(name)
+        if digests is not None:
+            splits = bridge.table_splits()
+            self._watched[name] = (digests, len(bridge.flows), splits, len(splits))
+
+    def keep_splits(self) -> None:
+        """Keep the tables cut since the read (in the background: the process waits
+        for it at exit), beside the text of the same digests."""
+        for bridge, (digests, count, splits, known) in self._watched.items():
+            if len(splits) > known:
+                Thread(target=self._write_splits, args=(bridge, digests, count, dict(splits)),
+                       name=f"keep splits of {bridge}").start()
+
+    def _write_splits(self, bridge: str, digests: dict, count: int, splits: dict) -> None:
+        tables, body = [], array("I")
+        for number, split in sorted(splits.items()):
+            if split is False:
+                tables.append([number, None, None])
+                continue
+            by_value, rest = split
+            values = sorted(by_value)
+            for value in values:
+                body.extend(by_value[value])
+            body.extend(rest)
+            tables.append([number, values, [len(by_value[v]) for v in values] + [len(rest)]])
+        head = json.dumps({"format": CACHE_FORMAT, "digests": digests, "count": count,
+                           "tables": tables}).encode()
+        database_cache.write_private(self._path(bridge).with_suffix(SPLITS),
+                                     head + b"\n" + zlib.compress(body.tobytes(), 1))
+
+    def _splits(self, bridge: str, digests: dict, count: int) -> dict | None:
+        """The kept splits of the ``count`` lines ``digests`` describe, or None."""
+        try:
+            with database_cache.open_private(self._path(bridge).with_suffix(SPLITS)) as handle:
+                head = json.loads(handle.readline(16 << 20))
+                unzip = zlib.decompressobj()
+                raw = unzip.decompress(handle.read(), 4 * count * 8 + 1)
+            if (head.get("digests") != digests or head.get("count") != count
+                    or not unzip.eof or len(raw) % 4):
+                return None
+            body = array("I")
+            body.frombytes(raw)
+            if body and max(body) >= count:
+                return None
+            found, at = {}, 0
+            for number, values, sizes in head["tables"]:
+                if values is None:
+                    found[int(number)] = False
+                    continue
+                by_value = {}
+                for value, size in zip(values, sizes, strict=False):
+                    by_value[int(value)] = body[at:at + size]
+                    at += size
+                found[int(number)] = (by_value, body[at:at + sizes[-1]])
+                at += sizes[-1]
+            return found if at == len(body) else None
+        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+                RecursionError, zlib.error):
+            return None
 
     def preload(self, bridges) -> None:
         """Start reading the kept text of ``bridges`` now, while the node is asked."""
@@ -145,6 +222,7 @@ class FlowCache:
         body = zlib.compress("\n".join(lines).encode("utf-8", "surrogateescape"), 1)
         if not database_cache.write_private(self._path(bridge), head + b"\n" + body):
             return False
+        database_cache.forget_cache(self._path(bridge).with_suffix(SPLITS))  # of old lines
         _trim(self.directory)
         return True
 
@@ -205,7 +283,8 @@ def _trim(directory: Path) -> None:
     except OSError:
         return
     for _, path in kept[:max(0, len(kept) - MAX_FILES)]:
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        for gone in (path, path.with_suffix(SPLITS)):
+            try:
+                gone.unlink()
+            except OSError:
+                pass

@@ -45,6 +45,7 @@ class NodesOnDemand(Mapping):
         self.needed: list[str] = []         # nodes the command asked for, in that order
         self.ahead: list[str] = []          # nodes read ahead (``read_ahead``)
         self.paths = None                   # the request's PathCache, if any
+        self.flow_caches: list = []         # the FlowCache of each node read
 
     # --- the Mapping ------------------------------------------------------
 

@@ -100,9 +100,12 @@ class PathCache:
 
 
 def remember(snapshot) -> list[str]:
-    """After a live trace: keep what it needed for its next run, and return the nodes
-    read ahead that it did not reach."""
+    """After a live trace: keep what it needed for its next run (and the tables it cut
+    by metadata: ``FlowCache.keep_splits``), and return the nodes read ahead that it
+    did not reach."""
     nodes = snapshot.chassis
+    for flow_cache in getattr(nodes, "flow_caches", ()):
+        flow_cache.keep_splits()
     paths = getattr(nodes, "paths", None)
     if paths is None:
         return []

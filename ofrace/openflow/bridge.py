@@ -149,8 +149,10 @@ class BridgeIndex:
         self._actions: dict[int, tuple] = {}  # flow index -> decoded actions
         self.tables: dict[int, FlowTable] = {}  # the tables built so far
         self._pending: dict[int, array] = {}     # table -> its unparsed line indexes
-        # big unbuilt tables split by the metadata their flows match (``_for_packet``)
-        self._slices: dict[int, tuple | bool] = {}
+        # big unbuilt tables split by the metadata their flows match (``_for_packet``),
+        # shared with every index of the same lines (``Bridge.table_splits``)
+        self._slices: dict[int, tuple | bool] = (bridge.table_splits() if stored is None
+                                                 else {})
         self._sliced: dict[tuple[int, int | None], _Slice] = {}
         self._unparsed: list[UnparsedFlow] = []
         self.ports: dict[int, Port] = {}

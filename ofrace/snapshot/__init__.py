@@ -143,12 +143,23 @@ class Bridge:
             bridge.__dict__["_flow_index"] = index
         return bridge
 
-    def read_with(self, counters, layout: list[tuple[int, int]] | None) -> None:
+    def read_with(self, counters, layout: list[tuple[int, int]] | None,
+                  splits: dict | None = None) -> None:
         """What the node said of these lines beside them: the flows' counters as of now
         (``counters[i]``: line i's ``line_counters``; None: the lines' own), for lines kept
-        from an earlier read; how many lines each table has, in order (None: unknown)."""
+        from an earlier read; how many lines each table has, in order (None: unknown);
+        ``splits``: tables of these very lines already cut by metadata (``table_splits``)."""
         self.__dict__["_counters"] = counters
         self.__dict__["_layout"] = layout
+        if splits:
+            self.__dict__["_splits"] = dict(splits)
+
+    def table_splits(self) -> dict:
+        """Tables of these lines cut by the metadata their flows match, by table number
+        (``ofrace.openflow.bridge._split_by_metadata``'s answers): one dict that every
+        index of these lines fills and reads, and that a live read keeps for the next
+        (``ofrace.collect.flow_cache``).  Never saved in a snapshot file."""
+        return self.__dict__.setdefault("_splits", {})
 
     def fresh_counters(self):
         return self.__dict__.get("_counters")
