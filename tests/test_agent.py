@@ -7,7 +7,7 @@ import pytest
 from conftest import recorded
 
 from ofrace.agents import ofrace_agent as agent
-from ofrace.collect.agent import AgentError, agent_command, read_agent_output
+from ofrace.collect.agent import AgentError, agent_command, agent_source, read_agent_output
 
 
 def test_ovsdb_decoding_keeps_sets_as_lists():
@@ -28,6 +28,13 @@ def test_bridges_patched_to_br_int():
     ovsdb = snapshot.chassis["ovn-worker"].ovsdb
     # br-phys (the tunnel underlay) is not patched to br-int; breth0 is.
     assert agent.related_bridges(ovsdb, "br-int") == ["br-int", "breth0"]
+
+
+def test_agent_parses_as_the_oldest_python3_it_runs_on():
+    """Nodes run it with their own python3 (3.6 or newer): no newer syntax."""
+    import ast
+
+    ast.parse(agent_source().decode(), feature_version=(3, 6))
 
 
 def test_agent_ships_in_the_command_line():
