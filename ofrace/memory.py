@@ -12,17 +12,30 @@ still die by reference counting, and none of these structures hold cycles.
 from __future__ import annotations
 
 import gc
+import threading
 from contextlib import contextmanager
+
+_lock = threading.Lock()
+_builds = 0            # builds running now, in any thread
+_resume = False        # the collector ran before the first of them
 
 
 @contextmanager
 def building():
-    """Pause the cyclic GC around a bulk build (nests; the outermost resumes it)."""
-    enabled = gc.isenabled()
-    gc.disable()
+    """Pause the cyclic GC around a bulk build.  Builds nest and run in threads at once
+    (the databases and the nodes of a live read): the collector resumes when the last
+    one ends, not when the first does, which would leave the others to it."""
+    global _builds, _resume
+    with _lock:
+        if _builds == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _builds += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.freeze()
-            gc.enable()
+        with _lock:
+            _builds -= 1
+            if _builds == 0 and _resume:
+                gc.freeze()
+                gc.enable()
