@@ -334,7 +334,7 @@ def read_database(fetch, remote: str, via: str, database: str, tables: tuple[str
 # since (and a trace sharing a datapath with an earlier one shares its file).
 
 WHERE_PREFIX = "where-"
-MAX_WHERE_FILES = 256
+MAX_WHERE_FILES = 64
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
@@ -439,7 +439,8 @@ def _keep_where(path: Path, table: str, last_id: str, ident: dict,
 
 
 def _trim_where(directory: Path) -> None:
-    """At most MAX_WHERE_FILES clauses kept: the least recently written go."""
+    """At most MAX_WHERE_FILES clauses kept: the least recently used go (a read of
+    one touches it)."""
     try:
         kept = sorted((p.stat().st_mtime, p) for p in directory.glob(f"{WHERE_PREFIX}*.json"))
     except OSError:
