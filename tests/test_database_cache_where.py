@@ -150,6 +150,8 @@ def test_another_database_s_rows_are_not_taken(cache_home):
         path.write_text(json.dumps(doc))
     assert uuids(read(server)) == [uuid(1), uuid(3)]
     assert server.asked[2:] == ["t0", "t0", None, None]
+    read(server)                                   # the files were replaced: this one's
+    assert server.asked[6:] == ["t0", "t0"]
 
 
 def test_a_clause_is_shared_by_reads_that_name_it(cache_home):
@@ -176,3 +178,16 @@ def test_only_uuids_are_taken_and_files_are_bounded(cache_home, monkeypatch):
     for n in range(5):
         read(server, [["datapath", "==", ["uuid", uuid(100 + n)]]])
     assert len(list(cache_home.glob("where-*.json"))) == 3
+
+
+def test_a_clause_read_again_replaces_its_file_even_when_nothing_matches(cache_home):
+    server = Server()
+    nothing = [["datapath", "==", ["uuid", "d9000000-0000-0000-0000-000000000000"]]]
+    assert read(server, nothing) == []
+    path = database_cache.where_path("unix:/s.sock", "local", "S", "Flow", nothing[0],
+                                     COLUMNS)
+    doc = json.loads(path.read_text())
+    doc["identity"]["cksum"] = "0 0"               # not this database's
+    path.write_text(json.dumps(doc))
+    assert read(server, nothing) == [] and server.asked[1:] == ["t0", None]
+    assert read(server, nothing) == [] and server.asked[3:] == ["t0"]   # not read twice

@@ -361,7 +361,7 @@ def read_matching(fetch_many, remote: str, via: str, database: str, table: str,
         again = _read_where(fetch_many, table, [clauses[i] for i in redo], columns,
                             [None] * len(redo))
         for i, one in zip(redo, again, strict=True):
-            found[i] = one
+            found[i], cached[i] = one, None      # the file is replaced, not touched
     merged: dict[str, dict] = {}
     for one, path, doc in zip(found, paths, cached, strict=True):
         rows = one.rows or {}
