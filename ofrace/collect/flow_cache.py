@@ -161,6 +161,8 @@ class FlowCache:
                 if values is None:
                     found[int(number)] = False
                     continue
+                if len(sizes) != len(values) + 1:
+                    return None
                 by_value = {}
                 for value, size in zip(values, sizes, strict=False):
                     by_value[int(value)] = body[at:at + size]
