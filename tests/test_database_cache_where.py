@@ -191,3 +191,25 @@ def test_a_clause_read_again_replaces_its_file_even_when_nothing_matches(cache_h
     path.write_text(json.dumps(doc))
     assert read(server, nothing) == [] and server.asked[1:] == ["t0", None]
     assert read(server, nothing) == [] and server.asked[3:] == ["t0"]   # not read twice
+
+
+@pytest.mark.parametrize("doc, blobs", [
+    ("not a document", {}),
+    ({"monitor": [1]}, {}),
+    ({"monitor": {"blob": [1]}}, {}),
+    ({"monitor": {"blob": 1}}, {1: "[1, 2]"}),
+    ({"monitor": {"blob": 1}}, {1: "[" * 100_000}),
+    ({"monitor": {"blob": 2}}, {1: "{}"}),
+])
+def test_a_node_s_answer_that_is_not_a_monitor_s_is_an_agent_error(monkeypatch, doc, blobs):
+    """Through a node, the monitors' answer is whatever its agent sent: anything not an
+    answer is an AgentError (the caller then lists the flows with a query), never a
+    traceback."""
+    from ofrace.collect import agent
+    from ofrace.collect.agent import AgentError
+    from ofrace.collect.transport import Budget
+
+    monkeypatch.setattr(agent, "run_agent_mode", lambda *_: (doc, blobs))
+    fetch_many = database_cache.agent_fetch_many(None, Budget(5), {"table": "Flow"})
+    with pytest.raises(AgentError):
+        fetch_many([(CLAUSES[:1], COLUMNS, None)])

@@ -227,12 +227,14 @@ def run_agent_mode(transport, options: dict, budget: Budget) -> tuple[dict, dict
 
 
 def blob_json(doc: dict, blobs: dict, key: str):
-    """The JSON blob a single-answer mode's document names under ``key``."""
-    blob = (doc.get(key) or {}).get("blob")
+    """The JSON blob a single-answer mode's document names under ``key`` (AgentError
+    when it names none, or the blob is not JSON: a node's answer may be anything)."""
+    named = doc.get(key) if isinstance(doc, dict) else None
+    blob = named.get("blob") if isinstance(named, dict) else None
     try:
-        return json.loads(blobs.get(blob, ""))
-    except ValueError as exc:
-        raise AgentError(f"agent output is corrupt: {exc}") from None
+        return json.loads(blobs.get(blob, "") if isinstance(blob, int) else "")
+    except (ValueError, RecursionError) as exc:
+        raise AgentError(f"agent output is corrupt: {str(exc)[:200]}") from None
 
 
 def read_agent_output(payload: bytes) -> dict:

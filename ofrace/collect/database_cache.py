@@ -528,9 +528,14 @@ def local_fetch_many(remote: str, database: str, table: str, ssl_files, timeout:
 def _agent_answer(transport, budget, spec: dict):
     # imported here: the options of every command name this module, and the agent's
     # transports (paramiko) are for the commands that read live only
-    from ofrace.collect.agent import blob_json, run_agent_mode
+    from ofrace.collect.agent import AgentError, blob_json, run_agent_mode
 
     doc, blobs = run_agent_mode(transport, {"ovsdb_monitor": spec}, budget)
+    if not isinstance(doc, dict):
+        raise AgentError("the agent's document is not an object")
     if doc.get("error"):
-        raise ofrace_agent.OvsdbRpcError(doc["error"], bool(doc.get("unsupported")))
-    return blob_json(doc, blobs, "monitor")
+        raise ofrace_agent.OvsdbRpcError(str(doc["error"]), bool(doc.get("unsupported")))
+    answer = blob_json(doc, blobs, "monitor")
+    if not isinstance(answer, dict):       # a node's answer: anything may come
+        raise AgentError("the monitor's answer is not an object")
+    return answer
