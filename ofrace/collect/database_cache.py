@@ -441,12 +441,18 @@ def _keep_where(path: Path, table: str, last_id: str, ident: dict,
 def _trim_where(directory: Path) -> None:
     """At most MAX_WHERE_FILES clauses kept: the least recently used go (a read of
     one touches it)."""
-    try:
-        kept = sorted((p.stat().st_mtime, p) for p in directory.glob(f"{WHERE_PREFIX}*.json"))
-    except OSError:
-        return
-    for _, path in kept[:max(0, len(kept) - MAX_WHERE_FILES)]:
+    for path in least_recently_used(directory, f"{WHERE_PREFIX}*.json", MAX_WHERE_FILES):
         forget_cache(path)
+
+
+def least_recently_used(directory: Path, pattern: str, keep: int) -> list[Path]:
+    """The files of ``directory`` matching ``pattern`` beyond the ``keep`` most recently
+    modified (each kind of cache file is bounded so, a use touching its file)."""
+    try:
+        kept = sorted((p.stat().st_mtime, p) for p in directory.glob(pattern))
+    except OSError:
+        return []
+    return [path for _, path in kept[:max(0, len(kept) - keep)]]
 
 
 def _checked_schema(answer: dict) -> dict:

@@ -279,14 +279,7 @@ def _fits(digests) -> bool:
 
 
 def _trim(directory: Path) -> None:
-    """At most MAX_FILES kept dumps: the least recently used go."""
-    try:
-        kept = sorted((p.stat().st_mtime, p) for p in directory.glob(f"{PREFIX}*.bin"))
-    except OSError:
-        return
-    for _, path in kept[:max(0, len(kept) - MAX_FILES)]:
-        for gone in (path, path.with_suffix(SPLITS)):
-            try:
-                gone.unlink()
-            except OSError:
-                pass
+    """At most MAX_FILES kept dumps (and their splits): the least recently used go."""
+    for path in database_cache.least_recently_used(directory, f"{PREFIX}*.bin", MAX_FILES):
+        database_cache.forget_cache(path)
+        database_cache.forget_cache(path.with_suffix(SPLITS))
